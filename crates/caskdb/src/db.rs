@@ -1,0 +1,541 @@
+//! The database handle and its write path: append, rotate, group commit, close.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use crossbeam_skiplist::SkipMap;
+use parking_lot::{Condvar, Mutex};
+
+use crate::data_file::DataFile;
+use crate::error::{io_context, Error, Result};
+use crate::keydir::{Keydir, Loc};
+use crate::options::{Options, SyncPolicy};
+use crate::record::{self, RecordType, FILE_HEADER_LEN, MAX_RECORD_HEADER_LEN};
+use crate::stats::{FileStats, Stats};
+use crate::vfs::{StdVfs, Vfs};
+
+/// Name of the lock file inside the database directory.
+const LOCK_FILE: &str = "LOCK";
+
+/// A handle to an open database.
+///
+/// `Db` is cheap to clone (an `Arc`) and `Send + Sync`: share it between threads by cloning.
+/// Reads never wait for the writer; writes are serialized. The directory stays locked until the
+/// last clone is dropped or [`Db::close`] is called; dropping flushes like `close` does.
+///
+/// ```no_run
+/// # fn main() -> caskdb::Result<()> {
+/// let db = caskdb::Db::open("/tmp/example-db")?;
+/// db.put("foo", "bar")?;
+/// assert_eq!(db.get("foo")?.as_deref(), Some(&b"bar"[..]));
+/// assert!(db.delete("foo")?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<DbInner>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("dir", &self.inner.core.dir)
+            .field("keys", &self.len())
+            .finish()
+    }
+}
+
+/// Owned by every clone of a `Db`; its drop is the "last clone dropped" event.
+struct DbInner {
+    core: Arc<Core>,
+    syncer: Mutex<Option<Syncer>>,
+}
+
+/// The shared state, also held by the background sync thread.
+pub(crate) struct Core {
+    dir: PathBuf,
+    opts: Options,
+    vfs: Arc<dyn Vfs>,
+    keydir: Keydir,
+    /// Every readable data file, the active one included, by id.
+    files: SkipMap<u32, Arc<DataFile>>,
+    writer: Mutex<Writer>,
+    /// Bytes appended since open (`Writer::lsn`) known to be on stable storage.
+    synced_lsn: AtomicU64,
+    /// Held while an fsync is in flight; writers queue here and share the next fsync.
+    sync_lock: Mutex<()>,
+    closed: AtomicBool,
+    /// Set once by a failed fsync: from then on, writes are refused.
+    poison: OnceLock<String>,
+    dir_lock: Mutex<Option<Box<dyn Any + Send + Sync>>>,
+}
+
+/// State owned by whoever holds the writer lock.
+pub(crate) struct Writer {
+    pub active: Arc<DataFile>,
+    pub next_id: u32,
+    /// Bytes appended since open: a position in the log that group commit compares against.
+    pub lsn: u64,
+    pub stats: BTreeMap<u32, FileStat>,
+}
+
+/// Byte counts of one data file.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FileStat {
+    pub total: u64,
+    pub dead: u64,
+}
+
+impl FileStat {
+    pub fn new(total: u64) -> Self {
+        FileStat { total, dead: 0 }
+    }
+}
+
+impl Writer {
+    fn mark_dead(&mut self, loc: Loc) {
+        if let Some(s) = self.stats.get_mut(&loc.file_id) {
+            s.dead += u64::from(loc.len);
+        }
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) the database in directory `path` with default [`Options`].
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another handle holds the directory, [`Error::Corrupted`] or
+    /// [`Error::IncompatibleVersion`] if its files cannot be trusted, [`Error::Io`] if it cannot
+    /// be read or written.
+    pub fn open(path: impl AsRef<Path>) -> Result<Db> {
+        Options::default().open(path)
+    }
+
+    pub(crate) fn open_with(path: &Path, opts: Options) -> Result<Db> {
+        opts.validate()?;
+        let vfs: Arc<dyn Vfs> = Arc::new(StdVfs);
+        vfs.create_dir_all(path)
+            .map_err(|e| io_context(e, "create database directory", path))?;
+        let lock_path = path.join(LOCK_FILE);
+        let dir_lock = vfs
+            .try_lock(&lock_path)
+            .map_err(|e| io_context(e, "lock", &lock_path))?
+            .ok_or_else(|| Error::Locked {
+                path: path.to_path_buf(),
+            })?;
+        let recovered = crate::recovery::recover(vfs.as_ref(), path, &opts)?;
+        let core = Arc::new(Core {
+            dir: path.to_path_buf(),
+            opts,
+            vfs,
+            keydir: recovered.keydir,
+            files: recovered.files,
+            writer: Mutex::new(recovered.writer),
+            synced_lsn: AtomicU64::new(0),
+            sync_lock: Mutex::new(()),
+            closed: AtomicBool::new(false),
+            poison: OnceLock::new(),
+            dir_lock: Mutex::new(Some(dir_lock)),
+        });
+        let syncer = match core.opts.sync {
+            SyncPolicy::Interval(every) => Some(Syncer::start(core.clone(), every)?),
+            _ => None,
+        };
+        Ok(Db {
+            inner: Arc::new(DbInner {
+                core,
+                syncer: Mutex::new(syncer),
+            }),
+        })
+    }
+
+    /// Stores `value` under `key`, replacing any previous value.
+    ///
+    /// Under [`SyncPolicy::Always`] the record is on stable storage when this returns `Ok`.
+    ///
+    /// # Errors
+    /// [`Error::KeyIsEmpty`], [`Error::KeyTooLarge`], [`Error::ValueTooLarge`] (nothing is
+    /// written); [`Error::Io`] if the append fails (e.g. the disk is full; nothing is written);
+    /// [`Error::Poisoned`] after an earlier fsync failure; [`Error::Closed`].
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        let (key, value) = (key.as_ref(), value.as_ref());
+        let core = &self.inner.core;
+        core.check_key(key)?;
+        if value.len() > core.opts.max_value_size {
+            return Err(Error::ValueTooLarge {
+                size: value.len(),
+                max: core.opts.max_value_size,
+            });
+        }
+        let mut header = [0u8; MAX_RECORD_HEADER_LEN];
+        let n = record::encode_header(RecordType::Value, None, key, value, &mut header);
+        let lsn = {
+            let mut w = core.writer.lock();
+            let loc = core.append(&mut w, &[&header[..n], key, value])?;
+            if let Some(old) = core.keydir.insert(key, loc) {
+                w.mark_dead(old);
+            }
+            w.lsn
+        };
+        core.commit(lsn)
+    }
+
+    /// Returns the value stored under `key`, or `None`.
+    ///
+    /// Never waits for writers. The record's CRC is checked on every read.
+    ///
+    /// # Errors
+    /// [`Error::KeyIsEmpty`]; [`Error::Corrupted`] (naming file and offset) if the record on
+    /// disk fails its check; [`Error::Closed`].
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        let key = key.as_ref();
+        let core = &self.inner.core;
+        core.check_open()?;
+        if key.is_empty() {
+            return Err(Error::KeyIsEmpty);
+        }
+        let Some(loc) = core.keydir.get(key) else {
+            return Ok(None);
+        };
+        let file = core.files.get(&loc.file_id).ok_or_else(|| Error::Corrupted {
+            file: core.dir.join(crate::data_file::data_file_name(loc.file_id)),
+            offset: loc.offset,
+            reason: "index points into a data file that is not open".into(),
+        })?;
+        file.value().read_value(loc, key).map(Some)
+    }
+
+    /// Removes `key`. Returns whether it existed; a missing key is `Ok(false)` and writes nothing.
+    ///
+    /// # Errors
+    /// [`Error::KeyIsEmpty`]; [`Error::Io`], [`Error::Poisoned`] or [`Error::Closed`] as for
+    /// [`Db::put`].
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        let key = key.as_ref();
+        let core = &self.inner.core;
+        if key.is_empty() {
+            return Err(Error::KeyIsEmpty);
+        }
+        let lsn = {
+            let mut w = core.writer.lock();
+            core.check_writable()?;
+            if !core.keydir.contains(key) {
+                return Ok(false);
+            }
+            let mut header = [0u8; MAX_RECORD_HEADER_LEN];
+            let n = record::encode_header(RecordType::Tombstone, None, key, &[], &mut header);
+            let tomb = core.append(&mut w, &[&header[..n], key])?;
+            w.mark_dead(tomb);
+            if let Some(old) = core.keydir.remove(key) {
+                w.mark_dead(old);
+            }
+            w.lsn
+        };
+        core.commit(lsn)?;
+        Ok(true)
+    }
+
+    /// Whether `key` has a value. Answered from memory, without reading the disk.
+    ///
+    /// # Errors
+    /// [`Error::KeyIsEmpty`]; [`Error::Closed`].
+    pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        let key = key.as_ref();
+        self.inner.core.check_open()?;
+        if key.is_empty() {
+            return Err(Error::KeyIsEmpty);
+        }
+        Ok(self.inner.core.keydir.contains(key))
+    }
+
+    /// Number of live keys.
+    pub fn len(&self) -> usize {
+        self.inner.core.keydir.len()
+    }
+
+    /// Whether the database holds no keys.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forces every write made so far to stable storage, whatever the [`SyncPolicy`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the fsync fails (the database then refuses writes: [`Error::Poisoned`]);
+    /// [`Error::Closed`].
+    pub fn sync(&self) -> Result<()> {
+        let core = &self.inner.core;
+        let lsn = {
+            let w = core.writer.lock();
+            core.check_writable()?;
+            w.lsn
+        };
+        core.sync_upto(lsn)
+    }
+
+    /// Counts of keys, files, and live and dead bytes.
+    ///
+    /// # Errors
+    /// [`Error::Closed`].
+    pub fn stats(&self) -> Result<Stats> {
+        let core = &self.inner.core;
+        core.check_open()?;
+        let w = core.writer.lock();
+        let files: Vec<FileStats> = w
+            .stats
+            .iter()
+            .map(|(&id, s)| FileStats {
+                id,
+                total_bytes: s.total,
+                dead_bytes: s.dead,
+                active: id == w.active.id,
+            })
+            .collect();
+        let total_bytes = files.iter().map(|f| f.total_bytes).sum();
+        let dead_bytes = files.iter().map(|f| f.dead_bytes).sum();
+        Ok(Stats {
+            keys: core.keydir.len(),
+            data_files: files.len(),
+            total_bytes,
+            dead_bytes,
+            live_bytes: total_bytes - dead_bytes,
+            files,
+        })
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.core.dir
+    }
+
+    /// The options the database was opened with.
+    pub fn options(&self) -> &Options {
+        &self.inner.core.opts
+    }
+
+    /// Flushes and syncs everything, trims the active file's preallocated space, and releases
+    /// the directory lock. Other clones of this handle get [`Error::Closed`] from then on.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the final sync fails. The lock is released either way.
+    pub fn close(self) -> Result<()> {
+        self.inner.shutdown()
+    }
+}
+
+impl DbInner {
+    fn shutdown(&self) -> Result<()> {
+        if let Some(syncer) = self.syncer.lock().take() {
+            syncer.stop();
+        }
+        self.core.shutdown()
+    }
+}
+
+impl Drop for DbInner {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(dir = %self.core.dir.display(), "closing database: {e}");
+        }
+    }
+}
+
+impl Core {
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Checked under the writer lock before any append.
+    fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        match self.poison.get() {
+            Some(reason) => Err(Error::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::KeyIsEmpty);
+        }
+        if key.len() > self.opts.max_key_size {
+            return Err(Error::KeyTooLarge {
+                size: key.len(),
+                max: self.opts.max_key_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends one record (given as parts) to the active file, rotating first if it would pass
+    /// `data_file_size`. Returns where it landed. Nothing is visible on error.
+    fn append(&self, w: &mut Writer, parts: &[&[u8]]) -> Result<Loc> {
+        self.check_writable()?;
+        let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        let used = w.active.file.len();
+        let has_records = used > FILE_HEADER_LEN as u64;
+        if (has_records && used + len > self.opts.data_file_size) || w.active.file.room() < len {
+            self.rotate(w, len)?;
+        }
+        let active = &w.active;
+        let offset = active.file.len();
+        active
+            .file
+            .append(parts)
+            .map_err(|e| io_context(e, "append to", &active.path))?;
+        w.lsn += len;
+        let id = active.id;
+        w.stats.entry(id).or_default().total += len;
+        Ok(Loc {
+            file_id: id,
+            len: len as u32,
+            offset,
+        })
+    }
+
+    /// Seals the active file (trim, fsync) and starts the next one, big enough for a record of
+    /// `need` bytes.
+    fn rotate(&self, w: &mut Writer, need: u64) -> Result<()> {
+        let old = &w.active;
+        old.file
+            .truncate(old.file.len())
+            .map_err(|e| io_context(e, "trim", &old.path))?;
+        if let Err(e) = old.file.sync(true) {
+            return Err(self.poisoned_by(io_context(e, "sync", &old.path)));
+        }
+        self.synced_lsn.fetch_max(w.lsn, Ordering::AcqRel);
+        let capacity = self
+            .opts
+            .data_file_size
+            .max(FILE_HEADER_LEN as u64 + need);
+        let id = w.next_id;
+        let new = Arc::new(DataFile::create(
+            self.vfs.as_ref(),
+            &self.dir,
+            id,
+            capacity,
+        )?);
+        w.next_id = id.checked_add(1).ok_or_else(|| {
+            new.corrupted(0, "data file id space exhausted")
+        })?;
+        w.stats.insert(id, FileStat::new(new.file.len()));
+        self.files.insert(id, new.clone());
+        w.active = new;
+        Ok(())
+    }
+
+    /// Makes a write durable as the sync policy requires.
+    fn commit(&self, lsn: u64) -> Result<()> {
+        match self.opts.sync {
+            SyncPolicy::Always => self.sync_upto(lsn),
+            _ => Ok(()),
+        }
+    }
+
+    /// Group commit: returns once everything up to `lsn` is on stable storage. One fsync is in
+    /// flight at a time; it covers every append made before it started, so writers that queued
+    /// behind it usually find their bytes already synced.
+    fn sync_upto(&self, lsn: u64) -> Result<()> {
+        if self.synced_lsn.load(Ordering::Acquire) >= lsn {
+            return Ok(());
+        }
+        let _turn = self.sync_lock.lock();
+        if self.synced_lsn.load(Ordering::Acquire) >= lsn {
+            return Ok(());
+        }
+        if let Some(reason) = self.poison.get() {
+            return Err(Error::Poisoned {
+                reason: reason.clone(),
+            });
+        }
+        let (active, target) = {
+            let w = self.writer.lock();
+            (w.active.clone(), w.lsn)
+        };
+        // Earlier files were synced when they were sealed; the active one holds the rest.
+        if let Err(e) = active.file.sync(false) {
+            return Err(self.poisoned_by(io_context(e, "sync", &active.path)));
+        }
+        self.synced_lsn.fetch_max(target, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Records that writes must stop and returns `err` for the caller.
+    fn poisoned_by(&self, err: Error) -> Error {
+        let reason = err.to_string();
+        tracing::error!(dir = %self.dir.display(), "refusing further writes: {reason}");
+        let _ = self.poison.set(reason);
+        err
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        let w = self.writer.lock();
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let active = &w.active;
+        let result = if self.poison.get().is_some() {
+            Ok(()) // syncing again after a failed fsync proves nothing
+        } else {
+            active
+                .file
+                .truncate(active.file.len())
+                .and_then(|()| active.file.sync(true))
+                .map_err(|e| io_context(e, "sync", &active.path))
+        };
+        drop(w);
+        self.dir_lock.lock().take();
+        result
+    }
+}
+
+/// The background thread behind [`SyncPolicy::Interval`].
+struct Syncer {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: JoinHandle<()>,
+}
+
+impl Syncer {
+    fn start(core: Arc<Core>, every: Duration) -> Result<Syncer> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("caskdb-sync".into())
+            .spawn(move || {
+                let (flag, cv) = &*signal;
+                let mut stopped = flag.lock();
+                while !*stopped {
+                    cv.wait_for(&mut stopped, every);
+                    if *stopped {
+                        break;
+                    }
+                    let lsn = core.writer.lock().lsn;
+                    if core.poison.get().is_none() && core.synced_lsn.load(Ordering::Acquire) < lsn
+                    {
+                        if let Err(e) = core.sync_upto(lsn) {
+                            tracing::error!(dir = %core.dir.display(), "periodic sync: {e}");
+                        }
+                    }
+                }
+            })
+            .map_err(Error::Io)?;
+        Ok(Syncer { stop, thread })
+    }
+
+    fn stop(self) {
+        *self.stop.0.lock() = true;
+        self.stop.1.notify_all();
+        let _ = self.thread.join();
+    }
+}

@@ -1,0 +1,38 @@
+//! caskdb: a Bitcask-style persistent key/value store.
+//!
+//! Writes are appended to numbered data files; an in-memory ordered index (the *keydir*) maps
+//! every key to the file, offset and length of its latest record, so a read is one lookup and one
+//! copy. Opening a database replays the files to rebuild the index, cutting a torn tail left by a
+//! crash. See `docs/ARCHITECTURE.md` and `docs/FORMAT.md` in the repository.
+//!
+//! ```no_run
+//! use caskdb::{Options, SyncPolicy};
+//! # fn main() -> caskdb::Result<()> {
+//! let db = Options::default().sync(SyncPolicy::Always).open("/tmp/caskdb-example")?;
+//! db.put("user:1", "ada")?;
+//! assert_eq!(db.get("user:1")?.as_deref(), Some(&b"ada"[..]));
+//! db.delete("user:1")?;
+//! assert_eq!(db.get("user:1")?, None);
+//! db.close()?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod data_file;
+mod db;
+mod error;
+mod keydir;
+mod options;
+mod record;
+mod recovery;
+mod stats;
+mod vfs;
+
+pub use bytes::Bytes;
+pub use db::Db;
+pub use error::{Error, Result};
+pub use options::{
+    Options, SyncPolicy, DEFAULT_DATA_FILE_SIZE, DEFAULT_MAX_KEY_SIZE, DEFAULT_MAX_VALUE_SIZE,
+};
+pub use stats::{FileStats, Stats};

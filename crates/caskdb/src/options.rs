@@ -1,0 +1,147 @@
+//! Tuning knobs, with documented defaults, and the builder that opens a [`Db`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::Db;
+
+/// When appended records are forced to stable storage with `fdatasync`.
+///
+/// Whatever the policy, a put is in the operating system's page cache when it returns, so it
+/// survives the *process* being killed. The policy decides what survives a machine crash or
+/// power loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncPolicy {
+    /// Every write is on disk before it returns. Concurrent writers share fsyncs (group commit):
+    /// writers that arrive while an fsync is in flight are covered together by the next one.
+    Always,
+    /// A background thread syncs at this interval when there is something to sync, like Redis'
+    /// `appendfsync everysec`: a machine crash loses at most about one interval of writes.
+    Interval(Duration),
+    /// Never sync explicitly (except when a data file is sealed and on close); the OS decides.
+    Never,
+}
+
+impl Default for SyncPolicy {
+    /// `Interval(1 s)`.
+    fn default() -> Self {
+        SyncPolicy::Interval(Duration::from_secs(1))
+    }
+}
+
+/// Options for opening a [`Db`]. Start from [`Options::default()`], chain setters, then call
+/// [`Options::open`]:
+///
+/// ```no_run
+/// use caskdb::{Options, SyncPolicy};
+/// # fn main() -> caskdb::Result<()> {
+/// let db = Options::default()
+///     .data_file_size(1 << 20)
+///     .sync(SyncPolicy::Always)
+///     .open("/tmp/my-db")?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub(crate) data_file_size: u64,
+    pub(crate) sync: SyncPolicy,
+    pub(crate) max_key_size: usize,
+    pub(crate) max_value_size: usize,
+}
+
+/// Default size at which the active data file is sealed: 256 MiB.
+pub const DEFAULT_DATA_FILE_SIZE: u64 = 256 << 20;
+/// Default maximum key length: 64 KiB. Every key lives in memory, in the key directory.
+pub const DEFAULT_MAX_KEY_SIZE: usize = 64 << 10;
+/// Default maximum value length: 64 MiB.
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 64 << 20;
+
+/// Smallest accepted `data_file_size`. Tiny files are useful in tests (every record rotates).
+const MIN_DATA_FILE_SIZE: u64 = 64;
+/// Largest accepted `data_file_size` (the active file is memory-mapped at this size).
+const MAX_DATA_FILE_SIZE: u64 = 64 << 30;
+/// Key plus value must fit the record's u32 length fields with room for the header.
+const MAX_RECORD_PAYLOAD: u64 = u32::MAX as u64 - 64;
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            data_file_size: DEFAULT_DATA_FILE_SIZE,
+            sync: SyncPolicy::default(),
+            max_key_size: DEFAULT_MAX_KEY_SIZE,
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+        }
+    }
+}
+
+impl Options {
+    /// Size in bytes at which the active data file is synced, sealed and replaced by a new one.
+    /// Default 256 MiB ([`DEFAULT_DATA_FILE_SIZE`]); accepted range 64 B to 64 GiB. A single
+    /// record larger than this gets a file of its own.
+    pub fn data_file_size(mut self, bytes: u64) -> Self {
+        self.data_file_size = bytes;
+        self
+    }
+
+    /// Durability policy. Default [`SyncPolicy::Interval`] of one second.
+    pub fn sync(mut self, policy: SyncPolicy) -> Self {
+        self.sync = policy;
+        self
+    }
+
+    /// Longest key accepted by `put`, in bytes. Default 64 KiB ([`DEFAULT_MAX_KEY_SIZE`]).
+    /// Lowering it later does not hide longer keys already stored.
+    pub fn max_key_size(mut self, bytes: usize) -> Self {
+        self.max_key_size = bytes;
+        self
+    }
+
+    /// Longest value accepted by `put`, in bytes. Default 64 MiB ([`DEFAULT_MAX_VALUE_SIZE`]);
+    /// key plus value may not exceed 4 GiB − 64 bytes.
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
+    /// The configured sync policy.
+    pub fn sync_policy(&self) -> SyncPolicy {
+        self.sync
+    }
+
+    /// Opens (creating if needed) the database in directory `path` with these options.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOptions`] for out-of-range options, [`Error::Locked`] if another handle
+    /// holds the directory, [`Error::Corrupted`] or [`Error::IncompatibleVersion`] if the files
+    /// cannot be trusted, [`Error::Io`] if the directory cannot be read or written.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
+        Db::open_with(path.as_ref(), self)
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if !(MIN_DATA_FILE_SIZE..=MAX_DATA_FILE_SIZE).contains(&self.data_file_size) {
+            return Err(Error::InvalidOptions(format!(
+                "data_file_size {} is outside {MIN_DATA_FILE_SIZE}..={MAX_DATA_FILE_SIZE}",
+                self.data_file_size
+            )));
+        }
+        if self.max_key_size == 0 {
+            return Err(Error::InvalidOptions("max_key_size must be at least 1".into()));
+        }
+        if self.max_key_size as u64 + self.max_value_size as u64 > MAX_RECORD_PAYLOAD {
+            return Err(Error::InvalidOptions(format!(
+                "max_key_size + max_value_size must not exceed {MAX_RECORD_PAYLOAD} bytes"
+            )));
+        }
+        if let SyncPolicy::Interval(d) = self.sync {
+            if d.is_zero() {
+                return Err(Error::InvalidOptions(
+                    "SyncPolicy::Interval needs a non-zero interval (use Always instead)".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

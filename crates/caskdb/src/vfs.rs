@@ -1,0 +1,318 @@
+//! The engine's only door to the file system.
+//!
+//! Every byte the engine reads or writes, every file it creates and every directory it syncs goes
+//! through [`Vfs`] and [`LogFile`]. The standard implementation ([`StdVfs`]) memory-maps data
+//! files; a fault-injecting implementation can replace it in tests without touching the engine.
+
+use std::any::Any;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+/// File-system operations the engine needs.
+pub(crate) trait Vfs: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates `path` and its parents if missing.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Names of the entries in `dir` (names that are not UTF-8 are skipped).
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Takes an exclusive advisory lock on `path` (created if missing). `Ok(None)` when someone
+    /// else holds it. The lock lasts as long as the returned guard.
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn Any + Send + Sync>>>;
+    /// Creates a new, empty file that can grow to `capacity` bytes. Fails if it exists.
+    fn create(&self, path: &Path, capacity: u64) -> io::Result<Box<dyn LogFile>>;
+    /// Opens an existing file, read-only or for appending up to `capacity` bytes.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn LogFile>>;
+    /// Makes the creation, renaming or removal of entries of `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// How [`Vfs::open`] opens a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OpenMode {
+    /// Sealed files: reads only.
+    ReadOnly,
+    /// The active file: reads and appends, up to `capacity` bytes (at least its current length).
+    Append { capacity: u64 },
+}
+
+/// One log file: positional reads from any thread, appends from one thread at a time.
+pub(crate) trait LogFile: Send + Sync {
+    /// Bytes readable: everything appended (or present when opened).
+    fn len(&self) -> u64;
+    /// Bytes that can still be appended.
+    fn room(&self) -> u64;
+    /// Fills `buf` from `offset`; fails with `UnexpectedEof` if the range passes `len()`.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Appends the concatenation of `parts`. Callers serialize appends. On error nothing is
+    /// visible: `len()` is unchanged.
+    fn append(&self, parts: &[&[u8]]) -> io::Result<()>;
+    /// Forces appended bytes to stable storage (`fdatasync`); `metadata` also forces metadata
+    /// such as a size change (`fsync`).
+    fn sync(&self, metadata: bool) -> io::Result<()>;
+    /// Shrinks the file to `len` bytes, releasing preallocated space.
+    fn truncate(&self, len: u64) -> io::Result<()>;
+}
+
+/// The real file system. Data files are memory-mapped: readers copy straight from the page
+/// cache without a syscall and without sharing a file position; the active file is mapped
+/// writable at its full capacity and grown on disk with `posix_fallocate` in chunks, so a full
+/// disk is an error from `append`, never a fault on a mapped page.
+#[derive(Debug, Default)]
+pub(crate) struct StdVfs;
+
+/// Disk space reserved ahead of the writer, per `fallocate` call.
+const ALLOC_CHUNK: u64 = 4 << 20;
+
+impl Vfs for StdVfs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn Any + Send + Sync>>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Box::new(file))),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    fn create(&self, path: &Path, capacity: u64) -> io::Result<Box<dyn LogFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        Ok(Box::new(MmapFile::new(file, 0, capacity, true)?))
+    }
+
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn LogFile>> {
+        let writable = matches!(mode, OpenMode::Append { .. });
+        let file = OpenOptions::new().read(true).write(writable).open(path)?;
+        let len = file.metadata()?.len();
+        let capacity = match mode {
+            OpenMode::ReadOnly => len,
+            OpenMode::Append { capacity } => capacity.max(len),
+        };
+        Ok(Box::new(MmapFile::new(file, len, capacity, writable)?))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
+/// A file mapped at `capacity` bytes, of which the first `len` are valid.
+struct MmapFile {
+    file: File,
+    /// `None` when the capacity is zero (an empty file opened read-only).
+    map: Option<MmapRaw>,
+    capacity: u64,
+    /// Bytes valid for readers. Stored with `Release` after the bytes are copied in.
+    len: AtomicU64,
+    /// Bytes backed by disk blocks (the file's size). Only the appending thread changes it.
+    allocated: AtomicU64,
+}
+
+impl MmapFile {
+    fn new(file: File, len: u64, capacity: u64, writable: bool) -> io::Result<Self> {
+        let map = if capacity == 0 {
+            None
+        } else {
+            let size = usize::try_from(capacity)
+                .map_err(|_| io::Error::other("file too large to map on this platform"))?;
+            let mut opts = MmapOptions::new();
+            opts.len(size);
+            Some(if writable {
+                opts.map_raw(&file)?
+            } else {
+                opts.map_raw_read_only(&file)?
+            })
+        };
+        Ok(MmapFile {
+            file,
+            map,
+            capacity,
+            len: AtomicU64::new(len),
+            allocated: AtomicU64::new(len),
+        })
+    }
+
+    fn base(&self) -> *mut u8 {
+        self.map.as_ref().map_or(std::ptr::null_mut(), |m| m.as_mut_ptr())
+    }
+
+    /// Makes sure bytes up to `end` are backed by allocated disk blocks.
+    fn reserve(&self, end: u64) -> io::Result<()> {
+        let allocated = self.allocated.load(Ordering::Relaxed);
+        if end <= allocated {
+            return Ok(());
+        }
+        let target = end.max(allocated + ALLOC_CHUNK).min(self.capacity);
+        allocate(&self.file, allocated, target)?;
+        self.allocated.store(target, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn allocate(file: &File, from: u64, to: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (off, len) = (from as libc::off_t, (to - from) as libc::off_t);
+    // SAFETY: plain syscall on a descriptor we own; posix_fallocate returns the error number.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), off, len) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn allocate(file: &File, _from: u64, to: u64) -> io::Result<()> {
+    file.set_len(to)
+}
+
+impl LogFile for MmapFile {
+    fn len(&self) -> u64 {
+        self.len.load(Ordering::Acquire)
+    }
+
+    fn room(&self) -> u64 {
+        self.capacity - self.len()
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|end| end > self.len()) {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "read of {} bytes at offset {offset} passes the end of the file ({} bytes)",
+                    buf.len(),
+                    self.len()
+                ),
+            ));
+        }
+        if !buf.is_empty() {
+            // SAFETY: the range lies below `len`, inside the mapping; those bytes were published
+            // by `append` (Release/Acquire on `len`) and are never written again.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    self.base().add(offset as usize),
+                    buf.as_mut_ptr(),
+                    buf.len(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn append(&self, parts: &[&[u8]]) -> io::Result<()> {
+        let len = self.len.load(Ordering::Relaxed);
+        let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        let end = len + total;
+        if end > self.capacity {
+            return Err(io::Error::other(format!(
+                "append of {total} bytes passes the file's capacity of {} bytes",
+                self.capacity
+            )));
+        }
+        self.reserve(end)?;
+        let mut at = len as usize;
+        for part in parts {
+            // SAFETY: [at, at + part.len()) lies in [len, end) ⊆ the mapping, is backed by
+            // allocated blocks (reserve), and no reader looks past `len` until we publish it.
+            unsafe {
+                std::ptr::copy_nonoverlapping(part.as_ptr(), self.base().add(at), part.len());
+            }
+            at += part.len();
+        }
+        self.len.store(end, Ordering::Release);
+        Ok(())
+    }
+
+    fn sync(&self, metadata: bool) -> io::Result<()> {
+        // On Linux fsync/fdatasync also write back pages dirtied through a shared mapping.
+        #[cfg(not(target_os = "linux"))]
+        if let Some(map) = &self.map {
+            map.flush_range(0, self.len() as usize)?;
+        }
+        if metadata {
+            self.file.sync_all()
+        } else {
+            self.file.sync_data()
+        }
+    }
+
+    fn truncate(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)?;
+        self.allocated.store(len, Ordering::Relaxed);
+        if len < self.len() {
+            self.len.store(len, Ordering::Release);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_read_truncate_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let f = StdVfs.create(&path, 100).unwrap();
+        f.append(&[b"hello", b" ", b"world"]).unwrap();
+        assert_eq!(f.len(), 11);
+        assert_eq!(f.room(), 89);
+        let mut buf = [0u8; 5];
+        f.read_at(6, &mut buf).unwrap();
+        assert_eq!(&buf, b"world");
+        let err = f.read_at(8, &mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        // The file is preallocated past what was written until truncated.
+        assert!(fs::metadata(&path).unwrap().len() >= 11);
+        let too_big = vec![0u8; 90];
+        assert!(f.append(&[&too_big]).is_err());
+        assert_eq!(f.len(), 11);
+        f.truncate(11).unwrap();
+        f.sync(true).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), 11);
+        drop(f);
+        let r = StdVfs.open(&path, OpenMode::ReadOnly).unwrap();
+        assert_eq!(r.len(), 11);
+        let mut all = [0u8; 11];
+        r.read_at(0, &mut all).unwrap();
+        assert_eq!(&all, b"hello world");
+    }
+
+    #[test]
+    fn second_lock_is_refused_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("LOCK");
+        let first = StdVfs.try_lock(&path).unwrap();
+        assert!(first.is_some());
+        assert!(StdVfs.try_lock(&path).unwrap().is_none());
+        drop(first);
+        assert!(StdVfs.try_lock(&path).unwrap().is_some());
+    }
+}
