@@ -1,0 +1,385 @@
+//! Crash recovery: torn and zero-filled tails are cut at exactly the last whole record; a bad
+//! record anywhere else is `Error::Corrupted` naming file and offset.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use caskdb::{Db, Error, Options, SyncPolicy};
+use common::{data_files, key, value};
+
+#[derive(Clone, Debug)]
+enum Op {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+}
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+fn apply(model: &mut Model, op: &Op) {
+    match op {
+        Op::Put(k, v) => {
+            model.insert(k.clone(), v.clone());
+        }
+        Op::Delete(k) => {
+            model.remove(k);
+        }
+    }
+}
+
+fn assert_state(db: &Db, model: &Model, all_keys: &[Vec<u8>], context: &str) {
+    assert_eq!(db.len(), model.len(), "{context}: len");
+    for k in all_keys {
+        let got = db.get(k).unwrap();
+        assert_eq!(
+            got.as_deref(),
+            model.get(k).map(Vec::as_slice),
+            "{context}: key {}",
+            String::from_utf8_lossy(k)
+        );
+    }
+}
+
+/// Writes `ops` one by one into a fresh single-file database and returns, for each op, the file
+/// length once it was written (the record's end offset), plus the data file path.
+fn write_ops(dir: &Path, ops: &[Op]) -> (Vec<u64>, PathBuf) {
+    let db = Options::default()
+        .sync(SyncPolicy::Never)
+        .open(dir)
+        .unwrap();
+    let mut ends = Vec::new();
+    for op in ops {
+        match op {
+            Op::Put(k, v) => db.put(k, v).unwrap(),
+            Op::Delete(k) => assert!(db.delete(k).unwrap()),
+        }
+        ends.push(db.stats().unwrap().total_bytes);
+    }
+    db.close().unwrap();
+    let files = data_files(dir);
+    assert_eq!(files.len(), 1);
+    (ends, files[0].clone())
+}
+
+fn some_ops() -> Vec<Op> {
+    let mut ops: Vec<Op> = (0..20).map(|i| Op::Put(key(i), value(i))).collect();
+    // the last records mix an overwrite, a delete, a big value and an empty value
+    ops.push(Op::Put(key(3), b"overwritten".to_vec()));
+    ops.push(Op::Delete(key(4)));
+    ops.push(Op::Put(key(100), vec![b'x'; 700]));
+    ops.push(Op::Put(key(101), Vec::new()));
+    ops.push(Op::Delete(key(3)));
+    ops
+}
+
+fn keys_of(ops: &[Op]) -> Vec<Vec<u8>> {
+    let mut keys: Vec<Vec<u8>> = ops
+        .iter()
+        .map(|op| match op {
+            Op::Put(k, _) | Op::Delete(k) => k.clone(),
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// The expected state after a crash that kept the first `cut` bytes of the file.
+fn model_at(ops: &[Op], ends: &[u64], cut: u64) -> Model {
+    let mut model = Model::new();
+    for (op, &end) in ops.iter().zip(ends) {
+        if end <= cut {
+            apply(&mut model, op);
+        }
+    }
+    model
+}
+
+/// Damages a copy of the database, reopens it, checks the state is exactly the whole records
+/// that survived, then checks that writing continues correctly after the cut.
+fn check_cut(original: &Path, ops: &[Op], ends: &[u64], cut: u64, damage: impl Fn(&Path)) {
+    let work = tempfile::tempdir().unwrap();
+    copy_dir(original, work.path());
+    let file = data_files(work.path())[0].clone();
+    damage(&file);
+    let context = format!("cut at {cut}");
+    let db = Db::open(work.path()).unwrap_or_else(|e| panic!("{context}: open failed: {e}"));
+    let mut model = model_at(ops, ends, cut);
+    let keys = keys_of(ops);
+    assert_state(&db, &model, &keys, &context);
+    // the cut is exact: the file now ends at the last whole record
+    let last_whole = ends.iter().copied().filter(|&e| e <= cut).max().unwrap_or(16);
+    assert_eq!(db.stats().unwrap().total_bytes, last_whole, "{context}");
+    // new writes land after the last good record and survive a restart
+    db.put("after-crash", "ok").unwrap();
+    model.insert(b"after-crash".to_vec(), b"ok".to_vec());
+    drop(db);
+    let db = Db::open(work.path()).unwrap();
+    assert_state(&db, &model, &keys, &context);
+    assert_eq!(db.get("after-crash").unwrap().unwrap(), "ok");
+}
+
+#[test]
+fn truncating_the_newest_file_at_every_byte_of_its_last_records_keeps_exactly_the_whole_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = some_ops();
+    let (ends, _) = write_ops(dir.path(), &ops);
+    let file_len = *ends.last().unwrap();
+    let from = ends[ends.len() - 7]; // the last six records, every byte
+    for cut in from..file_len {
+        check_cut(dir.path(), &ops, &ends, cut, |f| {
+            OpenOptions::new().write(true).open(f).unwrap().set_len(cut).unwrap();
+        });
+    }
+    // and inside the file header: the newest file is reinitialised, empty
+    for cut in [0u64, 1, 15] {
+        let work = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), work.path());
+        let f = data_files(work.path())[0].clone();
+        OpenOptions::new().write(true).open(&f).unwrap().set_len(cut).unwrap();
+        if cut == 0 {
+            let db = Db::open(work.path()).unwrap();
+            assert_eq!(db.len(), 0);
+        } else {
+            // a partial non-zero header is not something a crash produces: refuse it
+            assert!(matches!(Db::open(work.path()), Err(Error::Corrupted { .. })));
+        }
+    }
+}
+
+#[test]
+fn a_zero_filled_tail_is_cut_at_every_byte_of_the_last_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = some_ops();
+    let (ends, _) = write_ops(dir.path(), &ops);
+    let file_len = *ends.last().unwrap();
+    let from = ends[ends.len() - 4];
+    for cut in from..file_len {
+        check_cut(dir.path(), &ops, &ends, cut, |f| {
+            let mut file = OpenOptions::new().write(true).open(f).unwrap();
+            file.seek(SeekFrom::Start(cut)).unwrap();
+            // zeros over the lost bytes and past the old end, like preallocated blocks
+            file.write_all(&vec![0u8; (file_len - cut) as usize + 8192]).unwrap();
+        });
+    }
+}
+
+#[test]
+fn a_garbage_tail_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = some_ops();
+    let (ends, _) = write_ops(dir.path(), &ops);
+    let file_len = *ends.last().unwrap();
+    check_cut(dir.path(), &ops, &ends, file_len, |f| {
+        let mut file = OpenOptions::new().append(true).open(f).unwrap();
+        file.write_all(&[0xde, 0xad, 0xbe, 0xef, 0x01, 0x42, 0x99, 0x13, 0x37]).unwrap();
+    });
+}
+
+fn flip_bit(path: &Path, offset: u64, bit: u8) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[offset as usize] ^= 1 << bit;
+    // write in place (not a new inode), so an open mapping sees it too
+    let mut f = OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(&bytes[offset as usize..offset as usize + 1]).unwrap();
+}
+
+fn expect_corrupted(result: Result<impl std::fmt::Debug, Error>, file: &Path, offset: u64) {
+    match result {
+        Err(Error::Corrupted {
+            file: f,
+            offset: o,
+            reason,
+        }) => {
+            assert_eq!(f, file, "file named in the error");
+            assert_eq!(o, offset, "offset named in the error ({reason})");
+            let msg = Error::Corrupted {
+                file: f,
+                offset: o,
+                reason,
+            }
+            .to_string();
+            assert!(msg.contains(&file.display().to_string()) && msg.contains(&offset.to_string()));
+        }
+        other => panic!("expected Corrupted at {}:{offset}, got {other:?}", file.display()),
+    }
+}
+
+#[test]
+fn a_flipped_bit_in_a_sealed_file_fails_open_with_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Options::default()
+        .data_file_size(1024)
+        .sync(SyncPolicy::Never)
+        .open(dir.path())
+        .unwrap();
+    let mut offsets = Vec::new(); // (file id, record offset, record len) of the first file
+    for i in 0..60 {
+        let before = db.stats().unwrap();
+        db.put(key(i), value(i)).unwrap();
+        let after = db.stats().unwrap();
+        if after.files.len() == 1 {
+            offsets.push((before.total_bytes, after.total_bytes - before.total_bytes));
+        }
+    }
+    assert!(db.stats().unwrap().data_files > 2);
+    drop(db);
+    let first = data_files(dir.path())[0].clone();
+    // a bit in the crc, the type, the lengths, the key and the value of the third record
+    let (rec, len) = offsets[2];
+    for (at, bit) in [(0, 0), (4, 1), (5, 2), (6, 3), (8, 4), (len - 1, 7)] {
+        let work = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), work.path());
+        let file = work.path().join(first.file_name().unwrap());
+        flip_bit(&file, rec + at, bit);
+        expect_corrupted(Db::open(work.path()), &file, rec);
+    }
+}
+
+#[test]
+fn a_flipped_bit_before_valid_records_of_the_newest_file_is_corruption_not_a_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let ops = some_ops();
+    let (ends, file) = write_ops(dir.path(), &ops);
+    let rec = ends[9]; // start of the 11th record: valid records follow it
+    flip_bit(&file, rec + 7, 0);
+    expect_corrupted(Db::open(dir.path()), &file, rec);
+    // the data is still all there: nothing was cut
+    assert_eq!(fs::metadata(&file).unwrap().len(), *ends.last().unwrap());
+}
+
+#[test]
+fn a_flipped_bit_while_open_makes_get_fail_with_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Options::default()
+        .data_file_size(1024)
+        .sync(SyncPolicy::Never)
+        .open(dir.path())
+        .unwrap();
+    let mut first_of_active = 0; // the key whose put opened the newest file
+    for i in 0..60 {
+        let files = db.stats().unwrap().data_files;
+        db.put(key(i), value(i)).unwrap();
+        if db.stats().unwrap().data_files > files {
+            first_of_active = i;
+        }
+    }
+    let files = data_files(dir.path());
+    assert!(files.len() > 2);
+    // key 0 is the first record of the first (sealed) file, at offset 16 (after the header)
+    flip_bit(&files[0], 16 + 30, 3);
+    expect_corrupted(db.get(key(0)), &files[0], 16);
+    assert_eq!(db.get(key(1)).unwrap().unwrap(), value(1), "other records are unaffected");
+    // the same in the active file, which is being appended to
+    let active = files.last().unwrap();
+    flip_bit(active, 16 + 40, 1);
+    expect_corrupted(db.get(key(first_of_active)), active, 16);
+    assert_eq!(db.get(key(59)).unwrap().unwrap(), value(59));
+}
+
+/// Builds a closed two-file database and returns the (sealed, newest) paths.
+fn two_files(dir: &Path) -> Vec<PathBuf> {
+    let db = Options::default()
+        .data_file_size(1024)
+        .sync(SyncPolicy::Never)
+        .open(dir)
+        .unwrap();
+    let mut i = 0;
+    while db.stats().unwrap().data_files < 2 {
+        db.put(key(i), value(i)).unwrap();
+        i += 1;
+    }
+    db.close().unwrap();
+    data_files(dir)
+}
+
+/// A valid data-file header for file `id` (see docs/FORMAT.md).
+fn file_header(id: u32) -> Vec<u8> {
+    let mut h = b"caskdbD\x01".to_vec();
+    h.extend_from_slice(&id.to_le_bytes());
+    let crc = crc32fast::hash(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    h
+}
+
+#[test]
+fn crash_states_around_rotation_open_with_everything() {
+    // What a crash can leave when a new data file was just being created: an empty file, a
+    // preallocated file whose header never reached the disk, a header-only file.
+    let states: [(&str, fn(u32) -> Vec<u8>); 3] = [
+        ("empty new file", |_| Vec::new()),
+        ("zeroed new file", |_| vec![0u8; 1 << 16]),
+        ("header-only new file", file_header),
+    ];
+    for (name, contents) in states {
+        let dir = tempfile::tempdir().unwrap();
+        let files = two_files(dir.path());
+        let expected = Db::open(dir.path()).unwrap().len();
+        let last_id: u32 = files.last().unwrap().file_stem().unwrap().to_str().unwrap().parse().unwrap();
+        fs::write(dir.path().join(format!("{:010}.data", last_id + 1)), contents(last_id + 1)).unwrap();
+        let db = Options::default().data_file_size(1024).open(dir.path()).unwrap();
+        assert_eq!(db.len(), expected, "{name}");
+        for i in 0..expected {
+            assert_eq!(db.get(key(i)).unwrap().unwrap(), value(i), "{name}: key {i}");
+        }
+        db.put("new", "write").unwrap();
+        assert_eq!(db.stats().unwrap().data_files, 3, "{name}: the new file is reused");
+        drop(db);
+        let db = Db::open(dir.path()).unwrap();
+        assert_eq!(db.get("new").unwrap().unwrap(), "write", "{name}");
+        assert_eq!(db.len(), expected + 1, "{name}");
+    }
+}
+
+#[test]
+fn damage_to_an_older_file_is_never_treated_as_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = two_files(dir.path());
+    let sealed = &files[0];
+    let len = fs::metadata(sealed).unwrap().len();
+    // a truncated sealed file
+    OpenOptions::new().write(true).open(sealed).unwrap().set_len(len - 3).unwrap();
+    assert!(matches!(Db::open(dir.path()), Err(Error::Corrupted { file, .. }) if file == *sealed));
+    // a zero-length sealed file
+    OpenOptions::new().write(true).open(sealed).unwrap().set_len(0).unwrap();
+    assert!(matches!(Db::open(dir.path()), Err(Error::Corrupted { file, offset: 0, .. }) if file == *sealed));
+}
+
+#[test]
+fn a_file_from_another_format_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = two_files(dir.path());
+    let mut bytes = fs::read(&files[0]).unwrap();
+    bytes[7] = 2; // version byte
+    let crc = crc32fast::hash(&bytes[..12]);
+    bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&files[0], &bytes).unwrap();
+    match Db::open(dir.path()) {
+        Err(Error::IncompatibleVersion { file, found: 2, supported: 1 }) => assert_eq!(file, files[0]),
+        other => panic!("expected IncompatibleVersion, got {other:?}"),
+    }
+}
+
+#[test]
+fn foreign_files_in_the_directory_are_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+    fs::write(dir.path().join("12.data"), "not ours").unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    db.put("k", "v").unwrap();
+    drop(db);
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(db.get("k").unwrap().unwrap(), "v");
+    assert_eq!(fs::read(dir.path().join("notes.txt")).unwrap(), b"hello");
+}
