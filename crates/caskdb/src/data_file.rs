@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use crate::error::{io_context, Error, Result};
+use crate::error::{Error, Result, io_context};
 use crate::keydir::Loc;
-use crate::record::{self, RecordType, KIND_DATA};
+use crate::record::{self, KIND_DATA, RecordType};
 use crate::vfs::{LogFile, Vfs};
 
 /// Suffix of data files; the stem is the id, zero-padded to 10 digits.
@@ -105,8 +105,17 @@ mod tests {
     fn file_names_roundtrip_and_reject_strangers() {
         assert_eq!(data_file_name(42), "0000000042.data");
         assert_eq!(parse_data_file_name("0000000042.data"), Some(42));
-        assert_eq!(parse_data_file_name(&data_file_name(u32::MAX)), Some(u32::MAX));
-        for bad in ["42.data", "00000000042.data", "000000004x.data", "0000000042.hint", "LOCK"] {
+        assert_eq!(
+            parse_data_file_name(&data_file_name(u32::MAX)),
+            Some(u32::MAX)
+        );
+        for bad in [
+            "42.data",
+            "00000000042.data",
+            "000000004x.data",
+            "0000000042.hint",
+            "LOCK",
+        ] {
             assert_eq!(parse_data_file_name(bad), None, "{bad}");
         }
     }

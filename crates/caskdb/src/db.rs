@@ -13,10 +13,10 @@ use crossbeam_skiplist::SkipMap;
 use parking_lot::{Condvar, Mutex};
 
 use crate::data_file::DataFile;
-use crate::error::{io_context, Error, Result};
+use crate::error::{Error, Result, io_context};
 use crate::keydir::{Keydir, Loc};
 use crate::options::{Options, SyncPolicy};
-use crate::record::{self, RecordType, FILE_HEADER_LEN, MAX_RECORD_HEADER_LEN};
+use crate::record::{self, FILE_HEADER_LEN, MAX_RECORD_HEADER_LEN, RecordType};
 use crate::stats::{FileStats, Stats};
 use crate::vfs::{StdVfs, Vfs};
 
@@ -203,11 +203,14 @@ impl Db {
         let Some(loc) = core.keydir.get(key) else {
             return Ok(None);
         };
-        let file = core.files.get(&loc.file_id).ok_or_else(|| Error::Corrupted {
-            file: core.dir.join(crate::data_file::data_file_name(loc.file_id)),
-            offset: loc.offset,
-            reason: "index points into a data file that is not open".into(),
-        })?;
+        let file = core
+            .files
+            .get(&loc.file_id)
+            .ok_or_else(|| Error::Corrupted {
+                file: core.dir.join(crate::data_file::data_file_name(loc.file_id)),
+                offset: loc.offset,
+                reason: "index points into a data file that is not open".into(),
+            })?;
         file.value().read_value(loc, key).map(Some)
     }
 
@@ -415,10 +418,7 @@ impl Core {
             return Err(self.poisoned_by(io_context(e, "sync", &old.path)));
         }
         self.synced_lsn.fetch_max(w.lsn, Ordering::AcqRel);
-        let capacity = self
-            .opts
-            .data_file_size
-            .max(FILE_HEADER_LEN as u64 + need);
+        let capacity = self.opts.data_file_size.max(FILE_HEADER_LEN as u64 + need);
         let id = w.next_id;
         let new = Arc::new(DataFile::create(
             self.vfs.as_ref(),
@@ -426,9 +426,9 @@ impl Core {
             id,
             capacity,
         )?);
-        w.next_id = id.checked_add(1).ok_or_else(|| {
-            new.corrupted(0, "data file id space exhausted")
-        })?;
+        w.next_id = id
+            .checked_add(1)
+            .ok_or_else(|| new.corrupted(0, "data file id space exhausted"))?;
         w.stats.insert(id, FileStat::new(new.file.len()));
         self.files.insert(id, new.clone());
         w.active = new;
@@ -521,11 +521,11 @@ impl Syncer {
                         break;
                     }
                     let lsn = core.writer.lock().lsn;
-                    if core.poison.get().is_none() && core.synced_lsn.load(Ordering::Acquire) < lsn
+                    if core.poison.get().is_none()
+                        && core.synced_lsn.load(Ordering::Acquire) < lsn
+                        && let Err(e) = core.sync_upto(lsn)
                     {
-                        if let Err(e) = core.sync_upto(lsn) {
-                            tracing::error!(dir = %core.dir.display(), "periodic sync: {e}");
-                        }
+                        tracing::error!(dir = %core.dir.display(), "periodic sync: {e}");
                     }
                 }
             })

@@ -33,6 +33,6 @@ pub use bytes::Bytes;
 pub use db::Db;
 pub use error::{Error, Result};
 pub use options::{
-    Options, SyncPolicy, DEFAULT_DATA_FILE_SIZE, DEFAULT_MAX_KEY_SIZE, DEFAULT_MAX_VALUE_SIZE,
+    DEFAULT_DATA_FILE_SIZE, DEFAULT_MAX_KEY_SIZE, DEFAULT_MAX_VALUE_SIZE, Options, SyncPolicy,
 };
 pub use stats::{FileStats, Stats};

@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
 use crate::Db;
+use crate::error::{Error, Result};
 
 /// When appended records are forced to stable storage with `fdatasync`.
 ///
@@ -128,19 +128,21 @@ impl Options {
             )));
         }
         if self.max_key_size == 0 {
-            return Err(Error::InvalidOptions("max_key_size must be at least 1".into()));
+            return Err(Error::InvalidOptions(
+                "max_key_size must be at least 1".into(),
+            ));
         }
         if self.max_key_size as u64 + self.max_value_size as u64 > MAX_RECORD_PAYLOAD {
             return Err(Error::InvalidOptions(format!(
                 "max_key_size + max_value_size must not exceed {MAX_RECORD_PAYLOAD} bytes"
             )));
         }
-        if let SyncPolicy::Interval(d) = self.sync {
-            if d.is_zero() {
-                return Err(Error::InvalidOptions(
-                    "SyncPolicy::Interval needs a non-zero interval (use Always instead)".into(),
-                ));
-            }
+        if let SyncPolicy::Interval(d) = self.sync
+            && d.is_zero()
+        {
+            return Err(Error::InvalidOptions(
+                "SyncPolicy::Interval needs a non-zero interval (use Always instead)".into(),
+            ));
         }
         Ok(())
     }

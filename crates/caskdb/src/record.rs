@@ -115,7 +115,9 @@ fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u32, HeaderError> {
                 .map_err(|_| HeaderError::Invalid("length varint overflows u32".into()));
         }
     }
-    Err(HeaderError::Invalid("length varint longer than 5 bytes".into()))
+    Err(HeaderError::Invalid(
+        "length varint longer than 5 bytes".into(),
+    ))
 }
 
 fn write_varint(out: &mut [u8], pos: &mut usize, mut v: u32) {
@@ -190,7 +192,9 @@ pub(crate) fn check_file_header(h: &[u8], kind: u8, id: u32) -> Result<(), FileH
         )));
     }
     if h[..6] != MAGIC {
-        return Err(FileHeaderError::Invalid("not a caskdb file (bad magic)".into()));
+        return Err(FileHeaderError::Invalid(
+            "not a caskdb file (bad magic)".into(),
+        ));
     }
     let stored = u32::from_le_bytes(h[12..16].try_into().expect("4 bytes"));
     if crc32fast::hash(&h[..12]) != stored {
@@ -259,7 +263,10 @@ mod tests {
 
     #[test]
     fn zero_bytes_never_decode() {
-        assert!(matches!(decode_header(&[0u8; 32]), Err(HeaderError::Invalid(_))));
+        assert!(matches!(
+            decode_header(&[0u8; 32]),
+            Err(HeaderError::Invalid(_))
+        ));
     }
 
     #[test]

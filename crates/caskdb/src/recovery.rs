@@ -11,14 +11,14 @@ use std::sync::Arc;
 
 use crossbeam_skiplist::SkipMap;
 
-use crate::data_file::{data_file_name, parse_data_file_name, DataFile};
+use crate::data_file::{DataFile, data_file_name, parse_data_file_name};
 use crate::db::{FileStat, Writer};
-use crate::error::{io_context, Error, Result};
+use crate::error::{Error, Result, io_context};
 use crate::keydir::{Keydir, Loc};
 use crate::options::Options;
 use crate::record::{
-    self, FileHeaderError, HeaderError, RecordType, FILE_HEADER_LEN, FORMAT_VERSION, KIND_DATA,
-    MAX_RECORD_HEADER_LEN, MIN_RECORD_LEN,
+    self, FILE_HEADER_LEN, FORMAT_VERSION, FileHeaderError, HeaderError, KIND_DATA,
+    MAX_RECORD_HEADER_LEN, MIN_RECORD_LEN, RecordType,
 };
 use crate::vfs::{LogFile, OpenMode, Vfs};
 
@@ -33,7 +33,10 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
     let names = vfs
         .list(dir)
         .map_err(|e| io_context(e, "list database directory", dir))?;
-    let mut ids: Vec<u32> = names.iter().filter_map(|n| parse_data_file_name(n)).collect();
+    let mut ids: Vec<u32> = names
+        .iter()
+        .filter_map(|n| parse_data_file_name(n))
+        .collect();
     ids.sort_unstable();
 
     let keydir = Keydir::default();
@@ -68,12 +71,10 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
             df
         }
     };
-    let next_id = active.id.checked_add(1).ok_or_else(|| {
-        Error::Corrupted {
-            file: active.path.clone(),
-            offset: 0,
-            reason: "data file id space exhausted".into(),
-        }
+    let next_id = active.id.checked_add(1).ok_or_else(|| Error::Corrupted {
+        file: active.path.clone(),
+        offset: 0,
+        reason: "data file id space exhausted".into(),
     })?;
     Ok(Recovered {
         keydir,
@@ -224,7 +225,9 @@ fn cut_or_fail(df: &DataFile, pos: u64, reason: &str, is_last: bool) -> Result<(
     if let Some(next) = next_valid_record(df.file.as_ref(), pos + 1)? {
         return Err(df.corrupted(
             pos,
-            format!("{reason}; a valid record follows at offset {next}, so this is not a torn tail"),
+            format!(
+                "{reason}; a valid record follows at offset {next}, so this is not a torn tail"
+            ),
         ));
     }
     let dropped = df.file.len() - pos;

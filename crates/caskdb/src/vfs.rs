@@ -156,7 +156,9 @@ impl MmapFile {
     }
 
     fn base(&self) -> *mut u8 {
-        self.map.as_ref().map_or(std::ptr::null_mut(), |m| m.as_mut_ptr())
+        self.map
+            .as_ref()
+            .map_or(std::ptr::null_mut(), |m| m.as_mut_ptr())
     }
 
     /// Makes sure bytes up to `end` are backed by allocated disk blocks.

@@ -41,7 +41,10 @@ fn put_cases() {
     assert_eq!(data_files(dir.path()).len(), files);
     for f in &data_files(dir.path())[..files - 1] {
         let len = std::fs::metadata(f).unwrap().len();
-        assert!(len <= 4096, "sealed file {f:?} is {len} bytes, over data_file_size");
+        assert!(
+            len <= 4096,
+            "sealed file {f:?} is {len} bytes, over data_file_size"
+        );
     }
 
     // 6. after a restart, puts work and see the old data
@@ -229,13 +232,19 @@ fn stats_count_live_and_dead_bytes() {
     assert_eq!((two.total_bytes, two.dead_bytes), (16 + 18, 9));
     assert!(db.delete("a").unwrap()); // tombstone: 4 + 1 + 1 + 1 + 1 = 8 bytes
     let three = db.stats().unwrap();
-    assert_eq!((three.keys, three.total_bytes, three.dead_bytes), (0, 16 + 26, 26));
+    assert_eq!(
+        (three.keys, three.total_bytes, three.dead_bytes),
+        (0, 16 + 26, 26)
+    );
     assert_eq!(three.live_bytes, 16);
     // the same numbers are rebuilt by replay
     drop(db);
     let db = Db::open(dir.path()).unwrap();
     let again = db.stats().unwrap();
-    assert_eq!((again.keys, again.total_bytes, again.dead_bytes), (0, 42, 26));
+    assert_eq!(
+        (again.keys, again.total_bytes, again.dead_bytes),
+        (0, 42, 26)
+    );
     assert_eq!(again.files.len(), 1);
     assert!(again.files[0].active);
 }

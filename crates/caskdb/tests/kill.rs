@@ -70,7 +70,13 @@ fn acknowledged_writes_survive_sigkill() {
     for kill_after in [1usize, 17, 150, 611, 1500] {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["kill_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "kill_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(DIR_VAR, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -118,7 +118,12 @@ fn check_cut(original: &Path, ops: &[Op], ends: &[u64], cut: u64, damage: impl F
     let keys = keys_of(ops);
     assert_state(&db, &model, &keys, &context);
     // the cut is exact: the file now ends at the last whole record
-    let last_whole = ends.iter().copied().filter(|&e| e <= cut).max().unwrap_or(16);
+    let last_whole = ends
+        .iter()
+        .copied()
+        .filter(|&e| e <= cut)
+        .max()
+        .unwrap_or(16);
     assert_eq!(db.stats().unwrap().total_bytes, last_whole, "{context}");
     // new writes land after the last good record and survive a restart
     db.put("after-crash", "ok").unwrap();
@@ -138,7 +143,12 @@ fn truncating_the_newest_file_at_every_byte_of_its_last_records_keeps_exactly_th
     let from = ends[ends.len() - 7]; // the last six records, every byte
     for cut in from..file_len {
         check_cut(dir.path(), &ops, &ends, cut, |f| {
-            OpenOptions::new().write(true).open(f).unwrap().set_len(cut).unwrap();
+            OpenOptions::new()
+                .write(true)
+                .open(f)
+                .unwrap()
+                .set_len(cut)
+                .unwrap();
         });
     }
     // and inside the file header: the newest file is reinitialised, empty
@@ -146,13 +156,21 @@ fn truncating_the_newest_file_at_every_byte_of_its_last_records_keeps_exactly_th
         let work = tempfile::tempdir().unwrap();
         copy_dir(dir.path(), work.path());
         let f = data_files(work.path())[0].clone();
-        OpenOptions::new().write(true).open(&f).unwrap().set_len(cut).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
         if cut == 0 {
             let db = Db::open(work.path()).unwrap();
             assert_eq!(db.len(), 0);
         } else {
             // a partial non-zero header is not something a crash produces: refuse it
-            assert!(matches!(Db::open(work.path()), Err(Error::Corrupted { .. })));
+            assert!(matches!(
+                Db::open(work.path()),
+                Err(Error::Corrupted { .. })
+            ));
         }
     }
 }
@@ -169,7 +187,8 @@ fn a_zero_filled_tail_is_cut_at_every_byte_of_the_last_records() {
             let mut file = OpenOptions::new().write(true).open(f).unwrap();
             file.seek(SeekFrom::Start(cut)).unwrap();
             // zeros over the lost bytes and past the old end, like preallocated blocks
-            file.write_all(&vec![0u8; (file_len - cut) as usize + 8192]).unwrap();
+            file.write_all(&vec![0u8; (file_len - cut) as usize + 8192])
+                .unwrap();
         });
     }
 }
@@ -182,7 +201,8 @@ fn a_garbage_tail_is_cut() {
     let file_len = *ends.last().unwrap();
     check_cut(dir.path(), &ops, &ends, file_len, |f| {
         let mut file = OpenOptions::new().append(true).open(f).unwrap();
-        file.write_all(&[0xde, 0xad, 0xbe, 0xef, 0x01, 0x42, 0x99, 0x13, 0x37]).unwrap();
+        file.write_all(&[0xde, 0xad, 0xbe, 0xef, 0x01, 0x42, 0x99, 0x13, 0x37])
+            .unwrap();
     });
 }
 
@@ -192,7 +212,8 @@ fn flip_bit(path: &Path, offset: u64, bit: u8) {
     // write in place (not a new inode), so an open mapping sees it too
     let mut f = OpenOptions::new().write(true).open(path).unwrap();
     f.seek(SeekFrom::Start(offset)).unwrap();
-    f.write_all(&bytes[offset as usize..offset as usize + 1]).unwrap();
+    f.write_all(&bytes[offset as usize..offset as usize + 1])
+        .unwrap();
 }
 
 fn expect_corrupted(result: Result<impl std::fmt::Debug, Error>, file: &Path, offset: u64) {
@@ -212,7 +233,10 @@ fn expect_corrupted(result: Result<impl std::fmt::Debug, Error>, file: &Path, of
             .to_string();
             assert!(msg.contains(&file.display().to_string()) && msg.contains(&offset.to_string()));
         }
-        other => panic!("expected Corrupted at {}:{offset}, got {other:?}", file.display()),
+        other => panic!(
+            "expected Corrupted at {}:{offset}, got {other:?}",
+            file.display()
+        ),
     }
 }
 
@@ -280,7 +304,11 @@ fn a_flipped_bit_while_open_makes_get_fail_with_file_and_offset() {
     // key 0 is the first record of the first (sealed) file, at offset 16 (after the header)
     flip_bit(&files[0], 16 + 30, 3);
     expect_corrupted(db.get(key(0)), &files[0], 16);
-    assert_eq!(db.get(key(1)).unwrap().unwrap(), value(1), "other records are unaffected");
+    assert_eq!(
+        db.get(key(1)).unwrap().unwrap(),
+        value(1),
+        "other records are unaffected"
+    );
     // the same in the active file, which is being appended to
     let active = files.last().unwrap();
     flip_bit(active, 16 + 40, 1);
@@ -317,7 +345,8 @@ fn file_header(id: u32) -> Vec<u8> {
 fn crash_states_around_rotation_open_with_everything() {
     // What a crash can leave when a new data file was just being created: an empty file, a
     // preallocated file whose header never reached the disk, a header-only file.
-    let states: [(&str, fn(u32) -> Vec<u8>); 3] = [
+    type Contents = fn(u32) -> Vec<u8>;
+    let states: [(&str, Contents); 3] = [
         ("empty new file", |_| Vec::new()),
         ("zeroed new file", |_| vec![0u8; 1 << 16]),
         ("header-only new file", file_header),
@@ -326,15 +355,38 @@ fn crash_states_around_rotation_open_with_everything() {
         let dir = tempfile::tempdir().unwrap();
         let files = two_files(dir.path());
         let expected = Db::open(dir.path()).unwrap().len();
-        let last_id: u32 = files.last().unwrap().file_stem().unwrap().to_str().unwrap().parse().unwrap();
-        fs::write(dir.path().join(format!("{:010}.data", last_id + 1)), contents(last_id + 1)).unwrap();
-        let db = Options::default().data_file_size(1024).open(dir.path()).unwrap();
+        let last_id: u32 = files
+            .last()
+            .unwrap()
+            .file_stem()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        fs::write(
+            dir.path().join(format!("{:010}.data", last_id + 1)),
+            contents(last_id + 1),
+        )
+        .unwrap();
+        let db = Options::default()
+            .data_file_size(1024)
+            .open(dir.path())
+            .unwrap();
         assert_eq!(db.len(), expected, "{name}");
         for i in 0..expected {
-            assert_eq!(db.get(key(i)).unwrap().unwrap(), value(i), "{name}: key {i}");
+            assert_eq!(
+                db.get(key(i)).unwrap().unwrap(),
+                value(i),
+                "{name}: key {i}"
+            );
         }
         db.put("new", "write").unwrap();
-        assert_eq!(db.stats().unwrap().data_files, 3, "{name}: the new file is reused");
+        assert_eq!(
+            db.stats().unwrap().data_files,
+            3,
+            "{name}: the new file is reused"
+        );
         drop(db);
         let db = Db::open(dir.path()).unwrap();
         assert_eq!(db.get("new").unwrap().unwrap(), "write", "{name}");
@@ -349,11 +401,23 @@ fn damage_to_an_older_file_is_never_treated_as_a_torn_tail() {
     let sealed = &files[0];
     let len = fs::metadata(sealed).unwrap().len();
     // a truncated sealed file
-    OpenOptions::new().write(true).open(sealed).unwrap().set_len(len - 3).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(sealed)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
     assert!(matches!(Db::open(dir.path()), Err(Error::Corrupted { file, .. }) if file == *sealed));
     // a zero-length sealed file
-    OpenOptions::new().write(true).open(sealed).unwrap().set_len(0).unwrap();
-    assert!(matches!(Db::open(dir.path()), Err(Error::Corrupted { file, offset: 0, .. }) if file == *sealed));
+    OpenOptions::new()
+        .write(true)
+        .open(sealed)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    assert!(
+        matches!(Db::open(dir.path()), Err(Error::Corrupted { file, offset: 0, .. }) if file == *sealed)
+    );
 }
 
 #[test]
@@ -366,7 +430,11 @@ fn a_file_from_another_format_version_is_refused() {
     bytes[12..16].copy_from_slice(&crc.to_le_bytes());
     fs::write(&files[0], &bytes).unwrap();
     match Db::open(dir.path()) {
-        Err(Error::IncompatibleVersion { file, found: 2, supported: 1 }) => assert_eq!(file, files[0]),
+        Err(Error::IncompatibleVersion {
+            file,
+            found: 2,
+            supported: 1,
+        }) => assert_eq!(file, files[0]),
         other => panic!("expected IncompatibleVersion, got {other:?}"),
     }
 }
