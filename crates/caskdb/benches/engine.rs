@@ -1,1 +1,184 @@
-fn main() {}
+//! Put and get throughput, 16-byte keys and 100-byte values.
+//!
+//! Run: `cargo bench -p caskdb --bench engine`. Results and how to read them: docs/BENCHMARKS.md.
+//!
+//! Besides caskdb itself, the run measures two references on the same machine, so the numbers
+//! can be read as ratios even when the machine is noisy:
+//! - `std_btreemap`: an in-memory `BTreeMap` behind a mutex (what an index alone costs);
+//! - `raw_fdatasync`: append 117 bytes to a file and `fdatasync` it, one stream (what one durable
+//!   write costs on this disk; group commit is how caskdb beats it with several writers).
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use caskdb::{Db, Options, SyncPolicy};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use parking_lot::Mutex;
+
+const KEY_LEN: usize = 16;
+const VALUE_LEN: usize = 100;
+const KEYS: usize = 1 << 20;
+
+/// Deterministic pseudo-random 16-byte keys.
+fn keys(n: usize) -> Vec<[u8; KEY_LEN]> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..n)
+        .map(|_| {
+            let mut k = [0u8; KEY_LEN];
+            k[..8].copy_from_slice(&next().to_le_bytes());
+            k[8..].copy_from_slice(&next().to_le_bytes());
+            k
+        })
+        .collect()
+}
+
+fn open(dir: &std::path::Path, sync: SyncPolicy) -> Db {
+    Options::default().sync(sync).open(dir).unwrap()
+}
+
+/// Runs `iters` operations split over `threads` threads and returns the wall time.
+fn parallel(threads: usize, iters: u64, op: impl Fn(usize, u64) + Sync) -> Duration {
+    let per = iters.div_ceil(threads as u64);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let op = &op;
+            s.spawn(move || {
+                for i in 0..per {
+                    op(t, i);
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn bench_put(c: &mut Criterion) {
+    let keys = Arc::new(keys(KEYS));
+    let value = [7u8; VALUE_LEN];
+    let mut g = c.benchmark_group("put");
+    g.throughput(Throughput::Elements(1));
+    for threads in [1, 8] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path(), SyncPolicy::Never);
+        let mut n = 0usize;
+        g.bench_function(format!("caskdb_never/{threads}t"), |b| {
+            b.iter_custom(|iters| {
+                let base = n;
+                n += iters as usize;
+                parallel(threads, iters, |t, i| {
+                    let k = &keys[(base + t * 1_000_003 + i as usize) % KEYS];
+                    db.put(k, value).unwrap();
+                })
+            })
+        });
+    }
+    let map = Mutex::new(BTreeMap::new());
+    let mut n = 0usize;
+    g.bench_function("std_btreemap/1t", |b| {
+        b.iter(|| {
+            let k = keys[n % KEYS];
+            n += 1;
+            map.lock().insert(k, value.to_vec());
+        })
+    });
+    g.finish();
+}
+
+fn bench_get(c: &mut Criterion) {
+    let keys = keys(KEYS);
+    let value = [7u8; VALUE_LEN];
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), SyncPolicy::Never);
+    let mut map = BTreeMap::new();
+    for k in &keys {
+        db.put(k, value).unwrap();
+        map.insert(*k, value.to_vec());
+    }
+    let map = Mutex::new(map);
+    let mut g = c.benchmark_group("get");
+    g.throughput(Throughput::Elements(1));
+    for threads in [1, 8] {
+        let mut n = 0usize;
+        g.bench_function(format!("caskdb/{threads}t"), |b| {
+            b.iter_custom(|iters| {
+                let base = n;
+                n += iters as usize;
+                parallel(threads, iters, |t, i| {
+                    // a stride that is coprime with KEYS visits keys in scattered order
+                    let at = (base + t * 999_983 + i as usize).wrapping_mul(40_503) % KEYS;
+                    assert!(db.get(keys[at]).unwrap().is_some());
+                })
+            })
+        });
+    }
+    let mut n = 0usize;
+    g.bench_function("std_btreemap/1t", |b| {
+        b.iter(|| {
+            let at = n.wrapping_mul(40_503) % KEYS;
+            n += 1;
+            assert!(map.lock().get(&keys[at]).is_some());
+        })
+    });
+    let mut n = 0usize;
+    g.bench_function("caskdb_absent/1t", |b| {
+        b.iter(|| {
+            n += 1;
+            assert!(db.get(n.to_le_bytes()).unwrap().is_none());
+        })
+    });
+    g.finish();
+}
+
+fn bench_durable(c: &mut Criterion) {
+    let keys = Arc::new(keys(KEYS));
+    let value = [7u8; VALUE_LEN];
+    let mut g = c.benchmark_group("put_durable");
+    g.throughput(Throughput::Elements(1));
+    g.measurement_time(Duration::from_secs(8));
+    for threads in [1, 8] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path(), SyncPolicy::Always);
+        let mut n = 0usize;
+        g.bench_function(format!("caskdb_always/{threads}t"), |b| {
+            b.iter_custom(|iters| {
+                let base = n;
+                n += iters as usize;
+                parallel(threads, iters, |t, i| {
+                    let k = &keys[(base + t * 1_000_003 + i as usize) % KEYS];
+                    db.put(k, value).unwrap();
+                })
+            })
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("raw.log"))
+        .unwrap();
+    let record = [1u8; KEY_LEN + VALUE_LEN + 1];
+    g.bench_function("raw_fdatasync/1t", |b| {
+        b.iter(|| {
+            file.write_all(&record).unwrap();
+            file.sync_data().unwrap();
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+    targets = bench_put, bench_get, bench_durable
+}
+criterion_main!(benches);

@@ -66,10 +66,12 @@ pub(crate) struct Core {
     /// Every readable data file, the active one included, by id.
     files: SkipMap<u32, Arc<DataFile>>,
     writer: Mutex<Writer>,
-    /// Bytes appended since open (`Writer::lsn`) known to be on stable storage.
+    /// Bytes appended since open (`Writer::lsn`) known to be on stable storage. Mirrors
+    /// `group.synced` so that covered writers return without touching a lock.
     synced_lsn: AtomicU64,
-    /// Held while an fsync is in flight; writers queue here and share the next fsync.
-    sync_lock: Mutex<()>,
+    /// Group commit state: whether an fsync is in flight; waiters sleep on `group_done`.
+    group: Mutex<GroupCommit>,
+    group_done: Condvar,
     closed: AtomicBool,
     /// Set once by a failed fsync: from then on, writes are refused.
     poison: OnceLock<String>,
@@ -83,6 +85,13 @@ pub(crate) struct Writer {
     /// Bytes appended since open: a position in the log that group commit compares against.
     pub lsn: u64,
     pub stats: BTreeMap<u32, FileStat>,
+}
+
+/// Group-commit bookkeeping, under `Core::group`.
+#[derive(Default)]
+struct GroupCommit {
+    in_flight: bool,
+    synced: u64,
 }
 
 /// Byte counts of one data file.
@@ -138,7 +147,8 @@ impl Db {
             files: recovered.files,
             writer: Mutex::new(recovered.writer),
             synced_lsn: AtomicU64::new(0),
-            sync_lock: Mutex::new(()),
+            group: Mutex::new(GroupCommit::default()),
+            group_done: Condvar::new(),
             closed: AtomicBool::new(false),
             poison: OnceLock::new(),
             dir_lock: Mutex::new(Some(dir_lock)),
@@ -417,7 +427,7 @@ impl Core {
         if let Err(e) = old.file.sync(true) {
             return Err(self.poisoned_by(io_context(e, "sync", &old.path)));
         }
-        self.synced_lsn.fetch_max(w.lsn, Ordering::AcqRel);
+        self.mark_synced(w.lsn);
         let capacity = self.opts.data_file_size.max(FILE_HEADER_LEN as u64 + need);
         let id = w.next_id;
         let new = Arc::new(DataFile::create(
@@ -443,32 +453,59 @@ impl Core {
         }
     }
 
-    /// Group commit: returns once everything up to `lsn` is on stable storage. One fsync is in
-    /// flight at a time; it covers every append made before it started, so writers that queued
-    /// behind it usually find their bytes already synced.
+    /// Group commit: returns once everything up to `lsn` is on stable storage.
+    ///
+    /// One fsync is in flight at a time. The thread that starts it (the leader) first reads the
+    /// current end of the log, so its fsync covers every append made before it started,
+    /// including those of writers now waiting. When it finishes it wakes all waiters at once;
+    /// those it covered return, and one of the others leads the next fsync.
     fn sync_upto(&self, lsn: u64) -> Result<()> {
         if self.synced_lsn.load(Ordering::Acquire) >= lsn {
             return Ok(());
         }
-        let _turn = self.sync_lock.lock();
-        if self.synced_lsn.load(Ordering::Acquire) >= lsn {
-            return Ok(());
+        let mut group = self.group.lock();
+        loop {
+            if group.synced >= lsn {
+                return Ok(());
+            }
+            if let Some(reason) = self.poison.get() {
+                return Err(Error::Poisoned {
+                    reason: reason.clone(),
+                });
+            }
+            if !group.in_flight {
+                break;
+            }
+            self.group_done.wait(&mut group);
         }
-        if let Some(reason) = self.poison.get() {
-            return Err(Error::Poisoned {
-                reason: reason.clone(),
-            });
-        }
+        group.in_flight = true;
+        drop(group);
         let (active, target) = {
             let w = self.writer.lock();
             (w.active.clone(), w.lsn)
         };
         // Earlier files were synced when they were sealed; the active one holds the rest.
-        if let Err(e) = active.file.sync(false) {
-            return Err(self.poisoned_by(io_context(e, "sync", &active.path)));
-        }
-        self.synced_lsn.fetch_max(target, Ordering::AcqRel);
-        Ok(())
+        let result = active.file.sync(false);
+        let mut group = self.group.lock();
+        group.in_flight = false;
+        let result = match result {
+            Ok(()) => {
+                group.synced = group.synced.max(target);
+                self.synced_lsn.fetch_max(target, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(e) => Err(self.poisoned_by(io_context(e, "sync", &active.path))),
+        };
+        drop(group);
+        self.group_done.notify_all();
+        result
+    }
+
+    /// Everything up to `lsn` is known durable (a sealed file was synced).
+    fn mark_synced(&self, lsn: u64) {
+        let mut group = self.group.lock();
+        group.synced = group.synced.max(lsn);
+        self.synced_lsn.fetch_max(lsn, Ordering::AcqRel);
     }
 
     /// Records that writes must stop and returns `err` for the caller.
