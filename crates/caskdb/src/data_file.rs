@@ -37,14 +37,29 @@ impl DataFile {
     /// able to grow to `capacity` bytes.
     pub fn create(vfs: &dyn Vfs, dir: &Path, id: u32, capacity: u64) -> Result<DataFile> {
         let path = dir.join(data_file_name(id));
-        let file = vfs
+        let created = vfs
             .create(&path, capacity)
-            .map_err(|e| io_context(e, "create data file", &path))?;
-        let df = DataFile { id, path, file };
-        df.write_header()?;
-        vfs.sync_dir(dir)
-            .map_err(|e| io_context(e, "sync directory", dir))?;
-        Ok(df)
+            .map_err(|e| io_context(e, "create data file", &path))
+            .and_then(|file| {
+                let df = DataFile {
+                    id,
+                    path: path.clone(),
+                    file,
+                };
+                df.write_header()?;
+                vfs.sync_dir(dir)
+                    .map_err(|e| io_context(e, "sync directory", dir))?;
+                Ok(df)
+            });
+        if created.is_err() {
+            // Leave no half-made file behind: it would make the id look taken and, after a
+            // crash, hide that the previous file is still the newest. Recovery also removes
+            // such files, should this cleanup fail too.
+            if vfs.remove_file(&path).is_ok() {
+                let _ = vfs.sync_dir(dir);
+            }
+        }
+        created
     }
 
     /// Writes the file header into an empty file and syncs it.

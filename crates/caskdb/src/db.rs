@@ -128,7 +128,7 @@ impl Db {
 
     pub(crate) fn open_with(path: &Path, opts: Options) -> Result<Db> {
         opts.validate()?;
-        let vfs: Arc<dyn Vfs> = Arc::new(StdVfs);
+        let vfs: Arc<dyn Vfs> = opts.vfs.clone().unwrap_or_else(|| Arc::new(StdVfs));
         vfs.create_dir_all(path)
             .map_err(|e| io_context(e, "create database directory", path))?;
         let lock_path = path.join(LOCK_FILE);
@@ -173,6 +173,11 @@ impl Db {
     /// [`Error::KeyIsEmpty`], [`Error::KeyTooLarge`], [`Error::ValueTooLarge`] (nothing is
     /// written); [`Error::Io`] if the append fails (e.g. the disk is full; nothing is written);
     /// [`Error::Poisoned`] after an earlier fsync failure; [`Error::Closed`].
+    ///
+    /// If the append succeeded but the fsync that `Always` requires failed, the error is
+    /// [`Error::Io`] and the outcome is unknown: readers of this handle may already see the new
+    /// value, and whether it survives is decided by what reached the disk. The database then
+    /// refuses writes until it is reopened, which reads back the truth.
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
         let (key, value) = (key.as_ref(), value.as_ref());
         let core = &self.inner.core;
@@ -228,7 +233,7 @@ impl Db {
     ///
     /// # Errors
     /// [`Error::KeyIsEmpty`]; [`Error::Io`], [`Error::Poisoned`] or [`Error::Closed`] as for
-    /// [`Db::put`].
+    /// [`Db::put`], including its caveat about a failed fsync.
     pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool> {
         let key = key.as_ref();
         let core = &self.inner.core;
@@ -336,9 +341,23 @@ impl Db {
     /// the directory lock. Other clones of this handle get [`Error::Closed`] from then on.
     ///
     /// # Errors
-    /// [`Error::Io`] if the final sync fails. The lock is released either way.
+    /// [`Error::Io`] if the final sync fails, [`Error::Poisoned`] if an earlier fsync had failed
+    /// (then nothing is synced: the last writes may be lost). The lock is released either way.
     pub fn close(self) -> Result<()> {
         self.inner.shutdown()
+    }
+
+    /// Test-only: stops like a killed process would, leaving the files exactly as they are
+    /// (no trim, no sync), and releases the lock so the directory can be reopened.
+    #[cfg(test)]
+    pub(crate) fn crash(self) {
+        if let Some(syncer) = self.inner.syncer.lock().take() {
+            syncer.stop();
+        }
+        let core = &self.inner.core;
+        let _w = core.writer.lock();
+        core.closed.store(true, Ordering::Release);
+        core.dir_lock.lock().take();
     }
 }
 
@@ -428,6 +447,22 @@ impl Core {
             return Err(self.poisoned_by(io_context(e, "sync", &old.path)));
         }
         self.mark_synced(w.lsn);
+        // Sealed: swap in a read-only mapping of its exact size, without a descriptor, so long-
+        // lived databases do not keep one descriptor and one capacity-sized mapping per file.
+        // Readers still holding the writable one finish with it.
+        match self.vfs.open(&old.path, crate::vfs::OpenMode::ReadOnly) {
+            Ok(file) => {
+                let sealed = DataFile {
+                    id: old.id,
+                    path: old.path.clone(),
+                    file,
+                };
+                self.files.insert(old.id, Arc::new(sealed));
+            }
+            Err(e) => {
+                tracing::warn!(file = %old.path.display(), "reopening sealed file read-only: {e}")
+            }
+        }
         let capacity = self.opts.data_file_size.max(FILE_HEADER_LEN as u64 + need);
         let id = w.next_id;
         let new = Arc::new(DataFile::create(
@@ -522,8 +557,11 @@ impl Core {
             return Ok(());
         }
         let active = &w.active;
-        let result = if self.poison.get().is_some() {
-            Ok(()) // syncing again after a failed fsync proves nothing
+        let result = if let Some(reason) = self.poison.get() {
+            // Syncing again after a failed fsync proves nothing: report the failure instead.
+            Err(Error::Poisoned {
+                reason: reason.clone(),
+            })
         } else {
             active
                 .file

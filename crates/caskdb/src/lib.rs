@@ -22,6 +22,8 @@
 mod data_file;
 mod db;
 mod error;
+#[cfg(test)]
+mod fault_tests;
 mod keydir;
 mod options;
 mod record;

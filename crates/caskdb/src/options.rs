@@ -1,10 +1,12 @@
 //! Tuning knobs, with documented defaults, and the builder that opens a [`Db`].
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Db;
 use crate::error::{Error, Result};
+use crate::vfs::Vfs;
 
 /// When appended records are forced to stable storage with `fdatasync`.
 ///
@@ -49,6 +51,8 @@ pub struct Options {
     pub(crate) sync: SyncPolicy,
     pub(crate) max_key_size: usize,
     pub(crate) max_value_size: usize,
+    /// The file layer; `None` = the real file system. Tests put a fault-injecting one here.
+    pub(crate) vfs: Option<Arc<dyn Vfs>>,
 }
 
 /// Default size at which the active data file is sealed: 256 MiB.
@@ -72,6 +76,7 @@ impl Default for Options {
             sync: SyncPolicy::default(),
             max_key_size: DEFAULT_MAX_KEY_SIZE,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            vfs: None,
         }
     }
 }

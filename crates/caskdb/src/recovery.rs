@@ -1,9 +1,10 @@
 //! Rebuilding the key directory from the data files when a database is opened.
 //!
 //! Files are replayed in id order. In sealed files every record must check. In the newest file a
-//! bad record with no valid record after it is a torn or zero-filled tail left by a crash: it is
-//! cut off and writing continues after the last good record. A bad record followed by good ones
-//! is corruption, reported as [`Error::Corrupted`] with file and offset.
+//! bad record can be crash damage — a torn write, or pages that never reached the disk (they
+//! read as zeros, since the file is preallocated) — and is then cut off, with everything after
+//! it, and writing continues there. Otherwise it is corruption, reported as [`Error::Corrupted`]
+//! with file and offset. See [`cut_or_fail`] for the exact rule.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -38,6 +39,7 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
         .filter_map(|n| parse_data_file_name(n))
         .collect();
     ids.sort_unstable();
+    drop_blank_trailing_files(vfs, dir, &mut ids)?;
 
     let keydir = Keydir::default();
     let files = SkipMap::new();
@@ -57,7 +59,7 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
             .map_err(|e| io_context(e, "open data file", &path))?;
         let df = DataFile { id, path, file };
         check_header(&df, is_last)?;
-        let stat = scan(&df, &keydir, &mut stats, is_last)?;
+        let stat = scan(vfs, &df, &keydir, &mut stats, is_last)?;
         stats.insert(id, stat);
         files.insert(id, Arc::new(df));
     }
@@ -86,6 +88,29 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
             stats,
         },
     })
+}
+
+/// Removes newest files that never got a header (empty or all zeros): a crash or an error while
+/// a rotation was creating them. The file before them is then the newest again, so its own
+/// preallocated tail is cut as a tail, not taken for corruption. The only file is kept (and
+/// reinitialised by `check_header`).
+fn drop_blank_trailing_files(vfs: &dyn Vfs, dir: &Path, ids: &mut Vec<u32>) -> Result<()> {
+    while ids.len() > 1 {
+        let path = dir.join(data_file_name(ids[ids.len() - 1]));
+        let file = vfs
+            .open(&path, OpenMode::ReadOnly)
+            .map_err(|e| io_context(e, "open data file", &path))?;
+        if has_nonzero(file.as_ref(), 0)? {
+            return Ok(());
+        }
+        drop(file);
+        tracing::warn!(file = %path.display(), "removing a data file that was never initialised (interrupted rotation)");
+        vfs.remove_file(&path)
+            .and_then(|()| vfs.sync_dir(dir))
+            .map_err(|e| io_context(e, "remove", &path))?;
+        ids.pop();
+    }
+    Ok(())
 }
 
 /// Checks the file header. The newest file may have an empty or zeroed header (a crash while it
@@ -123,6 +148,7 @@ fn check_header(df: &DataFile, is_last: bool) -> Result<()> {
 
 /// Replays the records of one file into the keydir and returns the file's byte counts.
 fn scan(
+    vfs: &dyn Vfs,
     df: &DataFile,
     keydir: &Keydir,
     stats: &mut BTreeMap<u32, FileStat>,
@@ -135,8 +161,8 @@ fn scan(
     while pos < file_len {
         let record = match read_record(&mut reader, pos, file_len) {
             Ok(r) => r,
-            Err(reason) => {
-                cut_or_fail(df, pos, &reason, is_last)?;
+            Err(bad) => {
+                cut_or_fail(vfs, df, pos, bad, is_last)?;
                 break;
             }
         };
@@ -186,57 +212,118 @@ fn mark_dead(stats: &mut BTreeMap<u32, FileStat>, current: &mut FileStat, id: u3
     }
 }
 
+/// Why the record at some offset is not valid.
+struct Bad {
+    reason: String,
+    /// The header, when it decoded (then the CRC or the length is what failed).
+    header: Option<record::RecordHeader>,
+}
+
 /// Decodes and checks the record at `pos`; on failure says why.
 fn read_record<'a>(
     reader: &'a mut Window<'_>,
     pos: u64,
     file_len: u64,
-) -> Result<(record::RecordHeader, &'a [u8]), String> {
+) -> Result<(record::RecordHeader, &'a [u8]), Bad> {
+    let bad = |reason: String, header| Bad { reason, header };
     let avail = (file_len - pos).min(MAX_RECORD_HEADER_LEN as u64) as usize;
-    let head = reader.get(pos, avail).map_err(|e| e.to_string())?;
+    let head = reader
+        .get(pos, avail)
+        .map_err(|e| bad(e.to_string(), None))?;
     let header = match record::decode_header(head) {
         Ok(h) => h,
-        Err(HeaderError::Incomplete) => return Err("truncated record header".into()),
-        Err(HeaderError::Invalid(r)) => return Err(r),
+        Err(HeaderError::Incomplete) => return Err(bad("truncated record header".into(), None)),
+        Err(HeaderError::Invalid(r)) => return Err(bad(r, None)),
     };
     let len = header.total_len();
     if len > u64::from(u32::MAX) {
-        return Err(format!("record length {len} is over the 4 GiB limit"));
-    }
-    if pos + len > file_len {
-        return Err(format!(
-            "record of {len} bytes runs past the end of the file ({} bytes left)",
-            file_len - pos
+        return Err(bad(
+            format!("record length {len} is over the 4 GiB limit"),
+            None,
         ));
     }
-    let bytes = reader.get(pos, len as usize).map_err(|e| e.to_string())?;
+    if pos + len > file_len {
+        return Err(bad(
+            format!(
+                "record of {len} bytes runs past the end of the file ({} bytes left)",
+                file_len - pos
+            ),
+            Some(header),
+        ));
+    }
+    let bytes = reader
+        .get(pos, len as usize)
+        .map_err(|e| bad(e.to_string(), Some(header)))?;
     if !record::crc_matches(&header, bytes) {
-        return Err("CRC mismatch".into());
+        return Err(bad("CRC mismatch".into(), Some(header)));
     }
     Ok((header, bytes))
 }
 
-/// A bad record at `pos`: in the newest file with nothing valid after it, a torn tail to cut;
-/// otherwise corruption.
-fn cut_or_fail(df: &DataFile, pos: u64, reason: &str, is_last: bool) -> Result<()> {
+/// Size of the blocks the page cache writes back: a power loss loses whole ones.
+const PAGE: u64 = 4096;
+/// Most bytes the search for a valid record after a bad one may checksum before giving up.
+const SEARCH_BUDGET: u64 = 1 << 30;
+
+/// Decides what a bad record at `pos` is.
+///
+/// In a sealed file it is always corruption. In the newest file, let `Z` be the first
+/// page-aligned, all-zero 4 KiB block at or after `pos` (or the end of the file): such a block is
+/// what a page that never reached the disk reads as, because the file is preallocated. Then:
+/// - if the record's header is intact and its extent covers `Z`, the record was torn: cut;
+/// - else, if a valid record starts between `pos` and `Z`, the damage is not a crash's: the
+///   bytes are corrupted — error;
+/// - else everything from `pos` on was written after the last durable point: cut.
+///
+/// When the search for a valid record cannot finish within its budget (a large tail of
+/// high-entropy bytes), the tail is cut too — a crash while writing a big value is far likelier
+/// than corruption there — but the cut bytes are first saved beside the file, as
+/// `<file>.torn-<offset>`, and a warning names it.
+///
+/// Cutting drops valid records that may lie after `Z`: they were written after data that never
+/// reached the disk (so, under `SyncPolicy::Always`, never acknowledged), and keeping them
+/// would leave a state that no prefix of the writes produced.
+fn cut_or_fail(vfs: &dyn Vfs, df: &DataFile, pos: u64, bad: Bad, is_last: bool) -> Result<()> {
+    let reason = bad.reason;
     if !is_last {
         return Err(df.corrupted(pos, reason));
     }
-    if let Some(next) = next_valid_record(df.file.as_ref(), pos + 1)? {
-        return Err(df.corrupted(
-            pos,
-            format!(
-                "{reason}; a valid record follows at offset {next}, so this is not a torn tail"
-            ),
-        ));
+    let file = df.file.as_ref();
+    let zero = first_zero_page(file, pos)?;
+    let torn_record = bad
+        .header
+        .is_some_and(|h| pos + h.total_len() >= zero.saturating_add(PAGE));
+    if !torn_record {
+        match next_valid_record(file, pos + 1, zero)? {
+            Search::Found(next) => {
+                return Err(df.corrupted(
+                    pos,
+                    format!(
+                        "{reason}; a valid record follows at offset {next}, so this is not crash damage"
+                    ),
+                ));
+            }
+            Search::GaveUp(at) => {
+                let saved = save_tail(vfs, df, pos)?;
+                tracing::warn!(
+                    file = %df.path.display(),
+                    offset = pos,
+                    "could not tell crash damage from corruption (search stopped at offset {at}); \
+                     cutting the tail, saved as {}",
+                    saved.display()
+                );
+            }
+            Search::None => {}
+        }
     }
-    let dropped = df.file.len() - pos;
-    if has_nonzero(df.file.as_ref(), pos)? {
+    let dropped = file.len() - pos;
+    if has_nonzero(file, pos)? {
         tracing::warn!(
             file = %df.path.display(),
             offset = pos,
             dropped,
-            "cut a torn record at the tail of the newest data file ({reason})"
+            "cut a torn record at the tail of the newest data file ({reason}); \
+             the bytes from there on were never made durable"
         );
     } else {
         tracing::info!(
@@ -252,18 +339,80 @@ fn cut_or_fail(df: &DataFile, pos: u64, reason: &str, is_last: bool) -> Result<(
         .map_err(|e| io_context(e, "truncate torn tail of", &df.path))
 }
 
-/// Offset of the first complete, CRC-valid record starting at or after `from`, if any.
-fn next_valid_record(file: &dyn LogFile, from: u64) -> Result<Option<u64>> {
+/// Copies the bytes of `df` from `pos` to its end into `<file>.torn-<pos>`, durably.
+fn save_tail(vfs: &dyn Vfs, df: &DataFile, pos: u64) -> Result<std::path::PathBuf> {
+    let mut name = df.path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".torn-{pos}"));
+    let path = df.path.with_file_name(name);
+    let mut tail = vec![0u8; (df.file.len() - pos) as usize];
+    df.file
+        .read_at(pos, &mut tail)
+        .map_err(|e| io_context(e, "read torn tail of", &df.path))?;
+    vfs.create(&path, tail.len() as u64)
+        .and_then(|f| f.append(&[&tail]).and_then(|()| f.sync(true)))
+        .map_err(|e| io_context(e, "save torn tail to", &path))?;
+    if let Some(dir) = path.parent() {
+        vfs.sync_dir(dir)
+            .map_err(|e| io_context(e, "sync directory", dir))?;
+    }
+    Ok(path)
+}
+
+/// Offset of the first page-aligned 4 KiB block at or after `from` that is all zeros, or the
+/// end of the file.
+fn first_zero_page(file: &dyn LogFile, from: u64) -> Result<u64> {
     let file_len = file.len();
     let mut reader = Window::new(file);
+    let mut page = from.div_ceil(PAGE) * PAGE;
+    while page + PAGE <= file_len {
+        if reader.get(page, PAGE as usize)?.iter().all(|&b| b == 0) {
+            return Ok(page);
+        }
+        page += PAGE;
+    }
+    Ok(file_len)
+}
+
+enum Search {
+    Found(u64),
+    None,
+    GaveUp(u64),
+}
+
+/// Looks for a complete, CRC-valid record starting in `[from, until)`.
+fn next_valid_record(file: &dyn LogFile, from: u64, until: u64) -> Result<Search> {
+    let file_len = file.len();
+    let mut reader = Window::new(file);
+    let mut budget = SEARCH_BUDGET;
     let mut pos = from;
-    while pos + MIN_RECORD_LEN as u64 <= file_len {
-        if read_record(&mut reader, pos, file_len).is_ok() {
-            return Ok(Some(pos));
+    while pos < until && pos + MIN_RECORD_LEN as u64 <= file_len {
+        let avail = (file_len - pos).min(MAX_RECORD_HEADER_LEN as u64) as usize;
+        // Cheap filters first: only records this version writes (a key, a known type) whose
+        // extent fits in the file are worth a checksum.
+        let plausible = match record::decode_header(reader.get(pos, avail)?) {
+            Ok(h) => {
+                h.key_len > 0
+                    && matches!(h.kind, RecordType::Value | RecordType::Tombstone)
+                    && (h.kind == RecordType::Value || h.value_len == 0)
+                    && pos + h.total_len() <= file_len
+            }
+            Err(_) => false,
+        };
+        if plausible {
+            match read_record(&mut reader, pos, file_len) {
+                Ok(_) => return Ok(Search::Found(pos)),
+                Err(bad) => {
+                    let cost = bad.header.map_or(0, |h| h.total_len());
+                    if cost > budget {
+                        return Ok(Search::GaveUp(pos));
+                    }
+                    budget -= cost;
+                }
+            }
         }
         pos += 1;
     }
-    Ok(None)
+    Ok(Search::None)
 }
 
 /// Whether any byte from `from` to the end of the file is non-zero.

@@ -25,6 +25,8 @@ pub(crate) trait Vfs: Send + Sync + std::fmt::Debug + 'static {
     fn create(&self, path: &Path, capacity: u64) -> io::Result<Box<dyn LogFile>>;
     /// Opens an existing file, read-only or for appending up to `capacity` bytes.
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn LogFile>>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Makes the creation, renaming or removal of entries of `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 }
@@ -39,6 +41,10 @@ pub(crate) enum OpenMode {
 }
 
 /// One log file: positional reads from any thread, appends from one thread at a time.
+///
+/// Contract (callers uphold it; the engine does): appends are serialized by the writer lock, and
+/// `truncate` below `len()` happens only while no reader can hold an offset past the new length
+/// (during recovery, before the database is shared).
 pub(crate) trait LogFile: Send + Sync {
     /// Bytes readable: everything appended (or present when opened).
     fn len(&self) -> u64;
@@ -58,8 +64,11 @@ pub(crate) trait LogFile: Send + Sync {
 
 /// The real file system. Data files are memory-mapped: readers copy straight from the page
 /// cache without a syscall and without sharing a file position; the active file is mapped
-/// writable at its full capacity and grown on disk with `posix_fallocate` in chunks, so a full
-/// disk is an error from `append`, never a fault on a mapped page.
+/// writable at its full capacity and grown on disk with `posix_fallocate` in chunks, so on
+/// ext4/xfs a full disk is an error from `append`, not a fault on a mapped page. (On
+/// copy-on-write file systems such as btrfs or ZFS a write to a mapped page can still need new
+/// blocks; there a full disk can raise SIGBUS.) Read-only files keep their mapping only, not
+/// their descriptor, so thousands of sealed files do not exhaust the descriptor limit.
 #[derive(Debug, Default)]
 pub(crate) struct StdVfs;
 
@@ -114,6 +123,10 @@ impl Vfs for StdVfs {
         Ok(Box::new(MmapFile::new(file, len, capacity, writable)?))
     }
 
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
@@ -121,7 +134,8 @@ impl Vfs for StdVfs {
 
 /// A file mapped at `capacity` bytes, of which the first `len` are valid.
 struct MmapFile {
-    file: File,
+    /// `None` for read-only files: the mapping outlives the descriptor.
+    file: Option<File>,
     /// `None` when the capacity is zero (an empty file opened read-only).
     map: Option<MmapRaw>,
     capacity: u64,
@@ -147,12 +161,18 @@ impl MmapFile {
             })
         };
         Ok(MmapFile {
-            file,
+            file: writable.then_some(file),
             map,
             capacity,
             len: AtomicU64::new(len),
             allocated: AtomicU64::new(len),
         })
+    }
+
+    fn file(&self) -> io::Result<&File> {
+        self.file
+            .as_ref()
+            .ok_or_else(|| io::Error::other("file is open read-only"))
     }
 
     fn base(&self) -> *mut u8 {
@@ -168,7 +188,7 @@ impl MmapFile {
             return Ok(());
         }
         let target = end.max(allocated + ALLOC_CHUNK).min(self.capacity);
-        allocate(&self.file, allocated, target)?;
+        allocate(self.file()?, allocated, target)?;
         self.allocated.store(target, Ordering::Relaxed);
         Ok(())
     }
@@ -258,14 +278,14 @@ impl LogFile for MmapFile {
             map.flush_range(0, self.len() as usize)?;
         }
         if metadata {
-            self.file.sync_all()
+            self.file()?.sync_all()
         } else {
-            self.file.sync_data()
+            self.file()?.sync_data()
         }
     }
 
     fn truncate(&self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)?;
+        self.file()?.set_len(len)?;
         self.allocated.store(len, Ordering::Relaxed);
         if len < self.len() {
             self.len.store(len, Ordering::Release);

@@ -1,0 +1,255 @@
+//! Tests that break the file layer on purpose: failed fsyncs, failed rotations, and the
+//! background syncer. They plug a fault-injecting [`Vfs`] in through `Options`.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::vfs::{LogFile, OpenMode, StdVfs, Vfs};
+use crate::{Db, Error, Options, SyncPolicy};
+
+#[derive(Debug, Default)]
+struct Faults {
+    fail_sync: AtomicBool,
+    /// Upcoming `create` calls to fail after the file exists (like a failed header write).
+    fail_creates: AtomicUsize,
+    fail_remove: AtomicBool,
+    syncs: Mutex<Option<mpsc::Sender<()>>>,
+}
+
+#[derive(Debug)]
+struct FaultVfs {
+    faults: Arc<Faults>,
+}
+
+struct FaultFile {
+    inner: Box<dyn LogFile>,
+    faults: Arc<Faults>,
+}
+
+fn enospc() -> io::Error {
+    io::Error::from_raw_os_error(libc::ENOSPC)
+}
+
+impl Vfs for FaultVfs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdVfs.create_dir_all(path)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        StdVfs.list(dir)
+    }
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn std::any::Any + Send + Sync>>> {
+        StdVfs.try_lock(path)
+    }
+    fn create(&self, path: &Path, capacity: u64) -> io::Result<Box<dyn LogFile>> {
+        let file = StdVfs.create(path, capacity)?;
+        let fail = self
+            .faults
+            .fail_creates
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err(enospc());
+        }
+        Ok(Box::new(FaultFile {
+            inner: file,
+            faults: self.faults.clone(),
+        }))
+    }
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn LogFile>> {
+        Ok(Box::new(FaultFile {
+            inner: StdVfs.open(path, mode)?,
+            faults: self.faults.clone(),
+        }))
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        if self.faults.fail_remove.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        StdVfs.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        StdVfs.sync_dir(dir)
+    }
+}
+
+impl LogFile for FaultFile {
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn room(&self) -> u64 {
+        self.inner.room()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.inner.read_at(offset, buf)
+    }
+    fn append(&self, parts: &[&[u8]]) -> io::Result<()> {
+        self.inner.append(parts)
+    }
+    fn sync(&self, metadata: bool) -> io::Result<()> {
+        if self.faults.fail_sync.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        self.inner.sync(metadata)?;
+        if let Some(tx) = &*self.faults.syncs.lock() {
+            let _ = tx.send(());
+        }
+        Ok(())
+    }
+    fn truncate(&self, len: u64) -> io::Result<()> {
+        self.inner.truncate(len)
+    }
+}
+
+fn faulty(opts: Options) -> (Options, Arc<Faults>) {
+    let faults = Arc::new(Faults::default());
+    let vfs = Arc::new(FaultVfs {
+        faults: faults.clone(),
+    });
+    (
+        Options {
+            vfs: Some(vfs),
+            ..opts
+        },
+        faults,
+    )
+}
+
+fn data_file_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "data")
+        })
+        .count()
+}
+
+#[test]
+fn a_failed_fsync_stops_writes_until_reopen_and_close_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (opts, faults) = faulty(Options::default().sync(SyncPolicy::Always));
+    let db = opts.open(dir.path()).unwrap();
+    db.put("acked", "1").unwrap();
+    faults.fail_sync.store(true, Ordering::SeqCst);
+    match db.put("unknown", "2") {
+        Err(Error::Io(e)) => assert!(e.to_string().contains("sync"), "{e}"),
+        other => panic!("expected the fsync error, got {other:?}"),
+    }
+    // From now on writes are refused, even if fsync would work again: retrying is unsafe.
+    faults.fail_sync.store(false, Ordering::SeqCst);
+    assert!(matches!(db.put("later", "3"), Err(Error::Poisoned { .. })));
+    assert!(matches!(db.delete("acked"), Err(Error::Poisoned { .. })));
+    assert!(matches!(db.sync(), Err(Error::Poisoned { .. })));
+    assert_eq!(db.get("acked").unwrap().unwrap(), "1", "reads still work");
+    match db.close() {
+        Err(Error::Poisoned { reason }) => assert!(reason.contains("sync"), "{reason}"),
+        other => panic!("close must report the earlier failure, got {other:?}"),
+    }
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(db.get("acked").unwrap().unwrap(), "1");
+    assert_eq!(db.get("later").unwrap(), None);
+    db.put("later", "3").unwrap();
+}
+
+/// Fills the first file of a 1 KiB-file database until the next put must rotate.
+fn fill_first_file(db: &Db) -> usize {
+    let mut i = 0;
+    while db.stats().unwrap().total_bytes + 60 < 1024 {
+        db.put(format!("key{i:04}"), [b'v'; 40]).unwrap();
+        i += 1;
+    }
+    i
+}
+
+#[test]
+fn a_failed_rotation_leaves_no_file_behind_and_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let (opts, faults) = faulty(
+        Options::default()
+            .data_file_size(1024)
+            .sync(SyncPolicy::Never),
+    );
+    let db = opts.open(dir.path()).unwrap();
+    let mut n = fill_first_file(&db);
+    faults.fail_creates.store(1, Ordering::SeqCst);
+    match db.put("big", [b'x'; 200]) {
+        Err(Error::Io(e)) => {
+            assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{e}");
+            assert!(e.to_string().contains("0000000002.data"), "{e}");
+        }
+        other => panic!("expected the rotation's error, got {other:?}"),
+    }
+    assert_eq!(
+        data_file_count(dir.path()),
+        1,
+        "the half-made file was removed"
+    );
+    assert_eq!(db.get("big").unwrap(), None);
+    // the next put retries the rotation and succeeds
+    db.put("big", [b'x'; 200]).unwrap();
+    assert_eq!(data_file_count(dir.path()), 2);
+    n += 1;
+    db.crash();
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(db.len(), n);
+    assert_eq!(db.get("big").unwrap().unwrap(), &[b'x'; 200][..]);
+}
+
+#[test]
+fn a_failed_rotation_whose_cleanup_also_failed_survives_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (opts, faults) = faulty(
+        Options::default()
+            .data_file_size(1024)
+            .sync(SyncPolicy::Never),
+    );
+    let db = opts.open(dir.path()).unwrap();
+    let n = fill_first_file(&db);
+    faults.fail_creates.store(1, Ordering::SeqCst);
+    faults.fail_remove.store(true, Ordering::SeqCst);
+    assert!(db.put("big", [b'x'; 200]).is_err());
+    assert_eq!(
+        data_file_count(dir.path()),
+        2,
+        "the empty file 2 could not be removed"
+    );
+    // a small put still fits in file 1, which grows a preallocated tail again
+    db.put("small", "fits").unwrap();
+    // crash with file 1 not trimmed and an empty file 2 after it
+    db.crash();
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(db.len(), n + 1);
+    assert_eq!(db.get("small").unwrap().unwrap(), "fits");
+    assert_eq!(
+        data_file_count(dir.path()),
+        1,
+        "recovery removed the blank file"
+    );
+    db.put("big", [b'x'; 200]).unwrap();
+    assert_eq!(db.get("big").unwrap().unwrap(), &[b'x'; 200][..]);
+}
+
+#[test]
+fn the_interval_policy_syncs_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let (opts, faults) =
+        faulty(Options::default().sync(SyncPolicy::Interval(Duration::from_millis(5))));
+    let db = opts.open(dir.path()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    *faults.syncs.lock() = Some(tx);
+    db.put("k", "v").unwrap();
+    // Under Interval a put never syncs by itself, and nothing else runs: an fsync after the
+    // put can only come from the background thread.
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the syncer fsynced the put");
+    *faults.syncs.lock() = None;
+    db.close().unwrap();
+}
