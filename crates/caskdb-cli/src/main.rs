@@ -76,11 +76,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let code = match cli.command {
         Command::Set { key, value } => {
-            db.put(bytes_of(&key), bytes_of(&value))?;
+            db.put(bytes_of(&key)?, bytes_of(&value)?)?;
             ExitCode::SUCCESS
         }
         Command::Get { key } => {
-            match db.get(bytes_of(&key))? {
+            match db.get(bytes_of(&key)?)? {
                 Some(value) => {
                     out.write_all(&value)?;
                     out.write_all(b"\n")?;
@@ -90,7 +90,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Command::Remove { key } => {
-            if db.delete(bytes_of(&key))? {
+            if db.delete(bytes_of(&key)?)? {
                 ExitCode::SUCCESS
             } else {
                 writeln!(out, "Key not found")?;
@@ -146,16 +146,19 @@ fn print_stats(out: &mut impl Write, s: &caskdb::Stats) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The raw bytes of an argument: keys and values need not be UTF-8.
+/// The raw bytes of an argument: on Unix keys and values need not be UTF-8.
 #[cfg(unix)]
-fn bytes_of(s: &OsString) -> &[u8] {
+fn bytes_of(s: &OsString) -> anyhow::Result<&[u8]> {
     use std::os::unix::ffi::OsStrExt;
-    s.as_bytes()
+    Ok(s.as_bytes())
 }
 
+/// Elsewhere arguments must be Unicode (there is no lossless byte view of them).
 #[cfg(not(unix))]
-fn bytes_of(s: &OsString) -> &[u8] {
-    s.to_str().map(str::as_bytes).unwrap_or_default()
+fn bytes_of(s: &OsString) -> anyhow::Result<&[u8]> {
+    s.to_str()
+        .map(str::as_bytes)
+        .ok_or_else(|| anyhow::anyhow!("argument {s:?} is not valid Unicode"))
 }
 
 #[cfg(test)]
