@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result, io_context};
 use crate::keydir::Loc;
-use crate::record::{self, KIND_DATA, RecordType};
+use crate::record::{self, KIND_DATA, RecordHeader, RecordType};
 use crate::vfs::{LogFile, Vfs};
 
 /// Suffix of data files; the stem is the id, zero-padded to 10 digits.
@@ -81,6 +81,13 @@ impl DataFile {
 
     /// Reads the record at `loc`, checks its CRC and that it holds `key`, and returns its value.
     pub fn read_value(&self, loc: Loc, key: &[u8]) -> Result<Bytes> {
+        let (header, buf) = self.read_checked(loc, key)?;
+        let value_start = header.header_len + header.key_len as usize;
+        Ok(Bytes::from(buf).slice(value_start..))
+    }
+
+    /// Reads the whole value record at `loc` and checks it: length as indexed, CRC, type, key.
+    pub fn read_checked(&self, loc: Loc, key: &[u8]) -> Result<(RecordHeader, Vec<u8>)> {
         let mut buf = vec![0u8; loc.len as usize];
         self.file
             .read_at(loc.offset, &mut buf)
@@ -104,11 +111,10 @@ impl DataFile {
             return Err(self.corrupted(loc.offset, "index points at a record without a value"));
         }
         let key_start = header.header_len;
-        let value_start = key_start + header.key_len as usize;
-        if &buf[key_start..value_start] != key {
+        if &buf[key_start..key_start + header.key_len as usize] != key {
             return Err(self.corrupted(loc.offset, "record holds another key than the index"));
         }
-        Ok(Bytes::from(buf).slice(value_start..))
+        Ok((header, buf))
     }
 }
 

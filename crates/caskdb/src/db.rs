@@ -1,4 +1,5 @@
-//! The database handle and its write path: append, rotate, group commit, close.
+//! The database handle and its write path: append, rotate, group commit, close, and the
+//! background threads (interval sync, automatic merge).
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::data_file::DataFile;
 use crate::error::{Error, Result, io_context};
 use crate::keydir::{Keydir, Loc};
+use crate::merge::{MergeProgress, MergeStats};
 use crate::options::{Options, SyncPolicy};
 use crate::record::{self, FILE_HEADER_LEN, MAX_RECORD_HEADER_LEN, RecordType};
 use crate::stats::{FileStats, Stats};
@@ -54,18 +56,26 @@ impl std::fmt::Debug for Db {
 /// Owned by every clone of a `Db`; its drop is the "last clone dropped" event.
 struct DbInner {
     core: Arc<Core>,
-    syncer: Mutex<Option<Syncer>>,
+    threads: Mutex<Vec<Background>>,
 }
 
-/// The shared state, also held by the background sync thread.
+/// The shared state, also held by the background threads.
 pub(crate) struct Core {
-    dir: PathBuf,
-    opts: Options,
-    vfs: Arc<dyn Vfs>,
-    keydir: Keydir,
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: Options,
+    pub(crate) vfs: Arc<dyn Vfs>,
+    pub(crate) keydir: Keydir,
     /// Every readable data file, the active one included, by id.
-    files: SkipMap<u32, Arc<DataFile>>,
-    writer: Mutex<Writer>,
+    pub(crate) files: SkipMap<u32, Arc<DataFile>>,
+    pub(crate) writer: Mutex<Writer>,
+    /// Held for the whole of a merge: one at a time.
+    pub(crate) merge_lock: Mutex<()>,
+    /// Wakes the background merger.
+    merge_signal: Arc<Signal>,
+    /// After a failed automatic merge, the next one waits until dead bytes pass this.
+    merge_retry_at: AtomicU64,
+    /// Set when the database starts closing: a running merge stops at its next step.
+    pub(crate) stopping: AtomicBool,
     /// Bytes appended since open (`Writer::lsn`) known to be on stable storage. Mirrors
     /// `group.synced` so that covered writers return without touching a lock.
     synced_lsn: AtomicU64,
@@ -84,7 +94,10 @@ pub(crate) struct Writer {
     pub next_id: u32,
     /// Bytes appended since open: a position in the log that group commit compares against.
     pub lsn: u64,
-    pub stats: BTreeMap<u32, FileStat>,
+    /// Byte counts per data file, and their sums.
+    stats: BTreeMap<u32, FileStat>,
+    total: u64,
+    dead: u64,
 }
 
 /// Group-commit bookkeeping, under `Core::group`.
@@ -108,11 +121,70 @@ impl FileStat {
 }
 
 impl Writer {
-    fn mark_dead(&mut self, loc: Loc) {
-        if let Some(s) = self.stats.get_mut(&loc.file_id) {
-            s.dead += u64::from(loc.len);
+    pub fn new(active: Arc<DataFile>, next_id: u32, stats: BTreeMap<u32, FileStat>) -> Self {
+        let total = stats.values().map(|s| s.total).sum();
+        let dead = stats.values().map(|s| s.dead).sum();
+        Writer {
+            active,
+            next_id,
+            lsn: 0,
+            stats,
+            total,
+            dead,
         }
     }
+
+    /// Counts `len` new bytes in file `id`.
+    fn add_bytes(&mut self, id: u32, len: u64) {
+        self.stats.entry(id).or_default().total += len;
+        self.total += len;
+    }
+
+    /// Counts the record at `loc` as dead.
+    pub fn mark_dead(&mut self, loc: Loc) {
+        if let Some(s) = self.stats.get_mut(&loc.file_id) {
+            s.dead += u64::from(loc.len);
+            self.dead += u64::from(loc.len);
+        }
+    }
+
+    pub fn add_file(&mut self, id: u32, stat: FileStat) {
+        self.total += stat.total;
+        self.dead += stat.dead;
+        if let Some(old) = self.stats.insert(id, stat) {
+            self.total -= old.total;
+            self.dead -= old.dead;
+        }
+    }
+
+    pub fn remove_file(&mut self, id: u32) {
+        if let Some(s) = self.stats.remove(&id) {
+            self.total -= s.total;
+            self.dead -= s.dead;
+        }
+    }
+
+    pub fn file_stats(&self) -> &BTreeMap<u32, FileStat> {
+        &self.stats
+    }
+
+    /// Bytes in all data files, and how many of them are dead.
+    pub fn totals(&self) -> (u64, u64) {
+        (self.total, self.dead)
+    }
+}
+
+/// A flag and a condition variable: how the database wakes a background thread.
+#[derive(Default)]
+struct Signal {
+    state: Mutex<SignalState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct SignalState {
+    stop: bool,
+    wanted: bool,
 }
 
 impl Db {
@@ -146,6 +218,10 @@ impl Db {
             keydir: recovered.keydir,
             files: recovered.files,
             writer: Mutex::new(recovered.writer),
+            merge_lock: Mutex::new(()),
+            merge_signal: Arc::new(Signal::default()),
+            merge_retry_at: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
             synced_lsn: AtomicU64::new(0),
             group: Mutex::new(GroupCommit::default()),
             group_done: Condvar::new(),
@@ -153,16 +229,22 @@ impl Db {
             poison: OnceLock::new(),
             dir_lock: Mutex::new(Some(dir_lock)),
         });
-        let syncer = match core.opts.sync {
-            SyncPolicy::Interval(every) => Some(Syncer::start(core.clone(), every)?),
-            _ => None,
-        };
-        Ok(Db {
+        let mut threads = Vec::new();
+        if let SyncPolicy::Interval(every) = core.opts.sync {
+            threads.push(Background::syncer(core.clone(), every)?);
+        }
+        if core.opts.auto_merge {
+            threads.push(Background::merger(core.clone())?);
+        }
+        let db = Db {
             inner: Arc::new(DbInner {
                 core,
-                syncer: Mutex::new(syncer),
+                threads: Mutex::new(threads),
             }),
-        })
+        };
+        // A database opened with enough garbage merges without waiting for the next write.
+        db.inner.core.maybe_trigger_merge();
+        Ok(db)
     }
 
     /// Stores `value` under `key`, replacing any previous value.
@@ -190,15 +272,19 @@ impl Db {
         }
         let mut header = [0u8; MAX_RECORD_HEADER_LEN];
         let n = record::encode_header(RecordType::Value, None, key, value, &mut header);
-        let lsn = {
+        let (lsn, want_merge) = {
             let mut w = core.writer.lock();
             let loc = core.append(&mut w, &[&header[..n], key, value])?;
             if let Some(old) = core.keydir.insert(key, loc) {
                 w.mark_dead(old);
             }
-            w.lsn
+            (w.lsn, core.wants_merge(&w))
         };
-        core.commit(lsn)
+        core.commit(lsn)?;
+        if want_merge {
+            core.request_merge();
+        }
+        Ok(())
     }
 
     /// Returns the value stored under `key`, or `None`.
@@ -215,18 +301,25 @@ impl Db {
         if key.is_empty() {
             return Err(Error::KeyIsEmpty);
         }
-        let Some(loc) = core.keydir.get(key) else {
-            return Ok(None);
-        };
-        let file = core
-            .files
-            .get(&loc.file_id)
-            .ok_or_else(|| Error::Corrupted {
-                file: core.dir.join(crate::data_file::data_file_name(loc.file_id)),
-                offset: loc.offset,
-                reason: "index points into a data file that is not open".into(),
-            })?;
-        file.value().read_value(loc, key).map(Some)
+        // A merge can remove a file between our index lookup and the file lookup; by then the
+        // index points at the key's new place, so look again.
+        let mut missing = None;
+        for _ in 0..8 {
+            let Some(loc) = core.keydir.get(key) else {
+                return Ok(None);
+            };
+            match core.files.get(&loc.file_id) {
+                Some(file) => return file.value().read_value(loc, key).map(Some),
+                None if missing == Some(loc) => break,
+                None => missing = Some(loc),
+            }
+        }
+        let loc = missing.expect("set before breaking out");
+        Err(Error::Corrupted {
+            file: core.dir.join(crate::data_file::data_file_name(loc.file_id)),
+            offset: loc.offset,
+            reason: "index points into a data file that is not open".into(),
+        })
     }
 
     /// Removes `key`. Returns whether it existed; a missing key is `Ok(false)` and writes nothing.
@@ -240,7 +333,7 @@ impl Db {
         if key.is_empty() {
             return Err(Error::KeyIsEmpty);
         }
-        let lsn = {
+        let (lsn, want_merge) = {
             let mut w = core.writer.lock();
             core.check_writable()?;
             if !core.keydir.contains(key) {
@@ -253,9 +346,12 @@ impl Db {
             if let Some(old) = core.keydir.remove(key) {
                 w.mark_dead(old);
             }
-            w.lsn
+            (w.lsn, core.wants_merge(&w))
         };
         core.commit(lsn)?;
+        if want_merge {
+            core.request_merge();
+        }
         Ok(true)
     }
 
@@ -306,7 +402,7 @@ impl Db {
         core.check_open()?;
         let w = core.writer.lock();
         let files: Vec<FileStats> = w
-            .stats
+            .file_stats()
             .iter()
             .map(|(&id, s)| FileStats {
                 id,
@@ -325,6 +421,32 @@ impl Db {
             live_bytes: total_bytes - dead_bytes,
             files,
         })
+    }
+
+    /// Rewrites the live records of all data files into new, compact files and deletes the old
+    /// ones, reclaiming the space of overwritten and deleted values. Reads and writes go on
+    /// meanwhile: the active file is sealed first, new writes go to a fresh one, and a write
+    /// made during the merge always wins over the merge's copy. Each new file gets a hint file
+    /// so the next open need not read values. One merge runs at a time; a second call waits.
+    ///
+    /// # Errors
+    /// [`Error::InsufficientSpace`] if the file system lacks room for the live data (nothing is
+    /// done); [`Error::Corrupted`] if a record to copy fails its check; [`Error::Io`];
+    /// [`Error::Poisoned`]; [`Error::Closed`]. A merge that fails part-way leaves a consistent
+    /// directory: the old files are deleted only once the new ones are complete and switched to.
+    pub fn merge(&self) -> Result<MergeStats> {
+        self.inner.core.merge(&mut |_| {})
+    }
+
+    /// [`Db::merge`], calling `progress` as records are copied.
+    ///
+    /// # Errors
+    /// As [`Db::merge`].
+    pub fn merge_with_progress(
+        &self,
+        mut progress: impl FnMut(MergeProgress),
+    ) -> Result<MergeStats> {
+        self.inner.core.merge(&mut progress)
     }
 
     /// The database directory.
@@ -351,9 +473,7 @@ impl Db {
     /// (no trim, no sync), and releases the lock so the directory can be reopened.
     #[cfg(test)]
     pub(crate) fn crash(self) {
-        if let Some(syncer) = self.inner.syncer.lock().take() {
-            syncer.stop();
-        }
+        self.inner.stop_threads();
         let core = &self.inner.core;
         let _w = core.writer.lock();
         core.closed.store(true, Ordering::Release);
@@ -362,10 +482,15 @@ impl Db {
 }
 
 impl DbInner {
-    fn shutdown(&self) -> Result<()> {
-        if let Some(syncer) = self.syncer.lock().take() {
-            syncer.stop();
+    fn stop_threads(&self) {
+        self.core.stopping.store(true, Ordering::Release);
+        for t in self.threads.lock().drain(..) {
+            t.stop();
         }
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        self.stop_threads();
         self.core.shutdown()
     }
 }
@@ -387,7 +512,7 @@ impl Core {
     }
 
     /// Checked under the writer lock before any append.
-    fn check_writable(&self) -> Result<()> {
+    pub(crate) fn check_writable(&self) -> Result<()> {
         self.check_open()?;
         match self.poison.get() {
             Some(reason) => Err(Error::Poisoned {
@@ -428,7 +553,7 @@ impl Core {
             .map_err(|e| io_context(e, "append to", &active.path))?;
         w.lsn += len;
         let id = active.id;
-        w.stats.entry(id).or_default().total += len;
+        w.add_bytes(id, len);
         Ok(Loc {
             file_id: id,
             len: len as u32,
@@ -438,7 +563,7 @@ impl Core {
 
     /// Seals the active file (trim, fsync) and starts the next one, big enough for a record of
     /// `need` bytes.
-    fn rotate(&self, w: &mut Writer, need: u64) -> Result<()> {
+    pub(crate) fn rotate(&self, w: &mut Writer, need: u64) -> Result<()> {
         let old = &w.active;
         old.file
             .truncate(old.file.len())
@@ -474,10 +599,36 @@ impl Core {
         w.next_id = id
             .checked_add(1)
             .ok_or_else(|| new.corrupted(0, "data file id space exhausted"))?;
-        w.stats.insert(id, FileStat::new(new.file.len()));
+        w.add_file(id, FileStat::new(new.file.len()));
         self.files.insert(id, new.clone());
         w.active = new;
         Ok(())
+    }
+
+    /// Whether dead bytes passed both automatic-merge thresholds. Cheap: called under the
+    /// writer lock after every write.
+    fn wants_merge(&self, w: &Writer) -> bool {
+        let (total, dead) = w.totals();
+        self.opts.auto_merge
+            && dead >= self.opts.merge_min_dead_bytes
+            && dead as f64 >= self.opts.merge_trigger_ratio * total as f64
+            && dead >= self.merge_retry_at.load(Ordering::Relaxed)
+    }
+
+    /// Wakes the background merger (it merges once, however often it is woken meanwhile).
+    fn request_merge(&self) {
+        let mut st = self.merge_signal.state.lock();
+        if !st.wanted {
+            st.wanted = true;
+            self.merge_signal.cv.notify_all();
+        }
+    }
+
+    fn maybe_trigger_merge(&self) {
+        let wanted = self.wants_merge(&self.writer.lock());
+        if wanted {
+            self.request_merge();
+        }
     }
 
     /// Makes a write durable as the sync policy requires.
@@ -575,42 +726,89 @@ impl Core {
     }
 }
 
-/// The background thread behind [`SyncPolicy::Interval`].
-struct Syncer {
-    stop: Arc<(Mutex<bool>, Condvar)>,
+/// A background thread: the syncer behind [`SyncPolicy::Interval`], or the automatic merger.
+struct Background {
+    signal: Arc<Signal>,
     thread: JoinHandle<()>,
 }
 
-impl Syncer {
-    fn start(core: Arc<Core>, every: Duration) -> Result<Syncer> {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
-        let signal = stop.clone();
+impl Background {
+    fn spawn(
+        name: &str,
+        signal: Arc<Signal>,
+        body: impl FnOnce() + Send + 'static,
+    ) -> Result<Self> {
         let thread = std::thread::Builder::new()
-            .name("caskdb-sync".into())
-            .spawn(move || {
-                let (flag, cv) = &*signal;
-                let mut stopped = flag.lock();
-                while !*stopped {
-                    cv.wait_for(&mut stopped, every);
-                    if *stopped {
-                        break;
+            .name(name.into())
+            .spawn(body)
+            .map_err(Error::Io)?;
+        Ok(Background { signal, thread })
+    }
+
+    fn syncer(core: Arc<Core>, every: Duration) -> Result<Self> {
+        let signal = Arc::new(Signal::default());
+        let sig = signal.clone();
+        Self::spawn("caskdb-sync", signal, move || {
+            let mut st = sig.state.lock();
+            while !st.stop {
+                sig.cv.wait_for(&mut st, every);
+                if st.stop {
+                    break;
+                }
+                let lsn = core.writer.lock().lsn;
+                if core.poison.get().is_none()
+                    && core.synced_lsn.load(Ordering::Acquire) < lsn
+                    && let Err(e) = core.sync_upto(lsn)
+                {
+                    tracing::error!(dir = %core.dir.display(), "periodic sync: {e}");
+                }
+            }
+        })
+    }
+
+    fn merger(core: Arc<Core>) -> Result<Self> {
+        let signal = core.merge_signal.clone();
+        let sig = signal.clone();
+        Self::spawn("caskdb-merge", signal, move || {
+            loop {
+                {
+                    let mut st = sig.state.lock();
+                    while !st.stop && !st.wanted {
+                        sig.cv.wait(&mut st);
                     }
-                    let lsn = core.writer.lock().lsn;
-                    if core.poison.get().is_none()
-                        && core.synced_lsn.load(Ordering::Acquire) < lsn
-                        && let Err(e) = core.sync_upto(lsn)
-                    {
-                        tracing::error!(dir = %core.dir.display(), "periodic sync: {e}");
+                    if st.stop {
+                        return;
+                    }
+                    st.wanted = false;
+                }
+                let started = std::time::Instant::now();
+                match core.merge(&mut |_| {}) {
+                    Ok(m) => tracing::info!(
+                        dir = %core.dir.display(),
+                        "automatic merge: {} files ({} bytes) into {} ({} bytes) in {:?}",
+                        m.files_merged, m.bytes_before, m.files_written, m.bytes_after, started.elapsed()
+                    ),
+                    Err(Error::Closed) => return,
+                    Err(e) => {
+                        // Do not retry at once: wait for another merge_min_dead_bytes of garbage.
+                        let (_, dead) = core.writer.lock().totals();
+                        core.merge_retry_at.store(
+                            dead.saturating_add(core.opts.merge_min_dead_bytes.max(1)),
+                            Ordering::Relaxed,
+                        );
+                        tracing::error!(dir = %core.dir.display(), "automatic merge failed: {e}");
                     }
                 }
-            })
-            .map_err(Error::Io)?;
-        Ok(Syncer { stop, thread })
+            }
+        })
     }
 
     fn stop(self) {
-        *self.stop.0.lock() = true;
-        self.stop.1.notify_all();
+        {
+            let mut st = self.signal.state.lock();
+            st.stop = true;
+        }
+        self.signal.cv.notify_all();
         let _ = self.thread.join();
     }
 }

@@ -64,6 +64,17 @@ pub enum Error {
     #[error("invalid option: {0}")]
     InvalidOptions(String),
 
+    /// A merge was refused because the disk lacks room for the data it would write.
+    #[error(
+        "not enough free disk space to merge: need about {needed} bytes, {available} available"
+    )]
+    InsufficientSpace {
+        /// Bytes the merge would write (live data plus hint files).
+        needed: u64,
+        /// Bytes free on the file system holding the database.
+        available: u64,
+    },
+
     /// The handle was closed with [`Db::close`](crate::Db::close) (possibly through another clone).
     #[error("database is closed")]
     Closed,

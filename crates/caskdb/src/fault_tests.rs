@@ -13,12 +13,14 @@ use crate::vfs::{LogFile, OpenMode, StdVfs, Vfs};
 use crate::{Db, Error, Options, SyncPolicy};
 
 #[derive(Debug, Default)]
-struct Faults {
+pub(crate) struct Faults {
     fail_sync: AtomicBool,
     /// Upcoming `create` calls to fail after the file exists (like a failed header write).
     fail_creates: AtomicUsize,
     fail_remove: AtomicBool,
     syncs: Mutex<Option<mpsc::Sender<()>>>,
+    /// Free space to report instead of the real figure.
+    free_space: Mutex<Option<u64>>,
 }
 
 #[derive(Debug)]
@@ -75,6 +77,15 @@ impl Vfs for FaultVfs {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         StdVfs.sync_dir(dir)
     }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdVfs.rename(from, to)
+    }
+    fn available_space(&self, dir: &Path) -> io::Result<u64> {
+        match *self.faults.free_space.lock() {
+            Some(n) => Ok(n),
+            None => StdVfs.available_space(dir),
+        }
+    }
 }
 
 impl LogFile for FaultFile {
@@ -105,7 +116,7 @@ impl LogFile for FaultFile {
     }
 }
 
-fn faulty(opts: Options) -> (Options, Arc<Faults>) {
+pub(crate) fn faulty(opts: Options) -> (Options, Arc<Faults>) {
     let faults = Arc::new(Faults::default());
     let vfs = Arc::new(FaultVfs {
         faults: faults.clone(),
@@ -252,4 +263,30 @@ fn the_interval_policy_syncs_in_the_background() {
         .expect("the syncer fsynced the put");
     *faults.syncs.lock() = None;
     db.close().unwrap();
+}
+
+#[test]
+fn a_merge_that_would_not_fit_on_the_disk_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (opts, faults) = faulty(Options::default().auto_merge(false).sync(SyncPolicy::Never));
+    let db = opts.open(dir.path()).unwrap();
+    for i in 0..1000 {
+        db.put(format!("k{i}"), [7u8; 100]).unwrap();
+    }
+    let before = db.stats().unwrap();
+    *faults.free_space.lock() = Some(50_000);
+    match db.merge() {
+        Err(Error::InsufficientSpace { needed, available }) => {
+            assert_eq!(available, 50_000);
+            assert!(needed > before.live_bytes, "{needed}");
+            let msg = Error::InsufficientSpace { needed, available }.to_string();
+            assert!(msg.contains("not enough free disk space"), "{msg}");
+        }
+        other => panic!("expected InsufficientSpace, got {other:?}"),
+    }
+    assert_eq!(db.stats().unwrap(), before, "nothing was sealed or written");
+    assert_eq!(data_file_count(dir.path()), 1);
+    *faults.free_space.lock() = None;
+    db.merge().unwrap();
+    assert_eq!(db.len(), 1000);
 }

@@ -52,4 +52,29 @@ impl Keydir {
     pub fn len(&self) -> usize {
         self.map.read().len()
     }
+
+    /// Up to `n` entries in key order, starting after `after` (from the first key if `None`).
+    /// The read lock is held for this chunk only, so writers are never held up for long.
+    pub fn chunk_after(&self, after: Option<&[u8]>, n: usize) -> Vec<(KeyBuf, Loc)> {
+        use std::ops::Bound;
+        let map = self.map.read();
+        let range = match after {
+            Some(k) => map.range::<[u8], _>((Bound::Excluded(k), Bound::Unbounded)),
+            None => map.range::<[u8], _>(..),
+        };
+        range.take(n).map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// For each `(key, old, new)`, points `key` at `new` only if it still points at `old`, so a
+    /// write made meanwhile wins. Calls `lost` for each entry that did not switch. Call under the
+    /// writer lock.
+    pub fn switch_if_unchanged(&self, moves: &[(KeyBuf, Loc, Loc)], mut lost: impl FnMut(&Loc)) {
+        let mut map = self.map.write();
+        for (key, old, new) in moves {
+            match map.get_mut(key.as_slice()) {
+                Some(loc) if loc == old => *loc = *new,
+                _ => lost(new),
+            }
+        }
+    }
 }

@@ -24,7 +24,9 @@ mod db;
 mod error;
 #[cfg(test)]
 mod fault_tests;
+mod hint;
 mod keydir;
+mod merge;
 mod options;
 mod record;
 mod recovery;
@@ -34,7 +36,9 @@ mod vfs;
 pub use bytes::Bytes;
 pub use db::Db;
 pub use error::{Error, Result};
+pub use merge::{MergeProgress, MergeStats};
 pub use options::{
-    DEFAULT_DATA_FILE_SIZE, DEFAULT_MAX_KEY_SIZE, DEFAULT_MAX_VALUE_SIZE, Options, SyncPolicy,
+    DEFAULT_DATA_FILE_SIZE, DEFAULT_MAX_KEY_SIZE, DEFAULT_MAX_VALUE_SIZE,
+    DEFAULT_MERGE_MIN_DEAD_BYTES, DEFAULT_MERGE_TRIGGER_RATIO, Options, SyncPolicy,
 };
 pub use stats::{FileStats, Stats};

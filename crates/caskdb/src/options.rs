@@ -51,8 +51,24 @@ pub struct Options {
     pub(crate) sync: SyncPolicy,
     pub(crate) max_key_size: usize,
     pub(crate) max_value_size: usize,
+    pub(crate) merge_trigger_ratio: f64,
+    pub(crate) merge_min_dead_bytes: u64,
+    pub(crate) auto_merge: bool,
     /// The file layer; `None` = the real file system. Tests put a fault-injecting one here.
     pub(crate) vfs: Option<Arc<dyn Vfs>>,
+    /// Called at each step of a merge; an error stops the merge right there, exactly as if the
+    /// process had died (tests use it to crash at every step).
+    pub(crate) merge_hook: Option<MergeHook>,
+}
+
+/// See `Options::merge_hook`.
+#[derive(Clone)]
+pub(crate) struct MergeHook(pub Arc<dyn Fn(crate::merge::MergeStep) -> Result<()> + Send + Sync>);
+
+impl std::fmt::Debug for MergeHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MergeHook")
+    }
 }
 
 /// Default size at which the active data file is sealed: 256 MiB.
@@ -61,6 +77,11 @@ pub const DEFAULT_DATA_FILE_SIZE: u64 = 256 << 20;
 pub const DEFAULT_MAX_KEY_SIZE: usize = 64 << 10;
 /// Default maximum value length: 64 MiB.
 pub const DEFAULT_MAX_VALUE_SIZE: usize = 64 << 20;
+
+/// Default [`Options::merge_trigger_ratio`]: merge once half the bytes on disk are dead.
+pub const DEFAULT_MERGE_TRIGGER_RATIO: f64 = 0.5;
+/// Default [`Options::merge_min_dead_bytes`]: 64 MiB (like Redis' `auto-aof-rewrite-min-size`).
+pub const DEFAULT_MERGE_MIN_DEAD_BYTES: u64 = 64 << 20;
 
 /// Smallest accepted `data_file_size`. Tiny files are useful in tests (every record rotates).
 const MIN_DATA_FILE_SIZE: u64 = 64;
@@ -76,7 +97,11 @@ impl Default for Options {
             sync: SyncPolicy::default(),
             max_key_size: DEFAULT_MAX_KEY_SIZE,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            merge_trigger_ratio: DEFAULT_MERGE_TRIGGER_RATIO,
+            merge_min_dead_bytes: DEFAULT_MERGE_MIN_DEAD_BYTES,
+            auto_merge: true,
             vfs: None,
+            merge_hook: None,
         }
     }
 }
@@ -110,6 +135,28 @@ impl Options {
         self
     }
 
+    /// A background merge starts when dead bytes reach this fraction of all bytes in data files
+    /// (and at least [`Options::merge_min_dead_bytes`]). Default 0.5
+    /// ([`DEFAULT_MERGE_TRIGGER_RATIO`]); accepted range (0, 1].
+    pub fn merge_trigger_ratio(mut self, ratio: f64) -> Self {
+        self.merge_trigger_ratio = ratio;
+        self
+    }
+
+    /// A background merge needs at least this many dead bytes. Default 64 MiB
+    /// ([`DEFAULT_MERGE_MIN_DEAD_BYTES`]), so small databases are not merged over and over.
+    pub fn merge_min_dead_bytes(mut self, bytes: u64) -> Self {
+        self.merge_min_dead_bytes = bytes;
+        self
+    }
+
+    /// Whether merges start by themselves when the thresholds above are passed. Default `true`.
+    /// [`Db::merge`](crate::Db::merge) works either way.
+    pub fn auto_merge(mut self, on: bool) -> Self {
+        self.auto_merge = on;
+        self
+    }
+
     /// The configured sync policy.
     pub fn sync_policy(&self) -> SyncPolicy {
         self.sync
@@ -140,6 +187,12 @@ impl Options {
         if self.max_key_size as u64 + self.max_value_size as u64 > MAX_RECORD_PAYLOAD {
             return Err(Error::InvalidOptions(format!(
                 "max_key_size + max_value_size must not exceed {MAX_RECORD_PAYLOAD} bytes"
+            )));
+        }
+        if !(self.merge_trigger_ratio > 0.0 && self.merge_trigger_ratio <= 1.0) {
+            return Err(Error::InvalidOptions(format!(
+                "merge_trigger_ratio {} is outside (0, 1]",
+                self.merge_trigger_ratio
             )));
         }
         if let SyncPolicy::Interval(d) = self.sync

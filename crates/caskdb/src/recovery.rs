@@ -6,7 +6,7 @@
 //! it, and writing continues there. Otherwise it is corruption, reported as [`Error::Corrupted`]
 //! with file and offset. See [`cut_or_fail`] for the exact rule.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,7 +15,9 @@ use crossbeam_skiplist::SkipMap;
 use crate::data_file::{DataFile, data_file_name, parse_data_file_name};
 use crate::db::{FileStat, Writer};
 use crate::error::{Error, Result, io_context};
+use crate::hint::{self, hint_file_name, parse_hint_file_name};
 use crate::keydir::{Keydir, Loc};
+use crate::merge::TEMP_SUFFIX;
 use crate::options::Options;
 use crate::record::{
     self, FILE_HEADER_LEN, FORMAT_VERSION, FileHeaderError, HeaderError, KIND_DATA,
@@ -34,12 +36,14 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
     let names = vfs
         .list(dir)
         .map_err(|e| io_context(e, "list database directory", dir))?;
+    remove_merge_leftovers(vfs, dir, &names)?;
     let mut ids: Vec<u32> = names
         .iter()
         .filter_map(|n| parse_data_file_name(n))
         .collect();
     ids.sort_unstable();
     drop_blank_trailing_files(vfs, dir, &mut ids)?;
+    let hints = usable_hint_ids(vfs, dir, &names, &ids)?;
 
     let keydir = Keydir::default();
     let files = SkipMap::new();
@@ -59,7 +63,16 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
             .map_err(|e| io_context(e, "open data file", &path))?;
         let df = DataFile { id, path, file };
         check_header(&df, is_last)?;
-        let stat = scan(vfs, &df, &keydir, &mut stats, is_last)?;
+        // The newest file is always scanned: only a scan finds and cuts a torn tail.
+        let from_hint = if hints.contains(&id) && !is_last {
+            load_hint(vfs, &df, &keydir, &mut stats)?
+        } else {
+            None
+        };
+        let stat = match from_hint {
+            Some(stat) => stat,
+            None => scan(vfs, &df, &keydir, &mut stats, is_last)?,
+        };
         stats.insert(id, stat);
         files.insert(id, Arc::new(df));
     }
@@ -81,13 +94,93 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
     Ok(Recovered {
         keydir,
         files,
-        writer: Writer {
-            active,
-            next_id,
-            lsn: 0,
-            stats,
-        },
+        writer: Writer::new(active, next_id, stats),
     })
+}
+
+/// Removes the temporary files of a merge that a crash interrupted. They hold only copies
+/// that no other file depends on.
+fn remove_merge_leftovers(vfs: &dyn Vfs, dir: &Path, names: &[String]) -> Result<()> {
+    let mut removed = false;
+    for name in names.iter().filter(|n| n.ends_with(TEMP_SUFFIX)) {
+        let path = dir.join(name);
+        tracing::info!(file = %path.display(), "removing a file of an interrupted merge");
+        vfs.remove_file(&path)
+            .map_err(|e| io_context(e, "remove", &path))?;
+        removed = true;
+    }
+    if removed {
+        vfs.sync_dir(dir)
+            .map_err(|e| io_context(e, "sync directory", dir))?;
+    }
+    Ok(())
+}
+
+/// Ids of data files that have a hint file. Hints whose data file is gone (a crash while a merge
+/// deleted old files) are removed.
+fn usable_hint_ids(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    names: &[String],
+    ids: &[u32],
+) -> Result<BTreeSet<u32>> {
+    let mut hints = BTreeSet::new();
+    for id in names.iter().filter_map(|n| parse_hint_file_name(n)) {
+        if ids.binary_search(&id).is_ok() {
+            hints.insert(id);
+        } else {
+            let path = dir.join(hint_file_name(id));
+            tracing::info!(file = %path.display(), "removing a hint file whose data file is gone");
+            vfs.remove_file(&path)
+                .map_err(|e| io_context(e, "remove", &path))?;
+        }
+    }
+    Ok(hints)
+}
+
+/// Loads the keydir entries of `df` from its hint file. `None` (after saying why in a log line)
+/// when the hint is missing, torn or corrupt: the caller then scans the data file.
+fn load_hint(
+    vfs: &dyn Vfs,
+    df: &DataFile,
+    keydir: &Keydir,
+    stats: &mut BTreeMap<u32, FileStat>,
+) -> Result<Option<FileStat>> {
+    let path = df.path.with_file_name(hint_file_name(df.id));
+    let read = vfs.open(&path, OpenMode::ReadOnly).and_then(|f| {
+        let mut buf = vec![0u8; f.len() as usize];
+        f.read_at(0, &mut buf).map(|()| buf)
+    });
+    let file_len = df.file.len();
+    let unusable = |reason: String| {
+        tracing::warn!(
+            hint = %path.display(),
+            "hint file unusable ({reason}); scanning {} instead",
+            df.path.display()
+        );
+        Ok(None)
+    };
+    let buf = match read {
+        Ok(buf) => buf,
+        Err(e) => return unusable(e.to_string()),
+    };
+    let entries = match hint::decode(&buf, df.id, file_len) {
+        Ok(entries) => entries,
+        Err(reason) => return unusable(reason),
+    };
+    let mut stat = FileStat::new(file_len);
+    for e in entries {
+        if e.kind != RecordType::Value {
+            return Err(df.corrupted(
+                e.loc.offset,
+                format!("record type {:?} is not supported by this build", e.kind),
+            ));
+        }
+        if let Some(old) = keydir.insert(e.key, e.loc) {
+            mark_dead(stats, &mut stat, df.id, old);
+        }
+    }
+    Ok(Some(stat))
 }
 
 /// Removes newest files that never got a header (empty or all zeros): a crash or an error while

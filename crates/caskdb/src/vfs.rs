@@ -27,6 +27,10 @@ pub(crate) trait Vfs: Send + Sync + std::fmt::Debug + 'static {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn LogFile>>;
     /// Removes a file.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Renames a file, atomically replacing `to` if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Bytes an unprivileged writer can still allocate on the file system holding `dir`.
+    fn available_space(&self, dir: &Path) -> io::Result<u64>;
     /// Makes the creation, renaming or removal of entries of `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 }
@@ -127,6 +131,14 @@ impl Vfs for StdVfs {
         fs::remove_file(path)
     }
 
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn available_space(&self, dir: &Path) -> io::Result<u64> {
+        available_space(dir)
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
@@ -192,6 +204,24 @@ impl MmapFile {
         self.allocated.store(target, Ordering::Relaxed);
         Ok(())
     }
+}
+
+#[cfg(unix)]
+fn available_space(dir: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    // SAFETY: `c` is a valid C string; `st` is a plain struct the call fills in.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
+}
+
+#[cfg(not(unix))]
+fn available_space(_dir: &Path) -> io::Result<u64> {
+    Ok(u64::MAX)
 }
 
 #[cfg(target_os = "linux")]

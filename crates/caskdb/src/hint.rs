@@ -1,0 +1,232 @@
+//! Hint files: key → location of every record of a merged data file, without the values, so
+//! that opening a database reads kilobytes per file instead of the whole file.
+//!
+//! ```text
+//! hint file := file header (kind 'H', id of its data file)
+//!              entry*
+//!              trailer: entry_count u64 LE | data_file_len u64 LE | crc32 u32 LE | "hint"
+//! entry     := type u8 | [expire_at u64 LE, type 3 only] | key_len varint | record_len varint
+//!              | offset varint (u64) | key
+//! ```
+//! The CRC covers every byte from the end of the file header to the CRC field. A hint is used
+//! only if it checks and `data_file_len` equals the data file's length; otherwise the data file
+//! is scanned instead.
+
+use crate::keydir::Loc;
+use crate::record::{self, FILE_HEADER_LEN, RecordType};
+
+/// File kind byte of hint files.
+pub(crate) const KIND_HINT: u8 = b'H';
+const TRAILER_MAGIC: &[u8; 4] = b"hint";
+const TRAILER_LEN: usize = 8 + 8 + 4 + 4;
+
+/// Suffix of hint files; the stem is the id of the data file they describe.
+const HINT_SUFFIX: &str = ".hint";
+
+/// File name of the hint for data file `id`, e.g. `0000000042.hint`.
+pub(crate) fn hint_file_name(id: u32) -> String {
+    format!("{id:010}{HINT_SUFFIX}")
+}
+
+/// The data-file id in a hint file's name.
+pub(crate) fn parse_hint_file_name(name: &str) -> Option<u32> {
+    let stem = name.strip_suffix(HINT_SUFFIX)?;
+    if stem.len() != 10 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Builds the bytes of a hint file, one entry per appended record.
+pub(crate) struct HintWriter {
+    buf: Vec<u8>,
+    count: u64,
+}
+
+impl HintWriter {
+    pub fn new(data_file_id: u32) -> Self {
+        HintWriter {
+            buf: record::encode_file_header(KIND_HINT, data_file_id).to_vec(),
+            count: 0,
+        }
+    }
+
+    /// Adds the entry for a record of `kind` holding `key`, at `offset`, `len` bytes long.
+    pub fn add(
+        &mut self,
+        kind: RecordType,
+        expire_at: Option<u64>,
+        key: &[u8],
+        offset: u64,
+        len: u32,
+    ) {
+        self.buf.push(kind as u8);
+        if let Some(t) = expire_at {
+            self.buf.extend_from_slice(&t.to_le_bytes());
+        }
+        put_varint(&mut self.buf, key.len() as u64);
+        put_varint(&mut self.buf, u64::from(len));
+        put_varint(&mut self.buf, offset);
+        self.buf.extend_from_slice(key);
+        self.count += 1;
+    }
+
+    /// The finished file, for a data file of `data_file_len` bytes.
+    pub fn finish(mut self, data_file_len: u64) -> Vec<u8> {
+        self.buf.extend_from_slice(&self.count.to_le_bytes());
+        self.buf.extend_from_slice(&data_file_len.to_le_bytes());
+        let crc = crc32fast::hash(&self.buf[FILE_HEADER_LEN..]);
+        self.buf.extend_from_slice(&crc.to_le_bytes());
+        self.buf.extend_from_slice(TRAILER_MAGIC);
+        self.buf
+    }
+}
+
+/// One decoded hint entry.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct HintEntry<'a> {
+    pub kind: RecordType,
+    pub key: &'a [u8],
+    pub loc: Loc,
+}
+
+/// Checks a whole hint file for data file `id` of `data_file_len` bytes and returns its
+/// entries, or why it cannot be used.
+pub(crate) fn decode(
+    buf: &[u8],
+    id: u32,
+    data_file_len: u64,
+) -> Result<Vec<HintEntry<'_>>, String> {
+    record::check_file_header(buf, KIND_HINT, id).map_err(|e| format!("{e:?}"))?;
+    if buf.len() < FILE_HEADER_LEN + TRAILER_LEN {
+        return Err("shorter than header and trailer (torn?)".into());
+    }
+    let t = buf.len() - TRAILER_LEN;
+    let trailer = &buf[t..];
+    if &trailer[20..24] != TRAILER_MAGIC {
+        return Err("no trailer (torn?)".into());
+    }
+    let count = u64::from_le_bytes(trailer[0..8].try_into().expect("8 bytes"));
+    let described = u64::from_le_bytes(trailer[8..16].try_into().expect("8 bytes"));
+    let crc = u32::from_le_bytes(trailer[16..20].try_into().expect("4 bytes"));
+    if crc32fast::hash(&buf[FILE_HEADER_LEN..t + 16]) != crc {
+        return Err("CRC mismatch".into());
+    }
+    if described != data_file_len {
+        return Err(format!(
+            "describes a data file of {described} bytes, but it has {data_file_len}"
+        ));
+    }
+    let body = &buf[FILE_HEADER_LEN..t];
+    // Each entry takes at least 5 bytes: bound the allocation by what the buffer can hold.
+    let mut entries = Vec::with_capacity(count.min(body.len() as u64 / 5) as usize);
+    let mut pos = 0;
+    while pos < body.len() {
+        let kind = match body[pos] {
+            1 => RecordType::Value,
+            3 => RecordType::ValueWithExpiry,
+            other => return Err(format!("entry of unsupported type {other} at {pos}")),
+        };
+        pos += 1;
+        if kind == RecordType::ValueWithExpiry {
+            pos += 8;
+        }
+        let key_len = get_varint(body, &mut pos)?;
+        let len = get_varint(body, &mut pos)?;
+        let offset = get_varint(body, &mut pos)?;
+        let key_end = pos
+            .checked_add(key_len as usize)
+            .filter(|&e| e <= body.len())
+            .ok_or("entry key runs past the end")?;
+        let len = u32::try_from(len).map_err(|_| "record length over 4 GiB")?;
+        if key_len == 0 || offset + u64::from(len) > data_file_len {
+            return Err(format!("entry at {pos} points outside the data file"));
+        }
+        entries.push(HintEntry {
+            kind,
+            key: &body[pos..key_end],
+            loc: Loc {
+                file_id: id,
+                len,
+                offset,
+            },
+        });
+        pos = key_end;
+    }
+    if entries.len() as u64 != count {
+        return Err(format!("{} entries, trailer says {count}", entries.len()));
+    }
+    Ok(entries)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(buf: &[u8], pos: &mut usize) -> Result<u64, String> {
+    let mut v: u64 = 0;
+    for i in 0..10 {
+        let b = *buf.get(*pos).ok_or("entry runs past the end")?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err("varint longer than 10 bytes".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        let mut w = HintWriter::new(7);
+        w.add(RecordType::Value, None, b"alpha", 16, 20);
+        w.add(RecordType::Value, None, b"beta", 36, 300);
+        w.add(RecordType::ValueWithExpiry, Some(99), b"gamma", 336, 40);
+        w.finish(376)
+    }
+
+    #[test]
+    fn roundtrip() {
+        let buf = sample();
+        let e = decode(&buf, 7, 376).unwrap();
+        assert_eq!(e.len(), 3);
+        assert_eq!(e[1].key, b"beta");
+        assert_eq!(
+            e[1].loc,
+            Loc {
+                file_id: 7,
+                len: 300,
+                offset: 36
+            }
+        );
+        assert_eq!(e[2].kind, RecordType::ValueWithExpiry);
+        assert_eq!(parse_hint_file_name(&hint_file_name(7)), Some(7));
+    }
+
+    #[test]
+    fn every_truncation_and_every_bit_flip_is_rejected() {
+        let buf = sample();
+        for cut in 0..buf.len() {
+            assert!(decode(&buf[..cut], 7, 376).is_err(), "cut at {cut}");
+        }
+        for bit in 0..buf.len() * 8 {
+            let mut b = buf.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode(&b, 7, 376).is_err(), "bit {bit}");
+        }
+    }
+
+    #[test]
+    fn a_hint_for_another_file_or_length_is_rejected() {
+        let buf = sample();
+        assert!(decode(&buf, 8, 376).is_err());
+        assert!(decode(&buf, 7, 377).is_err());
+    }
+}

@@ -1,0 +1,391 @@
+//! Online merge: rewrite the live records of every sealed data file into new, compact files,
+//! switch the index over, delete the old files.
+//!
+//! Correctness rests on replay order alone, with no marker file:
+//! - The merge seals the active file (id N) and *reserves* the ids N+1 ..= N+K for its output;
+//!   the new active file gets id N+K+1. Output files therefore replay after every file they
+//!   replace and before every file written during or after the merge, so a copy never
+//!   overrides a newer write, and the merge's copies equal what they copy.
+//! - All files up to N are merged, so no file older than them survives: every tombstone among
+//!   them can be dropped. Old files are deleted oldest first, so while some remain, a remaining
+//!   tombstone's file always outlives the older files whose values it shadows.
+//! - Output files are written under a temporary name, trimmed and fsynced, then renamed into
+//!   place; a crash before the rename leaves only a temporary file, which the next open removes.
+//! - The index switches an entry to its copy only if it still points at the original (under the
+//!   writer lock), so a put or delete made during the merge always wins.
+//!
+//! K = 2·⌈live bytes / data_file_size⌉ + 2 is enough: two consecutive output files always hold
+//! more than `data_file_size` bytes together (a file is closed only when the next record does
+//! not fit).
+//!
+//! Records are copied in key order (walking the index), so output and hint files are sorted by
+//! key, which makes loading hints at open cheap.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::data_file::{DataFile, data_file_name};
+use crate::db::{Core, FileStat};
+use crate::error::{Error, Result, io_context};
+use crate::hint::{HintWriter, hint_file_name};
+use crate::keydir::{KeyBuf, Loc};
+use crate::record::{self, FILE_HEADER_LEN, KIND_DATA, RecordType};
+use crate::vfs::{LogFile, OpenMode};
+
+/// Suffix of files a merge is still writing; removed at open if a crash left them behind.
+pub(crate) const TEMP_SUFFIX: &str = ".merging";
+
+/// Entries read from the index per step, and switched per writer-lock hold.
+const CHUNK: usize = 1024;
+
+/// How far a running merge has got, passed to [`Db::merge_with_progress`](crate::Db::merge_with_progress).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MergeProgress {
+    /// Bytes of live records copied so far.
+    pub bytes_done: u64,
+    /// Bytes of live records the merge expects to copy (records overwritten meanwhile are
+    /// skipped, so `bytes_done` may stop short of it).
+    pub bytes_total: u64,
+}
+
+/// What a merge did, returned by [`Db::merge`](crate::Db::merge).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MergeStats {
+    /// Data files merged and deleted.
+    pub files_merged: usize,
+    /// Data files written.
+    pub files_written: usize,
+    /// Bytes of the merged files.
+    pub bytes_before: u64,
+    /// Bytes of the files written (their hint files not included).
+    pub bytes_after: u64,
+    /// Live records copied.
+    pub records_copied: u64,
+    /// Copies that lost to a write made during the merge (dead on arrival).
+    pub records_superseded: u64,
+}
+
+/// The points of a merge at which a test hook may stop it (as a crash would).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MergeStep {
+    /// The active file was sealed and the output ids reserved.
+    Started,
+    /// A chunk of records was copied into the current output file.
+    Copied,
+    /// An output file was trimmed and fsynced under its temporary name.
+    OutputSynced,
+    /// The output file was renamed into place and its hint written.
+    OutputInPlace,
+    /// A chunk of index entries was switched to an output file.
+    Switched,
+    /// One old file was deleted.
+    Deleted,
+    /// Everything is done.
+    Finished,
+}
+
+struct Plan {
+    /// Ids of the files to merge, ascending.
+    old: Vec<u32>,
+    /// Highest id merged: index entries pointing above it were written during the merge.
+    last_old: u32,
+    first_out: u32,
+    end_out: u32,
+    live: u64,
+    bytes_before: u64,
+}
+
+impl Core {
+    /// Calls the test hook, if any.
+    pub(crate) fn merge_step(&self, step: MergeStep) -> Result<()> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        match &self.opts.merge_hook {
+            Some(hook) => (hook.0)(step),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn merge(&self, progress: &mut dyn FnMut(MergeProgress)) -> Result<MergeStats> {
+        let _one_at_a_time = self.merge_lock.lock();
+        let plan = self.plan_merge()?;
+        self.merge_step(MergeStep::Started)?;
+
+        let mut out = Output {
+            core: self,
+            next_id: plan.first_out,
+            end_id: plan.end_out,
+            current: None,
+            stats: MergeStats {
+                files_merged: plan.old.len(),
+                bytes_before: plan.bytes_before,
+                ..MergeStats::default()
+            },
+        };
+        let mut done = 0;
+        let mut cursor: Option<KeyBuf> = None;
+        loop {
+            let chunk = self.keydir.chunk_after(cursor.as_deref(), CHUNK);
+            let Some((last, _)) = chunk.last() else {
+                break;
+            };
+            cursor = Some(last.clone());
+            for (key, loc) in chunk {
+                if loc.file_id > plan.last_old {
+                    continue; // written during the merge: already in a newer file
+                }
+                let source = self
+                    .files
+                    .get(&loc.file_id)
+                    .ok_or_else(|| Error::Corrupted {
+                        file: self.dir.join(data_file_name(loc.file_id)),
+                        offset: loc.offset,
+                        reason: "index points into a data file that is not open".into(),
+                    })?;
+                let (_, bytes) = source.value().read_checked(loc, &key)?;
+                out.append(key, loc, &bytes)?;
+                done += u64::from(loc.len);
+            }
+            progress(MergeProgress {
+                bytes_done: done,
+                bytes_total: plan.live,
+            });
+            self.merge_step(MergeStep::Copied)?;
+        }
+        out.finish_current()?;
+        let stats = out.stats;
+
+        // Nothing points into the old files any more. Readers that already hold one keep it
+        // (and its mapping) until they are done.
+        {
+            let mut w = self.writer.lock();
+            for &id in &plan.old {
+                w.remove_file(id);
+                self.files.remove(&id);
+            }
+        }
+        for &id in &plan.old {
+            let data = self.dir.join(data_file_name(id));
+            self.vfs
+                .remove_file(&data)
+                .map_err(|e| io_context(e, "remove merged file", &data))?;
+            let hint = self.dir.join(hint_file_name(id));
+            if let Err(e) = self.vfs.remove_file(&hint)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(io_context(e, "remove hint file", &hint));
+            }
+            self.merge_step(MergeStep::Deleted)?;
+        }
+        self.vfs
+            .sync_dir(&self.dir)
+            .map_err(|e| io_context(e, "sync directory", &self.dir))?;
+        self.merge_step(MergeStep::Finished)?;
+        Ok(stats)
+    }
+
+    /// Under the writer lock: checks for space, reserves output ids, seals the active file.
+    fn plan_merge(&self) -> Result<Plan> {
+        let mut w = self.writer.lock();
+        self.check_writable()?;
+        let active = w.active.id;
+        let header = FILE_HEADER_LEN as u64;
+        let (bytes_before, dead) = w.totals();
+        let files = w.file_stats().len() as u64;
+        let live = bytes_before - dead - files * header;
+        // The copies, plus hint files (a few bytes per record beyond the key, generously).
+        let needed = live + live / 4 + (1 << 20);
+        let available = self
+            .vfs
+            .available_space(&self.dir)
+            .map_err(|e| io_context(e, "measure free space of", &self.dir))?;
+        if available < needed {
+            return Err(Error::InsufficientSpace { needed, available });
+        }
+        let reserve = 2 * live.div_ceil(self.opts.data_file_size) + 2;
+        let first_out = active + 1;
+        let end_out = u32::try_from(reserve)
+            .ok()
+            .and_then(|k| first_out.checked_add(k))
+            .filter(|&e| e < u32::MAX)
+            .ok_or_else(|| Error::Corrupted {
+                file: self.dir.clone(),
+                offset: 0,
+                reason: "data file id space exhausted".into(),
+            })?;
+        w.next_id = end_out;
+        self.rotate(&mut w, 0)?;
+        let old: Vec<u32> = w
+            .file_stats()
+            .keys()
+            .copied()
+            .filter(|&id| id <= active)
+            .collect();
+        Ok(Plan {
+            old,
+            last_old: active,
+            first_out,
+            end_out,
+            live,
+            bytes_before,
+        })
+    }
+}
+
+/// The output file being written.
+struct Current {
+    id: u32,
+    temp: PathBuf,
+    file: Box<dyn LogFile>,
+    hint: HintWriter,
+    /// (key, where it was, where its copy is) for the switch.
+    moves: Vec<(KeyBuf, Loc, Loc)>,
+}
+
+struct Output<'a> {
+    core: &'a Core,
+    next_id: u32,
+    end_id: u32,
+    current: Option<Current>,
+    stats: MergeStats,
+}
+
+impl Output<'_> {
+    fn append(&mut self, key: KeyBuf, old: Loc, bytes: &[u8]) -> Result<()> {
+        let len = bytes.len() as u64;
+        if let Some(c) = &self.current {
+            let used = c.file.len();
+            if (used > FILE_HEADER_LEN as u64 && used + len > self.core.opts.data_file_size)
+                || c.file.room() < len
+            {
+                self.finish_current()?;
+            }
+        }
+        if self.current.is_none() {
+            self.start(len)?;
+        }
+        let c = self.current.as_mut().expect("just started");
+        let offset = c.file.len();
+        c.file
+            .append(&[bytes])
+            .map_err(|e| io_context(e, "append to", &c.temp))?;
+        c.hint.add(RecordType::Value, None, &key, offset, old.len);
+        let new = Loc {
+            file_id: c.id,
+            len: old.len,
+            offset,
+        };
+        c.moves.push((key, old, new));
+        Ok(())
+    }
+
+    fn start(&mut self, need: u64) -> Result<()> {
+        if self.next_id >= self.end_id {
+            return Err(Error::Io(std::io::Error::other(
+                "merge used up its reserved file ids (this is a bug)",
+            )));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let core = self.core;
+        let temp = core
+            .dir
+            .join(format!("{}{TEMP_SUFFIX}", data_file_name(id)));
+        let capacity = core.opts.data_file_size.max(FILE_HEADER_LEN as u64 + need);
+        let file = core
+            .vfs
+            .create(&temp, capacity)
+            .map_err(|e| io_context(e, "create merge output", &temp))?;
+        file.append(&[&record::encode_file_header(KIND_DATA, id)])
+            .map_err(|e| io_context(e, "write header of", &temp))?;
+        self.current = Some(Current {
+            id,
+            temp,
+            file,
+            hint: HintWriter::new(id),
+            moves: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Seals the current output file, puts it in place with its hint, and switches the index.
+    fn finish_current(&mut self) -> Result<()> {
+        let Some(c) = self.current.take() else {
+            return Ok(());
+        };
+        let core = self.core;
+        let len = c.file.len();
+        c.file
+            .truncate(len)
+            .and_then(|()| c.file.sync(true))
+            .map_err(|e| io_context(e, "sync merge output", &c.temp))?;
+        drop(c.file);
+        core.merge_step(MergeStep::OutputSynced)?;
+
+        let path = core.dir.join(data_file_name(c.id));
+        core.vfs
+            .rename(&c.temp, &path)
+            .map_err(|e| io_context(e, "rename merge output", &c.temp))?;
+        self.write_hint(c.id, c.hint.finish(len));
+        core.vfs
+            .sync_dir(&core.dir)
+            .map_err(|e| io_context(e, "sync directory", &core.dir))?;
+        core.merge_step(MergeStep::OutputInPlace)?;
+
+        let file = core
+            .vfs
+            .open(&path, OpenMode::ReadOnly)
+            .map_err(|e| io_context(e, "open merge output", &path))?;
+        core.files.insert(
+            c.id,
+            Arc::new(DataFile {
+                id: c.id,
+                path,
+                file,
+            }),
+        );
+        let mut registered = false;
+        for chunk in c.moves.chunks(CHUNK) {
+            let mut w = core.writer.lock();
+            if !registered {
+                w.add_file(c.id, FileStat::new(len));
+                registered = true;
+            }
+            let mut lost = 0;
+            core.keydir.switch_if_unchanged(chunk, |new| {
+                w.mark_dead(*new);
+                lost += 1;
+            });
+            drop(w);
+            self.stats.records_copied += (chunk.len() - lost) as u64;
+            self.stats.records_superseded += lost as u64;
+            core.merge_step(MergeStep::Switched)?;
+        }
+        self.stats.files_written += 1;
+        self.stats.bytes_after += len;
+        Ok(())
+    }
+
+    /// Writes a hint file for output `id`. A hint is only an accelerator: on failure the next
+    /// open scans the data file instead, so errors are logged, not returned.
+    fn write_hint(&self, id: u32, bytes: Vec<u8>) {
+        let core = self.core;
+        let path = core.dir.join(hint_file_name(id));
+        let temp = core
+            .dir
+            .join(format!("{}{TEMP_SUFFIX}", hint_file_name(id)));
+        let written = core
+            .vfs
+            .create(&temp, bytes.len() as u64)
+            .and_then(|f| f.append(&[&bytes]).and_then(|()| f.sync(true)))
+            .and_then(|()| core.vfs.rename(&temp, &path));
+        if let Err(e) = written {
+            tracing::warn!(file = %path.display(), "could not write hint file: {e}");
+            let _ = core.vfs.remove_file(&temp);
+        }
+    }
+}
