@@ -1,8 +1,11 @@
 //! A data file: its id, path, bytes, and how to read one record back.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
+use parking_lot::RwLock;
 
 use crate::error::{Error, Result, io_context};
 use crate::keydir::Loc;
@@ -24,6 +27,34 @@ pub(crate) fn parse_data_file_name(name: &str) -> Option<u32> {
         return None;
     }
     stem.parse().ok()
+}
+
+/// The open data files by id. Replacing a file (a sealed file's read-only reopen) is atomic
+/// for readers: a lookup never misses a file that exists. (A lock-free skiplist was tried here
+/// and dropped: its replace removes the old entry before inserting the new one.)
+#[derive(Default)]
+pub(crate) struct FileTable {
+    map: RwLock<BTreeMap<u32, Arc<DataFile>>>,
+}
+
+impl FileTable {
+    /// Runs `f` on file `id` while holding the table's read lock (short: one record read).
+    pub fn with<R>(&self, id: u32, f: impl FnOnce(&DataFile) -> R) -> Option<R> {
+        self.map.read().get(&id).map(|df| f(df))
+    }
+
+    pub fn insert(&self, df: Arc<DataFile>) {
+        self.map.write().insert(df.id, df);
+    }
+
+    pub fn remove(&self, id: u32) {
+        self.map.write().remove(&id);
+    }
+
+    /// The file with the highest id.
+    pub fn last(&self) -> Option<Arc<DataFile>> {
+        self.map.read().values().next_back().cloned()
+    }
 }
 
 pub(crate) struct DataFile {

@@ -10,10 +10,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
-use crossbeam_skiplist::SkipMap;
 use parking_lot::{Condvar, Mutex};
 
-use crate::data_file::DataFile;
+use crate::data_file::{DataFile, FileTable};
 use crate::error::{Error, Result, io_context};
 use crate::keydir::{Keydir, Loc};
 use crate::merge::{MergeProgress, MergeStats};
@@ -66,7 +65,7 @@ pub(crate) struct Core {
     pub(crate) vfs: Arc<dyn Vfs>,
     pub(crate) keydir: Keydir,
     /// Every readable data file, the active one included, by id.
-    pub(crate) files: SkipMap<u32, Arc<DataFile>>,
+    pub(crate) files: FileTable,
     pub(crate) writer: Mutex<Writer>,
     /// Held for the whole of a merge: one at a time.
     pub(crate) merge_lock: Mutex<()>,
@@ -308,8 +307,8 @@ impl Db {
             let Some(loc) = core.keydir.get(key) else {
                 return Ok(None);
             };
-            match core.files.get(&loc.file_id) {
-                Some(file) => return file.value().read_value(loc, key).map(Some),
+            match core.files.with(loc.file_id, |f| f.read_value(loc, key)) {
+                Some(read) => return read.map(Some),
                 None if missing == Some(loc) => break,
                 None => missing = Some(loc),
             }
@@ -582,7 +581,7 @@ impl Core {
                     path: old.path.clone(),
                     file,
                 };
-                self.files.insert(old.id, Arc::new(sealed));
+                self.files.insert(Arc::new(sealed));
             }
             Err(e) => {
                 tracing::warn!(file = %old.path.display(), "reopening sealed file read-only: {e}")
@@ -600,7 +599,7 @@ impl Core {
             .checked_add(1)
             .ok_or_else(|| new.corrupted(0, "data file id space exhausted"))?;
         w.add_file(id, FileStat::new(new.file.len()));
-        self.files.insert(id, new.clone());
+        self.files.insert(new.clone());
         w.active = new;
         Ok(())
     }

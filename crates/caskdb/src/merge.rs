@@ -138,15 +138,16 @@ impl Core {
                 if loc.file_id > plan.last_old {
                     continue; // written during the merge: already in a newer file
                 }
-                let source = self
+                let (_, bytes) = self
                     .files
-                    .get(&loc.file_id)
-                    .ok_or_else(|| Error::Corrupted {
-                        file: self.dir.join(data_file_name(loc.file_id)),
-                        offset: loc.offset,
-                        reason: "index points into a data file that is not open".into(),
+                    .with(loc.file_id, |f| f.read_checked(loc, &key))
+                    .unwrap_or_else(|| {
+                        Err(Error::Corrupted {
+                            file: self.dir.join(data_file_name(loc.file_id)),
+                            offset: loc.offset,
+                            reason: "index points into a data file that is not open".into(),
+                        })
                     })?;
-                let (_, bytes) = source.value().read_checked(loc, &key)?;
                 out.append(key, loc, &bytes)?;
                 done += u64::from(loc.len);
             }
@@ -165,7 +166,7 @@ impl Core {
             let mut w = self.writer.lock();
             for &id in &plan.old {
                 w.remove_file(id);
-                self.files.remove(&id);
+                self.files.remove(id);
             }
         }
         for &id in &plan.old {
@@ -340,14 +341,11 @@ impl Output<'_> {
             .vfs
             .open(&path, OpenMode::ReadOnly)
             .map_err(|e| io_context(e, "open merge output", &path))?;
-        core.files.insert(
-            c.id,
-            Arc::new(DataFile {
-                id: c.id,
-                path,
-                file,
-            }),
-        );
+        core.files.insert(Arc::new(DataFile {
+            id: c.id,
+            path,
+            file,
+        }));
         let mut registered = false;
         for chunk in c.moves.chunks(CHUNK) {
             let mut w = core.writer.lock();

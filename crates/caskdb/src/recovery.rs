@@ -10,9 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use crossbeam_skiplist::SkipMap;
-
-use crate::data_file::{DataFile, data_file_name, parse_data_file_name};
+use crate::data_file::{DataFile, FileTable, data_file_name, parse_data_file_name};
 use crate::db::{FileStat, Writer};
 use crate::error::{Error, Result, io_context};
 use crate::hint::{self, hint_file_name, parse_hint_file_name};
@@ -28,7 +26,7 @@ use crate::vfs::{LogFile, OpenMode, Vfs};
 /// What opening found on disk.
 pub(crate) struct Recovered {
     pub keydir: Keydir,
-    pub files: SkipMap<u32, Arc<DataFile>>,
+    pub files: FileTable,
     pub writer: Writer,
 }
 
@@ -46,7 +44,7 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
     let hints = usable_hint_ids(vfs, dir, &names, &ids)?;
 
     let keydir = Keydir::default();
-    let files = SkipMap::new();
+    let files = FileTable::default();
     let mut stats = BTreeMap::new();
     for (i, &id) in ids.iter().enumerate() {
         let is_last = i + 1 == ids.len();
@@ -74,15 +72,15 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
             None => scan(vfs, &df, &keydir, &mut stats, is_last)?,
         };
         stats.insert(id, stat);
-        files.insert(id, Arc::new(df));
+        files.insert(Arc::new(df));
     }
 
-    let active = match files.back() {
-        Some(e) => e.value().clone(),
+    let active = match files.last() {
+        Some(df) => df,
         None => {
             let df = Arc::new(DataFile::create(vfs, dir, 1, opts.data_file_size)?);
             stats.insert(1, FileStat::new(df.file.len()));
-            files.insert(1, df.clone());
+            files.insert(df.clone());
             df
         }
     };

@@ -1,0 +1,333 @@
+//! Merge: space comes back, nothing live is lost, deletes stay deleted, writes made during a
+//! merge win, hints speed up open and fall back to scanning when damaged.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+
+use caskdb::{Db, Error, Options, SyncPolicy};
+use common::{data_files, key, value};
+
+fn opts() -> Options {
+    Options::default()
+        .data_file_size(4096)
+        .sync(SyncPolicy::Never)
+        .auto_merge(false)
+}
+
+fn hint_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "hint"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn check(db: &Db, model: &BTreeMap<Vec<u8>, Vec<u8>>, universe: impl Iterator<Item = usize>) {
+    assert_eq!(db.len(), model.len());
+    for i in universe {
+        let k = key(i);
+        assert_eq!(
+            db.get(&k).unwrap().as_deref(),
+            model.get(&k).map(Vec::as_slice),
+            "key {i}"
+        );
+    }
+}
+
+/// 300 keys written 5 times each, every third one deleted at the end.
+fn churn(db: &Db) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut model = BTreeMap::new();
+    for round in 0..5 {
+        for i in 0..300 {
+            let v = format!("{round}-{}", String::from_utf8(value(i)).unwrap()).into_bytes();
+            db.put(key(i), &v).unwrap();
+            model.insert(key(i), v);
+        }
+    }
+    for i in (0..300).step_by(3) {
+        assert!(db.delete(key(i)).unwrap());
+        model.remove(&key(i));
+    }
+    model
+}
+
+#[test]
+fn merge_keeps_every_live_value_and_returns_the_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    let model = churn(&db);
+    let before = db.stats().unwrap();
+    assert!(before.dead_bytes > before.live_bytes, "{before:?}");
+    let m = db.merge().unwrap();
+    assert_eq!(m.records_copied, model.len() as u64);
+    assert_eq!(m.records_superseded, 0);
+    assert_eq!(m.files_merged, before.data_files);
+    let after = db.stats().unwrap();
+    check(&db, &model, 0..300);
+    assert_eq!(after.dead_bytes, 0, "{after:?}");
+    // the merged files plus an empty active file: headers and live records only
+    assert_eq!(after.total_bytes, m.bytes_after + 16);
+    assert!(
+        (after.total_bytes as f64) < 1.1 * after.live_bytes as f64,
+        "disk {} vs live {}",
+        after.total_bytes,
+        after.live_bytes
+    );
+    // on disk, the merged files are exactly that size (the active file is preallocated)
+    let files = data_files(dir.path());
+    let merged: u64 = files[..files.len() - 1]
+        .iter()
+        .map(|f| fs::metadata(f).unwrap().len())
+        .sum();
+    assert_eq!(merged, m.bytes_after);
+    assert_eq!(files.len(), m.files_written + 1);
+    assert_eq!(hint_files(dir.path()).len(), m.files_written);
+    drop(db);
+    let db = opts().open(dir.path()).unwrap();
+    check(&db, &model, 0..300);
+    assert_eq!(db.stats().unwrap().dead_bytes, 0);
+}
+
+#[test]
+fn deleted_keys_never_come_back_after_merges_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    let mut model = churn(&db);
+    db.merge().unwrap();
+    // delete more keys whose values now live in merged files, then merge again
+    for i in (1..300).step_by(3) {
+        assert!(db.delete(key(i)).unwrap());
+        model.remove(&key(i));
+    }
+    drop(db);
+    let db = opts().open(dir.path()).unwrap();
+    check(&db, &model, 0..300);
+    db.merge().unwrap();
+    db.merge().unwrap(); // twice in a row, then restart (rosedb#242)
+    drop(db);
+    let db = opts().open(dir.path()).unwrap();
+    check(&db, &model, 0..300);
+    // and once more after a restart
+    db.merge().unwrap();
+    drop(db);
+    let db = opts().open(dir.path()).unwrap();
+    check(&db, &model, 0..300);
+    assert_eq!(db.stats().unwrap().dead_bytes, 0);
+}
+
+#[test]
+fn writes_made_during_a_merge_win_over_its_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    let mut model = BTreeMap::new();
+    for i in 0..5000 {
+        db.put(key(i), value(i)).unwrap();
+        model.insert(key(i), value(i));
+    }
+    for i in 0..2500 {
+        db.put(key(i), value(i + 1)).unwrap(); // some garbage to merge
+        model.insert(key(i), value(i + 1));
+    }
+    // The progress callback runs between chunks of copied records: write from it, to keys
+    // the merge has already copied (low ids) and keys it has not reached yet (high ids).
+    let mut calls = 0;
+    let m = db
+        .merge_with_progress(|_| {
+            calls += 1;
+            if calls == 2 {
+                for i in (0..5000).step_by(50) {
+                    db.put(key(i), b"during-merge").unwrap();
+                    model.insert(key(i), b"during-merge".to_vec());
+                }
+                for i in (25..5000).step_by(50) {
+                    assert!(db.delete(key(i)).unwrap());
+                    model.remove(&key(i));
+                }
+                db.put(key(9999), b"new").unwrap();
+                model.insert(key(9999), b"new".to_vec());
+            }
+        })
+        .unwrap();
+    assert!(calls > 2, "the merge copied in several chunks");
+    assert!(m.records_superseded > 0, "{m:?}");
+    check(&db, &model, (0..5000).chain([9999]));
+    // the stale copies are counted as dead
+    assert!(db.stats().unwrap().dead_bytes > 0);
+    drop(db);
+    let db = opts().open(dir.path()).unwrap();
+    check(&db, &model, (0..5000).chain([9999]));
+    db.merge().unwrap();
+    drop(db);
+    let db = opts().open(dir.path()).unwrap();
+    check(&db, &model, (0..5000).chain([9999]));
+}
+
+#[test]
+fn readers_and_a_writer_thread_run_while_merges_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    for i in 0..3000 {
+        db.put(key(i), value(i)).unwrap();
+    }
+    let stop = AtomicBool::new(false);
+    let writer_model = thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let i = (n * 7919) % 3000;
+                    let got = db.get(key(i)).unwrap().unwrap();
+                    // either the original value or one the writer thread put
+                    assert!(got == value(i) || got.starts_with(b"w-"), "key {i}");
+                    n += 1;
+                }
+            });
+        }
+        let writer = s.spawn(|| {
+            let mut model = BTreeMap::new();
+            let mut n = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let i = 3000 + n % 500;
+                let v = format!("w-{n}").into_bytes();
+                db.put(key(i), &v).unwrap();
+                model.insert(key(i), v);
+                n += 1;
+            }
+            model
+        });
+        for _ in 0..3 {
+            db.merge().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap()
+    });
+    for (k, v) in &writer_model {
+        assert_eq!(db.get(k).unwrap().unwrap(), v);
+    }
+    assert_eq!(db.len(), 3000 + writer_model.len());
+    drop(db);
+    let db = opts().open(dir.path()).unwrap();
+    assert_eq!(db.len(), 3000 + writer_model.len());
+    for (k, v) in &writer_model {
+        assert_eq!(db.get(k).unwrap().unwrap(), v);
+    }
+}
+
+#[test]
+fn open_reads_hints_instead_of_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    let model = churn(&db);
+    db.merge().unwrap();
+    drop(db);
+    // Damage a value inside a merged file. A scan would refuse to open; the hint path does not
+    // read values, so open succeeds and the damage shows only when that value is read.
+    let merged = data_files(dir.path())[0].clone();
+    let mut bytes = fs::read(&merged).unwrap();
+    let at = bytes.len() - 3; // inside the value of the file's last record
+    bytes[at] ^= 0x40;
+    fs::write(&merged, &bytes).unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    assert_eq!(db.len(), model.len());
+    let bad: Vec<_> = model
+        .keys()
+        .filter(|k| matches!(db.get(k), Err(Error::Corrupted { .. })))
+        .collect();
+    assert_eq!(bad.len(), 1, "exactly the damaged record is reported");
+    drop(db);
+    // without its hint, the same file is scanned and the damage is found at open
+    let hint = hint_files(dir.path())[0].clone();
+    fs::remove_file(&hint).unwrap();
+    assert!(matches!(
+        opts().open(dir.path()),
+        Err(Error::Corrupted { file, .. }) if file == merged
+    ));
+}
+
+#[test]
+fn a_missing_torn_or_corrupt_hint_falls_back_to_scanning() {
+    let base = tempfile::tempdir().unwrap();
+    let db = opts().open(base.path()).unwrap();
+    let model = churn(&db);
+    db.merge().unwrap();
+    drop(db);
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 4] = [
+        ("missing", |h| fs::remove_file(h).unwrap()),
+        ("torn", |h| {
+            let len = fs::metadata(h).unwrap().len();
+            fs::OpenOptions::new()
+                .write(true)
+                .open(h)
+                .unwrap()
+                .set_len(len / 2)
+                .unwrap();
+        }),
+        ("corrupt", |h| {
+            let mut b = fs::read(h).unwrap();
+            b[40] ^= 1;
+            fs::write(h, b).unwrap();
+        }),
+        ("empty", |h| fs::write(h, b"").unwrap()),
+    ];
+    for (name, damage) in damages {
+        let dir = tempfile::tempdir().unwrap();
+        for e in fs::read_dir(base.path()).unwrap() {
+            let e = e.unwrap();
+            fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+        }
+        for h in hint_files(dir.path()) {
+            damage(&h);
+        }
+        let db = opts().open(dir.path()).unwrap();
+        check(&db, &model, 0..300);
+        assert_eq!(db.stats().unwrap().dead_bytes, 0, "{name}");
+    }
+}
+
+#[test]
+fn overwriting_the_same_keys_stays_bounded_with_automatic_merges_alone() {
+    // The classic compaction test: 1000 rounds of setting the same 1000 keys.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::default()
+        .data_file_size(64 << 10)
+        .merge_min_dead_bytes(256 << 10)
+        .sync(SyncPolicy::Never);
+    let db = opts.clone().open(dir.path()).unwrap();
+    // A background merge may delete a file between listing and stat: it no longer counts.
+    let dir_size = || -> u64 {
+        fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    let mut largest = 0;
+    let mut sizes = Vec::new();
+    for round in 0..1000 {
+        for k in 0..1000 {
+            db.put(format!("key{k}"), format!("{round}")).unwrap();
+        }
+        let size = dir_size();
+        largest = largest.max(size);
+        sizes.push(size);
+    }
+    // ~21 MB were written; live data is ~20 KB. Without merging the directory would hold it all.
+    assert!(largest < 4 << 20, "directory grew to {largest} bytes");
+    let late = sizes[900..].iter().max().unwrap();
+    let early = sizes[100..200].iter().max().unwrap();
+    assert!(late <= &(early * 2), "still growing: {early} then {late}");
+    drop(db);
+    let db = opts.open(dir.path()).unwrap();
+    assert_eq!(db.len(), 1000);
+    for k in 0..1000 {
+        assert_eq!(db.get(format!("key{k}")).unwrap().unwrap(), "999");
+    }
+}
