@@ -27,6 +27,8 @@ mod fault_tests;
 mod hint;
 mod keydir;
 mod merge;
+#[cfg(test)]
+mod merge_tests;
 mod options;
 mod record;
 mod recovery;
