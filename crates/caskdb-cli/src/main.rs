@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use caskdb::Db;
 use clap::{Parser, Subcommand};
 
 /// A Bitcask-style persistent key/value store.
@@ -43,6 +42,8 @@ enum Command {
     },
     /// Print how many keys, files, live and dead bytes the database holds.
     Stats,
+    /// Rewrite live data into compact files and delete the old ones (progress on stderr).
+    Merge,
 }
 
 /// Exit status when `remove` finds no such key.
@@ -71,7 +72,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let db = Db::open(&cli.dir)
+    // One command per process: an automatic merge started here would only be cut short by the
+    // close at the end. `caskdb merge` merges on request.
+    let db = caskdb::Options::default()
+        .auto_merge(false)
+        .open(&cli.dir)
         .with_context(|| format!("cannot open database {}", cli.dir.display()))?;
     let mut out = std::io::stdout().lock();
     let code = match cli.command {
@@ -99,6 +104,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Stats => {
             print_stats(&mut out, &db.stats()?)?;
+            ExitCode::SUCCESS
+        }
+        Command::Merge => {
+            let before = db.stats()?;
+            // indicatif draws nothing when stderr is not a terminal.
+            let bar = indicatif::ProgressBar::new(before.live_bytes);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "merging {bar:40} {binary_bytes}/{binary_total_bytes} ({eta})",
+                )
+                .expect("static template"),
+            );
+            let m = db.merge_with_progress(|p| {
+                bar.set_length(p.bytes_total);
+                bar.set_position(p.bytes_done);
+            });
+            bar.finish_and_clear();
+            let m = m?;
+            let after = db.stats()?;
+            writeln!(
+                out,
+                "merged {} files ({} bytes) into {} ({} bytes); {} records copied; {} bytes on disk, was {}",
+                m.files_merged,
+                m.bytes_before,
+                m.files_written,
+                m.bytes_after,
+                m.records_copied,
+                after.total_bytes,
+                before.total_bytes
+            )?;
             ExitCode::SUCCESS
         }
     };

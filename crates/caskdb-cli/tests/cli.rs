@@ -307,3 +307,36 @@ fn stats_reports_keys_and_files() {
             .and(contains("(active)")),
     );
 }
+
+#[test]
+fn merge_reclaims_space_and_keeps_values() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..5 {
+        for k in 0..20 {
+            caskdb(dir.path())
+                .args(["set", &format!("k{k}"), &format!("v{round}")])
+                .assert()
+                .success();
+        }
+    }
+    caskdb(dir.path()).args(["rm", "k0"]).assert().success();
+    caskdb(dir.path())
+        .arg("merge")
+        .assert()
+        .success()
+        .stdout(contains("merged 1 files").and(contains("19 records copied")))
+        .stderr(""); // not a terminal: no progress bar
+    caskdb(dir.path())
+        .arg("stats")
+        .assert()
+        .success()
+        .stdout(contains("keys          19").and(contains("dead bytes    0 (0.0%)")));
+    caskdb(dir.path())
+        .args(["get", "k7"])
+        .assert()
+        .stdout("v4\n");
+    caskdb(dir.path())
+        .args(["get", "k0"])
+        .assert()
+        .stdout("Key not found\n");
+}

@@ -106,12 +106,19 @@ fn crash_at(step: MergeStep, nth: usize) -> bool {
 
     let db = opts().open(dir.path()).unwrap();
     verify(&db, &model, &format!("{context}, reopened"));
-    assert!(leftovers(dir.path()).is_empty(), "{context}: temporary files left");
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{context}: temporary files left"
+    );
     db.merge().unwrap();
     verify(&db, &model, &format!("{context}, merged again"));
     drop(db);
     let db = opts().open(dir.path()).unwrap();
-    verify(&db, &model, &format!("{context}, reopened after the second merge"));
+    verify(
+        &db,
+        &model,
+        &format!("{context}, reopened after the second merge"),
+    );
     assert_eq!(db.stats().unwrap().dead_bytes, 0, "{context}");
     died
 }

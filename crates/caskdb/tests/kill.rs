@@ -1,5 +1,6 @@
-//! A child process writing with `SyncPolicy::Always` is SIGKILLed mid-stream; after reopening,
-//! every acknowledged operation is there and the state is a prefix of the operation sequence.
+//! A child process writing with `SyncPolicy::Always` (and merging every 400 operations) is
+//! SIGKILLed mid-stream; after reopening, every acknowledged operation is there and the state is
+//! a prefix of the operation sequence.
 
 mod common;
 
@@ -62,12 +63,16 @@ fn kill_child() {
         }
         writeln!(out, "ack {n}").unwrap();
         out.flush().unwrap();
+        // merges too, so that kills also land in the middle of one
+        if n % 400 == 399 {
+            db.merge().unwrap();
+        }
     }
 }
 
 #[test]
 fn acknowledged_writes_survive_sigkill() {
-    for kill_after in [1usize, 17, 150, 611, 1500] {
+    for kill_after in [1usize, 17, 150, 399, 400, 611, 1500, 2001] {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
