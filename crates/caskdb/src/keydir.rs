@@ -53,6 +53,16 @@ impl Keydir {
         self.map.read().len()
     }
 
+    /// Fills an empty index from entries sorted by key, without duplicates. Builds the tree
+    /// bottom-up with full nodes: about half the memory of inserting the same keys in order one
+    /// by one (which leaves every node half full), and several times faster.
+    pub fn fill_sorted(&self, entries: Vec<(KeyBuf, Loc)>) {
+        let mut map = self.map.write();
+        debug_assert!(map.is_empty());
+        debug_assert!(entries.windows(2).all(|w| w[0].0 < w[1].0));
+        *map = entries.into_iter().collect();
+    }
+
     /// Up to `n` entries in key order, starting after `after` (from the first key if `None`).
     /// The read lock is held for this chunk only, so writers are never held up for long.
     pub fn chunk_after(&self, after: Option<&[u8]>, n: usize) -> Vec<(KeyBuf, Loc)> {

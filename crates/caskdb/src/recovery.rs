@@ -14,7 +14,7 @@ use crate::data_file::{DataFile, FileTable, data_file_name, parse_data_file_name
 use crate::db::{FileStat, Writer};
 use crate::error::{Error, Result, io_context};
 use crate::hint::{self, hint_file_name, parse_hint_file_name};
-use crate::keydir::{Keydir, Loc};
+use crate::keydir::{KeyBuf, Keydir, Loc};
 use crate::merge::TEMP_SUFFIX;
 use crate::options::Options;
 use crate::record::{
@@ -46,6 +46,9 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
     let keydir = Keydir::default();
     let files = FileTable::default();
     let mut stats = BTreeMap::new();
+    // Entries of the leading run of hint files while they are sorted and unique (as a merge
+    // writes them): built into the index in one go instead of inserted one by one.
+    let mut run: Option<Vec<(KeyBuf, Loc)>> = Some(Vec::new());
     for (i, &id) in ids.iter().enumerate() {
         let is_last = i + 1 == ids.len();
         let path = dir.join(data_file_name(id));
@@ -63,18 +66,22 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
         check_header(&df, is_last)?;
         // The newest file is always scanned: only a scan finds and cuts a torn tail.
         let from_hint = if hints.contains(&id) && !is_last {
-            load_hint(vfs, &df, &keydir, &mut stats)?
+            load_hint(vfs, &df, &keydir, &mut stats, &mut run)?
         } else {
             None
         };
         let stat = match from_hint {
             Some(stat) => stat,
-            None => scan(vfs, &df, &keydir, &mut stats, is_last)?,
+            None => {
+                flush_run(&keydir, &mut run);
+                scan(vfs, &df, &keydir, &mut stats, is_last)?
+            }
         };
         stats.insert(id, stat);
         files.insert(Arc::new(df));
     }
 
+    flush_run(&keydir, &mut run);
     let active = match files.last() {
         Some(df) => df,
         None => {
@@ -136,6 +143,15 @@ fn usable_hint_ids(
     Ok(hints)
 }
 
+/// Ends the run of sorted hint entries: builds the (still empty) index from it.
+fn flush_run(keydir: &Keydir, run: &mut Option<Vec<(KeyBuf, Loc)>>) {
+    if let Some(entries) = run.take()
+        && !entries.is_empty()
+    {
+        keydir.fill_sorted(entries);
+    }
+}
+
 /// Loads the keydir entries of `df` from its hint file. `None` (after saying why in a log line)
 /// when the hint is missing, torn or corrupt: the caller then scans the data file.
 fn load_hint(
@@ -143,6 +159,7 @@ fn load_hint(
     df: &DataFile,
     keydir: &Keydir,
     stats: &mut BTreeMap<u32, FileStat>,
+    run: &mut Option<Vec<(KeyBuf, Loc)>>,
 ) -> Result<Option<FileStat>> {
     let path = df.path.with_file_name(hint_file_name(df.id));
     let read = vfs.open(&path, OpenMode::ReadOnly).and_then(|f| {
@@ -167,13 +184,27 @@ fn load_hint(
         Err(reason) => return unusable(reason),
     };
     let mut stat = FileStat::new(file_len);
-    for e in entries {
-        if e.kind != RecordType::Value {
-            return Err(df.corrupted(
-                e.loc.offset,
-                format!("record type {:?} is not supported by this build", e.kind),
-            ));
+    if let Some(e) = entries.iter().find(|e| e.kind != RecordType::Value) {
+        return Err(df.corrupted(
+            e.loc.offset,
+            format!("record type {:?} is not supported by this build", e.kind),
+        ));
+    }
+    // Still in the leading sorted run? Then these entries extend it if they keep the order.
+    if let Some(entries_so_far) = run {
+        let last = entries_so_far.last().map(|(k, _)| k.as_slice());
+        let sorted = entries.windows(2).all(|w| w[0].key < w[1].key)
+            && match (last, entries.first()) {
+                (Some(last), Some(first)) => last < first.key,
+                _ => true,
+            };
+        if sorted {
+            entries_so_far.extend(entries.iter().map(|e| (KeyBuf::from_slice(e.key), e.loc)));
+            return Ok(Some(stat));
         }
+        flush_run(keydir, run);
+    }
+    for e in entries {
         if let Some(old) = keydir.insert(e.key, e.loc) {
             mark_dead(stats, &mut stat, df.id, old);
         }
