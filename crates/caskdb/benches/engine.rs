@@ -41,8 +41,14 @@ fn keys(n: usize) -> Vec<[u8; KEY_LEN]> {
         .collect()
 }
 
+/// Automatic merging is off: these benchmarks measure the read and write paths alone (the
+/// merge benchmark measures puts while a merge runs).
 fn open(dir: &std::path::Path, sync: SyncPolicy) -> Db {
-    Options::default().sync(sync).open(dir).unwrap()
+    Options::default()
+        .sync(sync)
+        .auto_merge(false)
+        .open(dir)
+        .unwrap()
 }
 
 /// Runs `iters` operations split over `threads` threads and returns the wall time.

@@ -459,7 +459,10 @@ impl Db {
     }
 
     /// Flushes and syncs everything, trims the active file's preallocated space, and releases
-    /// the directory lock. Other clones of this handle get [`Error::Closed`] from then on.
+    /// the directory lock. Other clones of this handle get [`Error::Closed`] from then on. A
+    /// merge running in another thread is stopped at its next step (safely: see
+    /// [`Db::merge`]) before the lock is released. Do not call it from a merge's progress
+    /// callback.
     ///
     /// # Errors
     /// [`Error::Io`] if the final sync fails, [`Error::Poisoned`] if an earlier fsync had failed
@@ -702,6 +705,10 @@ impl Core {
     }
 
     fn shutdown(&self) -> Result<()> {
+        // A running merge stops at its next step (`stopping` is set); wait for it, so that no
+        // file is renamed or deleted after the lock is released. (Merge lock before writer lock,
+        // as in a merge.)
+        let _no_merge = self.merge_lock.lock();
         let w = self.writer.lock();
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());

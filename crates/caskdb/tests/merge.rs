@@ -331,3 +331,57 @@ fn overwriting_the_same_keys_stays_bounded_with_automatic_merges_alone() {
         assert_eq!(db.get(format!("key{k}")).unwrap().unwrap(), "999");
     }
 }
+
+#[test]
+fn merging_an_empty_or_all_deleted_database_leaves_one_empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    let m = db.merge().unwrap();
+    assert_eq!((m.files_written, m.records_copied), (0, 0));
+    for i in 0..500 {
+        db.put(key(i), value(i)).unwrap();
+    }
+    for i in 0..500 {
+        db.delete(key(i)).unwrap();
+    }
+    assert!(db.stats().unwrap().data_files > 5);
+    let m = db.merge().unwrap();
+    assert_eq!((m.files_written, m.records_copied), (0, 0));
+    let s = db.stats().unwrap();
+    assert_eq!((s.keys, s.data_files, s.total_bytes), (0, 1, 16));
+    assert_eq!(data_files(dir.path()).len(), 1);
+    assert!(hint_files(dir.path()).is_empty());
+    drop(db);
+    let db = opts().open(dir.path()).unwrap();
+    assert!(db.is_empty());
+    assert_eq!(db.get(key(3)).unwrap(), None);
+}
+
+#[test]
+fn close_waits_for_a_merge_in_another_thread_to_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    let model = churn(&db);
+    let merger = {
+        let db = db.clone();
+        thread::spawn(move || db.merge())
+    };
+    db.close().unwrap();
+    let listing = || {
+        let mut v: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let at_close = listing();
+    // the merge either finished first or stopped at a step with Closed
+    match merger.join().unwrap() {
+        Ok(_) | Err(Error::Closed) => {}
+        Err(e) => panic!("unexpected merge error: {e}"),
+    }
+    assert_eq!(listing(), at_close, "no file changed after close returned");
+    let db = opts().open(dir.path()).unwrap();
+    check(&db, &model, 0..300);
+}
