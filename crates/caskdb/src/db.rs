@@ -147,6 +147,15 @@ impl Writer {
         }
     }
 
+    /// Counts the record at `loc` as live again (a merge's copy that the index switched to).
+    pub fn revive(&mut self, loc: Loc) {
+        if let Some(s) = self.stats.get_mut(&loc.file_id) {
+            let len = u64::from(loc.len).min(s.dead);
+            s.dead -= len;
+            self.dead -= len;
+        }
+    }
+
     pub fn add_file(&mut self, id: u32, stat: FileStat) {
         self.total += stat.total;
         self.dead += stat.dead;
@@ -574,9 +583,21 @@ impl Core {
             return Err(self.poisoned_by(io_context(e, "sync", &old.path)));
         }
         self.mark_synced(w.lsn);
-        // Sealed: swap in a read-only mapping of its exact size, without a descriptor, so long-
-        // lived databases do not keep one descriptor and one capacity-sized mapping per file.
-        // Readers still holding the writable one finish with it.
+        let capacity = self.opts.data_file_size.max(FILE_HEADER_LEN as u64 + need);
+        let id = w.next_id;
+        // If this fails, the old file simply stays the active one (still writable).
+        let new = Arc::new(DataFile::create(
+            self.vfs.as_ref(),
+            &self.dir,
+            id,
+            capacity,
+        )?);
+        w.next_id = id
+            .checked_add(1)
+            .ok_or_else(|| new.corrupted(0, "data file id space exhausted"))?;
+        // Sealed for good: swap in a read-only mapping of its exact size, without a descriptor,
+        // so long-lived databases do not keep one descriptor and one capacity-sized mapping per
+        // file. Readers still holding the writable one finish with it.
         match self.vfs.open(&old.path, crate::vfs::OpenMode::ReadOnly) {
             Ok(file) => {
                 let sealed = DataFile {
@@ -590,17 +611,6 @@ impl Core {
                 tracing::warn!(file = %old.path.display(), "reopening sealed file read-only: {e}")
             }
         }
-        let capacity = self.opts.data_file_size.max(FILE_HEADER_LEN as u64 + need);
-        let id = w.next_id;
-        let new = Arc::new(DataFile::create(
-            self.vfs.as_ref(),
-            &self.dir,
-            id,
-            capacity,
-        )?);
-        w.next_id = id
-            .checked_add(1)
-            .ok_or_else(|| new.corrupted(0, "data file id space exhausted"))?;
         w.add_file(id, FileStat::new(new.file.len()));
         self.files.insert(new.clone());
         w.active = new;
@@ -789,11 +799,14 @@ impl Background {
                 }
                 let started = std::time::Instant::now();
                 match core.merge(&mut |_| {}) {
-                    Ok(m) => tracing::info!(
+                    Ok(m) => {
+                        core.merge_retry_at.store(0, Ordering::Relaxed);
+                        tracing::info!(
                         dir = %core.dir.display(),
                         "automatic merge: {} files ({} bytes) into {} ({} bytes) in {:?}",
                         m.files_merged, m.bytes_before, m.files_written, m.bytes_after, started.elapsed()
-                    ),
+                        )
+                    }
                     Err(Error::Closed) => return,
                     Err(e) => {
                         // Do not retry at once: wait for another merge_min_dead_bytes of garbage.

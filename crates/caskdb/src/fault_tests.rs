@@ -21,6 +21,46 @@ pub(crate) struct Faults {
     syncs: Mutex<Option<mpsc::Sender<()>>>,
     /// Free space to report instead of the real figure.
     free_space: Mutex<Option<u64>>,
+    /// One armed failure: the call of this operation after that many more successes fails.
+    armed: Mutex<Option<(Op, usize)>>,
+}
+
+/// File-system operations a test can make fail once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    Create,
+    Open,
+    Rename,
+    Remove,
+    SyncDir,
+}
+
+impl Faults {
+    /// Makes the call of `op` after `after` more successful ones fail (once).
+    pub(crate) fn arm(&self, op: Op, after: usize) {
+        *self.armed.lock() = Some((op, after));
+    }
+
+    /// Whether this call of `op` is the one to fail.
+    fn trip(&self, op: Op) -> io::Result<()> {
+        let mut armed = self.armed.lock();
+        match &mut *armed {
+            Some((o, 0)) if *o == op => {
+                *armed = None;
+                Err(io::Error::from_raw_os_error(libc::EIO))
+            }
+            Some((o, n)) if *o == op => {
+                *n -= 1;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the armed failure has happened.
+    pub(crate) fn tripped(&self) -> bool {
+        self.armed.lock().is_none()
+    }
 }
 
 #[derive(Debug)]
@@ -48,6 +88,7 @@ impl Vfs for FaultVfs {
         StdVfs.try_lock(path)
     }
     fn create(&self, path: &Path, capacity: u64) -> io::Result<Box<dyn LogFile>> {
+        self.faults.trip(Op::Create)?;
         let file = StdVfs.create(path, capacity)?;
         let fail = self
             .faults
@@ -63,21 +104,25 @@ impl Vfs for FaultVfs {
         }))
     }
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn LogFile>> {
+        self.faults.trip(Op::Open)?;
         Ok(Box::new(FaultFile {
             inner: StdVfs.open(path, mode)?,
             faults: self.faults.clone(),
         }))
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.faults.trip(Op::Remove)?;
         if self.faults.fail_remove.load(Ordering::SeqCst) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
         StdVfs.remove_file(path)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.faults.trip(Op::SyncDir)?;
         StdVfs.sync_dir(dir)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.faults.trip(Op::Rename)?;
         StdVfs.rename(from, to)
     }
     fn available_space(&self, dir: &Path) -> io::Result<u64> {

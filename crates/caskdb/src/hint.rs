@@ -9,11 +9,13 @@
 //!              | offset varint (u64) | key
 //! ```
 //! The CRC covers every byte from the end of the file header to the CRC field. A hint is used
-//! only if it checks and `data_file_len` equals the data file's length; otherwise the data file
-//! is scanned instead.
+//! only if it checks, `data_file_len` equals the data file's length, and its entries tile the
+//! data file exactly (the first record at offset 16, each next one where the previous ends, the
+//! last ending at the end of the file — as a merge writes them); otherwise the data file is
+//! scanned instead.
 
 use crate::keydir::Loc;
-use crate::record::{self, FILE_HEADER_LEN, RecordType};
+use crate::record::{self, FILE_HEADER_LEN, MIN_RECORD_LEN, RecordType};
 
 /// File kind byte of hint files.
 pub(crate) const KIND_HINT: u8 = b'H';
@@ -90,8 +92,17 @@ pub(crate) struct HintEntry<'a> {
     pub loc: Loc,
 }
 
+/// Largest hint worth reading for a data file of `data_file_len` bytes. An entry is at most 14
+/// bytes longer than the record it describes (wider varints, no CRC), and a record is at least
+/// 7 bytes, so an entry is at most three times its record: three times the data file's size
+/// (plus header and trailer) bounds any genuine hint.
+pub(crate) fn max_len(data_file_len: u64) -> u64 {
+    data_file_len.saturating_mul(3) + 64
+}
+
 /// Checks a whole hint file for data file `id` of `data_file_len` bytes and returns its
-/// entries, or why it cannot be used.
+/// entries, or why it cannot be used. Only VALUE entries are accepted (this version writes no
+/// others); the caller scans the data file otherwise.
 pub(crate) fn decode(
     buf: &[u8],
     id: u32,
@@ -121,27 +132,34 @@ pub(crate) fn decode(
     // Each entry takes at least 5 bytes: bound the allocation by what the buffer can hold.
     let mut entries = Vec::with_capacity(count.min(body.len() as u64 / 5) as usize);
     let mut pos = 0;
+    let mut next_offset = FILE_HEADER_LEN as u64;
     while pos < body.len() {
         let kind = match body[pos] {
             1 => RecordType::Value,
-            3 => RecordType::ValueWithExpiry,
             other => return Err(format!("entry of unsupported type {other} at {pos}")),
         };
         pos += 1;
-        if kind == RecordType::ValueWithExpiry {
-            pos += 8;
-        }
         let key_len = get_varint(body, &mut pos)?;
         let len = get_varint(body, &mut pos)?;
         let offset = get_varint(body, &mut pos)?;
-        let key_end = pos
-            .checked_add(key_len as usize)
+        let key_end = usize::try_from(key_len)
+            .ok()
+            .and_then(|k| pos.checked_add(k))
             .filter(|&e| e <= body.len())
             .ok_or("entry key runs past the end")?;
-        let len = u32::try_from(len).map_err(|_| "record length over 4 GiB")?;
-        if key_len == 0 || offset + u64::from(len) > data_file_len {
-            return Err(format!("entry at {pos} points outside the data file"));
+        let len = u32::try_from(len)
+            .ok()
+            .filter(|&l| l as usize >= MIN_RECORD_LEN)
+            .ok_or("record length out of range")?;
+        if key_len == 0 || offset != next_offset {
+            return Err(format!(
+                "entry at {pos} is not where the previous record ends ({offset} vs {next_offset})"
+            ));
         }
+        next_offset = offset
+            .checked_add(u64::from(len))
+            .filter(|&end| end <= data_file_len)
+            .ok_or_else(|| format!("entry at {pos} points past the end of the data file"))?;
         entries.push(HintEntry {
             kind,
             key: &body[pos..key_end],
@@ -155,6 +173,11 @@ pub(crate) fn decode(
     }
     if entries.len() as u64 != count {
         return Err(format!("{} entries, trailer says {count}", entries.len()));
+    }
+    if next_offset != data_file_len {
+        return Err(format!(
+            "entries cover {next_offset} of the data file's {data_file_len} bytes"
+        ));
     }
     Ok(entries)
 }
@@ -188,8 +211,16 @@ mod tests {
         let mut w = HintWriter::new(7);
         w.add(RecordType::Value, None, b"alpha", 16, 20);
         w.add(RecordType::Value, None, b"beta", 36, 300);
-        w.add(RecordType::ValueWithExpiry, Some(99), b"gamma", 336, 40);
+        w.add(RecordType::Value, None, b"gamma", 336, 40);
         w.finish(376)
+    }
+
+    fn hint(entries: &[(&[u8], u64, u32)], data_len: u64) -> Vec<u8> {
+        let mut w = HintWriter::new(7);
+        for &(k, off, len) in entries {
+            w.add(RecordType::Value, None, k, off, len);
+        }
+        w.finish(data_len)
     }
 
     #[test]
@@ -206,8 +237,35 @@ mod tests {
                 offset: 36
             }
         );
-        assert_eq!(e[2].kind, RecordType::ValueWithExpiry);
         assert_eq!(parse_hint_file_name(&hint_file_name(7)), Some(7));
+    }
+
+    #[test]
+    fn checksummed_but_wrong_hints_are_rejected() {
+        // a missing entry (a gap), an overlap, an entry past the end, an offset that overflows,
+        // a record shorter than any record, too little coverage
+        type Case<'a> = (&'a [(&'a [u8], u64, u32)], u64);
+        let cases: [Case; 6] = [
+            (&[(b"a", 16, 20), (b"c", 56, 20)], 76),
+            (&[(b"a", 16, 20), (b"b", 30, 20)], 50),
+            (&[(b"a", 16, 20), (b"b", 36, 100)], 76),
+            (&[(b"a", u64::MAX - 3, 20)], 76),
+            (&[(b"a", 16, 3)], 19),
+            (&[(b"a", 16, 20)], 76),
+        ];
+        for (entries, data_len) in cases {
+            assert!(
+                decode(&hint(entries, data_len), 7, data_len).is_err(),
+                "{entries:?}"
+            );
+        }
+        let mut w = HintWriter::new(7);
+        w.add(RecordType::ValueWithExpiry, Some(9), b"a", 16, 28);
+        assert!(
+            decode(&w.finish(44), 7, 44).is_err(),
+            "type 3 is not read by this version"
+        );
+        assert!(max_len(376) >= sample().len() as u64);
     }
 
     #[test]

@@ -76,15 +76,24 @@ impl Keydir {
     }
 
     /// For each `(key, old, new)`, points `key` at `new` only if it still points at `old`, so a
-    /// write made meanwhile wins. Calls `lost` for each entry that did not switch. Call under the
-    /// writer lock.
-    pub fn switch_if_unchanged(&self, moves: &[(KeyBuf, Loc, Loc)], mut lost: impl FnMut(&Loc)) {
+    /// write made meanwhile wins. Calls `switched(old, new)` for each entry that switched and
+    /// returns how many did not. Call under the writer lock.
+    pub fn switch_if_unchanged(
+        &self,
+        moves: &[(KeyBuf, Loc, Loc)],
+        mut switched: impl FnMut(Loc, Loc),
+    ) -> usize {
         let mut map = self.map.write();
+        let mut lost = 0;
         for (key, old, new) in moves {
             match map.get_mut(key.as_slice()) {
-                Some(loc) if loc == old => *loc = *new,
-                _ => lost(new),
+                Some(loc) if loc == old => {
+                    *loc = *new;
+                    switched(*old, *new);
+                }
+                _ => lost += 1,
             }
         }
+        lost
     }
 }

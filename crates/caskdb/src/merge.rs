@@ -7,16 +7,20 @@
 //!   replace and before every file written during or after the merge, so a copy never
 //!   overrides a newer write, and the merge's copies equal what they copy.
 //! - All files up to N are merged, so no file older than them survives: every tombstone among
-//!   them can be dropped. Old files are deleted oldest first, so while some remain, a remaining
-//!   tombstone's file always outlives the older files whose values it shadows.
+//!   them can be dropped. Old files are deleted oldest first, with a directory fsync after each,
+//!   so while some remain (after a crash or a power loss), a remaining tombstone's file always
+//!   outlives the older files whose values it shadows.
+//! - Every file on disk stays tracked (file table and byte counts) until it is deleted, and an
+//!   output file is tracked from the moment it is renamed into place: a merge that fails
+//!   part-way leaves nothing that a later merge in the same session would overlook.
 //! - Output files are written under a temporary name, trimmed and fsynced, then renamed into
 //!   place; a crash before the rename leaves only a temporary file, which the next open removes.
 //! - The index switches an entry to its copy only if it still points at the original (under the
 //!   writer lock), so a put or delete made during the merge always wins.
 //!
-//! K = 2·⌈live bytes / data_file_size⌉ + 2 is enough: two consecutive output files always hold
-//! more than `data_file_size` bytes together (a file is closed only when the next record does
-//! not fit).
+//! K = 2·⌈live bytes / (data_file_size − 16)⌉ + 2 is enough: a file is closed only when the
+//! next record does not fit, so two consecutive output files always hold more than
+//! `data_file_size` minus one 16-byte file header of records together.
 //!
 //! Records are copied in key order (walking the index), so output and hint files are sorted by
 //! key, which makes loading hints at open cheap.
@@ -158,33 +162,31 @@ impl Core {
             self.merge_step(MergeStep::Copied)?;
         }
         out.finish_current()?;
-        let stats = out.stats;
+        let stats = std::mem::take(&mut out.stats);
 
-        // Nothing points into the old files any more. Readers that already hold one keep it
-        // (and its mapping) until they are done.
-        {
-            let mut w = self.writer.lock();
-            for &id in &plan.old {
-                w.remove_file(id);
-                self.files.remove(id);
-            }
-        }
+        // Nothing points into the old files any more. Delete them oldest first, each durably
+        // before the next, so that the ones left after a crash or a power loss are always the
+        // newest: a surviving tombstone never outlives the file it shadows. Each stays tracked
+        // until it is gone, so a failure here leaves nothing on disk that a later merge would
+        // not see. Readers that still hold one keep its mapping until they are done.
         for &id in &plan.old {
             let data = self.dir.join(data_file_name(id));
             self.vfs
                 .remove_file(&data)
                 .map_err(|e| io_context(e, "remove merged file", &data))?;
+            self.writer.lock().remove_file(id);
+            self.files.remove(id);
             let hint = self.dir.join(hint_file_name(id));
             if let Err(e) = self.vfs.remove_file(&hint)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
-                return Err(io_context(e, "remove hint file", &hint));
+                tracing::warn!(file = %hint.display(), "could not remove hint of a merged file: {e}");
             }
+            self.vfs
+                .sync_dir(&self.dir)
+                .map_err(|e| io_context(e, "sync directory", &self.dir))?;
             self.merge_step(MergeStep::Deleted)?;
         }
-        self.vfs
-            .sync_dir(&self.dir)
-            .map_err(|e| io_context(e, "sync directory", &self.dir))?;
         self.merge_step(MergeStep::Finished)?;
         Ok(stats)
     }
@@ -207,7 +209,9 @@ impl Core {
         if available < needed {
             return Err(Error::InsufficientSpace { needed, available });
         }
-        let reserve = 2 * live.div_ceil(self.opts.data_file_size) + 2;
+        // Two consecutive output files hold more than data_file_size minus a header together.
+        let per_pair = self.opts.data_file_size - FILE_HEADER_LEN as u64;
+        let reserve = 2 * live.div_ceil(per_pair) + 2;
         let first_out = active + 1;
         let end_out = u32::try_from(reserve)
             .ok()
@@ -253,6 +257,17 @@ struct Output<'a> {
     end_id: u32,
     current: Option<Current>,
     stats: MergeStats,
+}
+
+impl Drop for Output<'_> {
+    /// A merge that stops while writing an output file removes the unfinished temporary file
+    /// (it would be removed at the next open anyway).
+    fn drop(&mut self) {
+        if let Some(c) = self.current.take() {
+            drop(c.file);
+            let _ = self.core.vfs.remove_file(&c.temp);
+        }
+    }
 }
 
 impl Output<'_> {
@@ -320,43 +335,57 @@ impl Output<'_> {
         };
         let core = self.core;
         let len = c.file.len();
-        c.file
+        // Opened read-only before the rename: the mapping follows the file to its new name.
+        let sealed = c
+            .file
             .truncate(len)
             .and_then(|()| c.file.sync(true))
-            .map_err(|e| io_context(e, "sync merge output", &c.temp))?;
+            .and_then(|()| core.vfs.open(&c.temp, OpenMode::ReadOnly))
+            .map_err(|e| io_context(e, "seal merge output", &c.temp));
         drop(c.file);
+        let file = match sealed {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = core.vfs.remove_file(&c.temp);
+                return Err(e);
+            }
+        };
         core.merge_step(MergeStep::OutputSynced)?;
 
         let path = core.dir.join(data_file_name(c.id));
-        core.vfs
-            .rename(&c.temp, &path)
-            .map_err(|e| io_context(e, "rename merge output", &c.temp))?;
+        if let Err(e) = core.vfs.rename(&c.temp, &path) {
+            let _ = core.vfs.remove_file(&c.temp);
+            return Err(io_context(e, "rename merge output", &c.temp));
+        }
+        // From here the file is part of the database: track it before anything else can fail,
+        // so that a later merge in this session includes it (and drops it only with the rest).
+        // Its records count as dead until the index switches to them.
+        {
+            let mut w = core.writer.lock();
+            w.add_file(
+                c.id,
+                FileStat {
+                    total: len,
+                    dead: len - FILE_HEADER_LEN as u64,
+                },
+            );
+            core.files.insert(Arc::new(DataFile {
+                id: c.id,
+                path,
+                file,
+            }));
+        }
         self.write_hint(c.id, c.hint.finish(len));
         core.vfs
             .sync_dir(&core.dir)
             .map_err(|e| io_context(e, "sync directory", &core.dir))?;
         core.merge_step(MergeStep::OutputInPlace)?;
 
-        let file = core
-            .vfs
-            .open(&path, OpenMode::ReadOnly)
-            .map_err(|e| io_context(e, "open merge output", &path))?;
-        core.files.insert(Arc::new(DataFile {
-            id: c.id,
-            path,
-            file,
-        }));
-        let mut registered = false;
         for chunk in c.moves.chunks(CHUNK) {
             let mut w = core.writer.lock();
-            if !registered {
-                w.add_file(c.id, FileStat::new(len));
-                registered = true;
-            }
-            let mut lost = 0;
-            core.keydir.switch_if_unchanged(chunk, |new| {
-                w.mark_dead(*new);
-                lost += 1;
+            let lost = core.keydir.switch_if_unchanged(chunk, |old, new| {
+                w.mark_dead(old);
+                w.revive(new);
             });
             drop(w);
             self.stats.records_copied += (chunk.len() - lost) as u64;

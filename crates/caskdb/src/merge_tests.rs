@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crate::fault_tests::{Op, faulty};
 use crate::merge::MergeStep;
 use crate::options::MergeHook;
 use crate::{Db, Error, Options, SyncPolicy};
@@ -60,26 +61,30 @@ fn leftovers(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Runs a merge that "dies" at the `nth` time it reaches `step`. Returns whether it died.
-fn crash_at(step: MergeStep, nth: usize) -> bool {
+/// What happens after the merge failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum After {
+    /// The process dies: reopen from what is on disk.
+    Crash,
+    /// The process goes on with the same handle: delete, write, merge again, then reopen.
+    Continue,
+}
+
+/// Runs a merge (with writes interleaved) on a database opened with `opts`, in which `arm`
+/// sets up a failure; returns whether the merge failed. Then checks the state as `after` says.
+fn run(
+    opts: Options,
+    arm: impl FnOnce(),
+    disarm: impl FnOnce(),
+    after: After,
+    context: &str,
+) -> bool {
     let dir = tempfile::tempdir().unwrap();
-    let seen = Arc::new(AtomicUsize::new(0));
-    let counter = seen.clone();
-    let hook = MergeHook(Arc::new(move |s| {
-        if s == step && counter.fetch_add(1, Ordering::SeqCst) + 1 == nth {
-            return Err(Error::Io(std::io::Error::other("injected crash")));
-        }
-        Ok(())
-    }));
-    let db = Options {
-        merge_hook: Some(hook),
-        ..opts()
-    }
-    .open(dir.path())
-    .unwrap();
+    let db = opts.open(dir.path()).unwrap();
     let mut model = fill(&db);
+    arm();
     let mut calls = 0;
-    // Writes interleaved with the merge: they must win over its copies, crash or not.
+    // Writes interleaved with the merge: they must win over its copies, failure or not.
     let result = db.merge_with_progress(|_| {
         calls += 1;
         if calls == 1 {
@@ -96,30 +101,87 @@ fn crash_at(step: MergeStep, nth: usize) -> bool {
             model.insert(key(1555), b"new".to_vec());
         }
     });
-    let died = seen.load(Ordering::SeqCst) >= nth;
-    let context = format!("crash at {step:?} #{nth}");
-    assert_eq!(result.is_err(), died, "{context}: {result:?}");
-    if died {
-        verify(&db, &model, &format!("{context}, before the crash"));
+    disarm();
+    let died = result.is_err();
+    verify(&db, &model, &format!("{context}, right after the merge"));
+    match after {
+        After::Crash => db.crash(),
+        After::Continue => {
+            // Keys whose values may sit in old files or in the merge's output: a later merge
+            // must drop neither the values nor the tombstones wrongly.
+            for i in (3..1500).step_by(11) {
+                if db.delete(key(i)).unwrap() {
+                    model.remove(&key(i));
+                }
+            }
+            for i in 1500..1520 {
+                db.put(key(i), b"after").unwrap();
+                model.insert(key(i), b"after".to_vec());
+            }
+            db.merge().unwrap();
+            verify(
+                &db,
+                &model,
+                &format!("{context}, merged again in the same session"),
+            );
+            assert_eq!(
+                db.stats().unwrap().dead_bytes,
+                0,
+                "{context}: byte counts drifted"
+            );
+            drop(db);
+        }
     }
-    db.crash();
 
-    let db = opts().open(dir.path()).unwrap();
+    let db = opts_plain().open(dir.path()).unwrap();
     verify(&db, &model, &format!("{context}, reopened"));
     assert!(
         leftovers(dir.path()).is_empty(),
         "{context}: temporary files left"
     );
     db.merge().unwrap();
-    verify(&db, &model, &format!("{context}, merged again"));
+    verify(&db, &model, &format!("{context}, merged after reopening"));
     drop(db);
-    let db = opts().open(dir.path()).unwrap();
+    let db = opts_plain().open(dir.path()).unwrap();
     verify(
         &db,
         &model,
-        &format!("{context}, reopened after the second merge"),
+        &format!("{context}, reopened after that merge"),
     );
     assert_eq!(db.stats().unwrap().dead_bytes, 0, "{context}");
+    died
+}
+
+fn opts_plain() -> Options {
+    opts()
+}
+
+/// Runs a merge that "dies" at the `nth` time it reaches `step`. Returns whether it died.
+fn crash_at(step: MergeStep, nth: usize, after: After) -> bool {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let live = Arc::new(AtomicBool::new(true)); // only the first merge is stopped
+    let (counter, armed) = (seen.clone(), live.clone());
+    let hook = MergeHook(Arc::new(move |s| {
+        if armed.load(Ordering::SeqCst)
+            && s == step
+            && counter.fetch_add(1, Ordering::SeqCst) + 1 == nth
+        {
+            return Err(Error::Io(std::io::Error::other("injected crash")));
+        }
+        Ok(())
+    }));
+    let opts = Options {
+        merge_hook: Some(hook),
+        ..opts()
+    };
+    let died = run(
+        opts,
+        || {},
+        || live.store(false, Ordering::SeqCst),
+        after,
+        &format!("{after:?} at {step:?} #{nth}"),
+    );
+    assert_eq!(died, seen.load(Ordering::SeqCst) >= nth, "{step:?} #{nth}");
     died
 }
 
@@ -137,7 +199,7 @@ fn a_merge_killed_at_any_step_loses_nothing_and_resurrects_nothing() {
     ] {
         let mut died = 0;
         for nth in [1, 2, 5] {
-            if crash_at(step, nth) {
+            if crash_at(step, nth, After::Crash) {
                 died += 1;
             }
         }
@@ -146,4 +208,71 @@ fn a_merge_killed_at_any_step_loses_nothing_and_resurrects_nothing() {
             assert!(died >= 2, "{step:?} happens several times per merge");
         }
     }
+}
+
+#[test]
+fn after_a_merge_stopped_at_any_step_the_same_session_goes_on_correctly() {
+    use MergeStep::*;
+    for step in [
+        Started,
+        Copied,
+        OutputSynced,
+        OutputInPlace,
+        Switched,
+        Deleted,
+        Finished,
+    ] {
+        for nth in [1, 2] {
+            crash_at(step, nth, After::Continue);
+        }
+    }
+}
+
+#[test]
+fn a_merge_whose_file_operations_fail_leaves_a_consistent_session() {
+    for op in [Op::Create, Op::Open, Op::Rename, Op::Remove, Op::SyncDir] {
+        for after in [0, 1, 3] {
+            for mode in [After::Continue, After::Crash] {
+                let (opts, faults) = faulty(opts());
+                let context = format!("{op:?} fails after {after} ({mode:?})");
+                let (f, g) = (faults.clone(), faults.clone());
+                run(
+                    opts,
+                    move || f.arm(op, after),
+                    move || {
+                        assert!(g.tripped(), "the failure was never reached");
+                    },
+                    mode,
+                    &context,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn reserved_ids_suffice_when_each_record_nearly_fills_a_file() {
+    // 505-byte records (9-byte key, 488-byte value, 8-byte header) in 1 KiB files: two would
+    // need 16 + 1010 bytes, so each output file holds one. The id reservation must allow it.
+    let dir = tempfile::tempdir().unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    for i in 0..300 {
+        db.put(key(i), vec![b'x'; 488]).unwrap();
+    }
+    let m = db.merge().unwrap();
+    assert_eq!((m.records_copied, m.files_written), (300, 300));
+    // and with tiny files and small records
+    let dir = tempfile::tempdir().unwrap();
+    let db = Options::default()
+        .data_file_size(64)
+        .auto_merge(false)
+        .open(dir.path())
+        .unwrap();
+    for i in 0..100 {
+        db.put(format!("k{i:03}"), [b'v'; 12]).unwrap();
+    }
+    db.merge().unwrap();
+    drop(db);
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(db.len(), 100);
 }

@@ -137,6 +137,7 @@ fn usable_hint_ids(
             let path = dir.join(hint_file_name(id));
             tracing::info!(file = %path.display(), "removing a hint file whose data file is gone");
             vfs.remove_file(&path)
+                .and_then(|()| vfs.sync_dir(dir))
                 .map_err(|e| io_context(e, "remove", &path))?;
         }
     }
@@ -162,11 +163,17 @@ fn load_hint(
     run: &mut Option<Vec<(KeyBuf, Loc)>>,
 ) -> Result<Option<FileStat>> {
     let path = df.path.with_file_name(hint_file_name(df.id));
+    let file_len = df.file.len();
     let read = vfs.open(&path, OpenMode::ReadOnly).and_then(|f| {
+        if f.len() > hint::max_len(file_len) {
+            return Err(std::io::Error::other(format!(
+                "{} bytes, too large for a data file of {file_len}",
+                f.len()
+            )));
+        }
         let mut buf = vec![0u8; f.len() as usize];
         f.read_at(0, &mut buf).map(|()| buf)
     });
-    let file_len = df.file.len();
     let unusable = |reason: String| {
         tracing::warn!(
             hint = %path.display(),
@@ -184,12 +191,6 @@ fn load_hint(
         Err(reason) => return unusable(reason),
     };
     let mut stat = FileStat::new(file_len);
-    if let Some(e) = entries.iter().find(|e| e.kind != RecordType::Value) {
-        return Err(df.corrupted(
-            e.loc.offset,
-            format!("record type {:?} is not supported by this build", e.kind),
-        ));
-    }
     // Still in the leading sorted run? Then these entries extend it if they keep the order.
     if let Some(entries_so_far) = run {
         let last = entries_so_far.last().map(|(k, _)| k.as_slice());
