@@ -440,8 +440,10 @@ impl Db {
     /// # Errors
     /// [`Error::InsufficientSpace`] if the file system lacks room for the live data (nothing is
     /// done); [`Error::Corrupted`] if a record to copy fails its check; [`Error::Io`];
-    /// [`Error::Poisoned`]; [`Error::Closed`]. A merge that fails part-way leaves a consistent
-    /// directory: the old files are deleted only once the new ones are complete and switched to.
+    /// [`Error::Poisoned`]; [`Error::Closed`]. A merge that fails part-way — or a process that
+    /// dies during one — leaves a consistent database: the old files are deleted only once the
+    /// new ones are complete and switched to, and every file on disk stays known to the handle,
+    /// so the session can go on (and merge again) as if nothing happened.
     pub fn merge(&self) -> Result<MergeStats> {
         self.inner.core.merge(&mut |_| {})
     }
