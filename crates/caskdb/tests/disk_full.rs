@@ -7,7 +7,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use caskdb::{Db, Error, Options, SyncPolicy};
 use common::{key, value};
@@ -63,15 +63,7 @@ fn disk_full_child() {
 #[test]
 fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "disk_full_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(DIR_VAR, dir.path())
+    let child = common::child_test("disk_full_child", DIR_VAR, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .output()

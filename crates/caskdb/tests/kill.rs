@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use caskdb::{Db, Options, SyncPolicy};
 use common::{key, value};
@@ -74,15 +74,7 @@ fn kill_child() {
 fn acknowledged_writes_survive_sigkill() {
     for kill_after in [1usize, 17, 150, 399, 400, 611, 1500, 2001] {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "kill_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(DIR_VAR, dir.path())
+        let mut child = common::child_test("kill_child", DIR_VAR, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
