@@ -138,7 +138,7 @@ impl DataFile {
         if !record::crc_matches(&header, &buf) {
             return Err(self.corrupted(loc.offset, "CRC mismatch"));
         }
-        if header.kind != RecordType::Value {
+        if !matches!(header.kind, RecordType::Value | RecordType::ValueWithExpiry) {
             return Err(self.corrupted(loc.offset, "index points at a record without a value"));
         }
         let key_start = header.header_len;

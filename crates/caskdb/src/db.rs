@@ -269,30 +269,70 @@ impl Db {
     /// value, and whether it survives is decided by what reached the disk. The database then
     /// refuses writes until it is reopened, which reads back the truth.
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
-        let (key, value) = (key.as_ref(), value.as_ref());
         let core = &self.inner.core;
-        core.check_key(key)?;
-        if value.len() > core.opts.max_value_size {
-            return Err(Error::ValueTooLarge {
-                size: value.len(),
-                max: core.opts.max_value_size,
-            });
-        }
-        let mut header = [0u8; MAX_RECORD_HEADER_LEN];
-        let n = record::encode_header(RecordType::Value, None, key, value, &mut header);
-        let (lsn, want_merge) = {
-            let mut w = core.writer.lock();
-            let loc = core.append(&mut w, &[&header[..n], key, value])?;
-            if let Some(old) = core.keydir.insert(key, loc) {
-                w.mark_dead(old);
-            }
-            (w.lsn, core.wants_merge(&w))
-        };
-        core.commit(lsn)?;
-        if want_merge {
-            core.request_merge();
-        }
+        core.write_value(key.as_ref(), value.as_ref(), 0, |_| true)?;
         Ok(())
+    }
+
+    /// Stores `value` under `key` for `ttl`: after that the key reads as absent (from `get`,
+    /// iteration and `len`), across restarts, and the next merge drops it. A zero `ttl` stores
+    /// an already expired value.
+    ///
+    /// # Errors
+    /// As [`Db::put`].
+    pub fn put_with_ttl(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: Duration,
+    ) -> Result<()> {
+        let core = &self.inner.core;
+        let expire_at = core.expiry_after(ttl);
+        core.write_value(key.as_ref(), value.as_ref(), expire_at, |_| true)?;
+        Ok(())
+    }
+
+    /// Sets `key` to expire after `ttl` (replacing any expiry it had). Returns whether the key
+    /// exists. The value is rewritten with its new expiry, so this costs a write of its size.
+    ///
+    /// # Errors
+    /// [`Error::KeyIsEmpty`]; [`Error::Corrupted`] if the current value fails its check; as
+    /// [`Db::put`] otherwise.
+    pub fn expire(&self, key: impl AsRef<[u8]>, ttl: Duration) -> Result<bool> {
+        let core = &self.inner.core;
+        let expire_at = core.expiry_after(ttl);
+        core.rewrite_expiry(key.as_ref(), expire_at, |_| true)
+    }
+
+    /// Removes the expiry of `key`. Returns `true` if the key exists and had one (like Redis'
+    /// `PERSIST`), `false` if it is missing or never expires.
+    ///
+    /// # Errors
+    /// As [`Db::expire`].
+    pub fn persist(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        self.inner
+            .core
+            .rewrite_expiry(key.as_ref(), 0, |loc| loc.expire_at != 0)
+    }
+
+    /// Time left before `key` expires: `None` if it never expires or does not exist (tell the
+    /// two apart with [`Db::contains_key`]).
+    ///
+    /// # Errors
+    /// [`Error::KeyIsEmpty`]; [`Error::Closed`].
+    pub fn ttl(&self, key: impl AsRef<[u8]>) -> Result<Option<Duration>> {
+        let key = key.as_ref();
+        let core = &self.inner.core;
+        core.check_open()?;
+        if key.is_empty() {
+            return Err(Error::KeyIsEmpty);
+        }
+        let now = core.now();
+        Ok(core
+            .keydir
+            .get(key)
+            .filter(|l| !l.expired(now) && l.expire_at != 0)
+            .map(|l| Duration::from_millis(l.expire_at - now)))
     }
 
     /// Returns the value stored under `key`, or `None`.
@@ -309,25 +349,7 @@ impl Db {
         if key.is_empty() {
             return Err(Error::KeyIsEmpty);
         }
-        // A merge can remove a file between our index lookup and the file lookup; by then the
-        // index points at the key's new place, so look again.
-        let mut missing = None;
-        for _ in 0..8 {
-            let Some(loc) = core.keydir.get(key) else {
-                return Ok(None);
-            };
-            match core.files.with(loc.file_id, |f| f.read_value(loc, key)) {
-                Some(read) => return read.map(Some),
-                None if missing == Some(loc) => break,
-                None => missing = Some(loc),
-            }
-        }
-        let loc = missing.expect("set before breaking out");
-        Err(Error::Corrupted {
-            file: core.dir.join(crate::data_file::data_file_name(loc.file_id)),
-            offset: loc.offset,
-            reason: "index points into a data file that is not open".into(),
-        })
+        Ok(core.read_live(key)?.map(|(_, value)| value))
     }
 
     /// Removes `key`. Returns whether it existed; a missing key is `Ok(false)` and writes nothing.
@@ -344,12 +366,12 @@ impl Db {
         let (lsn, want_merge) = {
             let mut w = core.writer.lock();
             core.check_writable()?;
-            if !core.keydir.contains(key) {
+            if core.keydir.get(key).is_none_or(|l| l.expired(core.now())) {
                 return Ok(false);
             }
             let mut header = [0u8; MAX_RECORD_HEADER_LEN];
             let n = record::encode_header(RecordType::Tombstone, None, key, &[], &mut header);
-            let tomb = core.append(&mut w, &[&header[..n], key])?;
+            let tomb = core.append(&mut w, &[&header[..n], key], 0)?;
             w.mark_dead(tomb);
             if let Some(old) = core.keydir.remove(key) {
                 w.mark_dead(old);
@@ -373,12 +395,14 @@ impl Db {
         if key.is_empty() {
             return Err(Error::KeyIsEmpty);
         }
-        Ok(self.inner.core.keydir.contains(key))
+        let core = &self.inner.core;
+        Ok(core.keydir.get(key).is_some_and(|l| !l.expired(core.now())))
     }
 
     /// Number of live keys.
     pub fn len(&self) -> usize {
-        self.inner.core.keydir.len()
+        let core = &self.inner.core;
+        core.keydir.live_len(core.now())
     }
 
     /// Whether the database holds no keys.
@@ -422,7 +446,7 @@ impl Db {
         let total_bytes = files.iter().map(|f| f.total_bytes).sum();
         let dead_bytes = files.iter().map(|f| f.dead_bytes).sum();
         Ok(Stats {
-            keys: core.keydir.len(),
+            keys: core.keydir.live_len(core.now()),
             data_files: files.len(),
             total_bytes,
             dead_bytes,
@@ -550,7 +574,7 @@ impl Core {
 
     /// Appends one record (given as parts) to the active file, rotating first if it would pass
     /// `data_file_size`. Returns where it landed. Nothing is visible on error.
-    fn append(&self, w: &mut Writer, parts: &[&[u8]]) -> Result<Loc> {
+    pub(crate) fn append(&self, w: &mut Writer, parts: &[&[u8]], expire_at: u64) -> Result<Loc> {
         self.check_writable()?;
         let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
         let used = w.active.file.len();
@@ -571,6 +595,7 @@ impl Core {
             file_id: id,
             len: len as u32,
             offset,
+            expire_at,
         })
     }
 
@@ -617,6 +642,107 @@ impl Core {
         self.files.insert(new.clone());
         w.active = new;
         Ok(())
+    }
+
+    /// Milliseconds since the epoch, by the configured clock.
+    pub(crate) fn now(&self) -> u64 {
+        self.opts.clock.now_ms()
+    }
+
+    /// The expiry (never 0) of a value written now with `ttl`.
+    fn expiry_after(&self, ttl: Duration) -> u64 {
+        self.now()
+            .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+            .max(1)
+    }
+
+    /// The live (present, unexpired) value of `key` and where it is. A merge can remove a file
+    /// between the index lookup and the file lookup; by then the index points at the key's new
+    /// place, so look again.
+    pub(crate) fn read_live(&self, key: &[u8]) -> Result<Option<(Loc, Bytes)>> {
+        let mut missing = None;
+        for _ in 0..8 {
+            let Some(loc) = self.keydir.get(key) else {
+                return Ok(None);
+            };
+            if loc.expired(self.now()) {
+                return Ok(None);
+            }
+            match self.files.with(loc.file_id, |f| f.read_value(loc, key)) {
+                Some(read) => return read.map(|v| Some((loc, v))),
+                None if missing == Some(loc) => break,
+                None => missing = Some(loc),
+            }
+        }
+        let loc = missing.expect("set before breaking out");
+        Err(Error::Corrupted {
+            file: self.dir.join(crate::data_file::data_file_name(loc.file_id)),
+            offset: loc.offset,
+            reason: "index points into a data file that is not open".into(),
+        })
+    }
+
+    /// Writes `value` under `key` with `expire_at` (0 = never) if `cond` holds for the current
+    /// live entry (`None` = absent), checked under the writer lock. Returns whether it wrote.
+    pub(crate) fn write_value(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        expire_at: u64,
+        cond: impl FnOnce(Option<Loc>) -> bool,
+    ) -> Result<bool> {
+        self.check_key(key)?;
+        if value.len() > self.opts.max_value_size {
+            return Err(Error::ValueTooLarge {
+                size: value.len(),
+                max: self.opts.max_value_size,
+            });
+        }
+        let (kind, expiry) = if expire_at == 0 {
+            (RecordType::Value, None)
+        } else {
+            (RecordType::ValueWithExpiry, Some(expire_at))
+        };
+        let mut header = [0u8; MAX_RECORD_HEADER_LEN];
+        let n = record::encode_header(kind, expiry, key, value, &mut header);
+        let (lsn, want_merge) = {
+            let mut w = self.writer.lock();
+            let current = self.keydir.get(key).filter(|l| !l.expired(self.now()));
+            if !cond(current) {
+                return Ok(false);
+            }
+            let loc = self.append(&mut w, &[&header[..n], key, value], expire_at)?;
+            if let Some(old) = self.keydir.insert(key, loc) {
+                w.mark_dead(old);
+            }
+            (w.lsn, self.wants_merge(&w))
+        };
+        self.commit(lsn)?;
+        if want_merge {
+            self.request_merge();
+        }
+        Ok(true)
+    }
+
+    /// Rewrites the live value of `key` with expiry `expire_at` if `cond` holds for its entry.
+    fn rewrite_expiry(
+        &self,
+        key: &[u8],
+        expire_at: u64,
+        cond: impl Fn(&Loc) -> bool,
+    ) -> Result<bool> {
+        loop {
+            let Some((loc, value)) = self.read_live(key)? else {
+                return Ok(false);
+            };
+            if !cond(&loc) {
+                return Ok(false);
+            }
+            // Written only if nobody changed the key since we read it; otherwise read again.
+            if self.write_value(key, &value, expire_at, |now| now == Some(loc))? {
+                return Ok(true);
+            }
+        }
     }
 
     /// Whether dead bytes passed both automatic-merge thresholds. Cheap: called under the

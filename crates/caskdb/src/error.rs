@@ -64,6 +64,15 @@ pub enum Error {
     #[error("invalid option: {0}")]
     InvalidOptions(String),
 
+    /// A write batch encodes to more than [`Options::max_batch_size`](crate::Options::max_batch_size).
+    #[error("write batch is {size} bytes, over the limit of {max} bytes")]
+    BatchTooLarge {
+        /// Encoded size of the batch.
+        size: usize,
+        /// The configured limit.
+        max: usize,
+    },
+
     /// A merge was refused because the disk lacks room for the data it would write.
     #[error(
         "not enough free disk space to merge: need about {needed} bytes, {available} available"

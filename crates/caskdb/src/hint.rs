@@ -87,8 +87,8 @@ impl HintWriter {
 /// One decoded hint entry.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct HintEntry<'a> {
-    pub kind: RecordType,
     pub key: &'a [u8],
+    /// Where the record is, and its expiry.
     pub loc: Loc,
 }
 
@@ -101,8 +101,8 @@ pub(crate) fn max_len(data_file_len: u64) -> u64 {
 }
 
 /// Checks a whole hint file for data file `id` of `data_file_len` bytes and returns its
-/// entries, or why it cannot be used. Only VALUE entries are accepted (this version writes no
-/// others); the caller scans the data file otherwise.
+/// entries, or why it cannot be used. Only entries of types 1 and 3 are accepted (a merge
+/// writes no others).
 pub(crate) fn decode(
     buf: &[u8],
     id: u32,
@@ -134,8 +134,19 @@ pub(crate) fn decode(
     let mut pos = 0;
     let mut next_offset = FILE_HEADER_LEN as u64;
     while pos < body.len() {
-        let kind = match body[pos] {
-            1 => RecordType::Value,
+        let expire_at = match body[pos] {
+            1 => 0,
+            3 => {
+                let bytes = body
+                    .get(pos + 1..pos + 9)
+                    .ok_or("entry runs past the end")?;
+                let t = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+                if t == 0 {
+                    return Err(format!("entry at {pos} has a zero expiry"));
+                }
+                pos += 8;
+                t
+            }
             other => return Err(format!("entry of unsupported type {other} at {pos}")),
         };
         pos += 1;
@@ -161,12 +172,12 @@ pub(crate) fn decode(
             .filter(|&end| end <= data_file_len)
             .ok_or_else(|| format!("entry at {pos} points past the end of the data file"))?;
         entries.push(HintEntry {
-            kind,
             key: &body[pos..key_end],
             loc: Loc {
                 file_id: id,
                 len,
                 offset,
+                expire_at,
             },
         });
         pos = key_end;
@@ -234,7 +245,8 @@ mod tests {
             Loc {
                 file_id: 7,
                 len: 300,
-                offset: 36
+                offset: 36,
+                expire_at: 0
             }
         );
         assert_eq!(parse_hint_file_name(&hint_file_name(7)), Some(7));
@@ -260,11 +272,14 @@ mod tests {
             );
         }
         let mut w = HintWriter::new(7);
-        w.add(RecordType::ValueWithExpiry, Some(9), b"a", 16, 28);
+        w.add(RecordType::Tombstone, None, b"a", 16, 28);
         assert!(
             decode(&w.finish(44), 7, 44).is_err(),
-            "type 3 is not read by this version"
+            "merge output has no tombstones"
         );
+        let mut w = HintWriter::new(7);
+        w.add(RecordType::ValueWithExpiry, Some(9), b"a", 16, 28);
+        assert_eq!(decode(&w.finish(44), 7, 44).unwrap()[0].loc.expire_at, 9);
         assert!(max_len(376) >= sample().len() as u64);
     }
 

@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+mod clock;
 mod data_file;
 mod db;
 mod error;
@@ -36,11 +37,12 @@ mod stats;
 mod vfs;
 
 pub use bytes::Bytes;
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use db::Db;
 pub use error::{Error, Result};
 pub use merge::{MergeProgress, MergeStats};
 pub use options::{
-    DEFAULT_DATA_FILE_SIZE, DEFAULT_MAX_KEY_SIZE, DEFAULT_MAX_VALUE_SIZE,
+    DEFAULT_DATA_FILE_SIZE, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_KEY_SIZE, DEFAULT_MAX_VALUE_SIZE,
     DEFAULT_MERGE_MIN_DEAD_BYTES, DEFAULT_MERGE_TRIGGER_RATIO, Options, SyncPolicy,
 };
 pub use stats::{FileStats, Stats};

@@ -132,17 +132,24 @@ impl Core {
         };
         let mut done = 0;
         let mut cursor: Option<KeyBuf> = None;
+        // Entries that expired: not copied, and removed from the index before their files go.
+        let mut expired: Vec<(KeyBuf, Loc)> = Vec::new();
         loop {
             let chunk = self.keydir.chunk_after(cursor.as_deref(), CHUNK);
             let Some((last, _)) = chunk.last() else {
                 break;
             };
             cursor = Some(last.clone());
+            let now = self.now();
             for (key, loc) in chunk {
                 if loc.file_id > plan.last_old {
                     continue; // written during the merge: already in a newer file
                 }
-                let (_, bytes) = self
+                if loc.expired(now) {
+                    expired.push((key, loc));
+                    continue;
+                }
+                let (header, bytes) = self
                     .files
                     .with(loc.file_id, |f| f.read_checked(loc, &key))
                     .unwrap_or_else(|| {
@@ -152,7 +159,7 @@ impl Core {
                             reason: "index points into a data file that is not open".into(),
                         })
                     })?;
-                out.append(key, loc, &bytes)?;
+                out.append(key, loc, header.kind, &bytes)?;
                 done += u64::from(loc.len);
             }
             progress(MergeProgress {
@@ -163,6 +170,11 @@ impl Core {
         }
         out.finish_current()?;
         let stats = std::mem::take(&mut out.stats);
+        for chunk in expired.chunks(CHUNK) {
+            let mut w = self.writer.lock();
+            self.keydir
+                .remove_if_unchanged(chunk, |loc| w.mark_dead(loc));
+        }
 
         // Nothing points into the old files any more. Delete them oldest first, each durably
         // before the next, so that the ones left after a crash or a power loss are always the
@@ -271,7 +283,7 @@ impl Drop for Output<'_> {
 }
 
 impl Output<'_> {
-    fn append(&mut self, key: KeyBuf, old: Loc, bytes: &[u8]) -> Result<()> {
+    fn append(&mut self, key: KeyBuf, old: Loc, kind: RecordType, bytes: &[u8]) -> Result<()> {
         let len = bytes.len() as u64;
         if let Some(c) = &self.current {
             let used = c.file.len();
@@ -289,11 +301,12 @@ impl Output<'_> {
         c.file
             .append(&[bytes])
             .map_err(|e| io_context(e, "append to", &c.temp))?;
-        c.hint.add(RecordType::Value, None, &key, offset, old.len);
+        let expiry = (old.expire_at != 0).then_some(old.expire_at);
+        c.hint.add(kind, expiry, &key, offset, old.len);
         let new = Loc {
             file_id: c.id,
-            len: old.len,
             offset,
+            ..old
         };
         c.moves.push((key, old, new));
         Ok(())

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Db;
+use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::vfs::Vfs;
 
@@ -54,6 +55,8 @@ pub struct Options {
     pub(crate) merge_trigger_ratio: f64,
     pub(crate) merge_min_dead_bytes: u64,
     pub(crate) auto_merge: bool,
+    pub(crate) max_batch_size: usize,
+    pub(crate) clock: Arc<dyn Clock>,
     /// The file layer; `None` = the real file system. Tests put a fault-injecting one here.
     pub(crate) vfs: Option<Arc<dyn Vfs>>,
     /// Called at each step of a merge; an error stops the merge right there, exactly as if the
@@ -83,6 +86,9 @@ pub const DEFAULT_MERGE_TRIGGER_RATIO: f64 = 0.5;
 /// Default [`Options::merge_min_dead_bytes`]: 64 MiB (like Redis' `auto-aof-rewrite-min-size`).
 pub const DEFAULT_MERGE_MIN_DEAD_BYTES: u64 = 64 << 20;
 
+/// Default [`Options::max_batch_size`]: 64 MiB.
+pub const DEFAULT_MAX_BATCH_SIZE: usize = 64 << 20;
+
 /// Smallest accepted `data_file_size`. Tiny files are useful in tests (every record rotates).
 const MIN_DATA_FILE_SIZE: u64 = 64;
 /// Largest accepted `data_file_size` (the active file is memory-mapped at this size).
@@ -100,6 +106,8 @@ impl Default for Options {
             merge_trigger_ratio: DEFAULT_MERGE_TRIGGER_RATIO,
             merge_min_dead_bytes: DEFAULT_MERGE_MIN_DEAD_BYTES,
             auto_merge: true,
+            max_batch_size: DEFAULT_MAX_BATCH_SIZE,
+            clock: Arc::new(SystemClock),
             vfs: None,
             merge_hook: None,
         }
@@ -157,6 +165,21 @@ impl Options {
         self
     }
 
+    /// Largest encoded size of a [`WriteBatch`](crate::WriteBatch) (its keys, values and about
+    /// 10 bytes per operation). Default 64 MiB ([`DEFAULT_MAX_BATCH_SIZE`]); at most 4 GiB − 64.
+    /// A larger batch is refused with [`Error::BatchTooLarge`], nothing written.
+    pub fn max_batch_size(mut self, bytes: usize) -> Self {
+        self.max_batch_size = bytes;
+        self
+    }
+
+    /// The clock expiries are measured by. Default: [`SystemClock`]. Tests can pass a
+    /// [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The configured sync policy.
     pub fn sync_policy(&self) -> SyncPolicy {
         self.sync
@@ -187,6 +210,11 @@ impl Options {
         if self.max_key_size as u64 + self.max_value_size as u64 > MAX_RECORD_PAYLOAD {
             return Err(Error::InvalidOptions(format!(
                 "max_key_size + max_value_size must not exceed {MAX_RECORD_PAYLOAD} bytes"
+            )));
+        }
+        if self.max_batch_size as u64 > MAX_RECORD_PAYLOAD {
+            return Err(Error::InvalidOptions(format!(
+                "max_batch_size must not exceed {MAX_RECORD_PAYLOAD} bytes"
             )));
         }
         if !(self.merge_trigger_ratio > 0.0 && self.merge_trigger_ratio <= 1.0) {

@@ -43,6 +43,7 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
     drop_blank_trailing_files(vfs, dir, &mut ids)?;
     let hints = usable_hint_ids(vfs, dir, &names, &ids)?;
 
+    let now = opts.clock.now_ms();
     let keydir = Keydir::default();
     let files = FileTable::default();
     let mut stats = BTreeMap::new();
@@ -66,7 +67,7 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
         check_header(&df, is_last)?;
         // The newest file is always scanned: only a scan finds and cuts a torn tail.
         let from_hint = if hints.contains(&id) && !is_last {
-            load_hint(vfs, &df, &keydir, &mut stats, &mut run)?
+            load_hint(vfs, now, &df, &keydir, &mut stats, &mut run)?
         } else {
             None
         };
@@ -74,7 +75,7 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
             Some(stat) => stat,
             None => {
                 flush_run(&keydir, &mut run);
-                scan(vfs, &df, &keydir, &mut stats, is_last)?
+                scan(vfs, now, &df, &keydir, &mut stats, is_last)?
             }
         };
         stats.insert(id, stat);
@@ -157,6 +158,7 @@ fn flush_run(keydir: &Keydir, run: &mut Option<Vec<(KeyBuf, Loc)>>) {
 /// when the hint is missing, torn or corrupt: the caller then scans the data file.
 fn load_hint(
     vfs: &dyn Vfs,
+    now: u64,
     df: &DataFile,
     keydir: &Keydir,
     stats: &mut BTreeMap<u32, FileStat>,
@@ -200,15 +202,25 @@ fn load_hint(
                 _ => true,
             };
         if sorted {
-            entries_so_far.extend(entries.iter().map(|e| (KeyBuf::from_slice(e.key), e.loc)));
+            // Nothing older is indexed yet, so an expired entry shadows nothing: skip it.
+            for e in &entries {
+                if e.loc.expired(now) {
+                    stat.dead += u64::from(e.loc.len);
+                } else {
+                    entries_so_far.push((KeyBuf::from_slice(e.key), e.loc));
+                }
+            }
             return Ok(Some(stat));
         }
         flush_run(keydir, run);
     }
     for e in entries {
-        if let Some(old) = keydir.insert(e.key, e.loc) {
-            mark_dead(stats, &mut stat, df.id, old);
-        }
+        let kind = if e.loc.expire_at == 0 {
+            RecordType::Value
+        } else {
+            RecordType::ValueWithExpiry
+        };
+        apply(keydir, stats, &mut stat, df.id, kind, e.key, e.loc, now);
     }
     Ok(Some(stat))
 }
@@ -272,6 +284,7 @@ fn check_header(df: &DataFile, is_last: bool) -> Result<()> {
 /// Replays the records of one file into the keydir and returns the file's byte counts.
 fn scan(
     vfs: &dyn Vfs,
+    now: u64,
     df: &DataFile,
     keydir: &Keydir,
     stats: &mut BTreeMap<u32, FileStat>,
@@ -290,39 +303,78 @@ fn scan(
             }
         };
         let (header, bytes) = record;
-        let key = &bytes[header.header_len..header.header_len + header.key_len as usize];
         let len = header.total_len();
-        let loc = Loc {
-            file_id: df.id,
-            len: len as u32,
-            offset: pos,
-        };
         stat.total += len;
-        match header.kind {
-            RecordType::Value => {
-                if let Some(old) = keydir.insert(key, loc) {
-                    mark_dead(stats, &mut stat, df.id, old);
-                }
+        if header.kind == RecordType::Batch {
+            // All or nothing: the envelope's CRC checked, so every record in it is applied.
+            stat.dead += header.header_len as u64; // the envelope's own header
+            let payload_at = header.header_len + header.key_len as usize;
+            if header.key_len != 0 {
+                return Err(df.corrupted(pos, "batch envelope with a key"));
             }
-            RecordType::Tombstone => {
-                stat.dead += len;
-                if let Some(old) = keydir.remove(key) {
-                    mark_dead(stats, &mut stat, df.id, old);
-                }
+            let mut at = payload_at;
+            while at < bytes.len() {
+                let inner = &bytes[at..];
+                let h = record::decode_header(inner)
+                    .ok()
+                    .filter(|h| h.total_len() <= inner.len() as u64)
+                    .filter(|h| record::crc_matches(h, &inner[..h.total_len() as usize]))
+                    .filter(|h| h.kind != RecordType::Batch)
+                    .ok_or_else(|| {
+                        df.corrupted(
+                            pos + at as u64,
+                            "bad record inside a batch with a valid CRC",
+                        )
+                    })?;
+                let key = &inner[h.header_len..h.header_len + h.key_len as usize];
+                let loc = Loc {
+                    file_id: df.id,
+                    len: h.total_len() as u32,
+                    offset: pos + at as u64,
+                    expire_at: h.expire_at.unwrap_or(0),
+                };
+                apply(keydir, stats, &mut stat, df.id, h.kind, key, loc, now);
+                at += h.total_len() as usize;
             }
-            RecordType::ValueWithExpiry | RecordType::Batch => {
-                return Err(df.corrupted(
-                    pos,
-                    format!(
-                        "record type {:?} is not supported by this build (written by a newer caskdb?)",
-                        header.kind
-                    ),
-                ));
-            }
+        } else {
+            let key = &bytes[header.header_len..header.header_len + header.key_len as usize];
+            let loc = Loc {
+                file_id: df.id,
+                len: len as u32,
+                offset: pos,
+                expire_at: header.expire_at.unwrap_or(0),
+            };
+            apply(keydir, stats, &mut stat, df.id, header.kind, key, loc, now);
         }
         pos += len;
     }
     Ok(stat)
+}
+
+/// Replays one record (never a batch envelope) into the index. An expired value acts as a
+/// deletion: it shadows older values of its key, like a tombstone.
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    keydir: &Keydir,
+    stats: &mut BTreeMap<u32, FileStat>,
+    stat: &mut FileStat,
+    id: u32,
+    kind: RecordType,
+    key: &[u8],
+    loc: Loc,
+    now: u64,
+) {
+    let live_value =
+        matches!(kind, RecordType::Value | RecordType::ValueWithExpiry) && !loc.expired(now);
+    let old = if live_value {
+        keydir.insert(key, loc)
+    } else {
+        stat.dead += u64::from(loc.len);
+        keydir.remove(key)
+    };
+    if let Some(old) = old {
+        mark_dead(stats, stat, id, old);
+    }
 }
 
 /// Dead-byte accounting when replay supersedes `old`; `current` is the file being scanned,
@@ -510,13 +562,13 @@ fn next_valid_record(file: &dyn LogFile, from: u64, until: u64) -> Result<Search
     let mut pos = from;
     while pos < until && pos + MIN_RECORD_LEN as u64 <= file_len {
         let avail = (file_len - pos).min(MAX_RECORD_HEADER_LEN as u64) as usize;
-        // Cheap filters first: only records this version writes (a key, a known type) whose
-        // extent fits in the file are worth a checksum.
+        // Cheap filters first: only records this version could have written (a key unless it
+        // is a batch envelope, no value in a tombstone) whose extent fits in the file are worth
+        // a checksum.
         let plausible = match record::decode_header(reader.get(pos, avail)?) {
             Ok(h) => {
-                h.key_len > 0
-                    && matches!(h.kind, RecordType::Value | RecordType::Tombstone)
-                    && (h.kind == RecordType::Value || h.value_len == 0)
+                (h.kind == RecordType::Batch) == (h.key_len == 0)
+                    && (h.kind != RecordType::Tombstone || h.value_len == 0)
                     && pos + h.total_len() <= file_len
             }
             Err(_) => false,

@@ -573,25 +573,35 @@ fn append_raw_record(file: &Path, kind: u8, extra: &[u8], key: &[u8], value: &[u
 }
 
 #[test]
-fn reserved_record_types_are_refused_as_unsupported_not_misread() {
-    for (kind, extra) in [
-        (3u8, 1_700_000_000_000u64.to_le_bytes().to_vec()),
-        (4, vec![]),
-    ] {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path()).unwrap();
-        db.put("a", "1").unwrap();
-        db.close().unwrap();
-        let file = data_files(dir.path())[0].clone();
-        let at = fs::metadata(&file).unwrap().len();
-        append_raw_record(&file, kind, &extra, b"k", b"v");
-        append_raw_record(&file, 1, &[], b"b", b"2");
-        match Db::open(dir.path()) {
-            Err(Error::Corrupted { offset, reason, .. }) => {
-                assert_eq!(offset, at);
-                assert!(reason.contains("not supported"), "{reason}");
-            }
-            other => panic!("type {kind}: expected Corrupted, got {other:?}"),
+fn an_unknown_record_type_is_refused_and_expiring_records_written_by_hand_read_back() {
+    // An unknown type with a valid CRC, followed by a valid record: corruption, not a tail.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    db.put("a", "1").unwrap();
+    db.close().unwrap();
+    let file = data_files(dir.path())[0].clone();
+    let at = fs::metadata(&file).unwrap().len();
+    append_raw_record(&file, 9, &[], b"k", b"v");
+    append_raw_record(&file, 1, &[], b"b", b"2");
+    match Db::open(dir.path()) {
+        Err(Error::Corrupted { offset, reason, .. }) => {
+            assert_eq!(offset, at);
+            assert!(reason.contains("unknown record type 9"), "{reason}");
         }
+        other => panic!("expected Corrupted, got {other:?}"),
     }
+
+    // Type 3, laid out as docs/FORMAT.md says: one expired long ago, one far in the future.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path()).unwrap();
+    db.put("past", "old value").unwrap();
+    db.close().unwrap();
+    let file = data_files(dir.path())[0].clone();
+    append_raw_record(&file, 3, &1_000u64.to_le_bytes(), b"past", b"x");
+    append_raw_record(&file, 3, &u64::MAX.to_le_bytes(), b"future", b"y");
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(db.get("past").unwrap(), None, "the expired record shadows the older value");
+    assert_eq!(db.get("future").unwrap().unwrap(), "y");
+    assert!(db.ttl("future").unwrap().is_some());
+    assert_eq!(db.len(), 1);
 }
