@@ -40,7 +40,7 @@ const LOCK_FILE: &str = "LOCK";
 /// ```
 #[derive(Clone)]
 pub struct Db {
-    inner: Arc<DbInner>,
+    pub(crate) inner: Arc<DbInner>,
 }
 
 impl std::fmt::Debug for Db {
@@ -53,8 +53,8 @@ impl std::fmt::Debug for Db {
 }
 
 /// Owned by every clone of a `Db`; its drop is the "last clone dropped" event.
-struct DbInner {
-    core: Arc<Core>,
+pub(crate) struct DbInner {
+    pub(crate) core: Arc<Core>,
     threads: Mutex<Vec<Background>>,
 }
 
@@ -541,7 +541,7 @@ impl Drop for DbInner {
 }
 
 impl Core {
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -559,7 +559,7 @@ impl Core {
         }
     }
 
-    fn check_key(&self, key: &[u8]) -> Result<()> {
+    pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
         if key.is_empty() {
             return Err(Error::KeyIsEmpty);
         }
@@ -650,7 +650,7 @@ impl Core {
     }
 
     /// The expiry (never 0) of a value written now with `ttl`.
-    fn expiry_after(&self, ttl: Duration) -> u64 {
+    pub(crate) fn expiry_after(&self, ttl: Duration) -> u64 {
         self.now()
             .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
             .max(1)
@@ -747,7 +747,7 @@ impl Core {
 
     /// Whether dead bytes passed both automatic-merge thresholds. Cheap: called under the
     /// writer lock after every write.
-    fn wants_merge(&self, w: &Writer) -> bool {
+    pub(crate) fn wants_merge(&self, w: &Writer) -> bool {
         let (total, dead) = w.totals();
         self.opts.auto_merge
             && dead >= self.opts.merge_min_dead_bytes
@@ -756,7 +756,7 @@ impl Core {
     }
 
     /// Wakes the background merger (it merges once, however often it is woken meanwhile).
-    fn request_merge(&self) {
+    pub(crate) fn request_merge(&self) {
         let mut st = self.merge_signal.state.lock();
         if !st.wanted {
             st.wanted = true;
@@ -772,7 +772,7 @@ impl Core {
     }
 
     /// Makes a write durable as the sync policy requires.
-    fn commit(&self, lsn: u64) -> Result<()> {
+    pub(crate) fn commit(&self, lsn: u64) -> Result<()> {
         match self.opts.sync {
             SyncPolicy::Always => self.sync_upto(lsn),
             _ => Ok(()),

@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+mod batch;
 mod clock;
 mod data_file;
 mod db;
@@ -26,6 +27,7 @@ mod error;
 #[cfg(test)]
 mod fault_tests;
 mod hint;
+mod iter;
 mod keydir;
 mod merge;
 #[cfg(test)]
@@ -36,10 +38,12 @@ mod recovery;
 mod stats;
 mod vfs;
 
+pub use batch::WriteBatch;
 pub use bytes::Bytes;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use db::Db;
 pub use error::{Error, Result};
+pub use iter::{Iter, Keys};
 pub use merge::{MergeProgress, MergeStats};
 pub use options::{
     DEFAULT_DATA_FILE_SIZE, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_KEY_SIZE, DEFAULT_MAX_VALUE_SIZE,

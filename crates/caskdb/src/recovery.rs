@@ -446,8 +446,9 @@ const SEARCH_BUDGET: u64 = 1 << 30;
 /// page-aligned, all-zero 4 KiB block at or after `pos` (or the end of the file): such a block is
 /// what a page that never reached the disk reads as, because the file is preallocated. Then:
 /// - if the record's header is intact and its extent covers `Z`, the record was torn: cut;
-/// - else, if a valid record starts between `pos` and `Z`, the damage is not a crash's: the
-///   bytes are corrupted — error;
+/// - else, if a valid record starts between `pos` and `Z` (past the extent of a batch envelope
+///   whose header is intact: the records inside one are valid by design), the damage is not a
+///   crash's: the bytes are corrupted — error;
 /// - else everything from `pos` on was written after the last durable point: cut.
 ///
 /// When the search for a valid record cannot finish within its budget (a large tail of
@@ -468,8 +469,13 @@ fn cut_or_fail(vfs: &dyn Vfs, df: &DataFile, pos: u64, bad: Bad, is_last: bool) 
     let torn_record = bad
         .header
         .is_some_and(|h| pos + h.total_len() >= zero.saturating_add(PAGE));
+    // A batch envelope holds valid records by design: look for one only past its extent.
+    let search_from = match bad.header {
+        Some(h) if h.kind == RecordType::Batch => pos.saturating_add(h.total_len()),
+        _ => pos + 1,
+    };
     if !torn_record {
-        match next_valid_record(file, pos + 1, zero)? {
+        match next_valid_record(file, search_from, zero)? {
             Search::Found(next) => {
                 return Err(df.corrupted(
                     pos,

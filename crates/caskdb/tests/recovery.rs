@@ -600,7 +600,11 @@ fn an_unknown_record_type_is_refused_and_expiring_records_written_by_hand_read_b
     append_raw_record(&file, 3, &1_000u64.to_le_bytes(), b"past", b"x");
     append_raw_record(&file, 3, &u64::MAX.to_le_bytes(), b"future", b"y");
     let db = Db::open(dir.path()).unwrap();
-    assert_eq!(db.get("past").unwrap(), None, "the expired record shadows the older value");
+    assert_eq!(
+        db.get("past").unwrap(),
+        None,
+        "the expired record shadows the older value"
+    );
     assert_eq!(db.get("future").unwrap().unwrap(), "y");
     assert!(db.ttl("future").unwrap().is_some());
     assert_eq!(db.len(), 1);

@@ -1,0 +1,198 @@
+//! Atomic write batches: several puts and deletes that land all together or not at all.
+
+use std::time::Duration;
+
+use crate::Db;
+use crate::error::{Error, Result};
+use crate::keydir::Loc;
+use crate::record::{self, MAX_RECORD_HEADER_LEN, RecordType};
+
+/// A set of puts and deletes applied atomically by [`WriteBatch::commit`]: all of them or, if
+/// the commit fails or the process dies while it is written, none — also across a crash. Get
+/// one from [`Db::batch`].
+///
+/// On disk a batch is one record (type 4, see `docs/FORMAT.md`) whose value holds the batch's
+/// records, each with its own CRC; the envelope's CRC covers them all, so a batch cut anywhere
+/// fails that check and recovery drops it whole. Operations apply in the order they were added:
+/// a later put or delete of the same key wins.
+///
+/// ```no_run
+/// # fn main() -> caskdb::Result<()> {
+/// let db = caskdb::Db::open("/tmp/batch-example")?;
+/// let mut batch = db.batch();
+/// batch.put("account:a", "90").put("account:b", "110").delete("pending:42");
+/// batch.commit()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use = "a batch does nothing until it is committed"]
+pub struct WriteBatch {
+    db: Db,
+    ops: Vec<Op>,
+    /// Bytes the batch will take on disk, headers included.
+    encoded: usize,
+}
+
+#[derive(Debug)]
+enum Op {
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
+}
+
+impl Db {
+    /// Starts an empty [`WriteBatch`].
+    pub fn batch(&self) -> WriteBatch {
+        WriteBatch {
+            db: self.clone(),
+            ops: Vec::new(),
+            encoded: 0,
+        }
+    }
+}
+
+impl WriteBatch {
+    /// Adds a put of `value` under `key`.
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
+        self.push_put(key.as_ref(), value.as_ref(), None)
+    }
+
+    /// Adds a put of `value` under `key` that expires after `ttl` (counted from the commit).
+    pub fn put_with_ttl(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: Duration,
+    ) -> &mut Self {
+        self.push_put(key.as_ref(), value.as_ref(), Some(ttl))
+    }
+
+    /// Adds a deletion of `key` (a no-op at commit if the key does not exist then).
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> &mut Self {
+        let key = key.as_ref().to_vec();
+        self.encoded += MAX_RECORD_HEADER_LEN + key.len();
+        self.ops.push(Op::Delete { key });
+        self
+    }
+
+    fn push_put(&mut self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> &mut Self {
+        self.encoded += MAX_RECORD_HEADER_LEN + key.len() + value.len();
+        self.ops.push(Op::Put {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            ttl,
+        });
+        self
+    }
+
+    /// Number of operations added.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether no operation was added.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Writes every operation as one record and applies them all to the index at once:
+    /// readers see none of them, then all. Under [`SyncPolicy::Always`](crate::SyncPolicy)
+    /// the batch is on disk when this returns `Ok`. An empty batch writes nothing.
+    ///
+    /// # Errors
+    /// [`Error::KeyIsEmpty`], [`Error::KeyTooLarge`], [`Error::ValueTooLarge`] for any
+    /// operation, or [`Error::BatchTooLarge`] when the batch encodes to more than
+    /// [`Options::max_batch_size`](crate::Options::max_batch_size): nothing is written. Otherwise
+    /// as [`Db::put`].
+    pub fn commit(self) -> Result<()> {
+        if self.ops.is_empty() {
+            return Ok(());
+        }
+        let core = &self.db.inner.core;
+        let max = core.opts.max_batch_size;
+        if self.encoded > max {
+            return Err(Error::BatchTooLarge {
+                size: self.encoded,
+                max,
+            });
+        }
+        // Encode each operation as an ordinary record, remembering where it lands.
+        let mut payload = Vec::with_capacity(self.encoded);
+        let mut placed = Vec::with_capacity(self.ops.len());
+        for op in &self.ops {
+            let (kind, key, value, expire_at) = match op {
+                Op::Put { key, value, ttl } => {
+                    core.check_key(key)?;
+                    if value.len() > core.opts.max_value_size {
+                        return Err(Error::ValueTooLarge {
+                            size: value.len(),
+                            max: core.opts.max_value_size,
+                        });
+                    }
+                    match ttl {
+                        None => (RecordType::Value, key, &value[..], 0),
+                        Some(t) => (
+                            RecordType::ValueWithExpiry,
+                            key,
+                            &value[..],
+                            core.expiry_after(*t),
+                        ),
+                    }
+                }
+                Op::Delete { key } => {
+                    core.check_key(key)?;
+                    (RecordType::Tombstone, key, &[][..], 0)
+                }
+            };
+            let mut header = [0u8; MAX_RECORD_HEADER_LEN];
+            let expiry = (expire_at != 0).then_some(expire_at);
+            let n = record::encode_header(kind, expiry, key, value, &mut header);
+            let at = payload.len();
+            payload.extend_from_slice(&header[..n]);
+            payload.extend_from_slice(key);
+            payload.extend_from_slice(value);
+            placed.push((kind, key, at, payload.len() - at, expire_at));
+        }
+        let mut envelope = [0u8; MAX_RECORD_HEADER_LEN];
+        let hlen = record::encode_header(RecordType::Batch, None, &[], &payload, &mut envelope);
+
+        let (lsn, want_merge) = {
+            let mut w = core.writer.lock();
+            let whole = core.append(&mut w, &[&envelope[..hlen], &payload], 0)?;
+            // The envelope's own header holds no data: dead from the start.
+            w.mark_dead(Loc {
+                len: hlen as u32,
+                ..whole
+            });
+            let base = whole.offset + hlen as u64;
+            for (kind, key, at, len, expire_at) in placed {
+                let loc = Loc {
+                    file_id: whole.file_id,
+                    len: len as u32,
+                    offset: base + at as u64,
+                    expire_at,
+                };
+                let old = if kind == RecordType::Tombstone {
+                    w.mark_dead(loc);
+                    core.keydir.remove(key)
+                } else {
+                    core.keydir.insert(key, loc)
+                };
+                if let Some(old) = old {
+                    w.mark_dead(old);
+                }
+            }
+            (w.lsn, core.wants_merge(&w))
+        };
+        core.commit(lsn)?;
+        if want_merge {
+            core.request_merge();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,235 @@
+//! Ordered iteration over a live database.
+//!
+//! An iterator holds no lock and no snapshot. It walks the index in key order, fetching
+//! [`BATCH`] keys at a time (from either end: iterators are double-ended), and reads each value
+//! when it returns that key. So, for changes made while an iterator is open:
+//! - every key is returned at most once, in order, and with its value as of the moment it is
+//!   returned;
+//! - a key deleted (or expired) before the iterator returns it is skipped, never an error;
+//! - a key inserted into the part of the range the iterator has not fetched yet is returned;
+//!   one inserted behind the iterator's position (or into a fetched batch) is not;
+//! - a merge moving values meanwhile changes nothing of the above.
+//!
+//! Iterating a million keys holds at most one batch of keys in memory.
+
+use std::collections::VecDeque;
+use std::ops::{Bound, RangeBounds};
+
+use bytes::Bytes;
+
+use crate::Db;
+use crate::error::Result;
+use crate::keydir::KeyBuf;
+
+/// Keys fetched from the index per step.
+pub(crate) const BATCH: usize = 256;
+
+/// The part of the key space an iterator still has to fetch, and what it fetched.
+#[derive(Debug)]
+struct Cursor {
+    db: Db,
+    /// Unfetched keys lie strictly between these bounds.
+    lo: Bound<KeyBuf>,
+    hi: Bound<KeyBuf>,
+    /// Fetched from the front, ascending; fetched from the back, descending.
+    front: VecDeque<KeyBuf>,
+    back: VecDeque<KeyBuf>,
+    /// Set after the database reported it is closed: the error is returned once.
+    failed: bool,
+}
+
+fn as_slice(b: &Bound<KeyBuf>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl Cursor {
+    fn new(db: Db, lo: Bound<KeyBuf>, hi: Bound<KeyBuf>) -> Self {
+        Cursor {
+            db,
+            lo,
+            hi,
+            front: VecDeque::new(),
+            back: VecDeque::new(),
+            failed: false,
+        }
+    }
+
+    /// The next key from the front (`rev` = false) or the back, fetching when needed. Keys
+    /// fetched by the other end are used last, when nothing is left unfetched in between.
+    fn next_key(&mut self, rev: bool) -> Option<Result<KeyBuf>> {
+        if self.failed {
+            return None;
+        }
+        if let Err(e) = self.db.inner.core.check_open() {
+            self.failed = true;
+            return Some(Err(e));
+        }
+        let own = if rev { &mut self.back } else { &mut self.front };
+        if let Some(k) = own.pop_front() {
+            return Some(Ok(k));
+        }
+        let keydir = &self.db.inner.core.keydir;
+        let chunk = keydir.chunk(as_slice(&self.lo), as_slice(&self.hi), BATCH, rev);
+        if let Some((last, _)) = chunk.last() {
+            if rev {
+                self.hi = Bound::Excluded(last.clone());
+                self.back.extend(chunk.into_iter().map(|(k, _)| k));
+                return self.back.pop_front().map(Ok);
+            }
+            self.lo = Bound::Excluded(last.clone());
+            self.front.extend(chunk.into_iter().map(|(k, _)| k));
+            return self.front.pop_front().map(Ok);
+        }
+        // Nothing unfetched remains: finish with what the other end fetched.
+        let other = if rev { &mut self.front } else { &mut self.back };
+        other.pop_back().map(Ok)
+    }
+
+    /// The next live entry: the key and its current value, skipping keys gone meanwhile.
+    fn next_entry(&mut self, rev: bool) -> Option<Result<(Bytes, Bytes)>> {
+        loop {
+            let key = match self.next_key(rev)? {
+                Ok(k) => k,
+                Err(e) => return Some(Err(e)),
+            };
+            match self.db.inner.core.read_live(&key) {
+                Ok(Some((_, value))) => return Some(Ok((Bytes::copy_from_slice(&key), value))),
+                Ok(None) => continue, // deleted or expired since it was fetched
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// The next live key, without reading its value.
+    fn next_live_key(&mut self, rev: bool) -> Option<Result<Bytes>> {
+        loop {
+            let key = match self.next_key(rev)? {
+                Ok(k) => k,
+                Err(e) => return Some(Err(e)),
+            };
+            let core = &self.db.inner.core;
+            if core
+                .keydir
+                .get(&key)
+                .is_some_and(|l| !l.expired(core.now()))
+            {
+                return Some(Ok(Bytes::copy_from_slice(&key)));
+            }
+        }
+    }
+}
+
+/// An iterator over `(key, value)` pairs in key order (or reverse order, from the back), from
+/// [`Db::iter`], [`Db::range`] or [`Db::prefix`]. See the module documentation for what it
+/// sees of writes and merges made while it is open.
+#[derive(Debug)]
+pub struct Iter {
+    cursor: Cursor,
+}
+
+impl Iterator for Iter {
+    type Item = Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.cursor.next_entry(false)
+    }
+}
+
+impl DoubleEndedIterator for Iter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.cursor.next_entry(true)
+    }
+}
+
+/// An iterator over the keys in key order, from [`Db::keys`]: like [`Iter`] without reading
+/// values.
+#[derive(Debug)]
+pub struct Keys {
+    cursor: Cursor,
+}
+
+impl Iterator for Keys {
+    type Item = Result<Bytes>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.cursor.next_live_key(false)
+    }
+}
+
+impl DoubleEndedIterator for Keys {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.cursor.next_live_key(true)
+    }
+}
+
+fn owned(b: Bound<&[u8]>) -> Bound<KeyBuf> {
+    match b {
+        Bound::Included(k) => Bound::Included(KeyBuf::from_slice(k)),
+        Bound::Excluded(k) => Bound::Excluded(KeyBuf::from_slice(k)),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, if there is one.
+fn prefix_end(prefix: &[u8]) -> Option<KeyBuf> {
+    let mut end = KeyBuf::from_slice(prefix);
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+impl Db {
+    /// Every live `(key, value)` in key order; `.rev()` for descending order.
+    pub fn iter(&self) -> Iter {
+        Iter {
+            cursor: Cursor::new(self.clone(), Bound::Unbounded, Bound::Unbounded),
+        }
+    }
+
+    /// The live `(key, value)` pairs whose keys lie in `range`, in key order, e.g.
+    /// `db.range("a".."n")` or `db.range::<&str, _>(..)`.
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Iter {
+        let lo = owned(range.start_bound().map(|k| k.as_ref()));
+        let hi = owned(range.end_bound().map(|k| k.as_ref()));
+        Iter {
+            cursor: Cursor::new(self.clone(), lo, hi),
+        }
+    }
+
+    /// The live `(key, value)` pairs whose keys start with `prefix`, in key order.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
+        let p = prefix.as_ref();
+        let hi = prefix_end(p).map_or(Bound::Unbounded, Bound::Excluded);
+        Iter {
+            cursor: Cursor::new(self.clone(), Bound::Included(KeyBuf::from_slice(p)), hi),
+        }
+    }
+
+    /// Every live key in key order, without reading values.
+    pub fn keys(&self) -> Keys {
+        Keys {
+            cursor: Cursor::new(self.clone(), Bound::Unbounded, Bound::Unbounded),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_carries_over_0xff() {
+        assert_eq!(prefix_end(b"ab").unwrap().as_slice(), b"ac");
+        assert_eq!(prefix_end(b"a\xff").unwrap().as_slice(), b"b");
+        assert_eq!(prefix_end(b"\xff\xff"), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+}

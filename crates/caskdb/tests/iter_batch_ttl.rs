@@ -1,0 +1,363 @@
+//! Ordered iteration, atomic batches and expiry.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::sync::Arc;
+use std::time::Duration;
+
+use caskdb::{Db, Error, ManualClock, Options, SyncPolicy};
+use common::{data_files, key, value};
+
+fn opts() -> Options {
+    Options::default()
+        .data_file_size(4096)
+        .sync(SyncPolicy::Never)
+        .auto_merge(false)
+}
+
+fn collect(
+    it: impl Iterator<Item = caskdb::Result<(bytes::Bytes, bytes::Bytes)>>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    it.map(|r| {
+        let (k, v) = r.unwrap();
+        (k.to_vec(), v.to_vec())
+    })
+    .collect()
+}
+
+fn filled(n: usize) -> (tempfile::TempDir, Db, BTreeMap<Vec<u8>, Vec<u8>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    let mut model = BTreeMap::new();
+    // written in a scattered order, over many files
+    for i in 0..n {
+        let j = (i * 7919) % n;
+        db.put(key(j), value(j)).unwrap();
+        model.insert(key(j), value(j));
+    }
+    (dir, db, model)
+}
+
+#[test]
+fn iteration_in_both_directions_and_over_ranges_matches_the_model() {
+    let (_dir, db, model) = filled(1000);
+    let all: Vec<_> = model.clone().into_iter().collect();
+    assert_eq!(collect(db.iter()), all);
+    let rev: Vec<_> = all.iter().rev().cloned().collect();
+    assert_eq!(collect(db.iter().rev()), rev);
+    let keys: Vec<Vec<u8>> = db.keys().map(|k| k.unwrap().to_vec()).collect();
+    assert_eq!(keys, model.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(db.keys().rev().count(), 1000);
+
+    let (a, b) = (key(100), key(200));
+    let expect = |lo: std::ops::Bound<&Vec<u8>>, hi: std::ops::Bound<&Vec<u8>>| {
+        model
+            .range::<Vec<u8>, _>((lo, hi))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    use std::ops::Bound::*;
+    assert_eq!(
+        collect(db.range(a.clone()..b.clone())),
+        expect(Included(&a), Excluded(&b))
+    );
+    assert_eq!(
+        collect(db.range(a.clone()..=b.clone())),
+        expect(Included(&a), Included(&b))
+    );
+    assert_eq!(
+        collect(db.range(..b.clone())),
+        expect(Unbounded, Excluded(&b))
+    );
+    assert_eq!(collect(db.range(a.clone()..)).len(), 900);
+    assert_eq!(
+        collect(db.range((Excluded(a.clone()), Excluded(b.clone())))),
+        expect(Excluded(&a), Excluded(&b))
+    );
+    assert!(
+        collect(db.range(b.clone()..a.clone())).is_empty(),
+        "inverted range"
+    );
+    assert!(collect(db.range(a.clone()..a.clone())).is_empty());
+    assert_eq!(collect(db.range(a.clone()..b.clone()).rev()).len(), 100);
+
+    // prefixes, including one that ends in 0xff
+    assert_eq!(collect(db.prefix(b"caskdb-key-00000001")).len(), 10);
+    assert_eq!(collect(db.prefix(b"caskdb-key-0000001")).len(), 100);
+    assert_eq!(collect(db.prefix(b"caskdb-key-0000001").rev()).len(), 100);
+    assert_eq!(collect(db.prefix(b"nope")).len(), 0);
+    db.put([b'p', 0xff], "x").unwrap();
+    db.put([b'p', 0xff, 0xff], "y").unwrap();
+    db.put([b'q'], "z").unwrap();
+    assert_eq!(collect(db.prefix([b'p', 0xff])).len(), 2);
+}
+
+#[test]
+fn front_and_back_meet_in_the_middle_without_repeats_or_gaps() {
+    let (_dir, db, model) = filled(1000);
+    let mut it = db.iter();
+    let mut seen = Vec::new();
+    let mut turn = 0;
+    loop {
+        // uneven steps so the two ends fetch batches at different times
+        let item = if turn % 3 == 0 {
+            it.next_back()
+        } else {
+            it.next()
+        };
+        turn += 1;
+        match item {
+            Some(r) => seen.push(r.unwrap().0.to_vec()),
+            None => break,
+        }
+    }
+    assert!(it.next().is_none() && it.next_back().is_none());
+    seen.sort();
+    assert_eq!(seen, model.keys().cloned().collect::<Vec<_>>());
+}
+
+#[test]
+fn an_open_iterator_sees_writes_as_documented() {
+    let (dir, db, _) = filled(1000);
+    let mut it = db.iter();
+    let first: Vec<_> = (0..10)
+        .map(|_| it.next().unwrap().unwrap().0.to_vec())
+        .collect();
+    assert_eq!(first[9], key(9));
+    // the iterator has fetched keys 0..256 and returned 0..10
+    db.delete(key(20)).unwrap(); // fetched, not yet returned: skipped
+    db.put(key(30), "new value").unwrap(); // fetched: returned with the new value
+    db.delete(key(500)).unwrap(); // not fetched yet: skipped
+    db.put(b"caskdb-key-000000700a", "inserted ahead").unwrap(); // ahead: returned
+    db.put(b"caskdb-key-000000005a", "inserted behind").unwrap(); // behind: not returned
+    db.merge().unwrap(); // every value moves: nothing changes for the iterator
+    let rest: BTreeMap<Vec<u8>, Vec<u8>> = collect(it).into_iter().collect();
+    assert!(!rest.contains_key(&key(20)));
+    assert_eq!(rest[&key(30)], b"new value");
+    assert!(!rest.contains_key(&key(500)));
+    assert_eq!(rest[b"caskdb-key-000000700a".as_slice()], b"inserted ahead");
+    assert!(!rest.contains_key(b"caskdb-key-000000005a".as_slice()));
+    assert_eq!(rest.len(), 1000 - 10 - 2 + 1);
+    drop(dir);
+}
+
+#[test]
+fn an_iterator_of_a_closed_database_reports_it_once() {
+    let (_dir, db, _) = filled(10);
+    let mut it = db.iter();
+    it.next().unwrap().unwrap();
+    db.clone().close().unwrap();
+    assert!(matches!(it.next(), Some(Err(Error::Closed))));
+    assert!(it.next().is_none());
+}
+
+#[test]
+fn a_batch_applies_every_operation_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    db.put("gone", "1").unwrap();
+    db.put("kept", "1").unwrap();
+    let mut b = db.batch();
+    b.put("a", "1")
+        .put("b", "2")
+        .delete("gone")
+        .put("c", "3")
+        .delete("c");
+    b.put("a", "overwritten").delete("never-existed");
+    assert_eq!(b.len(), 7);
+    b.commit().unwrap();
+    let all = collect(db.iter());
+    let expect: Vec<(Vec<u8>, Vec<u8>)> = [("a", "overwritten"), ("b", "2"), ("kept", "1")]
+        .iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect();
+    assert_eq!(all, expect);
+    drop(db);
+    let db = opts().open(dir.path()).unwrap();
+    assert_eq!(collect(db.iter()), expect);
+    db.merge().unwrap();
+    drop(db);
+    let db = opts().open(dir.path()).unwrap();
+    assert_eq!(collect(db.iter()), expect);
+    assert_eq!(db.stats().unwrap().dead_bytes, 0);
+}
+
+#[test]
+fn an_empty_batch_writes_nothing_and_a_bad_batch_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Options::default()
+        .max_batch_size(1000)
+        .max_value_size(100)
+        .open(dir.path())
+        .unwrap();
+    let before = db.stats().unwrap();
+    db.batch().commit().unwrap();
+    let mut b = db.batch();
+    b.put("ok", "1").put("", "empty key");
+    assert!(matches!(b.commit(), Err(Error::KeyIsEmpty)));
+    let mut b = db.batch();
+    b.put("ok", "1").put("big", [0u8; 101]);
+    assert!(matches!(b.commit(), Err(Error::ValueTooLarge { .. })));
+    let mut b = db.batch();
+    for i in 0..20 {
+        b.put(format!("k{i}"), [0u8; 60]);
+    }
+    match b.commit() {
+        Err(Error::BatchTooLarge { size, max: 1000 }) => assert!(size > 1000),
+        other => panic!("expected BatchTooLarge, got {other:?}"),
+    }
+    assert_eq!(db.stats().unwrap(), before);
+    assert_eq!(db.get("ok").unwrap(), None);
+}
+
+#[test]
+fn a_batch_cut_at_any_byte_is_wholly_absent_and_a_whole_one_wholly_present() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Options::default()
+        .sync(SyncPolicy::Never)
+        .open(dir.path())
+        .unwrap();
+    db.put("before", "1").unwrap();
+    let start = db.stats().unwrap().total_bytes;
+    let mut b = db.batch();
+    b.put("x", "1").put("y", "2").delete("before").put_with_ttl(
+        "z",
+        "3",
+        Duration::from_secs(3600),
+    );
+    b.commit().unwrap();
+    let end = db.stats().unwrap().total_bytes;
+    db.close().unwrap();
+    let file = data_files(dir.path())[0].clone();
+    for cut in start..=end {
+        let work = tempfile::tempdir().unwrap();
+        for e in fs::read_dir(dir.path()).unwrap() {
+            let e = e.unwrap();
+            fs::copy(e.path(), work.path().join(e.file_name())).unwrap();
+        }
+        let f = work.path().join(file.file_name().unwrap());
+        OpenOptions::new()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let db = Db::open(work.path()).unwrap();
+        let got: Vec<_> = db.keys().map(|k| k.unwrap().to_vec()).collect();
+        if cut == end {
+            assert_eq!(
+                got,
+                [b"x".to_vec(), b"y".to_vec(), b"z".to_vec()],
+                "whole batch"
+            );
+        } else {
+            assert_eq!(
+                got,
+                [b"before".to_vec()],
+                "cut at {cut}: nothing of the batch"
+            );
+        }
+    }
+}
+
+fn clocked(clock: &Arc<ManualClock>) -> Options {
+    opts().clock(clock.clone())
+}
+
+#[test]
+fn expired_keys_are_invisible_everywhere_and_stay_expired_across_restart_and_merge() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let dir = tempfile::tempdir().unwrap();
+    let db = clocked(&clock).open(dir.path()).unwrap();
+    db.put("plain", "p").unwrap();
+    db.put("shadowed", "older value").unwrap();
+    db.put_with_ttl("shadowed", "short", Duration::from_secs(10))
+        .unwrap();
+    db.put_with_ttl("long", "l", Duration::from_secs(100))
+        .unwrap();
+    assert_eq!(db.ttl("shadowed").unwrap(), Some(Duration::from_secs(10)));
+    assert_eq!(db.len(), 3);
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(
+        db.get("shadowed").unwrap(),
+        None,
+        "expires at exactly its deadline"
+    );
+    assert!(!db.contains_key("shadowed").unwrap());
+    assert_eq!(db.ttl("shadowed").unwrap(), None);
+    assert!(
+        !db.delete("shadowed").unwrap(),
+        "an expired key does not exist"
+    );
+    assert_eq!(db.len(), 2);
+    assert_eq!(db.stats().unwrap().keys, 2);
+    let keys: Vec<_> = db.keys().map(|k| k.unwrap().to_vec()).collect();
+    assert_eq!(keys, [b"long".to_vec(), b"plain".to_vec()]);
+    assert_eq!(collect(db.iter().rev()).len(), 2);
+    assert_eq!(db.ttl("long").unwrap(), Some(Duration::from_secs(90)));
+    drop(db);
+
+    // across a restart: the expired record shadows the older value of its key
+    let db = clocked(&clock).open(dir.path()).unwrap();
+    assert_eq!(db.get("shadowed").unwrap(), None);
+    assert_eq!(db.len(), 2);
+    // a merge drops it for good: even a clock set back cannot bring it back afterwards
+    let m = db.merge().unwrap();
+    assert_eq!(m.records_copied, 2);
+    clock.set(0);
+    assert_eq!(db.get("shadowed").unwrap(), None);
+    drop(db);
+    let db = clocked(&clock).open(dir.path()).unwrap();
+    assert_eq!(db.get("shadowed").unwrap(), None);
+    assert_eq!(
+        db.get("long").unwrap().unwrap(),
+        "l",
+        "the clock is back before its expiry"
+    );
+    clock.set(1_000_000 + 100_000);
+    assert_eq!(db.get("long").unwrap(), None);
+}
+
+#[test]
+fn expire_persist_and_ttl_follow_redis_semantics() {
+    let clock = Arc::new(ManualClock::new(5_000));
+    let dir = tempfile::tempdir().unwrap();
+    let db = clocked(&clock).open(dir.path()).unwrap();
+    assert!(!db.expire("missing", Duration::from_secs(1)).unwrap());
+    assert!(!db.persist("missing").unwrap());
+    assert_eq!(db.ttl("missing").unwrap(), None);
+    db.put("k", "v").unwrap();
+    assert_eq!(db.ttl("k").unwrap(), None);
+    assert!(!db.persist("k").unwrap(), "no expiry to remove");
+    assert!(db.expire("k", Duration::from_millis(1500)).unwrap());
+    assert_eq!(db.ttl("k").unwrap(), Some(Duration::from_millis(1500)));
+    assert_eq!(db.get("k").unwrap().unwrap(), "v", "the value is kept");
+    assert!(db.persist("k").unwrap());
+    assert_eq!(db.ttl("k").unwrap(), None);
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(db.get("k").unwrap().unwrap(), "v", "persisted");
+    assert!(db.expire("k", Duration::from_secs(1)).unwrap());
+    drop(db);
+    let db = clocked(&clock).open(dir.path()).unwrap();
+    assert_eq!(
+        db.ttl("k").unwrap(),
+        Some(Duration::from_secs(1)),
+        "the expiry survives restart"
+    );
+    db.merge().unwrap();
+    drop(db);
+    let db = clocked(&clock).open(dir.path()).unwrap();
+    assert_eq!(
+        db.ttl("k").unwrap(),
+        Some(Duration::from_secs(1)),
+        "and merge, through the hint"
+    );
+    clock.advance(Duration::from_secs(1));
+    assert!(
+        !db.expire("k", Duration::from_secs(1)).unwrap(),
+        "expired keys cannot be revived"
+    );
+    assert_eq!(db.len(), 0);
+}
