@@ -125,6 +125,9 @@ impl Vfs for FaultVfs {
         self.faults.trip(Op::Rename)?;
         StdVfs.rename(from, to)
     }
+    fn link_or_copy(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdVfs.link_or_copy(from, to)
+    }
     fn available_space(&self, dir: &Path) -> io::Result<u64> {
         match *self.faults.free_space.lock() {
             Some(n) => Ok(n),

@@ -19,7 +19,9 @@
 
 #![warn(missing_docs)]
 
+mod backup;
 mod batch;
+mod check;
 mod clock;
 mod data_file;
 mod db;
@@ -40,6 +42,7 @@ mod vfs;
 
 pub use batch::WriteBatch;
 pub use bytes::Bytes;
+pub use check::{CheckProgress, CheckReport, Problem, check};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use db::Db;
 pub use error::{Error, Result};

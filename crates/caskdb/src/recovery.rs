@@ -388,14 +388,14 @@ fn mark_dead(stats: &mut BTreeMap<u32, FileStat>, current: &mut FileStat, id: u3
 }
 
 /// Why the record at some offset is not valid.
-struct Bad {
-    reason: String,
+pub(crate) struct Bad {
+    pub reason: String,
     /// The header, when it decoded (then the CRC or the length is what failed).
-    header: Option<record::RecordHeader>,
+    pub header: Option<record::RecordHeader>,
 }
 
 /// Decodes and checks the record at `pos`; on failure says why.
-fn read_record<'a>(
+pub(crate) fn read_record<'a>(
     reader: &'a mut Window<'_>,
     pos: u64,
     file_len: u64,
@@ -554,14 +554,14 @@ fn first_zero_page(file: &dyn LogFile, from: u64) -> Result<u64> {
     Ok(file_len)
 }
 
-enum Search {
+pub(crate) enum Search {
     Found(u64),
     None,
     GaveUp(u64),
 }
 
 /// Looks for a complete, CRC-valid record starting in `[from, until)`.
-fn next_valid_record(file: &dyn LogFile, from: u64, until: u64) -> Result<Search> {
+pub(crate) fn next_valid_record(file: &dyn LogFile, from: u64, until: u64) -> Result<Search> {
     let file_len = file.len();
     let mut reader = Window::new(file);
     let mut budget = SEARCH_BUDGET;
@@ -614,14 +614,14 @@ fn has_nonzero(file: &dyn LogFile, from: u64) -> Result<bool> {
 const WINDOW: usize = 1 << 20;
 
 /// A read-ahead buffer over a [`LogFile`], so replay copies big chunks instead of each record.
-struct Window<'f> {
+pub(crate) struct Window<'f> {
     file: &'f dyn LogFile,
     buf: Vec<u8>,
     start: u64,
 }
 
 impl<'f> Window<'f> {
-    fn new(file: &'f dyn LogFile) -> Self {
+    pub(crate) fn new(file: &'f dyn LogFile) -> Self {
         Window {
             file,
             buf: Vec::new(),
@@ -630,7 +630,7 @@ impl<'f> Window<'f> {
     }
 
     /// The `n` bytes at `pos` (the caller keeps `pos + n` within the file).
-    fn get(&mut self, pos: u64, n: usize) -> std::io::Result<&[u8]> {
+    pub(crate) fn get(&mut self, pos: u64, n: usize) -> std::io::Result<&[u8]> {
         let end = pos + n as u64;
         if pos < self.start || end > self.start + self.buf.len() as u64 {
             let want = (n.max(WINDOW) as u64).min(self.file.len() - pos) as usize;

@@ -29,6 +29,10 @@ pub(crate) trait Vfs: Send + Sync + std::fmt::Debug + 'static {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Renames a file, atomically replacing `to` if it exists.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Makes `to` a copy of the file `from` that will not change when `from` is removed: a hard
+    /// link where possible, else a copy; durable either way (the directory is synced by the
+    /// caller).
+    fn link_or_copy(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Bytes an unprivileged writer can still allocate on the file system holding `dir`.
     fn available_space(&self, dir: &Path) -> io::Result<u64>;
     /// Makes the creation, renaming or removal of entries of `dir` durable.
@@ -137,6 +141,14 @@ impl Vfs for StdVfs {
 
     fn available_space(&self, dir: &Path) -> io::Result<u64> {
         available_space(dir)
+    }
+
+    fn link_or_copy(&self, from: &Path, to: &Path) -> io::Result<()> {
+        if fs::hard_link(from, to).is_ok() {
+            return Ok(());
+        }
+        fs::copy(from, to)?;
+        File::open(to)?.sync_all()
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

@@ -1,0 +1,231 @@
+//! Online backup, and `check` / `repair`.
+
+mod common;
+
+use std::fs;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+
+use caskdb::{Db, Error, Options, SyncPolicy, check};
+use common::{data_files, key, value};
+
+fn opts() -> Options {
+    Options::default()
+        .data_file_size(8192)
+        .sync(SyncPolicy::Never)
+        .auto_merge(false)
+}
+
+#[test]
+fn a_backup_taken_during_writes_holds_every_write_acknowledged_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    let acked = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel();
+    let before = thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                db.put(key(i), value(i)).unwrap();
+                i += 1;
+                acked.store(i, Ordering::SeqCst);
+                if i == 2000 {
+                    tx.send(()).unwrap();
+                }
+            }
+        });
+        rx.recv().unwrap();
+        let before = acked.load(Ordering::SeqCst);
+        db.backup(dest.path().join("copy")).unwrap();
+        stop.store(true, Ordering::Relaxed);
+        before
+    });
+    let copy = Db::open(dest.path().join("copy")).unwrap();
+    for i in 0..before {
+        assert_eq!(copy.get(key(i)).unwrap().unwrap(), value(i), "key {i}");
+    }
+    // whatever else it holds is whole and in order: a prefix of the writes
+    let n = copy.len();
+    assert!(n >= before);
+    for i in 0..n {
+        assert_eq!(copy.get(key(i)).unwrap().unwrap(), value(i));
+    }
+    assert_eq!(copy.get(key(n)).unwrap(), None);
+}
+
+#[test]
+fn a_backup_is_independent_of_the_source_afterwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    for i in 0..500 {
+        db.put(key(i), value(i)).unwrap();
+    }
+    db.merge().unwrap(); // hint files too
+    for i in 0..100 {
+        db.put(key(i), b"second").unwrap();
+    }
+    db.backup(dest.path()).unwrap();
+    assert!(
+        fs::read_dir(dest.path())
+            .unwrap()
+            .any(|e| { e.unwrap().path().extension().is_some_and(|x| x == "hint") })
+    );
+    // the source moves on: merges delete the files the backup linked
+    for i in 0..500 {
+        db.delete(key(i)).unwrap();
+    }
+    db.merge().unwrap();
+    let copy = Db::open(dest.path()).unwrap();
+    assert_eq!(copy.len(), 500);
+    assert_eq!(copy.get(key(5)).unwrap().unwrap(), "second");
+    assert_eq!(copy.get(key(400)).unwrap().unwrap(), value(400));
+    copy.put("only-in-copy", "x").unwrap();
+    assert_eq!(db.get("only-in-copy").unwrap(), None);
+    assert!(db.is_empty());
+}
+
+#[test]
+fn a_backup_refuses_a_destination_that_is_not_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    fs::write(dest.path().join("something"), "x").unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    match db.backup(dest.path()) {
+        Err(Error::Io(e)) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+            assert!(e.to_string().contains("not empty"), "{e}");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert_eq!(fs::read_dir(dest.path()).unwrap().count(), 1);
+}
+
+fn three_files() -> (tempfile::TempDir, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Options::default()
+        .data_file_size(2048)
+        .open(dir.path())
+        .unwrap();
+    let mut n = 0;
+    while db.stats().unwrap().data_files < 3 {
+        db.put(key(n), value(n)).unwrap();
+        n += 1;
+    }
+    db.close().unwrap();
+    (dir, n)
+}
+
+#[test]
+fn check_of_a_clean_database_finds_nothing_and_refuses_an_open_one() {
+    let (dir, n) = three_files();
+    let report = check(dir.path(), false, |_| {}).unwrap();
+    assert!(
+        report.is_clean() && report.problems.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(report.data_files, 3);
+    assert_eq!(report.records, n as u64);
+    let db = Db::open(dir.path()).unwrap();
+    assert!(matches!(
+        check(dir.path(), false, |_| {}),
+        Err(Error::Locked { .. })
+    ));
+    drop(db);
+    let mut last = None;
+    check(dir.path(), false, |p| last = Some(p)).unwrap();
+    let last = last.unwrap();
+    assert_eq!(last.bytes_done, last.bytes_total);
+}
+
+#[test]
+fn repair_salvages_the_records_after_a_corrupt_region_and_reports_the_loss() {
+    let (dir, n) = three_files();
+    let first = data_files(dir.path())[0].clone();
+    let original = fs::read(&first).unwrap();
+    // damage the second record of the first (sealed) file: Db::open refuses the directory
+    let mut bytes = original.clone();
+    bytes[16 + 60] ^= 0x55; // inside the first record or the second, not the last
+    fs::write(&first, &bytes).unwrap();
+    assert!(matches!(Db::open(dir.path()), Err(Error::Corrupted { .. })));
+
+    let report = check(dir.path(), false, |_| {}).unwrap();
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    let p = &report.problems[0];
+    assert_eq!(p.file, first);
+    assert!(
+        !p.repaired && p.bytes > 0 && p.what.contains("resume"),
+        "{p:?}"
+    );
+    assert_eq!(
+        fs::read(&first).unwrap(),
+        bytes,
+        "check alone changes nothing"
+    );
+
+    let report = check(dir.path(), true, |_| {}).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    let db = Db::open(dir.path()).unwrap();
+    let lost: Vec<usize> = (0..n)
+        .filter(|&i| db.get(key(i)).unwrap().is_none())
+        .collect();
+    assert_eq!(
+        lost.len(),
+        1,
+        "exactly the damaged record is lost: {lost:?}"
+    );
+    for i in (0..n).filter(|i| !lost.contains(i)) {
+        assert_eq!(db.get(key(i)).unwrap().unwrap(), value(i));
+    }
+    drop(db);
+    assert!(
+        check(dir.path(), false, |_| {})
+            .unwrap()
+            .problems
+            .is_empty()
+    );
+}
+
+#[test]
+fn repair_cuts_a_torn_tail_and_removes_bad_hints_and_merge_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    for i in 0..300 {
+        db.put(key(i), value(i)).unwrap();
+    }
+    db.merge().unwrap();
+    db.put("tail", "t").unwrap();
+    db.close().unwrap();
+    let newest = data_files(dir.path()).pop().unwrap();
+    let mut f = fs::OpenOptions::new().append(true).open(&newest).unwrap();
+    std::io::Write::write_all(&mut f, &[9, 9, 9, 1, 2]).unwrap();
+    let hint = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "hint"))
+        .unwrap();
+    let mut h = fs::read(&hint).unwrap();
+    h[20] ^= 1;
+    fs::write(&hint, h).unwrap();
+    fs::write(dir.path().join("0000000099.data.merging"), "half").unwrap();
+
+    let report = check(dir.path(), false, |_| {}).unwrap();
+    assert_eq!(report.problems.len(), 3, "{report:?}");
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.file == newest && p.what.contains("torn tail"))
+    );
+    assert!(report.problems.iter().any(|p| p.file == hint));
+    let report = check(dir.path(), true, |_| {}).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert!(!hint.exists());
+    assert!(!dir.path().join("0000000099.data.merging").exists());
+    let db = Db::open(dir.path()).unwrap();
+    assert_eq!(db.len(), 301);
+    assert_eq!(db.get("tail").unwrap().unwrap(), "t");
+}
