@@ -1,9 +1,13 @@
 //! `caskdb`: the command line over a caskdb data directory.
 
+mod admin;
+mod transfer;
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -28,6 +32,9 @@ enum Command {
         key: OsString,
         /// The value (may be empty).
         value: OsString,
+        /// Expire the key after this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        ttl: Option<u64>,
     },
     /// Print the value stored under KEY, or "Key not found".
     Get {
@@ -40,14 +47,53 @@ enum Command {
         /// The key.
         key: OsString,
     },
+    /// Print the seconds left before KEY expires, "no expiry", or "Key not found".
+    Ttl {
+        /// The key.
+        key: OsString,
+    },
+    /// Print keys and values in key order, one "KEY<TAB>VALUE" line each.
+    Scan {
+        /// Only keys starting with this.
+        #[arg(long, conflicts_with_all = ["start", "end"])]
+        prefix: Option<OsString>,
+        /// Only keys from this one on (inclusive).
+        #[arg(long)]
+        start: Option<OsString>,
+        /// Only keys before this one (exclusive).
+        #[arg(long)]
+        end: Option<OsString>,
+        /// Descending key order.
+        #[arg(long)]
+        reverse: bool,
+        /// Print at most this many.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
     /// Print how many keys, files, live and dead bytes the database holds.
     Stats,
     /// Rewrite live data into compact files and delete the old ones (progress on stderr).
     Merge,
+    /// Verify every record and hint file (progress on stderr); --repair fixes what it can.
+    Check {
+        /// Cut torn tails, drop corrupt regions (keeping the records after them), remove bad
+        /// hint files; reports what was lost.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Copy the database into DEST (absent or empty) while it stays usable.
+    Backup {
+        /// The directory to create.
+        dest: PathBuf,
+    },
+    /// Write every key as one JSON object per line to stdout.
+    Export,
+    /// Read JSON lines (as written by export) from stdin and store them.
+    Import,
 }
 
-/// Exit status when `remove` finds no such key.
-const KEY_NOT_FOUND: u8 = 1;
+/// Exit status when `remove` finds no such key, or `check` finds problems it did not fix.
+const NOT_FOUND_OR_DIRTY: u8 = 1;
 /// Exit status for errors (locked or corrupt directory, I/O failure, bad input).
 const FAILURE: u8 = 1;
 
@@ -72,6 +118,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Check { repair } = cli.command {
+        // check works on a closed database: it takes the lock itself
+        return admin::check(&cli.dir, repair);
+    }
     // One command per process: an automatic merge started here would only be cut short by the
     // close at the end. `caskdb merge` merges on request.
     let db = caskdb::Options::default()
@@ -80,8 +130,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot open database {}", cli.dir.display()))?;
     let mut out = std::io::stdout().lock();
     let code = match cli.command {
-        Command::Set { key, value } => {
-            db.put(bytes_of(&key)?, bytes_of(&value)?)?;
+        Command::Set { key, value, ttl } => {
+            match ttl {
+                None => db.put(bytes_of(&key)?, bytes_of(&value)?)?,
+                Some(s) => {
+                    db.put_with_ttl(bytes_of(&key)?, bytes_of(&value)?, Duration::from_secs(s))?
+                }
+            }
             ExitCode::SUCCESS
         }
         Command::Get { key } => {
@@ -99,86 +154,74 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             } else {
                 writeln!(out, "Key not found")?;
-                ExitCode::from(KEY_NOT_FOUND)
+                ExitCode::from(NOT_FOUND_OR_DIRTY)
             }
         }
+        Command::Ttl { key } => {
+            let key = bytes_of(&key)?;
+            match db.ttl(key)? {
+                Some(left) => writeln!(out, "{}", left.as_millis().div_ceil(1000))?,
+                None if db.contains_key(key)? => writeln!(out, "no expiry")?,
+                None => writeln!(out, "Key not found")?,
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Scan {
+            prefix,
+            start,
+            end,
+            reverse,
+            limit,
+        } => {
+            let iter = match (&prefix, &start, &end) {
+                (Some(p), _, _) => db.prefix(bytes_of(p)?),
+                (None, Some(s), Some(e)) => db.range(bytes_of(s)?..bytes_of(e)?),
+                (None, Some(s), None) => db.range(bytes_of(s)?..),
+                (None, None, Some(e)) => db.range(..bytes_of(e)?),
+                (None, None, None) => db.iter(),
+            };
+            let iter: Box<dyn Iterator<Item = caskdb::Result<_>>> = if reverse {
+                Box::new(iter.rev())
+            } else {
+                Box::new(iter)
+            };
+            for item in iter.take(limit.unwrap_or(usize::MAX)) {
+                let (k, v) = item?;
+                out.write_all(&k)?;
+                out.write_all(b"\t")?;
+                out.write_all(&v)?;
+                out.write_all(b"\n")?;
+            }
+            ExitCode::SUCCESS
+        }
         Command::Stats => {
-            print_stats(&mut out, &db.stats()?)?;
+            admin::print_stats(&mut out, &db.stats()?)?;
             ExitCode::SUCCESS
         }
         Command::Merge => {
-            let before = db.stats()?;
-            // indicatif draws nothing when stderr is not a terminal.
-            let bar = indicatif::ProgressBar::new(before.live_bytes);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "merging {bar:40} {binary_bytes}/{binary_total_bytes} ({eta})",
-                )
-                .expect("static template"),
-            );
-            let m = db.merge_with_progress(|p| {
-                bar.set_length(p.bytes_total);
-                bar.set_position(p.bytes_done);
-            });
-            bar.finish_and_clear();
-            let m = m?;
-            let after = db.stats()?;
-            writeln!(
-                out,
-                "merged {} files ({} bytes) into {} ({} bytes); {} records copied; {} bytes on disk, was {}",
-                m.files_merged,
-                m.bytes_before,
-                m.files_written,
-                m.bytes_after,
-                m.records_copied,
-                after.total_bytes,
-                before.total_bytes
-            )?;
+            admin::merge(&db, &mut out)?;
             ExitCode::SUCCESS
         }
+        Command::Backup { dest } => {
+            db.backup(&dest)
+                .with_context(|| format!("cannot back up into {}", dest.display()))?;
+            ExitCode::SUCCESS
+        }
+        Command::Export => {
+            transfer::export(&db, &mut out)?;
+            ExitCode::SUCCESS
+        }
+        Command::Import => {
+            let n = transfer::import(&db, std::io::stdin().lock())?;
+            writeln!(out, "imported {n} keys")?;
+            ExitCode::SUCCESS
+        }
+        Command::Check { .. } => unreachable!("handled before opening"),
     };
     out.flush()?;
     // Close explicitly so that a failing final sync is reported, not just logged.
     db.close()?;
     Ok(code)
-}
-
-fn print_stats(out: &mut impl Write, s: &caskdb::Stats) -> std::io::Result<()> {
-    let pct = |part: u64, whole: u64| {
-        if whole == 0 {
-            0.0
-        } else {
-            part as f64 * 100.0 / whole as f64
-        }
-    };
-    writeln!(out, "keys          {}", s.keys)?;
-    writeln!(out, "data files    {}", s.data_files)?;
-    writeln!(out, "total bytes   {}", s.total_bytes)?;
-    writeln!(out, "live bytes    {}", s.live_bytes)?;
-    writeln!(
-        out,
-        "dead bytes    {} ({:.1}%)",
-        s.dead_bytes,
-        pct(s.dead_bytes, s.total_bytes)
-    )?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        "{:>10}  {:>14}  {:>14}  {:>6}",
-        "file", "bytes", "dead", "dead%"
-    )?;
-    for f in &s.files {
-        writeln!(
-            out,
-            "{:>10}  {:>14}  {:>14}  {:>5.1}%{}",
-            f.id,
-            f.total_bytes,
-            f.dead_bytes,
-            pct(f.dead_bytes, f.total_bytes),
-            if f.active { "  (active)" } else { "" }
-        )?;
-    }
-    Ok(())
 }
 
 /// The raw bytes of an argument: on Unix keys and values need not be UTF-8.

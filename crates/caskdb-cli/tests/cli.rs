@@ -340,3 +340,213 @@ fn merge_reclaims_space_and_keeps_values() {
         .assert()
         .stdout("Key not found\n");
 }
+
+fn fruit(dir: &Path) {
+    for k in ["apple", "apricot", "banana", "cherry"] {
+        caskdb(dir)
+            .args(["set", k, &format!("v-{k}")])
+            .assert()
+            .success();
+    }
+}
+
+#[test]
+fn scan_by_prefix_range_reverse_and_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    fruit(dir.path());
+    caskdb(dir.path())
+        .arg("scan")
+        .assert()
+        .success()
+        .stdout("apple\tv-apple\napricot\tv-apricot\nbanana\tv-banana\ncherry\tv-cherry\n");
+    caskdb(dir.path())
+        .args(["scan", "--prefix", "ap"])
+        .assert()
+        .stdout("apple\tv-apple\napricot\tv-apricot\n");
+    caskdb(dir.path())
+        .args(["scan", "--start", "apricot", "--end", "cherry"])
+        .assert()
+        .stdout("apricot\tv-apricot\nbanana\tv-banana\n");
+    caskdb(dir.path())
+        .args(["scan", "--reverse", "--limit", "2"])
+        .assert()
+        .stdout("cherry\tv-cherry\nbanana\tv-banana\n");
+    caskdb(dir.path())
+        .args(["scan", "--prefix", "a", "--start", "b"])
+        .assert()
+        .code(2)
+        .stderr(contains("cannot be used with"));
+}
+
+#[test]
+fn set_with_ttl_and_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    caskdb(dir.path())
+        .args(["set", "t", "v", "--ttl", "100"])
+        .assert()
+        .success();
+    caskdb(dir.path())
+        .args(["set", "p", "v"])
+        .assert()
+        .success();
+    let out = caskdb(dir.path())
+        .args(["ttl", "t"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let secs: u64 = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((99..=100).contains(&secs), "{secs}");
+    caskdb(dir.path())
+        .args(["ttl", "p"])
+        .assert()
+        .success()
+        .stdout("no expiry\n");
+    caskdb(dir.path())
+        .args(["ttl", "nope"])
+        .assert()
+        .success()
+        .stdout("Key not found\n");
+    caskdb(dir.path())
+        .args(["set", "gone", "v", "--ttl", "0"])
+        .assert()
+        .success();
+    caskdb(dir.path())
+        .args(["get", "gone"])
+        .assert()
+        .stdout("Key not found\n");
+}
+
+#[cfg(unix)]
+#[test]
+fn export_then_import_round_trips_binary_keys_and_values() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    fruit(dir.path());
+    caskdb(dir.path())
+        .arg("set")
+        .arg(OsStr::from_bytes(&[0xff, 0xfe]))
+        .arg(OsStr::from_bytes(&[0x80, b'\t', b'\n']))
+        .assert()
+        .success();
+    let exported = caskdb(dir.path())
+        .arg("export")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(exported.clone()).unwrap();
+    assert_eq!(text.lines().count(), 5);
+    assert!(
+        text.contains(r#"{"key":"apple","value":"v-apple"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("key_base64") && text.contains("value_base64"),
+        "{text}"
+    );
+    let other = tempfile::tempdir().unwrap();
+    caskdb(other.path())
+        .arg("import")
+        .write_stdin(exported.clone())
+        .assert()
+        .success()
+        .stdout("imported 5 keys\n");
+    caskdb(other.path())
+        .arg("export")
+        .assert()
+        .success()
+        .stdout(exported);
+    caskdb(other.path())
+        .arg("get")
+        .arg(OsStr::from_bytes(&[0xff, 0xfe]))
+        .assert()
+        .stdout(predicate::eq(&[0x80, b'\t', b'\n', b'\n'][..]));
+}
+
+#[test]
+fn import_names_the_bad_line_and_what_came_before() {
+    let dir = tempfile::tempdir().unwrap();
+    caskdb(dir.path())
+        .arg("import")
+        .write_stdin("{\"key\":\"a\",\"value\":\"1\"}\nnot json\n")
+        .assert()
+        .code(1)
+        .stderr(contains("line 2").and(contains("0 keys imported before it")));
+    caskdb(dir.path())
+        .arg("import")
+        .write_stdin("{\"key\":\"a\",\"value_base64\":\"!!\"}\n")
+        .assert()
+        .code(1)
+        .stderr(contains("line 1").and(contains("base64")));
+}
+
+#[test]
+fn backup_makes_a_directory_that_opens_with_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    fruit(dir.path());
+    let dest = tempfile::tempdir().unwrap().path().join("copy");
+    caskdb(dir.path())
+        .arg("backup")
+        .arg(&dest)
+        .assert()
+        .success()
+        .stdout("");
+    caskdb(&dest)
+        .args(["get", "banana"])
+        .assert()
+        .stdout("v-banana\n");
+    caskdb(dir.path())
+        .arg("backup")
+        .arg(&dest)
+        .assert()
+        .code(1)
+        .stderr(contains("not empty"));
+}
+
+#[test]
+fn check_reports_damage_and_repair_fixes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    fruit(dir.path());
+    caskdb(dir.path())
+        .arg("check")
+        .assert()
+        .success()
+        .stdout(contains("1 data files, 4 records").and(contains("0 problems")));
+    let file = dir.path().join("0000000001.data");
+    let mut bytes = fs::read(&file).unwrap();
+    bytes[16 + 8] ^= 0x01; // inside the first record
+    fs::write(&file, bytes).unwrap();
+    caskdb(dir.path())
+        .arg("check")
+        .assert()
+        .code(1)
+        .stdout(contains("0000000001.data at offset 16").and(contains("1 problems")));
+    caskdb(dir.path())
+        .args(["check", "--repair"])
+        .assert()
+        .success()
+        .stdout(contains("repaired"));
+    caskdb(dir.path())
+        .args(["get", "apple"])
+        .assert()
+        .stdout("Key not found\n");
+    caskdb(dir.path())
+        .args(["get", "cherry"])
+        .assert()
+        .stdout("v-cherry\n");
+    // and it refuses a database in use
+    let db = caskdb::Db::open(dir.path()).unwrap();
+    caskdb(dir.path())
+        .arg("check")
+        .assert()
+        .code(1)
+        .stderr(contains("locked"));
+    drop(db);
+}
