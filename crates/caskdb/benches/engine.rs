@@ -182,9 +182,57 @@ fn bench_durable(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_iter_and_batch(c: &mut Criterion) {
+    let keys = keys(KEYS);
+    let value = [7u8; VALUE_LEN];
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), SyncPolicy::Never);
+    for k in &keys {
+        db.put(k, value).unwrap();
+    }
+    let mut g = c.benchmark_group("iterate");
+    g.throughput(Throughput::Elements(KEYS as u64));
+    g.sample_size(10);
+    g.bench_function("caskdb_forward_1M", |b| {
+        b.iter(|| assert_eq!(db.iter().count(), KEYS))
+    });
+    g.bench_function("caskdb_reverse_1M", |b| {
+        b.iter(|| assert_eq!(db.iter().rev().count(), KEYS))
+    });
+    g.bench_function("caskdb_keys_only_1M", |b| {
+        b.iter(|| assert_eq!(db.keys().count(), KEYS))
+    });
+    let map: BTreeMap<[u8; KEY_LEN], Vec<u8>> =
+        keys.iter().map(|k| (*k, value.to_vec())).collect();
+    g.bench_function("std_btreemap_forward_1M", |b| {
+        b.iter(|| assert_eq!(map.iter().map(|(k, v)| (k.to_vec(), v.clone())).count(), KEYS))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("batch");
+    for (size, sync) in [(100usize, SyncPolicy::Never), (100, SyncPolicy::Always)] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path(), sync);
+        g.throughput(Throughput::Elements(size as u64));
+        let mut n = 0usize;
+        let name = if sync == SyncPolicy::Always { "always" } else { "never" };
+        g.bench_function(format!("caskdb_commit_{size}_puts_{name}"), |b| {
+            b.iter(|| {
+                let mut batch = db.batch();
+                for _ in 0..size {
+                    batch.put(keys[n % KEYS], value);
+                    n += 1;
+                }
+                batch.commit().unwrap();
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
-    targets = bench_put, bench_get, bench_durable
+    targets = bench_put, bench_get, bench_durable, bench_iter_and_batch
 }
 criterion_main!(benches);
