@@ -202,10 +202,14 @@ fn bench_iter_and_batch(c: &mut Criterion) {
     g.bench_function("caskdb_keys_only_1M", |b| {
         b.iter(|| assert_eq!(db.keys().count(), KEYS))
     });
-    let map: BTreeMap<[u8; KEY_LEN], Vec<u8>> =
-        keys.iter().map(|k| (*k, value.to_vec())).collect();
+    let map: BTreeMap<[u8; KEY_LEN], Vec<u8>> = keys.iter().map(|k| (*k, value.to_vec())).collect();
     g.bench_function("std_btreemap_forward_1M", |b| {
-        b.iter(|| assert_eq!(map.iter().map(|(k, v)| (k.to_vec(), v.clone())).count(), KEYS))
+        b.iter(|| {
+            assert_eq!(
+                map.iter().map(|(k, v)| (k.to_vec(), v.clone())).count(),
+                KEYS
+            )
+        })
     });
     g.finish();
 
@@ -215,7 +219,11 @@ fn bench_iter_and_batch(c: &mut Criterion) {
         let db = open(dir.path(), sync);
         g.throughput(Throughput::Elements(size as u64));
         let mut n = 0usize;
-        let name = if sync == SyncPolicy::Always { "always" } else { "never" };
+        let name = if sync == SyncPolicy::Always {
+            "always"
+        } else {
+            "never"
+        };
         g.bench_function(format!("caskdb_commit_{size}_puts_{name}"), |b| {
             b.iter(|| {
                 let mut batch = db.batch();
