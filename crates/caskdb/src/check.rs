@@ -7,7 +7,7 @@ use crate::error::{Error, Result, io_context};
 use crate::hint::{self, hint_file_name, parse_hint_file_name};
 use crate::merge::TEMP_SUFFIX;
 use crate::record::{self, FILE_HEADER_LEN, KIND_DATA, RecordType};
-use crate::recovery::{Search, Window, next_valid_record, read_record};
+use crate::recovery::{Damage, Window, classify, has_nonzero, read_record, save_tail};
 use crate::vfs::{LogFile, OpenMode, StdVfs, Vfs};
 
 /// What [`check`] found.
@@ -200,6 +200,10 @@ fn remove(vfs: &StdVfs, dir: &Path, path: &Path) -> Result<()> {
 }
 
 /// Checks one data file; with `repair`, fixes it. Returns whether it was rewritten.
+///
+/// Damage is classified exactly as open classifies it (`recovery::classify`): in the newest
+/// file, crash damage is a tail that open would cut; everywhere else a bad region is
+/// corruption, and the records after it are kept. A batch with any bad part goes whole.
 #[allow(clippy::too_many_arguments)]
 fn check_data_file(
     vfs: &StdVfs,
@@ -216,27 +220,48 @@ fn check_data_file(
     file.read_at(0, &mut header)
         .map_err(|e| io_context(e, "read", path))?;
     if let Err(e) = record::check_file_header(&header, KIND_DATA, id) {
+        let blank = newest && !has_nonzero(file, 0)?;
+        let what = if blank {
+            "newest data file was never initialised (interrupted rotation; open removes it)".into()
+        } else {
+            format!("bad file header ({e:?}); its records cannot be trusted, nothing was changed")
+        };
+        let repaired = blank && repair && {
+            // as open does: drop it if an older file exists, else start it afresh
+            let only = vfs.list(dir).map_or(true, |names| {
+                names.iter().filter_map(|n| parse_data_file_name(n)).count() == 1
+            });
+            if only {
+                rewrite_without(vfs, dir, id, path, file, &[])?;
+            } else {
+                remove(vfs, dir, path)?;
+            }
+            true
+        };
         report.problems.push(Problem {
             file: path.to_path_buf(),
             offset: 0,
             bytes: len,
-            what: format!(
-                "bad file header ({e:?}); its records cannot be trusted, nothing was changed"
-            ),
-            repaired: false,
+            what,
+            repaired,
         });
-        return Ok(false);
+        return Ok(repaired);
     }
     // Valid records as (offset, length), and the bad regions between them.
     let mut keep: Vec<(u64, u64)> = Vec::new();
     let mut bad: Vec<(u64, u64, String)> = Vec::new();
+    let mut save_from = None;
     let mut window = Window::new(file);
     let mut pos = FILE_HEADER_LEN as u64;
     while pos < len {
         match read_record(&mut window, pos, len) {
             Ok((h, bytes)) => {
                 if h.kind == RecordType::Batch && !batch_contents_ok(&h, bytes) {
-                    bad.push((pos, h.total_len(), "batch with a bad record inside".into()));
+                    bad.push((
+                        pos,
+                        h.total_len(),
+                        "batch with a bad record inside (dropped whole)".into(),
+                    ));
                 } else {
                     keep.push((pos, h.total_len()));
                     report.records += 1;
@@ -244,56 +269,59 @@ fn check_data_file(
                 pos += h.total_len();
             }
             Err(why) => {
-                let resume = match next_valid_record(file, pos + 1, len)? {
-                    Search::Found(at) => Some(at),
-                    Search::None | Search::GaveUp(_) => None,
-                };
-                let end = resume.unwrap_or(len);
-                let what = match resume {
-                    Some(at) => format!("{}; records resume at offset {at}", why.reason),
-                    None if newest => {
-                        format!("{}; torn tail left by a crash (open cuts it)", why.reason)
+                match classify(file, pos, &why, newest)? {
+                    Damage::CrashTail { undecided } => {
+                        // A zero-filled tail is preallocated space after an unclean shutdown:
+                        // nothing was lost there.
+                        if has_nonzero(file, pos)? {
+                            if undecided {
+                                save_from = Some(pos);
+                            }
+                            bad.push((
+                                pos,
+                                len - pos,
+                                format!("{}; torn tail left by a crash (open cuts it)", why.reason),
+                            ));
+                        }
                     }
-                    None => format!("{}; nothing valid follows", why.reason),
-                };
-                bad.push((pos, end - pos, what));
-                match resume {
-                    Some(at) => pos = at,
-                    None => break,
+                    Damage::Corrupt { resume } => {
+                        let end = resume.unwrap_or(len);
+                        let what = match resume {
+                            Some(at) => format!("{}; records resume at offset {at}", why.reason),
+                            None => format!("{}; nothing valid follows", why.reason),
+                        };
+                        bad.push((pos, end - pos, what));
+                        if let Some(at) = resume {
+                            pos = at;
+                            continue;
+                        }
+                    }
                 }
+                break;
             }
         }
     }
     if bad.is_empty() {
         return Ok(false);
     }
-    let mut rewritten = false;
-    let repaired = if !repair {
-        false
-    } else if bad.len() == 1 && bad[0].0 + bad[0].1 == len {
-        // Only a tail: cut it.
-        let f = vfs
-            .open(path, OpenMode::Append { capacity: len })
-            .map_err(|e| io_context(e, "open", path))?;
-        f.truncate(bad[0].0)
-            .and_then(|()| f.sync(true))
-            .map_err(|e| io_context(e, "truncate", path))?;
-        true
-    } else {
+    if repair {
+        if let Some(at) = save_from {
+            save_tail(vfs, file, path, at)?;
+        }
+        // Always a new file and a rename: never truncate in place, the file may be a hard link
+        // shared with a backup or another database.
         rewrite_without(vfs, dir, id, path, file, &keep)?;
-        rewritten = true;
-        true
-    };
+    }
     for (offset, bytes, what) in bad {
         report.problems.push(Problem {
             file: path.to_path_buf(),
             offset,
             bytes,
             what,
-            repaired,
+            repaired: repair,
         });
     }
-    Ok(rewritten)
+    Ok(repair)
 }
 
 /// Whether every record inside a batch envelope (whose own CRC checked) is well formed.

@@ -319,7 +319,8 @@ fn scan(
                     .ok()
                     .filter(|h| h.total_len() <= inner.len() as u64)
                     .filter(|h| record::crc_matches(h, &inner[..h.total_len() as usize]))
-                    .filter(|h| h.kind != RecordType::Batch)
+                    .filter(|h| h.kind != RecordType::Batch && h.key_len > 0)
+                    .filter(|h| h.kind != RecordType::Tombstone || h.value_len == 0)
                     .ok_or_else(|| {
                         df.corrupted(
                             pos + at as u64,
@@ -460,43 +461,34 @@ const SEARCH_BUDGET: u64 = 1 << 30;
 /// reached the disk (so, under `SyncPolicy::Always`, never acknowledged), and keeping them
 /// would leave a state that no prefix of the writes produced.
 fn cut_or_fail(vfs: &dyn Vfs, df: &DataFile, pos: u64, bad: Bad, is_last: bool) -> Result<()> {
-    let reason = bad.reason;
     if !is_last {
-        return Err(df.corrupted(pos, reason));
+        return Err(df.corrupted(pos, bad.reason));
+    }
+    let reason = bad.reason.clone();
+    match classify(df.file.as_ref(), pos, &bad, true)? {
+        Damage::Corrupt {
+            resume: Some(next), ..
+        } => {
+            return Err(df.corrupted(
+                pos,
+                format!(
+                    "{reason}; a valid record follows at offset {next}, so this is not crash damage"
+                ),
+            ));
+        }
+        Damage::Corrupt { resume: None, .. } => unreachable!("the newest file has crash tails"),
+        Damage::CrashTail { undecided: true } => {
+            let saved = save_tail(vfs, df.file.as_ref(), &df.path, pos)?;
+            tracing::warn!(
+                file = %df.path.display(),
+                offset = pos,
+                "could not tell crash damage from corruption; cutting the tail, saved as {}",
+                saved.display()
+            );
+        }
+        Damage::CrashTail { undecided: false } => {}
     }
     let file = df.file.as_ref();
-    let zero = first_zero_page(file, pos)?;
-    let torn_record = bad
-        .header
-        .is_some_and(|h| pos + h.total_len() >= zero.saturating_add(PAGE));
-    // A batch envelope holds valid records by design: look for one only past its extent.
-    let search_from = match bad.header {
-        Some(h) if h.kind == RecordType::Batch => pos.saturating_add(h.total_len()),
-        _ => pos + 1,
-    };
-    if !torn_record {
-        match next_valid_record(file, search_from, zero)? {
-            Search::Found(next) => {
-                return Err(df.corrupted(
-                    pos,
-                    format!(
-                        "{reason}; a valid record follows at offset {next}, so this is not crash damage"
-                    ),
-                ));
-            }
-            Search::GaveUp(at) => {
-                let saved = save_tail(vfs, df, pos)?;
-                tracing::warn!(
-                    file = %df.path.display(),
-                    offset = pos,
-                    "could not tell crash damage from corruption (search stopped at offset {at}); \
-                     cutting the tail, saved as {}",
-                    saved.display()
-                );
-            }
-            Search::None => {}
-        }
-    }
     let dropped = file.len() - pos;
     if has_nonzero(file, pos)? {
         tracing::warn!(
@@ -520,15 +512,58 @@ fn cut_or_fail(vfs: &dyn Vfs, df: &DataFile, pos: u64, bad: Bad, is_last: bool) 
         .map_err(|e| io_context(e, "truncate torn tail of", &df.path))
 }
 
+/// What a bad record at some offset is, by the rule of [`cut_or_fail`].
+pub(crate) enum Damage {
+    /// Left by a crash: everything from the bad record on goes. `undecided`: the search for a
+    /// following record gave up, so the tail should be saved before it is cut.
+    CrashTail { undecided: bool },
+    /// Corruption. `resume`: where the next valid record starts, if any.
+    Corrupt { resume: Option<u64> },
+}
+
+/// Classifies the bad record at `pos` (why: `bad`) of `file`; `newest` selects the crash rule.
+/// Sealed files only have corruption; their search for the next record runs to the end.
+pub(crate) fn classify(file: &dyn LogFile, pos: u64, bad: &Bad, newest: bool) -> Result<Damage> {
+    // A batch envelope holds valid records by design: look for one only past its extent.
+    let search_from = match bad.header {
+        Some(h) if h.kind == RecordType::Batch => pos.saturating_add(h.total_len()),
+        _ => pos + 1,
+    };
+    if !newest {
+        return Ok(Damage::Corrupt {
+            resume: match next_valid_record(file, search_from, file.len())? {
+                Search::Found(next) => Some(next),
+                Search::None | Search::GaveUp => None,
+            },
+        });
+    }
+    let zero = first_zero_page(file, pos)?;
+    let torn_record = bad
+        .header
+        .is_some_and(|h| pos + h.total_len() >= zero.saturating_add(PAGE));
+    if torn_record {
+        return Ok(Damage::CrashTail { undecided: false });
+    }
+    Ok(match next_valid_record(file, search_from, zero)? {
+        Search::Found(next) => Damage::Corrupt { resume: Some(next) },
+        Search::GaveUp => Damage::CrashTail { undecided: true },
+        Search::None => Damage::CrashTail { undecided: false },
+    })
+}
+
 /// Copies the bytes of `df` from `pos` to its end into `<file>.torn-<pos>`, durably.
-fn save_tail(vfs: &dyn Vfs, df: &DataFile, pos: u64) -> Result<std::path::PathBuf> {
-    let mut name = df.path.file_name().unwrap_or_default().to_os_string();
+pub(crate) fn save_tail(
+    vfs: &dyn Vfs,
+    file: &dyn LogFile,
+    data_path: &Path,
+    pos: u64,
+) -> Result<std::path::PathBuf> {
+    let mut name = data_path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".torn-{pos}"));
-    let path = df.path.with_file_name(name);
-    let mut tail = vec![0u8; (df.file.len() - pos) as usize];
-    df.file
-        .read_at(pos, &mut tail)
-        .map_err(|e| io_context(e, "read torn tail of", &df.path))?;
+    let path = data_path.with_file_name(name);
+    let mut tail = vec![0u8; (file.len() - pos) as usize];
+    file.read_at(pos, &mut tail)
+        .map_err(|e| io_context(e, "read torn tail of", data_path))?;
     vfs.create(&path, tail.len() as u64)
         .and_then(|f| f.append(&[&tail]).and_then(|()| f.sync(true)))
         .map_err(|e| io_context(e, "save torn tail to", &path))?;
@@ -557,7 +592,7 @@ fn first_zero_page(file: &dyn LogFile, from: u64) -> Result<u64> {
 pub(crate) enum Search {
     Found(u64),
     None,
-    GaveUp(u64),
+    GaveUp,
 }
 
 /// Looks for a complete, CRC-valid record starting in `[from, until)`.
@@ -585,7 +620,7 @@ pub(crate) fn next_valid_record(file: &dyn LogFile, from: u64, until: u64) -> Re
                 Err(bad) => {
                     let cost = bad.header.map_or(0, |h| h.total_len());
                     if cost > budget {
-                        return Ok(Search::GaveUp(pos));
+                        return Ok(Search::GaveUp);
                     }
                     budget -= cost;
                 }
@@ -597,7 +632,7 @@ pub(crate) fn next_valid_record(file: &dyn LogFile, from: u64, until: u64) -> Re
 }
 
 /// Whether any byte from `from` to the end of the file is non-zero.
-fn has_nonzero(file: &dyn LogFile, from: u64) -> Result<bool> {
+pub(crate) fn has_nonzero(file: &dyn LogFile, from: u64) -> Result<bool> {
     let file_len = file.len();
     let mut reader = Window::new(file);
     let mut pos = from;
