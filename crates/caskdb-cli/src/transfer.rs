@@ -12,8 +12,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value};
 
-/// Operations per batch on import.
+/// Operations per batch on import, and at most this many bytes of keys and values per batch
+/// (or half the database's `max_batch_size`, if smaller). A value too big for a batch is
+/// written on its own.
 const IMPORT_BATCH: usize = 1000;
+const IMPORT_BATCH_BYTES: usize = 8 << 20;
 
 fn put_bytes(obj: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
     match std::str::from_utf8(bytes) {
@@ -34,13 +37,18 @@ fn get_bytes(obj: &Map<String, Value>, name: &str) -> anyhow::Result<Vec<u8>> {
 
 pub fn export(db: &caskdb::Db, out: &mut impl Write) -> anyhow::Result<u64> {
     let mut n = 0;
-    for item in db.iter() {
-        let (k, v) = item?;
+    for key in db.keys() {
+        let k = key?;
+        // value and expiry read together: a key expiring meanwhile is skipped, never exported
+        // as permanent
+        let Some((v, ttl)) = db.get_with_ttl(&k)? else {
+            continue;
+        };
         let mut obj = Map::new();
         put_bytes(&mut obj, "key", &k);
         put_bytes(&mut obj, "value", &v);
-        if let Some(left) = db.ttl(&k)? {
-            obj.insert("ttl_ms".into(), Value::from(left.as_millis() as u64));
+        if let Some(left) = ttl {
+            obj.insert("ttl_ms".into(), Value::from(left.as_millis().max(1) as u64));
         }
         serde_json::to_writer(&mut *out, &Value::Object(obj))?;
         out.write_all(b"\n")?;
@@ -52,8 +60,18 @@ pub fn export(db: &caskdb::Db, out: &mut impl Write) -> anyhow::Result<u64> {
 pub fn import(db: &caskdb::Db, input: impl BufRead) -> anyhow::Result<u64> {
     let mut n = 0;
     let mut batch = db.batch();
+    let budget = IMPORT_BATCH_BYTES.min(db.options().max_batch_size_bytes() / 2);
+    let mut bytes = 0;
+    let mut first_line = 1;
+    let mut last_line = 0;
+    let commit = |batch: caskdb::WriteBatch, from: usize, to: usize| {
+        batch
+            .commit()
+            .with_context(|| format!("lines {from}-{to}: cannot store them"))
+    };
     for (i, line) in input.lines().enumerate() {
         let line = line?;
+        last_line = i + 1;
         if line.trim().is_empty() {
             continue;
         }
@@ -79,17 +97,71 @@ pub fn import(db: &caskdb::Db, input: impl BufRead) -> anyhow::Result<u64> {
                 i + 1
             )
         })?;
+        let size = k.len() + v.len();
+        if size > budget {
+            // too big for a batch: on its own, after what came before it
+            let full = std::mem::replace(&mut batch, db.batch());
+            n += full.len() as u64;
+            commit(full, first_line, i)?;
+            match ttl {
+                Some(t) => db.put_with_ttl(&k, &v, t),
+                None => db.put(&k, &v),
+            }
+            .with_context(|| format!("line {}: cannot store it", i + 1))?;
+            n += 1;
+            bytes = 0;
+            first_line = i + 2;
+            continue;
+        }
+        if batch.len() == IMPORT_BATCH || bytes + size > budget {
+            let full = std::mem::replace(&mut batch, db.batch());
+            n += full.len() as u64;
+            commit(full, first_line, i)?;
+            bytes = 0;
+            first_line = i + 1;
+        }
+        bytes += size;
         match ttl {
             Some(t) => batch.put_with_ttl(k, v, t),
             None => batch.put(k, v),
         };
-        if batch.len() == IMPORT_BATCH {
-            let full = std::mem::replace(&mut batch, db.batch());
-            full.commit()?;
-            n += IMPORT_BATCH as u64;
-        }
     }
     let rest = batch.len() as u64;
-    batch.commit()?;
+    commit(batch, first_line, last_line)?;
     Ok(n + rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_splits_by_size_and_stores_oversized_values_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = caskdb::Options::default()
+            .max_batch_size(64 << 10)
+            .open(dir.path())
+            .unwrap();
+        let mut input = String::new();
+        for i in 0..100 {
+            input += &format!(
+                "{{\"key\":\"k{i:03}\",\"value\":\"{}\"}}\n",
+                "v".repeat(10_000)
+            );
+        }
+        input += &format!("{{\"key\":\"big\",\"value\":\"{}\"}}\n", "b".repeat(40_000));
+        input += "{\"key\":\"t\",\"value\":\"x\",\"ttl_ms\":60000}\n";
+        assert_eq!(import(&db, input.as_bytes()).unwrap(), 102);
+        assert_eq!(db.len(), 102);
+        assert_eq!(db.get("big").unwrap().unwrap().len(), 40_000);
+        assert!(db.ttl("t").unwrap().is_some());
+        let mut out = Vec::new();
+        assert_eq!(export(&db, &mut out).unwrap(), 102);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("{\"key\":\"t\"") && l.contains("\"ttl_ms\":")),
+            "the expiry is exported"
+        );
+    }
 }

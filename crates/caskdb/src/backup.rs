@@ -25,6 +25,28 @@ impl Db {
     pub fn backup(&self, dest: impl AsRef<Path>) -> Result<()> {
         let dest = dest.as_ref();
         let core = &self.inner.core;
+        let inside = |d: &Path| {
+            let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            d.ancestors().any(|a| canon(a) == canon(&core.dir))
+        };
+        if inside(dest) {
+            return Err(io_context(
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "is inside the database"),
+                "back up into",
+                dest,
+            ));
+        }
+        let created = !dest.exists();
+        let result = self.backup_into(dest);
+        if result.is_err() && created {
+            // leave no half-made copy to trip over on the next attempt
+            let _ = std::fs::remove_dir_all(dest);
+        }
+        result
+    }
+
+    fn backup_into(&self, dest: &Path) -> Result<()> {
+        let core = &self.inner.core;
         let vfs = core.vfs.as_ref();
         vfs.create_dir_all(dest)
             .map_err(|e| io_context(e, "create backup directory", dest))?;

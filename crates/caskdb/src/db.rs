@@ -182,6 +182,9 @@ impl Writer {
     }
 }
 
+/// How often the merger looks at expired bytes.
+const EXPIRY_CHECK_EVERY: Duration = Duration::from_secs(1);
+
 /// A flag and a condition variable: how the database wakes a background thread.
 #[derive(Default)]
 struct Signal {
@@ -313,6 +316,26 @@ impl Db {
         self.inner
             .core
             .rewrite_expiry(key.as_ref(), 0, |loc| loc.expire_at != 0)
+    }
+
+    /// The value of `key` and the time it has left (`None` = no expiry), read at one instant:
+    /// unlike `get` then `ttl`, the pair always belongs together.
+    ///
+    /// # Errors
+    /// As [`Db::get`].
+    pub fn get_with_ttl(&self, key: impl AsRef<[u8]>) -> Result<Option<(Bytes, Option<Duration>)>> {
+        let key = key.as_ref();
+        let core = &self.inner.core;
+        core.check_open()?;
+        if key.is_empty() {
+            return Err(Error::KeyIsEmpty);
+        }
+        let now = core.now();
+        Ok(core.read_live(key)?.map(|(loc, value)| {
+            let left = (loc.expire_at != 0)
+                .then(|| Duration::from_millis(loc.expire_at.saturating_sub(now)));
+            (value, left)
+        }))
     }
 
     /// Time left before `key` expires: `None` if it never expires or does not exist (tell the
@@ -755,6 +778,17 @@ impl Core {
             && dead >= self.merge_retry_at.load(Ordering::Relaxed)
     }
 
+    /// Like `wants_merge`, counting expired records as dead too. Costs a pass over the expired
+    /// entries, so the merger thread calls it periodically rather than every write.
+    fn wants_merge_counting_expired(&self) -> bool {
+        let (total, dead) = self.writer.lock().totals();
+        let garbage = dead + self.keydir.expired_bytes(self.now());
+        self.opts.auto_merge
+            && garbage >= self.opts.merge_min_dead_bytes
+            && garbage as f64 >= self.opts.merge_trigger_ratio * total as f64
+            && garbage >= self.merge_retry_at.load(Ordering::Relaxed)
+    }
+
     /// Wakes the background merger (it merges once, however often it is woken meanwhile).
     pub(crate) fn request_merge(&self) {
         let mut st = self.merge_signal.state.lock();
@@ -918,7 +952,15 @@ impl Background {
                 {
                     let mut st = sig.state.lock();
                     while !st.stop && !st.wanted {
-                        sig.cv.wait(&mut st);
+                        // Woken by a write that passed the thresholds, or once a second to see
+                        // whether expired records did (nothing is written when keys expire).
+                        if sig.cv.wait_for(&mut st, EXPIRY_CHECK_EVERY).timed_out()
+                            && parking_lot::MutexGuard::unlocked(&mut st, || {
+                                core.wants_merge_counting_expired()
+                            })
+                        {
+                            st.wanted = true;
+                        }
                     }
                     if st.stop {
                         return;

@@ -1,7 +1,7 @@
 //! The in-memory ordered index: key → where its latest record lives (and when it expires).
 
+use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 use parking_lot::RwLock;
@@ -32,8 +32,9 @@ pub(crate) type KeyBuf = SmallVec<[u8; 24]>;
 #[derive(Default)]
 struct Inner {
     map: BTreeMap<KeyBuf, Loc>,
-    /// (expire_at, key) of every entry with an expiry: counts expired keys without a scan.
-    expiring: BTreeSet<(u64, KeyBuf)>,
+    /// (expire_at, key) → record length, for every entry with an expiry: counts expired keys
+    /// and their bytes without a scan.
+    expiring: BTreeMap<(u64, KeyBuf), u32>,
 }
 
 impl Inner {
@@ -46,14 +47,12 @@ impl Inner {
             }
         };
         let old_expiry = old.map_or(0, |o| o.expire_at);
-        if old_expiry != loc.expire_at {
-            if old_expiry != 0 {
-                self.expiring.remove(&(old_expiry, KeyBuf::from_slice(key)));
-            }
-            if loc.expire_at != 0 {
-                self.expiring
-                    .insert((loc.expire_at, KeyBuf::from_slice(key)));
-            }
+        if old_expiry != 0 {
+            self.expiring.remove(&(old_expiry, KeyBuf::from_slice(key)));
+        }
+        if loc.expire_at != 0 {
+            self.expiring
+                .insert((loc.expire_at, KeyBuf::from_slice(key)), loc.len);
         }
         old
     }
@@ -105,6 +104,16 @@ impl Keydir {
             .range(..(now_ms.saturating_add(1), KeyBuf::new()))
             .count();
         inner.map.len() - expired
+    }
+
+    /// Bytes of the records of entries that have expired at `now_ms` (garbage a merge drops).
+    pub fn expired_bytes(&self, now_ms: u64) -> u64 {
+        let inner = self.inner.read();
+        inner
+            .expiring
+            .range(..(now_ms.saturating_add(1), KeyBuf::new()))
+            .map(|(_, &len)| u64::from(len))
+            .sum()
     }
 
     /// Up to `n` entries in key order, starting after `after` (from the first key if `None`).
@@ -187,7 +196,7 @@ impl Keydir {
         inner.expiring = entries
             .iter()
             .filter(|(_, l)| l.expire_at != 0)
-            .map(|(k, l)| (l.expire_at, k.clone()))
+            .map(|(k, l)| ((l.expire_at, k.clone()), l.len))
             .collect();
         inner.map = entries.into_iter().collect();
     }
@@ -219,8 +228,14 @@ mod tests {
         assert_eq!(k.live_len(250), 2);
         k.insert(b"c", loc(0)); // persisted
         assert_eq!(k.live_len(1000), 2);
+        assert_eq!(
+            k.expired_bytes(1000),
+            10,
+            "b's record (10 bytes) expired at 300"
+        );
         k.remove(b"b");
         assert_eq!(k.live_len(0), 2);
+        assert_eq!(k.expired_bytes(1000), 0);
         assert_eq!(k.inner.read().expiring.len(), 0);
     }
 

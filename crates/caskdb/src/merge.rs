@@ -149,7 +149,7 @@ impl Core {
                     expired.push((key, loc));
                     continue;
                 }
-                let (header, bytes) = self
+                let (_, bytes) = self
                     .files
                     .with(loc.file_id, |f| f.read_checked(loc, &key))
                     .unwrap_or_else(|| {
@@ -159,7 +159,7 @@ impl Core {
                             reason: "index points into a data file that is not open".into(),
                         })
                     })?;
-                out.append(key, loc, header.kind, &bytes)?;
+                out.append(key, loc, &bytes)?;
                 done += u64::from(loc.len);
             }
             progress(MergeProgress {
@@ -283,7 +283,7 @@ impl Drop for Output<'_> {
 }
 
 impl Output<'_> {
-    fn append(&mut self, key: KeyBuf, old: Loc, kind: RecordType, bytes: &[u8]) -> Result<()> {
+    fn append(&mut self, key: KeyBuf, old: Loc, bytes: &[u8]) -> Result<()> {
         let len = bytes.len() as u64;
         if let Some(c) = &self.current {
             let used = c.file.len();
@@ -301,7 +301,12 @@ impl Output<'_> {
         c.file
             .append(&[bytes])
             .map_err(|e| io_context(e, "append to", &c.temp))?;
-        let expiry = (old.expire_at != 0).then_some(old.expire_at);
+        // The hint entry's type follows the expiry the index holds (a type-3 record with no
+        // expiry reads as a plain value).
+        let (kind, expiry) = match old.expire_at {
+            0 => (RecordType::Value, None),
+            t => (RecordType::ValueWithExpiry, Some(t)),
+        };
         c.hint.add(kind, expiry, &key, offset, old.len);
         let new = Loc {
             file_id: c.id,

@@ -276,3 +276,48 @@ fn reserved_ids_suffice_when_each_record_nearly_fills_a_file() {
     let db = Db::open(dir.path()).unwrap();
     assert_eq!(db.len(), 100);
 }
+
+#[test]
+fn expired_records_alone_trigger_an_automatic_merge() {
+    use crate::ManualClock;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = parking_lot::Mutex::new(tx);
+    let hook = MergeHook(Arc::new(move |s| {
+        if s == MergeStep::Finished {
+            let _ = tx.lock().send(());
+        }
+        Ok(())
+    }));
+    let db = Options {
+        merge_hook: Some(hook),
+        ..Options::default()
+            .data_file_size(4096)
+            .merge_min_dead_bytes(1024)
+            .sync(SyncPolicy::Never)
+            .clock(clock.clone())
+    }
+    .open(dir.path())
+    .unwrap();
+    for i in 0..200 {
+        db.put_with_ttl(key(i), [b'v'; 50], Duration::from_secs(1))
+            .unwrap();
+    }
+    let before = db.stats().unwrap();
+    assert_eq!(before.dead_bytes, 0, "no write made anything dead");
+    assert!(rx.try_recv().is_err(), "no merge yet");
+    clock.advance(Duration::from_secs(2));
+    // Nothing is written: only the merger's periodic look at expired bytes can start a merge.
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("an automatic merge ran");
+    assert!(db.is_empty());
+    let after = db.stats().unwrap();
+    assert!(
+        after.total_bytes < before.total_bytes / 10,
+        "{} -> {}",
+        before.total_bytes,
+        after.total_bytes
+    );
+}

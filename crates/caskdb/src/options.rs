@@ -180,6 +180,11 @@ impl Options {
         self
     }
 
+    /// The configured [`Options::max_batch_size`].
+    pub fn max_batch_size_bytes(&self) -> usize {
+        self.max_batch_size
+    }
+
     /// The configured sync policy.
     pub fn sync_policy(&self) -> SyncPolicy {
         self.sync

@@ -330,3 +330,15 @@ fn repair_drops_a_damaged_batch_whole() {
     assert_eq!(db.get("before").unwrap().unwrap(), "1");
     assert_eq!(db.len(), 41);
 }
+
+#[test]
+fn a_backup_into_the_database_itself_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    db.put("k", "v").unwrap();
+    match db.backup(dir.path().join("backup")) {
+        Err(Error::Io(e)) => assert!(e.to_string().contains("inside the database"), "{e}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(!dir.path().join("backup").exists());
+}
