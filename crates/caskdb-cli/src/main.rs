@@ -52,7 +52,8 @@ enum Command {
         /// The key.
         key: OsString,
     },
-    /// Print keys and values in key order, one "KEY<TAB>VALUE" line each.
+    /// Print keys and values in key order, one "KEY<TAB>VALUE" line each (raw bytes: use
+    /// `export` when keys or values may hold tabs or newlines).
     Scan {
         /// Only keys starting with this.
         #[arg(long, conflicts_with_all = ["start", "end"])]

@@ -11,6 +11,7 @@ pub struct Stats {
     /// Bytes in all data files (headers included; preallocated space excluded).
     pub total_bytes: u64,
     /// Bytes of records a merge could drop: overwritten or deleted values, and tombstones.
+    /// Expired values are counted only after a merge or a restart.
     pub dead_bytes: u64,
     /// `total_bytes - dead_bytes`.
     pub live_bytes: u64,
