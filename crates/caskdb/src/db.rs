@@ -273,7 +273,7 @@ impl Db {
     /// refuses writes until it is reopened, which reads back the truth.
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
         let core = &self.inner.core;
-        core.write_value(key.as_ref(), value.as_ref(), 0, |_| true)?;
+        core.write_value(key.as_ref(), value.as_ref(), 0, None)?;
         Ok(())
     }
 
@@ -291,7 +291,7 @@ impl Db {
     ) -> Result<()> {
         let core = &self.inner.core;
         let expire_at = core.expiry_after(ttl);
-        core.write_value(key.as_ref(), value.as_ref(), expire_at, |_| true)?;
+        core.write_value(key.as_ref(), value.as_ref(), expire_at, None)?;
         Ok(())
     }
 
@@ -705,14 +705,15 @@ impl Core {
         })
     }
 
-    /// Writes `value` under `key` with `expire_at` (0 = never) if `cond` holds for the current
-    /// live entry (`None` = absent), checked under the writer lock. Returns whether it wrote.
+    /// Writes `value` under `key` with `expire_at` (0 = never). With `only_if`, writes only if
+    /// the key's live entry is still exactly that one (checked under the writer lock); returns
+    /// whether it wrote. Plain puts pass `None` and skip that lookup.
     pub(crate) fn write_value(
         &self,
         key: &[u8],
         value: &[u8],
         expire_at: u64,
-        cond: impl FnOnce(Option<Loc>) -> bool,
+        only_if: Option<Loc>,
     ) -> Result<bool> {
         self.check_key(key)?;
         if value.len() > self.opts.max_value_size {
@@ -730,9 +731,11 @@ impl Core {
         let n = record::encode_header(kind, expiry, key, value, &mut header);
         let (lsn, want_merge) = {
             let mut w = self.writer.lock();
-            let current = self.keydir.get(key).filter(|l| !l.expired(self.now()));
-            if !cond(current) {
-                return Ok(false);
+            if let Some(expected) = only_if {
+                let current = self.keydir.get(key).filter(|l| !l.expired(self.now()));
+                if current != Some(expected) {
+                    return Ok(false);
+                }
             }
             let loc = self.append(&mut w, &[&header[..n], key, value], expire_at)?;
             if let Some(old) = self.keydir.insert(key, loc) {
@@ -762,7 +765,7 @@ impl Core {
                 return Ok(false);
             }
             // Written only if nobody changed the key since we read it; otherwise read again.
-            if self.write_value(key, &value, expire_at, |now| now == Some(loc))? {
+            if self.write_value(key, &value, expire_at, Some(loc))? {
                 return Ok(true);
             }
         }
