@@ -128,12 +128,7 @@ impl WriteBatch {
             let (kind, key, value, expire_at) = match op {
                 Op::Put { key, value, ttl } => {
                     core.check_key(key)?;
-                    if value.len() > core.opts.max_value_size {
-                        return Err(Error::ValueTooLarge {
-                            size: value.len(),
-                            max: core.opts.max_value_size,
-                        });
-                    }
+                    core.check_value(value)?;
                     match ttl {
                         None => (RecordType::Value, key, &value[..], 0),
                         Some(t) => (
@@ -189,10 +184,6 @@ impl WriteBatch {
             }
             (w.lsn, core.wants_merge(&w))
         };
-        core.commit(lsn)?;
-        if want_merge {
-            core.request_merge();
-        }
-        Ok(())
+        core.finish_write(lsn, want_merge)
     }
 }

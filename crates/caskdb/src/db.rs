@@ -401,10 +401,7 @@ impl Db {
             }
             (w.lsn, core.wants_merge(&w))
         };
-        core.commit(lsn)?;
-        if want_merge {
-            core.request_merge();
-        }
+        core.finish_write(lsn, want_merge)?;
         Ok(true)
     }
 
@@ -582,6 +579,16 @@ impl Core {
         }
     }
 
+    pub(crate) fn check_value(&self, value: &[u8]) -> Result<()> {
+        if value.len() > self.opts.max_value_size {
+            return Err(Error::ValueTooLarge {
+                size: value.len(),
+                max: self.opts.max_value_size,
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
         if key.is_empty() {
             return Err(Error::KeyIsEmpty);
@@ -716,12 +723,7 @@ impl Core {
         only_if: Option<Loc>,
     ) -> Result<bool> {
         self.check_key(key)?;
-        if value.len() > self.opts.max_value_size {
-            return Err(Error::ValueTooLarge {
-                size: value.len(),
-                max: self.opts.max_value_size,
-            });
-        }
+        self.check_value(value)?;
         let (kind, expiry) = if expire_at == 0 {
             (RecordType::Value, None)
         } else {
@@ -743,10 +745,7 @@ impl Core {
             }
             (w.lsn, self.wants_merge(&w))
         };
-        self.commit(lsn)?;
-        if want_merge {
-            self.request_merge();
-        }
+        self.finish_write(lsn, want_merge)?;
         Ok(true)
     }
 
@@ -775,17 +774,18 @@ impl Core {
     /// writer lock after every write.
     pub(crate) fn wants_merge(&self, w: &Writer) -> bool {
         let (total, dead) = w.totals();
-        self.opts.auto_merge
-            && dead >= self.opts.merge_min_dead_bytes
-            && dead as f64 >= self.opts.merge_trigger_ratio * total as f64
-            && dead >= self.merge_retry_at.load(Ordering::Relaxed)
+        self.merge_thresholds_passed(total, dead)
     }
 
     /// Like `wants_merge`, counting expired records as dead too. Costs a pass over the expired
     /// entries, so the merger thread calls it periodically rather than every write.
     fn wants_merge_counting_expired(&self) -> bool {
         let (total, dead) = self.writer.lock().totals();
-        let garbage = dead + self.keydir.expired_bytes(self.now());
+        self.merge_thresholds_passed(total, dead + self.keydir.expired_bytes(self.now()))
+    }
+
+    /// Whether `garbage` bytes out of `total` call for an automatic merge.
+    fn merge_thresholds_passed(&self, total: u64, garbage: u64) -> bool {
         self.opts.auto_merge
             && garbage >= self.opts.merge_min_dead_bytes
             && garbage as f64 >= self.opts.merge_trigger_ratio * total as f64
@@ -793,7 +793,7 @@ impl Core {
     }
 
     /// Wakes the background merger (it merges once, however often it is woken meanwhile).
-    pub(crate) fn request_merge(&self) {
+    fn request_merge(&self) {
         let mut st = self.merge_signal.state.lock();
         if !st.wanted {
             st.wanted = true;
@@ -808,8 +808,18 @@ impl Core {
         }
     }
 
+    /// The end of every write: durability as the policy requires, then the merger if the write
+    /// passed its thresholds.
+    pub(crate) fn finish_write(&self, lsn: u64, want_merge: bool) -> Result<()> {
+        self.commit(lsn)?;
+        if want_merge {
+            self.request_merge();
+        }
+        Ok(())
+    }
+
     /// Makes a write durable as the sync policy requires.
-    pub(crate) fn commit(&self, lsn: u64) -> Result<()> {
+    fn commit(&self, lsn: u64) -> Result<()> {
         match self.opts.sync {
             SyncPolicy::Always => self.sync_upto(lsn),
             _ => Ok(()),
