@@ -91,6 +91,20 @@ pub(crate) enum MergeStep {
     Finished,
 }
 
+impl MergeStep {
+    /// Every step, in the order a merge reaches them.
+    #[cfg(test)]
+    pub(crate) const ALL: [MergeStep; 7] = [
+        MergeStep::Started,
+        MergeStep::Copied,
+        MergeStep::OutputSynced,
+        MergeStep::OutputInPlace,
+        MergeStep::Switched,
+        MergeStep::Deleted,
+        MergeStep::Finished,
+    ];
+}
+
 struct Plan {
     /// Ids of the files to merge, ascending.
     old: Vec<u32>,

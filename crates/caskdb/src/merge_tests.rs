@@ -188,15 +188,7 @@ fn crash_at(step: MergeStep, nth: usize, after: After) -> bool {
 #[test]
 fn a_merge_killed_at_any_step_loses_nothing_and_resurrects_nothing() {
     use MergeStep::*;
-    for step in [
-        Started,
-        Copied,
-        OutputSynced,
-        OutputInPlace,
-        Switched,
-        Deleted,
-        Finished,
-    ] {
+    for step in MergeStep::ALL {
         let mut died = 0;
         for nth in [1, 2, 5] {
             if crash_at(step, nth, After::Crash) {
@@ -212,16 +204,7 @@ fn a_merge_killed_at_any_step_loses_nothing_and_resurrects_nothing() {
 
 #[test]
 fn after_a_merge_stopped_at_any_step_the_same_session_goes_on_correctly() {
-    use MergeStep::*;
-    for step in [
-        Started,
-        Copied,
-        OutputSynced,
-        OutputInPlace,
-        Switched,
-        Deleted,
-        Finished,
-    ] {
+    for step in MergeStep::ALL {
         for nth in [1, 2] {
             crash_at(step, nth, After::Continue);
         }
