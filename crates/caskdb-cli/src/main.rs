@@ -1,6 +1,7 @@
 //! `caskdb`: the command line over a caskdb data directory.
 
 mod admin;
+mod serve;
 mod transfer;
 
 use std::ffi::OsString;
@@ -16,9 +17,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "caskdb", version, long_about = None)]
 struct Cli {
-    /// Database directory (created if missing).
-    #[arg(long, global = true, env = "CASKDB_DIR", default_value = "caskdb-data")]
-    dir: PathBuf,
+    /// Database directory, created if missing [default: caskdb-data; for `serve`, the config
+    /// file's `dir` if it has one].
+    #[arg(long, global = true, env = "CASKDB_DIR")]
+    dir: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -91,6 +93,9 @@ enum Command {
     Export,
     /// Read JSON lines (as written by export) from stdin and store them.
     Import,
+    /// Run a Redis-compatible server (RESP2/RESP3) over the database until SIGINT, SIGTERM or
+    /// SHUTDOWN.
+    Serve(serve::ServeArgs),
 }
 
 /// Exit status when `remove` finds no such key, or `check` finds problems it did not fix.
@@ -100,12 +105,19 @@ const FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The server logs its start and stop; one-shot commands only their problems.
+    let default_level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .with_target(false)
         .init();
@@ -118,17 +130,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// The data directory when no flag, variable or config file names one.
+const DEFAULT_DIR: &str = "caskdb-data";
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Serve(args) = cli.command {
+        return serve::run(args, cli.dir);
+    }
+    let dir = cli.dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
     if let Command::Check { repair } = cli.command {
         // check works on a closed database: it takes the lock itself
-        return admin::check(&cli.dir, repair);
+        return admin::check(&dir, repair);
     }
     // One command per process: an automatic merge started here would only be cut short by the
     // close at the end. `caskdb merge` merges on request.
     let db = caskdb::Options::default()
         .auto_merge(false)
-        .open(&cli.dir)
-        .with_context(|| format!("cannot open database {}", cli.dir.display()))?;
+        .open(&dir)
+        .with_context(|| format!("cannot open database {}", dir.display()))?;
     let mut out = std::io::stdout().lock();
     let code = match cli.command {
         Command::Set { key, value, ttl } => {
@@ -217,7 +236,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             writeln!(out, "imported {n} keys")?;
             ExitCode::SUCCESS
         }
-        Command::Check { .. } => unreachable!("handled before opening"),
+        Command::Check { .. } | Command::Serve(_) => unreachable!("handled before opening"),
     };
     out.flush()?;
     // Close explicitly so that a failing final sync is reported, not just logged.

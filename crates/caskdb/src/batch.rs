@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::Db;
+use crate::db::{Core, Writer};
 use crate::error::{Error, Result};
 use crate::keydir::Loc;
 use crate::record::{self, MAX_RECORD_HEADER_LEN, RecordType};
@@ -121,69 +122,127 @@ impl WriteBatch {
                 max,
             });
         }
-        // Encode each operation as an ordinary record, remembering where it lands.
-        let mut payload = Vec::with_capacity(self.encoded);
-        let mut placed = Vec::with_capacity(self.ops.len());
+        let mut ops = Vec::with_capacity(self.ops.len());
         for op in &self.ops {
-            let (kind, key, value, expire_at) = match op {
+            ops.push(match op {
                 Op::Put { key, value, ttl } => {
                     core.check_key(key)?;
                     core.check_value(value)?;
-                    match ttl {
-                        None => (RecordType::Value, key, &value[..], 0),
-                        Some(t) => (
-                            RecordType::ValueWithExpiry,
-                            key,
-                            &value[..],
-                            core.expiry_after(*t),
-                        ),
-                    }
+                    let expire_at = ttl.map_or(0, |t| core.expiry_after(t));
+                    RawOp::put(key, value, expire_at)
                 }
                 Op::Delete { key } => {
                     core.check_key(key)?;
-                    (RecordType::Tombstone, key, &[][..], 0)
+                    RawOp::delete(key)
                 }
-            };
-            let mut header = [0u8; MAX_RECORD_HEADER_LEN];
-            let expiry = (expire_at != 0).then_some(expire_at);
-            let n = record::encode_header(kind, expiry, key, value, &mut header);
-            let at = payload.len();
-            payload.extend_from_slice(&header[..n]);
-            payload.extend_from_slice(key);
-            payload.extend_from_slice(value);
-            placed.push((kind, key, at, payload.len() - at, expire_at));
+            });
         }
-        let mut envelope = [0u8; MAX_RECORD_HEADER_LEN];
-        let hlen = record::encode_header(RecordType::Batch, None, &[], &payload, &mut envelope);
-
         let (lsn, want_merge) = {
             let mut w = core.writer.lock();
-            let whole = core.append(&mut w, &[&envelope[..hlen], &payload], 0)?;
-            // The envelope's own header holds no data: dead from the start.
-            w.mark_dead(Loc {
-                len: hlen as u32,
-                ..whole
-            });
-            let base = whole.offset + hlen as u64;
-            for (kind, key, at, len, expire_at) in placed {
-                let loc = Loc {
-                    file_id: whole.file_id,
-                    len: len as u32,
-                    offset: base + at as u64,
-                    expire_at,
-                };
-                let old = if kind == RecordType::Tombstone {
-                    w.mark_dead(loc);
-                    core.keydir.remove(key)
-                } else {
-                    core.keydir.insert(key, loc)
-                };
-                if let Some(old) = old {
-                    w.mark_dead(old);
-                }
-            }
+            append_ops(core, &mut w, &ops)?;
             (w.lsn, core.wants_merge(&w))
         };
         core.finish_write(lsn, want_merge)
     }
+}
+
+/// One checked operation, ready to encode: a put (with `expire_at`, 0 = never) or a deletion.
+pub(crate) struct RawOp<'a> {
+    kind: RecordType,
+    key: &'a [u8],
+    value: &'a [u8],
+    expire_at: u64,
+}
+
+impl<'a> RawOp<'a> {
+    pub(crate) fn put(key: &'a [u8], value: &'a [u8], expire_at: u64) -> Self {
+        let kind = if expire_at == 0 {
+            RecordType::Value
+        } else {
+            RecordType::ValueWithExpiry
+        };
+        RawOp {
+            kind,
+            key,
+            value,
+            expire_at,
+        }
+    }
+
+    pub(crate) fn delete(key: &'a [u8]) -> Self {
+        RawOp {
+            kind: RecordType::Tombstone,
+            key,
+            value: &[],
+            expire_at: 0,
+        }
+    }
+
+    fn header(&self, buf: &mut [u8; MAX_RECORD_HEADER_LEN]) -> usize {
+        let expiry = (self.expire_at != 0).then_some(self.expire_at);
+        record::encode_header(self.kind, expiry, self.key, self.value, buf)
+    }
+}
+
+/// Appends `ops` (keys and values already checked) and points the index at them, under one
+/// index lock so readers see none or all. A lone operation is an ordinary record; several are
+/// one batch envelope (type 4) whose CRC covers them all. Call under the writer lock.
+pub(crate) fn append_ops(core: &Core, w: &mut Writer, ops: &[RawOp<'_>]) -> Result<()> {
+    let mut header = [0u8; MAX_RECORD_HEADER_LEN];
+    let mut changes: Vec<(&[u8], Option<Loc>)> = Vec::with_capacity(ops.len());
+    let mut dead = Vec::new();
+    if let [op] = ops {
+        let n = op.header(&mut header);
+        let loc = core.append(w, &[&header[..n], op.key, op.value], op.expire_at)?;
+        if op.kind == RecordType::Tombstone {
+            dead.push(loc);
+            changes.push((op.key, None));
+        } else {
+            changes.push((op.key, Some(loc)));
+        }
+    } else {
+        // Encode each operation as an ordinary record, remembering where it lands.
+        let size: usize = ops
+            .iter()
+            .map(|op| MAX_RECORD_HEADER_LEN + op.key.len() + op.value.len())
+            .sum();
+        let mut payload = Vec::with_capacity(size);
+        let mut placed = Vec::with_capacity(ops.len());
+        for op in ops {
+            let n = op.header(&mut header);
+            let at = payload.len();
+            payload.extend_from_slice(&header[..n]);
+            payload.extend_from_slice(op.key);
+            payload.extend_from_slice(op.value);
+            placed.push((at, payload.len() - at));
+        }
+        let mut envelope = [0u8; MAX_RECORD_HEADER_LEN];
+        let hlen = record::encode_header(RecordType::Batch, None, &[], &payload, &mut envelope);
+        let whole = core.append(w, &[&envelope[..hlen], &payload], 0)?;
+        // The envelope's own header holds no data: dead from the start.
+        dead.push(Loc {
+            len: hlen as u32,
+            ..whole
+        });
+        let base = whole.offset + hlen as u64;
+        for (op, (at, len)) in ops.iter().zip(placed) {
+            let loc = Loc {
+                file_id: whole.file_id,
+                len: len as u32,
+                offset: base + at as u64,
+                expire_at: op.expire_at,
+            };
+            if op.kind == RecordType::Tombstone {
+                dead.push(loc);
+                changes.push((op.key, None));
+            } else {
+                changes.push((op.key, Some(loc)));
+            }
+        }
+    }
+    for loc in dead {
+        w.mark_dead(loc);
+    }
+    core.keydir.apply(&changes, |old| w.mark_dead(old));
+    Ok(())
 }

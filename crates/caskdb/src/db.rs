@@ -338,6 +338,29 @@ impl Db {
         }))
     }
 
+    /// The value of `key` and the instant it expires, in milliseconds since the Unix epoch by
+    /// the database's [`Clock`](crate::Clock) (`None` = never), read at one instant.
+    ///
+    /// # Errors
+    /// As [`Db::get`].
+    pub fn get_with_expiry(&self, key: impl AsRef<[u8]>) -> Result<Option<(Bytes, Option<u64>)>> {
+        let key = key.as_ref();
+        let core = &self.inner.core;
+        core.check_open()?;
+        if key.is_empty() {
+            return Err(Error::KeyIsEmpty);
+        }
+        Ok(core
+            .read_live(key)?
+            .map(|(loc, v)| (v, (loc.expire_at != 0).then_some(loc.expire_at))))
+    }
+
+    /// Milliseconds since the Unix epoch by the database's [`Clock`](crate::Clock): the time
+    /// against which expiries are judged.
+    pub fn now_ms(&self) -> u64 {
+        self.inner.core.now()
+    }
+
     /// Time left before `key` expires: `None` if it never expires or does not exist (tell the
     /// two apart with [`Db::contains_key`]).
     ///
@@ -793,7 +816,7 @@ impl Core {
     }
 
     /// Wakes the background merger (it merges once, however often it is woken meanwhile).
-    fn request_merge(&self) {
+    pub(crate) fn request_merge(&self) {
         let mut st = self.merge_signal.state.lock();
         if !st.wanted {
             st.wanted = true;
@@ -832,7 +855,7 @@ impl Core {
     /// current end of the log, so its fsync covers every append made before it started,
     /// including those of writers now waiting. When it finishes it wakes all waiters at once;
     /// those it covered return, and one of the others leads the next fsync.
-    fn sync_upto(&self, lsn: u64) -> Result<()> {
+    pub(crate) fn sync_upto(&self, lsn: u64) -> Result<()> {
         if self.synced_lsn.load(Ordering::Acquire) >= lsn {
             return Ok(());
         }

@@ -186,6 +186,13 @@ fn prefix_end(prefix: &[u8]) -> Option<KeyBuf> {
     None
 }
 
+/// The live keys between two bounds, as [`Keys`].
+pub(crate) fn keys_between(db: &Db, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Keys {
+    Keys {
+        cursor: Cursor::new(db.clone(), owned(lo), owned(hi)),
+    }
+}
+
 impl Db {
     /// Every live `(key, value)` in key order; `.rev()` for descending order.
     pub fn iter(&self) -> Iter {

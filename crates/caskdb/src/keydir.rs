@@ -91,6 +91,21 @@ impl Keydir {
         self.inner.write().insert(key, loc)
     }
 
+    /// Applies every `(key, Some(loc))` insert and `(key, None)` removal under one write
+    /// lock, so readers see none or all of them; calls `replaced` with each entry it replaced.
+    pub fn apply(&self, changes: &[(&[u8], Option<Loc>)], mut replaced: impl FnMut(Loc)) {
+        let mut inner = self.inner.write();
+        for (key, loc) in changes {
+            let old = match loc {
+                Some(loc) => inner.insert(key, *loc),
+                None => inner.remove(key),
+            };
+            if let Some(old) = old {
+                replaced(old);
+            }
+        }
+    }
+
     /// Removes `key` and returns where it pointed.
     pub fn remove(&self, key: &[u8]) -> Option<Loc> {
         self.inner.write().remove(key)

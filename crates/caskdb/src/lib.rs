@@ -38,6 +38,7 @@ mod options;
 mod record;
 mod recovery;
 mod stats;
+mod transaction;
 mod vfs;
 
 pub use batch::WriteBatch;
@@ -53,3 +54,4 @@ pub use options::{
     DEFAULT_MERGE_MIN_DEAD_BYTES, DEFAULT_MERGE_TRIGGER_RATIO, Options, SyncPolicy,
 };
 pub use stats::{FileStats, Stats};
+pub use transaction::{SyncToken, Transaction};

@@ -1,0 +1,268 @@
+//! `caskdb serve` as a process: kill -9 under `appendfsync always`, SIGTERM, a config file,
+//! and `redis-cli` against it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A `caskdb serve` child, killed on drop.
+struct Served {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `caskdb serve --port 0` with `extra` flags and reads the port from its start-up log.
+fn serve(dir: &Path, extra: &[&str]) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_caskdb"))
+        .env_remove("CASKDB_DIR")
+        .env_remove("RUST_LOG")
+        .arg("--dir")
+        .arg(dir)
+        .arg("serve")
+        .args(["--port", "0"])
+        .args(extra)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let port = loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "server exited before listening"
+        );
+        if let Some(at) = line.find("127.0.0.1:") {
+            let digits: String = line[at + 10..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            break digits.parse().unwrap();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = stderr.read_to_end(&mut sink);
+    });
+    Served { child, port }
+}
+
+fn connect(port: u16) -> (TcpStream, BufReader<TcpStream>) {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let r = BufReader::new(s.try_clone().unwrap());
+    (s, r)
+}
+
+fn request(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
+
+/// Sends one command and returns the first line of the reply (enough for these tests).
+fn call(s: &mut TcpStream, r: &mut BufReader<TcpStream>, args: &[&str]) -> std::io::Result<String> {
+    s.write_all(&request(args))?;
+    let mut line = String::new();
+    if r.read_line(&mut line)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    if let Some(len) = line
+        .strip_prefix('$')
+        .and_then(|n| n.trim().parse::<i64>().ok())
+    {
+        if len < 0 {
+            return Ok("(nil)".into());
+        }
+        let mut body = vec![0; len as usize + 2];
+        r.read_exact(&mut body)?;
+        return Ok(String::from_utf8_lossy(&body[..len as usize]).into_owned());
+    }
+    Ok(line.trim_end().to_string())
+}
+
+#[test]
+fn kill_9_under_appendfsync_always_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &["--appendfsync", "always"]);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..8)
+        .map(|t| {
+            let acked = acked.clone();
+            let port = server.port;
+            std::thread::spawn(move || {
+                let (mut s, mut r) = connect(port);
+                for i in 0.. {
+                    let (k, v) = (format!("w{t}:{i}"), format!("value-{t}-{i}"));
+                    // Single commands, MSET and MULTI/EXEC: every write path of the server.
+                    let ok = match i % 3 {
+                        0 => call(&mut s, &mut r, &["SET", &k, &v]).map(|l| l == "+OK"),
+                        1 => call(&mut s, &mut r, &["MSET", &k, &v, &format!("{k}:b"), &v])
+                            .map(|l| l == "+OK"),
+                        _ => (|| {
+                            call(&mut s, &mut r, &["MULTI"])?;
+                            call(&mut s, &mut r, &["SET", &k, &v])?;
+                            call(&mut s, &mut r, &["INCR", &format!("count{t}")])?;
+                            // EXEC's array header, then the two replies.
+                            let head = call(&mut s, &mut r, &["EXEC"])?;
+                            let mut a = String::new();
+                            r.read_line(&mut a)?;
+                            let mut b = String::new();
+                            r.read_line(&mut b)?;
+                            Ok(head == "*2" && a.trim_end() == "+OK")
+                        })(),
+                    };
+                    match ok {
+                        Ok(true) => acked.lock().unwrap().push((k, v, i % 3 == 1)),
+                        Ok(false) => panic!("unexpected reply"),
+                        Err(_) => return, // the server was killed
+                    }
+                }
+            })
+        })
+        .collect();
+    // Kill once a good number of writes were acknowledged (counted, not timed).
+    while acked.lock().unwrap().len() < 2000 {
+        std::thread::yield_now();
+    }
+    drop(server); // SIGKILL
+    for w in writers {
+        w.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+
+    let server = serve(dir.path(), &[]);
+    let (mut s, mut r) = connect(server.port);
+    for (k, v, pair) in &acked {
+        assert_eq!(&call(&mut s, &mut r, &["GET", k]).unwrap(), v, "lost {k}");
+        if *pair {
+            assert_eq!(
+                &call(&mut s, &mut r, &["GET", &format!("{k}:b")]).unwrap(),
+                v
+            );
+        }
+    }
+}
+
+#[test]
+fn sigterm_finishes_syncs_and_exits_0_releasing_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path(), &[]);
+    let (mut s, mut r) = connect(server.port);
+    assert_eq!(call(&mut s, &mut r, &["SET", "k", "v"]).unwrap(), "+OK");
+    // SAFETY: kill(2) on our own child's pid.
+    let rc = unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    // The lock is released: a new server opens the directory and has the data.
+    let server = serve(dir.path(), &[]);
+    let (mut s, mut r) = connect(server.port);
+    assert_eq!(call(&mut s, &mut r, &["GET", "k"]).unwrap(), "v");
+    assert_eq!(
+        call(&mut s, &mut r, &["SHUTDOWN"]).ok(),
+        None,
+        "no reply to SHUTDOWN"
+    );
+}
+
+#[test]
+fn config_file_with_redis_names_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("caskdb.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &conf,
+        format!(
+            "dir = \"{}\"\nappendfsync = \"always\"\nrequirepass = \"pw\"\ntimeout = 300\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_caskdb"))
+        .env_remove("CASKDB_DIR")
+        .args(["serve", "--port", "0", "--appendfsync", "no", "--config"])
+        .arg(&conf)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains(&data.display().to_string()), "{line}");
+    assert!(line.contains("appendfsync=\"no\""), "{line}");
+    assert!(data.join("LOCK").exists() || data.is_dir());
+
+    std::fs::write(&conf, "appendfsync = \"sometimes\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_caskdb"))
+        .args(["serve", "--config"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("expected always, everysec or no"), "{err}");
+}
+
+#[test]
+fn redis_cli_works_against_caskdb() {
+    if Command::new("redis-cli").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install redis-tools"
+        );
+        eprintln!("redis-cli not installed: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let cli = |args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(["-p", &server.port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(cli(&["PING"]), "PONG\n");
+    assert_eq!(cli(&["SET", "greeting", "hello world"]), "OK\n");
+    assert_eq!(cli(&["GET", "greeting"]), "hello world\n");
+    assert_eq!(cli(&["INCRBY", "n", "41"]), "41\n");
+    assert_eq!(cli(&["GET", "nothing"]), "\n");
+    assert_eq!(cli(&["TYPE", "greeting"]), "string\n");
+    // Many commands through one connection, as a user would paste them.
+    let mut child = Command::new("redis-cli")
+        .args(["-p", &server.port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SET a 1\nINCR a\nMULTI\nINCR a\nEXEC\nDBSIZE\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "OK\n2\nOK\nQUEUED\n3\n3\n"
+    );
+}

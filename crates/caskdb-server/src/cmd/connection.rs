@@ -1,0 +1,286 @@
+//! Connection commands: PING, ECHO, QUIT, HELLO, AUTH, SELECT, CLIENT.
+
+use bytes::Bytes;
+
+use super::flags::{FAST, NO_AUTH, NO_QUEUE};
+use super::keys::db_index;
+use super::{CmdResult, Ctx, Spec, is, spec, unknown_subcommand, wrong_arity};
+use crate::frame::Frame;
+use crate::server::REDIS_VERSION;
+
+pub(crate) fn register(t: &mut Vec<Spec>) {
+    let g = "connection";
+    t.extend([
+        spec(
+            "ping",
+            -1,
+            FAST,
+            (0, 0, 0),
+            g,
+            "Returns the server's liveliness response.",
+            ping,
+        ),
+        spec(
+            "echo",
+            2,
+            FAST,
+            (0, 0, 0),
+            g,
+            "Returns the given string.",
+            echo,
+        ),
+        spec(
+            "quit",
+            -1,
+            FAST | NO_AUTH | NO_QUEUE,
+            (0, 0, 0),
+            g,
+            "Closes the connection.",
+            quit,
+        ),
+        spec(
+            "hello",
+            -1,
+            FAST | NO_AUTH,
+            (0, 0, 0),
+            g,
+            "Handshakes with the Redis server.",
+            hello,
+        ),
+        spec(
+            "auth",
+            -2,
+            FAST | NO_AUTH,
+            (0, 0, 0),
+            g,
+            "Authenticates the connection.",
+            auth,
+        ),
+        spec(
+            "select",
+            2,
+            FAST,
+            (0, 0, 0),
+            g,
+            "Changes the selected database.",
+            select,
+        ),
+        spec(
+            "client",
+            -2,
+            0,
+            (0, 0, 0),
+            g,
+            "A container for client connection commands.",
+            client,
+        ),
+    ]);
+}
+
+fn ping(_ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    match args.len() {
+        1 => Ok(Frame::Simple("PONG")),
+        2 => Ok(Frame::Bulk(args[1].clone())),
+        _ => Ok(wrong_arity("ping")),
+    }
+}
+
+fn echo(_ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    Ok(Frame::Bulk(args[1].clone()))
+}
+
+fn quit(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    ctx.conn.close_after_reply = true;
+    Ok(Frame::OK)
+}
+
+/// Checks a username/password pair against `requirepass`.
+fn check_password(ctx: &mut Ctx<'_, '_>, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Frame> {
+    let wrong =
+        || Frame::Error("WRONGPASS invalid username-password pair or user is disabled.".into());
+    if user.is_some_and(|u| u != b"default") {
+        return Err(wrong());
+    }
+    match ctx.shared.config.requirepass() {
+        // The default user has no password: any password works for it by name.
+        None if user.is_some() => Ok(()),
+        None => Err(Frame::err(
+            "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        )),
+        Some(expected) if constant_time_eq(expected.as_bytes(), pass) => {
+            ctx.conn.authenticated = true;
+            Ok(())
+        }
+        Some(_) => Err(wrong()),
+    }
+}
+
+/// Compares without an early exit, so response time does not reveal a matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
+    for (i, &x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i).copied().unwrap_or(!x);
+    }
+    diff == 0
+}
+
+fn auth(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let result = match args {
+        [_, pass] => check_password(ctx, None, pass),
+        [_, user, pass] => check_password(ctx, Some(user), pass),
+        _ => return Err(super::syntax_error()),
+    };
+    Ok(result.map_or_else(|e| e, |()| Frame::OK))
+}
+
+fn hello(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let mut proto = None;
+    if args.len() >= 2 {
+        let v = match super::parse_i64(&args[1]) {
+            Some(v) => v,
+            None => {
+                return Ok(Frame::err(
+                    "Protocol version is not an integer or out of range",
+                ));
+            }
+        };
+        if v != 2 && v != 3 {
+            return Ok(Frame::Error("NOPROTO unsupported protocol version".into()));
+        }
+        proto = Some(v);
+    }
+    let mut i = 2;
+    let mut name = None;
+    while i < args.len() {
+        if is(&args[i], "auth") && i + 2 < args.len() {
+            if let Err(e) = check_password(ctx, Some(&args[i + 1]), &args[i + 2]) {
+                return Ok(e);
+            }
+            i += 3;
+        } else if is(&args[i], "setname") && i + 1 < args.len() {
+            name = Some(args[i + 1].clone());
+            i += 2;
+        } else {
+            return Ok(Frame::err(format!(
+                "Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[i])
+            )));
+        }
+    }
+    if !ctx.conn.authenticated {
+        return Ok(Frame::Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
+    }
+    if let Some(name) = name
+        && let Err(e) = set_name(ctx, name)
+    {
+        return Ok(e);
+    }
+    if let Some(p) = proto {
+        ctx.conn.resp3 = p == 3;
+    }
+    let s = |v: &str| Frame::bulk(v);
+    Ok(Frame::Map(vec![
+        (s("server"), s("redis")),
+        (s("version"), s(REDIS_VERSION)),
+        (
+            s("proto"),
+            Frame::Integer(if ctx.conn.resp3 { 3 } else { 2 }),
+        ),
+        (s("id"), Frame::Integer(ctx.conn.id as i64)),
+        (s("mode"), s("standalone")),
+        (s("role"), s("master")),
+        (s("modules"), Frame::Array(Vec::new())),
+    ]))
+}
+
+fn select(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let db = db_index(&args[1])?;
+    ctx.conn.db = db;
+    ctx.conn.info.set_db(db);
+    Ok(Frame::OK)
+}
+
+fn set_name(ctx: &mut Ctx<'_, '_>, name: Bytes) -> Result<(), Frame> {
+    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
+        return Err(Frame::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    ctx.conn.info.set_name((!name.is_empty()).then_some(name));
+    Ok(())
+}
+
+fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let sub = &args[1];
+    let arity = |n: usize| -> Result<(), super::CmdError> {
+        if args.len() != n {
+            let name = format!("client|{}", String::from_utf8_lossy(sub).to_lowercase());
+            return Err(wrong_arity(&name).into());
+        }
+        Ok(())
+    };
+    if is(sub, "setname") {
+        arity(3)?;
+        return Ok(set_name(ctx, args[2].clone()).map_or_else(|e| e, |()| Frame::OK));
+    }
+    if is(sub, "getname") {
+        arity(2)?;
+        return Ok(ctx.conn.info.name().map_or(Frame::Null, Frame::Bulk));
+    }
+    if is(sub, "id") {
+        arity(2)?;
+        return Ok(Frame::Integer(ctx.conn.id as i64));
+    }
+    if is(sub, "list") {
+        let mut text = String::new();
+        for c in ctx.shared.clients.all() {
+            text.push_str(&c.describe());
+            text.push('\n');
+        }
+        return Ok(Frame::Verbatim(text));
+    }
+    if is(sub, "info") {
+        arity(2)?;
+        return Ok(Frame::Verbatim(ctx.conn.info.describe() + "\n"));
+    }
+    if is(sub, "setinfo") {
+        // Client libraries announce their name and version; accepted and ignored.
+        arity(4)?;
+        return Ok(Frame::OK);
+    }
+    if is(sub, "help") {
+        let lines = [
+            "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "LIST",
+            "    Return information about client connections.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "HELP",
+            "    Print this help.",
+        ];
+        return Ok(Frame::Array(
+            lines.iter().map(|l| Frame::Simple(l)).collect(),
+        ));
+    }
+    Ok(unknown_subcommand(sub, "client"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn password_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"secret", b""));
+        assert!(constant_time_eq(b"", b""));
+    }
+}

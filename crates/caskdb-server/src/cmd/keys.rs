@@ -1,0 +1,529 @@
+//! Generic key commands: DEL, EXISTS, TYPE, KEYS, SCAN, RENAME, COPY, MOVE, expiry.
+
+use bytes::Bytes;
+
+use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::strings::{ExpireKind, raw_value};
+use super::{CmdError, CmdResult, Ctx, Spec, int_arg, is, spec, syntax_error};
+use crate::frame::Frame;
+use crate::glob;
+use crate::keyspace::DATABASES;
+
+pub(crate) fn register(t: &mut Vec<Spec>) {
+    let g = "generic";
+    t.extend([
+        spec(
+            "del",
+            -2,
+            WRITE,
+            (1, -1, 1),
+            g,
+            "Deletes one or more keys.",
+            del,
+        ),
+        spec(
+            "unlink",
+            -2,
+            WRITE | FAST,
+            (1, -1, 1),
+            g,
+            "Asynchronously deletes one or more keys.",
+            del,
+        ),
+        spec(
+            "exists",
+            -2,
+            READONLY | FAST | ATOMIC_READ,
+            (1, -1, 1),
+            g,
+            "Determines whether one or more keys exist.",
+            exists,
+        ),
+        spec(
+            "type",
+            2,
+            READONLY | FAST,
+            (1, 1, 1),
+            g,
+            "Determines the type of value stored at a key.",
+            type_,
+        ),
+        spec(
+            "keys",
+            2,
+            READONLY | ATOMIC_READ,
+            (0, 0, 0),
+            g,
+            "Returns all key names that match a pattern.",
+            keys,
+        ),
+        spec(
+            "scan",
+            -2,
+            READONLY,
+            (0, 0, 0),
+            g,
+            "Iterates over the key names in the database.",
+            scan,
+        ),
+        spec(
+            "randomkey",
+            1,
+            READONLY,
+            (0, 0, 0),
+            g,
+            "Returns a random key name from the database.",
+            randomkey,
+        ),
+        spec(
+            "rename",
+            3,
+            WRITE,
+            (1, 2, 1),
+            g,
+            "Renames a key and overwrites the destination.",
+            rename,
+        ),
+        spec(
+            "renamenx",
+            3,
+            WRITE | FAST,
+            (1, 2, 1),
+            g,
+            "Renames a key only when the target key name doesn't exist.",
+            renamenx,
+        ),
+        spec(
+            "copy",
+            -3,
+            WRITE,
+            (1, 2, 1),
+            g,
+            "Copies the value of a key to a new key.",
+            copy,
+        ),
+        spec(
+            "move",
+            3,
+            WRITE | FAST,
+            (1, 1, 1),
+            g,
+            "Moves a key to another database.",
+            move_,
+        ),
+        spec(
+            "expire",
+            -3,
+            WRITE | FAST,
+            (1, 1, 1),
+            g,
+            "Sets the expiration time of a key in seconds.",
+            expire,
+        ),
+        spec(
+            "pexpire",
+            -3,
+            WRITE | FAST,
+            (1, 1, 1),
+            g,
+            "Sets the expiration time of a key in milliseconds.",
+            pexpire,
+        ),
+        spec(
+            "expireat",
+            -3,
+            WRITE | FAST,
+            (1, 1, 1),
+            g,
+            "Sets the expiration time of a key to a Unix timestamp.",
+            expireat,
+        ),
+        spec(
+            "pexpireat",
+            -3,
+            WRITE | FAST,
+            (1, 1, 1),
+            g,
+            "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+            pexpireat,
+        ),
+        spec(
+            "ttl",
+            2,
+            READONLY | FAST,
+            (1, 1, 1),
+            g,
+            "Returns the expiration time in seconds of a key.",
+            ttl,
+        ),
+        spec(
+            "pttl",
+            2,
+            READONLY | FAST,
+            (1, 1, 1),
+            g,
+            "Returns the expiration time in milliseconds of a key.",
+            pttl,
+        ),
+        spec(
+            "expiretime",
+            2,
+            READONLY | FAST,
+            (1, 1, 1),
+            g,
+            "Returns the expiration time of a key as a Unix timestamp.",
+            expiretime,
+        ),
+        spec(
+            "pexpiretime",
+            2,
+            READONLY | FAST,
+            (1, 1, 1),
+            g,
+            "Returns the expiration time of a key as a Unix milliseconds timestamp.",
+            pexpiretime,
+        ),
+        spec(
+            "persist",
+            2,
+            WRITE | FAST,
+            (1, 1, 1),
+            g,
+            "Removes the expiration time of a key.",
+            persist,
+        ),
+    ]);
+}
+
+fn del(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let mut n = 0;
+    for key in &args[1..] {
+        n += i64::from(ctx.remove(key)?);
+    }
+    Ok(Frame::Integer(n))
+}
+
+fn exists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let mut n = 0;
+    for key in &args[1..] {
+        n += i64::from(ctx.exists_in(ctx.conn.db, key)?);
+    }
+    Ok(Frame::Integer(n))
+}
+
+fn type_(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    Ok(Frame::Simple(
+        ctx.lookup(&args[1])?.map_or("none", |e| e.ty.name()),
+    ))
+}
+
+/// The literal bytes a pattern's matches must start with (before its first special byte).
+fn literal_prefix(pattern: &[u8]) -> &[u8] {
+    let end = pattern
+        .iter()
+        .position(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'))
+        .unwrap_or(pattern.len());
+    &pattern[..end]
+}
+
+/// Keys per step when walking a database (bounds memory, not work).
+const STEP: usize = 1024;
+
+fn keys(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let pattern = &args[1];
+    let prefix = literal_prefix(pattern);
+    let db = ctx.conn.db;
+    let mut out = Vec::new();
+    // Only the keys starting with the pattern's literal prefix can match: start there and
+    // stop at the first key past them.
+    let mut batch = ctx.keys_from(db, std::ops::Bound::Included(prefix), STEP)?;
+    loop {
+        let Some(last) = batch.last().cloned() else {
+            break;
+        };
+        for k in batch {
+            if !k.starts_with(prefix) {
+                return Ok(Frame::Array(out));
+            }
+            if glob::matches(pattern, &k) {
+                out.push(Frame::Bulk(k));
+            }
+        }
+        batch = ctx.keys_from(db, std::ops::Bound::Excluded(&last), STEP)?;
+    }
+    Ok(Frame::Array(out))
+}
+
+fn scan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let cursor: u64 = std::str::from_utf8(&args[1])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Frame::err("invalid cursor"))?;
+    let mut count = 10i64;
+    let mut pattern: Option<&Bytes> = None;
+    let mut ty: Option<&Bytes> = None;
+    let mut i = 2;
+    while i < args.len() {
+        if i + 1 >= args.len() {
+            return Err(syntax_error());
+        }
+        let (opt, val) = (&args[i], &args[i + 1]);
+        if is(opt, "count") {
+            count = int_arg(val)?;
+            if count < 1 {
+                return Err(syntax_error());
+            }
+        } else if is(opt, "match") {
+            pattern = Some(val);
+        } else if is(opt, "type") {
+            ty = Some(val);
+        } else {
+            return Err(syntax_error());
+        }
+        i += 2;
+    }
+    let db = ctx.conn.db;
+    let after = if cursor == 0 {
+        None
+    } else {
+        Some(
+            ctx.shared
+                .cursors
+                .get(db, cursor)
+                .ok_or_else(|| Frame::err("invalid cursor"))?,
+        )
+    };
+    let count = count.min(100_000) as usize;
+    let batch = ctx.keys_after(db, after.as_deref(), count)?;
+    let next = match batch.last() {
+        Some(last) if batch.len() == count => ctx.shared.cursors.put(db, last.clone()),
+        _ => 0,
+    };
+    let mut out = Vec::new();
+    for k in batch {
+        if pattern.is_some_and(|p| !glob::matches(p, &k)) {
+            continue;
+        }
+        if let Some(t) = ty {
+            match ctx.lookup(&k)? {
+                Some(e) if is(t, e.ty.name()) => {}
+                _ => continue,
+            }
+        }
+        out.push(Frame::Bulk(k));
+    }
+    Ok(Frame::Array(vec![
+        Frame::Bulk(Bytes::from(next.to_string())),
+        Frame::Array(out),
+    ]))
+}
+
+fn randomkey(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    let db = ctx.conn.db;
+    // A random point in the key space, then the first key at or after it (wrapping around).
+    // Keys after large gaps come up more often than others: cheap, not uniform.
+    let seed = crate::server::random_u64().to_be_bytes();
+    let point = &seed[..1 + (seed[7] as usize % 7)];
+    let mut found = ctx.keys_after(db, Some(point), 1)?;
+    if found.is_empty() {
+        found = ctx.keys_after(db, None, 1)?;
+    }
+    Ok(found.pop().map_or(Frame::Null, Frame::Bulk))
+}
+
+fn rename_with(ctx: &mut Ctx<'_, '_>, args: &[Bytes], nx: bool) -> CmdResult {
+    let (src, dst) = (&args[1], &args[2]);
+    let Some(entry) = ctx.lookup(src)? else {
+        return Err(Frame::err("no such key").into());
+    };
+    if src == dst {
+        return Ok(if nx { Frame::Integer(0) } else { Frame::OK });
+    }
+    if nx && ctx.exists_in(ctx.conn.db, dst)? {
+        return Ok(Frame::Integer(0));
+    }
+    let db = ctx.conn.db;
+    ctx.put_raw(db, dst, raw_value(&entry), entry.expire_at)?;
+    ctx.remove(src)?;
+    Ok(if nx { Frame::Integer(1) } else { Frame::OK })
+}
+
+fn rename(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    rename_with(ctx, args, false)
+}
+
+fn renamenx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    rename_with(ctx, args, true)
+}
+
+/// Parses a database index argument.
+pub(crate) fn db_index(arg: &[u8]) -> Result<u8, CmdError> {
+    let n = int_arg(arg)?;
+    if !(0..i64::from(DATABASES)).contains(&n) {
+        return Err(Frame::err("DB index is out of range").into());
+    }
+    Ok(n as u8)
+}
+
+fn copy(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (src, dst) = (&args[1], &args[2]);
+    let mut target = ctx.conn.db;
+    let mut replace = false;
+    let mut i = 3;
+    while i < args.len() {
+        if is(&args[i], "replace") {
+            replace = true;
+        } else if is(&args[i], "db") && i + 1 < args.len() {
+            target = db_index(&args[i + 1])?;
+            i += 1;
+        } else {
+            return Err(syntax_error());
+        }
+        i += 1;
+    }
+    if src == dst && target == ctx.conn.db {
+        return Err(Frame::err("source and destination objects are the same").into());
+    }
+    let Some(entry) = ctx.lookup(src)? else {
+        return Ok(Frame::Integer(0));
+    };
+    if !replace && ctx.exists_in(target, dst)? {
+        return Ok(Frame::Integer(0));
+    }
+    ctx.put_raw(target, dst, raw_value(&entry), entry.expire_at)?;
+    Ok(Frame::Integer(1))
+}
+
+fn move_(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    let target = db_index(&args[2])?;
+    if target == ctx.conn.db {
+        return Err(Frame::err("source and destination objects are the same").into());
+    }
+    let Some(entry) = ctx.lookup(key)? else {
+        return Ok(Frame::Integer(0));
+    };
+    if ctx.exists_in(target, key)? {
+        return Ok(Frame::Integer(0));
+    }
+    ctx.put_raw(target, key, raw_value(&entry), entry.expire_at)?;
+    ctx.remove(key)?;
+    Ok(Frame::Integer(1))
+}
+
+fn expire_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: ExpireKind, cmd: &str) -> CmdResult {
+    let key = &args[1];
+    let n = int_arg(&args[2])?;
+    let invalid =
+        || -> CmdError { Frame::err(format!("invalid expire time in '{cmd}' command")).into() };
+    let seconds = matches!(kind, ExpireKind::Ex | ExpireKind::ExAt);
+    if seconds && !(i64::MIN / 1000..=i64::MAX / 1000).contains(&n) {
+        return Err(invalid());
+    }
+    let mut when = if seconds { n * 1000 } else { n };
+    if matches!(kind, ExpireKind::Ex | ExpireKind::Px) {
+        when = when.checked_add(ctx.now_ms() as i64).ok_or_else(invalid)?;
+    }
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in &args[3..] {
+        if is(opt, "nx") {
+            nx = true;
+        } else if is(opt, "xx") {
+            xx = true;
+        } else if is(opt, "gt") {
+            gt = true;
+        } else if is(opt, "lt") {
+            lt = true;
+        } else {
+            return Err(Frame::err(format!(
+                "Unsupported option {}",
+                String::from_utf8_lossy(opt)
+            ))
+            .into());
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(
+            Frame::err("NX and XX, GT or LT options at the same time are not compatible").into(),
+        );
+    }
+    if gt && lt {
+        return Err(Frame::err("GT and LT options at the same time are not compatible").into());
+    }
+    let Some(entry) = ctx.lookup(key)? else {
+        return Ok(Frame::Integer(0));
+    };
+    let current = entry.expire_at.map(|at| at as i64);
+    let refuse = (nx && current.is_some())
+        || (xx && current.is_none())
+        // No expiry counts as an infinite one.
+        || (gt && current.is_none_or(|c| when <= c))
+        || (lt && current.is_some_and(|c| when >= c));
+    if refuse {
+        return Ok(Frame::Integer(0));
+    }
+    let db = ctx.conn.db;
+    // A time already past deletes the key (put_raw does it).
+    let at = u64::try_from(when).unwrap_or(0);
+    ctx.put_raw(db, key, raw_value(&entry), Some(at))?;
+    Ok(Frame::Integer(1))
+}
+
+fn expire(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, args, ExpireKind::Ex, "expire")
+}
+
+fn pexpire(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, args, ExpireKind::Px, "pexpire")
+}
+
+fn expireat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, args, ExpireKind::ExAt, "expireat")
+}
+
+fn pexpireat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    expire_generic(ctx, args, ExpireKind::PxAt, "pexpireat")
+}
+
+/// TTL, PTTL, EXPIRETIME, PEXPIRETIME: -2 for a missing key, -1 for no expiry.
+fn ttl_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], ms: bool, absolute: bool) -> CmdResult {
+    let Some(entry) = ctx.lookup(&args[1])? else {
+        return Ok(Frame::Integer(-2));
+    };
+    let Some(at) = entry.expire_at else {
+        return Ok(Frame::Integer(-1));
+    };
+    let t = if absolute {
+        at as i64
+    } else {
+        (at as i64 - ctx.now_ms() as i64).max(0)
+    };
+    Ok(Frame::Integer(if ms { t } else { (t + 500) / 1000 }))
+}
+
+fn ttl(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, args, false, false)
+}
+
+fn pttl(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, args, true, false)
+}
+
+fn expiretime(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, args, false, true)
+}
+
+fn pexpiretime(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    ttl_generic(ctx, args, true, true)
+}
+
+fn persist(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    match ctx.lookup(&args[1])? {
+        Some(entry) if entry.expire_at.is_some() => {
+            let db = ctx.conn.db;
+            ctx.put_raw(db, &args[1], raw_value(&entry), None)?;
+            Ok(Frame::Integer(1))
+        }
+        _ => Ok(Frame::Integer(0)),
+    }
+}

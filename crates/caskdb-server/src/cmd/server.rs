@@ -1,0 +1,418 @@
+//! Server commands: COMMAND, CONFIG, INFO, TIME, DBSIZE, FLUSHDB, FLUSHALL, SHUTDOWN.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+
+use super::flags::{ADMIN, ATOMIC_READ, FAST, NO_QUEUE, READONLY, WRITE};
+use super::{CmdResult, Ctx, Spec, Store, is, lookup, spec, table, unknown_subcommand};
+use crate::frame::Frame;
+use crate::glob;
+use crate::keyspace::{self, DATABASES};
+use crate::server::REDIS_VERSION;
+
+pub(crate) fn register(t: &mut Vec<Spec>) {
+    let g = "server";
+    t.extend([
+        spec(
+            "command",
+            -1,
+            0,
+            (0, 0, 0),
+            g,
+            "Returns detailed information about all commands.",
+            command,
+        ),
+        spec(
+            "config",
+            -2,
+            ADMIN,
+            (0, 0, 0),
+            g,
+            "A container for server configuration commands.",
+            config,
+        ),
+        spec(
+            "info",
+            -1,
+            0,
+            (0, 0, 0),
+            g,
+            "Returns information and statistics about the server.",
+            info,
+        ),
+        spec(
+            "time",
+            1,
+            FAST,
+            (0, 0, 0),
+            g,
+            "Returns the server time.",
+            time,
+        ),
+        spec(
+            "dbsize",
+            1,
+            READONLY | ATOMIC_READ,
+            (0, 0, 0),
+            g,
+            "Returns the number of keys in the database.",
+            dbsize,
+        ),
+        spec(
+            "flushdb",
+            -1,
+            WRITE,
+            (0, 0, 0),
+            g,
+            "Removes all keys from the current database.",
+            flushdb,
+        ),
+        spec(
+            "flushall",
+            -1,
+            WRITE,
+            (0, 0, 0),
+            g,
+            "Removes all keys from all databases.",
+            flushall,
+        ),
+        spec(
+            "shutdown",
+            -1,
+            ADMIN | NO_QUEUE,
+            (0, 0, 0),
+            g,
+            "Synchronously saves the database(s) to disk and shuts down the Redis server.",
+            shutdown,
+        ),
+    ]);
+}
+
+fn flag_names(s: &Spec) -> Vec<Frame> {
+    use super::flags::*;
+    let mut v = Vec::new();
+    for (flag, name) in [
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (ADMIN, "admin"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (NO_MULTI, "no_multi"),
+    ] {
+        if s.has(flag) {
+            v.push(Frame::Simple(name));
+        }
+    }
+    v
+}
+
+/// One `COMMAND INFO` entry, in Redis 7's ten-field layout.
+fn command_info(s: &Spec) -> Frame {
+    Frame::Array(vec![
+        Frame::bulk(s.name),
+        Frame::Integer(i64::from(s.arity)),
+        Frame::Array(flag_names(s)),
+        Frame::Integer(i64::from(s.keys.0)),
+        Frame::Integer(i64::from(s.keys.1)),
+        Frame::Integer(i64::from(s.keys.2)),
+        Frame::Array(vec![Frame::bulk(format!("@{}", s.group))]),
+        Frame::Array(Vec::new()),
+        Frame::Array(Vec::new()),
+        Frame::Array(Vec::new()),
+    ])
+}
+
+fn command_docs(s: &Spec) -> (Frame, Frame) {
+    (
+        Frame::bulk(s.name),
+        Frame::Map(vec![
+            (Frame::bulk("summary"), Frame::bulk(s.summary)),
+            (Frame::bulk("since"), Frame::bulk("1.0.0")),
+            (Frame::bulk("group"), Frame::bulk(s.group)),
+        ]),
+    )
+}
+
+fn command(_ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let Some(sub) = args.get(1) else {
+        return Ok(Frame::Array(table().iter().map(command_info).collect()));
+    };
+    if is(sub, "count") {
+        return Ok(Frame::Integer(table().len() as i64));
+    }
+    if is(sub, "info") {
+        if args.len() == 2 {
+            return Ok(Frame::Array(table().iter().map(command_info).collect()));
+        }
+        return Ok(Frame::Array(
+            args[2..]
+                .iter()
+                .map(|n| lookup(n).map_or(Frame::Null, command_info))
+                .collect(),
+        ));
+    }
+    if is(sub, "docs") {
+        let docs = if args.len() == 2 {
+            table().iter().map(command_docs).collect()
+        } else {
+            args[2..]
+                .iter()
+                .filter_map(|n| lookup(n))
+                .map(command_docs)
+                .collect()
+        };
+        return Ok(Frame::Map(docs));
+    }
+    if is(sub, "list") {
+        return Ok(Frame::Array(
+            table().iter().map(|s| Frame::bulk(s.name)).collect(),
+        ));
+    }
+    Ok(unknown_subcommand(sub, "command"))
+}
+
+fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let sub = &args[1];
+    if is(sub, "get") {
+        if args.len() < 3 {
+            return Ok(super::wrong_arity("config|get"));
+        }
+        let mut pairs = Vec::new();
+        for (name, value) in ctx.shared.config.all() {
+            if args[2..]
+                .iter()
+                .any(|p| glob::matches(&p.to_ascii_lowercase(), name.as_bytes()))
+            {
+                pairs.push((Frame::bulk(name), Frame::bulk(value)));
+            }
+        }
+        return Ok(Frame::Map(pairs));
+    }
+    if is(sub, "set") {
+        if args.len() < 4 || !args.len().is_multiple_of(2) {
+            return Ok(super::wrong_arity("config|set"));
+        }
+        for pair in args[2..].chunks(2) {
+            if let Err(msg) = ctx.shared.config.set(&pair[0], &pair[1]) {
+                return Ok(Frame::err(msg));
+            }
+        }
+        return Ok(Frame::OK);
+    }
+    if is(sub, "resetstat") {
+        ctx.shared.stats.reset();
+        return Ok(Frame::OK);
+    }
+    if is(sub, "rewrite") {
+        return Ok(Frame::err(
+            "CONFIG REWRITE is not supported: edit the config file",
+        ));
+    }
+    if is(sub, "help") {
+        return Ok(Frame::Array(vec![
+            Frame::Simple("CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),
+            Frame::Simple("GET <pattern>"),
+            Frame::Simple("SET <directive> <value>"),
+            Frame::Simple("RESETSTAT"),
+        ]));
+    }
+    Ok(unknown_subcommand(sub, "config"))
+}
+
+/// Resident memory of this process in bytes (0 if unknown).
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let wanted: Vec<String> = args[1..]
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_lowercase())
+        .collect();
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| w == "all" || w == "everything" || w == "default");
+    let want = |s: &str| all || wanted.iter().any(|w| w == s);
+    let sh = ctx.shared;
+    let mut out = String::new();
+    if want("server") {
+        let up = sh.started.elapsed().as_secs();
+        let _ = write!(
+            out,
+            "# Server\r\nredis_version:{REDIS_VERSION}\r\ncaskdb_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{up}\r\nuptime_in_days:{}\r\nexecutable:{}\r\nconfig_file:{}\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::process::id(),
+            sh.run_id,
+            sh.config.port,
+            up / 86400,
+            std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            sh.config
+                .config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        );
+    }
+    if want("clients") {
+        let _ = write!(
+            out,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
+            sh.clients.len(),
+            sh.config.maxclients(),
+        );
+    }
+    if want("memory") {
+        let rss = rss_bytes();
+        let _ = write!(
+            out,
+            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
+            rss as f64 / (1024.0 * 1024.0),
+        );
+    }
+    if want("persistence") {
+        let stats = sh.db.stats()?;
+        let _ = write!(
+            out,
+            "# Persistence\r\nloading:0\r\naof_enabled:1\r\nappendfsync:{}\r\nrdb_changes_since_last_save:0\r\ncaskdb_data_files:{}\r\ncaskdb_disk_bytes:{}\r\ncaskdb_live_bytes:{}\r\ncaskdb_dead_bytes:{}\r\ncaskdb_dir:{}\r\n\r\n",
+            sh.config.appendfsync().name(),
+            stats.data_files,
+            stats.total_bytes,
+            stats.total_bytes.saturating_sub(stats.dead_bytes),
+            stats.dead_bytes,
+            sh.config.dir.display(),
+        );
+    }
+    if want("stats") {
+        let s = &sh.stats;
+        let _ = write!(
+            out,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\r\n",
+            s.connections.get(),
+            s.commands.get(),
+            s.rejected.get(),
+            s.hits.get(),
+            s.misses.get(),
+        );
+    }
+    if want("keyspace") {
+        out.push_str("# Keyspace\r\n");
+        for db in 0..DATABASES {
+            let (keys, expires) = count_keys(ctx, db)?;
+            if keys > 0 {
+                let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
+            }
+        }
+        out.push_str("\r\n");
+    }
+    // Redis ends the text with the last section's blank line trimmed.
+    while out.ends_with("\r\n\r\n") {
+        out.truncate(out.len() - 2);
+    }
+    Ok(Frame::Verbatim(out))
+}
+
+/// Keys in `db`, and how many of them expire. Walks the database.
+fn count_keys(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(u64, u64), super::CmdError> {
+    let (mut keys, mut expires) = (0, 0);
+    let mut after: Option<Bytes> = None;
+    loop {
+        let batch = ctx.keys_after(db, after.as_deref(), 1024)?;
+        let Some(last) = batch.last().cloned() else {
+            return Ok((keys, expires));
+        };
+        keys += batch.len() as u64;
+        if let Store::Read(d) = &ctx.store {
+            for k in &batch {
+                if d.ttl(keyspace::engine_key(db, k))?.is_some() {
+                    expires += 1;
+                }
+            }
+        }
+        after = Some(last);
+    }
+}
+
+fn time(_ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(Frame::Array(vec![
+        Frame::bulk(now.as_secs().to_string()),
+        Frame::bulk(now.subsec_micros().to_string()),
+    ]))
+}
+
+fn dbsize(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    let db = ctx.conn.db;
+    let mut n = 0;
+    let mut after: Option<Bytes> = None;
+    loop {
+        let batch = ctx.keys_after(db, after.as_deref(), 4096)?;
+        let Some(last) = batch.last().cloned() else {
+            return Ok(Frame::Integer(n));
+        };
+        n += batch.len() as i64;
+        after = Some(last);
+    }
+}
+
+fn flush_option(args: &[Bytes]) -> Result<(), super::CmdError> {
+    match args {
+        [_] => Ok(()),
+        [_, mode] if is(mode, "sync") || is(mode, "async") => Ok(()),
+        _ => Err(super::syntax_error()),
+    }
+}
+
+/// Deletes every key of `db`, inside the command's transaction.
+fn flush(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(), super::CmdError> {
+    let mut after: Option<Bytes> = None;
+    loop {
+        let batch = ctx.keys_after(db, after.as_deref(), 1024)?;
+        let Some(last) = batch.last().cloned() else {
+            break;
+        };
+        for k in batch {
+            ctx.remove_in(db, &k)?;
+        }
+        after = Some(last);
+    }
+    ctx.shared.watches.touch_db(Some(db));
+    Ok(())
+}
+
+fn flushdb(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    flush_option(args)?;
+    flush(ctx, ctx.conn.db)?;
+    Ok(Frame::OK)
+}
+
+fn flushall(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    flush_option(args)?;
+    for db in 0..DATABASES {
+        flush(ctx, db)?;
+    }
+    Ok(Frame::OK)
+}
+
+fn shutdown(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    // NOSAVE/SAVE/NOW/FORCE change nothing here: every write is already in the log.
+    for a in &args[1..] {
+        if !["nosave", "save", "now", "force"].iter().any(|w| is(a, w)) {
+            return Err(super::syntax_error());
+        }
+    }
+    tracing::info!("SHUTDOWN requested by client {}", ctx.conn.id);
+    ctx.shared.shutdown.trigger();
+    ctx.conn.close_after_reply = true;
+    ctx.conn.suppress_reply = true;
+    Ok(Frame::OK)
+}

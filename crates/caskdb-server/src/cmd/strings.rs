@@ -1,0 +1,421 @@
+//! String commands: GET, SET and friends, counters, ranges.
+
+use bytes::Bytes;
+
+use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::{CmdError, CmdResult, Ctx, Spec, int_arg, is, spec, syntax_error, wrongtype};
+use crate::frame::Frame;
+use crate::keyspace::{Entry, Type};
+
+pub(crate) fn register(t: &mut Vec<Spec>) {
+    let g = "string";
+    t.extend([
+        spec("get", 2, READONLY | FAST, (1, 1, 1), g, "Returns the string value of a key.", get),
+        spec("set", -3, WRITE, (1, 1, 1), g, "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", set),
+        spec("setnx", 3, WRITE | FAST, (1, 1, 1), g, "Set the string value of a key only when the key doesn't exist.", setnx),
+        spec("setex", 4, WRITE, (1, 1, 1), g, "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", setex),
+        spec("psetex", 4, WRITE, (1, 1, 1), g, "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", psetex),
+        spec("mget", -2, READONLY | FAST | ATOMIC_READ, (1, -1, 1), g, "Atomically returns the string values of one or more keys.", mget),
+        spec("mset", -3, WRITE, (1, -1, 2), g, "Atomically creates or modifies the string values of one or more keys.", mset),
+        spec("msetnx", -3, WRITE, (1, -1, 2), g, "Atomically modifies the string values of one or more keys only when all keys don't exist.", msetnx),
+        spec("getset", 3, WRITE | FAST, (1, 1, 1), g, "Returns the previous string value of a key after setting it to a new value.", getset),
+        spec("getdel", 2, WRITE | FAST, (1, 1, 1), g, "Returns the string value of a key after deleting the key.", getdel),
+        spec("getex", -2, WRITE | FAST, (1, 1, 1), g, "Returns the string value of a key after setting its expiration time.", getex),
+        spec("append", 3, WRITE | FAST, (1, 1, 1), g, "Appends a string to the value of a key. Creates the key if it doesn't exist.", append),
+        spec("strlen", 2, READONLY | FAST, (1, 1, 1), g, "Returns the length of a string value.", strlen),
+        spec("getrange", 4, READONLY, (1, 1, 1), g, "Returns a substring of the string stored at a key.", getrange),
+        spec("substr", 4, READONLY, (1, 1, 1), g, "Returns a substring from a string value.", getrange),
+        spec("setrange", 4, WRITE, (1, 1, 1), g, "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", setrange),
+        spec("incr", 2, WRITE | FAST, (1, 1, 1), g, "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", incr),
+        spec("decr", 2, WRITE | FAST, (1, 1, 1), g, "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", decr),
+        spec("incrby", 3, WRITE | FAST, (1, 1, 1), g, "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", incrby),
+        spec("decrby", 3, WRITE | FAST, (1, 1, 1), g, "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", decrby),
+        spec("incrbyfloat", 3, WRITE | FAST, (1, 1, 1), g, "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", incrbyfloat),
+    ]);
+}
+
+fn bulk_or_null(v: Option<Bytes>) -> Frame {
+    v.map_or(Frame::Null, Frame::Bulk)
+}
+
+fn get(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    Ok(bulk_or_null(ctx.get_string(&args[1])?.map(|(v, _)| v)))
+}
+
+/// An expiry option's unit and reference point.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ExpireKind {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+}
+
+impl ExpireKind {
+    pub(crate) fn from_arg(arg: &[u8]) -> Option<ExpireKind> {
+        [
+            ("ex", ExpireKind::Ex),
+            ("px", ExpireKind::Px),
+            ("exat", ExpireKind::ExAt),
+            ("pxat", ExpireKind::PxAt),
+        ]
+        .into_iter()
+        .find(|(w, _)| is(arg, w))
+        .map(|(_, k)| k)
+    }
+}
+
+/// Redis's `getExpireMillisecondsOrReply`: the absolute expiry in ms for `value` of `kind`, or
+/// `ERR invalid expire time in '<cmd>' command`.
+pub(crate) fn expire_at(
+    now_ms: u64,
+    kind: ExpireKind,
+    value: &[u8],
+    cmd: &str,
+) -> Result<u64, CmdError> {
+    let n = int_arg(value)?;
+    let invalid =
+        || -> CmdError { Frame::err(format!("invalid expire time in '{cmd}' command")).into() };
+    let seconds = matches!(kind, ExpireKind::Ex | ExpireKind::ExAt);
+    if n <= 0 || (seconds && n > i64::MAX / 1000) {
+        return Err(invalid());
+    }
+    let mut ms = if seconds { n * 1000 } else { n };
+    if matches!(kind, ExpireKind::Ex | ExpireKind::Px) {
+        ms = ms.checked_add(now_ms as i64).ok_or_else(invalid)?;
+    }
+    Ok(ms as u64)
+}
+
+fn set(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (key, value) = (&args[1], &args[2]);
+    let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
+    let mut expiry: Option<(ExpireKind, &Bytes)> = None;
+    let mut i = 3;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "nx") && !xx {
+            nx = true;
+        } else if is(a, "xx") && !nx {
+            xx = true;
+        } else if is(a, "get") {
+            get = true;
+        } else if is(a, "keepttl") && expiry.is_none() {
+            keepttl = true;
+        } else if let Some(kind) = ExpireKind::from_arg(a) {
+            if keepttl || expiry.is_some() || i + 1 >= args.len() {
+                return Err(syntax_error());
+            }
+            expiry = Some((kind, &args[i + 1]));
+            i += 1;
+        } else {
+            return Err(syntax_error());
+        }
+        i += 1;
+    }
+    let now = ctx.now_ms();
+    let at = match expiry {
+        Some((kind, v)) => Some(expire_at(now, kind, v, "set")?),
+        None => None,
+    };
+    if !(nx || xx || get || keepttl) {
+        // The common case needs no read of the old value.
+        ctx.set_string(key, value, at)?;
+        return Ok(Frame::OK);
+    }
+    let old = ctx.lookup(key)?;
+    if get && old.as_ref().is_some_and(|e| e.ty != Type::String) {
+        return Err(wrongtype());
+    }
+    let old_value = || bulk_or_null(old.as_ref().map(|e| e.payload.clone()));
+    if (nx && old.is_some()) || (xx && old.is_none()) {
+        return Ok(if get { old_value() } else { Frame::Null });
+    }
+    let at = if keepttl {
+        old.as_ref().and_then(|e| e.expire_at)
+    } else {
+        at
+    };
+    ctx.set_string(key, value, at)?;
+    Ok(if get { old_value() } else { Frame::OK })
+}
+
+fn setnx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    if ctx.exists_in(ctx.conn.db, &args[1])? {
+        return Ok(Frame::Integer(0));
+    }
+    ctx.set_string(&args[1], &args[2], None)?;
+    Ok(Frame::Integer(1))
+}
+
+fn setex_with(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: ExpireKind, cmd: &str) -> CmdResult {
+    let at = expire_at(ctx.now_ms(), kind, &args[2], cmd)?;
+    ctx.set_string(&args[1], &args[3], Some(at))?;
+    Ok(Frame::OK)
+}
+
+fn setex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    setex_with(ctx, args, ExpireKind::Ex, "setex")
+}
+
+fn psetex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    setex_with(ctx, args, ExpireKind::Px, "psetex")
+}
+
+fn mget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let mut out = Vec::with_capacity(args.len() - 1);
+    for key in &args[1..] {
+        // Keys of other types read as nil, as in Redis.
+        out.push(match ctx.lookup(key)? {
+            Some(e) if e.ty == Type::String => Frame::Bulk(e.payload),
+            _ => Frame::Null,
+        });
+    }
+    Ok(Frame::Array(out))
+}
+
+fn mset_pairs(args: &[Bytes], name: &str) -> Result<(), CmdError> {
+    if args.len().is_multiple_of(2) {
+        return Err(super::wrong_arity(name).into());
+    }
+    Ok(())
+}
+
+fn mset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    mset_pairs(args, "mset")?;
+    for pair in args[1..].chunks(2) {
+        ctx.set_string(&pair[0], &pair[1], None)?;
+    }
+    Ok(Frame::OK)
+}
+
+fn msetnx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    mset_pairs(args, "msetnx")?;
+    for pair in args[1..].chunks(2) {
+        if ctx.exists_in(ctx.conn.db, &pair[0])? {
+            return Ok(Frame::Integer(0));
+        }
+    }
+    for pair in args[1..].chunks(2) {
+        ctx.set_string(&pair[0], &pair[1], None)?;
+    }
+    Ok(Frame::Integer(1))
+}
+
+fn getset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let old = ctx.get_string(&args[1])?;
+    ctx.set_string(&args[1], &args[2], None)?;
+    Ok(bulk_or_null(old.map(|(v, _)| v)))
+}
+
+fn getdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let old = ctx.get_string(&args[1])?;
+    if old.is_some() {
+        ctx.remove(&args[1])?;
+    }
+    Ok(bulk_or_null(old.map(|(v, _)| v)))
+}
+
+fn getex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    enum Change {
+        Keep,
+        Persist,
+        At(u64),
+    }
+    let change = match &args[2..] {
+        [] => Change::Keep,
+        [p] if is(p, "persist") => Change::Persist,
+        [k, v] => match ExpireKind::from_arg(k) {
+            Some(kind) => Change::At(expire_at(ctx.now_ms(), kind, v, "getex")?),
+            None => return Err(syntax_error()),
+        },
+        _ => return Err(syntax_error()),
+    };
+    let Some((value, old_at)) = ctx.get_string(key)? else {
+        return Ok(Frame::Null);
+    };
+    match change {
+        Change::Keep => {}
+        Change::Persist if old_at.is_none() => {}
+        Change::Persist => ctx.set_string(key, &value, None)?,
+        Change::At(at) => ctx.set_string(key, &value, Some(at))?,
+    }
+    Ok(Frame::Bulk(value))
+}
+
+fn check_len(ctx: &Ctx<'_, '_>, len: u64) -> Result<(), CmdError> {
+    if len > ctx.shared.config.proto_max_bulk_len() {
+        return Err(Frame::err("string exceeds maximum allowed size (proto-max-bulk-len)").into());
+    }
+    Ok(())
+}
+
+fn append(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (value, at) = match ctx.get_string(&args[1])? {
+        Some((old, at)) => {
+            check_len(ctx, (old.len() + args[2].len()) as u64)?;
+            let mut v = Vec::with_capacity(old.len() + args[2].len());
+            v.extend_from_slice(&old);
+            v.extend_from_slice(&args[2]);
+            (v, at)
+        }
+        None => (args[2].to_vec(), None),
+    };
+    ctx.set_string(&args[1], &value, at)?;
+    Ok(Frame::Integer(value.len() as i64))
+}
+
+fn strlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(
+        ctx.get_string(&args[1])?.map_or(0, |(v, _)| v.len() as i64),
+    ))
+}
+
+fn getrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let mut start = int_arg(&args[2])?;
+    let mut end = int_arg(&args[3])?;
+    let value = ctx
+        .get_string(&args[1])?
+        .map(|(v, _)| v)
+        .unwrap_or_default();
+    let len = value.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        return Ok(Frame::bulk(""));
+    }
+    if start < 0 {
+        start += len;
+    }
+    if end < 0 {
+        end += len;
+    }
+    start = start.max(0);
+    end = end.max(0);
+    if end >= len {
+        end = len - 1;
+    }
+    if start > end || len == 0 {
+        return Ok(Frame::bulk(""));
+    }
+    Ok(Frame::Bulk(value.slice(start as usize..=end as usize)))
+}
+
+fn setrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let offset = int_arg(&args[2])?;
+    if offset < 0 {
+        return Err(Frame::err("offset is out of range").into());
+    }
+    let patch = &args[3];
+    let old = ctx.get_string(&args[1])?;
+    if patch.is_empty() {
+        return Ok(Frame::Integer(old.map_or(0, |(v, _)| v.len() as i64)));
+    }
+    let offset = offset as u64;
+    check_len(ctx, offset + patch.len() as u64)?;
+    let offset = offset as usize;
+    let (mut value, at) = old.map_or((Vec::new(), None), |(v, at)| (v.to_vec(), at));
+    if value.len() < offset + patch.len() {
+        value.resize(offset + patch.len(), 0);
+    }
+    value[offset..offset + patch.len()].copy_from_slice(patch);
+    ctx.set_string(&args[1], &value, at)?;
+    Ok(Frame::Integer(value.len() as i64))
+}
+
+fn incr_by(ctx: &mut Ctx<'_, '_>, key: &[u8], by: i64) -> CmdResult {
+    let (current, at) = match ctx.get_string(key)? {
+        Some((v, at)) => (int_arg(&v)?, at),
+        None => (0, None),
+    };
+    let Some(n) = current.checked_add(by) else {
+        return Err(Frame::err("increment or decrement would overflow").into());
+    };
+    ctx.set_string(key, n.to_string().as_bytes(), at)?;
+    Ok(Frame::Integer(n))
+}
+
+fn incr(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    incr_by(ctx, &args[1], 1)
+}
+
+fn decr(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    incr_by(ctx, &args[1], -1)
+}
+
+fn incrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let by = int_arg(&args[2])?;
+    incr_by(ctx, &args[1], by)
+}
+
+fn decrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let by = int_arg(&args[2])?;
+    if by == i64::MIN {
+        return Err(Frame::err("decrement would overflow").into());
+    }
+    incr_by(ctx, &args[1], -by)
+}
+
+/// Parses a float as Redis's `string2ld` does: no blanks, no NaN.
+pub(crate) fn parse_float(arg: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(arg).ok()?;
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_whitespace()) {
+        return None;
+    }
+    let v: f64 = s.parse().ok()?;
+    (!v.is_nan()).then_some(v)
+}
+
+/// Formats a float result for humans, like Redis's `%.17Lf` with trailing zeros removed.
+/// Redis computes in `long double`; in `f64`, sums such as 0.1 + 0.2 carry binary noise in the
+/// 16th-17th digits, which Redis's extra precision rounds away. Rounding to 15 significant
+/// digits when the shortest form is longer gives the same text in those cases.
+pub(crate) fn format_float(v: f64) -> String {
+    let shortest = format!("{v}");
+    let digits = shortest
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .skip_while(|&b| b == b'0')
+        .count();
+    if digits <= 15 {
+        return shortest;
+    }
+    let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
+    format!("{rounded}")
+}
+
+fn incrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let by = parse_float(&args[2]).ok_or_else(|| Frame::err("value is not a valid float"))?;
+    let (current, at) = match ctx.get_string(&args[1])? {
+        Some((v, at)) => (
+            parse_float(&v).ok_or_else(|| Frame::err("value is not a valid float"))?,
+            at,
+        ),
+        None => (0.0, None),
+    };
+    let n = current + by;
+    if !n.is_finite() {
+        return Err(Frame::err("increment would produce NaN or Infinity").into());
+    }
+    let text = format_float(n);
+    ctx.set_string(&args[1], text.as_bytes(), at)?;
+    Ok(Frame::Bulk(Bytes::from(text)))
+}
+
+/// Reads a stored value of any type for commands that copy values (RENAME, COPY, MOVE).
+pub(crate) fn raw_value(e: &Entry) -> Bytes {
+    Entry::encode(e.ty, &e.payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_float;
+
+    #[test]
+    fn floats_format_like_redis() {
+        assert_eq!(format_float(10.5 + 0.1), "10.6");
+        assert_eq!(format_float(0.1 + 0.2), "0.3");
+        assert_eq!(format_float(5200.0), "5200");
+        assert_eq!(format_float(-3.5), "-3.5");
+        assert_eq!(format_float(1e20), "100000000000000000000");
+    }
+}

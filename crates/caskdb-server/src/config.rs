@@ -1,0 +1,406 @@
+//! Server settings: a TOML file whose keys follow redis.conf, overridden by flags, some of them
+//! changeable at run time with `CONFIG SET`.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+use serde::Deserialize;
+
+/// Redis's default `proto-max-bulk-len`: 512 MB.
+pub const DEFAULT_PROTO_MAX_BULK_LEN: u64 = 512 * 1024 * 1024;
+/// Redis's default port is 6379; caskdb listens next to it so both can run side by side.
+pub const DEFAULT_PORT: u16 = 6380;
+/// Redis's default `maxclients`.
+pub const DEFAULT_MAXCLIENTS: u64 = 10_000;
+
+/// When writes reach the disk, as Redis's `appendfsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendFsync {
+    /// Every write is on disk before its reply is sent (group commit shares each fsync).
+    Always,
+    /// An fsync every second: a machine crash may lose the last second.
+    Everysec,
+    /// Also an fsync every second here (the engine never leaves data unsynced longer).
+    No,
+}
+
+impl AppendFsync {
+    /// Parses `always`, `everysec` or `no`.
+    pub fn parse(s: &str) -> Option<AppendFsync> {
+        match s.to_ascii_lowercase().as_str() {
+            "always" => Some(AppendFsync::Always),
+            "everysec" => Some(AppendFsync::Everysec),
+            "no" => Some(AppendFsync::No),
+            _ => None,
+        }
+    }
+
+    /// The redis.conf spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            AppendFsync::Always => "always",
+            AppendFsync::Everysec => "everysec",
+            AppendFsync::No => "no",
+        }
+    }
+}
+
+/// The settings a server starts with. Build one with [`Config::default`], [`Config::from_file`]
+/// and the setters, then pass it to [`crate::run`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Addresses to listen on (default `127.0.0.1`).
+    pub bind: Vec<IpAddr>,
+    /// TCP port (default 6380; 0 picks a free one).
+    pub port: u16,
+    /// Data directory (default `caskdb-data`).
+    pub dir: PathBuf,
+    /// Default `everysec`.
+    pub appendfsync: AppendFsync,
+    /// Password for AUTH; `None` (default) lets every client in.
+    pub requirepass: Option<String>,
+    /// Most clients connected at once (default 10000).
+    pub maxclients: u64,
+    /// Close clients idle this many seconds (0, the default: never).
+    pub timeout: u64,
+    /// Longest bulk string accepted (default 512 MB).
+    pub proto_max_bulk_len: u64,
+    /// Refuse to listen beyond loopback without a password (default true).
+    pub protected_mode: bool,
+    /// The file the settings came from, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: vec![IpAddr::from([127, 0, 0, 1])],
+            port: DEFAULT_PORT,
+            dir: PathBuf::from("caskdb-data"),
+            appendfsync: AppendFsync::Everysec,
+            requirepass: None,
+            maxclients: DEFAULT_MAXCLIENTS,
+            timeout: 0,
+            proto_max_bulk_len: DEFAULT_PROTO_MAX_BULK_LEN,
+            protected_mode: true,
+            config_file: None,
+        }
+    }
+}
+
+/// A value in the TOML file that may be a number or a string such as `"512mb"` or `"yes"`.
+#[derive(Deserialize, Debug)]
+#[serde(untagged)]
+enum Value {
+    Int(i64),
+    Bool(bool),
+    Str(String),
+}
+
+impl Value {
+    fn text(&self) -> String {
+        match self {
+            Value::Int(n) => n.to_string(),
+            Value::Bool(b) => if *b { "yes" } else { "no" }.to_string(),
+            Value::Str(s) => s.clone(),
+        }
+    }
+}
+
+/// Parses a redis.conf memory size: `1024`, `64kb`, `512mb`, `1gb`, `1k` (1000), `1m`, `1g`.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let mul = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
+
+fn parse_yes_no(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Some(true),
+        "no" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses a `bind` value: addresses separated by blanks; a leading `-` (optional address in
+/// redis.conf) is accepted and ignored.
+pub fn parse_bind(s: &str) -> Result<Vec<IpAddr>, String> {
+    let addrs: Result<Vec<IpAddr>, String> = s
+        .split_whitespace()
+        .map(|a| {
+            let a = a.trim_start_matches('-');
+            let a = if a == "localhost" { "127.0.0.1" } else { a };
+            a.parse()
+                .map_err(|_| format!("bind: '{a}' is not an IP address"))
+        })
+        .collect();
+    let addrs = addrs?;
+    if addrs.is_empty() {
+        return Err("bind: no address given".into());
+    }
+    Ok(addrs)
+}
+
+impl Config {
+    /// Reads a TOML file with redis.conf names (`bind`, `port`, `dir`, `appendfsync`,
+    /// `requirepass`, `maxclients`, `timeout`, `proto-max-bulk-len`, `protected-mode`) over the
+    /// defaults.
+    ///
+    /// # Errors
+    /// If the file cannot be read, is not TOML, or has an unknown key or a bad value.
+    pub fn from_file(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let table: std::collections::BTreeMap<String, Value> =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut config = Config {
+            config_file: Some(path.to_path_buf()),
+            ..Config::default()
+        };
+        for (key, value) in &table {
+            config
+                .apply(key, &value.text())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        Ok(config)
+    }
+
+    /// Sets one setting by its redis.conf name from its text form.
+    ///
+    /// # Errors
+    /// An unknown name or a bad value.
+    pub fn apply(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let bad = |what: &str| format!("{key}: {what} (got '{value}')");
+        match key {
+            "bind" => self.bind = parse_bind(value)?,
+            "port" => self.port = value.parse().map_err(|_| bad("expected a port number"))?,
+            "dir" => self.dir = PathBuf::from(value),
+            "appendfsync" => {
+                self.appendfsync = AppendFsync::parse(value)
+                    .ok_or_else(|| bad("expected always, everysec or no"))?
+            }
+            "requirepass" => {
+                self.requirepass = (!value.is_empty()).then(|| value.to_string());
+            }
+            "maxclients" => {
+                self.maxclients = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| bad("expected a number of clients >= 1"))?
+            }
+            "timeout" => self.timeout = value.parse().map_err(|_| bad("expected seconds"))?,
+            "proto-max-bulk-len" => {
+                self.proto_max_bulk_len = parse_size(value)
+                    .filter(|&n| n >= 1024 * 1024)
+                    .ok_or_else(|| bad("expected a size of at least 1mb"))?
+            }
+            "protected-mode" => {
+                self.protected_mode =
+                    parse_yes_no(value).ok_or_else(|| bad("expected yes or no"))?
+            }
+            _ => return Err(format!("unknown setting '{key}'")),
+        }
+        Ok(())
+    }
+}
+
+/// The settings of a running server: fixed ones, and atomics for those CONFIG SET changes.
+pub(crate) struct Runtime {
+    pub bind: Vec<IpAddr>,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub protected_mode: bool,
+    pub config_file: Option<PathBuf>,
+    /// Largest `proto-max-bulk-len` the engine was opened for.
+    pub bulk_len_ceiling: u64,
+    appendfsync: AtomicU8,
+    requirepass: RwLock<Option<String>>,
+    maxclients: AtomicU64,
+    timeout: AtomicU64,
+    proto_max_bulk_len: AtomicU64,
+}
+
+impl Runtime {
+    pub fn new(c: &Config, bulk_len_ceiling: u64) -> Runtime {
+        Runtime {
+            bind: c.bind.clone(),
+            port: c.port,
+            dir: c.dir.clone(),
+            protected_mode: c.protected_mode,
+            config_file: c.config_file.clone(),
+            bulk_len_ceiling,
+            appendfsync: AtomicU8::new(c.appendfsync as u8),
+            requirepass: RwLock::new(c.requirepass.clone()),
+            maxclients: AtomicU64::new(c.maxclients),
+            timeout: AtomicU64::new(c.timeout),
+            proto_max_bulk_len: AtomicU64::new(c.proto_max_bulk_len),
+        }
+    }
+
+    pub fn appendfsync(&self) -> AppendFsync {
+        match self.appendfsync.load(Ordering::Relaxed) {
+            0 => AppendFsync::Always,
+            1 => AppendFsync::Everysec,
+            _ => AppendFsync::No,
+        }
+    }
+
+    pub fn requirepass(&self) -> Option<String> {
+        self.requirepass.read().clone()
+    }
+
+    pub fn has_password(&self) -> bool {
+        self.requirepass.read().is_some()
+    }
+
+    pub fn maxclients(&self) -> u64 {
+        self.maxclients.load(Ordering::Relaxed)
+    }
+
+    pub fn timeout(&self) -> u64 {
+        self.timeout.load(Ordering::Relaxed)
+    }
+
+    pub fn proto_max_bulk_len(&self) -> u64 {
+        self.proto_max_bulk_len.load(Ordering::Relaxed)
+    }
+
+    /// Every setting CONFIG GET knows, as (name, value).
+    pub fn all(&self) -> Vec<(&'static str, String)> {
+        let bind: Vec<String> = self.bind.iter().map(|a| a.to_string()).collect();
+        vec![
+            ("bind", bind.join(" ")),
+            ("port", self.port.to_string()),
+            ("dir", self.dir.display().to_string()),
+            ("appendonly", "yes".into()),
+            ("appendfsync", self.appendfsync().name().into()),
+            ("requirepass", self.requirepass().unwrap_or_default()),
+            ("maxclients", self.maxclients().to_string()),
+            ("timeout", self.timeout().to_string()),
+            ("proto-max-bulk-len", self.proto_max_bulk_len().to_string()),
+            (
+                "protected-mode",
+                if self.protected_mode { "yes" } else { "no" }.into(),
+            ),
+            ("databases", crate::keyspace::DATABASES.to_string()),
+            ("save", String::new()),
+        ]
+    }
+
+    /// CONFIG SET of one setting; the error text follows Redis's.
+    pub fn set(&self, name: &[u8], value: &[u8]) -> Result<(), String> {
+        let name = String::from_utf8_lossy(name).to_lowercase();
+        let value = String::from_utf8_lossy(value).to_string();
+        let failed = |why: &str| {
+            format!("CONFIG SET failed (possibly related to argument '{name}') - {why}")
+        };
+        match name.as_str() {
+            "appendfsync" => {
+                let v = AppendFsync::parse(&value).ok_or_else(|| {
+                    failed("argument(s) must be one of the following: always, everysec, no")
+                })?;
+                self.appendfsync.store(v as u8, Ordering::Relaxed);
+            }
+            "requirepass" => {
+                *self.requirepass.write() = (!value.is_empty()).then_some(value);
+            }
+            "maxclients" => {
+                let n: u64 = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| failed("argument must be a number of at least 1"))?;
+                self.maxclients.store(n, Ordering::Relaxed);
+            }
+            "timeout" => {
+                let n: u64 = value
+                    .parse()
+                    .map_err(|_| failed("argument couldn't be parsed into an integer"))?;
+                self.timeout.store(n, Ordering::Relaxed);
+            }
+            "proto-max-bulk-len" => {
+                let n = parse_size(&value)
+                    .filter(|&n| n >= 1024 * 1024)
+                    .ok_or_else(|| failed("argument must be a memory value of at least 1mb"))?;
+                if n > self.bulk_len_ceiling {
+                    return Err(failed(&format!(
+                        "the store was opened for values up to {} bytes; restart with a larger proto-max-bulk-len",
+                        self.bulk_len_ceiling
+                    )));
+                }
+                self.proto_max_bulk_len.store(n, Ordering::Relaxed);
+            }
+            "bind" | "port" | "dir" | "protected-mode" | "databases" | "appendonly" | "save" => {
+                return Err(failed("can't set immutable config"));
+            }
+            _ => {
+                return Err(format!(
+                    "Unknown option or number of arguments for CONFIG SET - '{name}'"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_binds() {
+        assert_eq!(parse_size("512mb"), Some(512 * 1024 * 1024));
+        assert_eq!(parse_size("1k"), Some(1000));
+        assert_eq!(parse_size("12"), Some(12));
+        assert_eq!(parse_size("1tb"), None);
+        assert_eq!(
+            parse_bind("127.0.0.1 -::1").unwrap(),
+            vec![
+                IpAddr::from([127, 0, 0, 1]),
+                "::1".parse::<IpAddr>().unwrap()
+            ]
+        );
+        assert!(parse_bind("nonsense").is_err());
+    }
+
+    #[test]
+    fn toml_file_with_redis_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("caskdb.toml");
+        std::fs::write(
+            &path,
+            "port = 7000\nappendfsync = \"always\"\nproto-max-bulk-len = \"16mb\"\nprotected-mode = \"no\"\nrequirepass = \"pw\"\n",
+        )
+        .unwrap();
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!(c.port, 7000);
+        assert_eq!(c.appendfsync, AppendFsync::Always);
+        assert_eq!(c.proto_max_bulk_len, 16 * 1024 * 1024);
+        assert!(!c.protected_mode);
+        assert_eq!(c.requirepass.as_deref(), Some("pw"));
+        std::fs::write(&path, "prot = 1\n").unwrap();
+        let err = Config::from_file(&path).unwrap_err();
+        assert!(err.contains("unknown setting 'prot'"), "{err}");
+        std::fs::write(&path, "appendfsync = \"sometimes\"\n").unwrap();
+        assert!(
+            Config::from_file(&path)
+                .unwrap_err()
+                .contains("always, everysec or no")
+        );
+    }
+}

@@ -1,0 +1,281 @@
+//! One client connection: read, parse every complete request in the buffer, run them, wait for
+//! the disk once if `appendfsync always` and something was written, write all replies at once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use caskdb::SyncToken;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::clients::ClientInfo;
+use crate::cmd::transactions::{Multi, WatchState};
+use crate::cmd::{self, Spec, Store, flags};
+use crate::config::AppendFsync;
+use crate::frame::Frame;
+use crate::parse::{Limits, Parsed, parse};
+use crate::server::Shared;
+
+/// Replies are written out once this many bytes are waiting, even mid-pipeline.
+const FLUSH_AT: usize = 1 << 20;
+/// Free space kept in the read buffer before each read.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Per-connection state that commands may change.
+pub(crate) struct ConnState {
+    pub id: u64,
+    /// The selected database.
+    pub db: u8,
+    /// Whether HELLO 3 switched the connection to RESP3.
+    pub resp3: bool,
+    pub authenticated: bool,
+    pub info: Arc<ClientInfo>,
+    /// Set between MULTI and EXEC/DISCARD.
+    pub multi: Option<Multi>,
+    pub watch: WatchState,
+    /// Close once the pending replies are written (QUIT, protocol error, SHUTDOWN).
+    pub close_after_reply: bool,
+    /// Send no reply for this command (SHUTDOWN).
+    pub suppress_reply: bool,
+}
+
+pub(crate) struct Connection {
+    socket: TcpStream,
+    shared: Arc<Shared>,
+    state: ConnState,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+}
+
+impl Connection {
+    /// Registers the client; call before the next accept so that `maxclients` holds.
+    pub fn new(
+        socket: TcpStream,
+        addr: SocketAddr,
+        laddr: SocketAddr,
+        shared: Arc<Shared>,
+    ) -> Connection {
+        let info = shared.clients.add(addr, laddr);
+        let state = ConnState {
+            id: info.id,
+            db: 0,
+            resp3: false,
+            authenticated: !shared.config.has_password(),
+            info,
+            multi: None,
+            watch: WatchState::default(),
+            close_after_reply: false,
+            suppress_reply: false,
+        };
+        Connection {
+            socket,
+            shared,
+            state,
+            rbuf: BytesMut::with_capacity(READ_CHUNK),
+            wbuf: BytesMut::with_capacity(READ_CHUNK),
+        }
+    }
+
+    /// Serves the client until it leaves, breaks the protocol, idles past `timeout`, or the
+    /// server shuts down.
+    pub async fn run(mut self) {
+        if let Err(e) = self.serve().await {
+            tracing::debug!(client = self.state.id, "connection ended: {e}");
+        }
+        self.state.watch.clear(&self.shared.watches);
+        self.shared.clients.remove(self.state.id);
+    }
+
+    async fn serve(&mut self) -> std::io::Result<()> {
+        let mut stop = self.shared.shutdown.subscribe();
+        loop {
+            let mut token: Option<SyncToken> = None;
+            let more_buffered = self.process(&mut token);
+            if let Some(t) = token
+                && self.shared.config.appendfsync() == AppendFsync::Always
+                && let Err(e) = self.shared.pump.wait(t).await
+            {
+                // The writes are in memory but maybe not on disk: say nothing rather than
+                // acknowledge them. The store now refuses writes until restarted.
+                tracing::error!(
+                    client = self.state.id,
+                    "fsync failed, dropping the connection: {e}"
+                );
+                return Ok(());
+            }
+            if !self.wbuf.is_empty() {
+                self.socket.write_all(&self.wbuf).await?;
+                self.wbuf.clear();
+            }
+            if self.state.close_after_reply {
+                let _ = self.socket.shutdown().await;
+                return Ok(());
+            }
+            if more_buffered {
+                continue;
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK {
+                self.rbuf.reserve(READ_CHUNK);
+            }
+            let timeout = self.shared.config.timeout();
+            let read = self.socket.read_buf(&mut self.rbuf);
+            let n = tokio::select! {
+                biased;
+                _ = stop.wait() => return Ok(()),
+                r = async {
+                    if timeout == 0 {
+                        read.await
+                    } else {
+                        match tokio::time::timeout(Duration::from_secs(timeout), read).await {
+                            Ok(r) => r,
+                            Err(_) => Ok(0), // idle too long: close, as Redis does
+                        }
+                    }
+                } => r?,
+            };
+            if n == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs every complete request in the read buffer, encoding replies into the write buffer.
+    /// Returns whether complete requests may remain (replies were flushed early).
+    fn process(&mut self, token: &mut Option<SyncToken>) -> bool {
+        loop {
+            let limits = Limits {
+                max_bulk: i64::try_from(self.shared.config.proto_max_bulk_len())
+                    .unwrap_or(i64::MAX),
+                authenticated: self.state.authenticated,
+            };
+            match parse(&mut self.rbuf, limits) {
+                Ok(Parsed::Request(args)) => {
+                    if args.is_empty() {
+                        continue;
+                    }
+                    let reply = self.handle(args, token);
+                    if !std::mem::take(&mut self.state.suppress_reply) {
+                        reply.encode(&mut self.wbuf, self.state.resp3);
+                    }
+                    if self.state.close_after_reply {
+                        return false;
+                    }
+                    if self.wbuf.len() >= FLUSH_AT {
+                        return true;
+                    }
+                }
+                Ok(Parsed::Incomplete(need)) => {
+                    // Grow towards a large request as its bytes come, never all at once from
+                    // the declared length: at most doubling per step.
+                    let missing = need.saturating_sub(self.rbuf.len());
+                    let spare = self.rbuf.capacity() - self.rbuf.len();
+                    if missing > spare {
+                        self.rbuf
+                            .reserve(missing.min(self.rbuf.len().max(READ_CHUNK)));
+                    }
+                    return false;
+                }
+                Err(e) => {
+                    tracing::debug!(client = self.state.id, "protocol error: {}", e.0);
+                    Frame::err(format!("Protocol error: {}", e.0))
+                        .encode(&mut self.wbuf, self.state.resp3);
+                    self.state.close_after_reply = true;
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn flag_multi_failed(&mut self) {
+        if let Some(m) = &mut self.state.multi {
+            m.failed = true;
+        }
+    }
+
+    fn handle(&mut self, args: Vec<Bytes>, token: &mut Option<SyncToken>) -> Frame {
+        self.shared.stats.commands.add(1);
+        let Some(spec) = cmd::lookup(&args[0]) else {
+            self.flag_multi_failed();
+            return cmd::unknown_command(&args);
+        };
+        self.state.info.record(spec.name);
+        if !spec.arity_ok(args.len()) {
+            self.flag_multi_failed();
+            return cmd::wrong_arity(spec.name);
+        }
+        if !self.state.authenticated && !spec.has(flags::NO_AUTH) {
+            self.flag_multi_failed();
+            return Frame::Error("NOAUTH Authentication required.".into());
+        }
+        if let Some(m) = &mut self.state.multi
+            && !spec.has(flags::NO_QUEUE)
+        {
+            m.queue.push(args);
+            return Frame::Simple("QUEUED");
+        }
+        if spec.name == "exec" && self.state.multi.is_some() {
+            return self.exec(token);
+        }
+        self.run_one(spec, &args, token)
+    }
+
+    fn run_one(&mut self, spec: &Spec, args: &[Bytes], token: &mut Option<SyncToken>) -> Frame {
+        let shared = &*self.shared;
+        let state = &mut self.state;
+        if !spec.needs_tx() {
+            return cmd::execute(shared, state, Store::Read(&shared.db), spec, args);
+        }
+        let result = shared.db.transaction_deferred(|tx| {
+            Ok::<_, caskdb::Error>(cmd::execute(shared, state, Store::Write(tx), spec, args))
+        });
+        match result {
+            Ok((frame, t)) => {
+                if spec.has(flags::WRITE) {
+                    *token = (*token).max(Some(t));
+                }
+                frame
+            }
+            Err(e) => cmd::engine_error(&e),
+        }
+    }
+
+    fn exec(&mut self, token: &mut Option<SyncToken>) -> Frame {
+        let Some(multi) = self.state.multi.take() else {
+            return Frame::err("EXEC without MULTI");
+        };
+        let shared = &*self.shared;
+        let state = &mut self.state;
+        if multi.failed {
+            state.watch.clear(&shared.watches);
+            return Frame::Error(
+                "EXECABORT Transaction discarded because of previous errors.".into(),
+            );
+        }
+        let result = shared.db.transaction_deferred(|tx| {
+            // Checked under the writer lock: no write can come between this and ours.
+            if state.watch.is_dirty() {
+                return Ok::<_, caskdb::Error>(None);
+            }
+            let mut replies = Vec::with_capacity(multi.queue.len());
+            for args in &multi.queue {
+                let reply = match cmd::lookup(&args[0]) {
+                    Some(spec) => cmd::execute(shared, state, Store::Write(&mut *tx), spec, args),
+                    None => cmd::unknown_command(args),
+                };
+                replies.push(reply);
+            }
+            Ok(Some(replies))
+        });
+        state.watch.clear(&shared.watches);
+        match result {
+            Ok((None, _)) => Frame::NullArray,
+            Ok((Some(replies), t)) => {
+                *token = (*token).max(Some(t));
+                Frame::Array(replies)
+            }
+            Err(e) => cmd::engine_error(&e),
+        }
+    }
+}

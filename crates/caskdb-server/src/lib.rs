@@ -1,0 +1,30 @@
+//! caskdb-server: a Redis-compatible server over a caskdb store.
+//!
+//! Speaks RESP2, and RESP3 after `HELLO 3`, so `redis-cli`, `redis-benchmark` and Redis client
+//! libraries work against it. Strings, generic key commands, expiry and MULTI/EXEC follow
+//! Redis 7's semantics and error texts; every write command is one atomic record in the
+//! engine's log, so an acknowledged write survives `kill -9` (under `appendfsync always`, also
+//! a machine crash). See the repository's README for the command list and its limits.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), caskdb_server::ServeError> {
+//! let config = caskdb_server::Config { port: 6380, ..Default::default() };
+//! caskdb_server::Server::bind(config).await?.run().await
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod clients;
+mod cmd;
+pub mod config;
+mod connection;
+mod frame;
+mod glob;
+mod keyspace;
+mod parse;
+mod server;
+mod shutdown;
+
+pub use config::{AppendFsync, Config};
+pub use server::{REDIS_VERSION, ServeError, Server};

@@ -1,0 +1,252 @@
+//! Test helpers: an in-process server on a free port, and a raw RESP client.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use caskdb_server::{Config, Server};
+
+/// A server running on its own runtime thread; stopped by SHUTDOWN on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    thread: Option<JoinHandle<Result<(), String>>>,
+    password: Option<String>,
+}
+
+pub fn start(dir: &Path) -> TestServer {
+    start_with(dir, |_| {})
+}
+
+pub fn start_with(dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let mut config = Config {
+        port: 0,
+        dir: dir.to_path_buf(),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let password = config.requirepass.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let server = match Server::bind(config).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return Ok(());
+                }
+            };
+            let _ = tx.send(Ok(server.local_addrs()[0]));
+            server.run().await.map_err(|e| e.to_string())
+        })
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server thread answered")
+        .expect("server started");
+    TestServer {
+        addr,
+        thread: Some(thread),
+        password,
+    }
+}
+
+/// Starts a server expecting it to refuse; returns the error text.
+pub fn start_err(dir: &Path, tweak: impl FnOnce(&mut Config)) -> String {
+    let mut config = Config {
+        port: 0,
+        dir: dir.to_path_buf(),
+        ..Config::default()
+    };
+    tweak(&mut config);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    match rt.block_on(Server::bind(config)) {
+        Ok(_) => panic!("server started"),
+        Err(e) => e.to_string(),
+    }
+}
+
+impl TestServer {
+    pub fn raw(&self) -> Raw {
+        Raw::connect(self.addr)
+    }
+
+    pub fn url(&self) -> String {
+        match &self.password {
+            Some(p) => format!("redis://:{p}@{}/", self.addr),
+            None => format!("redis://{}/", self.addr),
+        }
+    }
+
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection_with_timeout(Duration::from_secs(10))
+            .unwrap()
+    }
+
+    /// Stops the server with SHUTDOWN and waits for it to close the store.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let mut c = Raw::connect(self.addr);
+        if let Some(p) = &self.password {
+            c.cmd(&["AUTH", p]);
+        }
+        c.send(&["SHUTDOWN"]);
+        // The server closes the connection without a reply.
+        assert_eq!(c.read_to_end(), Vec::<u8>::new());
+        thread
+            .join()
+            .expect("server thread")
+            .expect("server ran and closed cleanly");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.shutdown();
+        }
+    }
+}
+
+/// A RESP reply, as parsed by the tests (independently of the server's own code).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Vec<u8>),
+    Nil,
+    Array(Vec<Reply>),
+    Map(Vec<(Reply, Reply)>),
+    Verbatim(String),
+}
+
+impl Reply {
+    pub fn bulk(s: &str) -> Reply {
+        Reply::Bulk(s.as_bytes().to_vec())
+    }
+}
+
+/// A blocking client that sends exact bytes and parses replies.
+pub struct Raw {
+    pub stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+pub fn encode(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+impl Raw {
+    pub fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Raw { stream, reader }
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    pub fn send(&mut self, args: &[&str]) {
+        self.send_bytes(&encode(args));
+    }
+
+    pub fn cmd(&mut self, args: &[&str]) -> Reply {
+        self.send(args);
+        self.read()
+    }
+
+    pub fn read(&mut self) -> Reply {
+        read_reply(&mut self.reader).expect("a reply")
+    }
+
+    /// Everything until the server closes the connection.
+    pub fn read_to_end(&mut self) -> Vec<u8> {
+        let mut rest = Vec::new();
+        let _ = self.reader.read_to_end(&mut rest);
+        rest
+    }
+}
+
+fn line(r: &mut impl BufRead) -> Option<String> {
+    let mut s = String::new();
+    if r.read_line(&mut s).ok()? == 0 {
+        return None;
+    }
+    assert!(s.ends_with("\r\n"), "line not ended by CRLF: {s:?}");
+    s.truncate(s.len() - 2);
+    Some(s)
+}
+
+/// Parses one reply; `None` at end of stream.
+pub fn read_reply(r: &mut impl BufRead) -> Option<Reply> {
+    let l = line(r)?;
+    let (tag, rest) = l.split_at(1);
+    Some(match tag {
+        "+" => Reply::Simple(rest.into()),
+        "-" => Reply::Error(rest.into()),
+        ":" => Reply::Int(rest.parse().unwrap()),
+        "_" => Reply::Nil,
+        "$" | "=" => {
+            let n: i64 = rest.parse().unwrap();
+            if n < 0 {
+                return Some(Reply::Nil);
+            }
+            let mut buf = vec![0; n as usize + 2];
+            r.read_exact(&mut buf).ok()?;
+            buf.truncate(n as usize);
+            if tag == "=" {
+                Reply::Verbatim(String::from_utf8(buf[4..].to_vec()).unwrap())
+            } else {
+                Reply::Bulk(buf)
+            }
+        }
+        "*" | "~" => {
+            let n: i64 = rest.parse().unwrap();
+            if n < 0 {
+                return Some(Reply::Nil);
+            }
+            Reply::Array((0..n).map(|_| read_reply(r).unwrap()).collect())
+        }
+        "%" => {
+            let n: usize = rest.parse().unwrap();
+            Reply::Map(
+                (0..n)
+                    .map(|_| (read_reply(r).unwrap(), read_reply(r).unwrap()))
+                    .collect(),
+            )
+        }
+        "," => Reply::Simple(rest.into()),
+        "#" => Reply::Int(i64::from(rest == "t")),
+        other => panic!("unknown reply type {other:?} in {l:?}"),
+    })
+}

@@ -1,0 +1,137 @@
+//! `Db::transaction`: read-your-writes, rollback on error, atomicity on disk (cut at every
+//! byte), isolation from other writers, deferred sync.
+
+mod common;
+
+use std::sync::Arc;
+
+use caskdb::{Db, Error, Options, SyncPolicy};
+use common::data_files;
+
+fn open(dir: &std::path::Path) -> Db {
+    Options::default()
+        .sync(SyncPolicy::Never)
+        .open(dir)
+        .unwrap()
+}
+
+#[test]
+fn reads_see_own_writes_and_an_error_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    db.put("a", "1").unwrap();
+    db.put("gone", "x").unwrap();
+    let keys = db
+        .transaction(|tx| {
+            assert_eq!(tx.get("a")?.as_deref(), Some(&b"1"[..]));
+            tx.put("a", "2")?;
+            tx.put("b", "3")?;
+            assert!(tx.delete("gone")?);
+            assert!(!tx.delete("never")?);
+            assert_eq!(tx.get("a")?.as_deref(), Some(&b"2"[..]));
+            assert!(!tx.contains_key("gone")?);
+            tx.keys_in::<&str, _>(.., 10)
+        })
+        .unwrap();
+    assert_eq!(keys, vec!["a", "b"]);
+    assert_eq!(db.get("b").unwrap().as_deref(), Some(&b"3"[..]));
+    assert_eq!(db.get("gone").unwrap(), None);
+
+    let r: Result<(), Error> = db.transaction(|tx| {
+        tx.put("a", "999")?;
+        tx.put("c", "1")?;
+        Err(Error::KeyIsEmpty) // any error: roll back
+    });
+    assert!(r.is_err());
+    assert_eq!(db.get("a").unwrap().as_deref(), Some(&b"2"[..]));
+    assert_eq!(db.get("c").unwrap(), None);
+}
+
+#[test]
+fn expiring_writes_and_keys_in_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    for k in ["k1", "k2", "k3", "k5"] {
+        db.put(k, "v").unwrap();
+    }
+    db.transaction(|tx| {
+        let now = tx.now_ms();
+        tx.put_expiring_at("k4", "v", now + 60_000)?;
+        tx.put_expiring_at("k2", "v", now - 1)?; // already expired: reads as absent
+        tx.delete("k3")?;
+        assert_eq!(tx.keys_in("k1".."k5", 10)?, vec!["k1", "k4"]);
+        assert_eq!(tx.keys_in("k0".., 2)?, vec!["k1", "k4"]);
+        assert_eq!(tx.get_with_expiry("k4")?.unwrap().1, Some(now + 60_000));
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    let keys: Vec<_> = db.keys().map(|k| k.unwrap()).collect();
+    assert_eq!(keys, vec!["k1", "k4", "k5"]);
+    assert!(db.ttl("k4").unwrap().is_some());
+}
+
+#[test]
+fn concurrent_increments_are_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(open(dir.path()));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for _ in 0..500 {
+                    db.transaction(|tx| {
+                        let n: u64 = tx
+                            .get("n")?
+                            .map_or(0, |v| std::str::from_utf8(&v).unwrap().parse().unwrap());
+                        tx.put("n", (n + 1).to_string())
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(db.get("n").unwrap().as_deref(), Some(&b"2000"[..]));
+}
+
+#[test]
+fn a_multi_key_transaction_cut_at_any_byte_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = open(dir.path());
+        db.put("x", "old").unwrap();
+        db.close().unwrap();
+    }
+    let file = data_files(dir.path()).pop().unwrap();
+    let before = std::fs::metadata(&file).unwrap().len();
+    {
+        let db = open(dir.path());
+        let (_, token) = db
+            .transaction_deferred(|tx| {
+                tx.put("x", "new")?;
+                tx.put("y", "new")?;
+                tx.delete("nothing")?;
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+        db.sync_through(token).unwrap();
+        db.close().unwrap();
+    }
+    let full = std::fs::read(&file).unwrap();
+    assert!(full.len() as u64 > before);
+    for cut in before as usize..full.len() {
+        std::fs::write(&file, &full[..cut]).unwrap();
+        let db = open(dir.path());
+        let x = db.get("x").unwrap();
+        let y = db.get("y").unwrap();
+        assert_eq!(x.as_deref(), Some(&b"old"[..]), "cut at {cut}");
+        assert_eq!(y, None, "cut at {cut}");
+        db.close().unwrap();
+    }
+    std::fs::write(&file, &full).unwrap();
+    let db = open(dir.path());
+    assert_eq!(db.get("x").unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(db.get("y").unwrap().as_deref(), Some(&b"new"[..]));
+}

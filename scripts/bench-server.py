@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Runs the same redis-benchmark against redis-server and `caskdb serve`, alternating, in one
+run, and prints requests/s for both and caskdb's ratio to Redis.
+
+    cargo build --release -p caskdb-cli
+    python3 scripts/bench-server.py                 # everysec and always, 1M requests per line
+    N=200000 python3 scripts/bench-server.py        # shorter
+    MODES=everysec python3 scripts/bench-server.py  # one durability mode
+
+Both servers log to disk the same way: Redis with `appendonly yes` and the same `appendfsync`,
+caskdb with the same `appendfsync`; each gets a fresh temporary directory per mode.
+"""
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CASKDB = os.path.join(ROOT, "target", "release", "caskdb")
+N = int(os.environ.get("N", "1000000"))
+MODES = os.environ.get("MODES", "everysec always").split()
+TESTS = os.environ.get("TESTS", "set,get,incr,mset")
+ROUNDS = int(os.environ.get("ROUNDS", "1"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port, proc):
+    for _ in range(500):
+        if proc.poll() is not None:
+            sys.exit(f"server on {port} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            time.sleep(0.02)
+    sys.exit(f"server on {port} never answered")
+
+
+def start_redis(mode, workdir):
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
+         "--save", "", "--appendonly", "yes", "--appendfsync", mode, "--daemonize", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_ready(port, proc)
+    return proc, port
+
+
+def start_caskdb(mode, workdir):
+    port = free_port()
+    proc = subprocess.Popen(
+        [CASKDB, "--dir", workdir, "serve", "--port", str(port), "--appendfsync", mode],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_ready(port, proc)
+    return proc, port
+
+
+def bench(port, pipeline):
+    args = ["redis-benchmark", "-p", str(port), "-t", TESTS, "-n", str(N), "-r", "1000000",
+            "-c", "50", "-d", "100", "--csv"]
+    if pipeline > 1:
+        args += ["-P", str(pipeline)]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    rows = list(csv.reader(io.StringIO(out)))
+    return {r[0]: float(r[1]) for r in rows[1:] if len(r) > 1}
+
+
+def main():
+    if not os.path.exists(CASKDB):
+        sys.exit("build first: cargo build --release -p caskdb-cli")
+    print(f"redis-benchmark -t {TESTS} -n {N} -r 1000000 -c 50 -d 100 [-P 16], "
+          f"{ROUNDS} round(s), alternating servers")
+    print(f"{'mode':9} {'pipeline':8} {'test':16} {'redis rps':>12} {'caskdb rps':>12} {'ratio':>7}")
+    for mode in MODES:
+        tmp = tempfile.mkdtemp(prefix="caskdb-bench-")
+        try:
+            os.makedirs(os.path.join(tmp, "redis"))
+            redis, rport = start_redis(mode, os.path.join(tmp, "redis"))
+            cask, cport = start_caskdb(mode, os.path.join(tmp, "caskdb"))
+            try:
+                for pipeline in (1, 16):
+                    totals = {"redis": {}, "caskdb": {}}
+                    for _ in range(ROUNDS):
+                        for name, port in (("redis", rport), ("caskdb", cport)):
+                            for test, rps in bench(port, pipeline).items():
+                                totals[name].setdefault(test, []).append(rps)
+                    for test in totals["redis"]:
+                        r = sum(totals["redis"][test]) / ROUNDS
+                        c = sum(totals["caskdb"].get(test, [0])) / ROUNDS
+                        print(f"{mode:9} {pipeline:<8} {test:16} {r:12.0f} {c:12.0f} {c / r:7.2f}",
+                              flush=True)
+            finally:
+                for p in (redis, cask):
+                    p.terminate()
+                    p.wait(timeout=60)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
