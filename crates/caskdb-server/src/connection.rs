@@ -202,6 +202,14 @@ impl Connection {
         };
         self.state.info.record(spec.name);
         if !spec.arity_ok(args.len()) {
+            if spec.name == "exec" {
+                // Redis drops the transaction (if any) and says why.
+                self.state.multi = None;
+                self.state.watch.clear(&self.shared.watches);
+                return Frame::Error(
+                    "EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command".into(),
+                );
+            }
             self.flag_multi_failed();
             return cmd::wrong_arity(spec.name);
         }

@@ -6,6 +6,11 @@
 
 /// Whether `text` matches `pattern`.
 pub fn matches(pattern: &[u8], text: &[u8]) -> bool {
+    if text.is_empty() {
+        // As Redis's matcher: an empty key matches only an empty pattern (KEYS and SCAN treat
+        // the exact pattern "*" as "everything" before matching).
+        return pattern.is_empty();
+    }
     let (mut p, mut t) = (0, 0);
     // Where to resume after the last '*': the pattern just past it, and the text position it
     // has swallowed up to.
@@ -88,7 +93,7 @@ mod tests {
     #[test]
     fn redis_glob_cases() {
         let yes: &[(&str, &str)] = &[
-            ("*", ""),
+            ("", ""),
             ("*", "anything"),
             ("h?llo", "hello"),
             ("h*llo", "heeeello"),

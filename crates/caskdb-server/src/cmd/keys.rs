@@ -232,6 +232,7 @@ const STEP: usize = 1024;
 fn keys(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let pattern = &args[1];
     let prefix = literal_prefix(pattern);
+    let everything = pattern.as_ref() == b"*";
     let db = ctx.conn.db;
     let mut out = Vec::new();
     // Only the keys starting with the pattern's literal prefix can match: start there and
@@ -245,7 +246,7 @@ fn keys(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             if !k.starts_with(prefix) {
                 return Ok(Frame::Array(out));
             }
-            if glob::matches(pattern, &k) {
+            if everything || glob::matches(pattern, &k) {
                 out.push(Frame::Bulk(k));
             }
         }
@@ -301,7 +302,7 @@ fn scan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     };
     let mut out = Vec::new();
     for k in batch {
-        if pattern.is_some_and(|p| !glob::matches(p, &k)) {
+        if pattern.is_some_and(|p| p.as_ref() != b"*" && !glob::matches(p, &k)) {
             continue;
         }
         if let Some(t) = ty {

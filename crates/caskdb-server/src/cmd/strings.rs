@@ -103,7 +103,8 @@ fn set(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         } else if is(a, "keepttl") && expiry.is_none() {
             keepttl = true;
         } else if let Some(kind) = ExpireKind::from_arg(a) {
-            if keepttl || expiry.is_some() || i + 1 >= args.len() {
+            // The same option twice is allowed (the last wins), as in Redis; two kinds are not.
+            if keepttl || expiry.is_some_and(|(k, _)| k != kind) || i + 1 >= args.len() {
                 return Err(syntax_error());
             }
             expiry = Some((kind, &args[i + 1]));
@@ -223,14 +224,29 @@ fn getex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         Persist,
         At(u64),
     }
-    let change = match &args[2..] {
-        [] => Change::Keep,
-        [p] if is(p, "persist") => Change::Persist,
-        [k, v] => match ExpireKind::from_arg(k) {
-            Some(kind) => Change::At(expire_at(ctx.now_ms(), kind, v, "getex")?),
-            None => return Err(syntax_error()),
-        },
-        _ => return Err(syntax_error()),
+    // Options may repeat (the last wins), but PERSIST and the expiry kinds exclude each other.
+    let mut persist = false;
+    let mut expiry: Option<(ExpireKind, &Bytes)> = None;
+    let mut i = 2;
+    while i < args.len() {
+        if is(&args[i], "persist") && expiry.is_none() {
+            persist = true;
+        } else if let Some(kind) = ExpireKind::from_arg(&args[i])
+            && !persist
+            && expiry.is_none_or(|(k, _)| k == kind)
+            && i + 1 < args.len()
+        {
+            expiry = Some((kind, &args[i + 1]));
+            i += 1;
+        } else {
+            return Err(syntax_error());
+        }
+        i += 1;
+    }
+    let change = match expiry {
+        Some((kind, v)) => Change::At(expire_at(ctx.now_ms(), kind, v, "getex")?),
+        None if persist => Change::Persist,
+        None => Change::Keep,
     };
     let Some((value, old_at)) = ctx.get_string(key)? else {
         return Ok(Frame::Null);
@@ -379,8 +395,11 @@ pub(crate) fn format_float(v: f64) -> String {
     if digits <= 15 {
         return shortest;
     }
-    let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
-    format!("{rounded}")
+    match format!("{v:.14e}").parse::<f64>() {
+        // Rounding up near f64::MAX can overflow: keep the exact value then.
+        Ok(rounded) if rounded.is_finite() => format!("{rounded}"),
+        _ => shortest,
+    }
 }
 
 fn incrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
@@ -417,5 +436,6 @@ mod tests {
         assert_eq!(format_float(5200.0), "5200");
         assert_eq!(format_float(-3.5), "-3.5");
         assert_eq!(format_float(1e20), "100000000000000000000");
+        assert_ne!(format_float(-f64::MAX), "-inf");
     }
 }

@@ -58,7 +58,7 @@ pub(crate) fn register(t: &mut Vec<Spec>) {
         spec(
             "unwatch",
             1,
-            FAST | NO_QUEUE,
+            FAST,
             (0, 0, 0),
             g,
             "Forgets about watched keys of a transaction.",
