@@ -189,18 +189,24 @@ impl<'a> RawOp<'a> {
 /// one batch envelope (type 4) whose CRC covers them all. Call under the writer lock.
 pub(crate) fn append_ops(core: &Core, w: &mut Writer, ops: &[RawOp<'_>]) -> Result<()> {
     let mut header = [0u8; MAX_RECORD_HEADER_LEN];
-    let mut changes: Vec<(&[u8], Option<Loc>)> = Vec::with_capacity(ops.len());
-    let mut dead = Vec::new();
     if let [op] = ops {
+        // The path of every plain put and delete: no allocation.
         let n = op.header(&mut header);
         let loc = core.append(w, &[&header[..n], op.key, op.value], op.expire_at)?;
-        if op.kind == RecordType::Tombstone {
-            dead.push(loc);
-            changes.push((op.key, None));
+        let old = if op.kind == RecordType::Tombstone {
+            w.mark_dead(loc);
+            core.keydir.remove(op.key)
         } else {
-            changes.push((op.key, Some(loc)));
+            core.keydir.insert(op.key, loc)
+        };
+        if let Some(old) = old {
+            w.mark_dead(old);
         }
-    } else {
+        return Ok(());
+    }
+    let mut changes: Vec<(&[u8], Option<Loc>)> = Vec::with_capacity(ops.len());
+    let mut dead = Vec::new();
+    {
         // Encode each operation as an ordinary record, remembering where it lands.
         let size: usize = ops
             .iter()

@@ -12,12 +12,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
+use crate::batch::{RawOp, append_ops};
 use crate::data_file::{DataFile, FileTable};
 use crate::error::{Error, Result, io_context};
 use crate::keydir::{Keydir, Loc};
 use crate::merge::{MergeProgress, MergeStats};
 use crate::options::{Options, SyncPolicy};
-use crate::record::{self, FILE_HEADER_LEN, MAX_RECORD_HEADER_LEN, RecordType};
+use crate::record::FILE_HEADER_LEN;
 use crate::stats::{FileStats, Stats};
 use crate::vfs::{StdVfs, Vfs};
 
@@ -324,17 +325,12 @@ impl Db {
     /// # Errors
     /// As [`Db::get`].
     pub fn get_with_ttl(&self, key: impl AsRef<[u8]>) -> Result<Option<(Bytes, Option<Duration>)>> {
-        let key = key.as_ref();
-        let core = &self.inner.core;
-        core.check_open()?;
-        if key.is_empty() {
-            return Err(Error::KeyIsEmpty);
-        }
-        let now = core.now();
-        Ok(core.read_live(key)?.map(|(loc, value)| {
-            let left = (loc.expire_at != 0)
-                .then(|| Duration::from_millis(loc.expire_at.saturating_sub(now)));
-            (value, left)
+        let now = self.inner.core.now();
+        Ok(self.get_with_expiry(key)?.map(|(value, at)| {
+            (
+                value,
+                at.map(|at| Duration::from_millis(at.saturating_sub(now))),
+            )
         }))
     }
 
@@ -350,9 +346,7 @@ impl Db {
         if key.is_empty() {
             return Err(Error::KeyIsEmpty);
         }
-        Ok(core
-            .read_live(key)?
-            .map(|(loc, v)| (v, (loc.expire_at != 0).then_some(loc.expire_at))))
+        Ok(core.read_live(key)?.map(|(loc, v)| (v, loc.expiry())))
     }
 
     /// Milliseconds since the Unix epoch by the database's [`Clock`](crate::Clock): the time
@@ -389,13 +383,7 @@ impl Db {
     /// [`Error::KeyIsEmpty`]; [`Error::Corrupted`] (naming file and offset) if the record on
     /// disk fails its check; [`Error::Closed`].
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
-        let key = key.as_ref();
-        let core = &self.inner.core;
-        core.check_open()?;
-        if key.is_empty() {
-            return Err(Error::KeyIsEmpty);
-        }
-        Ok(core.read_live(key)?.map(|(_, value)| value))
+        Ok(self.get_with_expiry(key)?.map(|(value, _)| value))
     }
 
     /// Removes `key`. Returns whether it existed; a missing key is `Ok(false)` and writes nothing.
@@ -415,13 +403,7 @@ impl Db {
             if core.keydir.get(key).is_none_or(|l| l.expired(core.now())) {
                 return Ok(false);
             }
-            let mut header = [0u8; MAX_RECORD_HEADER_LEN];
-            let n = record::encode_header(RecordType::Tombstone, None, key, &[], &mut header);
-            let tomb = core.append(&mut w, &[&header[..n], key], 0)?;
-            w.mark_dead(tomb);
-            if let Some(old) = core.keydir.remove(key) {
-                w.mark_dead(old);
-            }
+            append_ops(core, &mut w, &[RawOp::delete(key)])?;
             (w.lsn, core.wants_merge(&w))
         };
         core.finish_write(lsn, want_merge)?;
@@ -747,13 +729,6 @@ impl Core {
     ) -> Result<bool> {
         self.check_key(key)?;
         self.check_value(value)?;
-        let (kind, expiry) = if expire_at == 0 {
-            (RecordType::Value, None)
-        } else {
-            (RecordType::ValueWithExpiry, Some(expire_at))
-        };
-        let mut header = [0u8; MAX_RECORD_HEADER_LEN];
-        let n = record::encode_header(kind, expiry, key, value, &mut header);
         let (lsn, want_merge) = {
             let mut w = self.writer.lock();
             if let Some(expected) = only_if {
@@ -762,10 +737,7 @@ impl Core {
                     return Ok(false);
                 }
             }
-            let loc = self.append(&mut w, &[&header[..n], key, value], expire_at)?;
-            if let Some(old) = self.keydir.insert(key, loc) {
-                w.mark_dead(old);
-            }
+            append_ops(self, &mut w, &[RawOp::put(key, value, expire_at)])?;
             (w.lsn, self.wants_merge(&w))
         };
         self.finish_write(lsn, want_merge)?;

@@ -22,6 +22,11 @@ impl Loc {
     pub fn expired(&self, now_ms: u64) -> bool {
         self.expire_at != 0 && self.expire_at <= now_ms
     }
+
+    /// When the record expires (ms since the epoch), if ever.
+    pub fn expiry(&self) -> Option<u64> {
+        (self.expire_at != 0).then_some(self.expire_at)
+    }
 }
 
 /// A key as stored in the index: keys up to 24 bytes live inside the tree node, so comparing

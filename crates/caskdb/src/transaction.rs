@@ -77,10 +77,7 @@ impl Transaction<'_> {
                 .filter(|(_, at)| *at == 0 || *at > now)
                 .map(|(v, at)| (v.clone(), (*at != 0).then_some(*at))));
         }
-        Ok(self
-            .core
-            .read_live(key)?
-            .map(|(loc, v)| (v, (loc.expire_at != 0).then_some(loc.expire_at))))
+        Ok(self.core.read_live(key)?.map(|(loc, v)| (v, loc.expiry())))
     }
 
     /// Whether `key` has a live value, including this transaction's own writes. Reads no value.
@@ -88,16 +85,27 @@ impl Transaction<'_> {
     /// # Errors
     /// [`Error::KeyIsEmpty`].
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool> {
-        let key = key.as_ref();
+        Ok(self.state(key.as_ref())?.0)
+    }
+
+    /// Whether `key` has a live value, and whether it has any entry at all (pending, or in the
+    /// index even if expired): such a key needs a tombstone to be deleted.
+    fn state(&self, key: &[u8]) -> Result<(bool, bool)> {
         if key.is_empty() {
             return Err(Error::KeyIsEmpty);
         }
         let now = self.core.now();
         Ok(match self.writes.get(key) {
-            Some(pending) => pending
-                .as_ref()
-                .is_some_and(|(_, at)| *at == 0 || *at > now),
-            None => self.core.keydir.get(key).is_some_and(|l| !l.expired(now)),
+            Some(pending) => (
+                pending
+                    .as_ref()
+                    .is_some_and(|(_, at)| *at == 0 || *at > now),
+                true,
+            ),
+            None => match self.core.keydir.get(key) {
+                Some(loc) => (!loc.expired(now), true),
+                None => (false, false),
+            },
         })
     }
 
@@ -132,9 +140,8 @@ impl Transaction<'_> {
     /// As [`Transaction::put`].
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> Result<bool> {
         let key = key.as_ref();
-        let existed = self.contains_key(key)?;
-        // A key absent from the index needs no tombstone, unless this transaction wrote it.
-        if existed || self.writes.contains_key(key) || self.core.keydir.get(key).is_some() {
+        let (existed, has_entry) = self.state(key)?;
+        if has_entry {
             self.stage(key, None)?;
         }
         Ok(existed)
