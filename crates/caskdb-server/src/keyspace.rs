@@ -86,6 +86,9 @@ pub struct Entry {
     pub payload: Bytes,
     /// When it expires, if ever.
     pub expire_at: Option<u64>,
+    /// The stored form (type byte and payload), for commands that copy a value whole
+    /// (RENAME, COPY, MOVE, EXPIRE…) without re-encoding it.
+    pub raw: Bytes,
 }
 
 impl Entry {
@@ -96,6 +99,7 @@ impl Entry {
             ty,
             payload: raw.slice(1..),
             expire_at,
+            raw,
         })
     }
 

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
-use super::strings::{ExpireKind, raw_value};
+use super::strings::ExpireKind;
 use super::{CmdError, CmdResult, Ctx, Spec, int_arg, is, spec, syntax_error};
 use crate::frame::Frame;
 use crate::glob;
@@ -227,7 +227,7 @@ fn literal_prefix(pattern: &[u8]) -> &[u8] {
 }
 
 /// Keys per step when walking a database (bounds memory, not work).
-const STEP: usize = 1024;
+pub(crate) const STEP: usize = 1024;
 
 fn keys(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let pattern = &args[1];
@@ -237,21 +237,17 @@ fn keys(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let mut out = Vec::new();
     // Only the keys starting with the pattern's literal prefix can match: start there and
     // stop at the first key past them.
-    let mut batch = ctx.keys_from(db, std::ops::Bound::Included(prefix), STEP)?;
-    loop {
-        let Some(last) = batch.last().cloned() else {
-            break;
-        };
+    ctx.walk_keys(db, std::ops::Bound::Included(prefix), STEP, |_, batch| {
         for k in batch {
             if !k.starts_with(prefix) {
-                return Ok(Frame::Array(out));
+                return Ok(false);
             }
             if everything || glob::matches(pattern, &k) {
                 out.push(Frame::Bulk(k));
             }
         }
-        batch = ctx.keys_from(db, std::ops::Bound::Excluded(&last), STEP)?;
-    }
+        Ok(true)
+    })?;
     Ok(Frame::Array(out))
 }
 
@@ -344,7 +340,7 @@ fn rename_with(ctx: &mut Ctx<'_, '_>, args: &[Bytes], nx: bool) -> CmdResult {
         return Ok(Frame::Integer(0));
     }
     let db = ctx.conn.db;
-    ctx.put_raw(db, dst, raw_value(&entry), entry.expire_at)?;
+    ctx.put_raw(db, dst, entry.raw.clone(), entry.expire_at)?;
     ctx.remove(src)?;
     Ok(if nx { Frame::Integer(1) } else { Frame::OK })
 }
@@ -391,7 +387,7 @@ fn copy(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if !replace && ctx.exists_in(target, dst)? {
         return Ok(Frame::Integer(0));
     }
-    ctx.put_raw(target, dst, raw_value(&entry), entry.expire_at)?;
+    ctx.put_raw(target, dst, entry.raw.clone(), entry.expire_at)?;
     Ok(Frame::Integer(1))
 }
 
@@ -407,7 +403,7 @@ fn move_(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if ctx.exists_in(target, key)? {
         return Ok(Frame::Integer(0));
     }
-    ctx.put_raw(target, key, raw_value(&entry), entry.expire_at)?;
+    ctx.put_raw(target, key, entry.raw.clone(), entry.expire_at)?;
     ctx.remove(key)?;
     Ok(Frame::Integer(1))
 }
@@ -466,7 +462,7 @@ fn expire_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: ExpireKind, cmd: 
     let db = ctx.conn.db;
     // A time already past deletes the key (put_raw does it).
     let at = u64::try_from(when).unwrap_or(0);
-    ctx.put_raw(db, key, raw_value(&entry), Some(at))?;
+    ctx.put_raw(db, key, entry.raw.clone(), Some(at))?;
     Ok(Frame::Integer(1))
 }
 
@@ -522,7 +518,7 @@ fn persist(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     match ctx.lookup(&args[1])? {
         Some(entry) if entry.expire_at.is_some() => {
             let db = ctx.conn.db;
-            ctx.put_raw(db, &args[1], raw_value(&entry), None)?;
+            ctx.put_raw(db, &args[1], entry.raw.clone(), None)?;
             Ok(Frame::Integer(1))
         }
         _ => Ok(Frame::Integer(0)),

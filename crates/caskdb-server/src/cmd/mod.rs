@@ -57,17 +57,25 @@ impl CmdError {
     }
 }
 
+/// The reply for a key of `len` bytes, over [`keyspace::MAX_KEY_LEN`].
+fn key_too_large(len: usize) -> Frame {
+    Frame::err(format!(
+        "key is too large ({len} bytes; the limit is {} bytes)",
+        keyspace::MAX_KEY_LEN
+    ))
+}
+
+/// The reply for a string longer than `proto-max-bulk-len`.
+fn string_too_large() -> Frame {
+    Frame::err("string exceeds maximum allowed size (proto-max-bulk-len)")
+}
+
 /// The reply for an engine error.
 pub(crate) fn engine_error(e: &caskdb::Error) -> Frame {
     match e {
-        caskdb::Error::KeyTooLarge { size, .. } => Frame::err(format!(
-            "key is too large ({} bytes; the limit is {} bytes)",
-            size.saturating_sub(2),
-            keyspace::MAX_KEY_LEN
-        )),
-        caskdb::Error::ValueTooLarge { .. } => {
-            Frame::err("string exceeds maximum allowed size (proto-max-bulk-len)")
-        }
+        // The engine's key carries a two-byte prefix (keyspace.rs).
+        caskdb::Error::KeyTooLarge { size, .. } => key_too_large(size.saturating_sub(2)),
+        caskdb::Error::ValueTooLarge { .. } => string_too_large(),
         caskdb::Error::BatchTooLarge { size, max } => Frame::err(format!(
             "transaction too large ({size} bytes; the limit is {max} bytes)"
         )),
@@ -181,12 +189,7 @@ impl<'db> Ctx<'_, 'db> {
         expire_at: Option<u64>,
     ) -> Result<(), CmdError> {
         if key.len() > keyspace::MAX_KEY_LEN {
-            return Err(Frame::err(format!(
-                "key is too large ({} bytes; the limit is {} bytes)",
-                key.len(),
-                keyspace::MAX_KEY_LEN
-            ))
-            .into());
+            return Err(key_too_large(key.len()).into());
         }
         if let Some(at) = expire_at
             && at <= self.now_ms()
@@ -204,6 +207,15 @@ impl<'db> Ctx<'_, 'db> {
         Ok(())
     }
 
+    /// Refuses a string of `len` bytes if it is over `proto-max-bulk-len` (checked before a
+    /// command builds a long value, and by every string write).
+    pub fn check_string_len(&self, len: u64) -> Result<(), CmdError> {
+        if len > self.shared.config.proto_max_bulk_len() {
+            return Err(string_too_large().into());
+        }
+        Ok(())
+    }
+
     /// Stores the string `value` under `key` in the selected database.
     pub fn set_string(
         &mut self,
@@ -211,11 +223,7 @@ impl<'db> Ctx<'_, 'db> {
         value: &[u8],
         expire_at: Option<u64>,
     ) -> Result<(), CmdError> {
-        if value.len() as u64 > self.shared.config.proto_max_bulk_len() {
-            return Err(
-                Frame::err("string exceeds maximum allowed size (proto-max-bulk-len)").into(),
-            );
-        }
+        self.check_string_len(value.len() as u64)?;
         self.put_raw(
             self.conn.db,
             key,
@@ -251,6 +259,25 @@ impl<'db> Ctx<'_, 'db> {
             Some(k) => self.keys_from(db, std::ops::Bound::Excluded(k), limit),
             None => self.keys_from(db, std::ops::Bound::Unbounded, limit),
         }
+    }
+
+    /// Calls `f` with the keys of `db` from `start` on, in order, `step` at a time, until it
+    /// returns `false` or the keys run out. Memory is bounded by `step`, not by the database.
+    pub fn walk_keys(
+        &mut self,
+        db: u8,
+        start: std::ops::Bound<&[u8]>,
+        step: usize,
+        mut f: impl FnMut(&mut Self, Vec<Bytes>) -> Result<bool, CmdError>,
+    ) -> Result<(), CmdError> {
+        let mut batch = self.keys_from(db, start, step)?;
+        while let Some(last) = batch.last().cloned() {
+            if !f(self, batch)? {
+                break;
+            }
+            batch = self.keys_from(db, std::ops::Bound::Excluded(&last), step)?;
+        }
+        Ok(())
     }
 
     /// Up to `limit` keys of database `db` from `start` on, in order.

@@ -1,10 +1,12 @@
 //! Server commands: COMMAND, CONFIG, INFO, TIME, DBSIZE, FLUSHDB, FLUSHALL, SHUTDOWN.
 
 use std::fmt::Write as _;
+use std::ops::Bound;
 
 use bytes::Bytes;
 
 use super::flags::{ADMIN, ATOMIC_READ, FAST, NO_QUEUE, READONLY, WRITE};
+use super::keys::STEP;
 use super::{CmdResult, Ctx, Spec, Store, is, lookup, spec, table, unknown_subcommand};
 use crate::frame::Frame;
 use crate::glob;
@@ -322,12 +324,7 @@ fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 /// Keys in `db`, and how many of them expire. Walks the database.
 fn count_keys(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(u64, u64), super::CmdError> {
     let (mut keys, mut expires) = (0, 0);
-    let mut after: Option<Bytes> = None;
-    loop {
-        let batch = ctx.keys_after(db, after.as_deref(), 1024)?;
-        let Some(last) = batch.last().cloned() else {
-            return Ok((keys, expires));
-        };
+    ctx.walk_keys(db, Bound::Unbounded, STEP, |ctx, batch| {
         keys += batch.len() as u64;
         if let Store::Read(d) = &ctx.store {
             for k in &batch {
@@ -336,8 +333,9 @@ fn count_keys(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(u64, u64), super::CmdErr
                 }
             }
         }
-        after = Some(last);
-    }
+        Ok(true)
+    })?;
+    Ok((keys, expires))
 }
 
 fn time(_ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
@@ -351,17 +349,12 @@ fn time(_ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
 }
 
 fn dbsize(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
-    let db = ctx.conn.db;
     let mut n = 0;
-    let mut after: Option<Bytes> = None;
-    loop {
-        let batch = ctx.keys_after(db, after.as_deref(), 4096)?;
-        let Some(last) = batch.last().cloned() else {
-            return Ok(Frame::Integer(n));
-        };
+    ctx.walk_keys(ctx.conn.db, Bound::Unbounded, 4096, |_, batch| {
         n += batch.len() as i64;
-        after = Some(last);
-    }
+        Ok(true)
+    })?;
+    Ok(Frame::Integer(n))
 }
 
 fn flush_option(args: &[Bytes]) -> Result<(), super::CmdError> {
@@ -374,17 +367,12 @@ fn flush_option(args: &[Bytes]) -> Result<(), super::CmdError> {
 
 /// Deletes every key of `db`, inside the command's transaction.
 fn flush(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(), super::CmdError> {
-    let mut after: Option<Bytes> = None;
-    loop {
-        let batch = ctx.keys_after(db, after.as_deref(), 1024)?;
-        let Some(last) = batch.last().cloned() else {
-            break;
-        };
+    ctx.walk_keys(db, Bound::Unbounded, STEP, |ctx, batch| {
         for k in batch {
             ctx.remove_in(db, &k)?;
         }
-        after = Some(last);
-    }
+        Ok(true)
+    })?;
     ctx.shared.watches.touch_db(Some(db));
     Ok(())
 }

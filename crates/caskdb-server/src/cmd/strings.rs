@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
 use super::{CmdError, CmdResult, Ctx, Spec, int_arg, is, spec, syntax_error, wrongtype};
 use crate::frame::Frame;
-use crate::keyspace::{Entry, Type};
+use crate::keyspace::Type;
 
 pub(crate) fn register(t: &mut Vec<Spec>) {
     let g = "string";
@@ -260,17 +260,10 @@ fn getex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Bulk(value))
 }
 
-fn check_len(ctx: &Ctx<'_, '_>, len: u64) -> Result<(), CmdError> {
-    if len > ctx.shared.config.proto_max_bulk_len() {
-        return Err(Frame::err("string exceeds maximum allowed size (proto-max-bulk-len)").into());
-    }
-    Ok(())
-}
-
 fn append(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (value, at) = match ctx.get_string(&args[1])? {
         Some((old, at)) => {
-            check_len(ctx, (old.len() + args[2].len()) as u64)?;
+            ctx.check_string_len((old.len() + args[2].len()) as u64)?;
             let mut v = Vec::with_capacity(old.len() + args[2].len());
             v.extend_from_slice(&old);
             v.extend_from_slice(&args[2]);
@@ -327,7 +320,7 @@ fn setrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         return Ok(Frame::Integer(old.map_or(0, |(v, _)| v.len() as i64)));
     }
     let offset = offset as u64;
-    check_len(ctx, offset + patch.len() as u64)?;
+    ctx.check_string_len(offset + patch.len() as u64)?;
     let offset = offset as usize;
     let (mut value, at) = old.map_or((Vec::new(), None), |(v, at)| (v.to_vec(), at));
     if value.len() < offset + patch.len() {
@@ -418,11 +411,6 @@ fn incrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let text = format_float(n);
     ctx.set_string(&args[1], text.as_bytes(), at)?;
     Ok(Frame::Bulk(Bytes::from(text)))
-}
-
-/// Reads a stored value of any type for commands that copy values (RENAME, COPY, MOVE).
-pub(crate) fn raw_value(e: &Entry) -> Bytes {
-    Entry::encode(e.ty, &e.payload)
 }
 
 #[cfg(test)]
