@@ -128,6 +128,16 @@ pub fn parse_size(s: &str) -> Option<u64> {
     n.checked_mul(mul)
 }
 
+/// A valid `maxclients`: at least 1.
+fn parse_maxclients(s: &str) -> Option<u64> {
+    s.parse().ok().filter(|&n| n >= 1)
+}
+
+/// A valid `proto-max-bulk-len`: a size of at least 1 MB, as in Redis.
+fn parse_bulk_len(s: &str) -> Option<u64> {
+    parse_size(s).filter(|&n| n >= 1024 * 1024)
+}
+
 fn parse_yes_no(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {
         "yes" | "true" => Some(true),
@@ -197,17 +207,13 @@ impl Config {
                 self.requirepass = (!value.is_empty()).then(|| value.to_string());
             }
             "maxclients" => {
-                self.maxclients = value
-                    .parse()
-                    .ok()
-                    .filter(|&n| n >= 1)
+                self.maxclients = parse_maxclients(value)
                     .ok_or_else(|| bad("expected a number of clients >= 1"))?
             }
             "timeout" => self.timeout = value.parse().map_err(|_| bad("expected seconds"))?,
             "proto-max-bulk-len" => {
-                self.proto_max_bulk_len = parse_size(value)
-                    .filter(|&n| n >= 1024 * 1024)
-                    .ok_or_else(|| bad("expected a size of at least 1mb"))?
+                self.proto_max_bulk_len =
+                    parse_bulk_len(value).ok_or_else(|| bad("expected a size of at least 1mb"))?
             }
             "protected-mode" => {
                 self.protected_mode =
@@ -320,10 +326,7 @@ impl Runtime {
                 *self.requirepass.write() = (!value.is_empty()).then_some(value);
             }
             "maxclients" => {
-                let n: u64 = value
-                    .parse()
-                    .ok()
-                    .filter(|&n| n >= 1)
+                let n = parse_maxclients(&value)
                     .ok_or_else(|| failed("argument must be a number of at least 1"))?;
                 self.maxclients.store(n, Ordering::Relaxed);
             }
@@ -334,8 +337,7 @@ impl Runtime {
                 self.timeout.store(n, Ordering::Relaxed);
             }
             "proto-max-bulk-len" => {
-                let n = parse_size(&value)
-                    .filter(|&n| n >= 1024 * 1024)
+                let n = parse_bulk_len(&value)
                     .ok_or_else(|| failed("argument must be a memory value of at least 1mb"))?;
                 if n > self.bulk_len_ceiling {
                     return Err(failed(&format!(
