@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
-use parking_lot::RwLock;
+use parking_lot::Mutex;
 
 use crate::error::{Error, Result, io_context};
 use crate::keydir::Loc;
@@ -29,31 +30,46 @@ pub(crate) fn parse_data_file_name(name: &str) -> Option<u32> {
     stem.parse().ok()
 }
 
-/// The open data files by id. Replacing a file (a sealed file's read-only reopen) is atomic
-/// for readers: a lookup never misses a file that exists. (A lock-free skiplist was tried here
-/// and dropped: its replace removes the old entry before inserting the new one.)
+/// The open data files by id. Readers load the current table without taking a lock (one
+/// `RwLock` read per lookup was a cache line that every reading core wrote); the rare changes
+/// (rotation, merge) copy the table and swap it in, so a lookup never misses a file that
+/// exists. (A lock-free skiplist was tried here and dropped: its replace removes the old entry
+/// before inserting the new one.)
 #[derive(Default)]
 pub(crate) struct FileTable {
-    map: RwLock<BTreeMap<u32, Arc<DataFile>>>,
+    map: ArcSwap<BTreeMap<u32, Arc<DataFile>>>,
+    /// Serializes changes, so that none is lost between copying and swapping.
+    change: Mutex<()>,
 }
 
 impl FileTable {
-    /// Runs `f` on file `id` while holding the table's read lock (short: one record read).
+    /// Runs `f` on file `id`.
     pub fn with<R>(&self, id: u32, f: impl FnOnce(&DataFile) -> R) -> Option<R> {
-        self.map.read().get(&id).map(|df| f(df))
+        self.map.load().get(&id).map(|df| f(df))
+    }
+
+    fn update(&self, f: impl FnOnce(&mut BTreeMap<u32, Arc<DataFile>>)) {
+        let _serial = self.change.lock();
+        let mut next = BTreeMap::clone(&self.map.load());
+        f(&mut next);
+        self.map.store(Arc::new(next));
     }
 
     pub fn insert(&self, df: Arc<DataFile>) {
-        self.map.write().insert(df.id, df);
+        self.update(|m| {
+            m.insert(df.id, df);
+        });
     }
 
     pub fn remove(&self, id: u32) {
-        self.map.write().remove(&id);
+        self.update(|m| {
+            m.remove(&id);
+        });
     }
 
     /// The file with the highest id.
     pub fn last(&self) -> Option<Arc<DataFile>> {
-        self.map.read().values().next_back().cloned()
+        self.map.load().values().next_back().cloned()
     }
 }
 

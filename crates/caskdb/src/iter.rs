@@ -1,8 +1,11 @@
 //! Ordered iteration over a live database.
 //!
-//! An iterator holds no lock and no snapshot. It walks the index in key order, fetching
-//! [`BATCH`] keys at a time (from either end: iterators are double-ended), and reads each value
-//! when it returns that key. So, for changes made while an iterator is open:
+//! An iterator holds no lock and no snapshot. It walks the index in key order, fetching keys
+//! in batches (16 at first, doubling up to [`BATCH`], so a short range scan fetches little;
+//! from either end: iterators are double-ended), and reads each value when it returns that key.
+//! If nothing in the index changed since the batch was fetched, it reads the value where the
+//! batch said it was; otherwise it looks the key up again. So, for changes made while an
+//! iterator is open:
 //! - every key is returned at most once, in order, and with its value as of the moment it is
 //!   returned;
 //! - a key deleted (or expired) before the iterator returns it is skipped, never an error;
@@ -19,10 +22,16 @@ use bytes::Bytes;
 
 use crate::Db;
 use crate::error::Result;
-use crate::keydir::KeyBuf;
+use crate::keydir::{KeyBuf, Loc};
 
-/// Keys fetched from the index per step.
+/// Most keys fetched from the index per step.
 pub(crate) const BATCH: usize = 256;
+
+/// Keys fetched by an iterator's first step.
+const FIRST_BATCH: usize = 16;
+
+/// A fetched key, where it was, and the index's epoch before it was fetched.
+type Fetched = (KeyBuf, Loc, u64);
 
 /// The part of the key space an iterator still has to fetch, and what it fetched.
 #[derive(Debug)]
@@ -32,8 +41,10 @@ struct Cursor {
     lo: Bound<KeyBuf>,
     hi: Bound<KeyBuf>,
     /// Fetched from the front, ascending; fetched from the back, descending.
-    front: VecDeque<KeyBuf>,
-    back: VecDeque<KeyBuf>,
+    front: VecDeque<Fetched>,
+    back: VecDeque<Fetched>,
+    /// Keys to fetch at the next step.
+    batch: usize,
     /// Set after the database reported it is closed: the error is returned once.
     failed: bool,
 }
@@ -54,13 +65,14 @@ impl Cursor {
             hi,
             front: VecDeque::new(),
             back: VecDeque::new(),
+            batch: FIRST_BATCH,
             failed: false,
         }
     }
 
     /// The next key from the front (`rev` = false) or the back, fetching when needed. Keys
     /// fetched by the other end are used last, when nothing is left unfetched in between.
-    fn next_key(&mut self, rev: bool) -> Option<Result<KeyBuf>> {
+    fn next_key(&mut self, rev: bool) -> Option<Result<Fetched>> {
         if self.failed {
             return None;
         }
@@ -73,15 +85,18 @@ impl Cursor {
             return Some(Ok(k));
         }
         let keydir = &self.db.inner.core.keydir;
-        let chunk = keydir.chunk(as_slice(&self.lo), as_slice(&self.hi), BATCH, rev);
-        if let Some((last, _)) = chunk.last() {
+        let epoch = keydir.epoch();
+        let chunk = keydir.chunk(as_slice(&self.lo), as_slice(&self.hi), self.batch, rev);
+        self.batch = (self.batch * 2).min(BATCH);
+        if let Some(last) = chunk.last().map(|(k, _)| k.clone()) {
+            let fetched = chunk.into_iter().map(|(k, l)| (k, l, epoch));
             if rev {
-                self.hi = Bound::Excluded(last.clone());
-                self.back.extend(chunk.into_iter().map(|(k, _)| k));
+                self.hi = Bound::Excluded(last);
+                self.back.extend(fetched);
                 return self.back.pop_front().map(Ok);
             }
-            self.lo = Bound::Excluded(last.clone());
-            self.front.extend(chunk.into_iter().map(|(k, _)| k));
+            self.lo = Bound::Excluded(last);
+            self.front.extend(fetched);
             return self.front.pop_front().map(Ok);
         }
         // Nothing unfetched remains: finish with what the other end fetched.
@@ -92,11 +107,23 @@ impl Cursor {
     /// The next live entry: the key and its current value, skipping keys gone meanwhile.
     fn next_entry(&mut self, rev: bool) -> Option<Result<(Bytes, Bytes)>> {
         loop {
-            let key = match self.next_key(rev)? {
+            let (key, loc, epoch) = match self.next_key(rev)? {
                 Ok(k) => k,
                 Err(e) => return Some(Err(e)),
             };
-            match self.db.inner.core.read_live(&key) {
+            let core = &self.db.inner.core;
+            if core.keydir.epoch() == epoch {
+                // Nothing changed since the fetch: `loc` is still the key's entry.
+                if loc.expired(core.now()) {
+                    continue;
+                }
+                match core.files.with(loc.file_id, |f| f.read_value(loc, &key)) {
+                    Some(Ok(value)) => return Some(Ok((Bytes::copy_from_slice(&key), value))),
+                    Some(Err(e)) => return Some(Err(e)),
+                    None => {} // its file went away meanwhile: look the key up
+                }
+            }
+            match core.read_live(&key) {
                 Ok(Some((_, value))) => return Some(Ok((Bytes::copy_from_slice(&key), value))),
                 Ok(None) => continue, // deleted or expired since it was fetched
                 Err(e) => return Some(Err(e)),
@@ -107,16 +134,17 @@ impl Cursor {
     /// The next live key, without reading its value.
     fn next_live_key(&mut self, rev: bool) -> Option<Result<Bytes>> {
         loop {
-            let key = match self.next_key(rev)? {
+            let (key, loc, epoch) = match self.next_key(rev)? {
                 Ok(k) => k,
                 Err(e) => return Some(Err(e)),
             };
             let core = &self.db.inner.core;
-            if core
-                .keydir
-                .get(&key)
-                .is_some_and(|l| !l.expired(core.now()))
-            {
+            let current = if core.keydir.epoch() == epoch {
+                Some(loc)
+            } else {
+                core.keydir.get(&key)
+            };
+            if current.is_some_and(|l| !l.expired(core.now())) {
                 return Some(Ok(Bytes::copy_from_slice(&key)));
             }
         }
