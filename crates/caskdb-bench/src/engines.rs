@@ -90,6 +90,20 @@ fn touch(bytes: &[u8]) -> usize {
     bytes.len()
 }
 
+/// Walks `items`, touching every key and value; returns how many there were.
+fn walk<K: AsRef<[u8]>, V: AsRef<[u8]>, E: Into<anyhow::Error>>(
+    items: impl Iterator<Item = std::result::Result<(K, V), E>>,
+) -> Result<usize> {
+    let mut n = 0;
+    for item in items {
+        let (k, v) = item.map_err(Into::into)?;
+        touch(k.as_ref());
+        touch(v.as_ref());
+        n += 1;
+    }
+    Ok(n)
+}
+
 mod caskdb_store {
     use super::*;
     use caskdb::{Db, Options, SyncPolicy};
@@ -124,24 +138,10 @@ mod caskdb_store {
             Ok(self.0.sync()?)
         }
         fn scan_all(&self) -> Result<u64> {
-            let mut n = 0;
-            for item in self.0.iter() {
-                let (k, v) = item?;
-                touch(&k);
-                touch(&v);
-                n += 1;
-            }
-            Ok(n)
+            Ok(walk(self.0.iter())? as u64)
         }
         fn scan_from(&self, start: &[u8], n: usize) -> Result<usize> {
-            let mut got = 0;
-            for item in self.0.range(start..).take(n) {
-                let (k, v) = item?;
-                touch(&k);
-                touch(&v);
-                got += 1;
-            }
-            Ok(got)
+            walk(self.0.range(start..).take(n))
         }
         fn compact(&mut self) -> Result<bool> {
             self.0.merge()?;
@@ -302,24 +302,10 @@ mod fjall_store {
             Ok(self.db.persist(PersistMode::SyncAll)?)
         }
         fn scan_all(&self) -> Result<u64> {
-            let mut n = 0;
-            for guard in self.items.iter() {
-                let (k, v) = guard.into_inner()?;
-                touch(&k);
-                touch(&v);
-                n += 1;
-            }
-            Ok(n)
+            Ok(walk(self.items.iter().map(|g| g.into_inner()))? as u64)
         }
         fn scan_from(&self, start: &[u8], n: usize) -> Result<usize> {
-            let mut got = 0;
-            for guard in self.items.range(start..).take(n) {
-                let (k, v) = guard.into_inner()?;
-                touch(&k);
-                touch(&v);
-                got += 1;
-            }
-            Ok(got)
+            walk(self.items.range(start..).take(n).map(|g| g.into_inner()))
         }
         fn compact(&mut self) -> Result<bool> {
             self.items.rotate_memtable_and_wait()?;
@@ -375,24 +361,10 @@ mod sled_store {
             Ok(())
         }
         fn scan_all(&self) -> Result<u64> {
-            let mut n = 0;
-            for item in self.db.iter() {
-                let (k, v) = item?;
-                touch(&k);
-                touch(&v);
-                n += 1;
-            }
-            Ok(n)
+            Ok(walk(self.db.iter())? as u64)
         }
         fn scan_from(&self, start: &[u8], n: usize) -> Result<usize> {
-            let mut got = 0;
-            for item in self.db.range(start..).take(n) {
-                let (k, v) = item?;
-                touch(&k);
-                touch(&v);
-                got += 1;
-            }
-            Ok(got)
+            walk(self.db.range(start..).take(n))
         }
         fn compact(&mut self) -> Result<bool> {
             // sled has no compaction call; it reclaims space in the background.

@@ -11,7 +11,7 @@ mod measure;
 mod report;
 mod workloads;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
@@ -206,20 +206,13 @@ fn main() -> Result<()> {
     let table = report::markdown(&rows);
     println!("{table}");
     if let Some(out) = &args.out {
-        write_out(out, &args, &sizes, &engines, &rows, &table)?;
+        write_out(out, &sizes, &engines, &rows, &table)?;
     }
     Ok(())
 }
 
 /// Writes results.md and the charts into `out`.
-fn write_out(
-    out: &PathBuf,
-    args: &Args,
-    sizes: &Sizes,
-    engines: &[Kind],
-    rows: &[Row],
-    table: &str,
-) -> Result<()> {
+fn write_out(out: &Path, sizes: &Sizes, engines: &[Kind], rows: &[Row], table: &str) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mixed = format!("mixed-{}t", sizes.mixed_threads.max(1));
     let groups: [(&str, &str, Vec<&str>); 8] = [
@@ -276,7 +269,6 @@ fn write_out(
         charts.len(),
         out.display()
     );
-    let _ = args;
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
 
-use crate::engines::{self, Durability, Kind, Store};
+use crate::engines::{self, Durability, Kind};
 use crate::measure::{ABSENT, Latencies, PRESENT, PeakMemory, Rng, Values, disk_bytes, key};
 use crate::report::{Metric, Row};
 
@@ -68,6 +68,29 @@ fn with_latency(mut r: Row, lat: Latencies) -> Row {
 
 fn ops_per_sec(ops: u64, secs: f64) -> Metric {
     Metric::OpsPerSec(ops as f64 / secs.max(1e-9))
+}
+
+/// Runs `work(t)` for t in 0..threads, each on its own thread, and merges their latencies.
+fn on_threads(
+    threads: usize,
+    work: impl Fn(usize) -> Result<Latencies> + Sync,
+) -> Result<Latencies> {
+    let work = &work;
+    let per_thread = std::thread::scope(|s| -> Result<Vec<Latencies>> {
+        let handles: Vec<_> = (0..threads).map(|t| s.spawn(move || work(t))).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a benchmark thread panicked"))?
+            })
+            .collect()
+    })?;
+    let mut all = Latencies::default();
+    for l in per_thread {
+        all.extend(l);
+    }
+    Ok(all)
 }
 
 /// fill, read (present and absent keys), scan (full and short) and mixed, on one store per
@@ -165,41 +188,22 @@ pub fn fill_read_scan_mixed(
         let threads = sizes.mixed_threads.max(1);
         let per_thread = n / threads as u64;
         let start = Instant::now();
-        let lats = std::thread::scope(|s| -> Result<Vec<Latencies>> {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let store: &dyn Store = &*store;
-                    let values = &values;
-                    s.spawn(move || -> Result<Latencies> {
-                        let mut rng = Rng::new(sizes.seed ^ (0x313 + t as u64));
-                        let mut lat = Latencies::with_capacity(per_thread as usize);
-                        for op in 0..per_thread {
-                            let k = key(PRESENT, rng.below(n));
-                            if rng.below(10) == 0 {
-                                let v = values.get(op ^ (t as u64) << 40, sizes.value_len);
-                                lat.time(|| store.put(&k, v))?;
-                            } else {
-                                let got = lat.time(|| store.get(&k))?;
-                                ensure!(got.is_some(), "mixed: a present key read as absent");
-                            }
-                        }
-                        Ok(lat)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .map_err(|_| anyhow::anyhow!("a mixed thread panicked"))?
-                })
-                .collect()
+        let all = on_threads(threads, |t| {
+            let mut rng = Rng::new(sizes.seed ^ (0x313 + t as u64));
+            let mut lat = Latencies::with_capacity(per_thread as usize);
+            for op in 0..per_thread {
+                let k = key(PRESENT, rng.below(n));
+                if rng.below(10) == 0 {
+                    let v = values.get(op ^ (t as u64) << 40, sizes.value_len);
+                    lat.time(|| store.put(&k, v))?;
+                } else {
+                    let got = lat.time(|| store.get(&k))?;
+                    ensure!(got.is_some(), "mixed: a present key read as absent");
+                }
+            }
+            Ok(lat)
         })?;
         let secs = start.elapsed().as_secs_f64();
-        let mut all = Latencies::default();
-        for l in lats {
-            all.extend(l);
-        }
         let name = format!("mixed-{threads}t");
         let mut r = with_latency(
             row(&name, kind, ops_per_sec(per_thread * threads as u64, secs)),
@@ -229,32 +233,16 @@ pub fn durable(base: &Path, kind: Kind, sizes: &Sizes, threads: usize) -> Result
     let per_thread = total / threads as u64;
     let mem = PeakMemory::start();
     let start = Instant::now();
-    let lats = std::thread::scope(|s| -> Result<Vec<Latencies>> {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let store: &dyn Store = &*store;
-                let values = &values;
-                s.spawn(move || -> Result<Latencies> {
-                    let mut lat = Latencies::with_capacity(per_thread as usize);
-                    for op in 0..per_thread {
-                        let i = op * threads as u64 + t as u64;
-                        let k = key(PRESENT, i);
-                        lat.time(|| store.put(&k, values.get(i, sizes.value_len)))?;
-                    }
-                    Ok(lat)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().map_err(|_| anyhow::anyhow!("a writer panicked"))?)
-            .collect()
+    let all = on_threads(threads, |t| {
+        let mut lat = Latencies::with_capacity(per_thread as usize);
+        for op in 0..per_thread {
+            let i = op * threads as u64 + t as u64;
+            let k = key(PRESENT, i);
+            lat.time(|| store.put(&k, values.get(i, sizes.value_len)))?;
+        }
+        Ok(lat)
     })?;
     let secs = start.elapsed().as_secs_f64();
-    let mut all = Latencies::default();
-    for l in lats {
-        all.extend(l);
-    }
     let mut r = with_latency(
         row(
             &format!("durable-{threads}t"),
