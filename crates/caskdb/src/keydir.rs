@@ -74,10 +74,10 @@ impl Inner {
 }
 
 /// Number of shards: one per value of a key's first byte.
-const SHARDS: usize = 256;
+pub(crate) const SHARDS: usize = 256;
 
 /// The shard of `key`: its first byte, so that the shards in order hold the keys in order.
-fn shard_of(key: &[u8]) -> usize {
+pub(crate) fn shard_of(key: &[u8]) -> usize {
     key.first().map_or(0, |&b| usize::from(b))
 }
 

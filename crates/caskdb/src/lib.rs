@@ -35,6 +35,7 @@ mod merge;
 #[cfg(test)]
 mod merge_tests;
 mod options;
+mod rebuild;
 mod record;
 mod recovery;
 mod stats;

@@ -5,6 +5,9 @@
 //! read as zeros, since the file is preallocated) — and is then cut off, with everything after
 //! it, and writing continues there. Otherwise it is corruption, reported as [`Error::Corrupted`]
 //! with file and offset. See [`cut_or_fail`] for the exact rule.
+//!
+//! Sealed files are replayed on all cores, the newest one last. The records found go to a
+//! [`Rebuild`], which builds the index in bulk at the end.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -14,9 +17,10 @@ use crate::data_file::{DataFile, FileTable, data_file_name, parse_data_file_name
 use crate::db::{FileStat, Writer};
 use crate::error::{Error, Result, io_context};
 use crate::hint::{self, hint_file_name, parse_hint_file_name};
-use crate::keydir::{KeyBuf, Keydir, Loc};
+use crate::keydir::{Keydir, Loc};
 use crate::merge::TEMP_SUFFIX;
 use crate::options::Options;
+use crate::rebuild::{FileOps, Rebuild};
 use crate::record::{
     self, FILE_HEADER_LEN, FORMAT_VERSION, FileHeaderError, HeaderError, KIND_DATA,
     MAX_RECORD_HEADER_LEN, MIN_RECORD_LEN, RecordType,
@@ -43,46 +47,30 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
     drop_blank_trailing_files(vfs, dir, &mut ids)?;
     let hints = usable_hint_ids(vfs, dir, &names, &ids)?;
 
-    let now = opts.clock.now_ms();
-    let keydir = Keydir::default();
+    let mut rebuild = Rebuild::new(opts.clock.now_ms());
     let files = FileTable::default();
     let mut stats = BTreeMap::new();
-    // Entries of the leading run of hint files while they are sorted and unique (as a merge
-    // writes them): built into the index in one go instead of inserted one by one.
-    let mut run: Option<Vec<(KeyBuf, Loc)>> = Some(Vec::new());
-    for (i, &id) in ids.iter().enumerate() {
-        let is_last = i + 1 == ids.len();
-        let path = dir.join(data_file_name(id));
-        let mode = if is_last {
-            OpenMode::Append {
-                capacity: opts.data_file_size,
-            }
-        } else {
-            OpenMode::ReadOnly
-        };
-        let file = vfs
-            .open(&path, mode)
-            .map_err(|e| io_context(e, "open data file", &path))?;
-        let df = DataFile { id, path, file };
-        check_header(&df, is_last)?;
-        // The newest file is always scanned: only a scan finds and cuts a torn tail.
-        let from_hint = if hints.contains(&id) && !is_last {
-            load_hint(vfs, now, &df, &keydir, &mut stats, &mut run)?
-        } else {
-            None
-        };
-        let stat = match from_hint {
-            Some(stat) => stat,
-            None => {
-                flush_run(&keydir, &mut run);
-                scan(vfs, now, &df, &keydir, &mut stats, is_last)?
-            }
-        };
-        stats.insert(id, stat);
-        files.insert(Arc::new(df));
+    let mut add = |r: Replayed| {
+        rebuild.append(r.ops);
+        stats.insert(r.df.id, r.stat);
+        files.insert(Arc::new(r.df));
+    };
+    if let Some((&newest, sealed)) = ids.split_last() {
+        in_parallel(
+            sealed,
+            |id| replay(vfs, dir, opts, id, false, hints.contains(&id)),
+            &mut add,
+        )?;
+        // Last and alone: it may be cut or rewritten, which must not happen if an older file
+        // turns out to be corrupt and the open fails.
+        add(replay(vfs, dir, opts, newest, true, false)?);
     }
-
-    flush_run(&keydir, &mut run);
+    let keydir = Keydir::default();
+    for (id, dead) in rebuild.finish(&keydir) {
+        if let Some(stat) = stats.get_mut(&id) {
+            stat.dead += dead;
+        }
+    }
     let active = match files.last() {
         Some(df) => df,
         None => {
@@ -101,6 +89,90 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
         keydir,
         files,
         writer: Writer::new(active, next_id, stats),
+    })
+}
+
+/// One data file, replayed.
+struct Replayed {
+    df: DataFile,
+    stat: FileStat,
+    ops: FileOps,
+}
+
+/// Opens and replays data file `id`, from its hint file if `has_hint` and that is usable.
+fn replay(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    opts: &Options,
+    id: u32,
+    is_last: bool,
+    has_hint: bool,
+) -> Result<Replayed> {
+    let path = dir.join(data_file_name(id));
+    let mode = if is_last {
+        OpenMode::Append {
+            capacity: opts.data_file_size,
+        }
+    } else {
+        OpenMode::ReadOnly
+    };
+    let file = vfs
+        .open(&path, mode)
+        .map_err(|e| io_context(e, "open data file", &path))?;
+    let df = DataFile { id, path, file };
+    check_header(&df, is_last)?;
+    let mut ops = FileOps::for_file(df.file.len());
+    // The newest file is always scanned: only a scan finds and cuts a torn tail.
+    let from_hint = if has_hint && !is_last {
+        load_hint(vfs, &df, &mut ops)
+    } else {
+        None
+    };
+    let stat = match from_hint {
+        Some(stat) => stat,
+        None => scan(vfs, &df, &mut ops, is_last)?,
+    };
+    Ok(Replayed { df, stat, ops })
+}
+
+/// Runs `work` on every id, on all cores, and hands the results to `consume` in the order of
+/// `ids`. Stops at the first error (in that order). Each worker holds at most one finished
+/// result, so memory stays bounded.
+fn in_parallel(
+    ids: &[u32],
+    work: impl Fn(u32) -> Result<Replayed> + Sync,
+    mut consume: impl FnMut(Replayed),
+) -> Result<()> {
+    let threads = crate::rebuild::threads().min(ids.len());
+    if threads == 0 {
+        return Ok(());
+    }
+    let work = &work;
+    std::thread::scope(|s| {
+        let inboxes: Vec<_> = (0..threads)
+            .map(|t| {
+                let (tx, rx) = std::sync::mpsc::sync_channel(0);
+                s.spawn(move || {
+                    for &id in ids.iter().skip(t).step_by(threads) {
+                        let result = work(id);
+                        let failed = result.is_err();
+                        // A send fails once the consumer has given up.
+                        if tx.send(result).is_err() || failed {
+                            break;
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
+        for i in 0..ids.len() {
+            match inboxes[i % threads].recv() {
+                Ok(result) => consume(result?),
+                // The worker panicked; the scope passes the panic on.
+                Err(_) => break,
+            }
+        }
+        Ok(())
     })
 }
 
@@ -145,25 +217,9 @@ fn usable_hint_ids(
     Ok(hints)
 }
 
-/// Ends the run of sorted hint entries: builds the (still empty) index from it.
-fn flush_run(keydir: &Keydir, run: &mut Option<Vec<(KeyBuf, Loc)>>) {
-    if let Some(entries) = run.take()
-        && !entries.is_empty()
-    {
-        keydir.fill_sorted(entries);
-    }
-}
-
 /// Loads the keydir entries of `df` from its hint file. `None` (after saying why in a log line)
 /// when the hint is missing, torn or corrupt: the caller then scans the data file.
-fn load_hint(
-    vfs: &dyn Vfs,
-    now: u64,
-    df: &DataFile,
-    keydir: &Keydir,
-    stats: &mut BTreeMap<u32, FileStat>,
-    run: &mut Option<Vec<(KeyBuf, Loc)>>,
-) -> Result<Option<FileStat>> {
+fn load_hint(vfs: &dyn Vfs, df: &DataFile, ops: &mut FileOps) -> Option<FileStat> {
     let path = df.path.with_file_name(hint_file_name(df.id));
     let file_len = df.file.len();
     let read = vfs.open(&path, OpenMode::ReadOnly).and_then(|f| {
@@ -182,7 +238,7 @@ fn load_hint(
             "hint file unusable ({reason}); scanning {} instead",
             df.path.display()
         );
-        Ok(None)
+        None
     };
     let buf = match read {
         Ok(buf) => buf,
@@ -192,37 +248,10 @@ fn load_hint(
         Ok(entries) => entries,
         Err(reason) => return unusable(reason),
     };
-    let mut stat = FileStat::new(file_len);
-    // Still in the leading sorted run? Then these entries extend it if they keep the order.
-    if let Some(entries_so_far) = run {
-        let last = entries_so_far.last().map(|(k, _)| k.as_slice());
-        let sorted = entries.windows(2).all(|w| w[0].key < w[1].key)
-            && match (last, entries.first()) {
-                (Some(last), Some(first)) => last < first.key,
-                _ => true,
-            };
-        if sorted {
-            // Nothing older is indexed yet, so an expired entry shadows nothing: skip it.
-            for e in &entries {
-                if e.loc.expired(now) {
-                    stat.dead += u64::from(e.loc.len);
-                } else {
-                    entries_so_far.push((KeyBuf::from_slice(e.key), e.loc));
-                }
-            }
-            return Ok(Some(stat));
-        }
-        flush_run(keydir, run);
-    }
     for e in entries {
-        let kind = if e.loc.expire_at == 0 {
-            RecordType::Value
-        } else {
-            RecordType::ValueWithExpiry
-        };
-        apply(keydir, stats, &mut stat, df.id, kind, e.key, e.loc, now);
+        ops.push(e.key, e.loc, true);
     }
-    Ok(Some(stat))
+    Some(FileStat::new(file_len))
 }
 
 /// Removes newest files that never got a header (empty or all zeros): a crash or an error while
@@ -282,14 +311,7 @@ fn check_header(df: &DataFile, is_last: bool) -> Result<()> {
 }
 
 /// Replays the records of one file into the keydir and returns the file's byte counts.
-fn scan(
-    vfs: &dyn Vfs,
-    now: u64,
-    df: &DataFile,
-    keydir: &Keydir,
-    stats: &mut BTreeMap<u32, FileStat>,
-    is_last: bool,
-) -> Result<FileStat> {
+fn scan(vfs: &dyn Vfs, df: &DataFile, ops: &mut FileOps, is_last: bool) -> Result<FileStat> {
     let file_len = df.file.len();
     let mut stat = FileStat::new(FILE_HEADER_LEN as u64);
     let mut reader = Window::new(df.file.as_ref());
@@ -334,7 +356,7 @@ fn scan(
                     offset: pos + at as u64,
                     expire_at: h.expire_at.unwrap_or(0),
                 };
-                apply(keydir, stats, &mut stat, df.id, h.kind, key, loc, now);
+                ops.push(key, loc, is_value(h.kind));
                 at += h.total_len() as usize;
             }
         } else {
@@ -345,47 +367,16 @@ fn scan(
                 offset: pos,
                 expire_at: header.expire_at.unwrap_or(0),
             };
-            apply(keydir, stats, &mut stat, df.id, header.kind, key, loc, now);
+            ops.push(key, loc, is_value(header.kind));
         }
         pos += len;
     }
     Ok(stat)
 }
 
-/// Replays one record (never a batch envelope) into the index. An expired value acts as a
-/// deletion: it shadows older values of its key, like a tombstone.
-#[allow(clippy::too_many_arguments)]
-fn apply(
-    keydir: &Keydir,
-    stats: &mut BTreeMap<u32, FileStat>,
-    stat: &mut FileStat,
-    id: u32,
-    kind: RecordType,
-    key: &[u8],
-    loc: Loc,
-    now: u64,
-) {
-    let live_value =
-        matches!(kind, RecordType::Value | RecordType::ValueWithExpiry) && !loc.expired(now);
-    let old = if live_value {
-        keydir.insert(key, loc)
-    } else {
-        stat.dead += u64::from(loc.len);
-        keydir.remove(key)
-    };
-    if let Some(old) = old {
-        mark_dead(stats, stat, id, old);
-    }
-}
-
-/// Dead-byte accounting when replay supersedes `old`; `current` is the file being scanned,
-/// which is not yet in `stats`.
-fn mark_dead(stats: &mut BTreeMap<u32, FileStat>, current: &mut FileStat, id: u32, old: Loc) {
-    if old.file_id == id {
-        current.dead += u64::from(old.len);
-    } else if let Some(s) = stats.get_mut(&old.file_id) {
-        s.dead += u64::from(old.len);
-    }
+/// Whether a record of this kind sets its key (as opposed to deleting it).
+fn is_value(kind: RecordType) -> bool {
+    matches!(kind, RecordType::Value | RecordType::ValueWithExpiry)
 }
 
 /// Why the record at some offset is not valid.

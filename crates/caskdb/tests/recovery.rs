@@ -609,3 +609,46 @@ fn an_unknown_record_type_is_refused_and_expiring_records_written_by_hand_read_b
     assert!(db.ttl("future").unwrap().is_some());
     assert_eq!(db.len(), 1);
 }
+
+#[test]
+fn with_sealed_files_replayed_in_parallel_the_oldest_corruption_is_reported_and_nothing_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Options::default()
+        .data_file_size(1024)
+        .sync(SyncPolicy::Never)
+        .open(dir.path())
+        .unwrap();
+    for i in 0..400 {
+        db.put(key(i), value(i)).unwrap();
+    }
+    drop(db);
+    let files = data_files(dir.path());
+    assert!(files.len() > 20, "{} files", files.len());
+    let newest = files.last().unwrap().clone();
+    // A torn record at the newest file's end: open alone would cut it.
+    let mut f = OpenOptions::new().append(true).open(&newest).unwrap();
+    f.write_all(&[0x5a; 40]).unwrap();
+    drop(f);
+    let newest_before = fs::read(&newest).unwrap();
+    // Corruption in two sealed files: whichever worker finds its own first, the error must
+    // name the older file, as a replay in order would.
+    let (older, younger) = (&files[5], &files[15]);
+    for file in [younger, older] {
+        let len = fs::metadata(file).unwrap().len();
+        flip_bit(file, len - 1, 0);
+    }
+    for _ in 0..5 {
+        match Db::open(dir.path()) {
+            Err(Error::Corrupted { file, offset, .. }) => {
+                assert_eq!(&file, older);
+                assert!(offset < fs::metadata(older).unwrap().len());
+            }
+            other => panic!("expected corruption in {}, got {other:?}", older.display()),
+        }
+        assert_eq!(
+            fs::read(&newest).unwrap(),
+            newest_before,
+            "the newest file must not be cut when the open fails"
+        );
+    }
+}
