@@ -268,7 +268,11 @@ fn check_data_file(
                 }
                 pos += h.total_len();
             }
-            Err(why) => {
+            Err(mut why) => {
+                // A failed read says nothing about the bytes: report it, judge nothing.
+                if let Some(e) = why.io_error(path) {
+                    return Err(e);
+                }
                 match classify(file, pos, &why, newest)? {
                     Damage::CrashTail { undecided } => {
                         // A zero-filled tail is preallocated space after an unclean shutdown:

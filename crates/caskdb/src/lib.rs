@@ -29,12 +29,16 @@ mod error;
 #[cfg(test)]
 mod fault_tests;
 mod hint;
+#[cfg(test)]
+mod io_error_tests;
 mod iter;
 mod keydir;
 mod merge;
 #[cfg(test)]
 mod merge_tests;
 mod options;
+#[cfg(test)]
+mod power_loss_tests;
 mod rebuild;
 mod record;
 mod recovery;

@@ -50,21 +50,23 @@ pub(crate) fn recover(vfs: &dyn Vfs, dir: &Path, opts: &Options) -> Result<Recov
     let mut rebuild = Rebuild::new(opts.clock.now_ms());
     let files = FileTable::default();
     let mut stats = BTreeMap::new();
-    let mut add = |r: Replayed| {
-        rebuild.append(r.ops);
-        stats.insert(r.df.id, r.stat);
-        files.insert(Arc::new(r.df));
-    };
-    if let Some((&newest, sealed)) = ids.split_last() {
-        in_parallel(
-            sealed,
-            |id| replay(vfs, dir, opts, id, false, hints.contains(&id)),
-            &mut add,
-        )?;
-        // Last and alone: it may be cut or rewritten, which must not happen if an older file
-        // turns out to be corrupt and the open fails.
-        add(replay(vfs, dir, opts, newest, true, false)?);
-    }
+    let newest = ids.last().copied();
+    in_parallel(
+        &ids,
+        |id| {
+            let is_last = Some(id) == newest;
+            replay(vfs, dir, opts, id, is_last, hints.contains(&id))
+        },
+        |r: Replayed| {
+            // Files come here in id order, so the newest one's repair waits until every older
+            // file has replayed: an open that fails on a corrupt older file changes nothing.
+            r.repair.apply(vfs, &r.df)?;
+            rebuild.append(r.ops);
+            stats.insert(r.df.id, r.stat);
+            files.insert(Arc::new(r.df));
+            Ok(())
+        },
+    )?;
     let keydir = Keydir::default();
     for (id, dead) in rebuild.finish(&keydir) {
         if let Some(stat) = stats.get_mut(&id) {
@@ -97,6 +99,38 @@ struct Replayed {
     df: DataFile,
     stat: FileStat,
     ops: FileOps,
+    repair: Repair,
+}
+
+/// A change the newest file needs after a crash, found while it was read.
+enum Repair {
+    None,
+    /// It never got its header: rewrite it.
+    Header,
+    /// A bad record at `pos`: cut the tail there, or fail if it is corruption.
+    Tail {
+        pos: u64,
+        bad: Bad,
+    },
+}
+
+impl Repair {
+    fn apply(self, vfs: &dyn Vfs, df: &DataFile) -> Result<()> {
+        match self {
+            Repair::None => Ok(()),
+            Repair::Header => {
+                tracing::warn!(
+                    file = %df.path.display(),
+                    "newest data file has no header (crash while it was created); reinitialising it"
+                );
+                df.file
+                    .truncate(0)
+                    .map_err(|e| io_context(e, "truncate", &df.path))?;
+                df.write_header()
+            }
+            Repair::Tail { pos, bad } => cut_or_fail(vfs, df, pos, bad),
+        }
+    }
 }
 
 /// Opens and replays data file `id`, from its hint file if `has_hint` and that is usable.
@@ -120,19 +154,33 @@ fn replay(
         .open(&path, mode)
         .map_err(|e| io_context(e, "open data file", &path))?;
     let df = DataFile { id, path, file };
-    check_header(&df, is_last)?;
     let mut ops = FileOps::for_file(df.file.len());
-    // The newest file is always scanned: only a scan finds and cuts a torn tail.
+    if !check_header(&df, is_last)? {
+        let stat = FileStat::new(FILE_HEADER_LEN as u64);
+        let repair = Repair::Header;
+        return Ok(Replayed {
+            df,
+            stat,
+            ops,
+            repair,
+        });
+    }
+    // The newest file is always scanned: only a scan finds a torn tail.
     let from_hint = if has_hint && !is_last {
         load_hint(vfs, &df, &mut ops)
     } else {
         None
     };
-    let stat = match from_hint {
-        Some(stat) => stat,
-        None => scan(vfs, &df, &mut ops, is_last)?,
+    let (stat, repair) = match from_hint {
+        Some(stat) => (stat, Repair::None),
+        None => scan(&df, &mut ops, is_last)?,
     };
-    Ok(Replayed { df, stat, ops })
+    Ok(Replayed {
+        df,
+        stat,
+        ops,
+        repair,
+    })
 }
 
 /// Runs `work` on every id, on all cores, and hands the results to `consume` in the order of
@@ -141,7 +189,7 @@ fn replay(
 fn in_parallel(
     ids: &[u32],
     work: impl Fn(u32) -> Result<Replayed> + Sync,
-    mut consume: impl FnMut(Replayed),
+    mut consume: impl FnMut(Replayed) -> Result<()>,
 ) -> Result<()> {
     let threads = crate::rebuild::threads().min(ids.len());
     if threads == 0 {
@@ -167,7 +215,7 @@ fn in_parallel(
             .collect();
         for i in 0..ids.len() {
             match inboxes[i % threads].recv() {
-                Ok(result) => consume(result?),
+                Ok(result) => consume(result?)?,
                 // The worker panicked; the scope passes the panic on.
                 Err(_) => break,
             }
@@ -278,15 +326,15 @@ fn drop_blank_trailing_files(vfs: &dyn Vfs, dir: &Path, ids: &mut Vec<u32>) -> R
 }
 
 /// Checks the file header. The newest file may have an empty or zeroed header (a crash while it
-/// was being created); it is then rewritten.
-fn check_header(df: &DataFile, is_last: bool) -> Result<()> {
+/// was being created) if the whole file is zeros: `Ok(false)`, it needs a new header.
+fn check_header(df: &DataFile, is_last: bool) -> Result<bool> {
     let len = df.file.len().min(FILE_HEADER_LEN as u64) as usize;
     let mut header = vec![0u8; len];
     df.file
         .read_at(0, &mut header)
         .map_err(|e| io_context(e, "read header of", &df.path))?;
     match record::check_file_header(&header, KIND_DATA, df.id) {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(true),
         Err(FileHeaderError::Version(found)) => Err(Error::IncompatibleVersion {
             file: df.path.clone(),
             found,
@@ -297,21 +345,16 @@ fn check_header(df: &DataFile, is_last: bool) -> Result<()> {
             if !whole_file_empty {
                 return Err(df.corrupted(0, "zeroed file header before non-zero data"));
             }
-            tracing::warn!(
-                file = %df.path.display(),
-                "newest data file has no header (crash while it was created); reinitialising it"
-            );
-            df.file
-                .truncate(0)
-                .map_err(|e| io_context(e, "truncate", &df.path))?;
-            df.write_header()
+            Ok(false)
         }
         Err(FileHeaderError::Invalid(reason)) => Err(df.corrupted(0, reason)),
     }
 }
 
-/// Replays the records of one file into the keydir and returns the file's byte counts.
-fn scan(vfs: &dyn Vfs, df: &DataFile, ops: &mut FileOps, is_last: bool) -> Result<FileStat> {
+/// Replays the records of one file and returns the file's byte counts. A bad record is an
+/// error in a sealed file; in the newest one it ends the scan and is returned as the repair to
+/// make.
+fn scan(df: &DataFile, ops: &mut FileOps, is_last: bool) -> Result<(FileStat, Repair)> {
     let file_len = df.file.len();
     let mut stat = FileStat::new(FILE_HEADER_LEN as u64);
     let mut reader = Window::new(df.file.as_ref());
@@ -319,9 +362,14 @@ fn scan(vfs: &dyn Vfs, df: &DataFile, ops: &mut FileOps, is_last: bool) -> Resul
     while pos < file_len {
         let record = match read_record(&mut reader, pos, file_len) {
             Ok(r) => r,
-            Err(bad) => {
-                cut_or_fail(vfs, df, pos, bad, is_last)?;
-                break;
+            Err(mut bad) => {
+                if let Some(e) = bad.io_error(&df.path) {
+                    return Err(e);
+                }
+                if is_last {
+                    return Ok((stat, Repair::Tail { pos, bad }));
+                }
+                return Err(df.corrupted(pos, bad.reason));
             }
         };
         let (header, bytes) = record;
@@ -371,7 +419,7 @@ fn scan(vfs: &dyn Vfs, df: &DataFile, ops: &mut FileOps, is_last: bool) -> Resul
         }
         pos += len;
     }
-    Ok(stat)
+    Ok((stat, Repair::None))
 }
 
 /// Whether a record of this kind sets its key (as opposed to deleting it).
@@ -379,11 +427,24 @@ fn is_value(kind: RecordType) -> bool {
     matches!(kind, RecordType::Value | RecordType::ValueWithExpiry)
 }
 
-/// Why the record at some offset is not valid.
+/// Why the record at some offset is not valid — or could not be read.
 pub(crate) struct Bad {
     pub reason: String,
     /// The header, when it decoded (then the CRC or the length is what failed).
     pub header: Option<record::RecordHeader>,
+    /// Set when reading failed: then nothing is known about the bytes, and the caller must
+    /// fail with this error rather than judge them (a transient read error taken for a torn
+    /// tail would cut acknowledged records).
+    pub io: Option<std::io::Error>,
+}
+
+impl Bad {
+    /// The read error, if reading is what failed, as an engine error naming `file`.
+    pub(crate) fn io_error(&mut self, file: &Path) -> Option<Error> {
+        self.io
+            .take()
+            .map(|e| io_context(e, "read data file", file))
+    }
 }
 
 /// Decodes and checks the record at `pos`; on failure says why.
@@ -392,11 +453,18 @@ pub(crate) fn read_record<'a>(
     pos: u64,
     file_len: u64,
 ) -> Result<(record::RecordHeader, &'a [u8]), Bad> {
-    let bad = |reason: String, header| Bad { reason, header };
+    let bad = |reason: String, header| Bad {
+        reason,
+        header,
+        io: None,
+    };
+    let io = |e: std::io::Error, header| Bad {
+        reason: e.to_string(),
+        header,
+        io: Some(e),
+    };
     let avail = (file_len - pos).min(MAX_RECORD_HEADER_LEN as u64) as usize;
-    let head = reader
-        .get(pos, avail)
-        .map_err(|e| bad(e.to_string(), None))?;
+    let head = reader.get(pos, avail).map_err(|e| io(e, None))?;
     let header = match record::decode_header(head) {
         Ok(h) => h,
         Err(HeaderError::Incomplete) => return Err(bad("truncated record header".into(), None)),
@@ -420,7 +488,7 @@ pub(crate) fn read_record<'a>(
     }
     let bytes = reader
         .get(pos, len as usize)
-        .map_err(|e| bad(e.to_string(), Some(header)))?;
+        .map_err(|e| io(e, Some(header)))?;
     if !record::crc_matches(&header, bytes) {
         return Err(bad("CRC mismatch".into(), Some(header)));
     }
@@ -434,9 +502,10 @@ const SEARCH_BUDGET: u64 = 1 << 30;
 
 /// Decides what a bad record at `pos` is.
 ///
-/// In a sealed file it is always corruption. In the newest file, let `Z` be the first
-/// page-aligned, all-zero 4 KiB block at or after `pos` (or the end of the file): such a block is
-/// what a page that never reached the disk reads as, because the file is preallocated. Then:
+/// Only the newest file gets here: in a sealed file a bad record is always corruption. Let `Z`
+/// be the first page-aligned, all-zero 4 KiB block at or after `pos` (or the end of the file):
+/// such a block is what a page that never reached the disk reads as, because the file is
+/// preallocated. Then:
 /// - if the record's header is intact and its extent covers `Z`, the record was torn: cut;
 /// - else, if a valid record starts between `pos` and `Z` (past the extent of a batch envelope
 ///   whose header is intact: the records inside one are valid by design), the damage is not a
@@ -451,10 +520,7 @@ const SEARCH_BUDGET: u64 = 1 << 30;
 /// Cutting drops valid records that may lie after `Z`: they were written after data that never
 /// reached the disk (so, under `SyncPolicy::Always`, never acknowledged), and keeping them
 /// would leave a state that no prefix of the writes produced.
-fn cut_or_fail(vfs: &dyn Vfs, df: &DataFile, pos: u64, bad: Bad, is_last: bool) -> Result<()> {
-    if !is_last {
-        return Err(df.corrupted(pos, bad.reason));
-    }
+fn cut_or_fail(vfs: &dyn Vfs, df: &DataFile, pos: u64, bad: Bad) -> Result<()> {
     let reason = bad.reason.clone();
     match classify(df.file.as_ref(), pos, &bad, true)? {
         Damage::Corrupt {
@@ -536,6 +602,11 @@ pub(crate) fn classify(file: &dyn LogFile, pos: u64, bad: &Bad, newest: bool) ->
         return Ok(Damage::CrashTail { undecided: false });
     }
     Ok(match next_valid_record(file, search_from, zero)? {
+        // The page holding the record's start was lost while a later page of the same write
+        // reached the disk (writeback is unordered). Valid records after the gap can be the
+        // insides of that write — a batch envelope whose header was on the lost page — so
+        // they prove nothing: cut, but save what is cut.
+        Search::Found(_) if zeros_to_page_end(file, pos)? => Damage::CrashTail { undecided: true },
         Search::Found(next) => Damage::Corrupt { resume: Some(next) },
         Search::GaveUp => Damage::CrashTail { undecided: true },
         Search::None => Damage::CrashTail { undecided: false },
@@ -549,20 +620,46 @@ pub(crate) fn save_tail(
     data_path: &Path,
     pos: u64,
 ) -> Result<std::path::PathBuf> {
-    let mut name = data_path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".torn-{pos}"));
-    let path = data_path.with_file_name(name);
     let mut tail = vec![0u8; (file.len() - pos) as usize];
     file.read_at(pos, &mut tail)
         .map_err(|e| io_context(e, "read torn tail of", data_path))?;
-    vfs.create(&path, tail.len() as u64)
-        .and_then(|f| f.append(&[&tail]).and_then(|()| f.sync(true)))
-        .map_err(|e| io_context(e, "save torn tail to", &path))?;
+    let base = data_path.file_name().unwrap_or_default().to_os_string();
+    // A later crash can leave a tail at the same offset: never overwrite an earlier one.
+    let mut n = 0u32;
+    let path = loop {
+        let mut name = base.clone();
+        name.push(format!(".torn-{pos}"));
+        if n > 0 {
+            name.push(format!(".{n}"));
+        }
+        let path = data_path.with_file_name(name);
+        match vfs.create(&path, tail.len() as u64) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+            created => {
+                created
+                    .and_then(|f| f.append(&[&tail]).and_then(|()| f.sync(true)))
+                    .map_err(|e| io_context(e, "save torn tail to", &path))?;
+                break path;
+            }
+        }
+    };
     if let Some(dir) = path.parent() {
         vfs.sync_dir(dir)
             .map_err(|e| io_context(e, "sync directory", dir))?;
     }
     Ok(path)
+}
+
+/// Whether the bytes from `pos` to the end of its 4 KiB page (at least a minimal record's
+/// worth) are all zeros, as the rest of a page that never reached the disk reads.
+fn zeros_to_page_end(file: &dyn LogFile, pos: u64) -> Result<bool> {
+    let end = ((pos / PAGE + 1) * PAGE).min(file.len());
+    if end - pos < MIN_RECORD_LEN as u64 {
+        return Ok(false);
+    }
+    let mut rest = vec![0u8; (end - pos) as usize];
+    file.read_at(pos, &mut rest)?;
+    Ok(rest.iter().all(|&b| b == 0))
 }
 
 /// Offset of the first page-aligned 4 KiB block at or after `from` that is all zeros, or the
@@ -608,6 +705,7 @@ pub(crate) fn next_valid_record(file: &dyn LogFile, from: u64, until: u64) -> Re
         if plausible {
             match read_record(&mut reader, pos, file_len) {
                 Ok(_) => return Ok(Search::Found(pos)),
+                Err(Bad { io: Some(e), .. }) => return Err(e.into()),
                 Err(bad) => {
                     let cost = bad.header.map_or(0, |h| h.total_len());
                     if cost > budget {
