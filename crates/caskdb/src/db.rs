@@ -751,6 +751,9 @@ impl Core {
         expire_at: u64,
         cond: impl Fn(&Loc) -> bool,
     ) -> Result<bool> {
+        if key.is_empty() {
+            return Err(Error::KeyIsEmpty);
+        }
         loop {
             let Some((loc, value)) = self.read_live(key)? else {
                 return Ok(false);

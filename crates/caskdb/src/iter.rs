@@ -99,9 +99,17 @@ impl Cursor {
             self.front.extend(fetched);
             return self.front.pop_front().map(Ok);
         }
-        // Nothing unfetched remains: finish with what the other end fetched.
+        // Nothing unfetched remains: finish with what the other end fetched. The key taken is
+        // now this end's position, so the unfetched range closes behind it: a key inserted
+        // past it later would come after a key the other end has already returned.
         let other = if rev { &mut self.front } else { &mut self.back };
-        other.pop_back().map(Ok)
+        let taken = other.pop_back()?;
+        if rev {
+            self.hi = Bound::Excluded(taken.0.clone());
+        } else {
+            self.lo = Bound::Excluded(taken.0.clone());
+        }
+        Some(Ok(taken))
     }
 
     /// The next live entry: the key and its current value, skipping keys gone meanwhile.

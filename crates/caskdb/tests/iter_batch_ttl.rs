@@ -144,6 +144,35 @@ fn an_open_iterator_sees_writes_as_documented() {
 }
 
 #[test]
+fn once_the_ends_of_an_iterator_meet_later_inserts_are_not_returned() {
+    // Found by fuzzing: after one end took the last key the other end had fetched, a key
+    // inserted beyond it was still returned — after a smaller key from the other end, or by
+    // the back end in ascending order.
+    let dir = tempfile::tempdir().unwrap();
+    let db = opts().open(dir.path()).unwrap();
+    db.put("a", "1").unwrap();
+    db.put("ab", "2").unwrap();
+    let key = |r: Option<caskdb::Result<(caskdb::Bytes, caskdb::Bytes)>>| {
+        r.map(|r| String::from_utf8(r.unwrap().0.to_vec()).unwrap())
+    };
+
+    let mut it = db.range::<&str, _>(..);
+    assert_eq!(key(it.next()).as_deref(), Some("a"));
+    assert_eq!(key(it.next_back()).as_deref(), Some("ab"));
+    db.put("key:0010", "3").unwrap(); // beyond both ends' positions
+    assert_eq!(key(it.next()), None);
+    assert_eq!(key(it.next_back()), None);
+
+    let mut it = db.range::<&str, _>(..);
+    assert_eq!(key(it.next()).as_deref(), Some("a"));
+    assert_eq!(key(it.next_back()).as_deref(), Some("key:0010"));
+    assert_eq!(key(it.next_back()).as_deref(), Some("ab")); // taken from the front's batch
+    db.put("b", "4").unwrap(); // between "ab" and "key:0010": behind the back end
+    assert_eq!(key(it.next_back()), None);
+    assert_eq!(key(it.next()), None);
+}
+
+#[test]
 fn an_iterator_of_a_closed_database_reports_it_once() {
     let (_dir, db, _) = filled(10);
     let mut it = db.iter();
