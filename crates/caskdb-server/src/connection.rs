@@ -106,7 +106,12 @@ impl Connection {
                 return Ok(());
             }
             if !self.wbuf.is_empty() {
-                self.socket.write_all(&self.wbuf).await?;
+                // A client that never reads must not hold up a shutdown.
+                tokio::select! {
+                    biased;
+                    _ = stop.wait() => return Ok(()),
+                    r = self.socket.write_all(&self.wbuf) => r?,
+                }
                 self.wbuf.clear();
             }
             if self.state.close_after_reply {

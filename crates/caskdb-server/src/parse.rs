@@ -174,8 +174,10 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Parsed, ProtocolError> {
 
 /// Splits an inline request like Redis's `sdssplitargs`: blanks separate arguments; "double
 /// quotes" allow `\n \r \t \b \a \\ \" \xHH` escapes; 'single quotes' allow `\'`. A closing quote
-/// must be followed by a blank or the end.
+/// must be followed by a blank or the end. A NUL byte ends the line, as it ends Redis's C
+/// string (inside quotes that leaves them unbalanced).
 pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
+    let line = &line[..line.iter().position(|&b| b == 0).unwrap_or(line.len())];
     let mut args = Vec::new();
     let mut i = 0;
     let n = line.len();
@@ -247,7 +249,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                     break;
                 }
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b' ' | b'\n' | b'\r' | b'\t' => break,
                     b'"' => in_dq = true,
                     b'\'' => in_sq = true,
                     c => cur.push(c),
@@ -294,6 +296,15 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    #[test]
+    fn a_nul_byte_ends_an_inline_line_as_in_redis() {
+        let args = |v: &[&str]| v.iter().map(|a| Bytes::from(a.to_string())).collect();
+        assert_eq!(split_args(b"PING\0"), Some(args(&["PING"])));
+        assert_eq!(split_args(b"SET a\0 b c"), Some(args(&["SET", "a"])));
+        assert_eq!(split_args(b"\0PING"), Some(args(&[])));
+        assert_eq!(split_args(b"ECHO \"x\0y\""), None);
     }
 
     #[test]
