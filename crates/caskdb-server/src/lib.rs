@@ -20,6 +20,8 @@ mod cmd;
 pub mod config;
 mod connection;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod glob;
 mod keyspace;
 mod parse;

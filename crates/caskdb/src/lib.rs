@@ -28,6 +28,8 @@ mod db;
 mod error;
 #[cfg(test)]
 mod fault_tests;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hint;
 #[cfg(test)]
 mod io_error_tests;
