@@ -7,7 +7,7 @@ use crate::error::{Error, Result, io_context};
 use crate::hint::{self, hint_file_name, parse_hint_file_name};
 use crate::merge::TEMP_SUFFIX;
 use crate::record::{self, FILE_HEADER_LEN, KIND_DATA, RecordType};
-use crate::recovery::{Damage, Window, classify, has_nonzero, read_record, save_tail};
+use crate::recovery::{Damage, Window, classify, has_nonzero, naming, read_record, save_tail};
 use crate::vfs::{LogFile, OpenMode, StdVfs, Vfs};
 
 /// What [`check`] found.
@@ -270,10 +270,10 @@ fn check_data_file(
             }
             Err(mut why) => {
                 // A failed read says nothing about the bytes: report it, judge nothing.
-                if let Some(e) = why.io_error(path) {
+                if let Some(e) = why.io_error(path, pos) {
                     return Err(e);
                 }
-                match classify(file, pos, &why, newest)? {
+                match classify(file, pos, &why, newest).map_err(naming(path))? {
                     Damage::CrashTail { undecided } => {
                         // A zero-filled tail is preallocated space after an unclean shutdown:
                         // nothing was lost there.

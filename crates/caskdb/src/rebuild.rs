@@ -7,9 +7,10 @@
 //! built bottom-up from the survivors ([`Keydir::fill_sorted`]). Shards are resolved on all
 //! cores at once.
 //!
-//! A shard's list is also resolved whenever it has doubled since the last time, which bounds
-//! memory by about twice the number of distinct keys even in a log that rewrote each key many
-//! times.
+//! Memory follows keys, not records: while a file is read, a shard's list is compacted to the
+//! newest op per key whenever it doubles ([`FileOps`]); across files, the lists are resolved
+//! whenever they double in all ([`Rebuild::append`]). A log that rewrote each key many times
+//! needs memory for about twice its keys.
 
 use std::collections::BTreeMap;
 
@@ -41,23 +42,70 @@ impl Op {
     }
 }
 
-/// The records replayed from one file, per shard, in log order.
-pub(crate) struct FileOps(Vec<Vec<Op>>);
+/// The records replayed from one file, per shard. A key's ops are in log order; whenever a
+/// shard's list doubles (past [`COMPACT_MIN`]), only the newest op of each key is kept — a
+/// deletion too, as it must still delete the key's entries from older files — so a file
+/// that rewrites few keys many times needs memory for its keys, not its records.
+pub(crate) struct FileOps {
+    shards: Vec<FileShard>,
+    /// Bytes of the records dropped, by file id.
+    dead: BTreeMap<u32, u64>,
+}
+
+#[derive(Default)]
+struct FileShard {
+    ops: Vec<Op>,
+    /// Length of `ops` after its last compaction.
+    compacted: usize,
+}
+
+/// Ops in a shard of one file before it is first compacted (and the most reserved up front).
+/// (Tiny in the crate's unit tests, so that every recovery they run compacts.)
+const COMPACT_MIN: usize = if cfg!(test) { 16 } else { 8192 };
 
 impl FileOps {
-    /// Room for the records of a file of `file_len` bytes, if they average 64 bytes or more.
-    /// Reserved, not touched: pages never written cost no memory, and the vectors do not have
-    /// to grow (copying) while the file is read.
+    /// Room for the records of a file of `file_len` bytes, if they average 64 bytes or more
+    /// (up to [`COMPACT_MIN`] per shard). Reserved, not touched: pages never written cost no
+    /// memory, and the vectors do not have to grow (copying) while the file is read.
     pub fn for_file(file_len: u64) -> Self {
-        let per_shard = usize::try_from(file_len / 64 / SHARDS as u64).unwrap_or(0);
-        FileOps((0..SHARDS).map(|_| Vec::with_capacity(per_shard)).collect())
+        let per_shard = usize::try_from(file_len / 64 / SHARDS as u64)
+            .unwrap_or(COMPACT_MIN)
+            .min(COMPACT_MIN);
+        FileOps {
+            shards: (0..SHARDS)
+                .map(|_| FileShard {
+                    ops: Vec::with_capacity(per_shard),
+                    compacted: 0,
+                })
+                .collect(),
+            dead: BTreeMap::new(),
+        }
     }
 
     /// Records that `key` was set to the record at `loc` (`live`) or deleted (by the record at
     /// `loc`). Calls must come in the order of the records in the file.
     pub fn push(&mut self, key: &[u8], loc: Loc, live: bool) {
-        self.0[shard_of(key)].push(Op::new(key, loc, live));
+        let shard = &mut self.shards[shard_of(key)];
+        shard.ops.push(Op::new(key, loc, live));
+        if shard.ops.len() >= (2 * shard.compacted).max(COMPACT_MIN) {
+            let mut whole = Shard {
+                pieces: vec![std::mem::take(&mut shard.ops)],
+                resolved: false,
+            };
+            resolve(&mut whole, Keep::NewestOp, &mut self.dead);
+            shard.ops = whole.pieces.pop().unwrap_or_default();
+            shard.compacted = shard.ops.len();
+        }
     }
+}
+
+/// What a resolve keeps of each key.
+#[derive(Clone, Copy)]
+enum Keep {
+    /// Its newest op, deletion or not (older files may still hold the key).
+    NewestOp,
+    /// Its newest op if that is a value that has not expired at this time (ms).
+    LiveAt(u64),
 }
 
 /// The ops of one shard, in log order: one piece per file, except that after a resolve the
@@ -82,7 +130,8 @@ pub(crate) struct Rebuild {
 
 /// Ops gathered beyond twice the count after the last resolve that trigger the next one: large
 /// enough that resolving stays rare, small enough (64 MiB) not to matter next to the index.
-const SLACK: usize = 1 << 20;
+/// (Tiny in the crate's unit tests, so that every recovery they run resolves early.)
+const SLACK: usize = if cfg!(test) { 64 } else { 1 << 20 };
 
 impl Rebuild {
     /// An empty rebuild; values whose expiry is at or before `now_ms` count as deletions.
@@ -99,15 +148,16 @@ impl Rebuild {
 
     /// Adds the records of the next file, in file id order.
     pub fn append(&mut self, ops: FileOps) {
-        for (shard, more) in self.shards.iter_mut().zip(ops.0) {
-            if !more.is_empty() {
-                self.len += more.len();
-                shard.pieces.push(more);
+        for (shard, more) in self.shards.iter_mut().zip(ops.shards) {
+            if !more.ops.is_empty() {
+                self.len += more.ops.len();
+                shard.pieces.push(more.ops);
             }
         }
+        self.count_dead(ops.dead);
         if self.len >= 2 * self.resolved + self.slack {
-            let now = self.now;
-            let dead = on_shards(&mut self.shards, |shard, dead| resolve(shard, now, dead));
+            let keep = Keep::LiveAt(self.now);
+            let dead = on_shards(&mut self.shards, |shard, dead| resolve(shard, keep, dead));
             self.count_dead(dead);
             self.len = self
                 .shards
@@ -121,9 +171,9 @@ impl Rebuild {
     /// Builds the (empty) `keydir` from everything appended and returns the dead bytes found,
     /// by file id.
     pub fn finish(mut self, keydir: &Keydir) -> BTreeMap<u32, u64> {
-        let now = self.now;
+        let keep = Keep::LiveAt(self.now);
         let dead = on_shards(&mut self.shards, |shard, dead| {
-            resolve(shard, now, dead);
+            resolve(shard, keep, dead);
             if let Some(ops) = shard.pieces.pop() {
                 keydir.fill_sorted(ops.into_iter().map(|op| (op.key, op.loc)).collect());
             }
@@ -149,11 +199,17 @@ fn on_shards(
     shards: &mut [Shard],
     f: impl Fn(&mut Shard, &mut BTreeMap<u32, u64>) + Sync,
 ) -> BTreeMap<u32, u64> {
-    let per_thread = shards.len().div_ceil(threads());
+    // Shard i goes to thread i mod n: keys of text share few first bytes (all printable), which
+    // contiguous chunks of shards would hand to one thread.
+    let threads = threads();
+    let mut parts: Vec<Vec<&mut Shard>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, shard) in shards.iter_mut().enumerate() {
+        parts[i % threads].push(shard);
+    }
     let f = &f;
     let found: Vec<BTreeMap<u32, u64>> = std::thread::scope(|s| {
-        let workers: Vec<_> = shards
-            .chunks_mut(per_thread)
+        let workers: Vec<_> = parts
+            .into_iter()
             .map(|part| {
                 s.spawn(move || {
                     let mut dead = BTreeMap::new();
@@ -179,13 +235,13 @@ fn on_shards(
 }
 
 /// Orders the shard's ops by key, a key's ops oldest first, and keeps of each key only its
-/// newest op, and only if that is a value that has not expired; leaves them as the only piece
-/// (none if nothing is left). Every op dropped is counted in `dead`.
+/// newest op — with `Keep::LiveAt`, only if that is a value that has not expired; leaves them
+/// as the only piece (none if nothing is left). Every op dropped is counted in `dead`.
 ///
 /// What gets sorted is (prefix, position) pairs, not the ops: 16 bytes instead of 72 to move,
 /// and a key's bytes are only looked at when two prefixes are equal. The result of an earlier
 /// resolve is sorted already: only the ops that came after it are sorted, then merged with it.
-fn resolve(shard: &mut Shard, now: u64, dead: &mut BTreeMap<u32, u64>) {
+fn resolve(shard: &mut Shard, keep: Keep, dead: &mut BTreeMap<u32, u64>) {
     let pieces = &mut shard.pieces;
     // A position: piece index in the high half, index within the piece in the low half, so
     // positions compare in log order.
@@ -215,7 +271,11 @@ fn resolve(shard: &mut Shard, now: u64, dead: &mut BTreeMap<u32, u64>) {
             .get(i + 1)
             .is_none_or(|&(next_prefix, next)| next_prefix != prefix || op(next).key != op(at).key);
         let o = op(at);
-        if newest && o.live && !o.loc.expired(now) {
+        let kept_op = match keep {
+            Keep::NewestOp => newest,
+            Keep::LiveAt(now) => newest && o.live && !o.loc.expired(now),
+        };
+        if kept_op {
             kept.push(at);
         } else {
             *dead.entry(o.loc.file_id).or_default() += u64::from(o.loc.len);
@@ -228,7 +288,7 @@ fn resolve(shard: &mut Shard, now: u64, dead: &mut BTreeMap<u32, u64>) {
             prefix: o.prefix,
             key: std::mem::take(&mut o.key),
             loc: o.loc,
-            live: true,
+            live: o.live,
         });
     }
     pieces.clear();
@@ -318,6 +378,50 @@ mod tests {
             .map(|e| e.0)
             .collect();
         assert_eq!(keys, [&b"k0"[..], b"k1", b"k3"].map(KeyBuf::from_slice));
+    }
+
+    #[test]
+    fn a_file_that_rewrites_few_keys_many_times_is_compacted_as_it_is_read() {
+        // File 1 sets 100 keys; file 2 rewrites and deletes them 100,000 times in all, all in
+        // one shard. Memory must follow the keys, not the records, and a deletion kept by the
+        // compaction must still delete the key's entry from file 1.
+        let mut expect: BTreeMap<Vec<u8>, Option<Loc>> = BTreeMap::new();
+        let key = |k: u64| format!("k{k:03}").into_bytes();
+        let mut r = Rebuild::new(0);
+        let mut file1 = FileOps::for_file(0);
+        for k in 0..100 {
+            file1.push(&key(k), loc(1, k * 10, 0), true);
+            expect.insert(key(k), Some(loc(1, k * 10, 0)));
+        }
+        r.append(file1);
+        let mut file2 = FileOps::for_file(1 << 30);
+        for n in 0..100_000u64 {
+            let k = (n * 37) % 100;
+            let live = n % 3 != 0;
+            let l = loc(2, n * 10, 0);
+            file2.push(&key(k), l, live);
+            expect.insert(key(k), live.then_some(l));
+            let longest = file2.shards.iter().map(|s| s.ops.len()).max().unwrap_or(0);
+            assert!(
+                longest <= (2 * 100).max(COMPACT_MIN),
+                "{longest} ops held for 100 keys"
+            );
+        }
+        r.append(file2);
+        let keydir = Keydir::default();
+        let dead = r.finish(&keydir);
+        let live: Vec<(Vec<u8>, Loc)> = expect
+            .into_iter()
+            .filter_map(|(k, l)| l.map(|l| (k, l)))
+            .collect();
+        let got: Vec<(Vec<u8>, Loc)> = keydir
+            .chunk_after(None, usize::MAX)
+            .into_iter()
+            .map(|(k, l)| (k.to_vec(), l))
+            .collect();
+        assert_eq!(got, live);
+        let dead_total: u64 = dead.values().sum();
+        assert_eq!(dead_total, (100 + 100_000 - live.len() as u64) * 10);
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! it, and writing continues there. Otherwise it is corruption, reported as [`Error::Corrupted`]
 //! with file and offset. See [`cut_or_fail`] for the exact rule.
 //!
-//! Sealed files are replayed on all cores, the newest one last. The records found go to a
-//! [`Rebuild`], which builds the index in bulk at the end.
+//! Files are replayed on all cores; the newest one's repair (if any) is made only after every
+//! older file replayed. The records found go to a [`Rebuild`], which builds the index in bulk
+//! at the end.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -363,7 +364,7 @@ fn scan(df: &DataFile, ops: &mut FileOps, is_last: bool) -> Result<(FileStat, Re
         let record = match read_record(&mut reader, pos, file_len) {
             Ok(r) => r,
             Err(mut bad) => {
-                if let Some(e) = bad.io_error(&df.path) {
+                if let Some(e) = bad.io_error(&df.path, pos) {
                     return Err(e);
                 }
                 if is_last {
@@ -440,10 +441,18 @@ pub(crate) struct Bad {
 
 impl Bad {
     /// The read error, if reading is what failed, as an engine error naming `file`.
-    pub(crate) fn io_error(&mut self, file: &Path) -> Option<Error> {
+    pub(crate) fn io_error(&mut self, file: &Path, pos: u64) -> Option<Error> {
         self.io
             .take()
-            .map(|e| io_context(e, "read data file", file))
+            .map(|e| io_context(e, &format!("read at offset {pos} of"), file))
+    }
+}
+
+/// Names `file` in an I/O error that does not (the helpers below see only a [`LogFile`]).
+pub(crate) fn naming(file: &Path) -> impl FnOnce(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Io(e) => io_context(e, "read", file),
+        other => other,
     }
 }
 
@@ -522,7 +531,7 @@ const SEARCH_BUDGET: u64 = 1 << 30;
 /// would leave a state that no prefix of the writes produced.
 fn cut_or_fail(vfs: &dyn Vfs, df: &DataFile, pos: u64, bad: Bad) -> Result<()> {
     let reason = bad.reason.clone();
-    match classify(df.file.as_ref(), pos, &bad, true)? {
+    match classify(df.file.as_ref(), pos, &bad, true).map_err(naming(&df.path))? {
         Damage::Corrupt {
             resume: Some(next), ..
         } => {
@@ -547,7 +556,7 @@ fn cut_or_fail(vfs: &dyn Vfs, df: &DataFile, pos: u64, bad: Bad) -> Result<()> {
     }
     let file = df.file.as_ref();
     let dropped = file.len() - pos;
-    if has_nonzero(file, pos)? {
+    if has_nonzero(file, pos).map_err(naming(&df.path))? {
         tracing::warn!(
             file = %df.path.display(),
             offset = pos,
