@@ -106,11 +106,12 @@ impl Connection {
                 return Ok(());
             }
             if !self.wbuf.is_empty() {
-                // A client that never reads must not hold up a shutdown.
+                // A client that never reads must not hold up a shutdown; one that reads still
+                // gets the replies already made (the write is polled first).
                 tokio::select! {
                     biased;
-                    _ = stop.wait() => return Ok(()),
                     r = self.socket.write_all(&self.wbuf) => r?,
+                    _ = stop.wait() => return Ok(()),
                 }
                 self.wbuf.clear();
             }

@@ -1065,6 +1065,9 @@ struct Tally {
 /// means it did neither.
 fn exchange(addr: SocketAddr, bytes: &[u8]) -> Result<(Vec<u8>, bool), String> {
     let mut s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    // Close with a reset: 40,000 streams would otherwise leave as many TIME_WAIT sockets,
+    // enough to exhaust ephemeral ports where they are not reused.
+    set_linger_zero(&s);
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
     match s.write_all(bytes) {
@@ -1759,7 +1762,8 @@ fn an_inline_nul_byte_is_answered_or_refused() {
         },
     );
     let replies = parse_replies(&got).expect("well-formed replies");
-    assert!(replies.len() <= 1, "{replies:?}");
+    // Redis ends the line at the NUL: the request is `PING`.
+    assert_eq!(replies, vec![Reply::Simple("PONG".into())]);
     round_trip(&mut healthy, "nul", 1);
     drop(healthy);
     srv.stop();

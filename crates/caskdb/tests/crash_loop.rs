@@ -23,6 +23,8 @@ const START_VAR: &str = "CASKDB_CRASH_LOOP_START";
 
 /// Keys come from a small space so that overwrites and deletes of live keys are common.
 const KEYS: u64 = 300;
+/// A child that acknowledges nothing for this long is taken to hang.
+const STALL: std::time::Duration = std::time::Duration::from_secs(120);
 /// Most acknowledgements a round waits for before the kill.
 const MAX_ACKS_PER_ROUND: u64 = 500;
 
@@ -169,7 +171,17 @@ fn crash_loop() {
             .stderr(log.reopen().unwrap())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // Lines come through a thread, so that a child that hangs is noticed (and named by its
+        // seed) instead of blocking the test until CI's limit.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         let mut acked = next; // ops [next, acked) acknowledged
         let mut parse = |line: std::io::Result<String>| {
             // libtest prints "test crash_loop_child ... " without a newline before the first ack
@@ -178,10 +190,23 @@ fn crash_loop() {
             }
             acked
         };
-        for line in lines.by_ref() {
-            if parse(line) >= next + kill_after {
-                child.kill().unwrap(); // SIGKILL
-                break;
+        loop {
+            match lines.recv_timeout(STALL) {
+                Ok(line) => {
+                    if parse(line) >= next + kill_after {
+                        child.kill().unwrap(); // SIGKILL
+                        break;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    panic!(
+                        "round {round}: no acknowledgement for {STALL:?} after op {acked}; \
+                         seed {seed}; the child's stderr:\n{}",
+                        std::fs::read_to_string(log.path()).unwrap_or_default()
+                    );
+                }
             }
         }
         // Acks printed before the kill are still in the pipe: every one of them counts.
