@@ -21,7 +21,8 @@ impl Db {
     /// runs meanwhile, so no file disappears during the copy. Everything written is fsynced.
     ///
     /// # Errors
-    /// [`Error::Io`] if `dest` is not empty or cannot be written; [`Error::Closed`].
+    /// [`Error::Io`](crate::Error::Io) if `dest` is not empty or cannot be written;
+    /// [`Error::Closed`](crate::Error::Closed).
     pub fn backup(&self, dest: impl AsRef<Path>) -> Result<()> {
         let dest = dest.as_ref();
         let core = &self.inner.core;

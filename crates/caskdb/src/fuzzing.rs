@@ -43,7 +43,7 @@ const AFTER_KEY: &[u8] = b"fuzz:written-after-recovery";
 
 /// Decodes record headers and replays data files built from `data`.
 ///
-/// The first byte holds flags ([`FIX_CRCS`], [`SPLIT`] and the split point); the rest is the
+/// The first byte holds flags (`FIX_CRCS`, `SPLIT` and the split point); the rest is the
 /// body of one data file (or two), after a valid file header. Three things are checked:
 /// - `decode_header` on the raw body never panics, and a decoded header re-encodes to the same
 ///   fields and checks with `crc_matches` as recovery does;
@@ -578,7 +578,7 @@ const HINT_TRAILER_LEN: usize = 24;
 
 /// Decodes a hint file with `hint::decode`.
 ///
-/// The first byte holds flags ([`FIX_HEADER_CRC`], [`FIX_TRAILER_CRC`], [`SKEW_LENGTH`]); the
+/// The first byte holds flags (`FIX_HEADER_CRC`, `FIX_TRAILER_CRC`, `SKEW_LENGTH`); the
 /// rest is the hint file. The data file's id is the one in the file header and its length the
 /// one in the trailer (skewed if asked), as when recovery pairs a hint with its data file. A
 /// hint that decodes must tile the data file, fail for any other length or id, and decode to
