@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use caskdb_server::{Config, Server};
-use common::{Raw, Reply, encode};
+use common::{Raw, Reply, encode, encode_bytes};
 
 // ---------------------------------------------------------------------------------------------
 // The server in a child process.
@@ -275,16 +275,6 @@ fn round_trip(c: &mut Raw, tag: &str, n: u64) {
         Reply::bulk(&value),
         "healthy GET {key}"
     );
-}
-
-fn encode_bytes(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
 }
 
 fn show(bytes: &[u8]) -> String {

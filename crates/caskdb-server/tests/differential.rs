@@ -17,7 +17,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Raw, Reply};
+use common::{Raw, Reply, encode_bytes as encode};
 
 // ---------------------------------------------------------------------------------------------
 // The reference server.
@@ -115,16 +115,6 @@ fn start_redis() -> Option<RedisServer> {
 
 // ---------------------------------------------------------------------------------------------
 // The comparison harness.
-
-fn encode(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
 
 fn show_arg(a: &[u8]) -> String {
     let plain = !a.is_empty()

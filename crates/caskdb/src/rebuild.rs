@@ -321,6 +321,24 @@ fn merge<T>(
 mod tests {
     use super::*;
 
+    /// Asserts that `keydir` holds, in order, the keys `expect` maps to a location; returns them.
+    fn assert_holds(
+        keydir: &Keydir,
+        expect: BTreeMap<Vec<u8>, Option<Loc>>,
+    ) -> Vec<(Vec<u8>, Loc)> {
+        let live: Vec<(Vec<u8>, Loc)> = expect
+            .into_iter()
+            .filter_map(|(k, l)| l.map(|l| (k, l)))
+            .collect();
+        let got: Vec<(Vec<u8>, Loc)> = keydir
+            .chunk_after(None, usize::MAX)
+            .into_iter()
+            .map(|(k, l)| (k.to_vec(), l))
+            .collect();
+        assert_eq!(got, live);
+        live
+    }
+
     fn loc(file_id: u32, offset: u64, expire_at: u64) -> Loc {
         Loc {
             file_id,
@@ -410,16 +428,7 @@ mod tests {
         r.append(file2);
         let keydir = Keydir::default();
         let dead = r.finish(&keydir);
-        let live: Vec<(Vec<u8>, Loc)> = expect
-            .into_iter()
-            .filter_map(|(k, l)| l.map(|l| (k, l)))
-            .collect();
-        let got: Vec<(Vec<u8>, Loc)> = keydir
-            .chunk_after(None, usize::MAX)
-            .into_iter()
-            .map(|(k, l)| (k.to_vec(), l))
-            .collect();
-        assert_eq!(got, live);
+        let live = assert_holds(&keydir, expect);
         let dead_total: u64 = dead.values().sum();
         assert_eq!(dead_total, (100 + 100_000 - live.len() as u64) * 10);
     }
@@ -459,16 +468,7 @@ mod tests {
         }
         let keydir = Keydir::default();
         let dead = r.finish(&keydir);
-        let live: Vec<(Vec<u8>, Loc)> = expect
-            .into_iter()
-            .filter_map(|(k, l)| l.map(|l| (k, l)))
-            .collect();
-        let got: Vec<(Vec<u8>, Loc)> = keydir
-            .chunk_after(None, usize::MAX)
-            .into_iter()
-            .map(|(k, l)| (k.to_vec(), l))
-            .collect();
-        assert_eq!(got, live);
+        let live = assert_holds(&keydir, expect);
         let dead_total: u64 = dead.values().sum();
         assert_eq!(dead_total, (ops - live.len() as u64) * 10);
     }

@@ -153,10 +153,15 @@ pub struct Raw {
 }
 
 pub fn encode(args: &[&str]) -> Vec<u8> {
+    encode_bytes(&args.iter().map(|a| a.as_bytes()).collect::<Vec<_>>())
+}
+
+/// A request of binary arguments, RESP-encoded.
+pub fn encode_bytes(args: &[&[u8]]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
     for a in args {
         out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a.as_bytes());
+        out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
     out
