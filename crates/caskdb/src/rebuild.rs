@@ -154,11 +154,11 @@ impl Rebuild {
                 shard.pieces.push(more.ops);
             }
         }
-        self.count_dead(ops.dead);
+        add_dead(&mut self.dead, ops.dead);
         if self.len >= 2 * self.resolved + self.slack {
             let keep = Keep::LiveAt(self.now);
             let dead = on_shards(&mut self.shards, |shard, dead| resolve(shard, keep, dead));
-            self.count_dead(dead);
+            add_dead(&mut self.dead, dead);
             self.len = self
                 .shards
                 .iter()
@@ -178,14 +178,15 @@ impl Rebuild {
                 keydir.fill_sorted(ops.into_iter().map(|op| (op.key, op.loc)).collect());
             }
         });
-        self.count_dead(dead);
+        add_dead(&mut self.dead, dead);
         self.dead
     }
+}
 
-    fn count_dead(&mut self, found: BTreeMap<u32, u64>) {
-        for (id, bytes) in found {
-            *self.dead.entry(id).or_default() += bytes;
-        }
+/// Adds the dead bytes per file of `found` to `into`.
+fn add_dead(into: &mut BTreeMap<u32, u64>, found: BTreeMap<u32, u64>) {
+    for (id, bytes) in found {
+        *into.entry(id).or_default() += bytes;
     }
 }
 
@@ -227,9 +228,7 @@ fn on_shards(
     });
     let mut dead = BTreeMap::new();
     for part in found {
-        for (id, bytes) in part {
-            *dead.entry(id).or_default() += bytes;
-        }
+        add_dead(&mut dead, part);
     }
     dead
 }
