@@ -61,4 +61,4 @@ pub use options::{
     DEFAULT_MERGE_MIN_DEAD_BYTES, DEFAULT_MERGE_TRIGGER_RATIO, Options, SyncPolicy,
 };
 pub use stats::{FileStats, Stats};
-pub use transaction::{SyncToken, Transaction};
+pub use transaction::{Savepoint, SyncToken, Transaction};

@@ -32,9 +32,22 @@ pub struct SyncToken(pub(crate) u64);
 pub struct Transaction<'db> {
     db: &'db Db,
     core: &'db Core,
-    /// The latest pending write per key: `Some((value, expire_at))` or `None` for a deletion.
-    writes: BTreeMap<Vec<u8>, Option<(Bytes, u64)>>,
+    /// The latest pending write per key.
+    writes: BTreeMap<Vec<u8>, Pending>,
     /// Bytes the writes will take on disk, headers included.
+    encoded: usize,
+    /// While a savepoint is held: each staged key's previous pending state, oldest first.
+    undo: Option<Vec<(Vec<u8>, Option<Pending>)>>,
+}
+
+/// A pending write: `Some((value, expire_at))` (0 = never) or `None` for a deletion.
+type Pending = Option<(Bytes, u64)>;
+
+/// A point in a transaction's writes to return to with [`Transaction::rollback_to`], from
+/// [`Transaction::savepoint`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Savepoint {
+    undo_len: usize,
     encoded: usize,
 }
 
@@ -157,24 +170,65 @@ impl Transaction<'_> {
         range: R,
         limit: usize,
     ) -> Result<Vec<Bytes>> {
-        let lo = range.start_bound().map(|k| k.as_ref().to_vec());
-        let hi = range.end_bound().map(|k| k.as_ref().to_vec());
-        if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
-            (&lo, &hi)
-            && (a > b
-                || (a == b && !matches!((&lo, &hi), (Bound::Included(_), Bound::Included(_)))))
-        {
-            return Ok(Vec::new()); // an empty range (BTreeMap::range would panic)
+        let Some((lo, hi)) = owned_bounds(&range) else {
+            return Ok(Vec::new());
+        };
+        let stored = self
+            .db
+            .range_keys((lo.clone(), hi.clone()))
+            .map(|r| r.map(|k| (k, ())));
+        self.merged(stored, &lo, &hi, false, limit, |_, _| ())
+            .map(|v| v.into_iter().map(|(k, ())| k).collect())
+    }
+
+    /// Up to `limit` live `(key, value)` pairs within `range`, including this transaction's own
+    /// writes: in ascending key order, or descending if `reverse`.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] if a record fails its check; [`Error::Closed`].
+    pub fn range_in<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        range: R,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Bytes, Bytes)>> {
+        let Some((lo, hi)) = owned_bounds(&range) else {
+            return Ok(Vec::new());
+        };
+        let stored = self.db.range((lo.clone(), hi.clone()));
+        let value = |_: &[u8], v: &Bytes| v.clone();
+        if reverse {
+            self.merged(stored.rev(), &lo, &hi, true, limit, value)
+        } else {
+            self.merged(stored, &lo, &hi, false, limit, value)
         }
+    }
+
+    /// Merges the stored entries (in the given direction) with the pending writes in the same
+    /// range; a pending write decides for its key. `pick` takes what the caller wants of a
+    /// pending value.
+    fn merged<T>(
+        &self,
+        stored: impl Iterator<Item = Result<(Bytes, T)>>,
+        lo: &Bound<Vec<u8>>,
+        hi: &Bound<Vec<u8>>,
+        reverse: bool,
+        limit: usize,
+        pick: impl Fn(&[u8], &Bytes) -> T,
+    ) -> Result<Vec<(Bytes, T)>> {
         let now = self.core.now();
-        let mut stored = self.db.range_keys((lo.clone(), hi.clone())).peekable();
-        let mut pending = self
-            .writes
-            .range::<Vec<u8>, _>((lo.as_ref(), hi.as_ref()))
-            .peekable();
+        let pending = self.writes.range::<Vec<u8>, _>((lo.as_ref(), hi.as_ref()));
+        let pending: Box<dyn Iterator<Item = _>> = if reverse {
+            Box::new(pending.rev())
+        } else {
+            Box::new(pending)
+        };
+        let mut pending = pending.peekable();
+        let mut stored = stored.peekable();
+        // Whether `a` comes before `b` in the walk's direction.
+        let before = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
         let mut out = Vec::new();
         while out.len() < limit {
-            // Merge the two ordered streams; a pending write decides for its key.
             let take_pending = match (stored.peek(), pending.peek()) {
                 (None, None) => break,
                 (Some(Err(_)), _) => {
@@ -185,22 +239,24 @@ impl Transaction<'_> {
                 }
                 (Some(Ok(_)), None) => false,
                 (None, Some(_)) => true,
-                (Some(Ok(s)), Some((p, _))) => {
+                (Some(Ok((s, _))), Some((p, _))) => {
                     if s.as_ref() == p.as_slice() {
                         stored.next();
                         true
                     } else {
-                        p.as_slice() < s.as_ref()
+                        before(p, s)
                     }
                 }
             };
             if take_pending {
                 let (k, w) = pending.next().expect("peeked");
-                if w.as_ref().is_some_and(|(_, at)| *at == 0 || *at > now) {
-                    out.push(Bytes::copy_from_slice(k));
+                if let Some((v, at)) = w
+                    && (*at == 0 || *at > now)
+                {
+                    out.push((Bytes::copy_from_slice(k), pick(k, v)));
                 }
-            } else if let Some(Ok(k)) = stored.next() {
-                out.push(k);
+            } else if let Some(Ok(entry)) = stored.next() {
+                out.push(entry);
             }
         }
         Ok(out)
@@ -218,9 +274,62 @@ impl Transaction<'_> {
             return Err(Error::BatchTooLarge { size: encoded, max });
         }
         self.encoded = encoded;
-        self.writes.insert(key.to_vec(), write);
+        let previous = self.writes.insert(key.to_vec(), write);
+        if let Some(undo) = &mut self.undo {
+            undo.push((key.to_vec(), previous));
+        }
         Ok(())
     }
+
+    /// Marks the current state of the pending writes, so that [`Transaction::rollback_to`] can
+    /// undo the writes made after it (e.g. those of one failed step among several). Writes
+    /// staged from here on also keep what they replaced, until the transaction ends.
+    pub fn savepoint(&mut self) -> Savepoint {
+        let undo = self.undo.get_or_insert_with(Vec::new);
+        Savepoint {
+            undo_len: undo.len(),
+            encoded: self.encoded,
+        }
+    }
+
+    /// Undoes every write staged since `sp` was taken (reads see the state at `sp` again).
+    /// Savepoints taken after `sp` become meaningless.
+    pub fn rollback_to(&mut self, sp: Savepoint) {
+        let Some(undo) = &mut self.undo else {
+            return;
+        };
+        while undo.len() > sp.undo_len {
+            let Some((key, previous)) = undo.pop() else {
+                break;
+            };
+            match previous {
+                Some(w) => {
+                    self.writes.insert(key, w);
+                }
+                None => {
+                    self.writes.remove(&key);
+                }
+            }
+        }
+        self.encoded = sp.encoded;
+    }
+}
+
+/// Owned copies of `range`'s bounds; `None` if the range is empty (`BTreeMap::range` would
+/// panic on it).
+#[allow(clippy::type_complexity)]
+fn owned_bounds<K: AsRef<[u8]>, R: RangeBounds<K>>(
+    range: &R,
+) -> Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
+    let lo = range.start_bound().map(|k| k.as_ref().to_vec());
+    let hi = range.end_bound().map(|k| k.as_ref().to_vec());
+    if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
+        (&lo, &hi)
+        && (a > b || (a == b && !matches!((&lo, &hi), (Bound::Included(_), Bound::Included(_)))))
+    {
+        return None;
+    }
+    Some((lo, hi))
 }
 
 impl Db {
@@ -276,6 +385,7 @@ impl Db {
             core,
             writes: BTreeMap::new(),
             encoded: 0,
+            undo: None,
         };
         let out = f(&mut tx)?;
         if tx.writes.is_empty() {

@@ -71,6 +71,84 @@ fn expiring_writes_and_keys_in_ranges() {
 }
 
 #[test]
+fn range_in_merges_pending_writes_in_both_directions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    for (k, v) in [("a", "1"), ("c", "3"), ("e", "5"), ("g", "7")] {
+        db.put(k, v).unwrap();
+    }
+    let pairs = |v: Vec<(bytes::Bytes, bytes::Bytes)>| -> Vec<(String, String)> {
+        v.into_iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8(k.to_vec()).unwrap(),
+                    String::from_utf8(v.to_vec()).unwrap(),
+                )
+            })
+            .collect()
+    };
+    let p = |k: &str, v: &str| (k.to_string(), v.to_string());
+    db.transaction(|tx| {
+        tx.put("b", "2")?; // pending only
+        tx.put("c", "33")?; // pending over stored
+        tx.delete("e")?; // pending deletion hides a stored key
+        tx.put_expiring_at("f", "6", tx.now_ms() - 1)?; // already expired
+        let up = pairs(tx.range_in::<&str, _>(.., usize::MAX, false)?);
+        assert_eq!(
+            up,
+            vec![p("a", "1"), p("b", "2"), p("c", "33"), p("g", "7")]
+        );
+        let down = pairs(tx.range_in::<&str, _>(.., usize::MAX, true)?);
+        assert_eq!(
+            down,
+            vec![p("g", "7"), p("c", "33"), p("b", "2"), p("a", "1")]
+        );
+        assert_eq!(
+            pairs(tx.range_in("b".."g", 2, true)?),
+            vec![p("c", "33"), p("b", "2")]
+        );
+        assert_eq!(
+            pairs(tx.range_in("b"..="c", 9, false)?),
+            vec![p("b", "2"), p("c", "33")]
+        );
+        assert!(tx.range_in("x".."a", 9, false)?.is_empty()); // an empty range
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn rollback_to_a_savepoint_undoes_only_later_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    db.put("kept", "old").unwrap();
+    db.put("deleted-then-restored", "v").unwrap();
+    db.transaction(|tx| {
+        tx.put("a", "1")?;
+        let sp = tx.savepoint();
+        tx.put("a", "2")?; // overwrites a pending write
+        tx.put("b", "new")?; // a new pending key
+        tx.put("kept", "changed")?; // over a stored key
+        tx.delete("deleted-then-restored")?;
+        tx.rollback_to(sp);
+        assert_eq!(tx.get("a")?.as_deref(), Some(&b"1"[..]));
+        assert_eq!(tx.get("b")?, None);
+        assert_eq!(tx.get("kept")?.as_deref(), Some(&b"old"[..]));
+        assert!(tx.contains_key("deleted-then-restored")?);
+        let sp = tx.savepoint();
+        tx.put("c", "3")?;
+        tx.rollback_to(sp);
+        tx.put("d", "4")?;
+        Ok::<_, Error>(())
+    })
+    .unwrap();
+    let keys: Vec<_> = db.keys().map(|k| k.unwrap()).collect();
+    assert_eq!(keys, vec!["a", "d", "deleted-then-restored", "kept"]);
+    assert_eq!(db.get("a").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(db.get("kept").unwrap().as_deref(), Some(&b"old"[..]));
+}
+
+#[test]
 fn concurrent_increments_are_not_lost() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(open(dir.path()));
