@@ -4,9 +4,12 @@
 //! - namespace `0` holds every Redis key, whatever its type: its value is `[type: u8][payload]`,
 //!   and its expiry is the engine record's expiry. So TYPE, EXISTS, DEL, EXPIRE, RENAME and
 //!   WRONGTYPE work across types by looking at one record, and `KEYS`/`SCAN` walk one range.
-//! - namespace `1` is reserved for the members of collections (hashes, lists, sets, sorted
-//!   sets), keyed by a collection id held in the namespace-0 record, so adding those types needs
-//!   no format change.
+//! - a collection (hash, list, set, sorted set) is that record, holding its metadata ([`Meta`]:
+//!   a collection id, its size…), plus one engine record per member, keyed by the id:
+//!   `[0x80 + id % 64][id: u64 BE][kind: u8][rest]` (see [`member_key`]). Member keys carry no
+//!   database or user key, so RENAME and MOVE rewrite only the metadata and the owner record;
+//!   DEL and EXPIRE touch only the metadata, and the members of a collection that is gone are
+//!   reclaimed later by the sweeper (`sweep.rs`).
 
 use bytes::Bytes;
 use smallvec::SmallVec;
@@ -42,13 +45,13 @@ pub fn db_range(db: u8) -> ([u8; 2], [u8; 2]) {
 pub enum Type {
     /// A binary-safe string.
     String = 0,
-    /// Reserved: a hash.
+    /// A hash: field → value.
     Hash = 1,
-    /// Reserved: a list.
+    /// A list of elements.
     List = 2,
-    /// Reserved: a set.
+    /// A set of members.
     Set = 3,
-    /// Reserved: a sorted set.
+    /// A sorted set: member → score, ordered by (score, member).
     ZSet = 4,
 }
 
@@ -109,5 +112,185 @@ impl Entry {
         v.push(ty as u8);
         v.extend_from_slice(payload);
         Bytes::from(v)
+    }
+}
+
+/// The first byte of member keys is `MEMBER_TAG_BASE + id % MEMBER_TAGS`: the engine shards its
+/// index by first byte, so collections spread over 64 shards (and threads at open).
+pub const MEMBER_TAG_BASE: u8 = 0x80;
+/// Number of member-key first bytes.
+pub const MEMBER_TAGS: u8 = 64;
+
+/// Kinds of records under a collection id.
+pub mod kind {
+    /// The owner record: `[db][user key]` of the collection, for the sweeper.
+    pub const OWNER: u8 = 0;
+    /// A member: hash field, set member, list index (u64 BE) or sorted-set member.
+    pub const MEMBER: u8 = 1;
+    /// A sorted set's score index: `[score as order-preserving u64 BE][member]`, empty value.
+    pub const SCORE: u8 = 2;
+}
+
+/// Length of the `[tag][id][kind]` prefix of a member key.
+pub const MEMBER_PREFIX_LEN: usize = 10;
+
+/// The first byte of collection `id`'s member keys.
+pub fn member_tag(id: u64) -> u8 {
+    MEMBER_TAG_BASE + (id % u64::from(MEMBER_TAGS)) as u8
+}
+
+/// `[tag][id][kind]`: the prefix every record of `kind` under `id` starts with.
+pub fn member_prefix(id: u64, kind: u8) -> [u8; MEMBER_PREFIX_LEN] {
+    let mut p = [0u8; MEMBER_PREFIX_LEN];
+    p[0] = member_tag(id);
+    p[1..9].copy_from_slice(&id.to_be_bytes());
+    p[9] = kind;
+    p
+}
+
+/// The engine key of `rest` (member, list index or score entry) of `kind` under `id`.
+pub fn member_key(id: u64, kind: u8, rest: &[u8]) -> EngineKey {
+    let mut k = EngineKey::with_capacity(MEMBER_PREFIX_LEN + rest.len());
+    k.extend_from_slice(&member_prefix(id, kind));
+    k.extend_from_slice(rest);
+    k
+}
+
+/// The id and kind of a member key, if it is one.
+pub fn parse_member_key(key: &[u8]) -> Option<(u64, u8)> {
+    let tag = *key.first()?;
+    if !(MEMBER_TAG_BASE..MEMBER_TAG_BASE + MEMBER_TAGS).contains(&tag) || key.len() < 10 {
+        return None;
+    }
+    let id = u64::from_be_bytes(key[1..9].try_into().ok()?);
+    Some((id, key[9]))
+}
+
+/// The value of an owner record: which key (in which database) holds the collection.
+pub fn owner_value(db: u8, key: &[u8]) -> Bytes {
+    let mut v = Vec::with_capacity(key.len() + 1);
+    v.push(db);
+    v.extend_from_slice(key);
+    Bytes::from(v)
+}
+
+/// Where a new list's first element goes: the middle of the index space, so it can grow both
+/// ways.
+pub const LIST_START: u64 = 1 << 63;
+
+/// A collection's metadata, the payload of its namespace-0 record:
+/// `[id: u64 BE][len: u64 BE]`, and for lists `[head: u64 BE]` (the index of the first
+/// element; element `i` is at `head + i`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    /// The collection's type.
+    pub ty: Type,
+    /// The id its members are keyed by; never reused while any of its records remains.
+    pub id: u64,
+    /// Number of members (never 0 on disk: an empty collection is deleted).
+    pub len: u64,
+    /// Lists: the index of the first element.
+    pub head: u64,
+    /// When it expires, if ever (the engine record's expiry).
+    pub expire_at: Option<u64>,
+    /// Made by this command: its owner record is not written yet.
+    pub fresh: bool,
+}
+
+impl Meta {
+    /// Decodes the metadata of a collection entry; `None` if it is malformed.
+    pub fn decode(e: &Entry) -> Option<Meta> {
+        let p = &e.payload;
+        let want = if e.ty == Type::List { 24 } else { 16 };
+        if e.ty == Type::String || p.len() != want {
+            return None;
+        }
+        let word = |i: usize| u64::from_be_bytes(p[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+        Some(Meta {
+            ty: e.ty,
+            id: word(0),
+            len: word(1),
+            head: if e.ty == Type::List { word(2) } else { 0 },
+            expire_at: e.expire_at,
+            fresh: false,
+        })
+    }
+
+    /// The stored form: type byte, then the payload.
+    pub fn encode(&self) -> Bytes {
+        let mut v = Vec::with_capacity(25);
+        v.push(self.ty as u8);
+        v.extend_from_slice(&self.id.to_be_bytes());
+        v.extend_from_slice(&self.len.to_be_bytes());
+        if self.ty == Type::List {
+            v.extend_from_slice(&self.head.to_be_bytes());
+        }
+        Bytes::from(v)
+    }
+}
+
+/// A score as a u64 whose byte order is the numeric order (-inf first, +inf last; -0 is 0).
+pub fn score_bits(score: f64) -> u64 {
+    let bits = if score == 0.0 { 0 } else { score.to_bits() };
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
+}
+
+/// The inverse of [`score_bits`].
+pub fn score_from_bits(bits: u64) -> f64 {
+    f64::from_bits(if bits >> 63 == 1 {
+        bits & !(1 << 63)
+    } else {
+        !bits
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn score_bits_keep_numeric_order() {
+        let scores = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -2.5,
+            -f64::MIN_POSITIVE,
+            0.0,
+            f64::MIN_POSITIVE,
+            1.0,
+            1.5,
+            1e300,
+            f64::INFINITY,
+        ];
+        for w in scores.windows(2) {
+            assert!(score_bits(w[0]) < score_bits(w[1]), "{} < {}", w[0], w[1]);
+        }
+        for s in scores {
+            assert_eq!(score_from_bits(score_bits(s)), s);
+        }
+        assert_eq!(score_bits(-0.0), score_bits(0.0));
+    }
+
+    #[test]
+    fn meta_round_trips() {
+        for ty in [Type::Hash, Type::List, Type::Set, Type::ZSet] {
+            let m = Meta {
+                ty,
+                id: 0x0102_0304_0506_0708,
+                len: 42,
+                head: if ty == Type::List { LIST_START - 3 } else { 0 },
+                expire_at: Some(7),
+                fresh: false,
+            };
+            let e = Entry::decode(m.encode(), Some(7)).unwrap();
+            assert_eq!(Meta::decode(&e), Some(m));
+        }
+        let k = member_key(65, kind::SCORE, b"x");
+        assert_eq!(k[0], MEMBER_TAG_BASE + 1);
+        assert_eq!(parse_member_key(&k), Some((65, kind::SCORE)));
     }
 }

@@ -1,8 +1,8 @@
 //! caskdb-server: a Redis-compatible server over a caskdb store.
 //!
 //! Speaks RESP2, and RESP3 after `HELLO 3`, so `redis-cli`, `redis-benchmark` and Redis client
-//! libraries work against it. Strings, generic key commands, expiry and MULTI/EXEC follow
-//! Redis 7's semantics and error texts; every write command is one atomic record in the
+//! libraries work against it. Strings, hashes, lists, sets, sorted sets, generic key commands,
+//! expiry and MULTI/EXEC follow Redis 7's semantics and error texts; every write command is one atomic record in the
 //! engine's log, so an acknowledged write survives `kill -9` (under `appendfsync always`, also
 //! a machine crash). See the repository's README for the command list and its limits.
 //!
@@ -17,6 +17,7 @@
 
 mod clients;
 mod cmd;
+mod collection;
 pub mod config;
 mod connection;
 mod frame;
@@ -27,6 +28,7 @@ mod keyspace;
 mod parse;
 mod server;
 mod shutdown;
+mod sweep;
 
 pub use config::{AppendFsync, Config};
 pub use server::{REDIS_VERSION, ServeError, Server};

@@ -166,6 +166,7 @@ pub(crate) struct Shared {
     pub run_id: String,
     pub shutdown: Shutdown,
     pub pump: SyncPump,
+    pub collections: crate::sweep::Collections,
 }
 
 /// A cheap random number (for RANDOMKEY and run ids): not for secrets.
@@ -217,6 +218,7 @@ pub enum ServeError {
 pub struct Server {
     shared: Arc<Shared>,
     listeners: Vec<TcpListener>,
+    sweeper: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -247,7 +249,8 @@ impl Server {
         let db = Options::default()
             // `always` waits through the fsync thread; the engine's own syncer covers the rest.
             .sync(SyncPolicy::Interval(std::time::Duration::from_secs(1)))
-            .max_key_size(keyspace::MAX_KEY_LEN + 2)
+            // Member keys: a 10-byte prefix, a score (sorted sets), the member.
+            .max_key_size(keyspace::MAX_KEY_LEN + keyspace::MEMBER_PREFIX_LEN + 8)
             .max_value_size(usize::try_from(ceiling + 1).unwrap_or(usize::MAX))
             .max_batch_size(
                 usize::try_from(ceiling.saturating_mul(2))
@@ -267,6 +270,11 @@ impl Server {
                 .map_err(|source| ServeError::Listen { addr, source })?;
             listeners.push(l);
         }
+        let collections =
+            crate::sweep::Collections::open(&db).map_err(|source| ServeError::Open {
+                dir: config.dir.clone(),
+                source,
+            })?;
         let pump = SyncPump::start(db.clone())?;
         let port = listeners
             .first()
@@ -285,8 +293,14 @@ impl Server {
             run_id: format!("{:016x}{:016x}", random_u64(), random_u64()),
             shutdown: Shutdown::new(),
             pump,
+            collections,
         });
-        Ok(Server { shared, listeners })
+        let sweeper = Some(crate::sweep::start(shared.clone())?);
+        Ok(Server {
+            shared,
+            listeners,
+            sweeper,
+        })
     }
 
     /// The addresses the server listens on.
@@ -303,7 +317,11 @@ impl Server {
     /// # Errors
     /// [`ServeError::Close`] if the final sync fails.
     pub async fn run(self) -> Result<(), ServeError> {
-        let Server { shared, listeners } = self;
+        let Server {
+            shared,
+            listeners,
+            mut sweeper,
+        } = self;
         let signals = install_signal_handlers(shared.clone())?;
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
@@ -318,6 +336,10 @@ impl Server {
         }
         while tasks.join_next().await.is_some() {}
         signals.abort();
+        shared.collections.stop();
+        if let Some(t) = sweeper.take() {
+            let _ = t.join();
+        }
         tracing::info!("shutting down: all connections closed, syncing the store");
         let db = shared.db.clone();
         drop(shared);

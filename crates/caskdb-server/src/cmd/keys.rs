@@ -7,7 +7,7 @@ use super::strings::ExpireKind;
 use super::{CmdError, CmdResult, Ctx, Spec, int_arg, is, spec, syntax_error};
 use crate::frame::Frame;
 use crate::glob;
-use crate::keyspace::DATABASES;
+use crate::keyspace::{DATABASES, Meta};
 
 pub(crate) fn register(t: &mut Vec<Spec>) {
     let g = "generic";
@@ -198,7 +198,7 @@ pub(crate) fn register(t: &mut Vec<Spec>) {
 fn del(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let mut n = 0;
     for key in &args[1..] {
-        n += i64::from(ctx.remove(key)?);
+        n += i64::from(ctx.remove_counting(key)?);
     }
     Ok(Frame::Integer(n))
 }
@@ -340,8 +340,10 @@ fn rename_with(ctx: &mut Ctx<'_, '_>, args: &[Bytes], nx: bool) -> CmdResult {
         return Ok(Frame::Integer(0));
     }
     let db = ctx.conn.db;
+    ctx.remove_counting_in(db, dst)?;
     ctx.put_raw(db, dst, entry.raw.clone(), entry.expire_at)?;
     ctx.remove(src)?;
+    ctx.set_owner(&entry, db, dst)?;
     Ok(if nx { Frame::Integer(1) } else { Frame::OK })
 }
 
@@ -387,7 +389,12 @@ fn copy(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if !replace && ctx.exists_in(target, dst)? {
         return Ok(Frame::Integer(0));
     }
-    ctx.put_raw(target, dst, entry.raw.clone(), entry.expire_at)?;
+    ctx.remove_counting_in(target, dst)?;
+    match Meta::decode(&entry) {
+        // A collection gets a copy of every member under a new id.
+        Some(m) => ctx.copy_collection(&m, target, dst)?,
+        None => ctx.put_raw(target, dst, entry.raw.clone(), entry.expire_at)?,
+    }
     Ok(Frame::Integer(1))
 }
 
@@ -405,6 +412,7 @@ fn move_(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     ctx.put_raw(target, key, entry.raw.clone(), entry.expire_at)?;
     ctx.remove(key)?;
+    ctx.set_owner(&entry, target, key)?;
     Ok(Frame::Integer(1))
 }
 

@@ -6,10 +6,14 @@
 //! single-key reads run without taking the writer lock.
 
 mod connection;
+mod hashes;
 mod keys;
+mod lists;
 mod server;
+mod sets;
 mod strings;
 pub(crate) mod transactions;
+mod zsets;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -58,7 +62,7 @@ impl CmdError {
 }
 
 /// The reply for a key of `len` bytes, over [`keyspace::MAX_KEY_LEN`].
-fn key_too_large(len: usize) -> Frame {
+pub(crate) fn key_too_large(len: usize) -> Frame {
     Frame::err(format!(
         "key is too large ({len} bytes; the limit is {} bytes)",
         keyspace::MAX_KEY_LEN
@@ -120,6 +124,9 @@ pub(crate) struct Ctx<'a, 'db> {
     pub shared: &'a Shared,
     pub conn: &'a mut ConnState,
     pub store: Store<'a, 'db>,
+    /// Member records this command wrote or deleted (collection.rs), so that one that
+    /// changed nothing does not signal WATCH.
+    pub member_writes: u32,
 }
 
 impl<'db> Ctx<'_, 'db> {
@@ -172,7 +179,7 @@ impl<'db> Ctx<'_, 'db> {
         }?)
     }
 
-    fn tx(&mut self) -> Result<&mut Transaction<'db>, CmdError> {
+    pub fn tx(&mut self) -> Result<&mut Transaction<'db>, CmdError> {
         match &mut self.store {
             Store::Write(tx) => Ok(*tx),
             Store::Read(_) => Err(Frame::err("internal error: write outside a transaction").into()),
@@ -241,6 +248,22 @@ impl<'db> Ctx<'_, 'db> {
             self.shared.watches.touch(db, key);
         }
         Ok(existed)
+    }
+
+    /// Deletes `key` from `db` like [`Ctx::remove_in`], noting the members a collection leaves
+    /// behind for the sweeper.
+    pub fn remove_counting_in(&mut self, db: u8, key: &[u8]) -> Result<bool, CmdError> {
+        if let Some(e) = self.lookup_in(db, key)?
+            && let Some(m) = keyspace::Meta::decode(&e)
+        {
+            self.shared.collections.orphaned(m.len);
+        }
+        self.remove_in(db, key)
+    }
+
+    /// [`Ctx::remove_counting_in`] in the selected database.
+    pub fn remove_counting(&mut self, key: &[u8]) -> Result<bool, CmdError> {
+        self.remove_counting_in(self.conn.db, key)
     }
 
     /// Deletes `key` from the selected database; returns whether it existed.
@@ -376,6 +399,10 @@ pub(crate) fn table() -> &'static [Spec] {
         server::register(&mut t);
         strings::register(&mut t);
         keys::register(&mut t);
+        hashes::register(&mut t);
+        sets::register(&mut t);
+        lists::register(&mut t);
+        zsets::register(&mut t);
         transactions::register(&mut t);
         t.sort_by_key(|s| s.name);
         t
@@ -436,10 +463,23 @@ pub(crate) fn execute(
         shared,
         conn,
         store,
+        member_writes: 0,
+    };
+    // A command that fails has no effect, even if it had staged writes before failing (a
+    // member too large, a storage error…): its writes are rolled back, the transaction's
+    // earlier ones (EXEC) are kept.
+    let savepoint = match &mut ctx.store {
+        Store::Write(tx) => Some(tx.savepoint()),
+        Store::Read(_) => None,
     };
     match (spec.run)(&mut ctx, args) {
         Ok(f) => f,
-        Err(e) => e.into_frame(),
+        Err(e) => {
+            if let (Some(sp), Store::Write(tx)) = (savepoint, &mut ctx.store) {
+                tx.rollback_to(sp);
+            }
+            e.into_frame()
+        }
     }
 }
 

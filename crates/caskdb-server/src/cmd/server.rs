@@ -1,4 +1,5 @@
-//! Server commands: COMMAND, CONFIG, INFO, TIME, DBSIZE, FLUSHDB, FLUSHALL, SHUTDOWN.
+//! Server commands: COMMAND, CONFIG, INFO, TIME, DBSIZE, FLUSHDB, FLUSHALL, BGREWRITEAOF,
+//! SHUTDOWN.
 
 use std::fmt::Write as _;
 use std::ops::Bound;
@@ -78,6 +79,15 @@ pub(crate) fn register(t: &mut Vec<Spec>) {
             g,
             "Removes all keys from all databases.",
             flushall,
+        ),
+        spec(
+            "bgrewriteaof",
+            1,
+            ADMIN | NO_QUEUE,
+            (0, 0, 0),
+            g,
+            "Reclaims the members of deleted collections, then merges the data files, in the background.",
+            bgrewriteaof,
         ),
         spec(
             "shutdown",
@@ -283,7 +293,14 @@ fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         let stats = sh.db.stats()?;
         let _ = write!(
             out,
-            "# Persistence\r\nloading:0\r\naof_enabled:1\r\nappendfsync:{}\r\nrdb_changes_since_last_save:0\r\ncaskdb_data_files:{}\r\ncaskdb_disk_bytes:{}\r\ncaskdb_live_bytes:{}\r\ncaskdb_dead_bytes:{}\r\ncaskdb_dir:{}\r\n\r\n",
+            "# Persistence\r\nloading:0\r\naof_enabled:1\r\naof_rewrite_in_progress:{}\r\ncaskdb_rewrites:{}\r\ncaskdb_members_reclaimed:{}\r\nappendfsync:{}\r\nrdb_changes_since_last_save:0\r\ncaskdb_data_files:{}\r\ncaskdb_disk_bytes:{}\r\ncaskdb_live_bytes:{}\r\ncaskdb_dead_bytes:{}\r\ncaskdb_dir:{}\r\n\r\n",
+            i32::from(sh.collections.rewrite_in_progress()),
+            sh.collections
+                .rewrites
+                .load(std::sync::atomic::Ordering::Relaxed),
+            sh.collections
+                .reclaimed
+                .load(std::sync::atomic::Ordering::Relaxed),
             sh.config.appendfsync().name(),
             stats.data_files,
             stats.total_bytes,
@@ -374,6 +391,8 @@ fn flush(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(), super::CmdError> {
         Ok(true)
     })?;
     ctx.shared.watches.touch_db(Some(db));
+    // Collections among the deleted keys leave members behind: sweep soon.
+    ctx.shared.collections.orphaned(1);
     Ok(())
 }
 
@@ -389,6 +408,18 @@ fn flushall(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         flush(ctx, db)?;
     }
     Ok(Frame::OK)
+}
+
+fn bgrewriteaof(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    if ctx.shared.collections.request_rewrite() {
+        Ok(Frame::Simple(
+            "Background append only file rewriting started",
+        ))
+    } else {
+        Ok(Frame::Simple(
+            "Background append only file rewriting scheduled",
+        ))
+    }
 }
 
 fn shutdown(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

@@ -364,14 +364,49 @@ fn decrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     incr_by(ctx, &args[1], -by)
 }
 
-/// Parses a float as Redis's `string2ld` does: no blanks, no NaN.
+/// Parses a float as Redis's `string2ld` does: no blanks, no NaN; hexadecimal (`0x1p4`) as C's
+/// `strtod` reads it.
 pub(crate) fn parse_float(arg: &[u8]) -> Option<f64> {
     let s = std::str::from_utf8(arg).ok()?;
     if s.is_empty() || s.starts_with(|c: char| c.is_ascii_whitespace()) {
         return None;
     }
-    let v: f64 = s.parse().ok()?;
+    let v: f64 = match s.parse() {
+        Ok(v) => v,
+        Err(_) => parse_hex_float(s)?,
+    };
     (!v.is_nan()).then_some(v)
+}
+
+/// C's hexadecimal float syntax: `[+-]0x<hex>[.<hex>][p[+-]<dec>]`.
+fn parse_hex_float(s: &str) -> Option<f64> {
+    let (neg, rest) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let rest = rest
+        .strip_prefix("0x")
+        .or_else(|| rest.strip_prefix("0X"))?;
+    let (mantissa, exp) = match rest.find(['p', 'P']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i32>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int.chars() {
+        v = v * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    let v = v * 2f64.powi(exp);
+    Some(if neg { -v } else { v })
 }
 
 /// Formats a float result for humans, like Redis's `%.17Lf` with trailing zeros removed.

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use caskdb_server::{Config, Server};
 
+pub mod diff;
+
 /// A server running on its own runtime thread; stopped by SHUTDOWN on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -192,6 +194,11 @@ impl Raw {
 
     pub fn read(&mut self) -> Reply {
         read_reply(&mut self.reader).expect("a reply")
+    }
+
+    /// The next reply, or `None` when the connection was closed (or timed out) first.
+    pub fn try_read(&mut self) -> Option<Reply> {
+        read_reply(&mut self.reader)
     }
 
     /// Everything until the server closes the connection.

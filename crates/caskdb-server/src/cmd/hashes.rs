@@ -1,0 +1,269 @@
+//! Hash commands. A hash is a metadata record plus one engine record per field (`keyspace.rs`).
+
+use bytes::Bytes;
+
+use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::strings::{format_float, parse_float};
+use super::{CmdResult, Ctx, Spec, int_arg, is, spec, syntax_error, wrong_arity};
+use crate::collection::{random_count, random_picks, scan_members};
+use crate::frame::Frame;
+use crate::keyspace::{Type, kind};
+
+const R: u32 = READONLY | ATOMIC_READ;
+
+pub(crate) fn register(t: &mut Vec<Spec>) {
+    let g = "hash";
+    t.extend([
+        spec("hset", -4, WRITE | FAST, (1, 1, 1), g, "Creates or modifies the value of a field in a hash.", hset),
+        spec("hmset", -4, WRITE | FAST, (1, 1, 1), g, "Sets the values of multiple fields.", hmset),
+        spec("hsetnx", 4, WRITE | FAST, (1, 1, 1), g, "Sets the value of a field in a hash only when the field doesn't exist.", hsetnx),
+        spec("hget", 3, R | FAST, (1, 1, 1), g, "Returns the value of a field in a hash.", hget),
+        spec("hmget", -3, R | FAST, (1, 1, 1), g, "Returns the values of all fields in a hash.", hmget),
+        spec("hdel", -3, WRITE | FAST, (1, 1, 1), g, "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.", hdel),
+        spec("hlen", 2, R | FAST, (1, 1, 1), g, "Returns the number of fields in a hash.", hlen),
+        spec("hexists", 3, R | FAST, (1, 1, 1), g, "Determines whether a field exists in a hash.", hexists),
+        spec("hgetall", 2, R, (1, 1, 1), g, "Returns all fields and values in a hash.", hgetall),
+        spec("hkeys", 2, R, (1, 1, 1), g, "Returns all fields in a hash.", hkeys),
+        spec("hvals", 2, R, (1, 1, 1), g, "Returns all values in a hash.", hvals),
+        spec("hincrby", 4, WRITE | FAST, (1, 1, 1), g, "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.", hincrby),
+        spec("hincrbyfloat", 4, WRITE | FAST, (1, 1, 1), g, "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.", hincrbyfloat),
+        spec("hstrlen", 3, R | FAST, (1, 1, 1), g, "Returns the length of the value of a field.", hstrlen),
+        spec("hrandfield", -2, R, (1, 1, 1), g, "Returns one or more random fields from a hash.", hrandfield),
+        spec("hscan", -3, R, (1, 1, 1), g, "Iterates over fields and values of a hash.", hscan),
+    ]);
+}
+
+/// Sets the field-value pairs of `args[2..]`; returns how many fields are new.
+fn set_pairs(ctx: &mut Ctx<'_, '_>, args: &[Bytes], name: &str) -> Result<i64, super::CmdError> {
+    if args.len() % 2 == 1 {
+        return Err(wrong_arity(name).into());
+    }
+    let key = &args[1];
+    let before = ctx.coll_or_new(key, Type::Hash)?;
+    let mut m = before.clone();
+    let mut added = 0;
+    for pair in args[2..].chunks(2) {
+        if !ctx.has_member(&m, kind::MEMBER, &pair[0])? {
+            added += 1;
+            m.len += 1;
+        }
+        ctx.put_member(&m, kind::MEMBER, &pair[0], pair[1].clone())?;
+    }
+    ctx.save(key, &m, &before)?;
+    Ok(added)
+}
+
+fn hset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(set_pairs(ctx, args, "hset")?))
+}
+
+fn hmset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    set_pairs(ctx, args, "hmset")?;
+    Ok(Frame::OK)
+}
+
+fn hsetnx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    let before = ctx.coll_or_new(key, Type::Hash)?;
+    if ctx.has_member(&before, kind::MEMBER, &args[2])? {
+        return Ok(Frame::Integer(0));
+    }
+    let mut m = before.clone();
+    m.len += 1;
+    ctx.put_member(&m, kind::MEMBER, &args[2], args[3].clone())?;
+    ctx.save(key, &m, &before)?;
+    Ok(Frame::Integer(1))
+}
+
+fn hget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let Some(m) = ctx.coll(&args[1], Type::Hash)? else {
+        return Ok(Frame::Null);
+    };
+    Ok(ctx
+        .member(&m, kind::MEMBER, &args[2])?
+        .map_or(Frame::Null, Frame::Bulk))
+}
+
+fn hmget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let m = ctx.coll(&args[1], Type::Hash)?;
+    let mut out = Vec::with_capacity(args.len() - 2);
+    for field in &args[2..] {
+        out.push(match &m {
+            Some(m) => ctx
+                .member(m, kind::MEMBER, field)?
+                .map_or(Frame::Null, Frame::Bulk),
+            None => Frame::Null,
+        });
+    }
+    Ok(Frame::Array(out))
+}
+
+fn hdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    let Some(before) = ctx.coll(key, Type::Hash)? else {
+        return Ok(Frame::Integer(0));
+    };
+    let mut m = before.clone();
+    let mut removed = 0;
+    for field in &args[2..] {
+        if ctx.del_member(&m, kind::MEMBER, field)? {
+            removed += 1;
+            m.len -= 1;
+        }
+    }
+    ctx.save(key, &m, &before)?;
+    Ok(Frame::Integer(removed))
+}
+
+fn hlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let m = ctx.coll(&args[1], Type::Hash)?;
+    Ok(Frame::Integer(m.map_or(0, |m| m.len as i64)))
+}
+
+fn hexists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let Some(m) = ctx.coll(&args[1], Type::Hash)? else {
+        return Ok(Frame::Integer(0));
+    };
+    Ok(Frame::Integer(i64::from(ctx.has_member(
+        &m,
+        kind::MEMBER,
+        &args[2],
+    )?)))
+}
+
+/// Every (field, value) of the hash under `key`; empty if there is none.
+fn pairs(ctx: &mut Ctx<'_, '_>, key: &[u8]) -> Result<Vec<(Bytes, Bytes)>, super::CmdError> {
+    match ctx.coll(key, Type::Hash)? {
+        Some(m) => ctx.all_members(&m, kind::MEMBER),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn hgetall(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let all = pairs(ctx, &args[1])?;
+    Ok(Frame::Map(
+        all.into_iter()
+            .map(|(f, v)| (Frame::Bulk(f), Frame::Bulk(v)))
+            .collect(),
+    ))
+}
+
+fn hkeys(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let all = pairs(ctx, &args[1])?;
+    Ok(Frame::Array(
+        all.into_iter().map(|(f, _)| Frame::Bulk(f)).collect(),
+    ))
+}
+
+fn hvals(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let all = pairs(ctx, &args[1])?;
+    Ok(Frame::Array(
+        all.into_iter().map(|(_, v)| Frame::Bulk(v)).collect(),
+    ))
+}
+
+/// Reads field `args[2]` of hash `args[1]` for an increment: (metadata before, current value).
+fn field_for_update(
+    ctx: &mut Ctx<'_, '_>,
+    args: &[Bytes],
+) -> Result<(crate::keyspace::Meta, Option<Bytes>), super::CmdError> {
+    let before = ctx.coll_or_new(&args[1], Type::Hash)?;
+    let current = ctx.member(&before, kind::MEMBER, &args[2])?;
+    Ok((before, current))
+}
+
+fn store_field(
+    ctx: &mut Ctx<'_, '_>,
+    args: &[Bytes],
+    before: &crate::keyspace::Meta,
+    existed: bool,
+    value: Bytes,
+) -> Result<(), super::CmdError> {
+    let mut m = before.clone();
+    if !existed {
+        m.len += 1;
+    }
+    ctx.put_member(&m, kind::MEMBER, &args[2], value)?;
+    ctx.save(&args[1], &m, before)
+}
+
+fn hincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let by = int_arg(&args[3])?;
+    let (before, current) = field_for_update(ctx, args)?;
+    let n = match &current {
+        Some(v) => {
+            crate::parse::parse_i64(v).ok_or_else(|| Frame::err("hash value is not an integer"))?
+        }
+        None => 0,
+    };
+    let n = n
+        .checked_add(by)
+        .ok_or_else(|| Frame::err("increment or decrement would overflow"))?;
+    store_field(
+        ctx,
+        args,
+        &before,
+        current.is_some(),
+        Bytes::from(n.to_string()),
+    )?;
+    Ok(Frame::Integer(n))
+}
+
+fn hincrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let by = parse_float(&args[3]).ok_or_else(|| Frame::err("value is not a valid float"))?;
+    if by.is_infinite() {
+        return Err(Frame::err("value is NaN or Infinity").into());
+    }
+    let (before, current) = field_for_update(ctx, args)?;
+    let n = match &current {
+        Some(v) => parse_float(v).ok_or_else(|| Frame::err("hash value is not a float"))?,
+        None => 0.0,
+    };
+    let n = n + by;
+    if !n.is_finite() {
+        return Err(Frame::err("increment would produce NaN or Infinity").into());
+    }
+    let text = Bytes::from(format_float(n));
+    store_field(ctx, args, &before, current.is_some(), text.clone())?;
+    Ok(Frame::Bulk(text))
+}
+
+fn hstrlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let Some(m) = ctx.coll(&args[1], Type::Hash)? else {
+        return Ok(Frame::Integer(0));
+    };
+    let len = ctx
+        .member(&m, kind::MEMBER, &args[2])?
+        .map_or(0, |v| v.len());
+    Ok(Frame::Integer(len as i64))
+}
+
+fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (count, with_values) = match args.len() {
+        2 => (None, false),
+        3 => (Some(random_count(&args[2])?), false),
+        4 if is(&args[3], "withvalues") => (Some(random_count(&args[2])?), true),
+        _ => return Err(syntax_error()),
+    };
+    let all = pairs(ctx, &args[1])?;
+    let Some(count) = count else {
+        return Ok(random_picks(&all, 1)
+            .pop()
+            .map_or(Frame::Null, |(f, _)| Frame::Bulk(f)));
+    };
+    let mut out = Vec::new();
+    for (f, v) in random_picks(&all, count) {
+        out.push(Frame::Bulk(f));
+        if with_values {
+            out.push(Frame::Bulk(v));
+        }
+    }
+    Ok(Frame::Array(out))
+}
+
+fn hscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    scan_members(ctx, args, Type::Hash, |f, v, out| {
+        out.push(Frame::Bulk(f.clone()));
+        out.push(Frame::Bulk(v.clone()));
+    })
+}

@@ -1,0 +1,321 @@
+//! Set commands. A set is a metadata record plus one empty-valued engine record per member.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+
+use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::{CmdError, CmdResult, Ctx, Spec, spec};
+use crate::collection::{positive_count, random_count, random_picks, scan_members};
+use crate::frame::Frame;
+use crate::keyspace::{Meta, Type, kind};
+
+const R: u32 = READONLY | ATOMIC_READ;
+
+pub(crate) fn register(t: &mut Vec<Spec>) {
+    let g = "set";
+    t.extend([
+        spec("sadd", -3, WRITE | FAST, (1, 1, 1), g, "Adds one or more members to a set. Creates the key if it doesn't exist.", sadd),
+        spec("srem", -3, WRITE | FAST, (1, 1, 1), g, "Removes one or more members from a set. Deletes the set if the last member was removed.", srem),
+        spec("sismember", 3, R | FAST, (1, 1, 1), g, "Determines whether a member belongs to a set.", sismember),
+        spec("smismember", -3, R | FAST, (1, 1, 1), g, "Determines whether multiple members belong to a set.", smismember),
+        spec("smembers", 2, R, (1, 1, 1), g, "Returns all members of a set.", smembers),
+        spec("scard", 2, R | FAST, (1, 1, 1), g, "Returns the number of members in a set.", scard),
+        spec("spop", -2, WRITE | FAST, (1, 1, 1), g, "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.", spop),
+        spec("srandmember", -2, R, (1, 1, 1), g, "Get one or multiple random members from a set", srandmember),
+        spec("sinter", -2, R, (1, -1, 1), g, "Returns the intersect of multiple sets.", sinter),
+        spec("sunion", -2, R, (1, -1, 1), g, "Returns the union of multiple sets.", sunion),
+        spec("sdiff", -2, R, (1, -1, 1), g, "Returns the difference of multiple sets.", sdiff),
+        spec("sinterstore", -3, WRITE, (1, -1, 1), g, "Stores the intersect of multiple sets in a key.", sinterstore),
+        spec("sunionstore", -3, WRITE, (1, -1, 1), g, "Stores the union of multiple sets in a key.", sunionstore),
+        spec("sdiffstore", -3, WRITE, (1, -1, 1), g, "Stores the difference of multiple sets in a key.", sdiffstore),
+        spec("smove", 4, WRITE | FAST, (1, 2, 1), g, "Moves a member from one set to another.", smove),
+        spec("sscan", -3, R, (1, 1, 1), g, "Iterates over members of a set.", sscan),
+    ]);
+}
+
+fn sadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    let before = ctx.coll_or_new(key, Type::Set)?;
+    let mut m = before.clone();
+    let mut added = 0;
+    for member in &args[2..] {
+        if !ctx.has_member(&m, kind::MEMBER, member)? {
+            ctx.put_member(&m, kind::MEMBER, member, Bytes::new())?;
+            m.len += 1;
+            added += 1;
+        }
+    }
+    ctx.save(key, &m, &before)?;
+    Ok(Frame::Integer(added))
+}
+
+fn srem(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    let Some(before) = ctx.coll(key, Type::Set)? else {
+        return Ok(Frame::Integer(0));
+    };
+    let mut m = before.clone();
+    let mut removed = 0;
+    for member in &args[2..] {
+        if ctx.del_member(&m, kind::MEMBER, member)? {
+            m.len -= 1;
+            removed += 1;
+        }
+    }
+    ctx.save(key, &m, &before)?;
+    Ok(Frame::Integer(removed))
+}
+
+fn sismember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let Some(m) = ctx.coll(&args[1], Type::Set)? else {
+        return Ok(Frame::Integer(0));
+    };
+    Ok(Frame::Integer(i64::from(ctx.has_member(
+        &m,
+        kind::MEMBER,
+        &args[2],
+    )?)))
+}
+
+fn smismember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let m = ctx.coll(&args[1], Type::Set)?;
+    let mut out = Vec::with_capacity(args.len() - 2);
+    for member in &args[2..] {
+        let has = match &m {
+            Some(m) => ctx.has_member(m, kind::MEMBER, member)?,
+            None => false,
+        };
+        out.push(Frame::Integer(i64::from(has)));
+    }
+    Ok(Frame::Array(out))
+}
+
+/// The members of the set under `key`, in order; empty if there is none.
+pub(crate) fn members_of(ctx: &mut Ctx<'_, '_>, key: &[u8]) -> Result<Vec<Bytes>, CmdError> {
+    match ctx.coll(key, Type::Set)? {
+        Some(m) => Ok(ctx
+            .all_members(&m, kind::MEMBER)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn bulk_array(items: impl IntoIterator<Item = Bytes>) -> Frame {
+    Frame::Array(items.into_iter().map(Frame::Bulk).collect())
+}
+
+fn smembers(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    Ok(bulk_array(members_of(ctx, &args[1])?))
+}
+
+fn scard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let m = ctx.coll(&args[1], Type::Set)?;
+    Ok(Frame::Integer(m.map_or(0, |m| m.len as i64)))
+}
+
+fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let count = match args.len() {
+        2 => None,
+        3 => Some(positive_count(&args[2])?),
+        _ => return Err(super::syntax_error()),
+    };
+    let key = &args[1];
+    let Some(before) = ctx.coll(key, Type::Set)? else {
+        return Ok(if count.is_some() {
+            Frame::Array(Vec::new())
+        } else {
+            Frame::Null
+        });
+    };
+    let all = members_of(ctx, key)?;
+    let n = count.unwrap_or(1).min(i64::MAX as u64) as i64;
+    let picked = random_picks(&all, n);
+    let mut m = before.clone();
+    for member in &picked {
+        ctx.del_member(&m, kind::MEMBER, member)?;
+        m.len -= 1;
+    }
+    ctx.save(key, &m, &before)?;
+    Ok(match count {
+        None => picked.into_iter().next().map_or(Frame::Null, Frame::Bulk),
+        Some(_) => bulk_array(picked),
+    })
+}
+
+fn srandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let count = match args.len() {
+        2 => None,
+        3 => Some(random_count(&args[2])?),
+        _ => return Err(super::syntax_error()),
+    };
+    let all = members_of(ctx, &args[1])?;
+    Ok(match count {
+        None => random_picks(&all, 1).pop().map_or(Frame::Null, Frame::Bulk),
+        Some(c) => bulk_array(random_picks(&all, c)),
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Inter,
+    Union,
+    Diff,
+}
+
+/// The result of `op` over the sets under `keys` (a missing key is an empty set). Checks every
+/// key's type first, as Redis does.
+fn combine(ctx: &mut Ctx<'_, '_>, keys: &[Bytes], op: Op) -> Result<BTreeSet<Bytes>, CmdError> {
+    let mut metas: Vec<Option<Meta>> = Vec::with_capacity(keys.len());
+    for k in keys {
+        metas.push(ctx.coll(k, Type::Set)?);
+    }
+    let read = |ctx: &mut Ctx<'_, '_>, m: &Option<Meta>| -> Result<BTreeSet<Bytes>, CmdError> {
+        Ok(match m {
+            Some(m) => ctx
+                .all_members(m, kind::MEMBER)?
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect(),
+            None => BTreeSet::new(),
+        })
+    };
+    match op {
+        Op::Inter => {
+            if metas.iter().any(Option::is_none) {
+                return Ok(BTreeSet::new());
+            }
+            // Start from the smallest set and probe the others member by member.
+            let smallest = (0..metas.len())
+                .min_by_key(|&i| metas[i].as_ref().map_or(0, |m| m.len))
+                .unwrap_or(0);
+            let mut out = read(ctx, &metas[smallest])?;
+            for (i, m) in metas.iter().enumerate() {
+                let Some(m) = m else { continue };
+                if i == smallest {
+                    continue;
+                }
+                let mut kept = BTreeSet::new();
+                for member in out {
+                    if ctx.has_member(m, kind::MEMBER, &member)? {
+                        kept.insert(member);
+                    }
+                }
+                out = kept;
+            }
+            Ok(out)
+        }
+        Op::Union => {
+            let mut out = BTreeSet::new();
+            for m in &metas {
+                out.extend(read(ctx, m)?);
+            }
+            Ok(out)
+        }
+        Op::Diff => {
+            let mut out = read(ctx, &metas[0])?;
+            for m in metas[1..].iter().flatten() {
+                if out.is_empty() {
+                    break;
+                }
+                let mut kept = BTreeSet::new();
+                for member in out {
+                    if !ctx.has_member(m, kind::MEMBER, &member)? {
+                        kept.insert(member);
+                    }
+                }
+                out = kept;
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn sinter(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    Ok(bulk_array(combine(ctx, &args[1..], Op::Inter)?))
+}
+
+fn sunion(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    Ok(bulk_array(combine(ctx, &args[1..], Op::Union)?))
+}
+
+fn sdiff(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    Ok(bulk_array(combine(ctx, &args[1..], Op::Diff)?))
+}
+
+/// Replaces whatever is under `key` with a set of `members` (deletes it if there are none).
+pub(crate) fn store_set(
+    ctx: &mut Ctx<'_, '_>,
+    key: &[u8],
+    members: impl IntoIterator<Item = Bytes>,
+) -> Result<u64, CmdError> {
+    ctx.remove_counting(key)?;
+    let mut m = ctx.new_coll(Type::Set);
+    let before = m.clone();
+    for member in members {
+        ctx.put_member(&m, kind::MEMBER, &member, Bytes::new())?;
+        m.len += 1;
+    }
+    ctx.save(key, &m, &before)?;
+    Ok(m.len)
+}
+
+fn store(ctx: &mut Ctx<'_, '_>, args: &[Bytes], op: Op) -> CmdResult {
+    let result = combine(ctx, &args[2..], op)?;
+    let n = store_set(ctx, &args[1], result)?;
+    Ok(Frame::Integer(n as i64))
+}
+
+fn sinterstore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    store(ctx, args, Op::Inter)
+}
+
+fn sunionstore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    store(ctx, args, Op::Union)
+}
+
+fn sdiffstore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    store(ctx, args, Op::Diff)
+}
+
+fn smove(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (src, dst, member) = (&args[1], &args[2], &args[3]);
+    // Redis's order: a missing source answers 0 before any type check.
+    if !ctx.exists_in(ctx.conn.db, src)? {
+        return Ok(Frame::Integer(0));
+    }
+    let src_meta = ctx.coll(src, Type::Set)?;
+    let dst_meta = ctx.coll(dst, Type::Set)?;
+    let Some(src_before) = src_meta else {
+        return Ok(Frame::Integer(0));
+    };
+    if !ctx.has_member(&src_before, kind::MEMBER, member)? {
+        return Ok(Frame::Integer(0));
+    }
+    if src == dst {
+        return Ok(Frame::Integer(1));
+    }
+    let mut s = src_before.clone();
+    ctx.del_member(&s, kind::MEMBER, member)?;
+    s.len -= 1;
+    ctx.save(src, &s, &src_before)?;
+    let dst_before = match dst_meta {
+        Some(m) => m,
+        None => ctx.new_coll(Type::Set),
+    };
+    let mut d = dst_before.clone();
+    if !ctx.has_member(&d, kind::MEMBER, member)? {
+        ctx.put_member(&d, kind::MEMBER, member, Bytes::new())?;
+        d.len += 1;
+    }
+    ctx.save(dst, &d, &dst_before)?;
+    Ok(Frame::Integer(1))
+}
+
+fn sscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    scan_members(ctx, args, Type::Set, |member, _, out| {
+        out.push(Frame::Bulk(member.clone()));
+    })
+}

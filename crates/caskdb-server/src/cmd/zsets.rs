@@ -1,0 +1,857 @@
+//! Sorted-set commands. A sorted set is a metadata record plus, per member, two engine records:
+//! member → score, and a score-index entry `[score][member]` whose key order is Redis's
+//! (score, member) order. Score ranges seek the index (O(log n + m)); rank ranges walk it from
+//! the nearer end; ZRANK counts (O(rank)).
+
+use std::ops::Bound;
+
+use bytes::Bytes;
+
+use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::strings::parse_float;
+use super::{CmdError, CmdResult, Ctx, Spec, int_arg, is, spec, syntax_error};
+use crate::collection::{positive_count, scan_members};
+use crate::frame::Frame;
+use crate::keyspace::{Meta, Type, kind, score_bits, score_from_bits};
+
+use super::lists::clamp_range;
+
+const R: u32 = READONLY | ATOMIC_READ;
+
+pub(crate) fn register(t: &mut Vec<Spec>) {
+    let g = "sorted-set";
+    t.extend([
+        spec("zadd", -4, WRITE | FAST, (1, 1, 1), g, "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.", zadd),
+        spec("zrem", -3, WRITE | FAST, (1, 1, 1), g, "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.", zrem),
+        spec("zscore", 3, R | FAST, (1, 1, 1), g, "Returns the score of a member in a sorted set.", zscore),
+        spec("zmscore", -3, R | FAST, (1, 1, 1), g, "Returns the score of one or more members in a sorted set.", zmscore),
+        spec("zincrby", 4, WRITE | FAST, (1, 1, 1), g, "Increments the score of a member in a sorted set.", zincrby),
+        spec("zcard", 2, R | FAST, (1, 1, 1), g, "Returns the number of members in a sorted set.", zcard),
+        spec("zcount", 4, R | FAST, (1, 1, 1), g, "Returns the count of members in a sorted set that have scores within a range.", zcount),
+        spec("zlexcount", 4, R | FAST, (1, 1, 1), g, "Returns the number of members in a sorted set within a lexicographical range.", zlexcount),
+        spec("zrank", 3, R | FAST, (1, 1, 1), g, "Returns the index of a member in a sorted set ordered by ascending scores.", zrank),
+        spec("zrevrank", 3, R | FAST, (1, 1, 1), g, "Returns the index of a member in a sorted set ordered by descending scores.", zrevrank),
+        spec("zrange", -4, R, (1, 1, 1), g, "Returns members in a sorted set within a range of indexes.", zrange),
+        spec("zrevrange", -4, R, (1, 1, 1), g, "Returns members in a sorted set within a range of indexes in reverse order.", zrevrange),
+        spec("zrangebyscore", -4, R, (1, 1, 1), g, "Returns members in a sorted set within a range of scores.", zrangebyscore),
+        spec("zrevrangebyscore", -4, R, (1, 1, 1), g, "Returns members in a sorted set within a range of scores in reverse order.", zrevrangebyscore),
+        spec("zrangebylex", -4, R, (1, 1, 1), g, "Returns members in a sorted set within a lexicographical range.", zrangebylex),
+        spec("zrevrangebylex", -4, R, (1, 1, 1), g, "Returns members in a sorted set within a lexicographical range in reverse order.", zrevrangebylex),
+        spec("zremrangebyrank", 4, WRITE, (1, 1, 1), g, "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.", zremrangebyrank),
+        spec("zremrangebyscore", 4, WRITE, (1, 1, 1), g, "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.", zremrangebyscore),
+        spec("zremrangebylex", 4, WRITE, (1, 1, 1), g, "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.", zremrangebylex),
+        spec("zpopmin", -2, WRITE | FAST, (1, 1, 1), g, "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", zpopmin),
+        spec("zpopmax", -2, WRITE | FAST, (1, 1, 1), g, "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", zpopmax),
+        spec("zscan", -3, R, (1, 1, 1), g, "Iterates over members and scores of a sorted set.", zscan),
+    ]);
+}
+
+/// Formats a score as Redis 7.0 does (`%.17g`).
+pub(crate) fn format_score(v: f64) -> String {
+    if v.is_infinite() {
+        return if v > 0.0 { "inf" } else { "-inf" }.to_string();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.to_string();
+    }
+    let sci = format!("{v:.16e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let strip = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if !(-4..17).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", strip(mantissa), exp.abs())
+    } else {
+        let decimals = (16 - exp).max(0) as usize;
+        strip(&format!("{v:.decimals$}"))
+    }
+}
+
+fn score_frame(v: f64) -> Frame {
+    Frame::Bulk(Bytes::from(format_score(v)))
+}
+
+fn decode_score(v: &[u8]) -> Result<f64, CmdError> {
+    let bytes: [u8; 8] = v
+        .try_into()
+        .map_err(|_| Frame::err("corrupt sorted set: bad score"))?;
+    Ok(f64::from_bits(u64::from_be_bytes(bytes)))
+}
+
+/// The score of `member` in `m`.
+fn score_of(ctx: &mut Ctx<'_, '_>, m: &Meta, member: &[u8]) -> Result<Option<f64>, CmdError> {
+    match ctx.member(m, kind::MEMBER, member)? {
+        Some(v) => Ok(Some(decode_score(&v)?)),
+        None => Ok(None),
+    }
+}
+
+fn index_key(score: f64, member: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + member.len());
+    k.extend_from_slice(&score_bits(score).to_be_bytes());
+    k.extend_from_slice(member);
+    k
+}
+
+/// Sets `member`'s score (replacing its index entry if it had one).
+fn set_score(
+    ctx: &mut Ctx<'_, '_>,
+    m: &Meta,
+    member: &[u8],
+    old: Option<f64>,
+    score: f64,
+) -> Result<(), CmdError> {
+    if let Some(o) = old {
+        ctx.del_member(m, kind::SCORE, &index_key(o, member))?;
+    }
+    // -0 is stored as 0, as Redis does.
+    let score = if score == 0.0 { 0.0 } else { score };
+    ctx.put_member(
+        m,
+        kind::MEMBER,
+        member,
+        Bytes::copy_from_slice(&score.to_bits().to_be_bytes()),
+    )?;
+    ctx.put_member(m, kind::SCORE, &index_key(score, member), Bytes::new())
+}
+
+fn remove(ctx: &mut Ctx<'_, '_>, m: &mut Meta, member: &[u8], score: f64) -> Result<(), CmdError> {
+    ctx.del_member(m, kind::MEMBER, member)?;
+    ctx.del_member(m, kind::SCORE, &index_key(score, member))?;
+    m.len -= 1;
+    Ok(())
+}
+
+/// Splits a score-index entry into (member, score).
+fn split_entry(rest: &Bytes) -> (Bytes, f64) {
+    let bits = u64::from_be_bytes(rest[..8].try_into().unwrap_or([0; 8]));
+    (rest.slice(8..), score_from_bits(bits))
+}
+
+/// A score argument as Redis reads it (`strtod` with range checks): out-of-range values such as
+/// `1e400` (overflow) or `1e-400` (underflow to 0) are refused, `inf` is fine.
+fn parse_score_arg(arg: &[u8]) -> Result<f64, CmdError> {
+    let bad = || CmdError::from(Frame::err("value is not a valid float"));
+    let v = parse_float(arg).ok_or_else(bad)?;
+    let text = std::str::from_utf8(arg).unwrap_or("").to_ascii_lowercase();
+    let overflow = v.is_infinite() && !text.contains("inf");
+    let underflow = v == 0.0 && text.split(['e', 'p']).next().is_some_and(has_nonzero_digit);
+    if overflow || underflow {
+        return Err(bad());
+    }
+    Ok(v)
+}
+
+/// Whether the mantissa text has a non-zero digit (hex prefix aside).
+fn has_nonzero_digit(mantissa: &str) -> bool {
+    let m = mantissa.trim_start_matches(['+', '-']);
+    let m = m.strip_prefix("0x").unwrap_or(m);
+    m.bytes().any(|b| b.is_ascii_alphanumeric() && b != b'0')
+}
+
+fn zadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
+        (false, false, false, false, false, false);
+    let mut i = 2;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "nx") {
+            nx = true;
+        } else if is(a, "xx") {
+            xx = true;
+        } else if is(a, "gt") {
+            gt = true;
+        } else if is(a, "lt") {
+            lt = true;
+        } else if is(a, "ch") {
+            ch = true;
+        } else if is(a, "incr") {
+            incr = true;
+        } else {
+            break;
+        }
+        i += 1;
+    }
+    let pairs = &args[i..];
+    if pairs.is_empty() || pairs.len() % 2 == 1 {
+        return Err(syntax_error());
+    }
+    if nx && xx {
+        return Err(Frame::err("XX and NX options at the same time are not compatible").into());
+    }
+    if (nx && (gt || lt)) || (gt && lt) {
+        return Err(
+            Frame::err("GT, LT, and/or NX options at the same time are not compatible").into(),
+        );
+    }
+    if incr && pairs.len() > 2 {
+        return Err(Frame::err("INCR option supports a single increment-element pair").into());
+    }
+    let mut scores = Vec::with_capacity(pairs.len() / 2);
+    for p in pairs.chunks(2) {
+        scores.push(parse_score_arg(&p[0])?);
+    }
+    let key = &args[1];
+    let before = match ctx.coll(key, Type::ZSet)? {
+        Some(m) => m,
+        None if xx => {
+            return Ok(if incr { Frame::Null } else { Frame::Integer(0) });
+        }
+        None => ctx.new_coll(Type::ZSet),
+    };
+    let mut m = before.clone();
+    let (mut added, mut updated) = (0, 0);
+    let mut last: Option<f64> = None;
+    for (p, &score) in pairs.chunks(2).zip(&scores) {
+        let member = &p[1];
+        match score_of(ctx, &m, member)? {
+            Some(old) => {
+                if nx {
+                    continue;
+                }
+                let new = if incr { old + score } else { score };
+                if new.is_nan() {
+                    return Err(Frame::err("resulting score is not a number (NaN)").into());
+                }
+                if (gt && new <= old) || (lt && new >= old) {
+                    continue;
+                }
+                last = Some(new);
+                if new != old {
+                    set_score(ctx, &m, member, Some(old), new)?;
+                    updated += 1;
+                }
+            }
+            None => {
+                if xx {
+                    continue;
+                }
+                set_score(ctx, &m, member, None, score)?;
+                m.len += 1;
+                added += 1;
+                last = Some(score);
+            }
+        }
+    }
+    ctx.save(key, &m, &before)?;
+    if incr {
+        return Ok(last.map_or(Frame::Null, score_frame));
+    }
+    Ok(Frame::Integer(if ch { added + updated } else { added }))
+}
+
+fn zincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let by = parse_score_arg(&args[2])?;
+    let key = &args[1];
+    let before = ctx.coll_or_new(key, Type::ZSet)?;
+    let mut m = before.clone();
+    let member = &args[3];
+    let old = score_of(ctx, &m, member)?;
+    let new = old.unwrap_or(0.0) + by;
+    if new.is_nan() {
+        return Err(Frame::err("resulting score is not a number (NaN)").into());
+    }
+    set_score(ctx, &m, member, old, new)?;
+    if old.is_none() {
+        m.len += 1;
+    }
+    ctx.save(key, &m, &before)?;
+    Ok(score_frame(new))
+}
+
+fn zrem(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let key = &args[1];
+    let Some(before) = ctx.coll(key, Type::ZSet)? else {
+        return Ok(Frame::Integer(0));
+    };
+    let mut m = before.clone();
+    let mut removed = 0;
+    for member in &args[2..] {
+        if let Some(s) = score_of(ctx, &m, member)? {
+            remove(ctx, &mut m, member, s)?;
+            removed += 1;
+        }
+    }
+    ctx.save(key, &m, &before)?;
+    Ok(Frame::Integer(removed))
+}
+
+fn zscore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let Some(m) = ctx.coll(&args[1], Type::ZSet)? else {
+        return Ok(Frame::Null);
+    };
+    Ok(score_of(ctx, &m, &args[2])?.map_or(Frame::Null, score_frame))
+}
+
+fn zmscore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let m = ctx.coll(&args[1], Type::ZSet)?;
+    let mut out = Vec::new();
+    for member in &args[2..] {
+        out.push(match &m {
+            Some(m) => score_of(ctx, m, member)?.map_or(Frame::Null, score_frame),
+            None => Frame::Null,
+        });
+    }
+    Ok(Frame::Array(out))
+}
+
+fn zcard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let m = ctx.coll(&args[1], Type::ZSet)?;
+    Ok(Frame::Integer(m.map_or(0, |m| m.len as i64)))
+}
+
+/// A score range: bounds and exclusivity.
+#[derive(Clone, Copy)]
+struct ScoreRange {
+    min: f64,
+    min_ex: bool,
+    max: f64,
+    max_ex: bool,
+}
+
+fn parse_score_bound(arg: &[u8]) -> Result<(f64, bool), CmdError> {
+    let bad = || CmdError::from(Frame::err("min or max is not a float"));
+    let (text, exclusive) = match arg.split_first() {
+        Some((b'(', rest)) => (rest, true),
+        _ => (arg, false),
+    };
+    Ok((range_float(text).ok_or_else(bad)?, exclusive))
+}
+
+/// A range bound as Redis's `zslParseRange` reads it with `strtod`: leading blanks are
+/// skipped, and an empty string is 0 (a quirk kept for compatibility).
+fn range_float(text: &[u8]) -> Option<f64> {
+    if text.is_empty() {
+        return Some(0.0);
+    }
+    let start = text
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))?;
+    parse_float(&text[start..])
+}
+
+fn parse_score_range(min: &[u8], max: &[u8]) -> Result<ScoreRange, CmdError> {
+    let (min, min_ex) = parse_score_bound(min)?;
+    let (max, max_ex) = parse_score_bound(max)?;
+    Ok(ScoreRange {
+        min,
+        min_ex,
+        max,
+        max_ex,
+    })
+}
+
+impl ScoreRange {
+    fn is_empty(&self) -> bool {
+        self.min > self.max || (self.min == self.max && (self.min_ex || self.max_ex))
+    }
+
+    /// Bounds on score-index entries.
+    fn bounds(&self) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+        let lo = score_bits(self.min);
+        let hi = score_bits(self.max);
+        // An entry is [score][member]: "after every entry of score s" is the prefix s + 1.
+        let lo = if self.min_ex {
+            lo.saturating_add(1)
+        } else {
+            lo
+        };
+        let hi = if self.max_ex {
+            hi
+        } else {
+            hi.saturating_add(1)
+        };
+        (
+            Bound::Included(lo.to_be_bytes().to_vec()),
+            Bound::Excluded(hi.to_be_bytes().to_vec()),
+        )
+    }
+}
+
+/// A lexicographic bound: `-`, `+`, `[x` or `(x`.
+#[derive(Clone)]
+enum Lex {
+    Min,
+    Max,
+    In(Bytes),
+    Ex(Bytes),
+}
+
+fn parse_lex(arg: &Bytes) -> Result<Lex, CmdError> {
+    match arg.first() {
+        Some(b'-') if arg.len() == 1 => Ok(Lex::Min),
+        Some(b'+') if arg.len() == 1 => Ok(Lex::Max),
+        Some(b'[') => Ok(Lex::In(arg.slice(1..))),
+        Some(b'(') => Ok(Lex::Ex(arg.slice(1..))),
+        _ => Err(Frame::err("min or max not valid string range item").into()),
+    }
+}
+
+/// Whether `member` is at or above lower bound `b`.
+fn gte_min(member: &[u8], b: &Lex) -> bool {
+    match b {
+        Lex::Min => true,
+        Lex::Max => false,
+        Lex::In(x) => member >= x.as_ref(),
+        Lex::Ex(x) => member > x.as_ref(),
+    }
+}
+
+/// Whether `member` is at or below upper bound `b`.
+fn lte_max(member: &[u8], b: &Lex) -> bool {
+    match b {
+        Lex::Min => false,
+        Lex::Max => true,
+        Lex::In(x) => member <= x.as_ref(),
+        Lex::Ex(x) => member < x.as_ref(),
+    }
+}
+
+/// What a range selects.
+enum By {
+    Rank(i64, i64),
+    Score(ScoreRange),
+    Lex(Lex, Lex),
+}
+
+/// The (member, score) pairs `by` selects in `m`, ascending or (`rev`) descending, after
+/// skipping `offset` and keeping at most `count` (negative: all).
+fn select(
+    ctx: &mut Ctx<'_, '_>,
+    m: &Meta,
+    by: &By,
+    rev: bool,
+    offset: i64,
+    count: i64,
+) -> Result<Vec<(Bytes, f64)>, CmdError> {
+    if offset < 0 || count == 0 {
+        return Ok(Vec::new());
+    }
+    let offset = offset as usize;
+    let take = if count < 0 {
+        usize::MAX
+    } else {
+        count as usize
+    };
+    let limit = offset.saturating_add(take);
+    let entries = match by {
+        By::Rank(start, stop) => {
+            let Some((first, last)) = clamp_range(*start, *stop, m.len) else {
+                return Ok(Vec::new());
+            };
+            // Positions in ascending order, walked from the nearer end.
+            let (first, last) = if rev {
+                (m.len - 1 - last, m.len - 1 - first)
+            } else {
+                (first, last)
+            };
+            let n = (last - first + 1) as usize;
+            let mut v = if first <= m.len - 1 - last {
+                let all = ctx.members(
+                    m,
+                    kind::SCORE,
+                    Bound::Unbounded,
+                    Bound::Unbounded,
+                    last as usize + 1,
+                    false,
+                )?;
+                all.into_iter().skip(first as usize).collect::<Vec<_>>()
+            } else {
+                let mut all = ctx.members(
+                    m,
+                    kind::SCORE,
+                    Bound::Unbounded,
+                    Bound::Unbounded,
+                    (m.len - first) as usize,
+                    true,
+                )?;
+                all.truncate((m.len - first) as usize);
+                let mut all: Vec<_> = all.into_iter().skip((m.len - 1 - last) as usize).collect();
+                all.reverse();
+                all
+            };
+            v.truncate(n);
+            if rev {
+                v.reverse();
+            }
+            v.into_iter()
+                .skip(offset)
+                .take(take)
+                .map(|(rest, _)| split_entry(&rest))
+                .collect()
+        }
+        By::Score(r) => {
+            if r.is_empty() {
+                return Ok(Vec::new());
+            }
+            let (lo, hi) = r.bounds();
+            ctx.members(m, kind::SCORE, bound_ref(&lo), bound_ref(&hi), limit, rev)?
+                .into_iter()
+                .skip(offset)
+                .map(|(rest, _)| split_entry(&rest))
+                .collect()
+        }
+        By::Lex(min, max) => lex_select(ctx, m, min, max, rev)?
+            .into_iter()
+            .skip(offset)
+            .take(take)
+            .collect(),
+    };
+    Ok(entries)
+}
+
+fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(v) => Bound::Included(v),
+        Bound::Excluded(v) => Bound::Excluded(v),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// A lex range as Redis walks it: from the first member (in the walk's direction) inside the
+/// near bound, while members stay inside the far bound. With equal scores (the documented use)
+/// that is every member in the range, found by a seek.
+fn lex_select(
+    ctx: &mut Ctx<'_, '_>,
+    m: &Meta,
+    min: &Lex,
+    max: &Lex,
+    rev: bool,
+) -> Result<Vec<(Bytes, f64)>, CmdError> {
+    let ends = |ctx: &mut Ctx<'_, '_>, back: bool| -> Result<Option<f64>, CmdError> {
+        let e = ctx.members(m, kind::SCORE, Bound::Unbounded, Bound::Unbounded, 1, back)?;
+        Ok(e.first().map(|(rest, _)| split_entry(rest).1))
+    };
+    let (first, last) = (ends(ctx, false)?, ends(ctx, true)?);
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(Vec::new());
+    };
+    let entries = if score_bits(first) == score_bits(last) {
+        // One score: seek straight to the near bound.
+        let prefix = score_bits(first).to_be_bytes().to_vec();
+        let with = |x: &Bytes| {
+            let mut k = prefix.clone();
+            k.extend_from_slice(x);
+            k
+        };
+        let lo = match min {
+            Lex::Min => Bound::Unbounded,
+            Lex::Max => return Ok(Vec::new()),
+            Lex::In(x) => Bound::Included(with(x)),
+            Lex::Ex(x) => Bound::Excluded(with(x)),
+        };
+        let hi = match max {
+            Lex::Max => Bound::Unbounded,
+            Lex::Min => return Ok(Vec::new()),
+            Lex::In(x) => Bound::Included(with(x)),
+            Lex::Ex(x) => Bound::Excluded(with(x)),
+        };
+        if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
+            (&lo, &hi)
+            && (a > b
+                || (a == b && !matches!((&lo, &hi), (Bound::Included(_), Bound::Included(_)))))
+        {
+            return Ok(Vec::new());
+        }
+        ctx.members(
+            m,
+            kind::SCORE,
+            bound_ref(&lo),
+            bound_ref(&hi),
+            usize::MAX,
+            rev,
+        )?
+    } else {
+        ctx.members(
+            m,
+            kind::SCORE,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            usize::MAX,
+            rev,
+        )?
+    };
+    let mut out = Vec::new();
+    let mut started = false;
+    for (rest, _) in entries {
+        let (member, score) = split_entry(&rest);
+        let (near, far) = if rev {
+            (lte_max(&member, max), gte_min(&member, min))
+        } else {
+            (gte_min(&member, min), lte_max(&member, max))
+        };
+        if !started {
+            if !near {
+                continue;
+            }
+            started = true;
+        }
+        if !far {
+            break;
+        }
+        out.push((member, score));
+    }
+    Ok(out)
+}
+
+fn reply(items: Vec<(Bytes, f64)>, withscores: bool) -> Frame {
+    let mut out = Vec::with_capacity(items.len() * if withscores { 2 } else { 1 });
+    for (member, score) in items {
+        out.push(Frame::Bulk(member));
+        if withscores {
+            out.push(score_frame(score));
+        }
+    }
+    Frame::Array(out)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Rank,
+    Score,
+    Lex,
+}
+
+/// The ZRANGE family: `key a b [options]` where `a`/`b` are min/max (or max/min when `rev` for
+/// score and lex ranges).
+fn range_generic(
+    ctx: &mut Ctx<'_, '_>,
+    args: &[Bytes],
+    mut k: Kind,
+    mut rev: bool,
+    zrange_syntax: bool,
+) -> CmdResult {
+    let mut withscores = false;
+    let mut limit: Option<(i64, i64)> = None;
+    let mut i = 4;
+    while i < args.len() {
+        let a = &args[i];
+        if is(a, "withscores") {
+            withscores = true;
+        } else if is(a, "limit") && i + 2 < args.len() && (zrange_syntax || k != Kind::Rank) {
+            limit = Some((int_arg(&args[i + 1])?, int_arg(&args[i + 2])?));
+            i += 2;
+        } else if zrange_syntax && k == Kind::Rank && is(a, "byscore") {
+            k = Kind::Score;
+        } else if zrange_syntax && k == Kind::Rank && is(a, "bylex") {
+            k = Kind::Lex;
+        } else if zrange_syntax && !rev && is(a, "rev") {
+            rev = true;
+        } else {
+            return Err(syntax_error());
+        }
+        i += 1;
+    }
+    if limit.is_some() && k == Kind::Rank {
+        return Err(Frame::err(
+            "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        )
+        .into());
+    }
+    if withscores && k == Kind::Lex {
+        return Err(
+            Frame::err("syntax error, WITHSCORES not supported in combination with BYLEX").into(),
+        );
+    }
+    let (a, b) = (&args[2], &args[3]);
+    let by = match k {
+        Kind::Rank => By::Rank(int_arg(a)?, int_arg(b)?),
+        Kind::Score => {
+            let (min, max) = if rev { (b, a) } else { (a, b) };
+            By::Score(parse_score_range(min, max)?)
+        }
+        Kind::Lex => {
+            let (min, max) = if rev { (b, a) } else { (a, b) };
+            By::Lex(parse_lex(min)?, parse_lex(max)?)
+        }
+    };
+    let Some(m) = ctx.coll(&args[1], Type::ZSet)? else {
+        return Ok(Frame::Array(Vec::new()));
+    };
+    let (offset, count) = limit.unwrap_or((0, -1));
+    let items = select(ctx, &m, &by, rev, offset, count)?;
+    Ok(reply(items, withscores))
+}
+
+fn zrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    range_generic(ctx, args, Kind::Rank, false, true)
+}
+
+fn zrevrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    range_generic(ctx, args, Kind::Rank, true, false)
+}
+
+fn zrangebyscore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    range_generic(ctx, args, Kind::Score, false, false)
+}
+
+fn zrevrangebyscore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    range_generic(ctx, args, Kind::Score, true, false)
+}
+
+fn zrangebylex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    range_generic(ctx, args, Kind::Lex, false, false)
+}
+
+fn zrevrangebylex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    range_generic(ctx, args, Kind::Lex, true, false)
+}
+
+fn zcount(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let r = parse_score_range(&args[2], &args[3])?;
+    let Some(m) = ctx.coll(&args[1], Type::ZSet)? else {
+        return Ok(Frame::Integer(0));
+    };
+    Ok(Frame::Integer(
+        select(ctx, &m, &By::Score(r), false, 0, -1)?.len() as i64,
+    ))
+}
+
+fn zlexcount(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let by = By::Lex(parse_lex(&args[2])?, parse_lex(&args[3])?);
+    let Some(m) = ctx.coll(&args[1], Type::ZSet)? else {
+        return Ok(Frame::Integer(0));
+    };
+    Ok(Frame::Integer(
+        select(ctx, &m, &by, false, 0, -1)?.len() as i64
+    ))
+}
+
+fn rank_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], rev: bool) -> CmdResult {
+    let Some(m) = ctx.coll(&args[1], Type::ZSet)? else {
+        return Ok(Frame::Null);
+    };
+    let member = &args[2];
+    let Some(score) = score_of(ctx, &m, member)? else {
+        return Ok(Frame::Null);
+    };
+    let key = index_key(score, member);
+    let below = ctx
+        .members(
+            &m,
+            kind::SCORE,
+            Bound::Unbounded,
+            Bound::Excluded(&key),
+            usize::MAX,
+            false,
+        )?
+        .len() as u64;
+    Ok(Frame::Integer(
+        if rev { m.len - 1 - below } else { below } as i64
+    ))
+}
+
+fn zrank(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    rank_generic(ctx, args, false)
+}
+
+fn zrevrank(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    rank_generic(ctx, args, true)
+}
+
+fn remove_selected(ctx: &mut Ctx<'_, '_>, args: &[Bytes], by: By) -> CmdResult {
+    let key = &args[1];
+    let Some(before) = ctx.coll(key, Type::ZSet)? else {
+        return Ok(Frame::Integer(0));
+    };
+    let items = select(ctx, &before, &by, false, 0, -1)?;
+    let mut m = before.clone();
+    for (member, score) in &items {
+        remove(ctx, &mut m, member, *score)?;
+    }
+    ctx.save(key, &m, &before)?;
+    Ok(Frame::Integer(items.len() as i64))
+}
+
+fn zremrangebyrank(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let by = By::Rank(int_arg(&args[2])?, int_arg(&args[3])?);
+    remove_selected(ctx, args, by)
+}
+
+fn zremrangebyscore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let by = By::Score(parse_score_range(&args[2], &args[3])?);
+    remove_selected(ctx, args, by)
+}
+
+fn zremrangebylex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let by = By::Lex(parse_lex(&args[2])?, parse_lex(&args[3])?);
+    remove_selected(ctx, args, by)
+}
+
+fn pop_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], max: bool) -> CmdResult {
+    let count = match args.len() {
+        2 => 1,
+        3 => positive_count(&args[2])?,
+        _ => return Err(syntax_error()),
+    };
+    let key = &args[1];
+    let Some(before) = ctx.coll(key, Type::ZSet)? else {
+        return Ok(Frame::Array(Vec::new()));
+    };
+    let n = count.min(before.len) as usize;
+    let entries = ctx.members(
+        &before,
+        kind::SCORE,
+        Bound::Unbounded,
+        Bound::Unbounded,
+        n,
+        max,
+    )?;
+    let mut m = before.clone();
+    let mut items = Vec::with_capacity(entries.len());
+    for (rest, _) in entries {
+        let (member, score) = split_entry(&rest);
+        remove(ctx, &mut m, &member, score)?;
+        items.push((member, score));
+    }
+    ctx.save(key, &m, &before)?;
+    Ok(reply(items, true))
+}
+
+fn zpopmin(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    pop_generic(ctx, args, false)
+}
+
+fn zpopmax(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    pop_generic(ctx, args, true)
+}
+
+fn zscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    scan_members(ctx, args, Type::ZSet, |member, value, out| {
+        out.push(Frame::Bulk(member.clone()));
+        let score = decode_score(value).unwrap_or(f64::NAN);
+        out.push(score_frame(score));
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_score;
+
+    #[test]
+    fn scores_format_like_redis_7_0() {
+        for (v, s) in [
+            (1.1, "1.1000000000000001"),
+            (3.0, "3"),
+            (0.1, "0.10000000000000001"),
+            (1e20, "1e+20"),
+            (123456789.123, "123456789.123"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (0.0, "0"),
+            (-2.5, "-2.5"),
+            (1e-5, "1.0000000000000001e-05"),
+            (0.0001, "0.0001"),
+            (1e16, "10000000000000000"),
+            (1e17, "1e+17"),
+        ] {
+            assert_eq!(format_score(v), s, "{v}");
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! Collections on the engine: reading and writing a hash, list, set or sorted set's metadata and
+//! members from a command (see `keyspace.rs` for the layout).
+//!
+//! Every member read goes through the command's engine transaction, so a command sees one state
+//! of the collection, and its writes (members and metadata) land as one atomic record.
+
+use std::ops::Bound;
+
+use bytes::Bytes;
+
+use crate::cmd::{CmdError, Ctx, wrongtype};
+use crate::frame::Frame;
+use crate::keyspace::{self, Meta, Type, kind};
+
+impl Ctx<'_, '_> {
+    /// The collection of type `ty` under `key`: `None` if there is none, WRONGTYPE if the key
+    /// holds another type.
+    pub fn coll(&mut self, key: &[u8], ty: Type) -> Result<Option<Meta>, CmdError> {
+        let Some(entry) = self.lookup(key)? else {
+            return Ok(None);
+        };
+        if entry.ty != ty {
+            return Err(wrongtype());
+        }
+        Meta::decode(&entry)
+            .map(Some)
+            .ok_or_else(|| Frame::err("corrupt collection metadata").into())
+    }
+
+    /// The collection of type `ty` under `key`, or a new empty one (saved by [`Ctx::save`] once
+    /// it has members).
+    pub fn coll_or_new(&mut self, key: &[u8], ty: Type) -> Result<Meta, CmdError> {
+        Ok(match self.coll(key, ty)? {
+            Some(m) => m,
+            None => self.new_coll(ty),
+        })
+    }
+
+    /// A new, empty collection with a fresh id.
+    pub fn new_coll(&mut self, ty: Type) -> Meta {
+        Meta {
+            ty,
+            id: self.shared.collections.next_id(),
+            len: 0,
+            head: keyspace::LIST_START,
+            expire_at: None,
+            fresh: true,
+        }
+    }
+
+    /// Writes `m` back as the collection under `key` in the selected database: its metadata
+    /// (and, for a new one, its owner record), or deletes it once it is empty. The caller has
+    /// written or deleted the members already. `before` is the metadata as read, so an
+    /// unchanged size does not rewrite it.
+    pub fn save(&mut self, key: &[u8], m: &Meta, before: &Meta) -> Result<(), CmdError> {
+        let db = self.conn.db;
+        self.save_in(db, key, m, before)
+    }
+
+    /// [`Ctx::save`] in database `db`.
+    pub fn save_in(&mut self, db: u8, key: &[u8], m: &Meta, before: &Meta) -> Result<(), CmdError> {
+        let owner = keyspace::member_key(m.id, kind::OWNER, b"");
+        if m.len == 0 {
+            if !m.fresh {
+                self.remove_in(db, key)?;
+                self.tx()?.delete(&owner)?;
+            }
+            return Ok(());
+        }
+        if m.fresh {
+            if key.len() > keyspace::MAX_KEY_LEN {
+                return Err(crate::cmd::key_too_large(key.len()).into());
+            }
+            self.tx()?.put(&owner, keyspace::owner_value(db, key))?;
+        } else if m.len == before.len && m.head == before.head {
+            // The metadata did not change. If members did, WATCH still sees the change; a
+            // command that changed nothing (SADD of a member already there…) touches nothing.
+            if self.member_writes > 0 {
+                self.shared.watches.touch(db, key);
+            }
+            return Ok(());
+        }
+        self.put_raw(db, key, m.encode(), m.expire_at)
+    }
+
+    /// The value of member `rest` of `kind` in `m`.
+    pub fn member(&mut self, m: &Meta, kind: u8, rest: &[u8]) -> Result<Option<Bytes>, CmdError> {
+        let k = keyspace::member_key(m.id, kind, rest);
+        Ok(self.tx()?.get(&k)?)
+    }
+
+    /// Whether member `rest` of `kind` exists in `m`. Reads no value.
+    pub fn has_member(&mut self, m: &Meta, kind: u8, rest: &[u8]) -> Result<bool, CmdError> {
+        let k = keyspace::member_key(m.id, kind, rest);
+        Ok(self.tx()?.contains_key(&k)?)
+    }
+
+    /// Stores member `rest` of `kind` in `m`.
+    pub fn put_member(
+        &mut self,
+        m: &Meta,
+        kind: u8,
+        rest: &[u8],
+        value: impl Into<Bytes>,
+    ) -> Result<(), CmdError> {
+        let value = value.into();
+        self.check_string_len(value.len() as u64)?;
+        // Score-index entries carry 8 bytes of score before the member.
+        let member_len = rest
+            .len()
+            .saturating_sub(if kind == kind::SCORE { 8 } else { 0 });
+        if member_len > keyspace::MAX_KEY_LEN {
+            return Err(Frame::err(format!(
+                "member is too large ({member_len} bytes; the limit is {} bytes)",
+                keyspace::MAX_KEY_LEN
+            ))
+            .into());
+        }
+        let k = keyspace::member_key(m.id, kind, rest);
+        self.tx()?.put(&k, value)?;
+        self.member_writes += 1;
+        Ok(())
+    }
+
+    /// Deletes member `rest` of `kind` from `m`; returns whether it existed.
+    pub fn del_member(&mut self, m: &Meta, kind: u8, rest: &[u8]) -> Result<bool, CmdError> {
+        let k = keyspace::member_key(m.id, kind, rest);
+        let existed = self.tx()?.delete(&k)?;
+        self.member_writes += u32::from(existed);
+        Ok(existed)
+    }
+
+    /// Up to `limit` members of `kind` in `m` between `lo` and `hi` (bounds on the part after
+    /// the prefix), ascending or descending: `(rest, value)` pairs.
+    pub fn members(
+        &mut self,
+        m: &Meta,
+        kind: u8,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let prefix = keyspace::member_prefix(m.id, kind);
+        let full = |b: Bound<&[u8]>| -> Bound<Vec<u8>> {
+            b.map(|r| {
+                let mut k = prefix.to_vec();
+                k.extend_from_slice(r);
+                k
+            })
+        };
+        let lo = match lo {
+            Bound::Unbounded => Bound::Included(prefix.to_vec()),
+            b => full(b),
+        };
+        let hi = match hi {
+            Bound::Unbounded => {
+                // Just past every key of this kind: the kind byte + 1.
+                let mut end = prefix.to_vec();
+                end[keyspace::MEMBER_PREFIX_LEN - 1] += 1;
+                Bound::Excluded(end)
+            }
+            b => full(b),
+        };
+        let pairs = self.tx()?.range_in((lo, hi), limit, reverse)?;
+        Ok(pairs
+            .into_iter()
+            .map(|(k, v)| (k.slice(keyspace::MEMBER_PREFIX_LEN..), v))
+            .collect())
+    }
+
+    /// Every member of `kind` in `m`, in order.
+    pub fn all_members(&mut self, m: &Meta, kind: u8) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
+        self.members(
+            m,
+            kind,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            usize::MAX,
+            false,
+        )
+    }
+
+    /// After RENAME or MOVE: if `entry` is a collection, records that `key` in `db` now holds it.
+    pub fn set_owner(
+        &mut self,
+        entry: &keyspace::Entry,
+        db: u8,
+        key: &[u8],
+    ) -> Result<(), CmdError> {
+        if let Some(m) = Meta::decode(entry) {
+            let owner = keyspace::member_key(m.id, kind::OWNER, b"");
+            self.tx()?.put(&owner, keyspace::owner_value(db, key))?;
+        }
+        Ok(())
+    }
+
+    /// COPY of a collection: every member record under a new id, then its metadata (with the
+    /// same expiry) under `key` in `db`.
+    pub fn copy_collection(&mut self, m: &Meta, db: u8, key: &[u8]) -> Result<(), CmdError> {
+        let mut copy = self.new_coll(m.ty);
+        let before = copy.clone();
+        for k in [kind::MEMBER, kind::SCORE] {
+            for (rest, value) in self.all_members(m, k)? {
+                self.put_member(&copy, k, &rest, value)?;
+            }
+        }
+        copy.len = m.len;
+        copy.head = m.head;
+        copy.expire_at = m.expire_at;
+        self.save_in(db, key, &copy, &before)
+    }
+}
+
+/// Whether `arg` is a glob pattern that matches everything.
+fn matches_all(pattern: Option<&Bytes>) -> bool {
+    pattern.is_none_or(|p| p.as_ref() == b"*")
+}
+
+/// HSCAN, SSCAN, ZSCAN: `key cursor [MATCH pattern] [COUNT count]`. The cursor stands for the
+/// last member returned; `emit` turns a `(member, value)` pair into reply items (the pattern is
+/// matched against the member).
+pub(crate) fn scan_members(
+    ctx: &mut Ctx<'_, '_>,
+    args: &[Bytes],
+    ty: Type,
+    emit: impl Fn(&Bytes, &Bytes, &mut Vec<Frame>),
+) -> crate::cmd::CmdResult {
+    use crate::cmd::{int_arg, is, syntax_error};
+    let cursor: u64 = std::str::from_utf8(&args[2])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Frame::err("invalid cursor"))?;
+    let mut count = 10i64;
+    let mut pattern: Option<&Bytes> = None;
+    let mut i = 3;
+    while i < args.len() {
+        if i + 1 >= args.len() {
+            return Err(syntax_error());
+        }
+        if is(&args[i], "count") {
+            count = int_arg(&args[i + 1])?;
+            if count < 1 {
+                return Err(syntax_error());
+            }
+        } else if is(&args[i], "match") {
+            pattern = Some(&args[i + 1]);
+        } else {
+            return Err(syntax_error());
+        }
+        i += 2;
+    }
+    let db = ctx.conn.db;
+    let Some(m) = ctx.coll(&args[1], ty)? else {
+        return Ok(scan_reply(0, Vec::new()));
+    };
+    let after = if cursor == 0 {
+        None
+    } else {
+        Some(
+            ctx.shared
+                .cursors
+                .get(db, cursor)
+                .ok_or_else(|| Frame::err("invalid cursor"))?,
+        )
+    };
+    let count = count.min(100_000) as usize;
+    let lo = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+    let batch = ctx.members(&m, kind::MEMBER, lo, Bound::Unbounded, count, false)?;
+    let next = match batch.last() {
+        Some((last, _)) if batch.len() == count => ctx.shared.cursors.put(db, last.clone()),
+        _ => 0,
+    };
+    let mut out = Vec::new();
+    for (member, value) in &batch {
+        if !matches_all(pattern) && !pattern.is_some_and(|p| crate::glob::matches(p, member)) {
+            continue;
+        }
+        emit(member, value, &mut out);
+    }
+    Ok(scan_reply(next, out))
+}
+
+fn scan_reply(next: u64, items: Vec<Frame>) -> Frame {
+    Frame::Array(vec![
+        Frame::Bulk(Bytes::from(next.to_string())),
+        Frame::Array(items),
+    ])
+}
+
+/// A random index below `n` (not for secrets).
+pub(crate) fn random_below(n: usize) -> usize {
+    (crate::server::random_u64() % n.max(1) as u64) as usize
+}
+
+/// The picks of HRANDFIELD / SRANDMEMBER / ZRANDMEMBER with a count, from `items`: `count`
+/// distinct items (all of them if fewer), or, for a negative count, `-count` items that may
+/// repeat.
+pub(crate) fn random_picks<T: Clone>(items: &[T], count: i64) -> Vec<T> {
+    if items.is_empty() || count == 0 {
+        return Vec::new();
+    }
+    if count < 0 {
+        let n = count.unsigned_abs() as usize;
+        return (0..n)
+            .map(|_| items[random_below(items.len())].clone())
+            .collect();
+    }
+    let n = (count as u64).min(items.len() as u64) as usize;
+    // A partial Fisher-Yates shuffle of the indexes.
+    let mut idx: Vec<usize> = (0..items.len()).collect();
+    for i in 0..n {
+        let j = i + random_below(items.len() - i);
+        idx.swap(i, j);
+    }
+    idx[..n].iter().map(|&i| items[i].clone()).collect()
+}
+
+/// Most elements a random pick with repetition (negative count) returns: the reply is built in
+/// memory.
+pub(crate) const MAX_RANDOM_PICKS: u64 = 10_000_000;
+
+/// Parses the count of HRANDFIELD / SRANDMEMBER: `-LONG_MAX..=LONG_MAX` as in Redis, and a
+/// negative count (picks may repeat) no larger than [`MAX_RANDOM_PICKS`].
+pub(crate) fn random_count(arg: &[u8]) -> Result<i64, CmdError> {
+    let n = crate::cmd::int_arg(arg)?;
+    if n == i64::MIN {
+        return Err(Frame::err(
+            "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        )
+        .into());
+    }
+    if n.unsigned_abs() > MAX_RANDOM_PICKS && n < 0 {
+        return Err(Frame::err(format!(
+            "count is too large (at most {MAX_RANDOM_PICKS} picks with repetition)"
+        ))
+        .into());
+    }
+    Ok(n)
+}
+
+/// Parses the count of SPOP, LPOP, ZPOPMIN…: a non-negative integer.
+pub(crate) fn positive_count(arg: &[u8]) -> Result<u64, CmdError> {
+    let n = crate::cmd::int_arg(arg)
+        .map_err(|_| CmdError::from(Frame::err("value is out of range, must be positive")))?;
+    u64::try_from(n).map_err(|_| Frame::err("value is out of range, must be positive").into())
+}

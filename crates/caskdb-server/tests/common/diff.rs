@@ -1,0 +1,673 @@
+//! The differential harness: a reference `redis-server` child process, and `Diff`, which sends
+//! the same commands to it and to caskdb and records every pair of replies that differ.
+//!
+//! Needs `redis-server` on the PATH (Debian's Redis 7.0 is the reference). Without it the tests
+//! are skipped, except under CI, where they fail.
+//!
+//! With `DIFF_TRACE` set in the environment, every command is printed with both replies
+//! (`cargo test --test <name> -- --nocapture`).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::{Raw, Reply, encode_bytes as encode};
+
+// ---------------------------------------------------------------------------------------------
+// The reference server.
+
+/// A `redis-server` child process, killed on drop (also when a test panics).
+pub struct RedisServer {
+    child: Child,
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().unwrap().port()
+}
+
+/// Whether something on `addr` answers PING with PONG.
+pub fn answers_ping(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// Starts `redis-server` on a free loopback port; `None` (skip) when it is not installed.
+pub fn start_redis() -> Option<RedisServer> {
+    // Another process may take the port between our probe and redis binding it: then redis
+    // exits at once, and we try another port.
+    for _attempt in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let spawned = Command::new("redis-server")
+            .args(["--port", &port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if std::env::var_os("CI").is_some() {
+                    panic!("redis-server not found on PATH: CI must install redis-server");
+                }
+                eprintln!("notice: redis-server not found on PATH; differential test skipped");
+                return None;
+            }
+            Err(e) => panic!("cannot start redis-server: {e}"),
+        };
+        let mut server = RedisServer {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if answers_ping(server.addr) {
+                return Some(server);
+            }
+            if server
+                .child
+                .try_wait()
+                .expect("poll redis-server")
+                .is_some()
+            {
+                break; // exited (port taken?): try another port
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer PING within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("redis-server exited at start five times");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The comparison harness.
+
+pub fn show_arg(a: &[u8]) -> String {
+    let plain = !a.is_empty()
+        && a.iter()
+            .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+    if plain {
+        String::from_utf8_lossy(a).into_owned()
+    } else {
+        format!("\"{}\"", a.escape_ascii())
+    }
+}
+
+pub fn show_cmd(args: &[&[u8]]) -> String {
+    args.iter()
+        .map(|a| show_arg(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn show(r: &Reply) -> String {
+    match r {
+        Reply::Simple(s) => format!("+{s}"),
+        Reply::Error(e) => format!("-{e}"),
+        Reply::Int(i) => format!(":{i}"),
+        Reply::Bulk(b) => format!("\"{}\"", b.escape_ascii()),
+        Reply::Nil => "(nil)".into(),
+        Reply::Array(items) => {
+            let inner: Vec<String> = items.iter().map(show).collect();
+            format!("[{}]", inner.join(", "))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// The keys of a KEYS-like reply, sorted; other replies unchanged.
+pub fn sorted(r: Reply) -> Reply {
+    match r {
+        Reply::Array(mut items) => {
+            items.sort_by(|a, b| match (a, b) {
+                (Reply::Bulk(x), Reply::Bulk(y)) => x.cmp(y),
+                _ => std::cmp::Ordering::Equal,
+            });
+            Reply::Array(items)
+        }
+        other => other,
+    }
+}
+
+/// Both servers, a pair of connections per client slot, and the mismatches seen so far.
+pub struct Diff {
+    redis: SocketAddr,
+    cask: SocketAddr,
+    /// (redis, caskdb) connections; slot 0 is the default, slot 1 a second client.
+    conns: Vec<(Raw, Raw)>,
+    script: String,
+    mismatches: Vec<String>,
+    /// Commands sent to both servers so far.
+    exchanges: usize,
+}
+
+impl Diff {
+    pub fn new(redis: SocketAddr, cask: SocketAddr) -> Diff {
+        Diff {
+            redis,
+            cask,
+            conns: Vec::new(),
+            script: String::new(),
+            mismatches: Vec::new(),
+            exchanges: 0,
+        }
+    }
+
+    /// Starts a script: fresh connections (database 0, no transaction), both servers empty.
+    pub fn script(&mut self, name: &str) {
+        self.script = name.to_string();
+        self.conns.clear();
+        let (r, c) = self.exchange(0, &[b"FLUSHALL"]);
+        assert_eq!(r, Reply::Simple("OK".into()), "FLUSHALL on redis");
+        assert_eq!(c, Reply::Simple("OK".into()), "FLUSHALL on caskdb");
+    }
+
+    pub fn conn(&mut self, slot: usize) -> &mut (Raw, Raw) {
+        while self.conns.len() <= slot {
+            self.conns
+                .push((Raw::connect(self.redis), Raw::connect(self.cask)));
+        }
+        &mut self.conns[slot]
+    }
+
+    /// Sends one command to both servers and returns (redis reply, caskdb reply).
+    pub fn exchange(&mut self, slot: usize, args: &[&[u8]]) -> (Reply, Reply) {
+        let bytes = encode(args);
+        self.exchanges += 1;
+        let (r, c) = self.conn(slot);
+        r.send_bytes(&bytes);
+        let rr = r.read();
+        c.send_bytes(&bytes);
+        let cr = match c.try_read() {
+            Some(reply) => reply,
+            None => {
+                // caskdb dropped the connection (a crashed command, say): record it as a
+                // reply that cannot match, and go on with a fresh connection (which has lost
+                // any SELECT or MULTI state) so the rest of the script still runs.
+                self.conns[slot].1 = Raw::connect(self.cask);
+                Reply::Error("(caskdb closed the connection)".into())
+            }
+        };
+        if std::env::var_os("DIFF_TRACE").is_some() {
+            // Debugging aid: every exchange, with both replies.
+            eprintln!(
+                "[{}] {}\n    redis:  {}\n    caskdb: {}",
+                self.script,
+                show_cmd(args),
+                show(&rr),
+                show(&cr)
+            );
+        }
+        (rr, cr)
+    }
+
+    pub fn mismatch(&mut self, slot: usize, args: &[&[u8]], redis: &Reply, cask: &Reply) {
+        let on = if slot == 0 {
+            String::new()
+        } else {
+            format!(" (client {slot})")
+        };
+        self.mismatches.push(format!(
+            "[{}] {}{on}\n      redis:  {}\n      caskdb: {}",
+            self.script,
+            show_cmd(args),
+            show(redis),
+            show(cask)
+        ));
+    }
+
+    /// A mismatch with an explanation of what was checked.
+    pub fn mismatch_note(&mut self, args: &[&[u8]], redis: &Reply, cask: &Reply, note: &str) {
+        self.mismatches.push(format!(
+            "[{}] {} ({note})\n      redis:  {}\n      caskdb: {}",
+            self.script,
+            show_cmd(args),
+            show(redis),
+            show(cask)
+        ));
+    }
+
+    pub fn check(&mut self, slot: usize, args: &[&[u8]], redis: Reply, cask: Reply) {
+        if redis != cask {
+            self.mismatch(slot, args, &redis, &cask);
+        }
+    }
+
+    /// Exact comparison on client `slot`.
+    pub fn eq_bytes_on(&mut self, slot: usize, args: &[&[u8]]) {
+        let (r, c) = self.exchange(slot, args);
+        self.check(slot, args, r, c);
+    }
+
+    pub fn eq_on(&mut self, slot: usize, args: &[&str]) {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.eq_bytes_on(slot, &args);
+    }
+
+    /// Exact comparison on the default client.
+    pub fn eq(&mut self, args: &[&str]) {
+        self.eq_on(0, args);
+    }
+
+    pub fn eq_bytes(&mut self, args: &[&[u8]]) {
+        self.eq_bytes_on(0, args);
+    }
+
+    /// A list of commands, each compared exactly, in order.
+    pub fn all(&mut self, cmds: &[&[&str]]) {
+        for cmd in cmds {
+            self.eq(cmd);
+        }
+    }
+
+    /// Sent to both, not compared: keeps both sides in the same state around a documented,
+    /// accepted difference.
+    pub fn both(&mut self, args: &[&str]) {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.exchange(0, &args);
+    }
+
+    /// Arrays compared as sets of keys (KEYS: order unspecified).
+    pub fn sorted(&mut self, args: &[&str]) {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let (r, c) = self.exchange(0, &args);
+        self.check(0, &args, sorted(r), sorted(c));
+    }
+
+    /// Integers within `tol` of each other (TTLs after relative expiries); negative values
+    /// (-1 no expiry, -2 no key) and other replies must match exactly.
+    pub fn near(&mut self, tol: i64, args: &[&str]) {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let (r, c) = self.exchange(0, &args);
+        let close = match (&r, &c) {
+            (Reply::Int(a), Reply::Int(b)) if *a >= 0 && *b >= 0 => (a - b).abs() <= tol,
+            _ => r == c,
+        };
+        if !close {
+            self.mismatch(0, &args, &r, &c);
+        }
+    }
+
+    /// Bulk replies holding numbers that must agree as f64 values (within a relative 1e-14),
+    /// not as text: Redis prints `long double` results whose last digits are precision noise.
+    /// Other replies must match exactly.
+    pub fn float(&mut self, args: &[&str]) {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let (r, c) = self.exchange(0, &args);
+        let number = |rep: &Reply| match rep {
+            Reply::Bulk(b) => std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse::<f64>().ok())
+                .filter(|v| v.is_finite()),
+            _ => None,
+        };
+        let close = match (number(&r), number(&c)) {
+            (Some(a), Some(b)) => (a - b).abs() <= 1e-14 * a.abs().max(b.abs()),
+            _ => r == c,
+        };
+        if !close {
+            self.mismatch(0, &args, &r, &c);
+        }
+    }
+
+    /// Only the type of the reply is compared (server-specific contents).
+    pub fn shape(&mut self, args: &[&str]) {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let (r, c) = self.exchange(0, &args);
+        if std::mem::discriminant(&r) != std::mem::discriminant(&c) {
+            self.mismatch(0, &args, &r, &c);
+        }
+    }
+
+    /// RANDOMKEY: both nil (empty database), or both a key that exists on its own side.
+    pub fn randomkey(&mut self) {
+        let args: &[&[u8]] = &[b"RANDOMKEY"];
+        let (r, c) = self.exchange(0, args);
+        let ok = match (&r, &c) {
+            (Reply::Nil, Reply::Nil) => true,
+            (Reply::Bulk(rk), Reply::Bulk(ck)) => {
+                let (rs, cs) = self.conn(0);
+                rs.send_bytes(&encode(&[b"EXISTS", rk]));
+                cs.send_bytes(&encode(&[b"EXISTS", ck]));
+                rs.read() == Reply::Int(1) && cs.read() == Reply::Int(1)
+            }
+            _ => false,
+        };
+        if !ok {
+            self.mismatch(0, args, &r, &c);
+        }
+    }
+
+    /// SCAN with options `opts`, iterated to completion on each side: the sets of keys are
+    /// compared (cursors and batching differ by design). An error on the first call is
+    /// compared exactly.
+    pub fn scan_all(&mut self, opts: &[&str]) {
+        let mut shown: Vec<&[u8]> = vec![b"SCAN", b"*"];
+        shown.extend(opts.iter().map(|o| o.as_bytes()));
+        let (r, c) = self.conn(0);
+        let rk = scan_keys(r, opts);
+        let ck = scan_keys(c, opts);
+        if rk != ck {
+            self.mismatch(0, &shown, &rk, &ck);
+        }
+    }
+
+    /// Array replies compared as multisets (SMEMBERS, SINTER, HKEYS, HVALS...: Redis leaves
+    /// their order unspecified). Other replies must match exactly.
+    pub fn unordered(&mut self, args: &[&str]) {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.unordered_bytes(&args);
+    }
+
+    pub fn unordered_bytes(&mut self, args: &[&[u8]]) {
+        let (r, c) = self.exchange(0, args);
+        self.check(0, args, sort_units(r, 1), sort_units(c, 1));
+    }
+
+    /// Flat arrays of (field, value) pairs compared as multisets of pairs (HGETALL: order
+    /// unspecified). Other replies must match exactly.
+    pub fn unordered_pairs(&mut self, args: &[&str]) {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let (r, c) = self.exchange(0, &args);
+        self.check(0, &args, sort_units(r, 2), sort_units(c, 2));
+    }
+
+    /// A command with a random reply: SPOP, SRANDMEMBER (set key) or HRANDFIELD (hash key),
+    /// with or without a count. The reply shapes and lengths must match, and on each side
+    /// every element returned must belong to that side's collection as it was before the
+    /// command (with WITHVALUES, as a (field, value) pair); elements must be distinct unless
+    /// the count is negative. After SPOP, the popped elements must be gone and both
+    /// cardinalities must match. Errors, nils and empty replies must match exactly.
+    pub fn random(&mut self, args: &[&str]) {
+        let cmd = args[0].to_ascii_uppercase();
+        let Some(&key) = args.get(1) else {
+            return self.eq(args);
+        };
+        let hash = match cmd.as_str() {
+            "HRANDFIELD" => true,
+            "SPOP" | "SRANDMEMBER" => false,
+            _ => panic!("random(): unsupported command {cmd}"),
+        };
+        let listing: &[u8] = if hash { b"HGETALL" } else { b"SMEMBERS" };
+        let (rsnap, csnap) = self.exchange(0, &[listing, key.as_bytes()]);
+        let bargs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let (r, c) = self.exchange(0, &bargs);
+
+        let with_values = hash
+            && args
+                .iter()
+                .skip(3)
+                .any(|a| a.eq_ignore_ascii_case("WITHVALUES"));
+        let width = if with_values { 2 } else { 1 };
+        let distinct = args
+            .get(2)
+            .and_then(|n| n.parse::<i64>().ok())
+            .is_none_or(|n| n >= 0);
+        // The collection as units: set members, hash fields, or hash (field, value) pairs.
+        let units_of = |snap: &Reply| -> Vec<Vec<Reply>> {
+            let Reply::Array(items) = snap else {
+                return Vec::new();
+            };
+            if !hash {
+                items.iter().map(|i| vec![i.clone()]).collect()
+            } else if with_values {
+                items.chunks(2).map(|p| p.to_vec()).collect()
+            } else {
+                items.chunks(2).map(|p| vec![p[0].clone()]).collect()
+            }
+        };
+        let reply_units = |rep: &Reply| -> Option<Vec<Vec<Reply>>> {
+            match rep {
+                Reply::Bulk(_) => Some(vec![vec![rep.clone()]]),
+                Reply::Array(items) if items.len() % width == 0 => {
+                    Some(items.chunks(width).map(|p| p.to_vec()).collect())
+                }
+                _ => None,
+            }
+        };
+        let valid = |rep: &Reply, snap: &Reply| -> bool {
+            let members = units_of(snap);
+            let Some(units) = reply_units(rep) else {
+                return false;
+            };
+            let all_members = units.iter().all(|u| members.contains(u));
+            let mut seen = units.clone();
+            seen.sort_by_key(|u| u.iter().map(sort_key).collect::<Vec<_>>());
+            seen.dedup();
+            all_members && (!distinct || seen.len() == units.len())
+        };
+        let same_shape = match (&r, &c) {
+            (Reply::Bulk(_), Reply::Bulk(_)) => true,
+            (Reply::Array(a), Reply::Array(b)) => a.len() == b.len() && !a.is_empty(),
+            _ => false,
+        };
+        if !same_shape {
+            if r != c {
+                self.mismatch(0, &bargs, &r, &c);
+            }
+        } else if !valid(&r, &rsnap) {
+            panic!(
+                "[{}] {}: redis's own reply {} does not fit its collection {}: test bug",
+                self.script,
+                show_cmd(&bargs),
+                show(&r),
+                show(&rsnap)
+            );
+        } else if !valid(&c, &csnap) {
+            let note = format!(
+                "caskdb returned non-members or repeats; its collection was {}",
+                show(&csnap)
+            );
+            self.mismatch_note(&bargs, &r, &c, &note);
+        }
+
+        if cmd == "SPOP" {
+            // The popped members are gone, and as many remain on both sides.
+            for (rep, side) in [(&r, 0), (&c, 1)] {
+                for unit in reply_units(rep).unwrap_or_default() {
+                    let Reply::Bulk(m) = &unit[0] else { continue };
+                    let (rs, cs) = self.conn(0);
+                    let conn = if side == 0 { rs } else { cs };
+                    conn.send_bytes(&encode(&[b"SISMEMBER", key.as_bytes(), m]));
+                    let still = conn.read();
+                    if still != Reply::Int(0) {
+                        let name = if side == 0 { "redis" } else { "caskdb" };
+                        self.mismatches.push(format!(
+                            "[{}] {}: {name} still has popped member {} (SISMEMBER: {})",
+                            self.script,
+                            show_cmd(&bargs),
+                            show(&unit[0]),
+                            show(&still)
+                        ));
+                    }
+                }
+            }
+            self.eq(&["SCARD", key]);
+        }
+    }
+
+    /// HSCAN/SSCAN/ZSCAN `key` with options `opts`, iterated to completion on each side: the
+    /// multisets of elements ((field, value) or (member, score) pairs for HSCAN and ZSCAN) are
+    /// compared, since cursors and batching differ by design. A non-array reply (an error)
+    /// is compared exactly.
+    pub fn scan_elems(&mut self, cmd: &str, key: &str, opts: &[&str]) {
+        self.scan_elems_bytes(cmd, key.as_bytes(), opts);
+    }
+
+    pub fn scan_elems_bytes(&mut self, cmd: &str, key: &[u8], opts: &[&str]) {
+        let mut shown: Vec<&[u8]> = vec![cmd.as_bytes(), key, b"*"];
+        shown.extend(opts.iter().map(|o| o.as_bytes()));
+        let width = if cmd.eq_ignore_ascii_case("SSCAN") {
+            1
+        } else {
+            2
+        };
+        let (r, c) = self.conn(0);
+        let re = scan_collection(r, cmd, key, opts, width);
+        let ce = scan_collection(c, cmd, key, opts, width);
+        if re != ce {
+            self.mismatch(0, &shown, &re, &ce);
+        }
+    }
+
+    /// Fails the test with every mismatch seen.
+    pub fn finish(self) {
+        assert!(
+            self.mismatches.is_empty(),
+            "{} replies differ between redis-server and caskdb:\n  {}\n",
+            self.mismatches.len(),
+            self.mismatches.join("\n  ")
+        );
+    }
+}
+
+/// Iterates SCAN to completion; returns the sorted, deduplicated keys as an array, or the
+/// first non-array reply (an error).
+pub fn scan_keys(conn: &mut Raw, opts: &[&str]) -> Reply {
+    let mut cursor = b"0".to_vec();
+    let mut keys = Vec::new();
+    for _ in 0..10_000 {
+        let mut args: Vec<&[u8]> = vec![b"SCAN", &cursor];
+        args.extend(opts.iter().map(|o| o.as_bytes()));
+        conn.send_bytes(&encode(&args));
+        let reply = conn.read();
+        let Reply::Array(parts) = &reply else {
+            return reply;
+        };
+        let [Reply::Bulk(next), Reply::Array(batch)] = parts.as_slice() else {
+            return reply;
+        };
+        keys.extend(batch.iter().cloned());
+        if next.as_slice() == b"0" {
+            // Redis may return a key twice when its table is rehashed during the scan.
+            let mut keys = sorted(Reply::Array(keys));
+            if let Reply::Array(k) = &mut keys {
+                k.dedup();
+            }
+            return keys;
+        }
+        cursor = next.clone();
+    }
+    Reply::Error("SCAN did not finish in 10000 calls".into())
+}
+
+/// A sort key for reply elements: a bulk string's bytes, or the displayed reply.
+fn sort_key(r: &Reply) -> Vec<u8> {
+    match r {
+        Reply::Bulk(b) => b.clone(),
+        other => show(other).into_bytes(),
+    }
+}
+
+/// An array reply taken as units of `width` consecutive elements (1: members, 2: pairs),
+/// sorted; other replies, and arrays not made of whole units, unchanged.
+pub fn sort_units(r: Reply, width: usize) -> Reply {
+    match r {
+        Reply::Array(items) if items.len() % width == 0 => {
+            let mut units: Vec<Vec<Reply>> = items.chunks(width).map(|u| u.to_vec()).collect();
+            units.sort_by_key(|u| u.iter().map(sort_key).collect::<Vec<_>>());
+            Reply::Array(units.into_iter().flatten().collect())
+        }
+        other => other,
+    }
+}
+
+/// Iterates `cmd key cursor opts...` (HSCAN, SSCAN, ZSCAN) to completion; returns the
+/// elements as sorted units of `width`, deduplicated, or the first reply that is not a
+/// well-formed scan reply (an error).
+fn scan_collection(conn: &mut Raw, cmd: &str, key: &[u8], opts: &[&str], width: usize) -> Reply {
+    let mut cursor = b"0".to_vec();
+    let mut elems = Vec::new();
+    for _ in 0..10_000 {
+        let mut args: Vec<&[u8]> = vec![cmd.as_bytes(), key, &cursor];
+        args.extend(opts.iter().map(|o| o.as_bytes()));
+        conn.send_bytes(&encode(&args));
+        let reply = conn.read();
+        let Reply::Array(parts) = &reply else {
+            return reply;
+        };
+        let [Reply::Bulk(next), Reply::Array(batch)] = parts.as_slice() else {
+            return reply;
+        };
+        elems.extend(batch.iter().cloned());
+        if next.as_slice() == b"0" {
+            // Redis may return an element twice when its table is rehashed during the scan.
+            let sorted = sort_units(Reply::Array(elems), width);
+            return match sorted {
+                Reply::Array(items) => {
+                    let mut units: Vec<Vec<Reply>> =
+                        items.chunks(width).map(|u| u.to_vec()).collect();
+                    units.dedup();
+                    Reply::Array(units.into_iter().flatten().collect())
+                }
+                other => other,
+            };
+        }
+        cursor = next.clone();
+    }
+    Reply::Error(format!("{cmd} did not finish in 10000 calls"))
+}
+
+/// Runs `body` against a fresh redis-server and a fresh caskdb server, then fails with every
+/// mismatch. Skips when redis-server is not installed (outside CI).
+pub fn differential(body: impl FnOnce(&mut Diff)) {
+    let Some(redis) = start_redis() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cask = super::start(dir.path());
+    let mut d = Diff::new(redis.addr, cask.addr);
+    body(&mut d);
+    eprintln!("{} commands sent to both servers", d.exchanges);
+    d.finish();
+    cask.stop();
+    drop(redis);
+}
+
+pub fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Wall-clock times for absolute expiries: (future s, future ms, past s, past ms).
+pub fn times() -> (String, String, String, String) {
+    let now = now_s();
+    let fut = now + 1000;
+    (
+        fut.to_string(),
+        (fut * 1000 + 567).to_string(),
+        (now - 1000).to_string(),
+        ((now - 1000) * 1000 + 250).to_string(),
+    )
+}
