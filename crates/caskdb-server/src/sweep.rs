@@ -46,8 +46,11 @@ pub(crate) struct Collections {
 #[derive(Default)]
 struct State {
     stop: bool,
+    /// A sweep and merge was asked for and has not started yet.
     requested: bool,
+    /// A sweep is running; `running_rewrite` if it was asked for (a merge follows).
     running: bool,
+    running_rewrite: bool,
 }
 
 impl Collections {
@@ -86,21 +89,24 @@ impl Collections {
         }
     }
 
-    /// Asks for a sweep followed by a merge (BGREWRITEAOF). Returns false if one is running.
+    /// Asks for a sweep followed by a merge (BGREWRITEAOF). Returns true if it starts now,
+    /// false if it waits for the sweep running now (it then runs after it, so it sees every
+    /// deletion made before the request) or joins a request already waiting.
     pub fn request_rewrite(&self) -> bool {
         let mut s = self.state.lock();
-        if s.running || s.requested {
+        if s.requested {
             return false;
         }
         s.requested = true;
         self.wake.notify_one();
-        true
+        !s.running
     }
 
-    /// Whether a requested sweep and merge is pending or running.
+    /// Whether a requested sweep and merge is waiting or running (automatic sweeps are not
+    /// counted).
     pub fn rewrite_in_progress(&self) -> bool {
         let s = self.state.lock();
-        s.requested || s.running
+        s.requested || s.running_rewrite
     }
 
     /// Stops the sweeper thread (at its next step).
@@ -142,7 +148,8 @@ fn run(shared: &Shared) {
                 continue;
             }
             s.running = true;
-            std::mem::take(&mut s.requested)
+            s.running_rewrite = std::mem::take(&mut s.requested);
+            s.running_rewrite
         };
         last = Instant::now();
         c.orphans.store(0, Ordering::Relaxed);
@@ -166,6 +173,7 @@ fn run(shared: &Shared) {
         }
         let mut s = c.state.lock();
         s.running = false;
+        s.running_rewrite = false;
         if requested {
             c.rewrites.fetch_add(1, Ordering::Relaxed);
         }
