@@ -211,6 +211,18 @@ pub(crate) fn sweep(db: &Db, stop: impl Fn() -> bool) -> caskdb::Result<u64> {
                 if is_live(tx, id)? {
                     return Ok::<_, caskdb::Error>((0, false));
                 }
+                // An expired key record that still names this id goes too: were the clock to
+                // step back, it must not come back pointing at records about to be deleted
+                // (or, after a restart, at a reused id).
+                if let Some(who) = tx.get(keyspace::member_key(id, kind::OWNER, b""))?
+                    && let Some((&db, key)) = who.split_first()
+                    && !key.is_empty()
+                {
+                    let k = keyspace::engine_key(db, key);
+                    if !tx.contains_key(&k)? {
+                        tx.delete(&k)?;
+                    }
+                }
                 let keys = tx.keys_in::<&[u8], _>(
                     (Bound::Included(&lo[..]), Bound::Excluded(&hi[..])),
                     STEP,

@@ -2091,6 +2091,43 @@ fn sorted_sets() {
         d.eq_bytes(&[b"ZADD", b"\xff\x00key", b"1", b""]);
         d.eq_bytes(&[b"ZRANGE", b"\xff\x00key", b"0", b"-1", b"WITHSCORES"]);
 
+        // Lex ranges over members with different scores (unspecified in the docs, but small
+        // sets answer deterministically): Redis first checks the ends of the whole set.
+        d.all(&[
+            &["ZADD", "mixed", "1", "b", "2", "a", "3", "d", "4", "c"],
+            &["ZRANGEBYLEX", "mixed", "[b", "+"],
+            &["ZRANGEBYLEX", "mixed", "-", "[a"],
+            &["ZRANGEBYLEX", "mixed", "[a", "[c"],
+            &["ZREVRANGEBYLEX", "mixed", "+", "[b"],
+            &["ZREVRANGEBYLEX", "mixed", "[c", "-"],
+            &["ZLEXCOUNT", "mixed", "[b", "+"],
+            &["ZREMRANGEBYLEX", "mixed", "[d", "+"],
+            &["ZADD", "mixed2", "1", "b", "2", "a"],
+            &["ZRANGEBYLEX", "mixed2", "[b", "+"],
+            &["ZREVRANGEBYLEX", "mixed2", "+", "[b"],
+            &["ZREMRANGEBYLEX", "mixed2", "[b", "+"],
+            &["ZCARD", "mixed2"],
+            &["ZRANGE", "mixed", "0", "-1", "WITHSCORES"],
+        ]);
+        // LIMIT 0 -1 means no limit, even for a rank range; any other LIMIT there is refused,
+        // ZREVRANGE included.
+        d.all(&[
+            &["ZRANGE", "mixed", "0", "-1", "LIMIT", "0", "-1"],
+            &["ZRANGE", "mixed", "0", "-1", "LIMIT", "5", "-1"],
+            &["ZRANGE", "mixed", "0", "-1", "LIMIT", "0", "1"],
+            &["ZREVRANGE", "mixed", "0", "-1", "LIMIT", "0", "1"],
+            &[
+                "ZREVRANGE",
+                "mixed",
+                "0",
+                "-1",
+                "LIMIT",
+                "0",
+                "-1",
+                "WITHSCORES",
+            ],
+        ]);
+
         d.script("zremrangebyrank/zremrangebyscore/zremrangebylex");
         let fill: &[&str] = &[
             "ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e", "6", "f",

@@ -375,7 +375,7 @@ fn lpos(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                 return Err(Frame::err("RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list").into());
             }
             if rank == i64::MIN {
-                return Err(Frame::err("value is out of range").into());
+                return Err(Frame::err("value is out of range, value must between -9223372036854775807 and 9223372036854775807").into());
             }
         } else if is(&args[i], "count") {
             // Redis gives this message for a non-integer too.

@@ -253,7 +253,8 @@ impl<'db> Ctx<'_, 'db> {
     /// Deletes `key` from `db` like [`Ctx::remove_in`], noting the members a collection leaves
     /// behind for the sweeper.
     pub fn remove_counting_in(&mut self, db: u8, key: &[u8]) -> Result<bool, CmdError> {
-        if let Some(e) = self.lookup_in(db, key)?
+        // A value this version cannot decode is still deleted (only not counted).
+        if let Ok(Some(e)) = self.lookup_in(db, key)
             && let Some(m) = keyspace::Meta::decode(&e)
         {
             self.shared.collections.orphaned(m.len);

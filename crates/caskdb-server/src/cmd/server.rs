@@ -83,7 +83,7 @@ pub(crate) fn register(t: &mut Vec<Spec>) {
         spec(
             "bgrewriteaof",
             1,
-            ADMIN | NO_QUEUE,
+            ADMIN,
             (0, 0, 0),
             g,
             "Reclaims the members of deleted collections, then merges the data files, in the background.",

@@ -524,14 +524,20 @@ fn lex_select(
     max: &Lex,
     rev: bool,
 ) -> Result<Vec<(Bytes, f64)>, CmdError> {
-    let ends = |ctx: &mut Ctx<'_, '_>, back: bool| -> Result<Option<f64>, CmdError> {
+    let ends = |ctx: &mut Ctx<'_, '_>, back: bool| -> Result<Option<(Bytes, f64)>, CmdError> {
         let e = ctx.members(m, kind::SCORE, Bound::Unbounded, Bound::Unbounded, 1, back)?;
-        Ok(e.first().map(|(rest, _)| split_entry(rest).1))
+        Ok(e.first().map(|(rest, _)| split_entry(rest)))
     };
-    let (first, last) = (ends(ctx, false)?, ends(ctx, true)?);
-    let (Some(first), Some(last)) = (first, last) else {
+    let (Some((first_member, first)), Some((last_member, last))) =
+        (ends(ctx, false)?, ends(ctx, true)?)
+    else {
         return Ok(Vec::new());
     };
+    // Redis's `zslIsInLexRange`: nothing if the last member is below min or the first above
+    // max (which matters only when scores differ).
+    if !gte_min(&last_member, min) || !lte_max(&first_member, max) {
+        return Ok(Vec::new());
+    }
     let entries = if score_bits(first) == score_bits(last) {
         // One score: seek straight to the near bound.
         let prefix = score_bits(first).to_be_bytes().to_vec();
@@ -634,7 +640,7 @@ fn range_generic(
         let a = &args[i];
         if is(a, "withscores") {
             withscores = true;
-        } else if is(a, "limit") && i + 2 < args.len() && (zrange_syntax || k != Kind::Rank) {
+        } else if is(a, "limit") && i + 2 < args.len() {
             limit = Some((int_arg(&args[i + 1])?, int_arg(&args[i + 2])?));
             i += 2;
         } else if zrange_syntax && k == Kind::Rank && is(a, "byscore") {
@@ -647,6 +653,11 @@ fn range_generic(
             return Err(syntax_error());
         }
         i += 1;
+    }
+    // Redis 7.0 takes a LIMIT count of -1 as no LIMIT at all for a rank range (the offset is
+    // then ignored too).
+    if k == Kind::Rank && limit.is_some_and(|(_, count)| count == -1) {
+        limit = None;
     }
     if limit.is_some() && k == Kind::Rank {
         return Err(Frame::err(
