@@ -48,6 +48,36 @@ impl Ctx<'_, '_> {
         }
     }
 
+    /// The size of the collection of type `ty` under `key` (0 if there is none): HLEN, LLEN,
+    /// SCARD, ZCARD.
+    pub fn coll_len(&mut self, key: &[u8], ty: Type) -> Result<Frame, CmdError> {
+        let m = self.coll(key, ty)?;
+        Ok(Frame::Integer(m.map_or(0, |m| m.len as i64)))
+    }
+
+    /// Deletes `members` from the hash or set of type `ty` under `key` (HDEL, SREM); replies
+    /// with how many were there.
+    pub fn remove_members(
+        &mut self,
+        key: &[u8],
+        ty: Type,
+        members: &[Bytes],
+    ) -> Result<Frame, CmdError> {
+        let Some(before) = self.coll(key, ty)? else {
+            return Ok(Frame::Integer(0));
+        };
+        let mut m = before.clone();
+        let mut removed = 0;
+        for member in members {
+            if self.del_member(&m, kind::MEMBER, member)? {
+                m.len -= 1;
+                removed += 1;
+            }
+        }
+        self.save(key, &m, &before)?;
+        Ok(Frame::Integer(removed))
+    }
+
     /// Writes `m` back as the collection under `key` in the selected database: its metadata
     /// (and, for a new one, its owner record), or deletes it once it is empty. The caller has
     /// written or deleted the members already. `before` is the metadata as read, so an
@@ -215,11 +245,6 @@ impl Ctx<'_, '_> {
     }
 }
 
-/// Whether `arg` is a glob pattern that matches everything.
-fn matches_all(pattern: Option<&Bytes>) -> bool {
-    pattern.is_none_or(|p| p.as_ref() == b"*")
-}
-
 /// HSCAN, SSCAN, ZSCAN: `key cursor [MATCH pattern] [COUNT count]`. The cursor stands for the
 /// last member returned; `emit` turns a `(member, value)` pair into reply items (the pattern is
 /// matched against the member).
@@ -229,66 +254,22 @@ pub(crate) fn scan_members(
     ty: Type,
     emit: impl Fn(&Bytes, &Bytes, &mut Vec<Frame>),
 ) -> crate::cmd::CmdResult {
-    use crate::cmd::{int_arg, is, syntax_error};
-    let cursor: u64 = std::str::from_utf8(&args[2])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| Frame::err("invalid cursor"))?;
-    let mut count = 10i64;
-    let mut pattern: Option<&Bytes> = None;
-    let mut i = 3;
-    while i < args.len() {
-        if i + 1 >= args.len() {
-            return Err(syntax_error());
-        }
-        if is(&args[i], "count") {
-            count = int_arg(&args[i + 1])?;
-            if count < 1 {
-                return Err(syntax_error());
-            }
-        } else if is(&args[i], "match") {
-            pattern = Some(&args[i + 1]);
-        } else {
-            return Err(syntax_error());
-        }
-        i += 2;
-    }
-    let db = ctx.conn.db;
+    use crate::cmd::keys::{ScanArgs, scan_reply};
+    let scan = ScanArgs::parse(args, 2, false)?;
     let Some(m) = ctx.coll(&args[1], ty)? else {
         return Ok(scan_reply(0, Vec::new()));
     };
-    let after = if cursor == 0 {
-        None
-    } else {
-        Some(
-            ctx.shared
-                .cursors
-                .get(db, cursor)
-                .ok_or_else(|| Frame::err("invalid cursor"))?,
-        )
-    };
-    let count = count.min(100_000) as usize;
+    let after = scan.after(ctx)?;
     let lo = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-    let batch = ctx.members(&m, kind::MEMBER, lo, Bound::Unbounded, count, false)?;
-    let next = match batch.last() {
-        Some((last, _)) if batch.len() == count => ctx.shared.cursors.put(db, last.clone()),
-        _ => 0,
-    };
+    let batch = ctx.members(&m, kind::MEMBER, lo, Bound::Unbounded, scan.count, false)?;
+    let next = scan.next(ctx, batch.len(), batch.last().map(|(member, _)| member));
     let mut out = Vec::new();
     for (member, value) in &batch {
-        if !matches_all(pattern) && !pattern.is_some_and(|p| crate::glob::matches(p, member)) {
-            continue;
+        if scan.matches(member) {
+            emit(member, value, &mut out);
         }
-        emit(member, value, &mut out);
     }
     Ok(scan_reply(next, out))
-}
-
-fn scan_reply(next: u64, items: Vec<Frame>) -> Frame {
-    Frame::Array(vec![
-        Frame::Bulk(Bytes::from(next.to_string())),
-        Frame::Array(items),
-    ])
 }
 
 /// A random index below `n` (not for secrets).

@@ -208,20 +208,19 @@ pub(crate) fn sweep(db: &Db, stop: impl Fn() -> bool) -> caskdb::Result<u64> {
             let lo = keyspace::member_prefix(id, kind::OWNER)[..9].to_vec();
             let hi = id_end(tag, id);
             let (n, more) = db.transaction(|tx| {
-                if is_live(tx, id)? {
+                let owner = owner_key(tx, id)?;
+                if let Some(k) = &owner
+                    && holds(tx, k, id)?
+                {
                     return Ok::<_, caskdb::Error>((0, false));
                 }
                 // An expired key record that still names this id goes too: were the clock to
                 // step back, it must not come back pointing at records about to be deleted
                 // (or, after a restart, at a reused id).
-                if let Some(who) = tx.get(keyspace::member_key(id, kind::OWNER, b""))?
-                    && let Some((&db, key)) = who.split_first()
-                    && !key.is_empty()
+                if let Some(k) = &owner
+                    && !tx.contains_key(k)?
                 {
-                    let k = keyspace::engine_key(db, key);
-                    if !tx.contains_key(&k)? {
-                        tx.delete(&k)?;
-                    }
+                    tx.delete(k)?;
                 }
                 let keys = tx.keys_in::<&[u8], _>(
                     (Bound::Included(&lo[..]), Bound::Excluded(&hi[..])),
@@ -256,19 +255,18 @@ fn id_end(tag: u8, id: u64) -> Vec<u8> {
     }
 }
 
-/// Whether the key named by `id`'s owner record holds a live collection with that id.
-fn is_live(tx: &Transaction<'_>, id: u64) -> caskdb::Result<bool> {
-    let owner = keyspace::member_key(id, kind::OWNER, b"");
-    let Some(who) = tx.get(&owner)? else {
-        return Ok(false);
-    };
-    let Some((&db, key)) = who.split_first() else {
-        return Ok(false);
-    };
-    if key.is_empty() {
-        return Ok(false);
-    }
-    let Some((raw, at)) = tx.get_with_expiry(keyspace::engine_key(db, key))? else {
+/// The engine key that `id`'s owner record names, if it has a usable one.
+fn owner_key(tx: &Transaction<'_>, id: u64) -> caskdb::Result<Option<keyspace::EngineKey>> {
+    let who = tx.get(keyspace::member_key(id, kind::OWNER, b""))?;
+    Ok(match who.as_deref().and_then(|w| w.split_first()) {
+        Some((&db, key)) if !key.is_empty() => Some(keyspace::engine_key(db, key)),
+        _ => None,
+    })
+}
+
+/// Whether engine key `k` holds a live collection with id `id`.
+fn holds(tx: &Transaction<'_>, k: &[u8], id: u64) -> caskdb::Result<bool> {
+    let Some((raw, at)) = tx.get_with_expiry(k)? else {
         return Ok(false);
     };
     Ok(Entry::decode(raw, at)

@@ -99,25 +99,11 @@ fn hmget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn hdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let key = &args[1];
-    let Some(before) = ctx.coll(key, Type::Hash)? else {
-        return Ok(Frame::Integer(0));
-    };
-    let mut m = before.clone();
-    let mut removed = 0;
-    for field in &args[2..] {
-        if ctx.del_member(&m, kind::MEMBER, field)? {
-            removed += 1;
-            m.len -= 1;
-        }
-    }
-    ctx.save(key, &m, &before)?;
-    Ok(Frame::Integer(removed))
+    ctx.remove_members(&args[1], Type::Hash, &args[2..])
 }
 
 fn hlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let m = ctx.coll(&args[1], Type::Hash)?;
-    Ok(Frame::Integer(m.map_or(0, |m| m.len as i64)))
+    ctx.coll_len(&args[1], Type::Hash)
 }
 
 fn hexists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

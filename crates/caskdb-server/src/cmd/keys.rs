@@ -251,57 +251,100 @@ fn keys(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Array(out))
 }
 
-fn scan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let cursor: u64 = std::str::from_utf8(&args[1])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| Frame::err("invalid cursor"))?;
-    let mut count = 10i64;
-    let mut pattern: Option<&Bytes> = None;
-    let mut ty: Option<&Bytes> = None;
-    let mut i = 2;
-    while i < args.len() {
-        if i + 1 >= args.len() {
-            return Err(syntax_error());
-        }
-        let (opt, val) = (&args[i], &args[i + 1]);
-        if is(opt, "count") {
-            count = int_arg(val)?;
-            if count < 1 {
+/// The arguments of SCAN and of HSCAN/SSCAN/ZSCAN: `cursor [MATCH pattern] [COUNT count]`
+/// (and `[TYPE type]` for SCAN). A cursor stands for "after this key (or member)" in the
+/// server's cursor table.
+pub(crate) struct ScanArgs<'a> {
+    cursor: u64,
+    /// Items per call (at most 100,000).
+    pub count: usize,
+    pattern: Option<&'a Bytes>,
+    /// SCAN's TYPE filter.
+    pub ty: Option<&'a Bytes>,
+}
+
+impl<'a> ScanArgs<'a> {
+    /// Parses `args[at..]`: the cursor, then the options (TYPE only if `with_type`).
+    pub fn parse(args: &'a [Bytes], at: usize, with_type: bool) -> Result<Self, CmdError> {
+        let cursor: u64 = std::str::from_utf8(&args[at])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Frame::err("invalid cursor"))?;
+        let mut count = 10i64;
+        let mut pattern: Option<&Bytes> = None;
+        let mut ty: Option<&Bytes> = None;
+        let mut i = at + 1;
+        while i < args.len() {
+            if i + 1 >= args.len() {
                 return Err(syntax_error());
             }
-        } else if is(opt, "match") {
-            pattern = Some(val);
-        } else if is(opt, "type") {
-            ty = Some(val);
-        } else {
-            return Err(syntax_error());
+            let (opt, val) = (&args[i], &args[i + 1]);
+            if is(opt, "count") {
+                count = int_arg(val)?;
+                if count < 1 {
+                    return Err(syntax_error());
+                }
+            } else if is(opt, "match") {
+                pattern = Some(val);
+            } else if with_type && is(opt, "type") {
+                ty = Some(val);
+            } else {
+                return Err(syntax_error());
+            }
+            i += 2;
         }
-        i += 2;
+        Ok(ScanArgs {
+            cursor,
+            count: count.min(100_000) as usize,
+            pattern,
+            ty,
+        })
     }
-    let db = ctx.conn.db;
-    let after = if cursor == 0 {
-        None
-    } else {
-        Some(
-            ctx.shared
-                .cursors
-                .get(db, cursor)
-                .ok_or_else(|| Frame::err("invalid cursor"))?,
-        )
-    };
-    let count = count.min(100_000) as usize;
-    let batch = ctx.keys_after(db, after.as_deref(), count)?;
-    let next = match batch.last() {
-        Some(last) if batch.len() == count => ctx.shared.cursors.put(db, last.clone()),
-        _ => 0,
-    };
+
+    /// Where the cursor resumes: `None` from the start.
+    pub fn after(&self, ctx: &Ctx<'_, '_>) -> Result<Option<Bytes>, CmdError> {
+        if self.cursor == 0 {
+            return Ok(None);
+        }
+        let found = ctx.shared.cursors.get(ctx.conn.db, self.cursor);
+        Ok(Some(found.ok_or_else(|| Frame::err("invalid cursor"))?))
+    }
+
+    /// The cursor to reply with after a batch of `len` items ending at `last`: 0 when the
+    /// batch was short (the walk is done).
+    pub fn next(&self, ctx: &Ctx<'_, '_>, len: usize, last: Option<&Bytes>) -> u64 {
+        match last {
+            Some(last) if len == self.count => ctx.shared.cursors.put(ctx.conn.db, last.clone()),
+            _ => 0,
+        }
+    }
+
+    /// Whether `item` passes the MATCH pattern.
+    pub fn matches(&self, item: &[u8]) -> bool {
+        self.pattern
+            .is_none_or(|p| p.as_ref() == b"*" || glob::matches(p, item))
+    }
+}
+
+/// A SCAN-style reply: the next cursor, then the items.
+pub(crate) fn scan_reply(next: u64, items: Vec<Frame>) -> Frame {
+    Frame::Array(vec![
+        Frame::Bulk(Bytes::from(next.to_string())),
+        Frame::Array(items),
+    ])
+}
+
+fn scan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let scan = ScanArgs::parse(args, 1, true)?;
+    let after = scan.after(ctx)?;
+    let batch = ctx.keys_after(ctx.conn.db, after.as_deref(), scan.count)?;
+    let next = scan.next(ctx, batch.len(), batch.last());
     let mut out = Vec::new();
     for k in batch {
-        if pattern.is_some_and(|p| p.as_ref() != b"*" && !glob::matches(p, &k)) {
+        if !scan.matches(&k) {
             continue;
         }
-        if let Some(t) = ty {
+        if let Some(t) = scan.ty {
             match ctx.lookup(&k)? {
                 Some(e) if is(t, e.ty.name()) => {}
                 _ => continue,
@@ -309,10 +352,7 @@ fn scan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         }
         out.push(Frame::Bulk(k));
     }
-    Ok(Frame::Array(vec![
-        Frame::Bulk(Bytes::from(next.to_string())),
-        Frame::Array(out),
-    ]))
+    Ok(scan_reply(next, out))
 }
 
 fn randomkey(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {

@@ -142,8 +142,7 @@ fn rpop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn llen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let m = ctx.coll(&args[1], Type::List)?;
-    Ok(Frame::Integer(m.map_or(0, |m| m.len as i64)))
+    ctx.coll_len(&args[1], Type::List)
 }
 
 /// The position of index `i` (negative from the tail) in `m`, if it is inside the list.

@@ -7,7 +7,7 @@
 
 mod connection;
 mod hashes;
-mod keys;
+pub(crate) mod keys;
 mod lists;
 mod server;
 mod sets;

@@ -51,20 +51,7 @@ fn sadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn srem(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let key = &args[1];
-    let Some(before) = ctx.coll(key, Type::Set)? else {
-        return Ok(Frame::Integer(0));
-    };
-    let mut m = before.clone();
-    let mut removed = 0;
-    for member in &args[2..] {
-        if ctx.del_member(&m, kind::MEMBER, member)? {
-            m.len -= 1;
-            removed += 1;
-        }
-    }
-    ctx.save(key, &m, &before)?;
-    Ok(Frame::Integer(removed))
+    ctx.remove_members(&args[1], Type::Set, &args[2..])
 }
 
 fn sismember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
@@ -112,8 +99,7 @@ fn smembers(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn scard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let m = ctx.coll(&args[1], Type::Set)?;
-    Ok(Frame::Integer(m.map_or(0, |m| m.len as i64)))
+    ctx.coll_len(&args[1], Type::Set)
 }
 
 fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
