@@ -13,14 +13,15 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::ffi::OsStr;
+use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use caskdb_server::{Config, Server};
+use caskdb_server::Config;
 use common::{Raw, Reply, encode, encode_bytes};
 
 // ---------------------------------------------------------------------------------------------
@@ -31,7 +32,6 @@ const CHILD_BULK_ENV: &str = "CASKDB_ABUSE_CHILD_PROTO_MAX_BULK_LEN";
 /// Address space the server process may use: a server that ran away with memory aborts
 /// instead of taking the machine's (it starts at about 0.75 GiB of mostly reserved space).
 const CHILD_ADDRESS_SPACE: u64 = 4 << 30;
-const ADDR_LINE: &str = "caskdb-abuse-server-addr=";
 
 /// Not a test on its own: the server process the other tests start (see [`ChildServer`]).
 /// Without its environment variable it returns at once.
@@ -49,11 +49,6 @@ fn server_child_process() {
         };
         assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &lim), 0, "RLIMIT_AS");
     }
-    // Never outlive the test process: its end closes our stdin.
-    std::thread::spawn(|| {
-        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
-        std::process::exit(0);
-    });
     let mut config = Config {
         port: 0,
         dir: dir.into(),
@@ -62,17 +57,7 @@ fn server_child_process() {
     if let Ok(n) = std::env::var(CHILD_BULK_ENV) {
         config.proto_max_bulk_len = n.parse().expect("a number");
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let server = Server::bind(config).await.expect("the server binds");
-        println!("{ADDR_LINE}{}", server.local_addrs()[0]);
-        std::io::stdout().flush().unwrap();
-        server.run().await.expect("the server stops cleanly");
-    });
+    common::child::serve(config);
 }
 
 /// A server in its own process, killed on drop if [`ChildServer::stop`] was not called.
@@ -92,42 +77,13 @@ impl ChildServer {
     fn start_with(proto_max_bulk_len: Option<u64>) -> ChildServer {
         raise_nofile_limit();
         let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args([
-            "server_child_process",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR_ENV, dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-        if let Some(n) = proto_max_bulk_len {
-            cmd.env(CHILD_BULK_ENV, n.to_string());
+        let bulk = proto_max_bulk_len.map(|n| n.to_string());
+        let mut envs: Vec<(&str, &OsStr)> = vec![(CHILD_DIR_ENV, dir.path().as_os_str())];
+        if let Some(n) = &bulk {
+            envs.push((CHILD_BULK_ENV, OsStr::new(n)));
         }
-        let mut child = cmd.spawn().expect("start the server process");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        // Reads the address, then drains the rest (libtest's lines) so the child never blocks.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                // libtest's "test server_child_process ... " may come first on the line.
-                if let Some((_, addr)) = line.split_once(ADDR_LINE) {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(a) => a.parse().expect("an address"),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the server process did not report its address");
-            }
-        };
+        let (mut child, addr) =
+            common::child::spawn("server_child_process", &envs, Duration::from_secs(60));
         ChildServer {
             pid: child.id(),
             stdin: child.stdin.take(),

@@ -20,15 +20,15 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Debug;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use caskdb_server::{AppendFsync, Config, Server};
+use caskdb_server::{AppendFsync, Config};
 use common::{Raw, Reply, start};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, TestCaseError, TestRunner};
@@ -2285,7 +2285,6 @@ fn member_changes_abort_watching_transactions() {
 // kill -9.
 
 const CHILD_DIR_ENV: &str = "CASKDB_COLLECTIONS_CHILD_DIR";
-const CHILD_ADDR: &str = "caskdb-collections-child-addr=";
 
 /// Not a test on its own: the server process that `kill_9_loses_no_acknowledged_write` starts
 /// and kills (this test binary run again). Without its environment variable it returns at once.
@@ -2295,27 +2294,11 @@ fn crash_child_server() {
     let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
         return;
     };
-    // Never outlive the test process: its end closes our stdin.
-    std::thread::spawn(|| {
-        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
-        std::process::exit(0);
-    });
-    let config = Config {
+    common::child::serve(Config {
         port: 0,
         dir: dir.into(),
         appendfsync: AppendFsync::Always,
         ..Config::default()
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let server = Server::bind(config).await.expect("the server binds");
-        println!("{CHILD_ADDR}{}", server.local_addrs()[0]);
-        std::io::stdout().flush().unwrap();
-        server.run().await.expect("the server stops cleanly");
     });
 }
 
@@ -2328,38 +2311,11 @@ struct ChildServer {
 
 impl ChildServer {
     fn start(dir: &Path) -> ChildServer {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "crash_child_server",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DIR_ENV, dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the server process");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some((_, addr)) = line.split_once(CHILD_ADDR) {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(DEADLINE) {
-            Ok(a) => a.parse().expect("an address"),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the server process did not report its address");
-            }
-        };
+        let (mut child, addr) = common::child::spawn(
+            "crash_child_server",
+            &[(CHILD_DIR_ENV, dir.as_os_str())],
+            DEADLINE,
+        );
         ChildServer {
             stdin: child.stdin.take(),
             child: Some(child),

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use caskdb_server::{Config, Server};
 
+pub mod child;
 pub mod diff;
 
 /// A server running on its own runtime thread; stopped by SHUTDOWN on drop.
