@@ -1,4 +1,4 @@
-//! Fuzz target: see `caskdb::fuzzing::hint` for what it checks.
+//! Fuzz target: see `caskdb_testkit::fuzz::hint` for what it checks.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| caskdb::fuzzing::hint(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| caskdb_testkit::fuzz::hint(data));

@@ -1,4 +1,4 @@
-//! Fuzz target: see `caskdb::fuzzing::record` for what it checks.
+//! Fuzz target: see `caskdb_testkit::fuzz::record` for what it checks.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| caskdb::fuzzing::record(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| caskdb_testkit::fuzz::record(data));

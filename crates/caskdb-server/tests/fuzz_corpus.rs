@@ -4,5 +4,5 @@
 
 #[test]
 fn resp_corpus() {
-    caskdb::fuzzing::replay_corpus("resp", 100, caskdb_server::fuzzing::resp);
+    caskdb_testkit::corpus::replay_corpus("resp", 100, caskdb_server::fuzzing::resp);
 }

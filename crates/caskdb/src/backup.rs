@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use crate::Db;
-use crate::data_file::data_file_name;
+use crate::db::Db;
 use crate::error::{Result, io_context};
 use crate::hint::hint_file_name;
+use crate::log::file::data_file_name;
 
 /// Bytes copied per step from the active file.
 const COPY_CHUNK: usize = 1 << 20;
@@ -25,10 +25,11 @@ impl Db {
     /// [`Error::Closed`](crate::Error::Closed).
     pub fn backup(&self, dest: impl AsRef<Path>) -> Result<()> {
         let dest = dest.as_ref();
-        let core = &self.inner.core;
+        let log = &self.inner.core.log;
+        let vfs = log.vfs();
         let inside = |d: &Path| {
-            let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-            d.ancestors().any(|a| canon(a) == canon(&core.dir))
+            let canon = |p: &Path| vfs.canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            d.ancestors().any(|a| canon(a) == canon(log.dir()))
         };
         if inside(dest) {
             return Err(io_context(
@@ -37,18 +38,18 @@ impl Db {
                 dest,
             ));
         }
-        let created = !dest.exists();
+        let created = !vfs.exists(dest);
         let result = self.backup_into(dest);
         if result.is_err() && created {
             // leave no half-made copy to trip over on the next attempt
-            let _ = std::fs::remove_dir_all(dest);
+            let _ = vfs.remove_dir_all(dest);
         }
         result
     }
 
     fn backup_into(&self, dest: &Path) -> Result<()> {
         let core = &self.inner.core;
-        let vfs = core.vfs.as_ref();
+        let (vfs, dir) = (core.log.vfs(), core.log.dir());
         vfs.create_dir_all(dest)
             .map_err(|e| io_context(e, "create backup directory", dest))?;
         let existing = vfs
@@ -63,7 +64,7 @@ impl Db {
         }
         let _no_merge = core.merge_lock.lock();
         let (active, active_len, sealed) = {
-            let w = core.writer.lock();
+            let w = core.log.lock();
             core.check_open()?;
             let active = w.active.clone();
             let sealed: Vec<u32> = w
@@ -76,14 +77,14 @@ impl Db {
             (active, len, sealed)
         };
         let names = vfs
-            .list(&core.dir)
-            .map_err(|e| io_context(e, "list database directory", &core.dir))?;
+            .list(dir)
+            .map_err(|e| io_context(e, "list database directory", dir))?;
         for id in sealed {
             for name in [data_file_name(id), hint_file_name(id)] {
                 if !names.contains(&name) {
                     continue; // hints exist only for merged files
                 }
-                let (from, to) = (core.dir.join(&name), dest.join(&name));
+                let (from, to) = (dir.join(&name), dest.join(&name));
                 vfs.link_or_copy(&from, &to)
                     .map_err(|e| io_context(e, "back up", &from))?;
             }

@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data_file::{data_file_name, parse_data_file_name};
 use crate::error::{Error, Result, io_context};
 use crate::hint::{self, hint_file_name, parse_hint_file_name};
-use crate::merge::TEMP_SUFFIX;
-use crate::record::{self, FILE_HEADER_LEN, KIND_DATA, RecordType};
-use crate::recovery::{Damage, Window, classify, has_nonzero, naming, read_record, save_tail};
+use crate::log::file::{LOCK_FILE, TEMP_SUFFIX, data_file_name, parse_data_file_name};
+use crate::log::reader::{
+    Damage, Window, batch_records, classify, has_nonzero, naming, read_record, save_tail,
+};
+use crate::log::record::{self, FILE_HEADER_LEN, KIND_DATA, RecordType};
 use crate::vfs::{LogFile, OpenMode, StdVfs, Vfs};
 
 /// What [`check`] found.
@@ -72,18 +73,30 @@ pub struct CheckProgress {
 pub fn check(
     path: impl AsRef<Path>,
     repair: bool,
+    progress: impl FnMut(CheckProgress),
+) -> Result<CheckReport> {
+    check_with(&StdVfs, path, repair, progress)
+}
+
+/// [`check`] through the file layer `vfs` (see [`Options::vfs`](crate::Options::vfs)).
+///
+/// # Errors
+/// As [`check`].
+pub fn check_with(
+    vfs: &dyn Vfs,
+    path: impl AsRef<Path>,
+    repair: bool,
     mut progress: impl FnMut(CheckProgress),
 ) -> Result<CheckReport> {
     let dir = path.as_ref();
-    let vfs = StdVfs;
-    if !dir.is_dir() {
+    if !vfs.exists(dir) {
         return Err(io_context(
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
             "check",
             dir,
         ));
     }
-    let lock_path = dir.join("LOCK");
+    let lock_path = dir.join(LOCK_FILE);
     let _lock = vfs
         .try_lock(&lock_path)
         .map_err(|e| io_context(e, "lock", &lock_path))?
@@ -95,8 +108,8 @@ pub fn check(
 
     for name in names.iter().filter(|n| n.ends_with(TEMP_SUFFIX)) {
         let path = dir.join(name);
-        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
-        let repaired = repair && remove(&vfs, dir, &path).is_ok();
+        let len = file_len(vfs, &path);
+        let repaired = repair && remove(vfs, dir, &path).is_ok();
         report.problems.push(Problem {
             file: path,
             offset: 0,
@@ -117,7 +130,7 @@ pub fn check(
         .collect();
     let total: u64 = ids
         .iter()
-        .map(|&id| std::fs::metadata(dir.join(data_file_name(id))).map_or(0, |m| m.len()))
+        .map(|&id| file_len(vfs, &dir.join(data_file_name(id))))
         .sum();
     let mut done = 0;
     for (i, &id) in ids.iter().enumerate() {
@@ -128,7 +141,7 @@ pub fn check(
             .map_err(|e| io_context(e, "open", &path))?;
         report.data_files += 1;
         let rewritten = check_data_file(
-            &vfs,
+            vfs,
             dir,
             id,
             &path,
@@ -150,7 +163,7 @@ pub fn check(
         let hint_path = dir.join(hint_file_name(id));
         if rewritten {
             // its offsets no longer hold; the file was rewritten by the repair
-            let repaired = remove(&vfs, dir, &hint_path).is_ok();
+            let repaired = remove(vfs, dir, &hint_path).is_ok();
             report.problems.push(Problem {
                 file: hint_path,
                 offset: 0,
@@ -160,16 +173,16 @@ pub fn check(
             });
             continue;
         }
-        let hint_len = std::fs::metadata(&hint_path).map_or(0, |m| m.len());
+        let hint_len = file_len(vfs, &hint_path);
         let verdict = if hint_len > hint::max_len(file.len()) {
             Err(format!("{hint_len} bytes, too large for its data file"))
         } else {
-            std::fs::read(&hint_path)
+            read_whole(vfs, &hint_path)
                 .map_err(|e| e.to_string())
                 .and_then(|buf| hint::decode(&buf, id, file.len()).map(|_| ()))
         };
         if let Err(why) = verdict {
-            let repaired = repair && remove(&vfs, dir, &hint_path).is_ok();
+            let repaired = repair && remove(vfs, dir, &hint_path).is_ok();
             report.problems.push(Problem {
                 file: hint_path,
                 offset: 0,
@@ -181,7 +194,7 @@ pub fn check(
     }
     for id in hints.iter().filter(|id| !ids.contains(id)) {
         let path = dir.join(hint_file_name(*id));
-        let repaired = repair && remove(&vfs, dir, &path).is_ok();
+        let repaired = repair && remove(vfs, dir, &path).is_ok();
         report.problems.push(Problem {
             file: path,
             offset: 0,
@@ -193,7 +206,20 @@ pub fn check(
     Ok(report)
 }
 
-fn remove(vfs: &StdVfs, dir: &Path, path: &Path) -> Result<()> {
+/// The length of the file at `path`, 0 if it cannot be opened.
+fn file_len(vfs: &dyn Vfs, path: &Path) -> u64 {
+    vfs.open(path, OpenMode::ReadOnly).map_or(0, |f| f.len())
+}
+
+/// The whole content of the file at `path`.
+fn read_whole(vfs: &dyn Vfs, path: &Path) -> std::io::Result<Vec<u8>> {
+    let file = vfs.open(path, OpenMode::ReadOnly)?;
+    let mut buf = vec![0u8; file.len() as usize];
+    file.read_at(0, &mut buf)?;
+    Ok(buf)
+}
+
+fn remove(vfs: &dyn Vfs, dir: &Path, path: &Path) -> Result<()> {
     vfs.remove_file(path)
         .and_then(|()| vfs.sync_dir(dir))
         .map_err(|e| io_context(e, "remove", path))
@@ -201,12 +227,12 @@ fn remove(vfs: &StdVfs, dir: &Path, path: &Path) -> Result<()> {
 
 /// Checks one data file; with `repair`, fixes it. Returns whether it was rewritten.
 ///
-/// Damage is classified exactly as open classifies it (`recovery::classify`): in the newest
+/// Damage is classified exactly as open classifies it (`log::reader::classify`): in the newest
 /// file, crash damage is a tail that open would cut; everywhere else a bad region is
 /// corruption, and the records after it are kept. A batch with any bad part goes whole.
 #[allow(clippy::too_many_arguments)]
 fn check_data_file(
-    vfs: &StdVfs,
+    vfs: &dyn Vfs,
     dir: &Path,
     id: u32,
     path: &Path,
@@ -256,7 +282,8 @@ fn check_data_file(
     while pos < len {
         match read_record(&mut window, pos, len) {
             Ok((h, bytes)) => {
-                if h.kind == RecordType::Batch && !batch_contents_ok(&h, bytes) {
+                let batch_ok = || h.key_len == 0 && batch_records(&h, bytes).all(|r| r.is_ok());
+                if h.kind == RecordType::Batch && !batch_ok() {
                     bad.push((
                         pos,
                         h.total_len(),
@@ -328,28 +355,9 @@ fn check_data_file(
     Ok(repair)
 }
 
-/// Whether every record inside a batch envelope (whose own CRC checked) is well formed.
-fn batch_contents_ok(h: &record::RecordHeader, bytes: &[u8]) -> bool {
-    let mut at = h.header_len + h.key_len as usize;
-    while at < bytes.len() {
-        let inner = &bytes[at..];
-        match record::decode_header(inner) {
-            Ok(ih)
-                if ih.kind != RecordType::Batch
-                    && ih.total_len() <= inner.len() as u64
-                    && record::crc_matches(&ih, &inner[..ih.total_len() as usize]) =>
-            {
-                at += ih.total_len() as usize;
-            }
-            _ => return false,
-        }
-    }
-    h.key_len == 0
-}
-
 /// Replaces the data file with one holding only the `keep` records, atomically.
 fn rewrite_without(
-    vfs: &StdVfs,
+    vfs: &dyn Vfs,
     dir: &Path,
     id: u32,
     path: &Path,

@@ -15,7 +15,9 @@
 //! scanned instead.
 
 use crate::keydir::Loc;
-use crate::record::{self, FILE_HEADER_LEN, MIN_RECORD_LEN, RecordType};
+use crate::log::record::{
+    self, FILE_HEADER_LEN, MAX_VARINT_LEN, MIN_RECORD_LEN, RecordType, VarintError,
+};
 
 /// File kind byte of hint files.
 pub(crate) const KIND_HINT: u8 = b'H';
@@ -40,12 +42,13 @@ pub(crate) fn parse_hint_file_name(name: &str) -> Option<u32> {
 }
 
 /// Builds the bytes of a hint file, one entry per appended record.
-pub(crate) struct HintWriter {
+pub struct HintWriter {
     buf: Vec<u8>,
     count: u64,
 }
 
 impl HintWriter {
+    /// An empty hint for data file `data_file_id`.
     pub fn new(data_file_id: u32) -> Self {
         HintWriter {
             buf: record::encode_file_header(KIND_HINT, data_file_id).to_vec(),
@@ -66,9 +69,12 @@ impl HintWriter {
         if let Some(t) = expire_at {
             self.buf.extend_from_slice(&t.to_le_bytes());
         }
-        put_varint(&mut self.buf, key.len() as u64);
-        put_varint(&mut self.buf, u64::from(len));
-        put_varint(&mut self.buf, offset);
+        let mut lens = [0u8; 3 * MAX_VARINT_LEN];
+        let mut n = 0;
+        for v in [key.len() as u64, u64::from(len), offset] {
+            record::put_varint(&mut lens, &mut n, v);
+        }
+        self.buf.extend_from_slice(&lens[..n]);
         self.buf.extend_from_slice(key);
         self.count += 1;
     }
@@ -86,7 +92,8 @@ impl HintWriter {
 
 /// One decoded hint entry.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct HintEntry<'a> {
+pub struct HintEntry<'a> {
+    /// The record's key.
     pub key: &'a [u8],
     /// Where the record is, and its expiry.
     pub loc: Loc,
@@ -96,18 +103,14 @@ pub(crate) struct HintEntry<'a> {
 /// bytes longer than the record it describes (wider varints, no CRC), and a record is at least
 /// 7 bytes, so an entry is at most three times its record: three times the data file's size
 /// (plus header and trailer) bounds any genuine hint.
-pub(crate) fn max_len(data_file_len: u64) -> u64 {
+pub fn max_len(data_file_len: u64) -> u64 {
     data_file_len.saturating_mul(3) + 64
 }
 
 /// Checks a whole hint file for data file `id` of `data_file_len` bytes and returns its
 /// entries, or why it cannot be used. Only entries of types 1 and 3 are accepted (a merge
 /// writes no others).
-pub(crate) fn decode(
-    buf: &[u8],
-    id: u32,
-    data_file_len: u64,
-) -> Result<Vec<HintEntry<'_>>, String> {
+pub fn decode(buf: &[u8], id: u32, data_file_len: u64) -> Result<Vec<HintEntry<'_>>, String> {
     record::check_file_header(buf, KIND_HINT, id).map_err(|e| format!("{e:?}"))?;
     if buf.len() < FILE_HEADER_LEN + TRAILER_LEN {
         return Err("shorter than header and trailer (torn?)".into());
@@ -193,25 +196,11 @@ pub(crate) fn decode(
     Ok(entries)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn get_varint(buf: &[u8], pos: &mut usize) -> Result<u64, String> {
-    let mut v: u64 = 0;
-    for i in 0..10 {
-        let b = *buf.get(*pos).ok_or("entry runs past the end")?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err("varint longer than 10 bytes".into())
+    record::get_varint(buf, pos, MAX_VARINT_LEN).map_err(|e| match e {
+        VarintError::Incomplete => "entry runs past the end".into(),
+        VarintError::TooLong => "varint longer than 10 bytes".into(),
+    })
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use std::ops::{Bound, RangeBounds};
 
 use bytes::Bytes;
 
-use crate::Db;
+use crate::db::Db;
 use crate::error::Result;
 use crate::keydir::{KeyBuf, Loc};
 
@@ -125,13 +125,17 @@ impl Cursor {
                 if loc.expired(core.now()) {
                     continue;
                 }
-                match core.files.with(loc.file_id, |f| f.read_value(loc, &key)) {
+                match core
+                    .log
+                    .files
+                    .with(loc.file_id, |f| f.read_value(loc, &key))
+                {
                     Some(Ok(value)) => return Some(Ok((Bytes::copy_from_slice(&key), value))),
                     Some(Err(e)) => return Some(Err(e)),
                     None => {} // its file went away meanwhile: look the key up
                 }
             }
-            match core.read_live(&key) {
+            match self.db.read_live(&key) {
                 Ok(Some((_, value))) => return Some(Ok((Bytes::copy_from_slice(&key), value))),
                 Ok(None) => continue, // deleted or expired since it was fetched
                 Err(e) => return Some(Err(e)),

@@ -11,10 +11,14 @@ use smallvec::SmallVec;
 /// Where a live record is: file, byte offset of the record, its whole length, and its expiry
 /// (milliseconds since the Unix epoch; 0 = never).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Loc {
+pub struct Loc {
+    /// The data file.
     pub file_id: u32,
+    /// The record's length, header included.
     pub len: u32,
+    /// Where the record starts in its file.
     pub offset: u64,
+    /// Milliseconds since the Unix epoch at which the value expires; 0 = never.
     pub expire_at: u64,
 }
 

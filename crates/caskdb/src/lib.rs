@@ -19,41 +19,38 @@
 
 #![warn(missing_docs)]
 
+mod background;
 mod backup;
 mod batch;
 mod check;
 mod clock;
-mod data_file;
+mod core;
 mod db;
 mod error;
-#[cfg(test)]
-mod fault_tests;
-#[doc(hidden)]
-pub mod fuzzing;
 mod hint;
-#[cfg(test)]
-mod io_error_tests;
+mod hook;
 mod iter;
 mod keydir;
+mod log;
 mod merge;
-#[cfg(test)]
-mod merge_tests;
 mod options;
-#[cfg(test)]
-mod power_loss_tests;
 mod rebuild;
-mod record;
 mod recovery;
 mod stats;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 mod transaction;
 mod vfs;
 
 pub use batch::WriteBatch;
 pub use bytes::Bytes;
-pub use check::{CheckProgress, CheckReport, Problem, check};
+pub use check::{CheckProgress, CheckReport, Problem, check, check_with};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use db::Db;
 pub use error::{Error, Result};
+#[cfg(feature = "testing")]
+pub use hook::MergeStep;
 pub use iter::{Iter, Keys};
 pub use merge::{MergeProgress, MergeStats};
 pub use options::{
@@ -62,3 +59,4 @@ pub use options::{
 };
 pub use stats::{FileStats, Stats};
 pub use transaction::{Savepoint, SyncToken, Transaction};
+pub use vfs::{LogFile, OpenMode, StdVfs, Vfs};

@@ -29,16 +29,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::data_file::{DataFile, data_file_name};
-use crate::db::{Core, FileStat};
+use crate::core::Core;
 use crate::error::{Error, Result, io_context};
 use crate::hint::{HintWriter, hint_file_name};
+use crate::hook::MergeStep;
 use crate::keydir::{KeyBuf, Loc};
-use crate::record::{self, FILE_HEADER_LEN, KIND_DATA, RecordType};
+use crate::log::file::{DataFile, TEMP_SUFFIX, data_file_name, not_open};
+use crate::log::record::{self, FILE_HEADER_LEN, KIND_DATA, RecordType};
+use crate::log::writer::FileStat;
 use crate::vfs::{LogFile, OpenMode};
-
-/// Suffix of files a merge is still writing; removed at open if a crash left them behind.
-pub(crate) const TEMP_SUFFIX: &str = ".merging";
 
 /// Entries read from the index per step, and switched per writer-lock hold.
 const CHUNK: usize = 1024;
@@ -72,39 +71,6 @@ pub struct MergeStats {
     pub records_superseded: u64,
 }
 
-/// The points of a merge at which a test hook may stop it (as a crash would).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum MergeStep {
-    /// The active file was sealed and the output ids reserved.
-    Started,
-    /// A chunk of records was copied into the current output file.
-    Copied,
-    /// An output file was trimmed and fsynced under its temporary name.
-    OutputSynced,
-    /// The output file was renamed into place and its hint written.
-    OutputInPlace,
-    /// A chunk of index entries was switched to an output file.
-    Switched,
-    /// One old file was deleted.
-    Deleted,
-    /// Everything is done.
-    Finished,
-}
-
-impl MergeStep {
-    /// Every step, in the order a merge reaches them.
-    #[cfg(test)]
-    pub(crate) const ALL: [MergeStep; 7] = [
-        MergeStep::Started,
-        MergeStep::Copied,
-        MergeStep::OutputSynced,
-        MergeStep::OutputInPlace,
-        MergeStep::Switched,
-        MergeStep::Deleted,
-        MergeStep::Finished,
-    ];
-}
-
 struct Plan {
     /// Ids of the files to merge, ascending.
     old: Vec<u32>,
@@ -116,155 +82,147 @@ struct Plan {
     bytes_before: u64,
 }
 
-impl Core {
-    /// Calls the test hook, if any.
-    pub(crate) fn merge_step(&self, step: MergeStep) -> Result<()> {
-        if self.stopping.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        match &self.opts.merge_hook {
-            Some(hook) => (hook.0)(step),
-            None => Ok(()),
-        }
+/// Reached `step`: stops the merge if the database is closing (or a test hook says so).
+fn step(core: &Core, step: MergeStep) -> Result<()> {
+    if core.stopping.load(Ordering::Acquire) {
+        return Err(Error::Closed);
     }
+    core.opts.run_merge_hook(step)
+}
 
-    pub(crate) fn merge(&self, progress: &mut dyn FnMut(MergeProgress)) -> Result<MergeStats> {
-        let _one_at_a_time = self.merge_lock.lock();
-        let plan = self.plan_merge()?;
-        self.merge_step(MergeStep::Started)?;
+/// Runs one merge (waiting for a running one to finish first).
+pub(crate) fn run(core: &Core, progress: &mut dyn FnMut(MergeProgress)) -> Result<MergeStats> {
+    let _one_at_a_time = core.merge_lock.lock();
+    let plan = plan(core)?;
+    step(core, MergeStep::Started)?;
 
-        let mut out = Output {
-            core: self,
-            next_id: plan.first_out,
-            end_id: plan.end_out,
-            current: None,
-            stats: MergeStats {
-                files_merged: plan.old.len(),
-                bytes_before: plan.bytes_before,
-                ..MergeStats::default()
-            },
+    let (dir, vfs) = (core.log.dir(), core.log.vfs());
+    let mut out = Output {
+        core,
+        next_id: plan.first_out,
+        end_id: plan.end_out,
+        current: None,
+        stats: MergeStats {
+            files_merged: plan.old.len(),
+            bytes_before: plan.bytes_before,
+            ..MergeStats::default()
+        },
+    };
+    let mut done = 0;
+    let mut cursor: Option<KeyBuf> = None;
+    // Entries that expired: not copied, and removed from the index before their files go.
+    let mut expired: Vec<(KeyBuf, Loc)> = Vec::new();
+    loop {
+        let chunk = core.keydir.chunk_after(cursor.as_deref(), CHUNK);
+        let Some((last, _)) = chunk.last() else {
+            break;
         };
-        let mut done = 0;
-        let mut cursor: Option<KeyBuf> = None;
-        // Entries that expired: not copied, and removed from the index before their files go.
-        let mut expired: Vec<(KeyBuf, Loc)> = Vec::new();
-        loop {
-            let chunk = self.keydir.chunk_after(cursor.as_deref(), CHUNK);
-            let Some((last, _)) = chunk.last() else {
-                break;
-            };
-            cursor = Some(last.clone());
-            let now = self.now();
-            for (key, loc) in chunk {
-                if loc.file_id > plan.last_old {
-                    continue; // written during the merge: already in a newer file
-                }
-                if loc.expired(now) {
-                    expired.push((key, loc));
-                    continue;
-                }
-                let (_, bytes) = self
-                    .files
-                    .with(loc.file_id, |f| f.read_checked(loc, &key))
-                    .unwrap_or_else(|| {
-                        Err(Error::Corrupted {
-                            file: self.dir.join(data_file_name(loc.file_id)),
-                            offset: loc.offset,
-                            reason: "index points into a data file that is not open".into(),
-                        })
-                    })?;
-                out.append(key, loc, &bytes)?;
-                done += u64::from(loc.len);
+        cursor = Some(last.clone());
+        let now = core.now();
+        for (key, loc) in chunk {
+            if loc.file_id > plan.last_old {
+                continue; // written during the merge: already in a newer file
             }
-            progress(MergeProgress {
-                bytes_done: done,
-                bytes_total: plan.live,
-            });
-            self.merge_step(MergeStep::Copied)?;
-        }
-        out.finish_current()?;
-        let stats = std::mem::take(&mut out.stats);
-        for chunk in expired.chunks(CHUNK) {
-            let mut w = self.writer.lock();
-            self.keydir
-                .remove_if_unchanged(chunk, |loc| w.mark_dead(loc));
-        }
-
-        // Nothing points into the old files any more. Delete them oldest first, each durably
-        // before the next, so that the ones left after a crash or a power loss are always the
-        // newest: a surviving tombstone never outlives the file it shadows. Each stays tracked
-        // until it is gone, so a failure here leaves nothing on disk that a later merge would
-        // not see. Readers that still hold one keep its mapping until they are done.
-        for &id in &plan.old {
-            let data = self.dir.join(data_file_name(id));
-            self.vfs
-                .remove_file(&data)
-                .map_err(|e| io_context(e, "remove merged file", &data))?;
-            self.writer.lock().remove_file(id);
-            self.files.remove(id);
-            let hint = self.dir.join(hint_file_name(id));
-            if let Err(e) = self.vfs.remove_file(&hint)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(file = %hint.display(), "could not remove hint of a merged file: {e}");
+            if loc.expired(now) {
+                expired.push((key, loc));
+                continue;
             }
-            self.vfs
-                .sync_dir(&self.dir)
-                .map_err(|e| io_context(e, "sync directory", &self.dir))?;
-            self.merge_step(MergeStep::Deleted)?;
+            let (_, bytes) = core
+                .log
+                .files
+                .with(loc.file_id, |f| f.read_checked(loc, &key))
+                .unwrap_or_else(|| Err(not_open(dir, loc)))?;
+            out.append(key, loc, &bytes)?;
+            done += u64::from(loc.len);
         }
-        self.merge_step(MergeStep::Finished)?;
-        Ok(stats)
+        progress(MergeProgress {
+            bytes_done: done,
+            bytes_total: plan.live,
+        });
+        step(core, MergeStep::Copied)?;
+    }
+    out.finish_current()?;
+    let stats = std::mem::take(&mut out.stats);
+    for chunk in expired.chunks(CHUNK) {
+        let mut w = core.log.lock();
+        core.keydir
+            .remove_if_unchanged(chunk, |loc| w.mark_dead(loc));
     }
 
-    /// Under the writer lock: checks for space, reserves output ids, seals the active file.
-    fn plan_merge(&self) -> Result<Plan> {
-        let mut w = self.writer.lock();
-        self.check_writable()?;
-        let active = w.active.id;
-        let header = FILE_HEADER_LEN as u64;
-        let (bytes_before, dead) = w.totals();
-        let files = w.file_stats().len() as u64;
-        let live = bytes_before - dead - files * header;
-        // The copies, plus hint files (a few bytes per record beyond the key, generously).
-        let needed = live + live / 4 + (1 << 20);
-        let available = self
-            .vfs
-            .available_space(&self.dir)
-            .map_err(|e| io_context(e, "measure free space of", &self.dir))?;
-        if available < needed {
-            return Err(Error::InsufficientSpace { needed, available });
+    // Nothing points into the old files any more. Delete them oldest first, each durably
+    // before the next, so that the ones left after a crash or a power loss are always the
+    // newest: a surviving tombstone never outlives the file it shadows. Each stays tracked
+    // until it is gone, so a failure here leaves nothing on disk that a later merge would
+    // not see. Readers that still hold one keep its mapping until they are done.
+    for &id in &plan.old {
+        let data = dir.join(data_file_name(id));
+        vfs.remove_file(&data)
+            .map_err(|e| io_context(e, "remove merged file", &data))?;
+        core.log.lock().remove_file(id);
+        core.log.files.remove(id);
+        let hint = dir.join(hint_file_name(id));
+        if let Err(e) = vfs.remove_file(&hint)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %hint.display(), "could not remove hint of a merged file: {e}");
         }
-        // Two consecutive output files hold more than data_file_size minus a header together.
-        let per_pair = self.opts.data_file_size - FILE_HEADER_LEN as u64;
-        let reserve = 2 * live.div_ceil(per_pair) + 2;
-        let first_out = active + 1;
-        let end_out = u32::try_from(reserve)
-            .ok()
-            .and_then(|k| first_out.checked_add(k))
-            .filter(|&e| e < u32::MAX)
-            .ok_or_else(|| Error::Corrupted {
-                file: self.dir.clone(),
-                offset: 0,
-                reason: "data file id space exhausted".into(),
-            })?;
-        w.next_id = end_out;
-        self.rotate(&mut w, 0)?;
-        let old: Vec<u32> = w
-            .file_stats()
-            .keys()
-            .copied()
-            .filter(|&id| id <= active)
-            .collect();
-        Ok(Plan {
-            old,
-            last_old: active,
-            first_out,
-            end_out,
-            live,
-            bytes_before,
-        })
+        vfs.sync_dir(dir)
+            .map_err(|e| io_context(e, "sync directory", dir))?;
+        step(core, MergeStep::Deleted)?;
     }
+    step(core, MergeStep::Finished)?;
+    Ok(stats)
+}
+
+/// Under the writer lock: checks for space, reserves output ids, seals the active file.
+fn plan(core: &Core) -> Result<Plan> {
+    let mut w = core.log.lock();
+    core.check_writable()?;
+    let active = w.active.id;
+    let header = FILE_HEADER_LEN as u64;
+    let (bytes_before, dead) = w.totals();
+    let files = w.file_stats().len() as u64;
+    let live = bytes_before - dead - files * header;
+    // The copies, plus hint files (a few bytes per record beyond the key, generously).
+    let needed = live + live / 4 + (1 << 20);
+    let dir = core.log.dir();
+    let available = core
+        .log
+        .vfs()
+        .available_space(dir)
+        .map_err(|e| io_context(e, "measure free space of", dir))?;
+    if available < needed {
+        return Err(Error::InsufficientSpace { needed, available });
+    }
+    // Two consecutive output files hold more than data_file_size minus a header together.
+    let per_pair = core.opts.data_file_size - FILE_HEADER_LEN as u64;
+    let reserve = 2 * live.div_ceil(per_pair) + 2;
+    let first_out = active + 1;
+    let end_out = u32::try_from(reserve)
+        .ok()
+        .and_then(|k| first_out.checked_add(k))
+        .filter(|&e| e < u32::MAX)
+        .ok_or_else(|| Error::Corrupted {
+            file: dir.to_path_buf(),
+            offset: 0,
+            reason: "data file id space exhausted".into(),
+        })?;
+    w.next_id = end_out;
+    core.log.rotate(&mut w, 0)?;
+    let old: Vec<u32> = w
+        .file_stats()
+        .keys()
+        .copied()
+        .filter(|&id| id <= active)
+        .collect();
+    Ok(Plan {
+        old,
+        last_old: active,
+        first_out,
+        end_out,
+        live,
+        bytes_before,
+    })
 }
 
 /// The output file being written.
@@ -291,7 +249,7 @@ impl Drop for Output<'_> {
     fn drop(&mut self) {
         if let Some(c) = self.current.take() {
             drop(c.file);
-            let _ = self.core.vfs.remove_file(&c.temp);
+            let _ = self.core.log.vfs().remove_file(&c.temp);
         }
     }
 }
@@ -341,11 +299,13 @@ impl Output<'_> {
         self.next_id += 1;
         let core = self.core;
         let temp = core
-            .dir
+            .log
+            .dir()
             .join(format!("{}{TEMP_SUFFIX}", data_file_name(id)));
         let capacity = core.opts.data_file_size.max(FILE_HEADER_LEN as u64 + need);
         let file = core
-            .vfs
+            .log
+            .vfs()
             .create(&temp, capacity)
             .map_err(|e| io_context(e, "create merge output", &temp))?;
         file.append(&[&record::encode_file_header(KIND_DATA, id)])
@@ -366,34 +326,35 @@ impl Output<'_> {
             return Ok(());
         };
         let core = self.core;
+        let (dir, vfs) = (core.log.dir(), core.log.vfs());
         let len = c.file.len();
         // Opened read-only before the rename: the mapping follows the file to its new name.
         let sealed = c
             .file
             .truncate(len)
             .and_then(|()| c.file.sync(true))
-            .and_then(|()| core.vfs.open(&c.temp, OpenMode::ReadOnly))
+            .and_then(|()| vfs.open(&c.temp, OpenMode::ReadOnly))
             .map_err(|e| io_context(e, "seal merge output", &c.temp));
         drop(c.file);
         let file = match sealed {
             Ok(file) => file,
             Err(e) => {
-                let _ = core.vfs.remove_file(&c.temp);
+                let _ = vfs.remove_file(&c.temp);
                 return Err(e);
             }
         };
-        core.merge_step(MergeStep::OutputSynced)?;
+        step(core, MergeStep::OutputSynced)?;
 
-        let path = core.dir.join(data_file_name(c.id));
-        if let Err(e) = core.vfs.rename(&c.temp, &path) {
-            let _ = core.vfs.remove_file(&c.temp);
+        let path = dir.join(data_file_name(c.id));
+        if let Err(e) = vfs.rename(&c.temp, &path) {
+            let _ = vfs.remove_file(&c.temp);
             return Err(io_context(e, "rename merge output", &c.temp));
         }
         // From here the file is part of the database: track it before anything else can fail,
         // so that a later merge in this session includes it (and drops it only with the rest).
         // Its records count as dead until the index switches to them.
         {
-            let mut w = core.writer.lock();
+            let mut w = core.log.lock();
             w.add_file(
                 c.id,
                 FileStat {
@@ -401,20 +362,19 @@ impl Output<'_> {
                     dead: len - FILE_HEADER_LEN as u64,
                 },
             );
-            core.files.insert(Arc::new(DataFile {
+            core.log.files.insert(Arc::new(DataFile {
                 id: c.id,
                 path,
                 file,
             }));
         }
         self.write_hint(c.id, c.hint.finish(len));
-        core.vfs
-            .sync_dir(&core.dir)
-            .map_err(|e| io_context(e, "sync directory", &core.dir))?;
-        core.merge_step(MergeStep::OutputInPlace)?;
+        vfs.sync_dir(dir)
+            .map_err(|e| io_context(e, "sync directory", dir))?;
+        step(core, MergeStep::OutputInPlace)?;
 
         for chunk in c.moves.chunks(CHUNK) {
-            let mut w = core.writer.lock();
+            let mut w = core.log.lock();
             let lost = core.keydir.switch_if_unchanged(chunk, |old, new| {
                 w.mark_dead(old);
                 w.revive(new);
@@ -422,7 +382,7 @@ impl Output<'_> {
             drop(w);
             self.stats.records_copied += (chunk.len() - lost) as u64;
             self.stats.records_superseded += lost as u64;
-            core.merge_step(MergeStep::Switched)?;
+            step(core, MergeStep::Switched)?;
         }
         self.stats.files_written += 1;
         self.stats.bytes_after += len;
@@ -432,19 +392,16 @@ impl Output<'_> {
     /// Writes a hint file for output `id`. A hint is only an accelerator: on failure the next
     /// open scans the data file instead, so errors are logged, not returned.
     fn write_hint(&self, id: u32, bytes: Vec<u8>) {
-        let core = self.core;
-        let path = core.dir.join(hint_file_name(id));
-        let temp = core
-            .dir
-            .join(format!("{}{TEMP_SUFFIX}", hint_file_name(id)));
-        let written = core
-            .vfs
+        let (dir, vfs) = (self.core.log.dir(), self.core.log.vfs());
+        let path = dir.join(hint_file_name(id));
+        let temp = dir.join(format!("{}{TEMP_SUFFIX}", hint_file_name(id)));
+        let written = vfs
             .create(&temp, bytes.len() as u64)
             .and_then(|f| f.append(&[&bytes]).and_then(|()| f.sync(true)))
-            .and_then(|()| core.vfs.rename(&temp, &path));
+            .and_then(|()| vfs.rename(&temp, &path));
         if let Err(e) = written {
             tracing::warn!(file = %path.display(), "could not write hint file: {e}");
-            let _ = core.vfs.remove_file(&temp);
+            let _ = vfs.remove_file(&temp);
         }
     }
 }

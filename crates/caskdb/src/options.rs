@@ -1,12 +1,11 @@
 //! Tuning knobs, with documented defaults, and the builder that opens a [`Db`].
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::Db;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
+use crate::hook::MergeStep;
 use crate::vfs::Vfs;
 
 /// When appended records are forced to stable storage with `fdatasync`.
@@ -57,17 +56,18 @@ pub struct Options {
     pub(crate) auto_merge: bool,
     pub(crate) max_batch_size: usize,
     pub(crate) clock: Arc<dyn Clock>,
-    /// The file layer; `None` = the real file system. Tests put a fault-injecting one here.
+    /// The file layer; `None` = the real file system.
     pub(crate) vfs: Option<Arc<dyn Vfs>>,
-    /// Called at each step of a merge; an error stops the merge right there, exactly as if the
-    /// process had died (tests use it to crash at every step).
-    pub(crate) merge_hook: Option<MergeHook>,
+    #[cfg(feature = "testing")]
+    merge_hook: Option<MergeHook>,
 }
 
-/// See `Options::merge_hook`.
+/// See [`Options::merge_hook`].
+#[cfg(feature = "testing")]
 #[derive(Clone)]
-pub(crate) struct MergeHook(pub Arc<dyn Fn(crate::merge::MergeStep) -> Result<()> + Send + Sync>);
+struct MergeHook(Arc<dyn Fn(MergeStep) -> Result<()> + Send + Sync>);
 
+#[cfg(feature = "testing")]
 impl std::fmt::Debug for MergeHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("MergeHook")
@@ -109,6 +109,7 @@ impl Default for Options {
             max_batch_size: DEFAULT_MAX_BATCH_SIZE,
             clock: Arc::new(SystemClock),
             vfs: None,
+            #[cfg(feature = "testing")]
             merge_hook: None,
         }
     }
@@ -190,14 +191,58 @@ impl Options {
         self.sync
     }
 
-    /// Opens (creating if needed) the database in directory `path` with these options.
-    ///
-    /// # Errors
-    /// [`Error::InvalidOptions`] for out-of-range options, [`Error::Locked`] if another handle
-    /// holds the directory, [`Error::Corrupted`] or [`Error::IncompatibleVersion`] if the files
-    /// cannot be trusted, [`Error::Io`] if the directory cannot be read or written.
-    pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
-        Db::open_with(path.as_ref(), self)
+    /// The file layer the database goes through for every file operation. Default: the real
+    /// file system ([`StdVfs`](crate::StdVfs)). Tests plug in one that injects faults or
+    /// simulates power loss.
+    pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Self {
+        self.vfs = Some(vfs);
+        self
+    }
+
+    /// Calls `hook` at each step of every merge; an error it returns stops the merge right
+    /// there, exactly as if the process had died there. For crash tests only.
+    #[cfg(feature = "testing")]
+    pub fn merge_hook(
+        mut self,
+        hook: impl Fn(MergeStep) -> Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.merge_hook = Some(MergeHook(Arc::new(hook)));
+        self
+    }
+
+    /// Runs the merge hook, if any, at `step`.
+    pub(crate) fn run_merge_hook(&self, step: MergeStep) -> Result<()> {
+        #[cfg(feature = "testing")]
+        if let Some(hook) = &self.merge_hook {
+            return (hook.0)(step);
+        }
+        let _ = step;
+        Ok(())
+    }
+
+    /// Checks a key against the limits: not empty, at most `max_key_size` bytes.
+    pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {
+        if key.is_empty() {
+            return Err(Error::KeyIsEmpty);
+        }
+        if key.len() > self.max_key_size {
+            return Err(Error::KeyTooLarge {
+                size: key.len(),
+                max: self.max_key_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks a value against `max_value_size`.
+    pub(crate) fn check_value(&self, value: &[u8]) -> Result<()> {
+        if value.len() > self.max_value_size {
+            return Err(Error::ValueTooLarge {
+                size: value.len(),
+                max: self.max_value_size,
+            });
+        }
+        Ok(())
     }
 
     pub(crate) fn validate(&self) -> Result<()> {

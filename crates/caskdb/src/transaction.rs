@@ -6,12 +6,12 @@ use std::ops::{Bound, RangeBounds};
 
 use bytes::Bytes;
 
-use crate::Db;
-use crate::batch::{RawOp, append_ops};
-use crate::db::Core;
+use crate::core::Core;
+use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::iter::Keys;
-use crate::record::MAX_RECORD_HEADER_LEN;
+use crate::log::record::MAX_RECORD_HEADER_LEN;
+use crate::log::writer::RawOp;
 
 /// A write that is in the log but may not be on stable storage yet, returned by
 /// [`Db::transaction_deferred`]. Pass it to [`Db::sync_through`] to wait for it; tokens compare
@@ -90,7 +90,7 @@ impl Transaction<'_> {
                 .filter(|(_, at)| *at == 0 || *at > now)
                 .map(|(v, at)| (v.clone(), (*at != 0).then_some(*at))));
         }
-        Ok(self.core.read_live(key)?.map(|(loc, v)| (v, loc.expiry())))
+        Ok(self.db.read_live(key)?.map(|(loc, v)| (v, loc.expiry())))
     }
 
     /// Whether `key` has a live value, including this transaction's own writes. Reads no value.
@@ -263,10 +263,10 @@ impl Transaction<'_> {
     }
 
     fn stage(&mut self, key: &[u8], write: Option<(Bytes, u64)>) -> Result<()> {
-        self.core.check_key(key)?;
+        self.core.opts.check_key(key)?;
         let vlen = write.as_ref().map_or(0, |(v, _)| v.len());
         if let Some((v, _)) = &write {
-            self.core.check_value(v)?;
+            self.core.opts.check_value(v)?;
         }
         let encoded = self.encoded + MAX_RECORD_HEADER_LEN + key.len() + vlen;
         let max = self.core.opts.max_batch_size;
@@ -359,7 +359,7 @@ impl Db {
         let (out, token) = self.transaction_deferred(f)?;
         let core = &self.inner.core;
         if core.opts.sync == crate::SyncPolicy::Always {
-            core.sync_upto(token.0)?;
+            core.log.sync_upto(token.0)?;
         }
         Ok(out)
     }
@@ -376,7 +376,7 @@ impl Db {
         f: impl FnOnce(&mut Transaction<'_>) -> std::result::Result<T, E>,
     ) -> std::result::Result<(T, SyncToken), E> {
         let core = &self.inner.core;
-        let mut w = core.writer.lock();
+        let mut w = core.log.lock();
         // Writability is checked when there is something to append: reads still work on a
         // store that refuses writes.
         core.check_open()?;
@@ -399,7 +399,7 @@ impl Db {
                 None => RawOp::delete(k),
             })
             .collect();
-        append_ops(core, &mut w, &ops)?;
+        self.write_locked(&mut w, &ops)?;
         let lsn = w.lsn;
         let want_merge = core.wants_merge(&w);
         drop(w);
@@ -417,7 +417,7 @@ impl Db {
     /// [`Error::Io`] if the fsync fails (the database then refuses writes:
     /// [`Error::Poisoned`]).
     pub fn sync_through(&self, token: SyncToken) -> Result<()> {
-        self.inner.core.sync_upto(token.0)
+        self.inner.core.log.sync_upto(token.0)
     }
 
     /// The live keys within `range`, in key order, without reading values (see [`Keys`] for

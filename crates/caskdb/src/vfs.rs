@@ -7,13 +7,13 @@
 use std::any::Any;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
 
 /// File-system operations the engine needs.
-pub(crate) trait Vfs: Send + Sync + std::fmt::Debug + 'static {
+pub trait Vfs: Send + Sync + std::fmt::Debug + 'static {
     /// Creates `path` and its parents if missing.
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Names of the entries in `dir` (names that are not UTF-8 are skipped).
@@ -37,15 +37,39 @@ pub(crate) trait Vfs: Send + Sync + std::fmt::Debug + 'static {
     fn available_space(&self, dir: &Path) -> io::Result<u64>;
     /// Makes the creation, renaming or removal of entries of `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Whether anything exists at `path`. By default: whether its parent lists it.
+    fn exists(&self, path: &Path) -> bool {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return false;
+        };
+        self.list(dir)
+            .is_ok_and(|names| names.iter().any(|n| std::ffi::OsStr::new(n) == name))
+    }
+    /// Removes the directory `path` and everything in it (used to clean up a failed backup).
+    /// By default: removes the files it lists (the engine makes no subdirectories).
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        for name in self.list(path)? {
+            self.remove_file(&path.join(name))?;
+        }
+        Ok(())
+    }
+    /// The absolute form of `path` with every link resolved, to tell whether two paths name
+    /// the same directory. By default: `path` as it is.
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        Ok(path.to_path_buf())
+    }
 }
 
 /// How [`Vfs::open`] opens a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum OpenMode {
+pub enum OpenMode {
     /// Sealed files: reads only.
     ReadOnly,
     /// The active file: reads and appends, up to `capacity` bytes (at least its current length).
-    Append { capacity: u64 },
+    Append {
+        /// Bytes the file may grow to.
+        capacity: u64,
+    },
 }
 
 /// One log file: positional reads from any thread, appends from one thread at a time.
@@ -53,9 +77,13 @@ pub(crate) enum OpenMode {
 /// Contract (callers uphold it; the engine does): appends are serialized by the writer lock, and
 /// `truncate` below `len()` happens only while no reader can hold an offset past the new length
 /// (during recovery, before the database is shared).
-pub(crate) trait LogFile: Send + Sync {
+pub trait LogFile: Send + Sync {
     /// Bytes readable: everything appended (or present when opened).
     fn len(&self) -> u64;
+    /// Whether the file holds no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Bytes that can still be appended.
     fn room(&self) -> u64;
     /// Fills `buf` from `offset`; fails with `UnexpectedEof` if the range passes `len()`.
@@ -78,7 +106,7 @@ pub(crate) trait LogFile: Send + Sync {
 /// blocks; there a full disk can raise SIGBUS.) Read-only files keep their mapping only, not
 /// their descriptor, so thousands of sealed files do not exhaust the descriptor limit.
 #[derive(Debug, Default)]
-pub(crate) struct StdVfs;
+pub struct StdVfs;
 
 /// Disk space reserved ahead of the writer, per `fallocate` call.
 const ALLOC_CHUNK: u64 = 4 << 20;
@@ -153,6 +181,18 @@ impl Vfs for StdVfs {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir_all(path)
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        fs::canonicalize(path)
     }
 }
 

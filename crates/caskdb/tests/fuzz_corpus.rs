@@ -1,20 +1,21 @@
-//! Replays the fuzz corpora in `fuzz/corpus/` (`record`, `hint`, `ops`) through
-//! `caskdb::fuzzing`, so every input the fuzzer kept — and every crash it found, which stays in
-//! the corpus — is checked again on stable, in CI, without cargo-fuzz.
+//! Replays the fuzz corpora in `fuzz/corpus/` (`record`, `hint`, `ops`) through the test kit's
+//! harnesses (`caskdb_testkit::fuzz`), so every input the fuzzer kept — and every crash it
+//! found, which stays in the corpus — is checked again on stable, in CI, without cargo-fuzz.
 
-use caskdb::fuzzing::replay_corpus as replay;
+use caskdb_testkit::corpus::replay_corpus as replay;
+use caskdb_testkit::fuzz;
 
 #[test]
 fn record_corpus() {
-    replay("record", 100, caskdb::fuzzing::record);
+    replay("record", 100, fuzz::record);
 }
 
 #[test]
 fn hint_corpus() {
-    replay("hint", 40, caskdb::fuzzing::hint);
+    replay("hint", 40, fuzz::hint);
 }
 
 #[test]
 fn ops_corpus() {
-    replay("ops", 200, caskdb::fuzzing::ops);
+    replay("ops", 200, fuzz::ops);
 }

@@ -6,10 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::fault_tests::{Op, faulty};
-use crate::merge::MergeStep;
-use crate::options::MergeHook;
-use crate::{Db, Error, Options, SyncPolicy};
+use caskdb::{Db, Error, MergeStep, Options, SyncPolicy};
+use caskdb_testkit::faulty::{Op, faulty};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -161,7 +159,7 @@ fn crash_at(step: MergeStep, nth: usize, after: After) -> bool {
     let seen = Arc::new(AtomicUsize::new(0));
     let live = Arc::new(AtomicBool::new(true)); // only the first merge is stopped
     let (counter, armed) = (seen.clone(), live.clone());
-    let hook = MergeHook(Arc::new(move |s| {
+    let opts = opts().merge_hook(move |s| {
         if armed.load(Ordering::SeqCst)
             && s == step
             && counter.fetch_add(1, Ordering::SeqCst) + 1 == nth
@@ -169,11 +167,7 @@ fn crash_at(step: MergeStep, nth: usize, after: After) -> bool {
             return Err(Error::Io(std::io::Error::other("injected crash")));
         }
         Ok(())
-    }));
-    let opts = Options {
-        merge_hook: Some(hook),
-        ..opts()
-    };
+    });
     let died = run(
         opts,
         || {},
@@ -262,28 +256,25 @@ fn reserved_ids_suffice_when_each_record_nearly_fills_a_file() {
 
 #[test]
 fn expired_records_alone_trigger_an_automatic_merge() {
-    use crate::ManualClock;
+    use caskdb::ManualClock;
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_000_000));
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = parking_lot::Mutex::new(tx);
-    let hook = MergeHook(Arc::new(move |s| {
-        if s == MergeStep::Finished {
-            let _ = tx.lock().send(());
-        }
-        Ok(())
-    }));
-    let db = Options {
-        merge_hook: Some(hook),
-        ..Options::default()
-            .data_file_size(4096)
-            .merge_min_dead_bytes(1024)
-            .sync(SyncPolicy::Never)
-            .clock(clock.clone())
-    }
-    .open(dir.path())
-    .unwrap();
+    let db = Options::default()
+        .data_file_size(4096)
+        .merge_min_dead_bytes(1024)
+        .sync(SyncPolicy::Never)
+        .clock(clock.clone())
+        .merge_hook(move |s| {
+            if s == MergeStep::Finished {
+                let _ = tx.lock().send(());
+            }
+            Ok(())
+        })
+        .open(dir.path())
+        .unwrap();
     for i in 0..200 {
         db.put_with_ttl(key(i), [b'v'; 50], Duration::from_secs(1))
             .unwrap();

@@ -11,12 +11,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::data_file::parse_data_file_name;
-use crate::power_loss_tests::{
-    Call, FailedCall, Fault, Lie, Model, Rng, SimVfs, State, Tear, diff, key_name, read_state,
-};
-use crate::vfs::{OpenMode, Vfs};
-use crate::{Db, Error, ManualClock, Options, SyncPolicy};
+use caskdb::testing::parse_data_file_name;
+use caskdb::{Db, Error, ManualClock, OpenMode, Options, SyncPolicy, Vfs};
+use caskdb_testkit::model::{Model, State, diff, key_name, read_state};
+use caskdb_testkit::rng::Rng;
+use caskdb_testkit::simfs::{Call, FailedCall, Fault, Lie, SimVfs, Tear};
 
 const DIR: &str = "/sim/db";
 /// Keys `key-000` … of the workload (all the reads check).
@@ -82,7 +81,9 @@ impl Step {
                 model.put(key_name(5), value(i), Some(TTL.as_millis() as u64));
                 model.delete(&key_name(1));
             }
-            Step::Delete(k) => model.delete(&key_name(k)),
+            Step::Delete(k) => {
+                model.delete(&key_name(k));
+            }
             Step::Open | Step::Merge | Step::Close => {}
         }
     }

@@ -6,24 +6,24 @@
 //! The CRC covers every byte after itself. Lengths are LEB128 varints of at most 5 bytes (u32).
 
 /// Length of the header at the start of every data file.
-pub(crate) const FILE_HEADER_LEN: usize = 16;
+pub const FILE_HEADER_LEN: usize = 16;
 /// First bytes of every caskdb file.
 const MAGIC: [u8; 6] = *b"caskdb";
 /// File kind byte for data files. (Hint files will use `b'H'`.)
-pub(crate) const KIND_DATA: u8 = b'D';
+pub const KIND_DATA: u8 = b'D';
 /// The on-disk format version this build reads and writes.
 pub(crate) const FORMAT_VERSION: u8 = 1;
 
 /// Largest possible record header: crc + type + expire_at + two 5-byte varints.
-pub(crate) const MAX_RECORD_HEADER_LEN: usize = 4 + 1 + 8 + 5 + 5;
+pub const MAX_RECORD_HEADER_LEN: usize = 4 + 1 + 8 + 5 + 5;
 /// Smallest possible record: crc + type + two 1-byte varints (empty key is never written, but
 /// the decoder does not rely on that).
-pub(crate) const MIN_RECORD_LEN: usize = 4 + 1 + 1 + 1;
+pub const MIN_RECORD_LEN: usize = 4 + 1 + 1 + 1;
 
 /// The type byte of a record. Zero is never a valid type, so a zero-filled region never decodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-pub(crate) enum RecordType {
+pub enum RecordType {
     /// A key and its value.
     Value = 1,
     /// A deletion marker: the key, no value.
@@ -49,11 +49,16 @@ impl RecordType {
 
 /// A decoded record header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct RecordHeader {
+pub struct RecordHeader {
+    /// The stored CRC.
     pub crc: u32,
+    /// The type byte.
     pub kind: RecordType,
+    /// The expiry, for type 3.
     pub expire_at: Option<u64>,
+    /// Bytes of the key.
     pub key_len: u32,
+    /// Bytes of the value.
     pub value_len: u32,
     /// Bytes taken by the header itself (crc through value_len).
     pub header_len: usize,
@@ -68,7 +73,7 @@ impl RecordHeader {
 
 /// Why a header could not be decoded.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum HeaderError {
+pub enum HeaderError {
     /// The buffer ends before the header does.
     Incomplete,
     /// The bytes cannot be a record header.
@@ -76,7 +81,7 @@ pub(crate) enum HeaderError {
 }
 
 /// Decodes the header at the start of `buf` (which may hold more than the header).
-pub(crate) fn decode_header(buf: &[u8]) -> Result<RecordHeader, HeaderError> {
+pub fn decode_header(buf: &[u8]) -> Result<RecordHeader, HeaderError> {
     if buf.len() < 5 {
         return Err(HeaderError::Incomplete);
     }
@@ -103,24 +108,33 @@ pub(crate) fn decode_header(buf: &[u8]) -> Result<RecordHeader, HeaderError> {
     })
 }
 
-/// Reads a LEB128 u32 at `*pos`, advancing it.
+/// Reads a LEB128 length at `*pos`, advancing it: at most 5 bytes, and it must fit in u32.
 fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u32, HeaderError> {
-    let mut value: u64 = 0;
-    for i in 0..5 {
-        let b = *buf.get(*pos).ok_or(HeaderError::Incomplete)?;
-        *pos += 1;
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return u32::try_from(value)
-                .map_err(|_| HeaderError::Invalid("length varint overflows u32".into()));
+    match get_varint(buf, pos, 5) {
+        Ok(v) => {
+            u32::try_from(v).map_err(|_| HeaderError::Invalid("length varint overflows u32".into()))
         }
+        Err(VarintError::Incomplete) => Err(HeaderError::Incomplete),
+        Err(VarintError::TooLong) => Err(HeaderError::Invalid(
+            "length varint longer than 5 bytes".into(),
+        )),
     }
-    Err(HeaderError::Invalid(
-        "length varint longer than 5 bytes".into(),
-    ))
 }
 
-fn write_varint(out: &mut [u8], pos: &mut usize, mut v: u32) {
+/// Longest LEB128 encoding of a u64.
+pub(crate) const MAX_VARINT_LEN: usize = 10;
+
+/// Why a varint could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum VarintError {
+    /// The buffer ends inside it.
+    Incomplete,
+    /// It goes on past the allowed number of bytes.
+    TooLong,
+}
+
+/// Encodes `v` as LEB128 at `out[*pos..]`, advancing `pos`. Records and hint entries share it.
+pub(crate) fn put_varint(out: &mut [u8], pos: &mut usize, mut v: u64) {
     while v >= 0x80 {
         out[*pos] = (v as u8) | 0x80;
         v >>= 7;
@@ -130,11 +144,25 @@ fn write_varint(out: &mut [u8], pos: &mut usize, mut v: u32) {
     *pos += 1;
 }
 
+/// Decodes a LEB128 value of at most `max_len` bytes at `buf[*pos..]`, advancing `pos`.
+pub(crate) fn get_varint(buf: &[u8], pos: &mut usize, max_len: usize) -> Result<u64, VarintError> {
+    let mut value: u64 = 0;
+    for i in 0..max_len {
+        let b = *buf.get(*pos).ok_or(VarintError::Incomplete)?;
+        *pos += 1;
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(VarintError::TooLong)
+}
+
 /// Encodes the header of a record holding `key` and `value` into `out`, CRC included, and
 /// returns its length. The record on disk is `out[..len] ++ key ++ value`.
 ///
 /// Callers guarantee both lengths fit in u32 (enforced by the size limits in `Options`).
-pub(crate) fn encode_header(
+pub fn encode_header(
     kind: RecordType,
     expire_at: Option<u64>,
     key: &[u8],
@@ -147,8 +175,8 @@ pub(crate) fn encode_header(
         out[5..13].copy_from_slice(&t.to_le_bytes());
         pos = 13;
     }
-    write_varint(out, &mut pos, key.len() as u32);
-    write_varint(out, &mut pos, value.len() as u32);
+    put_varint(out, &mut pos, key.len() as u64);
+    put_varint(out, &mut pos, value.len() as u64);
     let mut h = crc32fast::Hasher::new();
     h.update(&out[4..pos]);
     h.update(key);
@@ -158,12 +186,12 @@ pub(crate) fn encode_header(
 }
 
 /// Checks the CRC of a whole record (`buf` holds exactly header, key and value).
-pub(crate) fn crc_matches(header: &RecordHeader, buf: &[u8]) -> bool {
+pub fn crc_matches(header: &RecordHeader, buf: &[u8]) -> bool {
     crc32fast::hash(&buf[4..]) == header.crc
 }
 
 /// Encodes a data-file header for file `id`.
-pub(crate) fn encode_file_header(kind: u8, id: u32) -> [u8; FILE_HEADER_LEN] {
+pub fn encode_file_header(kind: u8, id: u32) -> [u8; FILE_HEADER_LEN] {
     let mut h = [0u8; FILE_HEADER_LEN];
     h[..6].copy_from_slice(&MAGIC);
     h[6] = kind;
@@ -246,7 +274,7 @@ mod tests {
         for v in [0u32, 1, 127, 128, 16383, 16384, u32::MAX - 1, u32::MAX] {
             let mut out = [0u8; 5];
             let mut pos = 0;
-            write_varint(&mut out, &mut pos, v);
+            put_varint(&mut out, &mut pos, u64::from(v));
             let mut rpos = 0;
             assert_eq!(read_varint(&out[..pos], &mut rpos), Ok(v));
             assert_eq!(rpos, pos);

@@ -1,4 +1,5 @@
-//! A data file: its id, path, bytes, and how to read one record back.
+//! A data file (its id, path, bytes, and how to read one record back), the table of open ones,
+//! and the names of the files in a database directory.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,24 +11,41 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, Result, io_context};
 use crate::keydir::Loc;
-use crate::record::{self, KIND_DATA, RecordHeader, RecordType};
+use crate::log::record::{self, KIND_DATA, RecordHeader, RecordType};
 use crate::vfs::{LogFile, Vfs};
 
 /// Suffix of data files; the stem is the id, zero-padded to 10 digits.
 const DATA_SUFFIX: &str = ".data";
 
+/// Suffix of files still being written (a merge's output, a hint, a repaired file); open
+/// removes any that a crash left behind.
+pub(crate) const TEMP_SUFFIX: &str = ".merging";
+
+/// Name of the lock file inside the database directory.
+pub(crate) const LOCK_FILE: &str = "LOCK";
+
 /// File name of data file `id`, e.g. `0000000042.data`: names sort in id order.
-pub(crate) fn data_file_name(id: u32) -> String {
+pub fn data_file_name(id: u32) -> String {
     format!("{id:010}{DATA_SUFFIX}")
 }
 
 /// The id in a data file's name, or `None` for any other name.
-pub(crate) fn parse_data_file_name(name: &str) -> Option<u32> {
+pub fn parse_data_file_name(name: &str) -> Option<u32> {
     let stem = name.strip_suffix(DATA_SUFFIX)?;
     if stem.len() != 10 || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     stem.parse().ok()
+}
+
+/// The error for an index entry whose data file is not in the table (a bug, or a file removed
+/// under a running database).
+pub(crate) fn not_open(dir: &Path, loc: Loc) -> Error {
+    Error::Corrupted {
+        file: dir.join(data_file_name(loc.file_id)),
+        offset: loc.offset,
+        reason: "index points into a data file that is not open".into(),
+    }
 }
 
 /// The open data files by id. Readers load the current table without taking a lock (one
