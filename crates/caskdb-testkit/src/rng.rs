@@ -42,3 +42,9 @@ impl Rng {
         Rng::new(t).next_u64()
     }
 }
+
+/// SplitMix64 as a pure function: a well-mixed hash of `x`, so that (seed, n) pairs give
+/// independent-looking streams without carrying a generator around.
+pub fn mix(x: u64) -> u64 {
+    Rng(x).next_u64()
+}

@@ -12,10 +12,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
 
 use caskdb::{Options, SyncPolicy};
+use caskdb_testkit::child::{self, ChildTest};
+use caskdb_testkit::rng::mix;
 
 const DIR_VAR: &str = "CASKDB_CRASH_LOOP_DIR";
 const SEED_VAR: &str = "CASKDB_CRASH_LOOP_CHILD_SEED";
@@ -36,14 +36,6 @@ enum Op {
     Batch(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     /// Changes no content; a kill may land in the middle of one.
     Merge,
-}
-
-fn mix(mut x: u64) -> u64 {
-    // splitmix64: a full-period mixer, so (seed, n) pairs give independent-looking streams.
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 fn key(r: u64) -> Vec<u8> {
@@ -112,7 +104,7 @@ fn crash_loop_child() {
     let seed: u64 = std::env::var(SEED_VAR).unwrap().parse().unwrap();
     let start: u64 = std::env::var(START_VAR).unwrap().parse().unwrap();
     let db = options().open(&dir).unwrap();
-    let mut out = std::io::stdout().lock();
+    child::exit_with_parent();
     for n in start.. {
         match op(seed, n) {
             Op::Put(k, v) => db.put(k, v).unwrap(),
@@ -133,8 +125,7 @@ fn crash_loop_child() {
                 db.merge().unwrap();
             }
         }
-        writeln!(out, "ack {n}").unwrap();
-        out.flush().unwrap();
+        child::ack(n);
     }
 }
 
@@ -164,60 +155,27 @@ fn crash_loop() {
     let (mut acks, mut in_flight_landed, mut merges) = (0u64, 0u64, 0u64);
     for round in 0..rounds {
         let kill_after = 1 + mix(seed ^ mix(round ^ 0xdead)) % MAX_ACKS_PER_ROUND;
-        let mut child = common::child_test("crash_loop_child", DIR_VAR, dir.path())
-            .env(SEED_VAR, seed.to_string())
-            .env(START_VAR, next.to_string())
-            .stdout(Stdio::piped())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .unwrap();
-        // Lines come through a thread, so that a child that hangs is noticed (and named by its
-        // seed) instead of blocking the test until CI's limit.
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut acked = next; // ops [next, acked) acknowledged
-        let mut parse = |line: std::io::Result<String>| {
-            // libtest prints "test crash_loop_child ... " without a newline before the first ack
-            if let Some((_, n)) = line.unwrap().rsplit_once("ack ") {
-                acked = n.parse::<u64>().unwrap() + 1;
-            }
-            acked
-        };
-        loop {
-            match lines.recv_timeout(STALL) {
-                Ok(line) => {
-                    if parse(line) >= next + kill_after {
-                        child.kill().unwrap(); // SIGKILL
-                        break;
-                    }
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    let _ = child.kill();
-                    panic!(
-                        "round {round}: no acknowledgement for {STALL:?} after op {acked}; \
-                         seed {seed}; the child's stderr:\n{}",
-                        std::fs::read_to_string(log.path()).unwrap_or_default()
-                    );
-                }
-            }
-        }
-        // Acks printed before the kill are still in the pipe: every one of them counts.
-        for line in lines {
-            parse(line);
-        }
-        let status = child.wait().unwrap();
+        let (seed_arg, start_arg) = (seed.to_string(), next.to_string());
+        let envs = [
+            (DIR_VAR, dir.path().as_os_str()),
+            (SEED_VAR, seed_arg.as_ref()),
+            (START_VAR, start_arg.as_ref()),
+        ];
+        let child = ChildTest::spawn("crash_loop_child", &envs, log.reopen().unwrap().into());
+        let stderr = || std::fs::read_to_string(log.path()).unwrap_or_default();
+        let (acked, status) = child
+            .kill_after_acks(next, next + kill_after, STALL)
+            .unwrap_or_else(|acked| {
+                panic!(
+                    "round {round}: no acknowledgement for {STALL:?} after op {acked}; \
+                     seed {seed}; the child's stderr:\n{}",
+                    stderr()
+                )
+            });
         assert!(
             acked >= next + kill_after,
             "round {round}: the child stopped early ({status:?}); seed {seed}; its stderr:\n{}",
-            std::fs::read_to_string(log.path()).unwrap_or_default()
+            stderr()
         );
 
         for n in next..acked {

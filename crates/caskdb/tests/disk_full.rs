@@ -6,10 +6,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
+use std::time::Duration;
 
 use caskdb::{Db, Error, Options, SyncPolicy};
+use caskdb_testkit::child::{self, ChildTest};
 use common::{key, value};
 
 const DIR_VAR: &str = "CASKDB_DISK_FULL_TEST_DIR";
@@ -34,7 +35,6 @@ fn disk_full_child() {
         .sync(SyncPolicy::Never)
         .open(&dir)
         .unwrap();
-    let mut out = std::io::stdout().lock();
     let mut i = 0;
     let err = loop {
         match db.put(key(i), value(i)) {
@@ -42,8 +42,8 @@ fn disk_full_child() {
             Err(e) => break e,
         }
     };
-    writeln!(out, "\nacked {i}").unwrap();
-    writeln!(out, "error {err}").unwrap();
+    child::report("acked", i);
+    child::report("error", &err);
     assert!(matches!(err, Error::Io(_)), "{err:?}");
     // everything acknowledged is still readable; a retry fails the same clean way
     for j in (0..i).step_by(97) {
@@ -57,32 +57,23 @@ fn disk_full_child() {
     );
     assert_eq!(db.len(), i);
     db.close().unwrap();
-    writeln!(out, "closed").unwrap();
+    child::report("closed", true);
 }
 
 #[test]
 fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let child = common::child_test("disk_full_child", DIR_VAR, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(child.status.success(), "child failed: {child:?}");
-    let (mut acked, mut error, mut closed) = (None, None, false);
-    for line in BufReader::new(&child.stdout[..]).lines() {
-        let line = line.unwrap();
-        if let Some(n) = line.strip_prefix("acked ") {
-            acked = Some(n.parse::<usize>().unwrap());
-        } else if let Some(e) = line.strip_prefix("error ") {
-            error = Some(e.to_string());
-        } else if line == "closed" {
-            closed = true;
-        }
-    }
-    let acked = acked.expect("child reported its acknowledged puts");
-    let error = error.unwrap();
-    assert!(closed);
+    let mut child = ChildTest::spawn(
+        "disk_full_child",
+        &[(DIR_VAR, dir.path().as_os_str())],
+        Stdio::inherit(),
+    );
+    let wait = Duration::from_secs(120);
+    let acked: usize = child.next("acked", wait).unwrap().parse().unwrap();
+    let error = child.next("error", wait).unwrap();
+    assert_eq!(child.next("closed", wait).as_deref(), Ok("true"));
+    let status = child.process().wait().unwrap();
+    assert!(status.success(), "child failed: {status:?}");
     // 4 MiB of 96-byte records got in before the second allocation failed
     assert!(acked > 30_000, "only {acked} puts before the failure");
     assert!(

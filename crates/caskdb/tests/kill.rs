@@ -5,10 +5,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
+use std::time::Duration;
 
 use caskdb::{Db, Options, SyncPolicy};
+use caskdb_testkit::child::{self, ChildTest};
 use common::{key, value};
 
 const DIR_VAR: &str = "CASKDB_KILL_TEST_DIR";
@@ -53,7 +54,7 @@ fn kill_child() {
         .sync(SyncPolicy::Always)
         .open(&dir)
         .unwrap();
-    let mut out = std::io::stdout().lock();
+    child::exit_with_parent();
     for n in 0..MAX_OPS {
         match op(n) {
             (k, Some(v)) => db.put(&k, &v).unwrap(),
@@ -61,8 +62,7 @@ fn kill_child() {
                 db.delete(&k).unwrap();
             }
         }
-        writeln!(out, "ack {n}").unwrap();
-        out.flush().unwrap();
+        child::ack(n as u64);
         // merges too, so that kills also land in the middle of one
         if n % 400 == 399 {
             db.merge().unwrap();
@@ -74,33 +74,15 @@ fn kill_child() {
 fn acknowledged_writes_survive_sigkill() {
     for kill_after in [1usize, 17, 150, 399, 400, 611, 1500, 2001] {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = common::child_test("kill_child", DIR_VAR, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let mut acked = 0;
-        let mut parse = |line: std::io::Result<String>| {
-            // libtest prints "test kill_child ... " without a newline before the first ack
-            if let Some((_, n)) = line.unwrap().rsplit_once("ack ") {
-                acked = n.parse::<usize>().unwrap() + 1;
-            }
-            acked
-        };
-        for line in lines.by_ref() {
-            if parse(line) >= kill_after {
-                child.kill().unwrap(); // SIGKILL
-                break;
-            }
-        }
-        // The child may have run ahead of what we read: the acks it printed before dying are
-        // still in the pipe. Every one of them counts.
-        for line in lines {
-            parse(line);
-        }
-        let status = child.wait().unwrap();
+        let child = ChildTest::spawn(
+            "kill_child",
+            &[(DIR_VAR, dir.path().as_os_str())],
+            Stdio::null(),
+        );
+        let (acked, status) = child
+            .kill_after_acks(0, kill_after as u64, Duration::from_secs(120))
+            .unwrap_or_else(|n| panic!("the child stalled after {n} acks"));
+        let acked = acked as usize;
         assert!(acked >= kill_after, "child stopped early: {status:?}");
         assert!(!status.success(), "the child was killed, not finished");
 

@@ -2,11 +2,11 @@
 //! after every step against a `BTreeMap` model — `get` of every key, iteration in both
 //! directions, and `len`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use caskdb::{Clock, Db, ManualClock, Options, SyncPolicy};
+use caskdb_testkit::model::Model;
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -49,17 +49,6 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-/// key → (value, expiry in ms or 0)
-type Model = BTreeMap<Vec<u8>, (Vec<u8>, u64)>;
-
-fn live(model: &Model, now: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
-    model
-        .iter()
-        .filter(|(_, (_, t))| *t == 0 || *t > now)
-        .map(|(k, (v, _))| (k.clone(), v.clone()))
-        .collect()
-}
-
 fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Db {
     Options::default()
         .data_file_size(512)
@@ -74,28 +63,21 @@ fn run(steps: Vec<Step>) {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_000_000));
     let mut db = open(dir.path(), &clock);
-    let mut model = Model::new();
+    let mut model = Model::new(clock.now_ms());
     for (n, step) in steps.into_iter().enumerate() {
-        let now = clock.now_ms();
-        let is_live = |m: &Model, k: &Vec<u8>| m.get(k).is_some_and(|(_, t)| *t == 0 || *t > now);
         match &step {
             Step::Put(k, v) => {
                 db.put(key(*k), value(*v)).unwrap();
-                model.insert(key(*k), (value(*v), 0));
+                model.put(key(*k), value(*v), None);
             }
             Step::PutTtl(k, v, s) => {
                 db.put_with_ttl(key(*k), value(*v), Duration::from_secs(u64::from(*s)))
                     .unwrap();
-                model.insert(key(*k), (value(*v), now + u64::from(*s) * 1000));
+                model.put(key(*k), value(*v), Some(u64::from(*s) * 1000));
             }
             Step::Delete(k) => {
                 let existed = db.delete(key(*k)).unwrap();
-                assert_eq!(
-                    existed,
-                    is_live(&model, &key(*k)),
-                    "step {n}: delete result"
-                );
-                model.remove(&key(*k));
+                assert_eq!(existed, model.delete(&key(*k)), "step {n}: delete result");
             }
             Step::Batch(ops) => {
                 let mut b = db.batch();
@@ -103,38 +85,42 @@ fn run(steps: Vec<Step>) {
                     match v {
                         Some(v) => {
                             b.put(key(*k), value(*v));
-                            model.insert(key(*k), (value(*v), 0));
+                            model.put(key(*k), value(*v), None);
                         }
                         None => {
                             b.delete(key(*k));
-                            model.remove(&key(*k));
+                            model.delete(&key(*k));
                         }
                     }
                 }
                 b.commit().unwrap();
             }
             Step::Expire(k, s) => {
-                let exists = is_live(&model, &key(*k));
+                let current = model.get(&key(*k)).cloned();
                 let got = db
                     .expire(key(*k), Duration::from_secs(u64::from(*s)))
                     .unwrap();
-                assert_eq!(got, exists, "step {n}: expire result");
-                if exists {
-                    model.get_mut(&key(*k)).unwrap().1 = (now + u64::from(*s) * 1000).max(1);
+                assert_eq!(got, current.is_some(), "step {n}: expire result");
+                if let Some((v, _)) = current {
+                    model.put(key(*k), v, Some(u64::from(*s) * 1000));
                 }
             }
             Step::Persist(k) => {
-                let had = is_live(&model, &key(*k)) && model[&key(*k)].1 != 0;
+                let current = model.get(&key(*k)).cloned();
+                let had = current.as_ref().is_some_and(|(_, at)| *at != 0);
                 assert_eq!(
                     db.persist(key(*k)).unwrap(),
                     had,
                     "step {n}: persist result"
                 );
-                if had {
-                    model.get_mut(&key(*k)).unwrap().1 = 0;
+                if let Some((v, _)) = current.filter(|_| had) {
+                    model.put(key(*k), v, None);
                 }
             }
-            Step::Advance(s) => clock.advance(Duration::from_secs(u64::from(*s))),
+            Step::Advance(s) => {
+                clock.advance(Duration::from_secs(u64::from(*s)));
+                model.set_now(clock.now_ms());
+            }
             Step::Merge => {
                 db.merge().unwrap();
             }
@@ -145,9 +131,8 @@ fn run(steps: Vec<Step>) {
         }
         // Expired entries are gone for good once time passed them: forget them in the model
         // too, so that a later expiry or persist sees the same absence.
-        let now = clock.now_ms();
-        model.retain(|_, (_, t)| *t == 0 || *t > now);
-        let expect = live(&model, now);
+        model.drop_expired();
+        let expect: Vec<_> = model.visible(model.now()).into_iter().collect();
         for k in 0..KEYS {
             let want = model.get(&key(k)).map(|(v, _)| v.as_slice());
             assert_eq!(

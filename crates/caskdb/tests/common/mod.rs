@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::Command;
 
 use caskdb::{Db, Options, SyncPolicy};
 
@@ -34,19 +33,4 @@ pub fn data_files(dir: &Path) -> Vec<std::path::PathBuf> {
         .collect();
     v.sort();
     v
-}
-
-/// A command that runs the ignored test `name` of this test binary as a child process, with the
-/// environment variable `var` set to `dir` (the child's cue that it was spawned on purpose).
-pub fn child_test(name: &str, var: &str, dir: &Path) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        name,
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(var, dir);
-    cmd
 }
