@@ -195,11 +195,19 @@ impl Ctx<'_, '_> {
             }
             b => full(b),
         };
-        let pairs = self.tx()?.range_in((lo, hi), limit, reverse)?;
-        Ok(pairs
-            .into_iter()
-            .map(|(k, v)| (k.slice(keyspace::MEMBER_PREFIX_LEN..), v))
-            .collect())
+        let tx = self.tx()?;
+        let range = tx.range((lo, hi));
+        let pairs: Box<dyn Iterator<Item = _>> = if reverse {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        let mut out = Vec::new();
+        for pair in pairs.take(limit) {
+            let (k, v) = pair?;
+            out.push((k.slice(keyspace::MEMBER_PREFIX_LEN..), v));
+        }
+        Ok(out)
     }
 
     /// Every member of `kind` in `m`, in order.

@@ -222,10 +222,10 @@ pub(crate) fn sweep(db: &Db, stop: impl Fn() -> bool) -> caskdb::Result<u64> {
                 {
                     tx.delete(k)?;
                 }
-                let keys = tx.keys_in::<&[u8], _>(
-                    (Bound::Included(&lo[..]), Bound::Excluded(&hi[..])),
-                    STEP,
-                )?;
+                let keys = tx
+                    .range_keys::<&[u8], _>((Bound::Included(&lo[..]), Bound::Excluded(&hi[..])))
+                    .take(STEP)
+                    .collect::<caskdb::Result<Vec<_>>>()?;
                 for k in &keys {
                     tx.delete(k)?;
                 }

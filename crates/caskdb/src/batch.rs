@@ -38,11 +38,21 @@ enum Op {
     Put {
         key: Vec<u8>,
         value: Vec<u8>,
-        ttl: Option<Duration>,
+        expiry: Expiry,
     },
     Delete {
         key: Vec<u8>,
     },
+}
+
+/// When a put of a batch expires.
+#[derive(Debug, Clone, Copy)]
+enum Expiry {
+    Never,
+    /// After this long, counted from the commit.
+    After(Duration),
+    /// At this instant (ms since the Unix epoch).
+    At(u64),
 }
 
 impl Db {
@@ -59,7 +69,7 @@ impl Db {
 impl WriteBatch {
     /// Adds a put of `value` under `key`.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> &mut Self {
-        self.push_put(key.as_ref(), value.as_ref(), None)
+        self.push_put(key.as_ref(), value.as_ref(), Expiry::Never)
     }
 
     /// Adds a put of `value` under `key` that expires after `ttl` (counted from the commit).
@@ -69,7 +79,18 @@ impl WriteBatch {
         value: impl AsRef<[u8]>,
         ttl: Duration,
     ) -> &mut Self {
-        self.push_put(key.as_ref(), value.as_ref(), Some(ttl))
+        self.push_put(key.as_ref(), value.as_ref(), Expiry::After(ttl))
+    }
+
+    /// Adds a put of `value` under `key` that expires at `expire_at_ms` (milliseconds since the
+    /// Unix epoch, by the database's clock).
+    pub fn put_expiring_at(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        expire_at_ms: u64,
+    ) -> &mut Self {
+        self.push_put(key.as_ref(), value.as_ref(), Expiry::At(expire_at_ms))
     }
 
     /// Adds a deletion of `key` (a no-op at commit if the key does not exist then).
@@ -80,12 +101,12 @@ impl WriteBatch {
         self
     }
 
-    fn push_put(&mut self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> &mut Self {
+    fn push_put(&mut self, key: &[u8], value: &[u8], expiry: Expiry) -> &mut Self {
         self.encoded += MAX_RECORD_HEADER_LEN + key.len() + value.len();
         self.ops.push(Op::Put {
             key: key.to_vec(),
             value: value.to_vec(),
-            ttl,
+            expiry,
         });
         self
     }
@@ -124,10 +145,14 @@ impl WriteBatch {
         let mut ops = Vec::with_capacity(self.ops.len());
         for op in &self.ops {
             ops.push(match op {
-                Op::Put { key, value, ttl } => {
+                Op::Put { key, value, expiry } => {
                     core.opts.check_key(key)?;
                     core.opts.check_value(value)?;
-                    let expire_at = ttl.map_or(0, |t| core.expiry_after(t));
+                    let expire_at = match *expiry {
+                        Expiry::Never => 0,
+                        Expiry::After(ttl) => core.expiry_after(ttl),
+                        Expiry::At(at) => at.max(1),
+                    };
                     RawOp::put(key, value, expire_at)
                 }
                 Op::Delete { key } => {

@@ -145,6 +145,22 @@ impl Db {
         Ok(())
     }
 
+    /// Stores `value` under `key`, expiring at `expire_at_ms` (milliseconds since the Unix
+    /// epoch, by the database's [`Clock`](crate::Clock); a time already past stores an expired
+    /// value, which reads as absent).
+    ///
+    /// # Errors
+    /// As [`Db::put`].
+    pub fn put_expiring_at(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        expire_at_ms: u64,
+    ) -> Result<()> {
+        self.write_value(key.as_ref(), value.as_ref(), expire_at_ms.max(1), None)?;
+        Ok(())
+    }
+
     /// Sets `key` to expire after `ttl` (replacing any expiry it had). Returns whether the key
     /// exists. The value is rewritten with its new expiry, so this costs a write of its size.
     ///

@@ -226,11 +226,10 @@ fn prefix_end(prefix: &[u8]) -> Option<KeyBuf> {
     None
 }
 
-/// The live keys between two bounds, as [`Keys`].
-pub(crate) fn keys_between(db: &Db, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Keys {
-    Keys {
-        cursor: Cursor::new(db.clone(), owned(lo), owned(hi)),
-    }
+/// The bounds of the keys that start with `prefix`.
+pub(crate) fn prefix_bounds(prefix: &[u8]) -> (Bound<KeyBuf>, Bound<KeyBuf>) {
+    let hi = prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    (Bound::Included(KeyBuf::from_slice(prefix)), hi)
 }
 
 impl Db {
@@ -253,10 +252,19 @@ impl Db {
 
     /// The live `(key, value)` pairs whose keys start with `prefix`, in key order.
     pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Iter {
-        let p = prefix.as_ref();
-        let hi = prefix_end(p).map_or(Bound::Unbounded, Bound::Excluded);
+        let (lo, hi) = prefix_bounds(prefix.as_ref());
         Iter {
-            cursor: Cursor::new(self.clone(), Bound::Included(KeyBuf::from_slice(p)), hi),
+            cursor: Cursor::new(self.clone(), lo, hi),
+        }
+    }
+
+    /// The live keys within `range`, in key order, without reading values (see [`Keys`] for
+    /// what it sees of concurrent writes).
+    pub fn range_keys<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Keys {
+        let lo = owned(range.start_bound().map(|k| k.as_ref()));
+        let hi = owned(range.end_bound().map(|k| k.as_ref()));
+        Keys {
+            cursor: Cursor::new(self.clone(), lo, hi),
         }
     }
 

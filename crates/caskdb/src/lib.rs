@@ -41,6 +41,7 @@ mod stats;
 #[doc(hidden)]
 pub mod testing;
 mod transaction;
+mod tx_iter;
 mod vfs;
 
 pub use batch::WriteBatch;
@@ -59,4 +60,5 @@ pub use options::{
 };
 pub use stats::{FileStats, Stats};
 pub use transaction::{Savepoint, SyncToken, Transaction};
+pub use tx_iter::{TxIter, TxKeys};
 pub use vfs::{LogFile, OpenMode, StdVfs, Vfs};

@@ -3,15 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::core::Core;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::iter::Keys;
+use crate::iter::prefix_bounds;
 use crate::log::record::MAX_RECORD_HEADER_LEN;
 use crate::log::writer::RawOp;
+use crate::tx_iter::{Pending, PendingRange, TxIter, TxKeys, is_empty_range};
 
 /// A write that is in the log but may not be on stable storage yet, returned by
 /// [`Db::transaction_deferred`]. Pass it to [`Db::sync_through`] to wait for it; tokens compare
@@ -27,6 +29,10 @@ pub struct SyncToken(pub(crate) u64);
 /// envelope), so after a crash they are all there or none are. Readers outside the transaction
 /// see none of its writes, then all of them.
 ///
+/// It has the verbs of [`Db`], with the same arguments and results: `get`, `get_with_expiry`,
+/// `get_with_ttl`, `ttl`, `contains_key`, `put`, `put_with_ttl`, `put_expiring_at`, `delete`,
+/// `expire`, `persist`, `iter`, `range`, `prefix`, `keys`, `range_keys`; plus savepoints.
+///
 /// Keep the work inside short: every other writer waits for it. Reads from other threads never
 /// wait.
 pub struct Transaction<'db> {
@@ -39,9 +45,6 @@ pub struct Transaction<'db> {
     /// While a savepoint is held: each staged key's previous pending state, oldest first.
     undo: Option<Vec<(Vec<u8>, Option<Pending>)>>,
 }
-
-/// A pending write: `Some((value, expire_at))` (0 = never) or `None` for a deletion.
-type Pending = Option<(Bytes, u64)>;
 
 /// A point in a transaction's writes to return to with [`Transaction::rollback_to`], from
 /// [`Transaction::savepoint`].
@@ -122,14 +125,55 @@ impl Transaction<'_> {
         })
     }
 
+    /// The value of `key` and the time it has left (`None` = no expiry), including this
+    /// transaction's own writes.
+    ///
+    /// # Errors
+    /// As [`Transaction::get`].
+    pub fn get_with_ttl(&self, key: impl AsRef<[u8]>) -> Result<Option<(Bytes, Option<Duration>)>> {
+        let now = self.core.now();
+        Ok(self.get_with_expiry(key)?.map(|(v, at)| {
+            (
+                v,
+                at.map(|at| Duration::from_millis(at.saturating_sub(now))),
+            )
+        }))
+    }
+
+    /// Time left before `key` expires: `None` if it never expires or does not exist.
+    ///
+    /// # Errors
+    /// As [`Transaction::get`].
+    pub fn ttl(&self, key: impl AsRef<[u8]>) -> Result<Option<Duration>> {
+        Ok(self.get_with_ttl(key)?.and_then(|(_, ttl)| ttl))
+    }
+
     /// Stores `value` under `key`, without expiry.
     ///
     /// # Errors
     /// [`Error::KeyIsEmpty`], [`Error::KeyTooLarge`], [`Error::ValueTooLarge`], or
     /// [`Error::BatchTooLarge`] once the transaction's writes pass
     /// [`Options::max_batch_size`](crate::Options::max_batch_size). Nothing is buffered then.
-    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl Into<Bytes>) -> Result<()> {
-        self.stage(key.as_ref(), Some((value.into(), 0)))
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<()> {
+        self.stage(
+            key.as_ref(),
+            Some((Bytes::copy_from_slice(value.as_ref()), 0)),
+        )
+    }
+
+    /// Stores `value` under `key` for `ttl`, counted from now (a zero `ttl` stores an already
+    /// expired value).
+    ///
+    /// # Errors
+    /// As [`Transaction::put`].
+    pub fn put_with_ttl(
+        &mut self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        ttl: Duration,
+    ) -> Result<()> {
+        let at = self.core.expiry_after(ttl);
+        self.put_expiring_at(key, value, at)
     }
 
     /// Stores `value` under `key`, expiring at `expire_at_ms` (milliseconds since the Unix epoch,
@@ -141,10 +185,11 @@ impl Transaction<'_> {
     pub fn put_expiring_at(
         &mut self,
         key: impl AsRef<[u8]>,
-        value: impl Into<Bytes>,
+        value: impl AsRef<[u8]>,
         expire_at_ms: u64,
     ) -> Result<()> {
-        self.stage(key.as_ref(), Some((value.into(), expire_at_ms.max(1))))
+        let value = Bytes::copy_from_slice(value.as_ref());
+        self.stage(key.as_ref(), Some((value, expire_at_ms.max(1))))
     }
 
     /// Deletes `key`. Returns whether it had a live value (before this write).
@@ -160,106 +205,84 @@ impl Transaction<'_> {
         Ok(existed)
     }
 
-    /// Up to `limit` live keys within `range`, in ascending order, including this transaction's
-    /// own writes.
+    /// Sets `key` to expire after `ttl` (replacing any expiry it had). Returns whether the key
+    /// exists.
     ///
     /// # Errors
-    /// [`Error::Corrupted`] or [`Error::Closed`] from the underlying iteration.
-    pub fn keys_in<K: AsRef<[u8]>, R: RangeBounds<K>>(
-        &self,
-        range: R,
-        limit: usize,
-    ) -> Result<Vec<Bytes>> {
-        let Some((lo, hi)) = owned_bounds(&range) else {
-            return Ok(Vec::new());
+    /// As [`Transaction::put`]; [`Error::Corrupted`] if the current value fails its check.
+    pub fn expire(&mut self, key: impl AsRef<[u8]>, ttl: Duration) -> Result<bool> {
+        let key = key.as_ref();
+        let Some((value, _)) = self.get_with_expiry(key)? else {
+            return Ok(false);
         };
-        let stored = self
-            .db
-            .range_keys((lo.clone(), hi.clone()))
-            .map(|r| r.map(|k| (k, ())));
-        self.merged(stored, &lo, &hi, false, limit, |_, _| ())
-            .map(|v| v.into_iter().map(|(k, ())| k).collect())
+        let at = self.core.expiry_after(ttl);
+        self.stage(key, Some((value, at)))?;
+        Ok(true)
     }
 
-    /// Up to `limit` live `(key, value)` pairs within `range`, including this transaction's own
-    /// writes: in ascending key order, or descending if `reverse`.
+    /// Removes the expiry of `key`. Returns `true` if the key exists and had one.
     ///
     /// # Errors
-    /// [`Error::Corrupted`] if a record fails its check; [`Error::Closed`].
-    pub fn range_in<K: AsRef<[u8]>, R: RangeBounds<K>>(
-        &self,
-        range: R,
-        limit: usize,
-        reverse: bool,
-    ) -> Result<Vec<(Bytes, Bytes)>> {
-        let Some((lo, hi)) = owned_bounds(&range) else {
-            return Ok(Vec::new());
-        };
-        let stored = self.db.range((lo.clone(), hi.clone()));
-        let value = |_: &[u8], v: &Bytes| v.clone();
-        if reverse {
-            self.merged(stored.rev(), &lo, &hi, true, limit, value)
-        } else {
-            self.merged(stored, &lo, &hi, false, limit, value)
-        }
-    }
-
-    /// Merges the stored entries (in the given direction) with the pending writes in the same
-    /// range; a pending write decides for its key. `pick` takes what the caller wants of a
-    /// pending value.
-    fn merged<T>(
-        &self,
-        stored: impl Iterator<Item = Result<(Bytes, T)>>,
-        lo: &Bound<Vec<u8>>,
-        hi: &Bound<Vec<u8>>,
-        reverse: bool,
-        limit: usize,
-        pick: impl Fn(&[u8], &Bytes) -> T,
-    ) -> Result<Vec<(Bytes, T)>> {
-        let now = self.core.now();
-        let pending = self.writes.range::<Vec<u8>, _>((lo.as_ref(), hi.as_ref()));
-        let pending: Box<dyn Iterator<Item = _>> = if reverse {
-            Box::new(pending.rev())
-        } else {
-            Box::new(pending)
-        };
-        let mut pending = pending.peekable();
-        let mut stored = stored.peekable();
-        // Whether `a` comes before `b` in the walk's direction.
-        let before = |a: &[u8], b: &[u8]| if reverse { a > b } else { a < b };
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let take_pending = match (stored.peek(), pending.peek()) {
-                (None, None) => break,
-                (Some(Err(_)), _) => {
-                    return Err(stored
-                        .next()
-                        .and_then(|r| r.err())
-                        .expect("peeked an error"));
-                }
-                (Some(Ok(_)), None) => false,
-                (None, Some(_)) => true,
-                (Some(Ok((s, _))), Some((p, _))) => {
-                    if s.as_ref() == p.as_slice() {
-                        stored.next();
-                        true
-                    } else {
-                        before(p, s)
-                    }
-                }
-            };
-            if take_pending {
-                let (k, w) = pending.next().expect("peeked");
-                if let Some((v, at)) = w
-                    && (*at == 0 || *at > now)
-                {
-                    out.push((Bytes::copy_from_slice(k), pick(k, v)));
-                }
-            } else if let Some(Ok(entry)) = stored.next() {
-                out.push(entry);
+    /// As [`Transaction::expire`].
+    pub fn persist(&mut self, key: impl AsRef<[u8]>) -> Result<bool> {
+        let key = key.as_ref();
+        match self.get_with_expiry(key)? {
+            Some((value, Some(_))) => {
+                self.stage(key, Some((value, 0)))?;
+                Ok(true)
             }
+            _ => Ok(false),
         }
-        Ok(out)
+    }
+
+    /// Every live `(key, value)` in key order, including this transaction's own writes;
+    /// `.rev()` for descending order.
+    pub fn iter(&self) -> TxIter<'_> {
+        self.range::<&[u8], _>(..)
+    }
+
+    /// The live `(key, value)` pairs whose keys lie in `range`, including this transaction's own
+    /// writes, in key order (`.rev()` for descending).
+    pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> TxIter<'_> {
+        let pending = self.pending_in(&range);
+        TxIter::new(self.db.range(range), pending, self.core.now())
+    }
+
+    /// The live `(key, value)` pairs whose keys start with `prefix`, including this
+    /// transaction's own writes, in key order.
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> TxIter<'_> {
+        let (lo, hi) = prefix_bounds(prefix.as_ref());
+        let (lo_s, hi_s) = (as_slice(&lo), as_slice(&hi));
+        TxIter::new(
+            self.db.range::<&[u8], _>((lo_s, hi_s)),
+            self.pending(lo_s, hi_s),
+            self.core.now(),
+        )
+    }
+
+    /// Every live key in key order, including this transaction's own writes, without reading
+    /// values.
+    pub fn keys(&self) -> TxKeys<'_> {
+        self.range_keys::<&[u8], _>(..)
+    }
+
+    /// The live keys within `range`, including this transaction's own writes, in key order,
+    /// without reading values.
+    pub fn range_keys<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> TxKeys<'_> {
+        let pending = self.pending_in(&range);
+        TxKeys::new(self.db.range_keys(range), pending, self.core.now())
+    }
+
+    /// The pending writes within `range`.
+    fn pending_in<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: &R) -> PendingRange<'_> {
+        let lo = range.start_bound().map(|k| k.as_ref());
+        let hi = range.end_bound().map(|k| k.as_ref());
+        self.pending(lo, hi)
+    }
+
+    /// The pending writes between two bounds.
+    fn pending(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> PendingRange<'_> {
+        (!is_empty_range(lo, hi)).then(|| self.writes.range::<[u8], _>((lo, hi)))
     }
 
     fn stage(&mut self, key: &[u8], write: Option<(Bytes, u64)>) -> Result<()> {
@@ -315,21 +338,8 @@ impl Transaction<'_> {
     }
 }
 
-/// Owned copies of `range`'s bounds; `None` if the range is empty (`BTreeMap::range` would
-/// panic on it).
-#[allow(clippy::type_complexity)]
-fn owned_bounds<K: AsRef<[u8]>, R: RangeBounds<K>>(
-    range: &R,
-) -> Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
-    let lo = range.start_bound().map(|k| k.as_ref().to_vec());
-    let hi = range.end_bound().map(|k| k.as_ref().to_vec());
-    if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
-        (&lo, &hi)
-        && (a > b || (a == b && !matches!((&lo, &hi), (Bound::Included(_), Bound::Included(_)))))
-    {
-        return None;
-    }
-    Some((lo, hi))
+fn as_slice<B: AsRef<[u8]>>(b: &Bound<B>) -> Bound<&[u8]> {
+    b.as_ref().map(|k| k.as_ref())
 }
 
 impl Db {
@@ -418,13 +428,5 @@ impl Db {
     /// [`Error::Poisoned`]).
     pub fn sync_through(&self, token: SyncToken) -> Result<()> {
         self.inner.core.log.sync_upto(token.0)
-    }
-
-    /// The live keys within `range`, in key order, without reading values (see [`Keys`] for
-    /// what it sees of concurrent writes).
-    pub fn range_keys<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Keys {
-        let lo: Bound<&[u8]> = range.start_bound().map(|k| k.as_ref());
-        let hi: Bound<&[u8]> = range.end_bound().map(|k| k.as_ref());
-        crate::iter::keys_between(self, lo, hi)
     }
 }

@@ -319,16 +319,11 @@ impl<'db> Ctx<'_, 'db> {
             Bound::Unbounded => Bound::Included(first.to_vec()),
         };
         let hi = Bound::Excluded(end.to_vec());
-        let keys = match &self.store {
-            Store::Read(d) => {
-                let mut out = Vec::new();
-                for k in d.range_keys((lo, hi)).take(limit) {
-                    out.push(k?);
-                }
-                out
-            }
-            Store::Write(tx) => tx.keys_in((lo, hi), limit)?,
+        let keys: caskdb::Result<Vec<Bytes>> = match &self.store {
+            Store::Read(d) => d.range_keys((lo, hi)).take(limit).collect(),
+            Store::Write(tx) => tx.range_keys((lo, hi)).take(limit).collect(),
         };
+        let keys = keys?;
         Ok(keys.into_iter().map(|k| k.slice(2..)).collect())
     }
 }
