@@ -1,6 +1,8 @@
 //! Runs every workload at toy sizes on the engines built by default, so the benchmark program
 //! cannot rot: each engine must answer every read correctly and the report must be written.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::process::Command;
 
 #[test]

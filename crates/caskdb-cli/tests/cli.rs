@@ -1,5 +1,7 @@
 //! The `caskdb` command-line contract.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::fs;
 use std::path::Path;
 

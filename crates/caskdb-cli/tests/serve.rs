@@ -1,6 +1,8 @@
 //! `caskdb serve` as a process: kill -9 under `appendfsync always`, SIGTERM, a config file,
 //! and `redis-cli` against it.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;

@@ -11,6 +11,8 @@
 //! The random streams are seeded: set `CASKDB_ABUSE_SEED` to replay a failing run (the failure
 //! message names the seed and the stream).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::ffi::OsStr;

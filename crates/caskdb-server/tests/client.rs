@@ -1,6 +1,8 @@
 //! A real Redis client library (the `redis` crate) against the server: commands, atomic
 //! pipelines, WATCH, SCAN, databases, persistence across restarts.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::{Reply, start, start_with};

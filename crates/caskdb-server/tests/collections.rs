@@ -16,6 +16,8 @@
 //! `PROPTEST_CASES=n` runs more property cases; `CASKDB_COLLECTIONS_SEED` replays the crash
 //! test's write sequence (the kill points depend on timing).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

@@ -10,6 +10,8 @@
 //! both an existing key), TTL-like replies after relative expiries (within a tolerance), and
 //! server-specific replies such as INFO or CLIENT ID (only the reply type is compared).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::diff::{differential, times};

@@ -23,6 +23,8 @@
 //! build collections large enough to make Redis switch encodings, so that both of Redis's
 //! code paths are the reference.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::diff::{Diff, differential};

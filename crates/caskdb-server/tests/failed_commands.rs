@@ -1,6 +1,8 @@
 //! A command that fails part-way has no effect: writes it staged before failing (members of a
 //! collection, its metadata) are rolled back, alone or inside MULTI/EXEC.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::{Reply, start};

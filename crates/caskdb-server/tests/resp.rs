@@ -1,6 +1,8 @@
 //! The wire protocol, byte for byte: pipelining, inline commands, protocol errors, limits,
 //! authentication, RESP3, maxclients, shutdown.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::{Reply, encode, start, start_err, start_with};

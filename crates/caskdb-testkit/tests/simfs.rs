@@ -1,6 +1,8 @@
 //! The simulated file system itself: it keeps only what was synced, tears only what was not,
 //! loses a failed fsync's pages for good, and keeps the `Vfs` contracts the engine relies on.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::io;
 use std::path::Path;
 

@@ -8,6 +8,8 @@
 //! - `raw_fdatasync`: append 117 bytes to a file and `fdatasync` it, one stream (what one durable
 //!   write costs on this disk; group commit is how caskdb beats it with several writers).
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;

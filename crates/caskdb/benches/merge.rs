@@ -8,6 +8,8 @@
 //!   measured in a fresh child process (memory = anonymous RSS after open minus before);
 //! - put throughput alone and while a merge runs.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

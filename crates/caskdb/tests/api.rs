@@ -1,5 +1,7 @@
 //! The seed's Put/Get/Delete cases (with rotation and restarts) and the rest of the public API.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::sync::Arc;

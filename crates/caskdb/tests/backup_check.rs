@@ -1,5 +1,7 @@
 //! Online backup, and `check` / `repair`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::fs;

@@ -9,6 +9,8 @@
 //! `CASKDB_CRASH_SEED` replays a run (the seed is printed). A soak run:
 //! `CASKDB_CRASH_ROUNDS=5000 cargo test --release -p caskdb --test crash_loop -- --nocapture`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -4,6 +4,8 @@
 //! The child process lowers its file-size limit (`RLIMIT_FSIZE`), so growing the active file
 //! fails in `posix_fallocate` exactly where a full disk would make it fail.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::process::Stdio;

@@ -1,6 +1,8 @@
 //! Tests that break the file layer on purpose: failed fsyncs, failed rotations, and the
 //! background syncer. They plug the test kit's fault-injecting `Vfs` in through `Options`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::io;
 use std::path::Path;
 use std::sync::atomic::Ordering;

@@ -2,6 +2,8 @@
 //! harnesses (`caskdb_testkit::fuzz`), so every input the fuzzer kept — and every crash it
 //! found, which stays in the corpus — is checked again on stable, in CI, without cargo-fuzz.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use caskdb_testkit::corpus::replay_corpus as replay;
 use caskdb_testkit::fuzz;
 

@@ -7,6 +7,8 @@
 //! with only durable state, after a power loss with torn writes — shows every acknowledged
 //! write, no deleted key, and nothing corrupt. A second test does the same to recovery itself.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! Ordered iteration, atomic batches and expiry.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::collections::BTreeMap;

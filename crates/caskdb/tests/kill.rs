@@ -2,6 +2,8 @@
 //! SIGKILLed mid-stream; after reopening, every acknowledged operation is there and the state is
 //! a prefix of the operation sequence.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::collections::BTreeMap;

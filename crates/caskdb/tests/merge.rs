@@ -1,6 +1,8 @@
 //! Merge: space comes back, nothing live is lost, deletes stay deleted, writes made during a
 //! merge win, hints speed up open and fall back to scanning when damaged.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,8 @@
 //! A merge stopped at each of its steps — as a killed process would stop it — leaves a
 //! directory that opens with every acknowledged write and no deleted key back.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;

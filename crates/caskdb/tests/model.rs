@@ -2,6 +2,8 @@
 //! after every step against a `BTreeMap` model — `get` of every key, iteration in both
 //! directions, and `len`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::sync::Arc;
 use std::time::Duration;
 

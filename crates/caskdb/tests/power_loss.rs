@@ -12,6 +12,8 @@
 //! Soak: `CASKDB_SOAK_POWER_LOSS=<rounds> cargo test -p caskdb --test power_loss`; replay one
 //! round with `CASKDB_POWER_LOSS_SEED=<seed>`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

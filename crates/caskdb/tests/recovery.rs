@@ -1,6 +1,8 @@
 //! Crash recovery: torn and zero-filled tails are cut at exactly the last whole record; a bad
 //! record anywhere else is `Error::Corrupted` naming file and offset.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -3,6 +3,8 @@
 //! transaction; after every operation both answer every read alike — the transaction's
 //! iterators merging its pending writes with what is stored, taken from both ends.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;

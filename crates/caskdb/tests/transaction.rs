@@ -1,6 +1,8 @@
 //! `Db::transaction`: read-your-writes, rollback on error, atomicity on disk (cut at every
 //! byte), isolation from other writers, deferred sync.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::sync::Arc;
