@@ -16,12 +16,17 @@ use crate::log::writer::RawOp;
 /// fails that check and recovery drops it whole. Operations apply in the order they were added:
 /// a later put or delete of the same key wins.
 ///
-/// ```no_run
-/// # fn main() -> caskdb::Result<()> {
-/// let db = caskdb::Db::open("/tmp/batch-example")?;
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let db = caskdb::Db::open(dir.path())?;
+/// db.put("pending:42", "transfer")?;
 /// let mut batch = db.batch();
 /// batch.put("account:a", "90").put("account:b", "110").delete("pending:42");
+/// assert_eq!(batch.len(), 3);
 /// batch.commit()?;
+/// assert_eq!(db.get("account:b")?.as_deref(), Some(&b"110"[..]));
+/// assert!(!db.contains_key("pending:42")?);
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]

@@ -29,12 +29,23 @@ use crate::vfs::{StdVfs, Vfs};
 /// Reads never wait for the writer; writes are serialized. The directory stays locked until the
 /// last clone is dropped or [`Db::close`] is called; dropping flushes like `close` does.
 ///
-/// ```no_run
-/// # fn main() -> caskdb::Result<()> {
-/// let db = caskdb::Db::open("/tmp/example-db")?;
+/// ```
+/// use std::time::Duration;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let db = caskdb::Db::open(dir.path())?;
 /// db.put("foo", "bar")?;
 /// assert_eq!(db.get("foo")?.as_deref(), Some(&b"bar"[..]));
+///
+/// // A clone is another handle on the same database, for another thread.
+/// let other = db.clone();
+/// std::thread::spawn(move || other.put("from", "a thread")).join().unwrap()?;
+/// assert!(db.contains_key("from")?);
+///
+/// db.put_with_ttl("session", "x", Duration::from_secs(60))?;
+/// assert!(db.ttl("session")?.is_some_and(|t| t <= Duration::from_secs(60)));
 /// assert!(db.delete("foo")?);
+/// assert_eq!(db.len(), 2);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

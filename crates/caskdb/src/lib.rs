@@ -5,12 +5,25 @@
 //! copy. Opening a database replays the files to rebuild the index, cutting a torn tail left by a
 //! crash. See `docs/ARCHITECTURE.md` and `docs/FORMAT.md` in the repository.
 //!
-//! ```no_run
+//! ```
 //! use caskdb::{Options, SyncPolicy};
-//! # fn main() -> caskdb::Result<()> {
-//! let db = Options::default().sync(SyncPolicy::Always).open("/tmp/caskdb-example")?;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let db = Options::default().sync(SyncPolicy::Always).open(dir.path())?;
 //! db.put("user:1", "ada")?;
 //! assert_eq!(db.get("user:1")?.as_deref(), Some(&b"ada"[..]));
+//!
+//! // Ordered iteration, by range or prefix, from either end.
+//! db.put("user:2", "grace")?;
+//! let names: Vec<_> = db.prefix("user:").rev().map(|r| r.map(|(_, v)| v)).collect::<Result<_, _>>()?;
+//! assert_eq!(names, ["grace", "ada"]);
+//!
+//! // An atomic read-modify-write.
+//! db.transaction(|tx| {
+//!     let n = tx.get("visits")?.map_or(0, |v| v[0]);
+//!     tx.put("visits", [n + 1])
+//! })?;
+//!
 //! db.delete("user:1")?;
 //! assert_eq!(db.get("user:1")?, None);
 //! db.close()?;

@@ -36,13 +36,19 @@ impl Default for SyncPolicy {
 /// Options for opening a [`Db`]. Start from [`Options::default()`], chain setters, then call
 /// [`Options::open`]:
 ///
-/// ```no_run
+/// ```
 /// use caskdb::{Options, SyncPolicy};
-/// # fn main() -> caskdb::Result<()> {
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
 /// let db = Options::default()
 ///     .data_file_size(1 << 20)
 ///     .sync(SyncPolicy::Always)
-///     .open("/tmp/my-db")?;
+///     .open(dir.path())?;
+/// assert_eq!(db.options().sync_policy(), SyncPolicy::Always);
+///
+/// // Out-of-range settings are refused before anything is opened.
+/// let err = Options::default().data_file_size(1).open(dir.path().join("other"));
+/// assert!(matches!(err, Err(caskdb::Error::InvalidOptions(_))));
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug)]

@@ -35,6 +35,28 @@ pub struct SyncToken(pub(crate) u64);
 ///
 /// Keep the work inside short: every other writer waits for it. Reads from other threads never
 /// wait.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let db = caskdb::Db::open(dir.path())?;
+/// db.put("queue:1", "a")?;
+/// db.put("queue:3", "c")?;
+/// // Move the first queued item to "taken", seeing the transaction's own writes.
+/// let taken = db.transaction(|tx| {
+///     tx.put("queue:2", "b")?;
+///     let first = tx.prefix("queue:").next().transpose()?;
+///     if let Some((key, value)) = &first {
+///         tx.delete(key)?;
+///         tx.put("taken", value)?;
+///     }
+///     let left: Vec<_> = tx.prefix("queue:").map(|r| r.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+///     assert_eq!(left, ["queue:2", "queue:3"]);
+///     Ok::<_, caskdb::Error>(first.map(|(_, v)| v))
+/// })?;
+/// assert_eq!(taken.as_deref(), Some(&b"a"[..]));
+/// # Ok(()) }
+/// ```
 pub struct Transaction<'db> {
     db: &'db Db,
     core: &'db Core,
@@ -348,15 +370,26 @@ impl Db {
     /// returns `Ok`. If `f` returns an error, nothing is written and the error is returned.
     /// Under [`SyncPolicy::Always`](crate::SyncPolicy) the writes are on disk when this returns.
     ///
-    /// ```no_run
-    /// # fn main() -> caskdb::Result<()> {
-    /// let db = caskdb::Db::open("/tmp/tx-example")?;
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = caskdb::Db::open(dir.path())?;
     /// // An atomic increment.
-    /// let n = db.transaction(|tx| {
-    ///     let n = tx.get("hits")?.map_or(0, |v| v[0]) + 1;
-    ///     tx.put("hits", vec![n])?;
-    ///     Ok::<_, caskdb::Error>(n)
-    /// })?;
+    /// for _ in 0..2 {
+    ///     db.transaction(|tx| {
+    ///         let n = tx.get("hits")?.map_or(0, |v| v[0]) + 1;
+    ///         tx.put("hits", [n])
+    ///     })?;
+    /// }
+    /// assert_eq!(db.get("hits")?.as_deref(), Some(&[2u8][..]));
+    ///
+    /// // An error anywhere writes nothing.
+    /// let failed: Result<(), caskdb::Error> = db.transaction(|tx| {
+    ///     tx.put("hits", [99])?;
+    ///     Err(caskdb::Error::KeyIsEmpty)
+    /// });
+    /// assert!(failed.is_err());
+    /// assert_eq!(db.get("hits")?.as_deref(), Some(&[2u8][..]));
     /// # Ok(()) }
     /// ```
     ///
