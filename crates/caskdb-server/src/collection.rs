@@ -274,7 +274,7 @@ pub(crate) fn scan_members(
 
 /// A random index below `n` (not for secrets).
 pub(crate) fn random_below(n: usize) -> usize {
-    (crate::server::random_u64() % n.max(1) as u64) as usize
+    (crate::state::random_u64() % n.max(1) as u64) as usize
 }
 
 /// The picks of HRANDFIELD / SRANDMEMBER / ZRANDMEMBER with a count, from `items`: `count`

@@ -10,36 +10,17 @@ use caskdb::SyncToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::clients::ClientInfo;
-use crate::cmd::transactions::{Multi, WatchState};
 use crate::cmd::{self, Spec, Store, flags};
 use crate::config::AppendFsync;
 use crate::frame::Frame;
 use crate::parse::{Limits, Parsed, parse};
-use crate::server::Shared;
+use crate::session::ConnState;
+use crate::state::Shared;
 
 /// Replies are written out once this many bytes are waiting, even mid-pipeline.
 const FLUSH_AT: usize = 1 << 20;
 /// Free space kept in the read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
-
-/// Per-connection state that commands may change.
-pub(crate) struct ConnState {
-    pub id: u64,
-    /// The selected database.
-    pub db: u8,
-    /// Whether HELLO 3 switched the connection to RESP3.
-    pub resp3: bool,
-    pub authenticated: bool,
-    pub info: Arc<ClientInfo>,
-    /// Set between MULTI and EXEC/DISCARD.
-    pub multi: Option<Multi>,
-    pub watch: WatchState,
-    /// Close once the pending replies are written (QUIT, protocol error, SHUTDOWN).
-    pub close_after_reply: bool,
-    /// Send no reply for this command (SHUTDOWN).
-    pub suppress_reply: bool,
-}
 
 pub(crate) struct Connection {
     socket: TcpStream,
@@ -58,17 +39,7 @@ impl Connection {
         shared: Arc<Shared>,
     ) -> Connection {
         let info = shared.clients.add(addr, laddr);
-        let state = ConnState {
-            id: info.id,
-            db: 0,
-            resp3: false,
-            authenticated: !shared.config.has_password(),
-            info,
-            multi: None,
-            watch: WatchState::default(),
-            close_after_reply: false,
-            suppress_reply: false,
-        };
+        let state = ConnState::new(info, !shared.config.has_password());
         Connection {
             socket,
             shared,

@@ -6,7 +6,7 @@ use super::flags::{FAST, NO_AUTH, NO_QUEUE};
 use super::keys::db_index;
 use super::{CmdResult, Ctx, Spec, is, spec, unknown_subcommand, wrong_arity};
 use crate::frame::Frame;
-use crate::server::REDIS_VERSION;
+use crate::state::REDIS_VERSION;
 
 pub(crate) fn register(t: &mut Vec<Spec>) {
     let g = "connection";

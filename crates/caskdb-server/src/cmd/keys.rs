@@ -359,7 +359,7 @@ fn randomkey(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     let db = ctx.conn.db;
     // A random point in the key space, then the first key at or after it (wrapping around).
     // Keys after large gaps come up more often than others: cheap, not uniform.
-    let seed = crate::server::random_u64().to_be_bytes();
+    let seed = crate::state::random_u64().to_be_bytes();
     let point = &seed[..1 + (seed[7] as usize % 7)];
     let mut found = ctx.keys_after(db, Some(point), 1)?;
     if found.is_empty() {

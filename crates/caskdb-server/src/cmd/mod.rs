@@ -12,7 +12,7 @@ mod lists;
 mod server;
 mod sets;
 mod strings;
-pub(crate) mod transactions;
+mod transactions;
 mod zsets;
 
 use std::collections::HashMap;
@@ -21,11 +21,11 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use caskdb::{Db, Transaction};
 
-use crate::connection::ConnState;
 use crate::frame::Frame;
 use crate::keyspace::{self, Entry, Type};
 use crate::parse::parse_i64;
-use crate::server::Shared;
+use crate::session::ConnState;
+use crate::state::Shared;
 
 /// What a command returns: its reply, or an early reply (an error, usually) through `?`.
 pub(crate) type CmdResult = Result<Frame, CmdError>;

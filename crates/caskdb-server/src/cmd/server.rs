@@ -12,7 +12,7 @@ use super::{CmdResult, Ctx, Spec, Store, is, lookup, spec, table, unknown_subcom
 use crate::frame::Frame;
 use crate::glob;
 use crate::keyspace::{self, DATABASES};
-use crate::server::REDIS_VERSION;
+use crate::state::REDIS_VERSION;
 
 pub(crate) fn register(t: &mut Vec<Spec>) {
     let g = "server";
