@@ -17,7 +17,6 @@
 
 mod clients;
 mod cmd;
-mod collection;
 pub mod config;
 mod connection;
 mod frame;

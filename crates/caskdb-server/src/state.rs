@@ -177,3 +177,31 @@ pub(crate) fn random_u64() -> u64 {
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     h.finish()
 }
+
+/// A random index below `n` (not for secrets).
+fn random_below(n: usize) -> usize {
+    (random_u64() % n.max(1) as u64) as usize
+}
+
+/// The picks of HRANDFIELD / SRANDMEMBER / ZRANDMEMBER with a count, from `items`: `count`
+/// distinct items (all of them if fewer), or, for a negative count, `-count` items that may
+/// repeat.
+pub(crate) fn random_picks<T: Clone>(items: &[T], count: i64) -> Vec<T> {
+    if items.is_empty() || count == 0 {
+        return Vec::new();
+    }
+    if count < 0 {
+        let n = count.unsigned_abs() as usize;
+        return (0..n)
+            .map(|_| items[random_below(items.len())].clone())
+            .collect();
+    }
+    let n = (count as u64).min(items.len() as u64) as usize;
+    // A partial Fisher-Yates shuffle of the indexes.
+    let mut idx: Vec<usize> = (0..items.len()).collect();
+    for i in 0..n {
+        let j = i + random_below(items.len() - i);
+        idx.swap(i, j);
+    }
+    idx[..n].iter().map(|&i| items[i].clone()).collect()
+}

@@ -2,10 +2,13 @@
 
 use bytes::Bytes;
 
+use super::args::{db_index, is};
+use super::ctx::Ctx;
 use super::flags::{FAST, NO_AUTH, NO_QUEUE};
-use super::keys::db_index;
-use super::{CmdResult, Ctx, Spec, is, spec, unknown_subcommand, wrong_arity};
+use super::reply::{CmdError, CmdResult, syntax_error, unknown_subcommand, wrong_arity};
+use super::{Spec, spec};
 use crate::frame::Frame;
+use crate::parse::parse_i64;
 use crate::state::REDIS_VERSION;
 
 pub(crate) fn register(t: &mut Vec<Spec>) {
@@ -128,7 +131,7 @@ fn auth(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let result = match args {
         [_, pass] => check_password(ctx, None, pass),
         [_, user, pass] => check_password(ctx, Some(user), pass),
-        _ => return Err(super::syntax_error()),
+        _ => return Err(syntax_error()),
     };
     Ok(result.map_or_else(|e| e, |()| Frame::OK))
 }
@@ -136,7 +139,7 @@ fn auth(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 fn hello(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let mut proto = None;
     if args.len() >= 2 {
-        let v = match super::parse_i64(&args[1]) {
+        let v = match parse_i64(&args[1]) {
             Some(v) => v,
             None => {
                 return Ok(Frame::err(
@@ -212,7 +215,7 @@ fn set_name(ctx: &mut Ctx<'_, '_>, name: Bytes) -> Result<(), Frame> {
 
 fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];
-    let arity = |n: usize| -> Result<(), super::CmdError> {
+    let arity = |n: usize| -> Result<(), CmdError> {
         if args.len() != n {
             let name = format!("client|{}", String::from_utf8_lossy(sub).to_lowercase());
             return Err(wrong_arity(&name).into());

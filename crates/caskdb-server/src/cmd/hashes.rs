@@ -2,12 +2,17 @@
 
 use bytes::Bytes;
 
+use super::args::{int_arg, is, parse_float, random_count};
+use super::ctx::Ctx;
 use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
-use super::strings::{format_float, parse_float};
-use super::{CmdResult, Ctx, Spec, int_arg, is, spec, syntax_error, wrong_arity};
-use crate::collection::{random_count, random_picks, scan_members};
+use super::reply::{CmdError, CmdResult, syntax_error, wrong_arity};
+use super::scan;
+use super::strings::format_float;
+use super::{Spec, spec};
 use crate::frame::Frame;
-use crate::keyspace::{Type, kind};
+use crate::keyspace::{Meta, Type, kind};
+use crate::parse::parse_i64;
+use crate::state::random_picks;
 
 const R: u32 = READONLY | ATOMIC_READ;
 
@@ -34,7 +39,7 @@ pub(crate) fn register(t: &mut Vec<Spec>) {
 }
 
 /// Sets the field-value pairs of `args[2..]`; returns how many fields are new.
-fn set_pairs(ctx: &mut Ctx<'_, '_>, args: &[Bytes], name: &str) -> Result<i64, super::CmdError> {
+fn set_pairs(ctx: &mut Ctx<'_, '_>, args: &[Bytes], name: &str) -> Result<i64, CmdError> {
     if args.len() % 2 == 1 {
         return Err(wrong_arity(name).into());
     }
@@ -118,7 +123,7 @@ fn hexists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 /// Every (field, value) of the hash under `key`; empty if there is none.
-fn pairs(ctx: &mut Ctx<'_, '_>, key: &[u8]) -> Result<Vec<(Bytes, Bytes)>, super::CmdError> {
+fn pairs(ctx: &mut Ctx<'_, '_>, key: &[u8]) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
     match ctx.coll(key, Type::Hash)? {
         Some(m) => ctx.all_members(&m, kind::MEMBER),
         None => Ok(Vec::new()),
@@ -152,7 +157,7 @@ fn hvals(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 fn field_for_update(
     ctx: &mut Ctx<'_, '_>,
     args: &[Bytes],
-) -> Result<(crate::keyspace::Meta, Option<Bytes>), super::CmdError> {
+) -> Result<(Meta, Option<Bytes>), CmdError> {
     let before = ctx.coll_or_new(&args[1], Type::Hash)?;
     let current = ctx.member(&before, kind::MEMBER, &args[2])?;
     Ok((before, current))
@@ -161,10 +166,10 @@ fn field_for_update(
 fn store_field(
     ctx: &mut Ctx<'_, '_>,
     args: &[Bytes],
-    before: &crate::keyspace::Meta,
+    before: &Meta,
     existed: bool,
     value: Bytes,
-) -> Result<(), super::CmdError> {
+) -> Result<(), CmdError> {
     let mut m = before.clone();
     if !existed {
         m.len += 1;
@@ -177,9 +182,7 @@ fn hincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let by = int_arg(&args[3])?;
     let (before, current) = field_for_update(ctx, args)?;
     let n = match &current {
-        Some(v) => {
-            crate::parse::parse_i64(v).ok_or_else(|| Frame::err("hash value is not an integer"))?
-        }
+        Some(v) => parse_i64(v).ok_or_else(|| Frame::err("hash value is not an integer"))?,
         None => 0,
     };
     let n = n
@@ -248,7 +251,7 @@ fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn hscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    scan_members(ctx, args, Type::Hash, |f, v, out| {
+    scan::members(ctx, args, Type::Hash, |f, v, out| {
         out.push(Frame::Bulk(f.clone()));
         out.push(Frame::Bulk(v.clone()));
     })

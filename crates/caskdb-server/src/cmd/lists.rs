@@ -6,9 +6,11 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
+use super::args::{int_arg, is, positive_count};
+use super::ctx::Ctx;
 use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
-use super::{CmdError, CmdResult, Ctx, Spec, int_arg, is, spec, syntax_error};
-use crate::collection::positive_count;
+use super::reply::{CmdError, CmdResult, syntax_error, wrong_arity};
+use super::{Spec, spec};
 use crate::frame::Frame;
 use crate::keyspace::{Meta, Type, kind};
 
@@ -110,7 +112,7 @@ fn pop_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], left: bool) -> CmdResult {
     let count = match args.len() {
         2 => None,
         3 => Some(positive_count(&args[2])?),
-        _ => return Err(super::wrong_arity(if left { "lpop" } else { "rpop" }).into()),
+        _ => return Err(wrong_arity(if left { "lpop" } else { "rpop" }).into()),
     };
     let key = &args[1];
     let Some(before) = ctx.coll(key, Type::List)? else {

@@ -6,9 +6,12 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
+use super::args::is;
+use super::ctx::{Ctx, Store};
 use super::flags::{ADMIN, ATOMIC_READ, FAST, NO_QUEUE, READONLY, WRITE};
 use super::keys::STEP;
-use super::{CmdResult, Ctx, Spec, Store, is, lookup, spec, table, unknown_subcommand};
+use super::reply::{CmdError, CmdResult, syntax_error, unknown_subcommand, wrong_arity};
+use super::{Spec, lookup, spec, table};
 use crate::frame::Frame;
 use crate::glob;
 use crate::keyspace::{self, DATABASES};
@@ -188,7 +191,7 @@ fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];
     if is(sub, "get") {
         if args.len() < 3 {
-            return Ok(super::wrong_arity("config|get"));
+            return Ok(wrong_arity("config|get"));
         }
         let mut pairs = Vec::new();
         for (name, value) in ctx.shared.config.all() {
@@ -203,7 +206,7 @@ fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     if is(sub, "set") {
         if args.len() < 4 || !args.len().is_multiple_of(2) {
-            return Ok(super::wrong_arity("config|set"));
+            return Ok(wrong_arity("config|set"));
         }
         for pair in args[2..].chunks(2) {
             if let Err(msg) = ctx.shared.config.set(&pair[0], &pair[1]) {
@@ -339,7 +342,7 @@ fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 /// Keys in `db`, and how many of them expire. Walks the database.
-fn count_keys(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(u64, u64), super::CmdError> {
+fn count_keys(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(u64, u64), CmdError> {
     let (mut keys, mut expires) = (0, 0);
     ctx.walk_keys(db, Bound::Unbounded, STEP, |ctx, batch| {
         keys += batch.len() as u64;
@@ -374,16 +377,16 @@ fn dbsize(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(n))
 }
 
-fn flush_option(args: &[Bytes]) -> Result<(), super::CmdError> {
+fn flush_option(args: &[Bytes]) -> Result<(), CmdError> {
     match args {
         [_] => Ok(()),
         [_, mode] if is(mode, "sync") || is(mode, "async") => Ok(()),
-        _ => Err(super::syntax_error()),
+        _ => Err(syntax_error()),
     }
 }
 
 /// Deletes every key of `db`, inside the command's transaction.
-fn flush(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(), super::CmdError> {
+fn flush(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(), CmdError> {
     ctx.walk_keys(db, Bound::Unbounded, STEP, |ctx, batch| {
         for k in batch {
             ctx.remove_in(db, &k)?;
@@ -426,7 +429,7 @@ fn shutdown(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     // NOSAVE/SAVE/NOW/FORCE change nothing here: every write is already in the log.
     for a in &args[1..] {
         if !["nosave", "save", "now", "force"].iter().any(|w| is(a, w)) {
-            return Err(super::syntax_error());
+            return Err(syntax_error());
         }
     }
     tracing::info!("SHUTDOWN requested by client {}", ctx.conn.id);

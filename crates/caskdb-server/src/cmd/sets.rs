@@ -4,11 +4,15 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
+use super::args::{positive_count, random_count};
+use super::ctx::Ctx;
 use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
-use super::{CmdError, CmdResult, Ctx, Spec, spec};
-use crate::collection::{positive_count, random_count, random_picks, scan_members};
+use super::reply::{CmdError, CmdResult, syntax_error};
+use super::scan;
+use super::{Spec, spec};
 use crate::frame::Frame;
 use crate::keyspace::{Meta, Type, kind};
+use crate::state::random_picks;
 
 const R: u32 = READONLY | ATOMIC_READ;
 
@@ -106,7 +110,7 @@ fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let count = match args.len() {
         2 => None,
         3 => Some(positive_count(&args[2])?),
-        _ => return Err(super::syntax_error()),
+        _ => return Err(syntax_error()),
     };
     let key = &args[1];
     let Some(before) = ctx.coll(key, Type::Set)? else {
@@ -135,7 +139,7 @@ fn srandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let count = match args.len() {
         2 => None,
         3 => Some(random_count(&args[2])?),
-        _ => return Err(super::syntax_error()),
+        _ => return Err(syntax_error()),
     };
     let all = members_of(ctx, &args[1])?;
     Ok(match count {
@@ -301,7 +305,7 @@ fn smove(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn sscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    scan_members(ctx, args, Type::Set, |member, _, out| {
+    scan::members(ctx, args, Type::Set, |member, _, out| {
         out.push(Frame::Bulk(member.clone()));
     })
 }

@@ -2,8 +2,11 @@
 
 use bytes::Bytes;
 
+use super::args::{ExpireKind, expire_at, int_arg, is, parse_float};
+use super::ctx::Ctx;
 use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
-use super::{CmdError, CmdResult, Ctx, Spec, int_arg, is, spec, syntax_error, wrongtype};
+use super::reply::{CmdError, CmdResult, syntax_error, wrong_arity, wrongtype};
+use super::{Spec, spec};
 use crate::frame::Frame;
 use crate::keyspace::Type;
 
@@ -40,51 +43,6 @@ fn bulk_or_null(v: Option<Bytes>) -> Frame {
 
 fn get(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(bulk_or_null(ctx.get_string(&args[1])?.map(|(v, _)| v)))
-}
-
-/// An expiry option's unit and reference point.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum ExpireKind {
-    Ex,
-    Px,
-    ExAt,
-    PxAt,
-}
-
-impl ExpireKind {
-    pub(crate) fn from_arg(arg: &[u8]) -> Option<ExpireKind> {
-        [
-            ("ex", ExpireKind::Ex),
-            ("px", ExpireKind::Px),
-            ("exat", ExpireKind::ExAt),
-            ("pxat", ExpireKind::PxAt),
-        ]
-        .into_iter()
-        .find(|(w, _)| is(arg, w))
-        .map(|(_, k)| k)
-    }
-}
-
-/// Redis's `getExpireMillisecondsOrReply`: the absolute expiry in ms for `value` of `kind`, or
-/// `ERR invalid expire time in '<cmd>' command`.
-pub(crate) fn expire_at(
-    now_ms: u64,
-    kind: ExpireKind,
-    value: &[u8],
-    cmd: &str,
-) -> Result<u64, CmdError> {
-    let n = int_arg(value)?;
-    let invalid =
-        || -> CmdError { Frame::err(format!("invalid expire time in '{cmd}' command")).into() };
-    let seconds = matches!(kind, ExpireKind::Ex | ExpireKind::ExAt);
-    if n <= 0 || (seconds && n > i64::MAX / 1000) {
-        return Err(invalid());
-    }
-    let mut ms = if seconds { n * 1000 } else { n };
-    if matches!(kind, ExpireKind::Ex | ExpireKind::Px) {
-        ms = ms.checked_add(now_ms as i64).ok_or_else(invalid)?;
-    }
-    Ok(ms as u64)
 }
 
 fn set(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
@@ -177,7 +135,7 @@ fn mget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 fn mset_pairs(args: &[Bytes], name: &str) -> Result<(), CmdError> {
     if args.len().is_multiple_of(2) {
-        return Err(super::wrong_arity(name).into());
+        return Err(wrong_arity(name).into());
     }
     Ok(())
 }
@@ -362,51 +320,6 @@ fn decrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         return Err(Frame::err("decrement would overflow").into());
     }
     incr_by(ctx, &args[1], -by)
-}
-
-/// Parses a float as Redis's `string2ld` does: no blanks, no NaN; hexadecimal (`0x1p4`) as C's
-/// `strtod` reads it.
-pub(crate) fn parse_float(arg: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(arg).ok()?;
-    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_whitespace()) {
-        return None;
-    }
-    let v: f64 = match s.parse() {
-        Ok(v) => v,
-        Err(_) => parse_hex_float(s)?,
-    };
-    (!v.is_nan()).then_some(v)
-}
-
-/// C's hexadecimal float syntax: `[+-]0x<hex>[.<hex>][p[+-]<dec>]`.
-fn parse_hex_float(s: &str) -> Option<f64> {
-    let (neg, rest) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let rest = rest
-        .strip_prefix("0x")
-        .or_else(|| rest.strip_prefix("0X"))?;
-    let (mantissa, exp) = match rest.find(['p', 'P']) {
-        Some(i) => (&rest[..i], rest[i + 1..].parse::<i32>().ok()?),
-        None => (rest, 0),
-    };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    let mut v = 0f64;
-    for c in int.chars() {
-        v = v * 16.0 + f64::from(c.to_digit(16)?);
-    }
-    let mut scale = 1.0 / 16.0;
-    for c in frac.chars() {
-        v += f64::from(c.to_digit(16)?) * scale;
-        scale /= 16.0;
-    }
-    let v = v * 2f64.powi(exp);
-    Some(if neg { -v } else { v })
 }
 
 /// Formats a float result for humans, like Redis's `%.17Lf` with trailing zeros removed.

@@ -6,8 +6,10 @@
 
 use bytes::Bytes;
 
+use super::ctx::Ctx;
 use super::flags::{FAST, NO_MULTI, NO_QUEUE};
-use super::{CmdResult, Ctx, Spec, spec};
+use super::reply::CmdResult;
+use super::{Spec, spec};
 use crate::frame::Frame;
 use crate::session::Multi;
 

@@ -7,14 +7,15 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
+use super::args::{int_arg, is, parse_float, positive_count};
+use super::ctx::Ctx;
 use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
-use super::strings::parse_float;
-use super::{CmdError, CmdResult, Ctx, Spec, int_arg, is, spec, syntax_error};
-use crate::collection::{positive_count, scan_members};
+use super::lists::clamp_range;
+use super::reply::{CmdError, CmdResult, syntax_error};
+use super::scan;
+use super::{Spec, spec};
 use crate::frame::Frame;
 use crate::keyspace::{Meta, Type, kind, score_bits, score_from_bits};
-
-use super::lists::clamp_range;
 
 const R: u32 = READONLY | ATOMIC_READ;
 
@@ -827,7 +828,7 @@ fn zpopmax(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn zscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    scan_members(ctx, args, Type::ZSet, |member, value, out| {
+    scan::members(ctx, args, Type::ZSet, |member, value, out| {
         out.push(Frame::Bulk(member.clone()));
         let score = decode_score(value).unwrap_or(f64::NAN);
         out.push(score_frame(score));
