@@ -4,81 +4,31 @@ use bytes::Bytes;
 
 use super::args::{db_index, is};
 use super::ctx::Ctx;
-use super::flags::{FAST, NO_AUTH, NO_QUEUE};
 use super::reply::{CmdError, CmdResult, syntax_error, unknown_subcommand, wrong_arity};
-use super::{Spec, spec};
+use super::spec::flags::{FAST, NO_AUTH, NO_QUEUE};
+use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::parse::parse_i64;
 use crate::state::REDIS_VERSION;
 
-pub(crate) fn register(t: &mut Vec<Spec>) {
-    let g = "connection";
-    t.extend([
-        spec(
-            "ping",
-            -1,
-            FAST,
-            (0, 0, 0),
-            g,
-            "Returns the server's liveliness response.",
-            ping,
-        ),
-        spec(
-            "echo",
-            2,
-            FAST,
-            (0, 0, 0),
-            g,
-            "Returns the given string.",
-            echo,
-        ),
-        spec(
-            "quit",
-            -1,
-            FAST | NO_AUTH | NO_QUEUE,
-            (0, 0, 0),
-            g,
-            "Closes the connection.",
-            quit,
-        ),
-        spec(
-            "hello",
-            -1,
-            FAST | NO_AUTH,
-            (0, 0, 0),
-            g,
-            "Handshakes with the Redis server.",
-            hello,
-        ),
-        spec(
-            "auth",
-            -2,
-            FAST | NO_AUTH,
-            (0, 0, 0),
-            g,
-            "Authenticates the connection.",
-            auth,
-        ),
-        spec(
-            "select",
-            2,
-            FAST,
-            (0, 0, 0),
-            g,
-            "Changes the selected database.",
-            select,
-        ),
-        spec(
-            "client",
-            -2,
-            0,
-            (0, 0, 0),
-            g,
-            "A container for client connection commands.",
-            client,
-        ),
-    ]);
-}
+/// The connection commands.
+pub(super) static COMMANDS: &[Spec] = commands! {
+    group "connection";
+    /// Returns the server's liveliness response.
+    "ping", -1, FAST, 0, 0, 0 => ping;
+    /// Returns the given string.
+    "echo", 2, FAST, 0, 0, 0 => echo;
+    /// Closes the connection.
+    "quit", -1, FAST | NO_AUTH | NO_QUEUE, 0, 0, 0 => quit;
+    /// Handshakes with the Redis server.
+    "hello", -1, FAST | NO_AUTH, 0, 0, 0 => hello;
+    /// Authenticates the connection.
+    "auth", -2, FAST | NO_AUTH, 0, 0, 0 => auth;
+    /// Changes the selected database.
+    "select", 2, FAST, 0, 0, 0 => select;
+    /// A container for client connection commands.
+    "client", -2, 0, 0, 0, 0 => client;
+};
 
 fn ping(_ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     match args.len() {

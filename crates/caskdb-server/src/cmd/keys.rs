@@ -4,200 +4,59 @@ use bytes::Bytes;
 
 use super::args::{ExpireKind, ScanArgs, db_index, int_arg, is};
 use super::ctx::Ctx;
-use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
 use super::reply::{CmdError, CmdResult, syntax_error};
 use super::scan::{self, next_cursor, resume};
-use super::{Spec, spec};
+use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::glob;
 use crate::keyspace::Meta;
 use crate::state::random_u64;
 
-pub(crate) fn register(t: &mut Vec<Spec>) {
-    let g = "generic";
-    t.extend([
-        spec(
-            "del",
-            -2,
-            WRITE,
-            (1, -1, 1),
-            g,
-            "Deletes one or more keys.",
-            del,
-        ),
-        spec(
-            "unlink",
-            -2,
-            WRITE | FAST,
-            (1, -1, 1),
-            g,
-            "Asynchronously deletes one or more keys.",
-            del,
-        ),
-        spec(
-            "exists",
-            -2,
-            READONLY | FAST | ATOMIC_READ,
-            (1, -1, 1),
-            g,
-            "Determines whether one or more keys exist.",
-            exists,
-        ),
-        spec(
-            "type",
-            2,
-            READONLY | FAST,
-            (1, 1, 1),
-            g,
-            "Determines the type of value stored at a key.",
-            type_,
-        ),
-        spec(
-            "keys",
-            2,
-            READONLY | ATOMIC_READ,
-            (0, 0, 0),
-            g,
-            "Returns all key names that match a pattern.",
-            keys,
-        ),
-        spec(
-            "scan",
-            -2,
-            READONLY,
-            (0, 0, 0),
-            g,
-            "Iterates over the key names in the database.",
-            scan,
-        ),
-        spec(
-            "randomkey",
-            1,
-            READONLY,
-            (0, 0, 0),
-            g,
-            "Returns a random key name from the database.",
-            randomkey,
-        ),
-        spec(
-            "rename",
-            3,
-            WRITE,
-            (1, 2, 1),
-            g,
-            "Renames a key and overwrites the destination.",
-            rename,
-        ),
-        spec(
-            "renamenx",
-            3,
-            WRITE | FAST,
-            (1, 2, 1),
-            g,
-            "Renames a key only when the target key name doesn't exist.",
-            renamenx,
-        ),
-        spec(
-            "copy",
-            -3,
-            WRITE,
-            (1, 2, 1),
-            g,
-            "Copies the value of a key to a new key.",
-            copy,
-        ),
-        spec(
-            "move",
-            3,
-            WRITE | FAST,
-            (1, 1, 1),
-            g,
-            "Moves a key to another database.",
-            move_,
-        ),
-        spec(
-            "expire",
-            -3,
-            WRITE | FAST,
-            (1, 1, 1),
-            g,
-            "Sets the expiration time of a key in seconds.",
-            expire,
-        ),
-        spec(
-            "pexpire",
-            -3,
-            WRITE | FAST,
-            (1, 1, 1),
-            g,
-            "Sets the expiration time of a key in milliseconds.",
-            pexpire,
-        ),
-        spec(
-            "expireat",
-            -3,
-            WRITE | FAST,
-            (1, 1, 1),
-            g,
-            "Sets the expiration time of a key to a Unix timestamp.",
-            expireat,
-        ),
-        spec(
-            "pexpireat",
-            -3,
-            WRITE | FAST,
-            (1, 1, 1),
-            g,
-            "Sets the expiration time of a key to a Unix milliseconds timestamp.",
-            pexpireat,
-        ),
-        spec(
-            "ttl",
-            2,
-            READONLY | FAST,
-            (1, 1, 1),
-            g,
-            "Returns the expiration time in seconds of a key.",
-            ttl,
-        ),
-        spec(
-            "pttl",
-            2,
-            READONLY | FAST,
-            (1, 1, 1),
-            g,
-            "Returns the expiration time in milliseconds of a key.",
-            pttl,
-        ),
-        spec(
-            "expiretime",
-            2,
-            READONLY | FAST,
-            (1, 1, 1),
-            g,
-            "Returns the expiration time of a key as a Unix timestamp.",
-            expiretime,
-        ),
-        spec(
-            "pexpiretime",
-            2,
-            READONLY | FAST,
-            (1, 1, 1),
-            g,
-            "Returns the expiration time of a key as a Unix milliseconds timestamp.",
-            pexpiretime,
-        ),
-        spec(
-            "persist",
-            2,
-            WRITE | FAST,
-            (1, 1, 1),
-            g,
-            "Removes the expiration time of a key.",
-            persist,
-        ),
-    ]);
-}
+/// The generic key commands.
+pub(super) static COMMANDS: &[Spec] = commands! {
+    group "generic";
+    /// Deletes one or more keys.
+    "del", -2, WRITE, 1, -1, 1 => del;
+    /// Asynchronously deletes one or more keys.
+    "unlink", -2, WRITE | FAST, 1, -1, 1 => del;
+    /// Determines whether one or more keys exist.
+    "exists", -2, READONLY | FAST | ATOMIC_READ, 1, -1, 1 => exists;
+    /// Determines the type of value stored at a key.
+    "type", 2, READONLY | FAST, 1, 1, 1 => type_;
+    /// Returns all key names that match a pattern.
+    "keys", 2, READONLY | ATOMIC_READ, 0, 0, 0 => keys;
+    /// Iterates over the key names in the database.
+    "scan", -2, READONLY, 0, 0, 0 => scan;
+    /// Returns a random key name from the database.
+    "randomkey", 1, READONLY, 0, 0, 0 => randomkey;
+    /// Renames a key and overwrites the destination.
+    "rename", 3, WRITE, 1, 2, 1 => rename;
+    /// Renames a key only when the target key name doesn't exist.
+    "renamenx", 3, WRITE | FAST, 1, 2, 1 => renamenx;
+    /// Copies the value of a key to a new key.
+    "copy", -3, WRITE, 1, 2, 1 => copy;
+    /// Moves a key to another database.
+    "move", 3, WRITE | FAST, 1, 1, 1 => move_;
+    /// Sets the expiration time of a key in seconds.
+    "expire", -3, WRITE | FAST, 1, 1, 1 => expire;
+    /// Sets the expiration time of a key in milliseconds.
+    "pexpire", -3, WRITE | FAST, 1, 1, 1 => pexpire;
+    /// Sets the expiration time of a key to a Unix timestamp.
+    "expireat", -3, WRITE | FAST, 1, 1, 1 => expireat;
+    /// Sets the expiration time of a key to a Unix milliseconds timestamp.
+    "pexpireat", -3, WRITE | FAST, 1, 1, 1 => pexpireat;
+    /// Returns the expiration time in seconds of a key.
+    "ttl", 2, READONLY | FAST, 1, 1, 1 => ttl;
+    /// Returns the expiration time in milliseconds of a key.
+    "pttl", 2, READONLY | FAST, 1, 1, 1 => pttl;
+    /// Returns the expiration time of a key as a Unix timestamp.
+    "expiretime", 2, READONLY | FAST, 1, 1, 1 => expiretime;
+    /// Returns the expiration time of a key as a Unix milliseconds timestamp.
+    "pexpiretime", 2, READONLY | FAST, 1, 1, 1 => pexpiretime;
+    /// Removes the expiration time of a key.
+    "persist", 2, WRITE | FAST, 1, 1, 1 => persist;
+};
 
 fn del(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let mut n = 0;

@@ -8,184 +8,35 @@ use bytes::Bytes;
 
 use super::args::is;
 use super::ctx::{Ctx, Store};
-use super::flags::{ADMIN, ATOMIC_READ, FAST, NO_QUEUE, READONLY, WRITE};
 use super::keys::STEP;
 use super::reply::{CmdError, CmdResult, syntax_error, unknown_subcommand, wrong_arity};
-use super::{Spec, lookup, spec, table};
+use super::spec::flags::{ADMIN, ATOMIC_READ, FAST, NO_QUEUE, READONLY, WRITE};
+use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::glob;
 use crate::keyspace::{self, DATABASES};
 use crate::state::REDIS_VERSION;
 
-pub(crate) fn register(t: &mut Vec<Spec>) {
-    let g = "server";
-    t.extend([
-        spec(
-            "command",
-            -1,
-            0,
-            (0, 0, 0),
-            g,
-            "Returns detailed information about all commands.",
-            command,
-        ),
-        spec(
-            "config",
-            -2,
-            ADMIN,
-            (0, 0, 0),
-            g,
-            "A container for server configuration commands.",
-            config,
-        ),
-        spec(
-            "info",
-            -1,
-            0,
-            (0, 0, 0),
-            g,
-            "Returns information and statistics about the server.",
-            info,
-        ),
-        spec(
-            "time",
-            1,
-            FAST,
-            (0, 0, 0),
-            g,
-            "Returns the server time.",
-            time,
-        ),
-        spec(
-            "dbsize",
-            1,
-            READONLY | ATOMIC_READ,
-            (0, 0, 0),
-            g,
-            "Returns the number of keys in the database.",
-            dbsize,
-        ),
-        spec(
-            "flushdb",
-            -1,
-            WRITE,
-            (0, 0, 0),
-            g,
-            "Removes all keys from the current database.",
-            flushdb,
-        ),
-        spec(
-            "flushall",
-            -1,
-            WRITE,
-            (0, 0, 0),
-            g,
-            "Removes all keys from all databases.",
-            flushall,
-        ),
-        spec(
-            "bgrewriteaof",
-            1,
-            ADMIN,
-            (0, 0, 0),
-            g,
-            "Reclaims the members of deleted collections, then merges the data files, in the background.",
-            bgrewriteaof,
-        ),
-        spec(
-            "shutdown",
-            -1,
-            ADMIN | NO_QUEUE,
-            (0, 0, 0),
-            g,
-            "Synchronously saves the database(s) to disk and shuts down the Redis server.",
-            shutdown,
-        ),
-    ]);
-}
-
-fn flag_names(s: &Spec) -> Vec<Frame> {
-    use super::flags::*;
-    let mut v = Vec::new();
-    for (flag, name) in [
-        (WRITE, "write"),
-        (READONLY, "readonly"),
-        (ADMIN, "admin"),
-        (FAST, "fast"),
-        (NO_AUTH, "no_auth"),
-        (NO_MULTI, "no_multi"),
-    ] {
-        if s.has(flag) {
-            v.push(Frame::Simple(name));
-        }
-    }
-    v
-}
-
-/// One `COMMAND INFO` entry, in Redis 7's ten-field layout.
-fn command_info(s: &Spec) -> Frame {
-    Frame::Array(vec![
-        Frame::bulk(s.name),
-        Frame::Integer(i64::from(s.arity)),
-        Frame::Array(flag_names(s)),
-        Frame::Integer(i64::from(s.keys.0)),
-        Frame::Integer(i64::from(s.keys.1)),
-        Frame::Integer(i64::from(s.keys.2)),
-        Frame::Array(vec![Frame::bulk(format!("@{}", s.group))]),
-        Frame::Array(Vec::new()),
-        Frame::Array(Vec::new()),
-        Frame::Array(Vec::new()),
-    ])
-}
-
-fn command_docs(s: &Spec) -> (Frame, Frame) {
-    (
-        Frame::bulk(s.name),
-        Frame::Map(vec![
-            (Frame::bulk("summary"), Frame::bulk(s.summary)),
-            (Frame::bulk("since"), Frame::bulk("1.0.0")),
-            (Frame::bulk("group"), Frame::bulk(s.group)),
-        ]),
-    )
-}
-
-fn command(_ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let Some(sub) = args.get(1) else {
-        return Ok(Frame::Array(table().iter().map(command_info).collect()));
-    };
-    if is(sub, "count") {
-        return Ok(Frame::Integer(table().len() as i64));
-    }
-    if is(sub, "info") {
-        if args.len() == 2 {
-            return Ok(Frame::Array(table().iter().map(command_info).collect()));
-        }
-        return Ok(Frame::Array(
-            args[2..]
-                .iter()
-                .map(|n| lookup(n).map_or(Frame::Null, command_info))
-                .collect(),
-        ));
-    }
-    if is(sub, "docs") {
-        let docs = if args.len() == 2 {
-            table().iter().map(command_docs).collect()
-        } else {
-            args[2..]
-                .iter()
-                .filter_map(|n| lookup(n))
-                .map(command_docs)
-                .collect()
-        };
-        return Ok(Frame::Map(docs));
-    }
-    if is(sub, "list") {
-        return Ok(Frame::Array(
-            table().iter().map(|s| Frame::bulk(s.name)).collect(),
-        ));
-    }
-    Ok(unknown_subcommand(sub, "command"))
-}
+/// The server commands (COMMAND itself is in `table.rs`).
+pub(super) static COMMANDS: &[Spec] = commands! {
+    group "server";
+    /// A container for server configuration commands.
+    "config", -2, ADMIN, 0, 0, 0 => config;
+    /// Returns information and statistics about the server.
+    "info", -1, 0, 0, 0, 0 => info;
+    /// Returns the server time.
+    "time", 1, FAST, 0, 0, 0 => time;
+    /// Returns the number of keys in the database.
+    "dbsize", 1, READONLY | ATOMIC_READ, 0, 0, 0 => dbsize;
+    /// Removes all keys from the current database.
+    "flushdb", -1, WRITE, 0, 0, 0 => flushdb;
+    /// Removes all keys from all databases.
+    "flushall", -1, WRITE, 0, 0, 0 => flushall;
+    /// Reclaims the members of deleted collections, then merges the data files, in the background.
+    "bgrewriteaof", 1, ADMIN, 0, 0, 0 => bgrewriteaof;
+    /// Synchronously saves the database(s) to disk and shuts down the Redis server.
+    "shutdown", -1, ADMIN | NO_QUEUE, 0, 0, 0 => shutdown;
+};
 
 fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];

@@ -4,38 +4,65 @@ use bytes::Bytes;
 
 use super::args::{ExpireKind, expire_at, int_arg, is, parse_float};
 use super::ctx::Ctx;
-use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
 use super::reply::{CmdError, CmdResult, syntax_error, wrong_arity, wrongtype};
-use super::{Spec, spec};
+use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::keyspace::Type;
 
-pub(crate) fn register(t: &mut Vec<Spec>) {
-    let g = "string";
-    t.extend([
-        spec("get", 2, READONLY | FAST, (1, 1, 1), g, "Returns the string value of a key.", get),
-        spec("set", -3, WRITE, (1, 1, 1), g, "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", set),
-        spec("setnx", 3, WRITE | FAST, (1, 1, 1), g, "Set the string value of a key only when the key doesn't exist.", setnx),
-        spec("setex", 4, WRITE, (1, 1, 1), g, "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", setex),
-        spec("psetex", 4, WRITE, (1, 1, 1), g, "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", psetex),
-        spec("mget", -2, READONLY | FAST | ATOMIC_READ, (1, -1, 1), g, "Atomically returns the string values of one or more keys.", mget),
-        spec("mset", -3, WRITE, (1, -1, 2), g, "Atomically creates or modifies the string values of one or more keys.", mset),
-        spec("msetnx", -3, WRITE, (1, -1, 2), g, "Atomically modifies the string values of one or more keys only when all keys don't exist.", msetnx),
-        spec("getset", 3, WRITE | FAST, (1, 1, 1), g, "Returns the previous string value of a key after setting it to a new value.", getset),
-        spec("getdel", 2, WRITE | FAST, (1, 1, 1), g, "Returns the string value of a key after deleting the key.", getdel),
-        spec("getex", -2, WRITE | FAST, (1, 1, 1), g, "Returns the string value of a key after setting its expiration time.", getex),
-        spec("append", 3, WRITE | FAST, (1, 1, 1), g, "Appends a string to the value of a key. Creates the key if it doesn't exist.", append),
-        spec("strlen", 2, READONLY | FAST, (1, 1, 1), g, "Returns the length of a string value.", strlen),
-        spec("getrange", 4, READONLY, (1, 1, 1), g, "Returns a substring of the string stored at a key.", getrange),
-        spec("substr", 4, READONLY, (1, 1, 1), g, "Returns a substring from a string value.", getrange),
-        spec("setrange", 4, WRITE, (1, 1, 1), g, "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", setrange),
-        spec("incr", 2, WRITE | FAST, (1, 1, 1), g, "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", incr),
-        spec("decr", 2, WRITE | FAST, (1, 1, 1), g, "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", decr),
-        spec("incrby", 3, WRITE | FAST, (1, 1, 1), g, "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", incrby),
-        spec("decrby", 3, WRITE | FAST, (1, 1, 1), g, "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", decrby),
-        spec("incrbyfloat", 3, WRITE | FAST, (1, 1, 1), g, "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", incrbyfloat),
-    ]);
-}
+/// The string commands.
+pub(super) static COMMANDS: &[Spec] = commands! {
+    group "string";
+    /// Returns the string value of a key.
+    "get", 2, READONLY | FAST, 1, 1, 1 => get;
+    /// Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.
+    "set", -3, WRITE, 1, 1, 1 => set;
+    /// Set the string value of a key only when the key doesn't exist.
+    "setnx", 3, WRITE | FAST, 1, 1, 1 => setnx;
+    /// Sets the string value and expiration time of a key. Creates the key if it doesn't exist.
+    "setex", 4, WRITE, 1, 1, 1 => setex;
+    /// Sets both string value and expiration time in milliseconds of a key. The key is created if
+    /// it doesn't exist.
+    "psetex", 4, WRITE, 1, 1, 1 => psetex;
+    /// Atomically returns the string values of one or more keys.
+    "mget", -2, READONLY | FAST | ATOMIC_READ, 1, -1, 1 => mget;
+    /// Atomically creates or modifies the string values of one or more keys.
+    "mset", -3, WRITE, 1, -1, 2 => mset;
+    /// Atomically modifies the string values of one or more keys only when all keys don't exist.
+    "msetnx", -3, WRITE, 1, -1, 2 => msetnx;
+    /// Returns the previous string value of a key after setting it to a new value.
+    "getset", 3, WRITE | FAST, 1, 1, 1 => getset;
+    /// Returns the string value of a key after deleting the key.
+    "getdel", 2, WRITE | FAST, 1, 1, 1 => getdel;
+    /// Returns the string value of a key after setting its expiration time.
+    "getex", -2, WRITE | FAST, 1, 1, 1 => getex;
+    /// Appends a string to the value of a key. Creates the key if it doesn't exist.
+    "append", 3, WRITE | FAST, 1, 1, 1 => append;
+    /// Returns the length of a string value.
+    "strlen", 2, READONLY | FAST, 1, 1, 1 => strlen;
+    /// Returns a substring of the string stored at a key.
+    "getrange", 4, READONLY, 1, 1, 1 => getrange;
+    /// Returns a substring from a string value.
+    "substr", 4, READONLY, 1, 1, 1 => getrange;
+    /// Overwrites a part of a string value with another by an offset. Creates the key if it doesn't
+    /// exist.
+    "setrange", 4, WRITE, 1, 1, 1 => setrange;
+    /// Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't
+    /// exist.
+    "incr", 2, WRITE | FAST, 1, 1, 1 => incr;
+    /// Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't
+    /// exist.
+    "decr", 2, WRITE | FAST, 1, 1, 1 => decr;
+    /// Increments the integer value of a key by a number. Uses 0 as initial value if the key
+    /// doesn't exist.
+    "incrby", 3, WRITE | FAST, 1, 1, 1 => incrby;
+    /// Decrements a number from the integer value of a key. Uses 0 as initial value if the key
+    /// doesn't exist.
+    "decrby", 3, WRITE | FAST, 1, 1, 1 => decrby;
+    /// Increment the floating point value of a key by a number. Uses 0 as initial value if the key
+    /// doesn't exist.
+    "incrbyfloat", 3, WRITE | FAST, 1, 1, 1 => incrbyfloat;
+};
 
 fn bulk_or_null(v: Option<Bytes>) -> Frame {
     v.map_or(Frame::Null, Frame::Bulk)

@@ -7,62 +7,26 @@
 use bytes::Bytes;
 
 use super::ctx::Ctx;
-use super::flags::{FAST, NO_MULTI, NO_QUEUE};
 use super::reply::CmdResult;
-use super::{Spec, spec};
+use super::spec::flags::{FAST, NO_MULTI, NO_QUEUE};
+use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::session::Multi;
 
-pub(crate) fn register(t: &mut Vec<Spec>) {
-    let g = "transactions";
-    t.extend([
-        spec(
-            "multi",
-            1,
-            FAST | NO_QUEUE | NO_MULTI,
-            (0, 0, 0),
-            g,
-            "Starts a transaction.",
-            multi,
-        ),
-        spec(
-            "exec",
-            1,
-            NO_QUEUE,
-            (0, 0, 0),
-            g,
-            "Executes all commands in a transaction.",
-            exec_outside_multi,
-        ),
-        spec(
-            "discard",
-            1,
-            FAST | NO_QUEUE,
-            (0, 0, 0),
-            g,
-            "Discards a transaction.",
-            discard,
-        ),
-        spec(
-            "watch",
-            -2,
-            FAST | NO_QUEUE | NO_MULTI,
-            (1, -1, 1),
-            g,
-            "Monitors changes to keys to determine the execution of a transaction.",
-            watch,
-        ),
-        spec(
-            "unwatch",
-            1,
-            FAST,
-            (0, 0, 0),
-            g,
-            "Forgets about watched keys of a transaction.",
-            unwatch,
-        ),
-    ]);
-}
+/// The transaction commands.
+pub(super) static COMMANDS: &[Spec] = commands! {
+    group "transactions";
+    /// Starts a transaction.
+    "multi", 1, FAST | NO_QUEUE | NO_MULTI, 0, 0, 0 => multi;
+    /// Executes all commands in a transaction.
+    "exec", 1, NO_QUEUE, 0, 0, 0 => exec_outside_multi;
+    /// Discards a transaction.
+    "discard", 1, FAST | NO_QUEUE, 0, 0, 0 => discard;
+    /// Monitors changes to keys to determine the execution of a transaction.
+    "watch", -2, FAST | NO_QUEUE | NO_MULTI, 1, -1, 1 => watch;
+    /// Forgets about watched keys of a transaction.
+    "unwatch", 1, FAST, 0, 0, 0 => unwatch;
+};
 
 fn multi(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     if ctx.conn.multi.is_some() {

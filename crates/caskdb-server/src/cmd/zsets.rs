@@ -9,43 +9,71 @@ use bytes::Bytes;
 
 use super::args::{int_arg, is, parse_float, positive_count};
 use super::ctx::Ctx;
-use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
 use super::lists::clamp_range;
 use super::reply::{CmdError, CmdResult, syntax_error};
 use super::scan;
-use super::{Spec, spec};
+use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::keyspace::{Meta, Type, kind, score_bits, score_from_bits};
 
 const R: u32 = READONLY | ATOMIC_READ;
 
-pub(crate) fn register(t: &mut Vec<Spec>) {
-    let g = "sorted-set";
-    t.extend([
-        spec("zadd", -4, WRITE | FAST, (1, 1, 1), g, "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.", zadd),
-        spec("zrem", -3, WRITE | FAST, (1, 1, 1), g, "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.", zrem),
-        spec("zscore", 3, R | FAST, (1, 1, 1), g, "Returns the score of a member in a sorted set.", zscore),
-        spec("zmscore", -3, R | FAST, (1, 1, 1), g, "Returns the score of one or more members in a sorted set.", zmscore),
-        spec("zincrby", 4, WRITE | FAST, (1, 1, 1), g, "Increments the score of a member in a sorted set.", zincrby),
-        spec("zcard", 2, R | FAST, (1, 1, 1), g, "Returns the number of members in a sorted set.", zcard),
-        spec("zcount", 4, R | FAST, (1, 1, 1), g, "Returns the count of members in a sorted set that have scores within a range.", zcount),
-        spec("zlexcount", 4, R | FAST, (1, 1, 1), g, "Returns the number of members in a sorted set within a lexicographical range.", zlexcount),
-        spec("zrank", 3, R | FAST, (1, 1, 1), g, "Returns the index of a member in a sorted set ordered by ascending scores.", zrank),
-        spec("zrevrank", 3, R | FAST, (1, 1, 1), g, "Returns the index of a member in a sorted set ordered by descending scores.", zrevrank),
-        spec("zrange", -4, R, (1, 1, 1), g, "Returns members in a sorted set within a range of indexes.", zrange),
-        spec("zrevrange", -4, R, (1, 1, 1), g, "Returns members in a sorted set within a range of indexes in reverse order.", zrevrange),
-        spec("zrangebyscore", -4, R, (1, 1, 1), g, "Returns members in a sorted set within a range of scores.", zrangebyscore),
-        spec("zrevrangebyscore", -4, R, (1, 1, 1), g, "Returns members in a sorted set within a range of scores in reverse order.", zrevrangebyscore),
-        spec("zrangebylex", -4, R, (1, 1, 1), g, "Returns members in a sorted set within a lexicographical range.", zrangebylex),
-        spec("zrevrangebylex", -4, R, (1, 1, 1), g, "Returns members in a sorted set within a lexicographical range in reverse order.", zrevrangebylex),
-        spec("zremrangebyrank", 4, WRITE, (1, 1, 1), g, "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.", zremrangebyrank),
-        spec("zremrangebyscore", 4, WRITE, (1, 1, 1), g, "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.", zremrangebyscore),
-        spec("zremrangebylex", 4, WRITE, (1, 1, 1), g, "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.", zremrangebylex),
-        spec("zpopmin", -2, WRITE | FAST, (1, 1, 1), g, "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", zpopmin),
-        spec("zpopmax", -2, WRITE | FAST, (1, 1, 1), g, "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", zpopmax),
-        spec("zscan", -3, R, (1, 1, 1), g, "Iterates over members and scores of a sorted set.", zscan),
-    ]);
-}
+/// The sorted-set commands.
+pub(super) static COMMANDS: &[Spec] = commands! {
+    group "sorted-set";
+    /// Adds one or more members to a sorted set, or updates their scores. Creates the key if it
+    /// doesn't exist.
+    "zadd", -4, WRITE | FAST, 1, 1, 1 => zadd;
+    /// Removes one or more members from a sorted set. Deletes the sorted set if all members were
+    /// removed.
+    "zrem", -3, WRITE | FAST, 1, 1, 1 => zrem;
+    /// Returns the score of a member in a sorted set.
+    "zscore", 3, R | FAST, 1, 1, 1 => zscore;
+    /// Returns the score of one or more members in a sorted set.
+    "zmscore", -3, R | FAST, 1, 1, 1 => zmscore;
+    /// Increments the score of a member in a sorted set.
+    "zincrby", 4, WRITE | FAST, 1, 1, 1 => zincrby;
+    /// Returns the number of members in a sorted set.
+    "zcard", 2, R | FAST, 1, 1, 1 => zcard;
+    /// Returns the count of members in a sorted set that have scores within a range.
+    "zcount", 4, R | FAST, 1, 1, 1 => zcount;
+    /// Returns the number of members in a sorted set within a lexicographical range.
+    "zlexcount", 4, R | FAST, 1, 1, 1 => zlexcount;
+    /// Returns the index of a member in a sorted set ordered by ascending scores.
+    "zrank", 3, R | FAST, 1, 1, 1 => zrank;
+    /// Returns the index of a member in a sorted set ordered by descending scores.
+    "zrevrank", 3, R | FAST, 1, 1, 1 => zrevrank;
+    /// Returns members in a sorted set within a range of indexes.
+    "zrange", -4, R, 1, 1, 1 => zrange;
+    /// Returns members in a sorted set within a range of indexes in reverse order.
+    "zrevrange", -4, R, 1, 1, 1 => zrevrange;
+    /// Returns members in a sorted set within a range of scores.
+    "zrangebyscore", -4, R, 1, 1, 1 => zrangebyscore;
+    /// Returns members in a sorted set within a range of scores in reverse order.
+    "zrevrangebyscore", -4, R, 1, 1, 1 => zrevrangebyscore;
+    /// Returns members in a sorted set within a lexicographical range.
+    "zrangebylex", -4, R, 1, 1, 1 => zrangebylex;
+    /// Returns members in a sorted set within a lexicographical range in reverse order.
+    "zrevrangebylex", -4, R, 1, 1, 1 => zrevrangebylex;
+    /// Removes members in a sorted set within a range of indexes. Deletes the sorted set if all
+    /// members were removed.
+    "zremrangebyrank", 4, WRITE, 1, 1, 1 => zremrangebyrank;
+    /// Removes members in a sorted set within a range of scores. Deletes the sorted set if all
+    /// members were removed.
+    "zremrangebyscore", 4, WRITE, 1, 1, 1 => zremrangebyscore;
+    /// Removes members in a sorted set within a lexicographical range. Deletes the sorted set if
+    /// all members were removed.
+    "zremrangebylex", 4, WRITE, 1, 1, 1 => zremrangebylex;
+    /// Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted
+    /// set if the last member was popped.
+    "zpopmin", -2, WRITE | FAST, 1, 1, 1 => zpopmin;
+    /// Returns the highest-scoring members from a sorted set after removing them. Deletes the
+    /// sorted set if the last member was popped.
+    "zpopmax", -2, WRITE | FAST, 1, 1, 1 => zpopmax;
+    /// Iterates over members and scores of a sorted set.
+    "zscan", -3, R, 1, 1, 1 => zscan;
+};
 
 /// Formats a score as Redis 7.0 does (`%.17g`).
 pub(crate) fn format_score(v: f64) -> String {
