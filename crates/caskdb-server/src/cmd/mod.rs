@@ -1,14 +1,28 @@
-//! Commands: the table of every command the server knows, and the context they run in.
+//! Commands: the table of every command the server knows, how a request is dispatched to one,
+//! and the layers they run on.
 //!
 //! Each command is a function that parses its arguments, applies them to the store through
-//! [`Ctx`], and returns its reply. Commands flagged `WRITE` (and multi-key reads) run inside an
+//! `Ctx`, and returns its reply. Commands flagged `WRITE` (and multi-key reads) run inside an
 //! engine transaction, so each is atomic, and its writes land on disk as one record; plain
 //! single-key reads run without taking the writer lock.
+//!
+//! The modules, from the bottom up (each imports only modules listed before it):
+//! - `reply`: the result type and the error replies; `args`: argument parsers.
+//! - `ctx`: the store layer (`Ctx`); `collection`: its collection half; `scan`: SCAN cursors.
+//! - `spec`: a row of the command table, and `commands!`, which writes a group's rows.
+//! - the command groups: `connection`, `server`, `strings`, `keys`, `hashes`, `lists`, `sets`,
+//!   `zsets`, `transactions`; each holds its rows (`COMMANDS`) and handlers.
+//! - `table`: every group's rows and the lookup by name; COMMAND.
+//! - `dispatch`: a request → its reply (checks, MULTI, EXEC); the one module the connection
+//!   uses.
+//!
+//! This file only declares them.
 
 mod args;
 mod collection;
 mod connection;
 mod ctx;
+pub(crate) mod dispatch;
 mod hashes;
 mod keys;
 mod lists;
@@ -21,45 +35,3 @@ mod strings;
 mod table;
 mod transactions;
 mod zsets;
-
-use bytes::Bytes;
-
-use crate::frame::Frame;
-use crate::session::ConnState;
-use crate::state::Shared;
-pub(crate) use ctx::{Ctx, Store};
-pub(crate) use reply::{engine_error, unknown_command, wrong_arity};
-pub(crate) use spec::{Spec, flags};
-pub(crate) use table::lookup;
-
-/// Runs one command against `store` and returns its reply.
-pub(crate) fn execute(
-    shared: &Shared,
-    conn: &mut ConnState,
-    store: Store<'_, '_>,
-    spec: &Spec,
-    args: &[Bytes],
-) -> Frame {
-    let mut ctx = Ctx {
-        shared,
-        conn,
-        store,
-        member_writes: 0,
-    };
-    // A command that fails has no effect, even if it had staged writes before failing (a
-    // member too large, a storage error…): its writes are rolled back, the transaction's
-    // earlier ones (EXEC) are kept.
-    let savepoint = match &mut ctx.store {
-        Store::Write(tx) => Some(tx.savepoint()),
-        Store::Read(_) => None,
-    };
-    match (spec.run)(&mut ctx, args) {
-        Ok(f) => f,
-        Err(e) => {
-            if let (Some(sp), Store::Write(tx)) = (savepoint, &mut ctx.store) {
-                tx.rollback_to(sp);
-            }
-            e.into_frame()
-        }
-    }
-}

@@ -83,7 +83,12 @@ pub(crate) fn not_an_integer() -> CmdError {
 
 /// The reply for a wrong number of arguments; `name` is the command (or `cmd|sub`).
 pub(crate) fn wrong_arity(name: &str) -> Frame {
-    Frame::err(format!("wrong number of arguments for '{name}' command"))
+    Frame::err(arity_message(name))
+}
+
+/// [`wrong_arity`]'s message, without the error code.
+pub(crate) fn arity_message(name: &str) -> String {
+    format!("wrong number of arguments for '{name}' command")
 }
 
 /// Redis's reply to an unknown command.

@@ -30,6 +30,16 @@ pub(crate) mod flags {
 /// A command handler.
 pub(crate) type Handler = fn(&mut Ctx<'_, '_>, &[Bytes]) -> CmdResult;
 
+/// How dispatch runs a command (`dispatch.rs`, which also says where the kinds to come fit).
+#[derive(Clone, Copy)]
+pub(crate) enum Run {
+    /// Its handler, against the store: every command but EXEC.
+    Store(Handler),
+    /// EXEC: the connection's queued commands, in one engine transaction. Dispatch runs it (it
+    /// holds the queue and the table); refused for its arity, it also discards the transaction.
+    Exec,
+}
+
 /// One row of the command table.
 pub(crate) struct Spec {
     /// Lower-case name.
@@ -47,7 +57,7 @@ pub(crate) struct Spec {
     pub group: &'static str,
     /// One sentence for `COMMAND DOCS`.
     pub summary: &'static str,
-    pub run: Handler,
+    pub run: Run,
 }
 
 impl Spec {
@@ -84,14 +94,15 @@ impl Spec {
 ///
 /// That is: the summary (`COMMAND DOCS`) as doc comments, on as many lines as it takes (each
 /// line after the first continues the sentence, after its leading space); then name, arity,
-/// flags, first key, last key, key step, and the handler.
+/// flags, first key, last key, key step, and the handler, or a [`Run`] variant other than
+/// `Store` (`=> Run::Exec`).
 macro_rules! commands {
     (
         group $group:literal;
         $(
             $(#[doc = $doc:literal])+
             $name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr
-                => $run:expr;
+                => $($run:ident)::+;
         )*
     ) => {
         &[$(
@@ -104,9 +115,15 @@ macro_rules! commands {
                 step: $step,
                 group: $group,
                 summary: concat!($($doc),+).trim_ascii_start(),
-                run: $run,
+                run: $crate::cmd::spec::commands!(@run $($run)::+),
             },
         )*]
+    };
+    (@run Run::$variant:ident) => {
+        $crate::cmd::spec::Run::$variant
+    };
+    (@run $handler:ident) => {
+        $crate::cmd::spec::Run::Store($handler)
     };
 }
 pub(crate) use commands;

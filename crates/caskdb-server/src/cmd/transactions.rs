@@ -1,8 +1,8 @@
 //! MULTI/EXEC/DISCARD/WATCH/UNWATCH (the registry of watched keys is `watch.rs`).
 //!
-//! EXEC itself is run by the connection (it needs the queued commands): all queued commands
-//! run inside one engine transaction, so no other write interleaves and their writes land on
-//! disk as one atomic record.
+//! EXEC itself is run by `dispatch.rs` (it needs the queued commands and the table): all queued
+//! commands run inside one engine transaction, so no other write interleaves and their writes
+//! land on disk as one atomic record.
 
 use bytes::Bytes;
 
@@ -19,7 +19,7 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Starts a transaction.
     "multi", 1, FAST | NO_QUEUE | NO_MULTI, 0, 0, 0 => multi;
     /// Executes all commands in a transaction.
-    "exec", 1, NO_QUEUE, 0, 0, 0 => exec_outside_multi;
+    "exec", 1, NO_QUEUE, 0, 0, 0 => Run::Exec;
     /// Discards a transaction.
     "discard", 1, FAST | NO_QUEUE, 0, 0, 0 => discard;
     /// Monitors changes to keys to determine the execution of a transaction.
@@ -34,10 +34,6 @@ fn multi(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     }
     ctx.conn.multi = Some(Multi::default());
     Ok(Frame::OK)
-}
-
-fn exec_outside_multi(_ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
-    Ok(Frame::err("EXEC without MULTI"))
 }
 
 fn discard(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
