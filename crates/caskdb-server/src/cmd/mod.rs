@@ -11,7 +11,7 @@
 //! - `ctx`: the store layer (`Ctx`); `collection`: its collection half; `scan`: SCAN cursors.
 //! - `spec`: a row of the command table, and `commands!`, which writes a group's rows.
 //! - the command groups: `connection`, `server`, `strings`, `keys`, `hashes`, `lists`, `sets`,
-//!   `zsets`, `transactions`; each holds its rows (`COMMANDS`) and handlers.
+//!   `zsets`, `zset_ranges`, `transactions`; each holds its rows (`COMMANDS`) and handlers.
 //! - `table`: every group's rows and the lookup by name; COMMAND.
 //! - `dispatch`: a request → its reply (checks, MULTI, EXEC); the one module the connection
 //!   uses.
@@ -34,4 +34,5 @@ mod spec;
 mod strings;
 mod table;
 mod transactions;
+mod zset_ranges;
 mod zsets;

@@ -12,7 +12,9 @@ use super::ctx::Ctx;
 use super::reply::{CmdResult, unknown_subcommand};
 use super::spec::flags::{ADMIN, FAST, NO_AUTH, NO_MULTI, READONLY, WRITE};
 use super::spec::{Spec, commands};
-use super::{connection, hashes, keys, lists, server, sets, strings, transactions, zsets};
+use super::{
+    connection, hashes, keys, lists, server, sets, strings, transactions, zset_ranges, zsets,
+};
 use crate::frame::Frame;
 
 /// COMMAND (of the server group).
@@ -36,6 +38,7 @@ pub(crate) fn table() -> &'static [&'static Spec] {
             sets::COMMANDS,
             lists::COMMANDS,
             zsets::COMMANDS,
+            zset_ranges::COMMANDS,
             transactions::COMMANDS,
         ];
         let mut t: Vec<&'static Spec> = groups.into_iter().flatten().collect();
