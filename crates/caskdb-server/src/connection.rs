@@ -1,5 +1,6 @@
-//! One client connection: read, parse every complete request in the buffer, run them, wait for
-//! the disk once if `appendfsync always` and something was written, write all replies at once.
+//! One client connection: read, parse every complete request in the buffer and hand each to
+//! `cmd::dispatch`, wait for the disk once if `appendfsync always` and something was written,
+//! write all replies at once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ const FLUSH_AT: usize = 1 << 20;
 /// Free space kept in the read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// A client's socket, its session, and its read and write buffers.
 pub(crate) struct Connection {
     socket: TcpStream,
     shared: Arc<Shared>,

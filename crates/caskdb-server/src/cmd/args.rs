@@ -22,13 +22,18 @@ pub(crate) fn is(arg: &[u8], word: &str) -> bool {
 /// An expiry option's unit and reference point.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum ExpireKind {
+    /// Seconds from now.
     Ex,
+    /// Milliseconds from now.
     Px,
+    /// A Unix time in seconds.
     ExAt,
+    /// A Unix time in milliseconds.
     PxAt,
 }
 
 impl ExpireKind {
+    /// The kind an option names (`EX`, `PX`, `EXAT`, `PXAT`, in any case).
     pub(crate) fn from_arg(arg: &[u8]) -> Option<ExpireKind> {
         [
             ("ex", ExpireKind::Ex),

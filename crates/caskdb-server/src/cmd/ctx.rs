@@ -2,9 +2,9 @@
 //! session, the store) and its key-level reads and writes. Collections' members are in
 //! `collection.rs`.
 //!
-//! Every write goes through here, which keeps the rules in one place: WATCH is signalled for
-//! each key changed, keys and strings over their limits are refused, an expiry already past
-//! deletes the key.
+//! Keys are written through [`Ctx::put_raw`] and deleted through [`Ctx::remove_in`], which keep
+//! the rules in one place: WATCH is signalled for each key changed, keys over the limit are
+//! refused, an expiry already past deletes the key.
 
 use bytes::Bytes;
 use caskdb::{Db, Transaction};

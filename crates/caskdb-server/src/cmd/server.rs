@@ -1,5 +1,5 @@
-//! Server commands: COMMAND, CONFIG, INFO, TIME, DBSIZE, FLUSHDB, FLUSHALL, BGREWRITEAOF,
-//! SHUTDOWN.
+//! Server commands: CONFIG, INFO, TIME, DBSIZE, FLUSHDB, FLUSHALL, BGREWRITEAOF, SHUTDOWN
+//! (COMMAND, which reads the command table, is in `table.rs`).
 
 use std::fmt::Write as _;
 use std::ops::Bound;
