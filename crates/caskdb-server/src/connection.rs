@@ -1,46 +1,29 @@
-//! One client connection: read, parse every complete request in the buffer, run them, wait for
-//! the disk once if `appendfsync always` and something was written, write all replies at once.
+//! One client connection: read, parse every complete request in the buffer and hand each to
+//! `cmd::dispatch`, wait for the disk once if `appendfsync always` and something was written,
+//! write all replies at once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use caskdb::SyncToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::clients::ClientInfo;
-use crate::cmd::transactions::{Multi, WatchState};
-use crate::cmd::{self, Spec, Store, flags};
+use crate::cmd::dispatch;
 use crate::config::AppendFsync;
 use crate::frame::Frame;
 use crate::parse::{Limits, Parsed, parse};
-use crate::server::Shared;
+use crate::session::ConnState;
+use crate::state::Shared;
 
 /// Replies are written out once this many bytes are waiting, even mid-pipeline.
 const FLUSH_AT: usize = 1 << 20;
 /// Free space kept in the read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Per-connection state that commands may change.
-pub(crate) struct ConnState {
-    pub id: u64,
-    /// The selected database.
-    pub db: u8,
-    /// Whether HELLO 3 switched the connection to RESP3.
-    pub resp3: bool,
-    pub authenticated: bool,
-    pub info: Arc<ClientInfo>,
-    /// Set between MULTI and EXEC/DISCARD.
-    pub multi: Option<Multi>,
-    pub watch: WatchState,
-    /// Close once the pending replies are written (QUIT, protocol error, SHUTDOWN).
-    pub close_after_reply: bool,
-    /// Send no reply for this command (SHUTDOWN).
-    pub suppress_reply: bool,
-}
-
+/// A client's socket, its session, and its read and write buffers.
 pub(crate) struct Connection {
     socket: TcpStream,
     shared: Arc<Shared>,
@@ -58,17 +41,7 @@ impl Connection {
         shared: Arc<Shared>,
     ) -> Connection {
         let info = shared.clients.add(addr, laddr);
-        let state = ConnState {
-            id: info.id,
-            db: 0,
-            resp3: false,
-            authenticated: !shared.config.has_password(),
-            info,
-            multi: None,
-            watch: WatchState::default(),
-            close_after_reply: false,
-            suppress_reply: false,
-        };
+        let state = ConnState::new(info, !shared.config.has_password());
         Connection {
             socket,
             shared,
@@ -161,7 +134,7 @@ impl Connection {
                     if args.is_empty() {
                         continue;
                     }
-                    let reply = self.handle(args, token);
+                    let reply = dispatch::request(&self.shared, &mut self.state, args, token);
                     if !std::mem::take(&mut self.state.suppress_reply) {
                         reply.encode(&mut self.wbuf, self.state.resp3);
                     }
@@ -191,105 +164,6 @@ impl Connection {
                     return false;
                 }
             }
-        }
-    }
-
-    fn flag_multi_failed(&mut self) {
-        if let Some(m) = &mut self.state.multi {
-            m.failed = true;
-        }
-    }
-
-    fn handle(&mut self, args: Vec<Bytes>, token: &mut Option<SyncToken>) -> Frame {
-        self.shared.stats.commands.add(1);
-        let Some(spec) = cmd::lookup(&args[0]) else {
-            self.flag_multi_failed();
-            return cmd::unknown_command(&args);
-        };
-        self.state.info.record(spec.name);
-        if !spec.arity_ok(args.len()) {
-            if spec.name == "exec" {
-                // Redis drops the transaction (if any) and says why.
-                self.state.multi = None;
-                self.state.watch.clear(&self.shared.watches);
-                return Frame::Error(
-                    "EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command".into(),
-                );
-            }
-            self.flag_multi_failed();
-            return cmd::wrong_arity(spec.name);
-        }
-        if !self.state.authenticated && !spec.has(flags::NO_AUTH) {
-            self.flag_multi_failed();
-            return Frame::Error("NOAUTH Authentication required.".into());
-        }
-        if let Some(m) = &mut self.state.multi
-            && !spec.has(flags::NO_QUEUE)
-        {
-            m.queue.push(args);
-            return Frame::Simple("QUEUED");
-        }
-        if spec.name == "exec" && self.state.multi.is_some() {
-            return self.exec(token);
-        }
-        self.run_one(spec, &args, token)
-    }
-
-    fn run_one(&mut self, spec: &Spec, args: &[Bytes], token: &mut Option<SyncToken>) -> Frame {
-        let shared = &*self.shared;
-        let state = &mut self.state;
-        if !spec.needs_tx() {
-            return cmd::execute(shared, state, Store::Read(&shared.db), spec, args);
-        }
-        let result = shared.db.transaction_deferred(|tx| {
-            Ok::<_, caskdb::Error>(cmd::execute(shared, state, Store::Write(tx), spec, args))
-        });
-        match result {
-            Ok((frame, t)) => {
-                if spec.has(flags::WRITE) {
-                    *token = (*token).max(Some(t));
-                }
-                frame
-            }
-            Err(e) => cmd::engine_error(&e),
-        }
-    }
-
-    fn exec(&mut self, token: &mut Option<SyncToken>) -> Frame {
-        let Some(multi) = self.state.multi.take() else {
-            return Frame::err("EXEC without MULTI");
-        };
-        let shared = &*self.shared;
-        let state = &mut self.state;
-        if multi.failed {
-            state.watch.clear(&shared.watches);
-            return Frame::Error(
-                "EXECABORT Transaction discarded because of previous errors.".into(),
-            );
-        }
-        let result = shared.db.transaction_deferred(|tx| {
-            // Checked under the writer lock: no write can come between this and ours.
-            if state.watch.is_dirty() {
-                return Ok::<_, caskdb::Error>(None);
-            }
-            let mut replies = Vec::with_capacity(multi.queue.len());
-            for args in &multi.queue {
-                let reply = match cmd::lookup(&args[0]) {
-                    Some(spec) => cmd::execute(shared, state, Store::Write(&mut *tx), spec, args),
-                    None => cmd::unknown_command(args),
-                };
-                replies.push(reply);
-            }
-            Ok(Some(replies))
-        });
-        state.watch.clear(&shared.watches);
-        match result {
-            Ok((None, _)) => Frame::NullArray,
-            Ok((Some(replies), t)) => {
-                *token = (*token).max(Some(t));
-                Frame::Array(replies)
-            }
-            Err(e) => cmd::engine_error(&e),
         }
     }
 }

@@ -17,7 +17,6 @@
 
 mod clients;
 mod cmd;
-mod collection;
 pub mod config;
 mod connection;
 mod frame;
@@ -27,8 +26,12 @@ mod glob;
 mod keyspace;
 mod parse;
 mod server;
+mod session;
 mod shutdown;
+mod state;
 mod sweep;
+mod watch;
 
 pub use config::{AppendFsync, Config};
-pub use server::{REDIS_VERSION, ServeError, Server};
+pub use server::{ServeError, Server};
+pub use state::REDIS_VERSION;

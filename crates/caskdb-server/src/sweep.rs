@@ -12,7 +12,6 @@
 //! on BGREWRITEAOF (followed by a merge).
 
 use std::ops::Bound;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,7 +19,6 @@ use caskdb::{Db, Transaction};
 use parking_lot::{Condvar, Mutex};
 
 use crate::keyspace::{self, Entry, MEMBER_TAG_BASE, MEMBER_TAGS, Meta, kind};
-use crate::server::Shared;
 
 /// Orphaned members that start a sweep without waiting.
 const ORPHANS_NOW: u64 = 100_000;
@@ -120,15 +118,9 @@ impl Collections {
     }
 }
 
-/// Starts the sweeper thread.
-pub(crate) fn start(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("caskdb-sweep".into())
-        .spawn(move || run(&shared))
-}
-
-fn run(shared: &Shared) {
-    let c = &shared.collections;
+/// The sweeper thread's body: sweeps `db` when due (see the module's doc) until `c` is told to
+/// stop.
+pub(crate) fn run(db: &Db, c: &Collections) {
     let mut last = Instant::now();
     loop {
         let requested = {
@@ -153,7 +145,7 @@ fn run(shared: &Shared) {
         };
         last = Instant::now();
         c.orphans.store(0, Ordering::Relaxed);
-        match sweep(&shared.db, || c.stopping()) {
+        match sweep(db, || c.stopping()) {
             Ok(n) => {
                 c.reclaimed.fetch_add(n, Ordering::Relaxed);
                 if n > 0 {
@@ -167,7 +159,7 @@ fn run(shared: &Shared) {
         }
         if requested
             && !c.stopping()
-            && let Err(e) = shared.db.merge()
+            && let Err(e) = db.merge()
         {
             tracing::warn!("merge failed: {e}");
         }

@@ -2,80 +2,33 @@
 
 use bytes::Bytes;
 
-use super::flags::{FAST, NO_AUTH, NO_QUEUE};
-use super::keys::db_index;
-use super::{CmdResult, Ctx, Spec, is, spec, unknown_subcommand, wrong_arity};
+use super::args::{db_index, is};
+use super::ctx::Ctx;
+use super::reply::{CmdError, CmdResult, syntax_error, unknown_subcommand, wrong_arity};
+use super::spec::flags::{FAST, NO_AUTH, NO_QUEUE};
+use super::spec::{Spec, commands};
 use crate::frame::Frame;
-use crate::server::REDIS_VERSION;
+use crate::parse::parse_i64;
+use crate::state::REDIS_VERSION;
 
-pub(crate) fn register(t: &mut Vec<Spec>) {
-    let g = "connection";
-    t.extend([
-        spec(
-            "ping",
-            -1,
-            FAST,
-            (0, 0, 0),
-            g,
-            "Returns the server's liveliness response.",
-            ping,
-        ),
-        spec(
-            "echo",
-            2,
-            FAST,
-            (0, 0, 0),
-            g,
-            "Returns the given string.",
-            echo,
-        ),
-        spec(
-            "quit",
-            -1,
-            FAST | NO_AUTH | NO_QUEUE,
-            (0, 0, 0),
-            g,
-            "Closes the connection.",
-            quit,
-        ),
-        spec(
-            "hello",
-            -1,
-            FAST | NO_AUTH,
-            (0, 0, 0),
-            g,
-            "Handshakes with the Redis server.",
-            hello,
-        ),
-        spec(
-            "auth",
-            -2,
-            FAST | NO_AUTH,
-            (0, 0, 0),
-            g,
-            "Authenticates the connection.",
-            auth,
-        ),
-        spec(
-            "select",
-            2,
-            FAST,
-            (0, 0, 0),
-            g,
-            "Changes the selected database.",
-            select,
-        ),
-        spec(
-            "client",
-            -2,
-            0,
-            (0, 0, 0),
-            g,
-            "A container for client connection commands.",
-            client,
-        ),
-    ]);
-}
+/// The connection commands.
+pub(super) static COMMANDS: &[Spec] = commands! {
+    group "connection";
+    /// Returns the server's liveliness response.
+    "ping", -1, FAST, 0, 0, 0 => ping;
+    /// Returns the given string.
+    "echo", 2, FAST, 0, 0, 0 => echo;
+    /// Closes the connection.
+    "quit", -1, FAST | NO_AUTH | NO_QUEUE, 0, 0, 0 => quit;
+    /// Handshakes with the Redis server.
+    "hello", -1, FAST | NO_AUTH, 0, 0, 0 => hello;
+    /// Authenticates the connection.
+    "auth", -2, FAST | NO_AUTH, 0, 0, 0 => auth;
+    /// Changes the selected database.
+    "select", 2, FAST, 0, 0, 0 => select;
+    /// A container for client connection commands.
+    "client", -2, 0, 0, 0, 0 => client;
+};
 
 fn ping(_ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     match args.len() {
@@ -128,7 +81,7 @@ fn auth(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let result = match args {
         [_, pass] => check_password(ctx, None, pass),
         [_, user, pass] => check_password(ctx, Some(user), pass),
-        _ => return Err(super::syntax_error()),
+        _ => return Err(syntax_error()),
     };
     Ok(result.map_or_else(|e| e, |()| Frame::OK))
 }
@@ -136,7 +89,7 @@ fn auth(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 fn hello(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let mut proto = None;
     if args.len() >= 2 {
-        let v = match super::parse_i64(&args[1]) {
+        let v = match parse_i64(&args[1]) {
             Some(v) => v,
             None => {
                 return Ok(Frame::err(
@@ -212,7 +165,7 @@ fn set_name(ctx: &mut Ctx<'_, '_>, name: Bytes) -> Result<(), Frame> {
 
 fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];
-    let arity = |n: usize| -> Result<(), super::CmdError> {
+    let arity = |n: usize| -> Result<(), CmdError> {
         if args.len() != n {
             let name = format!("client|{}", String::from_utf8_lossy(sub).to_lowercase());
             return Err(wrong_arity(&name).into());

@@ -2,39 +2,62 @@
 
 use bytes::Bytes;
 
-use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
-use super::strings::{format_float, parse_float};
-use super::{CmdResult, Ctx, Spec, int_arg, is, spec, syntax_error, wrong_arity};
-use crate::collection::{random_count, random_picks, scan_members};
+use super::args::{int_arg, is, parse_float, random_count};
+use super::ctx::Ctx;
+use super::reply::{CmdError, CmdResult, syntax_error, wrong_arity};
+use super::scan;
+use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::{Spec, commands};
+use super::strings::format_float;
 use crate::frame::Frame;
-use crate::keyspace::{Type, kind};
+use crate::keyspace::{Meta, Type, kind};
+use crate::parse::parse_i64;
+use crate::state::random_picks;
 
 const R: u32 = READONLY | ATOMIC_READ;
 
-pub(crate) fn register(t: &mut Vec<Spec>) {
-    let g = "hash";
-    t.extend([
-        spec("hset", -4, WRITE | FAST, (1, 1, 1), g, "Creates or modifies the value of a field in a hash.", hset),
-        spec("hmset", -4, WRITE | FAST, (1, 1, 1), g, "Sets the values of multiple fields.", hmset),
-        spec("hsetnx", 4, WRITE | FAST, (1, 1, 1), g, "Sets the value of a field in a hash only when the field doesn't exist.", hsetnx),
-        spec("hget", 3, R | FAST, (1, 1, 1), g, "Returns the value of a field in a hash.", hget),
-        spec("hmget", -3, R | FAST, (1, 1, 1), g, "Returns the values of all fields in a hash.", hmget),
-        spec("hdel", -3, WRITE | FAST, (1, 1, 1), g, "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.", hdel),
-        spec("hlen", 2, R | FAST, (1, 1, 1), g, "Returns the number of fields in a hash.", hlen),
-        spec("hexists", 3, R | FAST, (1, 1, 1), g, "Determines whether a field exists in a hash.", hexists),
-        spec("hgetall", 2, R, (1, 1, 1), g, "Returns all fields and values in a hash.", hgetall),
-        spec("hkeys", 2, R, (1, 1, 1), g, "Returns all fields in a hash.", hkeys),
-        spec("hvals", 2, R, (1, 1, 1), g, "Returns all values in a hash.", hvals),
-        spec("hincrby", 4, WRITE | FAST, (1, 1, 1), g, "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.", hincrby),
-        spec("hincrbyfloat", 4, WRITE | FAST, (1, 1, 1), g, "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.", hincrbyfloat),
-        spec("hstrlen", 3, R | FAST, (1, 1, 1), g, "Returns the length of the value of a field.", hstrlen),
-        spec("hrandfield", -2, R, (1, 1, 1), g, "Returns one or more random fields from a hash.", hrandfield),
-        spec("hscan", -3, R, (1, 1, 1), g, "Iterates over fields and values of a hash.", hscan),
-    ]);
-}
+/// The hash commands.
+pub(super) static COMMANDS: &[Spec] = commands! {
+    group "hash";
+    /// Creates or modifies the value of a field in a hash.
+    "hset", -4, WRITE | FAST, 1, 1, 1 => hset;
+    /// Sets the values of multiple fields.
+    "hmset", -4, WRITE | FAST, 1, 1, 1 => hmset;
+    /// Sets the value of a field in a hash only when the field doesn't exist.
+    "hsetnx", 4, WRITE | FAST, 1, 1, 1 => hsetnx;
+    /// Returns the value of a field in a hash.
+    "hget", 3, R | FAST, 1, 1, 1 => hget;
+    /// Returns the values of all fields in a hash.
+    "hmget", -3, R | FAST, 1, 1, 1 => hmget;
+    /// Deletes one or more fields and their values from a hash. Deletes the hash if no fields
+    /// remain.
+    "hdel", -3, WRITE | FAST, 1, 1, 1 => hdel;
+    /// Returns the number of fields in a hash.
+    "hlen", 2, R | FAST, 1, 1, 1 => hlen;
+    /// Determines whether a field exists in a hash.
+    "hexists", 3, R | FAST, 1, 1, 1 => hexists;
+    /// Returns all fields and values in a hash.
+    "hgetall", 2, R, 1, 1, 1 => hgetall;
+    /// Returns all fields in a hash.
+    "hkeys", 2, R, 1, 1, 1 => hkeys;
+    /// Returns all values in a hash.
+    "hvals", 2, R, 1, 1, 1 => hvals;
+    /// Increments the integer value of a field in a hash by a number. Uses 0 as initial value if
+    /// the field doesn't exist.
+    "hincrby", 4, WRITE | FAST, 1, 1, 1 => hincrby;
+    /// Increments the floating point value of a field by a number. Uses 0 as initial value if the
+    /// field doesn't exist.
+    "hincrbyfloat", 4, WRITE | FAST, 1, 1, 1 => hincrbyfloat;
+    /// Returns the length of the value of a field.
+    "hstrlen", 3, R | FAST, 1, 1, 1 => hstrlen;
+    /// Returns one or more random fields from a hash.
+    "hrandfield", -2, R, 1, 1, 1 => hrandfield;
+    /// Iterates over fields and values of a hash.
+    "hscan", -3, R, 1, 1, 1 => hscan;
+};
 
 /// Sets the field-value pairs of `args[2..]`; returns how many fields are new.
-fn set_pairs(ctx: &mut Ctx<'_, '_>, args: &[Bytes], name: &str) -> Result<i64, super::CmdError> {
+fn set_pairs(ctx: &mut Ctx<'_, '_>, args: &[Bytes], name: &str) -> Result<i64, CmdError> {
     if args.len() % 2 == 1 {
         return Err(wrong_arity(name).into());
     }
@@ -118,7 +141,7 @@ fn hexists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 /// Every (field, value) of the hash under `key`; empty if there is none.
-fn pairs(ctx: &mut Ctx<'_, '_>, key: &[u8]) -> Result<Vec<(Bytes, Bytes)>, super::CmdError> {
+fn pairs(ctx: &mut Ctx<'_, '_>, key: &[u8]) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
     match ctx.coll(key, Type::Hash)? {
         Some(m) => ctx.all_members(&m, kind::MEMBER),
         None => Ok(Vec::new()),
@@ -152,7 +175,7 @@ fn hvals(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 fn field_for_update(
     ctx: &mut Ctx<'_, '_>,
     args: &[Bytes],
-) -> Result<(crate::keyspace::Meta, Option<Bytes>), super::CmdError> {
+) -> Result<(Meta, Option<Bytes>), CmdError> {
     let before = ctx.coll_or_new(&args[1], Type::Hash)?;
     let current = ctx.member(&before, kind::MEMBER, &args[2])?;
     Ok((before, current))
@@ -161,10 +184,10 @@ fn field_for_update(
 fn store_field(
     ctx: &mut Ctx<'_, '_>,
     args: &[Bytes],
-    before: &crate::keyspace::Meta,
+    before: &Meta,
     existed: bool,
     value: Bytes,
-) -> Result<(), super::CmdError> {
+) -> Result<(), CmdError> {
     let mut m = before.clone();
     if !existed {
         m.len += 1;
@@ -177,9 +200,7 @@ fn hincrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let by = int_arg(&args[3])?;
     let (before, current) = field_for_update(ctx, args)?;
     let n = match &current {
-        Some(v) => {
-            crate::parse::parse_i64(v).ok_or_else(|| Frame::err("hash value is not an integer"))?
-        }
+        Some(v) => parse_i64(v).ok_or_else(|| Frame::err("hash value is not an integer"))?,
         None => 0,
     };
     let n = n
@@ -248,7 +269,7 @@ fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn hscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    scan_members(ctx, args, Type::Hash, |f, v, out| {
+    scan::members(ctx, args, Type::Hash, |f, v, out| {
         out.push(Frame::Bulk(f.clone()));
         out.push(Frame::Bulk(v.clone()));
     })

@@ -2,198 +2,61 @@
 
 use bytes::Bytes;
 
-use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
-use super::strings::ExpireKind;
-use super::{CmdError, CmdResult, Ctx, Spec, int_arg, is, spec, syntax_error};
+use super::args::{ExpireKind, ScanArgs, db_index, int_arg, is};
+use super::ctx::Ctx;
+use super::reply::{CmdError, CmdResult, syntax_error};
+use super::scan::{self, next_cursor, resume};
+use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::glob;
-use crate::keyspace::{DATABASES, Meta};
+use crate::keyspace::Meta;
+use crate::state::random_u64;
 
-pub(crate) fn register(t: &mut Vec<Spec>) {
-    let g = "generic";
-    t.extend([
-        spec(
-            "del",
-            -2,
-            WRITE,
-            (1, -1, 1),
-            g,
-            "Deletes one or more keys.",
-            del,
-        ),
-        spec(
-            "unlink",
-            -2,
-            WRITE | FAST,
-            (1, -1, 1),
-            g,
-            "Asynchronously deletes one or more keys.",
-            del,
-        ),
-        spec(
-            "exists",
-            -2,
-            READONLY | FAST | ATOMIC_READ,
-            (1, -1, 1),
-            g,
-            "Determines whether one or more keys exist.",
-            exists,
-        ),
-        spec(
-            "type",
-            2,
-            READONLY | FAST,
-            (1, 1, 1),
-            g,
-            "Determines the type of value stored at a key.",
-            type_,
-        ),
-        spec(
-            "keys",
-            2,
-            READONLY | ATOMIC_READ,
-            (0, 0, 0),
-            g,
-            "Returns all key names that match a pattern.",
-            keys,
-        ),
-        spec(
-            "scan",
-            -2,
-            READONLY,
-            (0, 0, 0),
-            g,
-            "Iterates over the key names in the database.",
-            scan,
-        ),
-        spec(
-            "randomkey",
-            1,
-            READONLY,
-            (0, 0, 0),
-            g,
-            "Returns a random key name from the database.",
-            randomkey,
-        ),
-        spec(
-            "rename",
-            3,
-            WRITE,
-            (1, 2, 1),
-            g,
-            "Renames a key and overwrites the destination.",
-            rename,
-        ),
-        spec(
-            "renamenx",
-            3,
-            WRITE | FAST,
-            (1, 2, 1),
-            g,
-            "Renames a key only when the target key name doesn't exist.",
-            renamenx,
-        ),
-        spec(
-            "copy",
-            -3,
-            WRITE,
-            (1, 2, 1),
-            g,
-            "Copies the value of a key to a new key.",
-            copy,
-        ),
-        spec(
-            "move",
-            3,
-            WRITE | FAST,
-            (1, 1, 1),
-            g,
-            "Moves a key to another database.",
-            move_,
-        ),
-        spec(
-            "expire",
-            -3,
-            WRITE | FAST,
-            (1, 1, 1),
-            g,
-            "Sets the expiration time of a key in seconds.",
-            expire,
-        ),
-        spec(
-            "pexpire",
-            -3,
-            WRITE | FAST,
-            (1, 1, 1),
-            g,
-            "Sets the expiration time of a key in milliseconds.",
-            pexpire,
-        ),
-        spec(
-            "expireat",
-            -3,
-            WRITE | FAST,
-            (1, 1, 1),
-            g,
-            "Sets the expiration time of a key to a Unix timestamp.",
-            expireat,
-        ),
-        spec(
-            "pexpireat",
-            -3,
-            WRITE | FAST,
-            (1, 1, 1),
-            g,
-            "Sets the expiration time of a key to a Unix milliseconds timestamp.",
-            pexpireat,
-        ),
-        spec(
-            "ttl",
-            2,
-            READONLY | FAST,
-            (1, 1, 1),
-            g,
-            "Returns the expiration time in seconds of a key.",
-            ttl,
-        ),
-        spec(
-            "pttl",
-            2,
-            READONLY | FAST,
-            (1, 1, 1),
-            g,
-            "Returns the expiration time in milliseconds of a key.",
-            pttl,
-        ),
-        spec(
-            "expiretime",
-            2,
-            READONLY | FAST,
-            (1, 1, 1),
-            g,
-            "Returns the expiration time of a key as a Unix timestamp.",
-            expiretime,
-        ),
-        spec(
-            "pexpiretime",
-            2,
-            READONLY | FAST,
-            (1, 1, 1),
-            g,
-            "Returns the expiration time of a key as a Unix milliseconds timestamp.",
-            pexpiretime,
-        ),
-        spec(
-            "persist",
-            2,
-            WRITE | FAST,
-            (1, 1, 1),
-            g,
-            "Removes the expiration time of a key.",
-            persist,
-        ),
-    ]);
-}
+/// The generic key commands.
+pub(super) static COMMANDS: &[Spec] = commands! {
+    group "generic";
+    /// Deletes one or more keys.
+    "del", -2, WRITE, 1, -1, 1 => del;
+    /// Asynchronously deletes one or more keys.
+    "unlink", -2, WRITE | FAST, 1, -1, 1 => del;
+    /// Determines whether one or more keys exist.
+    "exists", -2, READONLY | FAST | ATOMIC_READ, 1, -1, 1 => exists;
+    /// Determines the type of value stored at a key.
+    "type", 2, READONLY | FAST, 1, 1, 1 => type_;
+    /// Returns all key names that match a pattern.
+    "keys", 2, READONLY | ATOMIC_READ, 0, 0, 0 => keys;
+    /// Iterates over the key names in the database.
+    "scan", -2, READONLY, 0, 0, 0 => scan;
+    /// Returns a random key name from the database.
+    "randomkey", 1, READONLY, 0, 0, 0 => randomkey;
+    /// Renames a key and overwrites the destination.
+    "rename", 3, WRITE, 1, 2, 1 => rename;
+    /// Renames a key only when the target key name doesn't exist.
+    "renamenx", 3, WRITE | FAST, 1, 2, 1 => renamenx;
+    /// Copies the value of a key to a new key.
+    "copy", -3, WRITE, 1, 2, 1 => copy;
+    /// Moves a key to another database.
+    "move", 3, WRITE | FAST, 1, 1, 1 => move_;
+    /// Sets the expiration time of a key in seconds.
+    "expire", -3, WRITE | FAST, 1, 1, 1 => expire;
+    /// Sets the expiration time of a key in milliseconds.
+    "pexpire", -3, WRITE | FAST, 1, 1, 1 => pexpire;
+    /// Sets the expiration time of a key to a Unix timestamp.
+    "expireat", -3, WRITE | FAST, 1, 1, 1 => expireat;
+    /// Sets the expiration time of a key to a Unix milliseconds timestamp.
+    "pexpireat", -3, WRITE | FAST, 1, 1, 1 => pexpireat;
+    /// Returns the expiration time in seconds of a key.
+    "ttl", 2, READONLY | FAST, 1, 1, 1 => ttl;
+    /// Returns the expiration time in milliseconds of a key.
+    "pttl", 2, READONLY | FAST, 1, 1, 1 => pttl;
+    /// Returns the expiration time of a key as a Unix timestamp.
+    "expiretime", 2, READONLY | FAST, 1, 1, 1 => expiretime;
+    /// Returns the expiration time of a key as a Unix milliseconds timestamp.
+    "pexpiretime", 2, READONLY | FAST, 1, 1, 1 => pexpiretime;
+    /// Removes the expiration time of a key.
+    "persist", 2, WRITE | FAST, 1, 1, 1 => persist;
+};
 
 fn del(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let mut n = 0;
@@ -251,94 +114,11 @@ fn keys(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Array(out))
 }
 
-/// The arguments of SCAN and of HSCAN/SSCAN/ZSCAN: `cursor [MATCH pattern] [COUNT count]`
-/// (and `[TYPE type]` for SCAN). A cursor stands for "after this key (or member)" in the
-/// server's cursor table.
-pub(crate) struct ScanArgs<'a> {
-    cursor: u64,
-    /// Items per call (at most 100,000).
-    pub count: usize,
-    pattern: Option<&'a Bytes>,
-    /// SCAN's TYPE filter.
-    pub ty: Option<&'a Bytes>,
-}
-
-impl<'a> ScanArgs<'a> {
-    /// Parses `args[at..]`: the cursor, then the options (TYPE only if `with_type`).
-    pub fn parse(args: &'a [Bytes], at: usize, with_type: bool) -> Result<Self, CmdError> {
-        let cursor: u64 = std::str::from_utf8(&args[at])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Frame::err("invalid cursor"))?;
-        let mut count = 10i64;
-        let mut pattern: Option<&Bytes> = None;
-        let mut ty: Option<&Bytes> = None;
-        let mut i = at + 1;
-        while i < args.len() {
-            if i + 1 >= args.len() {
-                return Err(syntax_error());
-            }
-            let (opt, val) = (&args[i], &args[i + 1]);
-            if is(opt, "count") {
-                count = int_arg(val)?;
-                if count < 1 {
-                    return Err(syntax_error());
-                }
-            } else if is(opt, "match") {
-                pattern = Some(val);
-            } else if with_type && is(opt, "type") {
-                ty = Some(val);
-            } else {
-                return Err(syntax_error());
-            }
-            i += 2;
-        }
-        Ok(ScanArgs {
-            cursor,
-            count: count.min(100_000) as usize,
-            pattern,
-            ty,
-        })
-    }
-
-    /// Where the cursor resumes: `None` from the start.
-    pub fn after(&self, ctx: &Ctx<'_, '_>) -> Result<Option<Bytes>, CmdError> {
-        if self.cursor == 0 {
-            return Ok(None);
-        }
-        let found = ctx.shared.cursors.get(ctx.conn.db, self.cursor);
-        Ok(Some(found.ok_or_else(|| Frame::err("invalid cursor"))?))
-    }
-
-    /// The cursor to reply with after a batch of `len` items ending at `last`: 0 when the
-    /// batch was short (the walk is done).
-    pub fn next(&self, ctx: &Ctx<'_, '_>, len: usize, last: Option<&Bytes>) -> u64 {
-        match last {
-            Some(last) if len == self.count => ctx.shared.cursors.put(ctx.conn.db, last.clone()),
-            _ => 0,
-        }
-    }
-
-    /// Whether `item` passes the MATCH pattern.
-    pub fn matches(&self, item: &[u8]) -> bool {
-        self.pattern
-            .is_none_or(|p| p.as_ref() == b"*" || glob::matches(p, item))
-    }
-}
-
-/// A SCAN-style reply: the next cursor, then the items.
-pub(crate) fn scan_reply(next: u64, items: Vec<Frame>) -> Frame {
-    Frame::Array(vec![
-        Frame::Bulk(Bytes::from(next.to_string())),
-        Frame::Array(items),
-    ])
-}
-
 fn scan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let scan = ScanArgs::parse(args, 1, true)?;
-    let after = scan.after(ctx)?;
+    let after = resume(ctx, &scan)?;
     let batch = ctx.keys_after(ctx.conn.db, after.as_deref(), scan.count)?;
-    let next = scan.next(ctx, batch.len(), batch.last());
+    let next = next_cursor(ctx, &scan, batch.len(), batch.last());
     let mut out = Vec::new();
     for k in batch {
         if !scan.matches(&k) {
@@ -352,14 +132,14 @@ fn scan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         }
         out.push(Frame::Bulk(k));
     }
-    Ok(scan_reply(next, out))
+    Ok(scan::reply(next, out))
 }
 
 fn randomkey(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     let db = ctx.conn.db;
     // A random point in the key space, then the first key at or after it (wrapping around).
     // Keys after large gaps come up more often than others: cheap, not uniform.
-    let seed = crate::server::random_u64().to_be_bytes();
+    let seed = random_u64().to_be_bytes();
     let point = &seed[..1 + (seed[7] as usize % 7)];
     let mut found = ctx.keys_after(db, Some(point), 1)?;
     if found.is_empty() {
@@ -393,15 +173,6 @@ fn rename(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 fn renamenx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     rename_with(ctx, args, true)
-}
-
-/// Parses a database index argument.
-pub(crate) fn db_index(arg: &[u8]) -> Result<u8, CmdError> {
-    let n = int_arg(arg)?;
-    if !(0..i64::from(DATABASES)).contains(&n) {
-        return Err(Frame::err("DB index is out of range").into());
-    }
-    Ok(n as u8)
 }
 
 fn copy(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

@@ -6,35 +6,56 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
-use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
-use super::{CmdError, CmdResult, Ctx, Spec, int_arg, is, spec, syntax_error};
-use crate::collection::positive_count;
+use super::args::{int_arg, is, positive_count};
+use super::ctx::Ctx;
+use super::reply::{CmdError, CmdResult, syntax_error, wrong_arity};
+use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::keyspace::{Meta, Type, kind};
 
 const R: u32 = READONLY | ATOMIC_READ;
 
-pub(crate) fn register(t: &mut Vec<Spec>) {
-    let g = "list";
-    t.extend([
-        spec("lpush", -3, WRITE | FAST, (1, 1, 1), g, "Prepends one or more elements to a list. Creates the key if it doesn't exist.", lpush),
-        spec("rpush", -3, WRITE | FAST, (1, 1, 1), g, "Appends one or more elements to a list. Creates the key if it doesn't exist.", rpush),
-        spec("lpushx", -3, WRITE | FAST, (1, 1, 1), g, "Prepends one or more elements to a list only when the list exists.", lpushx),
-        spec("rpushx", -3, WRITE | FAST, (1, 1, 1), g, "Appends an element to a list only when the list exists.", rpushx),
-        spec("lpop", -2, WRITE | FAST, (1, 1, 1), g, "Returns the first elements in a list after removing it. Deletes the list if the last element was popped.", lpop),
-        spec("rpop", -2, WRITE | FAST, (1, 1, 1), g, "Returns and removes the last elements of a list. Deletes the list if the last element was popped.", rpop),
-        spec("llen", 2, R | FAST, (1, 1, 1), g, "Returns the length of a list.", llen),
-        spec("lindex", 3, R, (1, 1, 1), g, "Returns an element from a list by its index.", lindex),
-        spec("lrange", 4, R, (1, 1, 1), g, "Returns a range of elements from a list.", lrange),
-        spec("lset", 4, WRITE, (1, 1, 1), g, "Sets the value of an element in a list by its index.", lset),
-        spec("lrem", 4, WRITE, (1, 1, 1), g, "Removes elements from a list. Deletes the list if the last element was removed.", lrem),
-        spec("ltrim", 4, WRITE, (1, 1, 1), g, "Removes elements from both ends a list. Deletes the list if all elements were trimmed.", ltrim),
-        spec("linsert", 5, WRITE, (1, 1, 1), g, "Inserts an element before or after another element in a list.", linsert),
-        spec("lpos", -3, R, (1, 1, 1), g, "Returns the index of matching elements in a list.", lpos),
-        spec("lmove", 5, WRITE, (1, 2, 1), g, "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.", lmove),
-        spec("rpoplpush", 3, WRITE, (1, 2, 1), g, "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.", rpoplpush),
-    ]);
-}
+/// The list commands.
+pub(super) static COMMANDS: &[Spec] = commands! {
+    group "list";
+    /// Prepends one or more elements to a list. Creates the key if it doesn't exist.
+    "lpush", -3, WRITE | FAST, 1, 1, 1 => lpush;
+    /// Appends one or more elements to a list. Creates the key if it doesn't exist.
+    "rpush", -3, WRITE | FAST, 1, 1, 1 => rpush;
+    /// Prepends one or more elements to a list only when the list exists.
+    "lpushx", -3, WRITE | FAST, 1, 1, 1 => lpushx;
+    /// Appends an element to a list only when the list exists.
+    "rpushx", -3, WRITE | FAST, 1, 1, 1 => rpushx;
+    /// Returns the first elements in a list after removing it. Deletes the list if the last element
+    /// was popped.
+    "lpop", -2, WRITE | FAST, 1, 1, 1 => lpop;
+    /// Returns and removes the last elements of a list. Deletes the list if the last element was
+    /// popped.
+    "rpop", -2, WRITE | FAST, 1, 1, 1 => rpop;
+    /// Returns the length of a list.
+    "llen", 2, R | FAST, 1, 1, 1 => llen;
+    /// Returns an element from a list by its index.
+    "lindex", 3, R, 1, 1, 1 => lindex;
+    /// Returns a range of elements from a list.
+    "lrange", 4, R, 1, 1, 1 => lrange;
+    /// Sets the value of an element in a list by its index.
+    "lset", 4, WRITE, 1, 1, 1 => lset;
+    /// Removes elements from a list. Deletes the list if the last element was removed.
+    "lrem", 4, WRITE, 1, 1, 1 => lrem;
+    /// Removes elements from both ends a list. Deletes the list if all elements were trimmed.
+    "ltrim", 4, WRITE, 1, 1, 1 => ltrim;
+    /// Inserts an element before or after another element in a list.
+    "linsert", 5, WRITE, 1, 1, 1 => linsert;
+    /// Returns the index of matching elements in a list.
+    "lpos", -3, R, 1, 1, 1 => lpos;
+    /// Returns an element after popping it from one list and pushing it to another. Deletes the
+    /// list if the last element was moved.
+    "lmove", 5, WRITE, 1, 2, 1 => lmove;
+    /// Returns the last element of a list after removing and pushing it to another list. Deletes
+    /// the list if the last element was popped.
+    "rpoplpush", 3, WRITE, 1, 2, 1 => rpoplpush;
+};
 
 /// The engine-key suffix of position `i` (0 = head) of `m`.
 fn at(m: &Meta, i: u64) -> [u8; 8] {
@@ -110,7 +131,7 @@ fn pop_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], left: bool) -> CmdResult {
     let count = match args.len() {
         2 => None,
         3 => Some(positive_count(&args[2])?),
-        _ => return Err(super::wrong_arity(if left { "lpop" } else { "rpop" }).into()),
+        _ => return Err(wrong_arity(if left { "lpop" } else { "rpop" }).into()),
     };
     let key = &args[1];
     let Some(before) = ctx.coll(key, Type::List)? else {

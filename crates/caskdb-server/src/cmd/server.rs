@@ -1,194 +1,48 @@
-//! Server commands: COMMAND, CONFIG, INFO, TIME, DBSIZE, FLUSHDB, FLUSHALL, BGREWRITEAOF,
-//! SHUTDOWN.
+//! Server commands: CONFIG, INFO, TIME, DBSIZE, FLUSHDB, FLUSHALL, BGREWRITEAOF, SHUTDOWN
+//! (COMMAND, which reads the command table, is in `table.rs`).
 
 use std::fmt::Write as _;
 use std::ops::Bound;
 
 use bytes::Bytes;
 
-use super::flags::{ADMIN, ATOMIC_READ, FAST, NO_QUEUE, READONLY, WRITE};
+use super::args::is;
+use super::ctx::{Ctx, Store};
 use super::keys::STEP;
-use super::{CmdResult, Ctx, Spec, Store, is, lookup, spec, table, unknown_subcommand};
+use super::reply::{CmdError, CmdResult, syntax_error, unknown_subcommand, wrong_arity};
+use super::spec::flags::{ADMIN, ATOMIC_READ, FAST, NO_QUEUE, READONLY, WRITE};
+use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::glob;
 use crate::keyspace::{self, DATABASES};
-use crate::server::REDIS_VERSION;
+use crate::state::REDIS_VERSION;
 
-pub(crate) fn register(t: &mut Vec<Spec>) {
-    let g = "server";
-    t.extend([
-        spec(
-            "command",
-            -1,
-            0,
-            (0, 0, 0),
-            g,
-            "Returns detailed information about all commands.",
-            command,
-        ),
-        spec(
-            "config",
-            -2,
-            ADMIN,
-            (0, 0, 0),
-            g,
-            "A container for server configuration commands.",
-            config,
-        ),
-        spec(
-            "info",
-            -1,
-            0,
-            (0, 0, 0),
-            g,
-            "Returns information and statistics about the server.",
-            info,
-        ),
-        spec(
-            "time",
-            1,
-            FAST,
-            (0, 0, 0),
-            g,
-            "Returns the server time.",
-            time,
-        ),
-        spec(
-            "dbsize",
-            1,
-            READONLY | ATOMIC_READ,
-            (0, 0, 0),
-            g,
-            "Returns the number of keys in the database.",
-            dbsize,
-        ),
-        spec(
-            "flushdb",
-            -1,
-            WRITE,
-            (0, 0, 0),
-            g,
-            "Removes all keys from the current database.",
-            flushdb,
-        ),
-        spec(
-            "flushall",
-            -1,
-            WRITE,
-            (0, 0, 0),
-            g,
-            "Removes all keys from all databases.",
-            flushall,
-        ),
-        spec(
-            "bgrewriteaof",
-            1,
-            ADMIN,
-            (0, 0, 0),
-            g,
-            "Reclaims the members of deleted collections, then merges the data files, in the background.",
-            bgrewriteaof,
-        ),
-        spec(
-            "shutdown",
-            -1,
-            ADMIN | NO_QUEUE,
-            (0, 0, 0),
-            g,
-            "Synchronously saves the database(s) to disk and shuts down the Redis server.",
-            shutdown,
-        ),
-    ]);
-}
-
-fn flag_names(s: &Spec) -> Vec<Frame> {
-    use super::flags::*;
-    let mut v = Vec::new();
-    for (flag, name) in [
-        (WRITE, "write"),
-        (READONLY, "readonly"),
-        (ADMIN, "admin"),
-        (FAST, "fast"),
-        (NO_AUTH, "no_auth"),
-        (NO_MULTI, "no_multi"),
-    ] {
-        if s.has(flag) {
-            v.push(Frame::Simple(name));
-        }
-    }
-    v
-}
-
-/// One `COMMAND INFO` entry, in Redis 7's ten-field layout.
-fn command_info(s: &Spec) -> Frame {
-    Frame::Array(vec![
-        Frame::bulk(s.name),
-        Frame::Integer(i64::from(s.arity)),
-        Frame::Array(flag_names(s)),
-        Frame::Integer(i64::from(s.keys.0)),
-        Frame::Integer(i64::from(s.keys.1)),
-        Frame::Integer(i64::from(s.keys.2)),
-        Frame::Array(vec![Frame::bulk(format!("@{}", s.group))]),
-        Frame::Array(Vec::new()),
-        Frame::Array(Vec::new()),
-        Frame::Array(Vec::new()),
-    ])
-}
-
-fn command_docs(s: &Spec) -> (Frame, Frame) {
-    (
-        Frame::bulk(s.name),
-        Frame::Map(vec![
-            (Frame::bulk("summary"), Frame::bulk(s.summary)),
-            (Frame::bulk("since"), Frame::bulk("1.0.0")),
-            (Frame::bulk("group"), Frame::bulk(s.group)),
-        ]),
-    )
-}
-
-fn command(_ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let Some(sub) = args.get(1) else {
-        return Ok(Frame::Array(table().iter().map(command_info).collect()));
-    };
-    if is(sub, "count") {
-        return Ok(Frame::Integer(table().len() as i64));
-    }
-    if is(sub, "info") {
-        if args.len() == 2 {
-            return Ok(Frame::Array(table().iter().map(command_info).collect()));
-        }
-        return Ok(Frame::Array(
-            args[2..]
-                .iter()
-                .map(|n| lookup(n).map_or(Frame::Null, command_info))
-                .collect(),
-        ));
-    }
-    if is(sub, "docs") {
-        let docs = if args.len() == 2 {
-            table().iter().map(command_docs).collect()
-        } else {
-            args[2..]
-                .iter()
-                .filter_map(|n| lookup(n))
-                .map(command_docs)
-                .collect()
-        };
-        return Ok(Frame::Map(docs));
-    }
-    if is(sub, "list") {
-        return Ok(Frame::Array(
-            table().iter().map(|s| Frame::bulk(s.name)).collect(),
-        ));
-    }
-    Ok(unknown_subcommand(sub, "command"))
-}
+/// The server commands (COMMAND itself is in `table.rs`).
+pub(super) static COMMANDS: &[Spec] = commands! {
+    group "server";
+    /// A container for server configuration commands.
+    "config", -2, ADMIN, 0, 0, 0 => config;
+    /// Returns information and statistics about the server.
+    "info", -1, 0, 0, 0, 0 => info;
+    /// Returns the server time.
+    "time", 1, FAST, 0, 0, 0 => time;
+    /// Returns the number of keys in the database.
+    "dbsize", 1, READONLY | ATOMIC_READ, 0, 0, 0 => dbsize;
+    /// Removes all keys from the current database.
+    "flushdb", -1, WRITE, 0, 0, 0 => flushdb;
+    /// Removes all keys from all databases.
+    "flushall", -1, WRITE, 0, 0, 0 => flushall;
+    /// Reclaims the members of deleted collections, then merges the data files, in the background.
+    "bgrewriteaof", 1, ADMIN, 0, 0, 0 => bgrewriteaof;
+    /// Synchronously saves the database(s) to disk and shuts down the Redis server.
+    "shutdown", -1, ADMIN | NO_QUEUE, 0, 0, 0 => shutdown;
+};
 
 fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];
     if is(sub, "get") {
         if args.len() < 3 {
-            return Ok(super::wrong_arity("config|get"));
+            return Ok(wrong_arity("config|get"));
         }
         let mut pairs = Vec::new();
         for (name, value) in ctx.shared.config.all() {
@@ -203,7 +57,7 @@ fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     if is(sub, "set") {
         if args.len() < 4 || !args.len().is_multiple_of(2) {
-            return Ok(super::wrong_arity("config|set"));
+            return Ok(wrong_arity("config|set"));
         }
         for pair in args[2..].chunks(2) {
             if let Err(msg) = ctx.shared.config.set(&pair[0], &pair[1]) {
@@ -339,7 +193,7 @@ fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 /// Keys in `db`, and how many of them expire. Walks the database.
-fn count_keys(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(u64, u64), super::CmdError> {
+fn count_keys(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(u64, u64), CmdError> {
     let (mut keys, mut expires) = (0, 0);
     ctx.walk_keys(db, Bound::Unbounded, STEP, |ctx, batch| {
         keys += batch.len() as u64;
@@ -374,16 +228,16 @@ fn dbsize(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(n))
 }
 
-fn flush_option(args: &[Bytes]) -> Result<(), super::CmdError> {
+fn flush_option(args: &[Bytes]) -> Result<(), CmdError> {
     match args {
         [_] => Ok(()),
         [_, mode] if is(mode, "sync") || is(mode, "async") => Ok(()),
-        _ => Err(super::syntax_error()),
+        _ => Err(syntax_error()),
     }
 }
 
 /// Deletes every key of `db`, inside the command's transaction.
-fn flush(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(), super::CmdError> {
+fn flush(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(), CmdError> {
     ctx.walk_keys(db, Bound::Unbounded, STEP, |ctx, batch| {
         for k in batch {
             ctx.remove_in(db, &k)?;
@@ -426,7 +280,7 @@ fn shutdown(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     // NOSAVE/SAVE/NOW/FORCE change nothing here: every write is already in the log.
     for a in &args[1..] {
         if !["nosave", "save", "now", "force"].iter().any(|w| is(a, w)) {
-            return Err(super::syntax_error());
+            return Err(syntax_error());
         }
     }
     tracing::info!("SHUTDOWN requested by client {}", ctx.conn.id);

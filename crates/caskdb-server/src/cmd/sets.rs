@@ -4,35 +4,55 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
-use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
-use super::{CmdError, CmdResult, Ctx, Spec, spec};
-use crate::collection::{positive_count, random_count, random_picks, scan_members};
+use super::args::{positive_count, random_count};
+use super::ctx::Ctx;
+use super::reply::{CmdError, CmdResult, syntax_error};
+use super::scan;
+use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::keyspace::{Meta, Type, kind};
+use crate::state::random_picks;
 
 const R: u32 = READONLY | ATOMIC_READ;
 
-pub(crate) fn register(t: &mut Vec<Spec>) {
-    let g = "set";
-    t.extend([
-        spec("sadd", -3, WRITE | FAST, (1, 1, 1), g, "Adds one or more members to a set. Creates the key if it doesn't exist.", sadd),
-        spec("srem", -3, WRITE | FAST, (1, 1, 1), g, "Removes one or more members from a set. Deletes the set if the last member was removed.", srem),
-        spec("sismember", 3, R | FAST, (1, 1, 1), g, "Determines whether a member belongs to a set.", sismember),
-        spec("smismember", -3, R | FAST, (1, 1, 1), g, "Determines whether multiple members belong to a set.", smismember),
-        spec("smembers", 2, R, (1, 1, 1), g, "Returns all members of a set.", smembers),
-        spec("scard", 2, R | FAST, (1, 1, 1), g, "Returns the number of members in a set.", scard),
-        spec("spop", -2, WRITE | FAST, (1, 1, 1), g, "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.", spop),
-        spec("srandmember", -2, R, (1, 1, 1), g, "Get one or multiple random members from a set", srandmember),
-        spec("sinter", -2, R, (1, -1, 1), g, "Returns the intersect of multiple sets.", sinter),
-        spec("sunion", -2, R, (1, -1, 1), g, "Returns the union of multiple sets.", sunion),
-        spec("sdiff", -2, R, (1, -1, 1), g, "Returns the difference of multiple sets.", sdiff),
-        spec("sinterstore", -3, WRITE, (1, -1, 1), g, "Stores the intersect of multiple sets in a key.", sinterstore),
-        spec("sunionstore", -3, WRITE, (1, -1, 1), g, "Stores the union of multiple sets in a key.", sunionstore),
-        spec("sdiffstore", -3, WRITE, (1, -1, 1), g, "Stores the difference of multiple sets in a key.", sdiffstore),
-        spec("smove", 4, WRITE | FAST, (1, 2, 1), g, "Moves a member from one set to another.", smove),
-        spec("sscan", -3, R, (1, 1, 1), g, "Iterates over members of a set.", sscan),
-    ]);
-}
+/// The set commands.
+pub(super) static COMMANDS: &[Spec] = commands! {
+    group "set";
+    /// Adds one or more members to a set. Creates the key if it doesn't exist.
+    "sadd", -3, WRITE | FAST, 1, 1, 1 => sadd;
+    /// Removes one or more members from a set. Deletes the set if the last member was removed.
+    "srem", -3, WRITE | FAST, 1, 1, 1 => srem;
+    /// Determines whether a member belongs to a set.
+    "sismember", 3, R | FAST, 1, 1, 1 => sismember;
+    /// Determines whether multiple members belong to a set.
+    "smismember", -3, R | FAST, 1, 1, 1 => smismember;
+    /// Returns all members of a set.
+    "smembers", 2, R, 1, 1, 1 => smembers;
+    /// Returns the number of members in a set.
+    "scard", 2, R | FAST, 1, 1, 1 => scard;
+    /// Returns one or more random members from a set after removing them. Deletes the set if the
+    /// last member was popped.
+    "spop", -2, WRITE | FAST, 1, 1, 1 => spop;
+    /// Get one or multiple random members from a set
+    "srandmember", -2, R, 1, 1, 1 => srandmember;
+    /// Returns the intersect of multiple sets.
+    "sinter", -2, R, 1, -1, 1 => sinter;
+    /// Returns the union of multiple sets.
+    "sunion", -2, R, 1, -1, 1 => sunion;
+    /// Returns the difference of multiple sets.
+    "sdiff", -2, R, 1, -1, 1 => sdiff;
+    /// Stores the intersect of multiple sets in a key.
+    "sinterstore", -3, WRITE, 1, -1, 1 => sinterstore;
+    /// Stores the union of multiple sets in a key.
+    "sunionstore", -3, WRITE, 1, -1, 1 => sunionstore;
+    /// Stores the difference of multiple sets in a key.
+    "sdiffstore", -3, WRITE, 1, -1, 1 => sdiffstore;
+    /// Moves a member from one set to another.
+    "smove", 4, WRITE | FAST, 1, 2, 1 => smove;
+    /// Iterates over members of a set.
+    "sscan", -3, R, 1, 1, 1 => sscan;
+};
 
 fn sadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
@@ -106,7 +126,7 @@ fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let count = match args.len() {
         2 => None,
         3 => Some(positive_count(&args[2])?),
-        _ => return Err(super::syntax_error()),
+        _ => return Err(syntax_error()),
     };
     let key = &args[1];
     let Some(before) = ctx.coll(key, Type::Set)? else {
@@ -135,7 +155,7 @@ fn srandmember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let count = match args.len() {
         2 => None,
         3 => Some(random_count(&args[2])?),
-        _ => return Err(super::syntax_error()),
+        _ => return Err(syntax_error()),
     };
     let all = members_of(ctx, &args[1])?;
     Ok(match count {
@@ -301,7 +321,7 @@ fn smove(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn sscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    scan_members(ctx, args, Type::Set, |member, _, out| {
+    scan::members(ctx, args, Type::Set, |member, _, out| {
         out.push(Frame::Bulk(member.clone()));
     })
 }

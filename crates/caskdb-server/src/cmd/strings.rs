@@ -2,37 +2,67 @@
 
 use bytes::Bytes;
 
-use super::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
-use super::{CmdError, CmdResult, Ctx, Spec, int_arg, is, spec, syntax_error, wrongtype};
+use super::args::{ExpireKind, expire_at, int_arg, is, parse_float};
+use super::ctx::Ctx;
+use super::reply::{CmdError, CmdResult, syntax_error, wrong_arity, wrongtype};
+use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::keyspace::Type;
 
-pub(crate) fn register(t: &mut Vec<Spec>) {
-    let g = "string";
-    t.extend([
-        spec("get", 2, READONLY | FAST, (1, 1, 1), g, "Returns the string value of a key.", get),
-        spec("set", -3, WRITE, (1, 1, 1), g, "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", set),
-        spec("setnx", 3, WRITE | FAST, (1, 1, 1), g, "Set the string value of a key only when the key doesn't exist.", setnx),
-        spec("setex", 4, WRITE, (1, 1, 1), g, "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", setex),
-        spec("psetex", 4, WRITE, (1, 1, 1), g, "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", psetex),
-        spec("mget", -2, READONLY | FAST | ATOMIC_READ, (1, -1, 1), g, "Atomically returns the string values of one or more keys.", mget),
-        spec("mset", -3, WRITE, (1, -1, 2), g, "Atomically creates or modifies the string values of one or more keys.", mset),
-        spec("msetnx", -3, WRITE, (1, -1, 2), g, "Atomically modifies the string values of one or more keys only when all keys don't exist.", msetnx),
-        spec("getset", 3, WRITE | FAST, (1, 1, 1), g, "Returns the previous string value of a key after setting it to a new value.", getset),
-        spec("getdel", 2, WRITE | FAST, (1, 1, 1), g, "Returns the string value of a key after deleting the key.", getdel),
-        spec("getex", -2, WRITE | FAST, (1, 1, 1), g, "Returns the string value of a key after setting its expiration time.", getex),
-        spec("append", 3, WRITE | FAST, (1, 1, 1), g, "Appends a string to the value of a key. Creates the key if it doesn't exist.", append),
-        spec("strlen", 2, READONLY | FAST, (1, 1, 1), g, "Returns the length of a string value.", strlen),
-        spec("getrange", 4, READONLY, (1, 1, 1), g, "Returns a substring of the string stored at a key.", getrange),
-        spec("substr", 4, READONLY, (1, 1, 1), g, "Returns a substring from a string value.", getrange),
-        spec("setrange", 4, WRITE, (1, 1, 1), g, "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", setrange),
-        spec("incr", 2, WRITE | FAST, (1, 1, 1), g, "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", incr),
-        spec("decr", 2, WRITE | FAST, (1, 1, 1), g, "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", decr),
-        spec("incrby", 3, WRITE | FAST, (1, 1, 1), g, "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", incrby),
-        spec("decrby", 3, WRITE | FAST, (1, 1, 1), g, "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", decrby),
-        spec("incrbyfloat", 3, WRITE | FAST, (1, 1, 1), g, "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", incrbyfloat),
-    ]);
-}
+/// The string commands.
+pub(super) static COMMANDS: &[Spec] = commands! {
+    group "string";
+    /// Returns the string value of a key.
+    "get", 2, READONLY | FAST, 1, 1, 1 => get;
+    /// Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.
+    "set", -3, WRITE, 1, 1, 1 => set;
+    /// Set the string value of a key only when the key doesn't exist.
+    "setnx", 3, WRITE | FAST, 1, 1, 1 => setnx;
+    /// Sets the string value and expiration time of a key. Creates the key if it doesn't exist.
+    "setex", 4, WRITE, 1, 1, 1 => setex;
+    /// Sets both string value and expiration time in milliseconds of a key. The key is created if
+    /// it doesn't exist.
+    "psetex", 4, WRITE, 1, 1, 1 => psetex;
+    /// Atomically returns the string values of one or more keys.
+    "mget", -2, READONLY | FAST | ATOMIC_READ, 1, -1, 1 => mget;
+    /// Atomically creates or modifies the string values of one or more keys.
+    "mset", -3, WRITE, 1, -1, 2 => mset;
+    /// Atomically modifies the string values of one or more keys only when all keys don't exist.
+    "msetnx", -3, WRITE, 1, -1, 2 => msetnx;
+    /// Returns the previous string value of a key after setting it to a new value.
+    "getset", 3, WRITE | FAST, 1, 1, 1 => getset;
+    /// Returns the string value of a key after deleting the key.
+    "getdel", 2, WRITE | FAST, 1, 1, 1 => getdel;
+    /// Returns the string value of a key after setting its expiration time.
+    "getex", -2, WRITE | FAST, 1, 1, 1 => getex;
+    /// Appends a string to the value of a key. Creates the key if it doesn't exist.
+    "append", 3, WRITE | FAST, 1, 1, 1 => append;
+    /// Returns the length of a string value.
+    "strlen", 2, READONLY | FAST, 1, 1, 1 => strlen;
+    /// Returns a substring of the string stored at a key.
+    "getrange", 4, READONLY, 1, 1, 1 => getrange;
+    /// Returns a substring from a string value.
+    "substr", 4, READONLY, 1, 1, 1 => getrange;
+    /// Overwrites a part of a string value with another by an offset. Creates the key if it doesn't
+    /// exist.
+    "setrange", 4, WRITE, 1, 1, 1 => setrange;
+    /// Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't
+    /// exist.
+    "incr", 2, WRITE | FAST, 1, 1, 1 => incr;
+    /// Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't
+    /// exist.
+    "decr", 2, WRITE | FAST, 1, 1, 1 => decr;
+    /// Increments the integer value of a key by a number. Uses 0 as initial value if the key
+    /// doesn't exist.
+    "incrby", 3, WRITE | FAST, 1, 1, 1 => incrby;
+    /// Decrements a number from the integer value of a key. Uses 0 as initial value if the key
+    /// doesn't exist.
+    "decrby", 3, WRITE | FAST, 1, 1, 1 => decrby;
+    /// Increment the floating point value of a key by a number. Uses 0 as initial value if the key
+    /// doesn't exist.
+    "incrbyfloat", 3, WRITE | FAST, 1, 1, 1 => incrbyfloat;
+};
 
 fn bulk_or_null(v: Option<Bytes>) -> Frame {
     v.map_or(Frame::Null, Frame::Bulk)
@@ -40,51 +70,6 @@ fn bulk_or_null(v: Option<Bytes>) -> Frame {
 
 fn get(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(bulk_or_null(ctx.get_string(&args[1])?.map(|(v, _)| v)))
-}
-
-/// An expiry option's unit and reference point.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum ExpireKind {
-    Ex,
-    Px,
-    ExAt,
-    PxAt,
-}
-
-impl ExpireKind {
-    pub(crate) fn from_arg(arg: &[u8]) -> Option<ExpireKind> {
-        [
-            ("ex", ExpireKind::Ex),
-            ("px", ExpireKind::Px),
-            ("exat", ExpireKind::ExAt),
-            ("pxat", ExpireKind::PxAt),
-        ]
-        .into_iter()
-        .find(|(w, _)| is(arg, w))
-        .map(|(_, k)| k)
-    }
-}
-
-/// Redis's `getExpireMillisecondsOrReply`: the absolute expiry in ms for `value` of `kind`, or
-/// `ERR invalid expire time in '<cmd>' command`.
-pub(crate) fn expire_at(
-    now_ms: u64,
-    kind: ExpireKind,
-    value: &[u8],
-    cmd: &str,
-) -> Result<u64, CmdError> {
-    let n = int_arg(value)?;
-    let invalid =
-        || -> CmdError { Frame::err(format!("invalid expire time in '{cmd}' command")).into() };
-    let seconds = matches!(kind, ExpireKind::Ex | ExpireKind::ExAt);
-    if n <= 0 || (seconds && n > i64::MAX / 1000) {
-        return Err(invalid());
-    }
-    let mut ms = if seconds { n * 1000 } else { n };
-    if matches!(kind, ExpireKind::Ex | ExpireKind::Px) {
-        ms = ms.checked_add(now_ms as i64).ok_or_else(invalid)?;
-    }
-    Ok(ms as u64)
 }
 
 fn set(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
@@ -177,7 +162,7 @@ fn mget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 fn mset_pairs(args: &[Bytes], name: &str) -> Result<(), CmdError> {
     if args.len().is_multiple_of(2) {
-        return Err(super::wrong_arity(name).into());
+        return Err(wrong_arity(name).into());
     }
     Ok(())
 }
@@ -362,51 +347,6 @@ fn decrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         return Err(Frame::err("decrement would overflow").into());
     }
     incr_by(ctx, &args[1], -by)
-}
-
-/// Parses a float as Redis's `string2ld` does: no blanks, no NaN; hexadecimal (`0x1p4`) as C's
-/// `strtod` reads it.
-pub(crate) fn parse_float(arg: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(arg).ok()?;
-    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_whitespace()) {
-        return None;
-    }
-    let v: f64 = match s.parse() {
-        Ok(v) => v,
-        Err(_) => parse_hex_float(s)?,
-    };
-    (!v.is_nan()).then_some(v)
-}
-
-/// C's hexadecimal float syntax: `[+-]0x<hex>[.<hex>][p[+-]<dec>]`.
-fn parse_hex_float(s: &str) -> Option<f64> {
-    let (neg, rest) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let rest = rest
-        .strip_prefix("0x")
-        .or_else(|| rest.strip_prefix("0X"))?;
-    let (mantissa, exp) = match rest.find(['p', 'P']) {
-        Some(i) => (&rest[..i], rest[i + 1..].parse::<i32>().ok()?),
-        None => (rest, 0),
-    };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    let mut v = 0f64;
-    for c in int.chars() {
-        v = v * 16.0 + f64::from(c.to_digit(16)?);
-    }
-    let mut scale = 1.0 / 16.0;
-    for c in frac.chars() {
-        v += f64::from(c.to_digit(16)?) * scale;
-        scale /= 16.0;
-    }
-    let v = v * 2f64.powi(exp);
-    Some(if neg { -v } else { v })
 }
 
 /// Formats a float result for humans, like Redis's `%.17Lf` with trailing zeros removed.

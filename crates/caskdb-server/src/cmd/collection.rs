@@ -8,7 +8,8 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
-use crate::cmd::{CmdError, Ctx, wrongtype};
+use super::ctx::Ctx;
+use super::reply::{CmdError, key_too_large, wrongtype};
 use crate::frame::Frame;
 use crate::keyspace::{self, Meta, Type, kind};
 
@@ -99,7 +100,7 @@ impl Ctx<'_, '_> {
         }
         if m.fresh {
             if key.len() > keyspace::MAX_KEY_LEN {
-                return Err(crate::cmd::key_too_large(key.len()).into());
+                return Err(key_too_large(key.len()).into());
             }
             self.tx()?.put(&owner, keyspace::owner_value(db, key))?;
         } else if m.len == before.len && m.head == before.head {
@@ -251,89 +252,4 @@ impl Ctx<'_, '_> {
         copy.expire_at = m.expire_at;
         self.save_in(db, key, &copy, &before)
     }
-}
-
-/// HSCAN, SSCAN, ZSCAN: `key cursor [MATCH pattern] [COUNT count]`. The cursor stands for the
-/// last member returned; `emit` turns a `(member, value)` pair into reply items (the pattern is
-/// matched against the member).
-pub(crate) fn scan_members(
-    ctx: &mut Ctx<'_, '_>,
-    args: &[Bytes],
-    ty: Type,
-    emit: impl Fn(&Bytes, &Bytes, &mut Vec<Frame>),
-) -> crate::cmd::CmdResult {
-    use crate::cmd::keys::{ScanArgs, scan_reply};
-    let scan = ScanArgs::parse(args, 2, false)?;
-    let Some(m) = ctx.coll(&args[1], ty)? else {
-        return Ok(scan_reply(0, Vec::new()));
-    };
-    let after = scan.after(ctx)?;
-    let lo = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-    let batch = ctx.members(&m, kind::MEMBER, lo, Bound::Unbounded, scan.count, false)?;
-    let next = scan.next(ctx, batch.len(), batch.last().map(|(member, _)| member));
-    let mut out = Vec::new();
-    for (member, value) in &batch {
-        if scan.matches(member) {
-            emit(member, value, &mut out);
-        }
-    }
-    Ok(scan_reply(next, out))
-}
-
-/// A random index below `n` (not for secrets).
-pub(crate) fn random_below(n: usize) -> usize {
-    (crate::server::random_u64() % n.max(1) as u64) as usize
-}
-
-/// The picks of HRANDFIELD / SRANDMEMBER / ZRANDMEMBER with a count, from `items`: `count`
-/// distinct items (all of them if fewer), or, for a negative count, `-count` items that may
-/// repeat.
-pub(crate) fn random_picks<T: Clone>(items: &[T], count: i64) -> Vec<T> {
-    if items.is_empty() || count == 0 {
-        return Vec::new();
-    }
-    if count < 0 {
-        let n = count.unsigned_abs() as usize;
-        return (0..n)
-            .map(|_| items[random_below(items.len())].clone())
-            .collect();
-    }
-    let n = (count as u64).min(items.len() as u64) as usize;
-    // A partial Fisher-Yates shuffle of the indexes.
-    let mut idx: Vec<usize> = (0..items.len()).collect();
-    for i in 0..n {
-        let j = i + random_below(items.len() - i);
-        idx.swap(i, j);
-    }
-    idx[..n].iter().map(|&i| items[i].clone()).collect()
-}
-
-/// Most elements a random pick with repetition (negative count) returns: the reply is built in
-/// memory.
-pub(crate) const MAX_RANDOM_PICKS: u64 = 10_000_000;
-
-/// Parses the count of HRANDFIELD / SRANDMEMBER: `-LONG_MAX..=LONG_MAX` as in Redis, and a
-/// negative count (picks may repeat) no larger than [`MAX_RANDOM_PICKS`].
-pub(crate) fn random_count(arg: &[u8]) -> Result<i64, CmdError> {
-    let n = crate::cmd::int_arg(arg)?;
-    if n == i64::MIN {
-        return Err(Frame::err(
-            "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-        )
-        .into());
-    }
-    if n.unsigned_abs() > MAX_RANDOM_PICKS && n < 0 {
-        return Err(Frame::err(format!(
-            "count is too large (at most {MAX_RANDOM_PICKS} picks with repetition)"
-        ))
-        .into());
-    }
-    Ok(n)
-}
-
-/// Parses the count of SPOP, LPOP, ZPOPMIN…: a non-negative integer.
-pub(crate) fn positive_count(arg: &[u8]) -> Result<u64, CmdError> {
-    let n = crate::cmd::int_arg(arg)
-        .map_err(|_| CmdError::from(Frame::err("value is out of range, must be positive")))?;
-    u64::try_from(n).map_err(|_| Frame::err("value is out of range, must be positive").into())
 }

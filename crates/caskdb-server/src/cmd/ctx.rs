@@ -1,0 +1,233 @@
+//! The store layer: what a command runs against ([`Ctx`]: the shared state, the connection's
+//! session, the store) and its key-level reads and writes. Collections' members are in
+//! `collection.rs`.
+//!
+//! Keys are written through [`Ctx::put_raw`] and deleted through [`Ctx::remove_in`], which keep
+//! the rules in one place: WATCH is signalled for each key changed, keys over the limit are
+//! refused, an expiry already past deletes the key.
+
+use bytes::Bytes;
+use caskdb::{Db, Transaction};
+
+use super::reply::{CmdError, key_too_large, string_too_large, wrongtype};
+use crate::frame::Frame;
+use crate::keyspace::{self, Entry, Type};
+use crate::session::ConnState;
+use crate::state::Shared;
+
+/// The store a command sees: lock-free reads, or a transaction.
+pub(crate) enum Store<'a, 'db> {
+    Read(&'a Db),
+    Write(&'a mut Transaction<'db>),
+}
+
+/// Everything a command can touch.
+pub(crate) struct Ctx<'a, 'db> {
+    pub shared: &'a Shared,
+    pub conn: &'a mut ConnState,
+    pub store: Store<'a, 'db>,
+    /// Member records this command wrote or deleted (`collection.rs`), so that one that
+    /// changed nothing does not signal WATCH.
+    pub member_writes: u32,
+}
+
+impl<'db> Ctx<'_, 'db> {
+    /// Milliseconds since the epoch, as the engine judges expiry.
+    pub fn now_ms(&self) -> u64 {
+        match &self.store {
+            Store::Read(db) => db.now_ms(),
+            Store::Write(tx) => tx.now_ms(),
+        }
+    }
+
+    /// The value of `key` in database `db`, of any type.
+    pub fn lookup_in(&mut self, db: u8, key: &[u8]) -> Result<Option<Entry>, CmdError> {
+        let ek = keyspace::engine_key(db, key);
+        let raw = match &self.store {
+            Store::Read(d) => d.get_with_expiry(&ek),
+            Store::Write(tx) => tx.get_with_expiry(&ek),
+        }?;
+        match raw {
+            None => Ok(None),
+            Some((v, exp)) => match Entry::decode(v, exp) {
+                Some(e) => Ok(Some(e)),
+                None => {
+                    Err(Frame::err("value of unknown type (written by a newer version?)").into())
+                }
+            },
+        }
+    }
+
+    /// The value of `key` in the selected database, of any type.
+    pub fn lookup(&mut self, key: &[u8]) -> Result<Option<Entry>, CmdError> {
+        self.lookup_in(self.conn.db, key)
+    }
+
+    /// The string under `key` and its expiry; WRONGTYPE for other types.
+    pub fn get_string(&mut self, key: &[u8]) -> Result<Option<(Bytes, Option<u64>)>, CmdError> {
+        match self.lookup(key)? {
+            None => Ok(None),
+            Some(e) if e.ty == Type::String => Ok(Some((e.payload, e.expire_at))),
+            Some(_) => Err(wrongtype()),
+        }
+    }
+
+    /// Whether `key` exists in database `db`. Reads no value.
+    pub fn exists_in(&mut self, db: u8, key: &[u8]) -> Result<bool, CmdError> {
+        let ek = keyspace::engine_key(db, key);
+        Ok(match &self.store {
+            Store::Read(d) => d.contains_key(&ek),
+            Store::Write(tx) => tx.contains_key(&ek),
+        }?)
+    }
+
+    /// The command's engine transaction: an error for a command that runs without one (a
+    /// write from a command not flagged to run in a transaction is a bug).
+    pub fn tx(&mut self) -> Result<&mut Transaction<'db>, CmdError> {
+        match &mut self.store {
+            Store::Write(tx) => Ok(*tx),
+            Store::Read(_) => Err(Frame::err("internal error: write outside a transaction").into()),
+        }
+    }
+
+    /// Stores a value (type byte included) under `key` in `db`. An expiry already past deletes
+    /// the key instead, as Redis does.
+    pub fn put_raw(
+        &mut self,
+        db: u8,
+        key: &[u8],
+        raw: Bytes,
+        expire_at: Option<u64>,
+    ) -> Result<(), CmdError> {
+        if key.len() > keyspace::MAX_KEY_LEN {
+            return Err(key_too_large(key.len()).into());
+        }
+        if let Some(at) = expire_at
+            && at <= self.now_ms()
+        {
+            self.remove_in(db, key)?;
+            return Ok(());
+        }
+        let ek = keyspace::engine_key(db, key);
+        self.shared.watches.touch(db, key);
+        let tx = self.tx()?;
+        match expire_at {
+            None => tx.put(&ek, raw)?,
+            Some(at) => tx.put_expiring_at(&ek, raw, at)?,
+        }
+        Ok(())
+    }
+
+    /// Refuses a string of `len` bytes if it is over `proto-max-bulk-len` (checked before a
+    /// command builds a long value, and by every string write).
+    pub fn check_string_len(&self, len: u64) -> Result<(), CmdError> {
+        if len > self.shared.config.proto_max_bulk_len() {
+            return Err(string_too_large().into());
+        }
+        Ok(())
+    }
+
+    /// Stores the string `value` under `key` in the selected database.
+    pub fn set_string(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expire_at: Option<u64>,
+    ) -> Result<(), CmdError> {
+        self.check_string_len(value.len() as u64)?;
+        self.put_raw(
+            self.conn.db,
+            key,
+            Entry::encode(Type::String, value),
+            expire_at,
+        )
+    }
+
+    /// Deletes `key` from `db`; returns whether it existed.
+    pub fn remove_in(&mut self, db: u8, key: &[u8]) -> Result<bool, CmdError> {
+        let ek = keyspace::engine_key(db, key);
+        let tx = self.tx()?;
+        let existed = tx.delete(&ek)?;
+        if existed {
+            self.shared.watches.touch(db, key);
+        }
+        Ok(existed)
+    }
+
+    /// Deletes `key` from `db` like [`Ctx::remove_in`], noting the members a collection leaves
+    /// behind for the sweeper.
+    pub fn remove_counting_in(&mut self, db: u8, key: &[u8]) -> Result<bool, CmdError> {
+        // A value this version cannot decode is still deleted (only not counted).
+        if let Ok(Some(e)) = self.lookup_in(db, key)
+            && let Some(m) = keyspace::Meta::decode(&e)
+        {
+            self.shared.collections.orphaned(m.len);
+        }
+        self.remove_in(db, key)
+    }
+
+    /// [`Ctx::remove_counting_in`] in the selected database.
+    pub fn remove_counting(&mut self, key: &[u8]) -> Result<bool, CmdError> {
+        self.remove_counting_in(self.conn.db, key)
+    }
+
+    /// Deletes `key` from the selected database; returns whether it existed.
+    pub fn remove(&mut self, key: &[u8]) -> Result<bool, CmdError> {
+        self.remove_in(self.conn.db, key)
+    }
+
+    /// Up to `limit` keys of database `db` after `after` (from the first if `None`), in order.
+    pub fn keys_after(
+        &mut self,
+        db: u8,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Bytes>, CmdError> {
+        match after {
+            Some(k) => self.keys_from(db, std::ops::Bound::Excluded(k), limit),
+            None => self.keys_from(db, std::ops::Bound::Unbounded, limit),
+        }
+    }
+
+    /// Calls `f` with the keys of `db` from `start` on, in order, `step` at a time, until it
+    /// returns `false` or the keys run out. Memory is bounded by `step`, not by the database.
+    pub fn walk_keys(
+        &mut self,
+        db: u8,
+        start: std::ops::Bound<&[u8]>,
+        step: usize,
+        mut f: impl FnMut(&mut Self, Vec<Bytes>) -> Result<bool, CmdError>,
+    ) -> Result<(), CmdError> {
+        let mut batch = self.keys_from(db, start, step)?;
+        while let Some(last) = batch.last().cloned() {
+            if !f(self, batch)? {
+                break;
+            }
+            batch = self.keys_from(db, std::ops::Bound::Excluded(&last), step)?;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` keys of database `db` from `start` on, in order.
+    pub fn keys_from(
+        &mut self,
+        db: u8,
+        start: std::ops::Bound<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Bytes>, CmdError> {
+        use std::ops::Bound;
+        let (first, end) = keyspace::db_range(db);
+        let lo: Bound<Vec<u8>> = match start {
+            Bound::Included(k) => Bound::Included(keyspace::engine_key(db, k).to_vec()),
+            Bound::Excluded(k) => Bound::Excluded(keyspace::engine_key(db, k).to_vec()),
+            Bound::Unbounded => Bound::Included(first.to_vec()),
+        };
+        let hi = Bound::Excluded(end.to_vec());
+        let keys: caskdb::Result<Vec<Bytes>> = match &self.store {
+            Store::Read(d) => d.range_keys((lo, hi)).take(limit).collect(),
+            Store::Write(tx) => tx.range_keys((lo, hi)).take(limit).collect(),
+        };
+        let keys = keys?;
+        Ok(keys.into_iter().map(|k| k.slice(2..)).collect())
+    }
+}

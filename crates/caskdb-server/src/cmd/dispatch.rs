@@ -1,0 +1,187 @@
+//! From a parsed request to its reply: the command lookup, the checks every command passes
+//! (arity, authentication), MULTI's queue, and running the command: against the store, in an
+//! engine transaction if it writes or reads several keys; or, for EXEC, the queued commands in
+//! one transaction.
+//!
+//! How a command runs is its row's [`Run`], matched at the end of [`request`]. Later features
+//! hook in there, as new variants (none exists yet):
+//! - Blocking commands (BLPOP, BLMOVE…): `Run::Block(handler)`. The handler runs as a `Store`
+//!   one does; when it finds nothing, it names the keys to wait on instead of replying, and
+//!   `request` hands that to the connection (its result grows from a `Frame` into "a reply, or
+//!   park until one of these keys changes or the timeout passes"). The connection stops
+//!   reading, waits, and dispatches the request again when woken. Writers already signal every
+//!   key change in one place (`Ctx::put_raw`, `Ctx::remove_in` touching `Watches`): the wake-up
+//!   goes there. Inside EXEC (and scripts) a blocking command runs as its non-blocking form.
+//! - Pub/sub (SUBSCRIBE…): `Run::Subscribe(handler)` records the channels in the session, and
+//!   the outcome switches the connection to push mode: its loop then also waits for the
+//!   subscription's messages and writes them. While subscribed, `request` refuses the commands
+//!   not flagged as allowed then (a new flag), as RESP2 requires.
+//! - Scripts (EVAL, FCALL): `Run::Script`, modelled on [`exec`]: one `transaction_deferred`,
+//!   each `redis.call` found with [`lookup`] and run with [`execute`] against the same
+//!   `Store::Write`, so a script is atomic and its writes land as one record.
+
+use bytes::Bytes;
+use caskdb::SyncToken;
+
+use super::ctx::{Ctx, Store};
+use super::reply::{arity_message, engine_error, unknown_command, wrong_arity};
+use super::spec::{Handler, Run, Spec, flags};
+use super::table::lookup;
+use crate::frame::Frame;
+use crate::session::ConnState;
+use crate::state::Shared;
+
+/// Runs one request (`args`: the command name, then its arguments) from the connection whose
+/// session is `conn`, and returns the reply. `token` is raised to cover the writes the request
+/// made, so that the connection can wait for the disk under `appendfsync always`.
+pub(crate) fn request(
+    shared: &Shared,
+    conn: &mut ConnState,
+    args: Vec<Bytes>,
+    token: &mut Option<SyncToken>,
+) -> Frame {
+    shared.stats.commands.add(1);
+    let Some(spec) = lookup(&args[0]) else {
+        flag_multi_failed(conn);
+        return unknown_command(&args);
+    };
+    conn.info.record(spec.name);
+    if !spec.arity_ok(args.len()) {
+        if let Run::Exec = spec.run {
+            // Redis discards the transaction (if any) and says why.
+            conn.multi = None;
+            conn.watch.clear(&shared.watches);
+            return Frame::Error(format!(
+                "EXECABORT Transaction discarded because of: {}",
+                arity_message(spec.name)
+            ));
+        }
+        flag_multi_failed(conn);
+        return wrong_arity(spec.name);
+    }
+    if !conn.authenticated && !spec.has(flags::NO_AUTH) {
+        flag_multi_failed(conn);
+        return Frame::Error("NOAUTH Authentication required.".into());
+    }
+    if let Some(m) = &mut conn.multi
+        && !spec.has(flags::NO_QUEUE)
+    {
+        m.queue.push(args);
+        return Frame::Simple("QUEUED");
+    }
+    match spec.run {
+        Run::Store(handler) => run_one(shared, conn, spec, handler, &args, token),
+        Run::Exec => exec(shared, conn, token),
+    }
+}
+
+/// A command refused while queuing makes EXEC abort, as in Redis.
+fn flag_multi_failed(conn: &mut ConnState) {
+    if let Some(m) = &mut conn.multi {
+        m.failed = true;
+    }
+}
+
+/// Runs one command outside MULTI: lock-free if it only reads one key, else in an engine
+/// transaction of its own.
+fn run_one(
+    shared: &Shared,
+    conn: &mut ConnState,
+    spec: &Spec,
+    handler: Handler,
+    args: &[Bytes],
+    token: &mut Option<SyncToken>,
+) -> Frame {
+    if !spec.needs_tx() {
+        return execute(shared, conn, Store::Read(&shared.db), handler, args);
+    }
+    let result = shared.db.transaction_deferred(|tx| {
+        Ok::<_, caskdb::Error>(execute(shared, conn, Store::Write(tx), handler, args))
+    });
+    match result {
+        Ok((frame, t)) => {
+            if spec.has(flags::WRITE) {
+                *token = (*token).max(Some(t));
+            }
+            frame
+        }
+        Err(e) => engine_error(&e),
+    }
+}
+
+/// EXEC's reply when no MULTI is open.
+fn exec_without_multi() -> Frame {
+    Frame::err("EXEC without MULTI")
+}
+
+/// EXEC: runs the queued commands inside one engine transaction, so no other write interleaves
+/// and their writes land on disk as one atomic record; runs none if a watched key changed.
+fn exec(shared: &Shared, conn: &mut ConnState, token: &mut Option<SyncToken>) -> Frame {
+    let Some(multi) = conn.multi.take() else {
+        return exec_without_multi();
+    };
+    if multi.failed {
+        conn.watch.clear(&shared.watches);
+        return Frame::Error("EXECABORT Transaction discarded because of previous errors.".into());
+    }
+    let result = shared.db.transaction_deferred(|tx| {
+        // Checked under the writer lock: no write can come between this and ours.
+        if conn.watch.is_dirty() {
+            return Ok::<_, caskdb::Error>(None);
+        }
+        let mut replies = Vec::with_capacity(multi.queue.len());
+        for args in &multi.queue {
+            let reply = match lookup(&args[0]).map(|spec| spec.run) {
+                Some(Run::Store(handler)) => {
+                    execute(shared, conn, Store::Write(&mut *tx), handler, args)
+                }
+                // Never queued (NO_QUEUE); and the MULTI is over by now.
+                Some(Run::Exec) => exec_without_multi(),
+                None => unknown_command(args),
+            };
+            replies.push(reply);
+        }
+        Ok(Some(replies))
+    });
+    conn.watch.clear(&shared.watches);
+    match result {
+        Ok((None, _)) => Frame::NullArray,
+        Ok((Some(replies), t)) => {
+            *token = (*token).max(Some(t));
+            Frame::Array(replies)
+        }
+        Err(e) => engine_error(&e),
+    }
+}
+
+/// Runs one command's handler against `store` and returns its reply.
+fn execute(
+    shared: &Shared,
+    conn: &mut ConnState,
+    store: Store<'_, '_>,
+    handler: Handler,
+    args: &[Bytes],
+) -> Frame {
+    let mut ctx = Ctx {
+        shared,
+        conn,
+        store,
+        member_writes: 0,
+    };
+    // A command that fails has no effect, even if it had staged writes before failing (a
+    // member too large, a storage error…): its writes are rolled back, the transaction's
+    // earlier ones (EXEC) are kept.
+    let savepoint = match &mut ctx.store {
+        Store::Write(tx) => Some(tx.savepoint()),
+        Store::Read(_) => None,
+    };
+    match handler(&mut ctx, args) {
+        Ok(f) => f,
+        Err(e) => {
+            if let (Some(sp), Store::Write(tx)) = (savepoint, &mut ctx.store) {
+                tx.rollback_to(sp);
+            }
+            e.into_frame()
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! A row of the command table ([`Spec`]: name, arity, flags, key positions, docs, handler), the
+//! flags, and [`commands!`], which writes a command group's rows. Each group module holds its
+//! rows; `table.rs` gathers them.
+
+use bytes::Bytes;
+
+use super::ctx::Ctx;
+use super::reply::CmdResult;
+
+/// Command properties (Redis's flags, as far as the server uses them).
+pub(crate) mod flags {
+    /// Changes data: runs in a transaction.
+    pub const WRITE: u32 = 1;
+    /// Reads several keys: runs in a transaction so that it sees one state.
+    pub const ATOMIC_READ: u32 = 1 << 1;
+    /// Allowed before authentication.
+    pub const NO_AUTH: u32 = 1 << 2;
+    /// Executed at once even inside MULTI (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET).
+    pub const NO_QUEUE: u32 = 1 << 3;
+    /// Rejected inside MULTI (WATCH, MULTI itself).
+    pub const NO_MULTI: u32 = 1 << 4;
+    /// Fast (O(1) or O(log n)).
+    pub const FAST: u32 = 1 << 5;
+    /// Read-only.
+    pub const READONLY: u32 = 1 << 6;
+    /// Administrative.
+    pub const ADMIN: u32 = 1 << 7;
+}
+
+/// A command handler.
+pub(crate) type Handler = fn(&mut Ctx<'_, '_>, &[Bytes]) -> CmdResult;
+
+/// How dispatch runs a command (`dispatch.rs`, which also says where the kinds to come fit).
+#[derive(Clone, Copy)]
+pub(crate) enum Run {
+    /// Its handler, against the store: every command but EXEC.
+    Store(Handler),
+    /// EXEC: the connection's queued commands, in one engine transaction. Dispatch runs it (it
+    /// holds the queue and the table); refused for its arity, it also discards the transaction.
+    Exec,
+}
+
+/// One row of the command table.
+pub(crate) struct Spec {
+    /// Lower-case name.
+    pub name: &'static str,
+    /// Redis's convention: `n` exactly n arguments (name included), `-n` at least n.
+    pub arity: i32,
+    /// [`flags`], or-ed.
+    pub flags: u32,
+    /// Key positions for `COMMAND INFO`: the first key argument (0: none), the last (-1: the
+    /// last argument), the step between keys.
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    /// Redis's command group (`COMMAND INFO`, `COMMAND DOCS`).
+    pub group: &'static str,
+    /// One sentence for `COMMAND DOCS`.
+    pub summary: &'static str,
+    pub run: Run,
+}
+
+impl Spec {
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Whether `argc` arguments (name included) satisfy the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i32;
+        if self.arity >= 0 {
+            argc == self.arity
+        } else {
+            argc >= -self.arity
+        }
+    }
+
+    /// Whether the command must run inside a transaction.
+    pub fn needs_tx(&self) -> bool {
+        self.has(flags::WRITE | flags::ATOMIC_READ)
+    }
+}
+
+/// A command group's rows of the command table, as a `&'static [Spec]`; one row per command,
+/// laid out as in Redis's table:
+///
+/// ```text
+/// commands! {
+///     group "string";
+///     /// Returns the string value of a key.
+///     "get", 2, READONLY | FAST, 1, 1, 1 => get;
+/// }
+/// ```
+///
+/// That is: the summary (`COMMAND DOCS`) as doc comments, on as many lines as it takes (each
+/// line after the first continues the sentence, after its leading space); then name, arity,
+/// flags, first key, last key, key step, and the handler, or a [`Run`] variant other than
+/// `Store` (`=> Run::Exec`).
+macro_rules! commands {
+    (
+        group $group:literal;
+        $(
+            $(#[doc = $doc:literal])+
+            $name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr
+                => $($run:ident)::+;
+        )*
+    ) => {
+        &[$(
+            $crate::cmd::spec::Spec {
+                name: $name,
+                arity: $arity,
+                flags: $flags,
+                first_key: $first,
+                last_key: $last,
+                step: $step,
+                group: $group,
+                summary: concat!($($doc),+).trim_ascii_start(),
+                run: $crate::cmd::spec::commands!(@run $($run)::+),
+            },
+        )*]
+    };
+    (@run Run::$variant:ident) => {
+        $crate::cmd::spec::Run::$variant
+    };
+    (@run $handler:ident) => {
+        $crate::cmd::spec::Run::Store($handler)
+    };
+}
+pub(crate) use commands;

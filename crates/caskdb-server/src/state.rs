@@ -1,0 +1,207 @@
+//! What every connection shares: the store, the settings, the client and WATCH registries,
+//! SCAN cursors, statistics, the fsync thread, the collection ids; and the server's cheap
+//! random numbers.
+//!
+//! It names only modules that import nothing else from the server (or only `keyspace.rs`), so
+//! every layer above (connections, commands, the listener) can use it without a cycle.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use caskdb::{Db, SyncToken};
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use crate::clients::Clients;
+use crate::config::Runtime;
+use crate::shutdown::Shutdown;
+use crate::sweep::Collections;
+use crate::watch::Watches;
+
+/// The Redis version the server reports (HELLO, INFO): the one whose commands and replies it
+/// follows. Client libraries pick features by it.
+pub const REDIS_VERSION: &str = "7.0.0";
+
+/// A statistics counter.
+#[derive(Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+    fn reset(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+}
+
+/// INFO stats.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub connections: Counter,
+    pub commands: Counter,
+    pub rejected: Counter,
+    pub hits: Counter,
+    pub misses: Counter,
+}
+
+impl Stats {
+    pub fn reset(&self) {
+        for c in [
+            &self.connections,
+            &self.commands,
+            &self.rejected,
+            &self.hits,
+            &self.misses,
+        ] {
+            c.reset();
+        }
+    }
+}
+
+/// SCAN cursors. The key space is ordered, so a cursor stands for "after this key"; the key is
+/// kept here under a number, since clients expect cursors to be numbers. Old cursors are
+/// forgotten once the table holds [`Cursors::MAX_BYTES`] of keys (their use then gets
+/// `ERR invalid cursor`).
+#[derive(Default)]
+pub(crate) struct Cursors {
+    inner: Mutex<CursorTable>,
+}
+
+#[derive(Default)]
+struct CursorTable {
+    next: u64,
+    bytes: usize,
+    map: HashMap<u64, (u8, Bytes)>,
+    order: VecDeque<u64>,
+}
+
+impl Cursors {
+    const MAX_BYTES: usize = 64 * 1024 * 1024;
+
+    /// A new cursor standing for "after `key` in `db`".
+    pub fn put(&self, db: u8, key: Bytes) -> u64 {
+        let mut t = self.inner.lock();
+        t.next += 1;
+        // Never 0, which means "start" and "done".
+        let id = t.next;
+        t.bytes += key.len() + 32;
+        t.map.insert(id, (db, key));
+        t.order.push_back(id);
+        while t.bytes > Self::MAX_BYTES {
+            let Some(old) = t.order.pop_front() else {
+                break;
+            };
+            if let Some((_, k)) = t.map.remove(&old) {
+                t.bytes -= k.len() + 32;
+            }
+        }
+        id
+    }
+
+    /// The key a cursor stands for, if it is known and belongs to `db`.
+    pub fn get(&self, db: u8, id: u64) -> Option<Bytes> {
+        let t = self.inner.lock();
+        t.map
+            .get(&id)
+            .filter(|(d, _)| *d == db)
+            .map(|(_, k)| k.clone())
+    }
+}
+
+/// Waits for the disk on behalf of connections under `appendfsync always`: one thread takes
+/// every pending request and answers them all with one fsync (group commit across clients).
+pub(crate) struct SyncPump {
+    tx: std::sync::mpsc::Sender<(SyncToken, oneshot::Sender<Result<(), String>>)>,
+}
+
+impl SyncPump {
+    /// Starts the fsync thread for `db`.
+    pub fn start(db: Db) -> std::io::Result<SyncPump> {
+        let (tx, rx) =
+            std::sync::mpsc::channel::<(SyncToken, oneshot::Sender<Result<(), String>>)>();
+        std::thread::Builder::new()
+            .name("caskdb-fsync".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut waiting = vec![first];
+                    while let Ok(more) = rx.try_recv() {
+                        waiting.push(more);
+                    }
+                    let upto = waiting.iter().map(|(t, _)| *t).max().unwrap_or_default();
+                    let result = db.sync_through(upto).map_err(|e| e.to_string());
+                    for (_, reply) in waiting {
+                        let _ = reply.send(result.clone());
+                    }
+                }
+            })?;
+        Ok(SyncPump { tx })
+    }
+
+    /// Returns once every write up to `token` is on disk.
+    pub async fn wait(&self, token: SyncToken) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send((token, tx))
+            .map_err(|_| "the fsync thread has stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the fsync thread has stopped".to_string())?
+    }
+}
+
+/// State shared by every connection.
+pub(crate) struct Shared {
+    pub db: Db,
+    pub config: Runtime,
+    pub clients: Clients,
+    pub watches: Watches,
+    pub cursors: Cursors,
+    pub stats: Stats,
+    pub started: Instant,
+    pub run_id: String,
+    pub shutdown: Shutdown,
+    pub pump: SyncPump,
+    pub collections: Collections,
+}
+
+/// A cheap random number (for RANDOMKEY and run ids): not for secrets.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.finish()
+}
+
+/// A random index below `n` (not for secrets).
+fn random_below(n: usize) -> usize {
+    (random_u64() % n.max(1) as u64) as usize
+}
+
+/// The picks of HRANDFIELD / SRANDMEMBER / ZRANDMEMBER with a count, from `items`: `count`
+/// distinct items (all of them if fewer), or, for a negative count, `-count` items that may
+/// repeat.
+pub(crate) fn random_picks<T: Clone>(items: &[T], count: i64) -> Vec<T> {
+    if items.is_empty() || count == 0 {
+        return Vec::new();
+    }
+    if count < 0 {
+        let n = count.unsigned_abs() as usize;
+        return (0..n)
+            .map(|_| items[random_below(items.len())].clone())
+            .collect();
+    }
+    let n = (count as u64).min(items.len() as u64) as usize;
+    // A partial Fisher-Yates shuffle of the indexes.
+    let mut idx: Vec<usize> = (0..items.len()).collect();
+    for i in 0..n {
+        let j = i + random_below(items.len() - i);
+        idx.swap(i, j);
+    }
+    idx[..n].iter().map(|&i| items[i].clone()).collect()
+}
