@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use caskdb_server::{Config, Server};
 
+pub mod args;
 pub mod child;
 pub mod diff;
 
