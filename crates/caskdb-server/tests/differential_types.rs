@@ -25,90 +25,141 @@
 
 mod common;
 
-use common::diff::{Check, Diff, differential};
+use common::diff::{Diff, differential};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
-/// `cmd` with every `$` argument replaced by `key`.
-fn sub<'a>(cmd: &[&'a str], key: &'a str) -> Vec<&'a str> {
-    cmd.iter()
-        .map(|a| if *a == "$" { key } else { *a })
-        .collect()
-}
-
-/// Runs every command of `cmds` against each key of `keys` (each `$` replaced by the key),
-/// compared exactly.
-fn against(d: &mut Diff, keys: &[&str], cmds: &[&[&str]]) {
+/// Runs `script` once for each key of `keys`, every `$` replaced by the key.
+fn against(d: &mut Diff, keys: &[&str], script: &str) {
     for key in keys {
-        for cmd in cmds {
-            d.eq(&sub(cmd, key));
-        }
+        d.run(&script.replace('$', key));
     }
 }
 
 /// One key of every type: "str", "hash", "list", "set" and "zset".
-fn make_all_types(d: &mut Diff) {
-    d.run(
-        r"
-        SET str text
-        HSET hash f v
-        RPUSH list a b
-        SADD set m
-        ZADD zset 1 m
-        ",
-    );
-}
+const ALL_TYPES: &str = r"
+    SET str text
+    HSET hash f v
+    RPUSH list a b
+    SADD set m
+    ZADD zset 1 m
+";
 
 /// String commands, all of which must fail with WRONGTYPE on a collection key `$` (SET
 /// itself overwrites, MGET answers nil: those are checked separately).
-const STRING_CMDS: &[&[&str]] = &[
-    &["GET", "$"],
-    &["INCR", "$"],
-    &["DECR", "$"],
-    &["INCRBY", "$", "2"],
-    &["DECRBY", "$", "2"],
-    &["INCRBYFLOAT", "$", "1.5"],
-    &["APPEND", "$", "x"],
-    &["STRLEN", "$"],
-    &["GETRANGE", "$", "0", "-1"],
-    &["SUBSTR", "$", "0", "-1"],
-    &["SETRANGE", "$", "0", "x"],
-    &["GETSET", "$", "x"],
-    &["GETDEL", "$"],
-    &["GETEX", "$", "PERSIST"],
-    &["SET", "$", "x", "GET"],
-    &["SET", "$", "x", "NX", "GET"],
-];
+const STRING_CMDS: &str = r"
+    GET $
+    INCR $
+    DECR $
+    INCRBY $ 2
+    DECRBY $ 2
+    INCRBYFLOAT $ 1.5
+    APPEND $ x
+    STRLEN $
+    GETRANGE $ 0 -1
+    SUBSTR $ 0 -1
+    SETRANGE $ 0 x
+    GETSET $ x
+    GETDEL $
+    GETEX $ PERSIST
+    SET $ x GET
+    SET $ x NX GET
+";
 
-/// The contents of `key` read as a `ty`, compared in the way suited to the type.
-fn view(d: &mut Diff, ty: &str, key: &str) {
-    match ty {
-        "string" => d.eq(&["GET", key]),
-        "hash" => d.compare(0, Check::Pairs, &[b"HGETALL", key.as_bytes()]),
-        "list" => d.eq(&["LRANGE", key, "0", "-1"]),
-        "set" => d.compare(0, Check::Unordered, &[b"SMEMBERS", key.as_bytes()]),
-        "zset" => d.eq(&["ZRANGE", key, "0", "-1", "WITHSCORES"]),
-        other => panic!("unknown type {other}"),
-    }
+/// The checks every HSCAN/SSCAN/ZSCAN (`cmd`) goes through, once the caller has put 250
+/// elements named `{prefix}{i}` in `big` and a few in `small`: scans of `big` with each option
+/// (then the `extra` script lines of the type's own), and argument errors on `small`.
+fn scan_checks(d: &mut Diff, cmd: &str, ty: &str, prefix: &str, extra: &str) {
+    d.run(&format!(
+        r"
+        scan: {cmd} big
+        scan: {cmd} big COUNT 5
+        scan: {cmd} big MATCH {prefix}1*
+        scan: {cmd} big MATCH {prefix}1? COUNT 3
+        scan: {cmd} big match *9 count 1000
+        scan: {cmd} big MATCH nomatch
+        scan: {cmd} big COUNT 1
+        {extra}
+        {cmd} small 0 COUNT 0
+        {cmd} small 0 COUNT -1
+        {cmd} small 0 COUNT x
+        {cmd} small 0 MATCH
+        {cmd} small 0 FOO bar
+        // TYPE is an option of SCAN only.
+        {cmd} small 0 TYPE {ty}
+        {cmd} small x
+        {cmd} small
+        {cmd}
+        "
+    ));
 }
 
-/// Per type: its TYPE name, a command creating it at `$`, and a command adding to it.
-const KINDS: &[(&str, &[&str], &[&str])] = &[
-    ("string", &["SET", "$", "v"], &["APPEND", "$", "w"]),
-    (
-        "hash",
-        &["HSET", "$", "f1", "v1", "f2", "v2"],
-        &["HSET", "$", "f3", "v3"],
-    ),
-    ("list", &["RPUSH", "$", "a", "b", "c"], &["RPUSH", "$", "d"]),
-    ("set", &["SADD", "$", "a", "b", "c"], &["SADD", "$", "d"]),
-    (
-        "zset",
-        &["ZADD", "$", "1", "a", "2", "b"],
-        &["ZADD", "$", "3", "c"],
-    ),
+/// A value type: its TYPE name, and script lines (at key `$`) that create a value, add to it,
+/// and read it whole in the way suited to the type.
+struct Kind {
+    name: &'static str,
+    create: &'static str,
+    add: &'static str,
+    view: &'static str,
+}
+
+const KINDS: &[Kind] = &[
+    Kind {
+        name: "string",
+        create: "SET $ v",
+        add: "APPEND $ w",
+        view: "GET $",
+    },
+    Kind {
+        name: "hash",
+        create: "HSET $ f1 v1 f2 v2",
+        add: "HSET $ f3 v3",
+        view: "pairs: HGETALL $",
+    },
+    Kind {
+        name: "list",
+        create: "RPUSH $ a b c",
+        add: "RPUSH $ d",
+        view: "LRANGE $ 0 -1",
+    },
+    Kind {
+        name: "set",
+        create: "SADD $ a b c",
+        add: "SADD $ d",
+        view: "unordered: SMEMBERS $",
+    },
+    Kind {
+        name: "zset",
+        create: "ZADD $ 1 a 2 b",
+        add: "ZADD $ 3 c",
+        view: "ZRANGE $ 0 -1 WITHSCORES",
+    },
 ];
+
+/// Runs `script` with its lines `create KEY`, `add KEY` and `view KEY` standing for those of
+/// `kind` at KEY, and `other-add KEY` and `other-view KEY` for those of `other`.
+fn run_kind(d: &mut Diff, kind: &Kind, other: &Kind, script: &str) {
+    let mut expanded = String::new();
+    for line in script.lines().map(str::trim) {
+        let (word, key) = line.split_once(' ').unwrap_or((line, ""));
+        let template = match word {
+            "create" => kind.create,
+            "add" => kind.add,
+            "view" => kind.view,
+            "other-add" => other.add,
+            "other-view" => other.view,
+            _ => "",
+        };
+        if template.is_empty() {
+            expanded.push_str(line);
+        } else {
+            expanded.push_str(&template.replace('$', key));
+        }
+        expanded.push('\n');
+    }
+    d.run(&expanded);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Hashes.
@@ -441,62 +492,37 @@ fn hashes() {
         for i in 0..250 {
             d.eq(&["HSET", "big", &format!("f{i}"), &format!("v{i}")]);
         }
-        d.run(
-            r"
-            scan: HSCAN big
-            scan: HSCAN big COUNT 5
-            scan: HSCAN big MATCH f1*
-            scan: HSCAN big MATCH f1? COUNT 3
-            scan: HSCAN big match *9 count 1000
-            scan: HSCAN big MATCH nomatch
-            scan: HSCAN big COUNT 1
-            scan: HSCAN big MATCH v*
-            ",
-        );
-        d.run(
-            r"
-            HSCAN small 0 COUNT 0
-            HSCAN small 0 COUNT -1
-            HSCAN small 0 COUNT x
-            HSCAN small 0 MATCH
-            HSCAN small 0 FOO bar
-            // TYPE is an option of SCAN only.
-            HSCAN small 0 TYPE hash
-            HSCAN small x
-            HSCAN small
-            HSCAN
-            ",
-        );
+        scan_checks(d, "HSCAN", "hash", "f", "scan: HSCAN big MATCH v*");
 
         d.script("hash commands against other types");
-        make_all_types(d);
+        d.run(ALL_TYPES);
         against(
             d,
             &["str", "list", "set", "zset"],
-            &[
-                &["HSET", "$", "f", "v"],
-                &["HMSET", "$", "f", "v"],
-                &["HSETNX", "$", "f", "v"],
-                &["HGET", "$", "f"],
-                &["HMGET", "$", "f", "g"],
-                &["HDEL", "$", "f"],
-                &["HLEN", "$"],
-                &["HEXISTS", "$", "f"],
-                &["HGETALL", "$"],
-                &["HKEYS", "$"],
-                &["HVALS", "$"],
-                &["HINCRBY", "$", "f", "1"],
-                &["HINCRBYFLOAT", "$", "f", "1"],
-                &["HSTRLEN", "$", "f"],
-                &["HRANDFIELD", "$"],
-                &["HRANDFIELD", "$", "2", "WITHVALUES"],
-                &["HSCAN", "$", "0"],
-                // Arity errors come before type errors.
-                &["HSET", "$", "f"],
-                &["HGET", "$"],
-                // Argument errors come after type errors.
-                &["HINCRBY", "$", "f", "x"],
-            ],
+            r"
+            HSET $ f v
+            HMSET $ f v
+            HSETNX $ f v
+            HGET $ f
+            HMGET $ f g
+            HDEL $ f
+            HLEN $
+            HEXISTS $ f
+            HGETALL $
+            HKEYS $
+            HVALS $
+            HINCRBY $ f 1
+            HINCRBYFLOAT $ f 1
+            HSTRLEN $ f
+            HRANDFIELD $
+            HRANDFIELD $ 2 WITHVALUES
+            HSCAN $ 0
+            // Arity errors come before type errors.
+            HSET $ f
+            HGET $
+            // Argument errors come after type errors.
+            HINCRBY $ f x
+            ",
         );
         against(d, &["hash"], STRING_CMDS);
         d.run(
@@ -522,7 +548,7 @@ fn hashes() {
         );
 
         d.script("hashes in transactions");
-        make_all_types(d);
+        d.run(ALL_TYPES);
         d.run(
             r"
             MULTI
@@ -1030,36 +1056,36 @@ fn lists() {
         );
 
         d.script("list commands against other types");
-        make_all_types(d);
+        d.run(ALL_TYPES);
         against(
             d,
             &["str", "hash", "set", "zset"],
-            &[
-                &["LPUSH", "$", "a"],
-                &["RPUSH", "$", "a"],
-                &["LPUSHX", "$", "a"],
-                &["RPUSHX", "$", "a"],
-                &["LPOP", "$"],
-                &["RPOP", "$", "2"],
-                &["LLEN", "$"],
-                &["LINDEX", "$", "0"],
-                &["LRANGE", "$", "0", "-1"],
-                &["LSET", "$", "0", "x"],
-                &["LREM", "$", "0", "a"],
-                &["LTRIM", "$", "0", "1"],
-                &["LINSERT", "$", "BEFORE", "a", "b"],
-                &["LPOS", "$", "a"],
-                &["LMOVE", "$", "list", "LEFT", "LEFT"],
-                &["LMOVE", "list", "$", "LEFT", "LEFT"],
-                &["RPOPLPUSH", "$", "list"],
-                &["RPOPLPUSH", "list", "$"],
-                &["LRANGE", "list", "0", "-1"],
-                // Arity errors before type errors; argument errors after.
-                &["LSET", "$", "0"],
-                &["LINDEX", "$", "x"],
-                &["LPOP", "$", "-1"],
-                &["LPOS", "$", "a", "RANK", "0"],
-            ],
+            r"
+            LPUSH $ a
+            RPUSH $ a
+            LPUSHX $ a
+            RPUSHX $ a
+            LPOP $
+            RPOP $ 2
+            LLEN $
+            LINDEX $ 0
+            LRANGE $ 0 -1
+            LSET $ 0 x
+            LREM $ 0 a
+            LTRIM $ 0 1
+            LINSERT $ BEFORE a b
+            LPOS $ a
+            LMOVE $ list LEFT LEFT
+            LMOVE list $ LEFT LEFT
+            RPOPLPUSH $ list
+            RPOPLPUSH list $
+            LRANGE list 0 -1
+            // Arity errors before type errors; argument errors after.
+            LSET $ 0
+            LINDEX $ x
+            LPOP $ -1
+            LPOS $ a RANK 0
+            ",
         );
         against(d, &["list"], STRING_CMDS);
         d.run(
@@ -1073,7 +1099,7 @@ fn lists() {
         );
 
         d.script("lists in transactions");
-        make_all_types(d);
+        d.run(ALL_TYPES);
         d.run(
             r"
             MULTI
@@ -1514,67 +1540,46 @@ fn sets() {
         for i in 0..250 {
             d.eq(&["SADD", "big", &format!("m{i}")]);
         }
-        d.run(
-            r"
-            scan: SSCAN big
-            scan: SSCAN big COUNT 5
-            scan: SSCAN big MATCH m1*
-            scan: SSCAN big MATCH m1? COUNT 3
-            scan: SSCAN big match *9 count 1000
-            scan: SSCAN big MATCH nomatch
-            scan: SSCAN big COUNT 1
-            ",
-        );
-        d.run(
-            r"
-            SSCAN small 0 COUNT 0
-            SSCAN small 0 COUNT x
-            SSCAN small 0 MATCH
-            SSCAN small 0 FOO bar
-            SSCAN small 0 TYPE set
-            SSCAN small x
-            SSCAN small
-            ",
-        );
+        scan_checks(d, "SSCAN", "set", "m", "");
 
         d.script("set commands against other types");
-        make_all_types(d);
+        d.run(ALL_TYPES);
         against(
             d,
             &["str", "hash", "list", "zset"],
-            &[
-                &["SADD", "$", "a"],
-                &["SREM", "$", "a"],
-                &["SISMEMBER", "$", "a"],
-                &["SMISMEMBER", "$", "a", "b"],
-                &["SMEMBERS", "$"],
-                &["SCARD", "$"],
-                &["SPOP", "$"],
-                &["SPOP", "$", "2"],
-                &["SRANDMEMBER", "$"],
-                &["SRANDMEMBER", "$", "-2"],
-                &["SINTER", "$"],
-                &["SINTER", "set", "$"],
-                &["SUNION", "$", "set"],
-                &["SDIFF", "$"],
-                &["SINTERSTORE", "dst", "$"],
-                &["SUNIONSTORE", "dst", "set", "$"],
-                &["SDIFFSTORE", "dst", "$", "set"],
-                &["SMOVE", "$", "set", "m"],
-                &["SMOVE", "set", "$", "m"],
-                &["SSCAN", "$", "0"],
-                &["SMEMBERS", "set"],
-                &["EXISTS", "dst"],
-                &["SADD", "$"],
-                &["SPOP", "$", "-1"],
-                &["SRANDMEMBER", "$", "x"],
-            ],
+            r"
+            SADD $ a
+            SREM $ a
+            SISMEMBER $ a
+            SMISMEMBER $ a b
+            SMEMBERS $
+            SCARD $
+            SPOP $
+            SPOP $ 2
+            SRANDMEMBER $
+            SRANDMEMBER $ -2
+            SINTER $
+            SINTER set $
+            SUNION $ set
+            SDIFF $
+            SINTERSTORE dst $
+            SUNIONSTORE dst set $
+            SDIFFSTORE dst $ set
+            SMOVE $ set m
+            SMOVE set $ m
+            SSCAN $ 0
+            SMEMBERS set
+            EXISTS dst
+            SADD $
+            SPOP $ -1
+            SRANDMEMBER $ x
+            ",
         );
         against(d, &["set"], STRING_CMDS);
         d.run("MGET set\nSET set x\nTYPE set");
 
         d.script("sets in transactions");
-        make_all_types(d);
+        d.run(ALL_TYPES);
         d.run(
             r"
             MULTI
@@ -1833,33 +1838,33 @@ fn sorted_sets() {
 
         d.script("zcount/zrank/zrevrank");
         d.run("ZADD z 1 a 2 b 2 bb 2 ba 3 c -inf min inf max 0 zero");
-        for (min, max) in [
-            ("-inf", "+inf"),
-            ("-inf", "inf"),
-            ("(1", "3"),
-            ("1", "(3"),
-            ("(1", "(3"),
-            ("(1", "(1"),
-            ("(2", "(3"),
-            ("2", "2"),
-            ("3", "1"),
-            ("-inf", "-inf"),
-            ("(-inf", "(+inf"),
-            ("+inf", "+inf"),
-            ("inf", "-inf"),
-            ("0", "0"),
-            ("-1", "(0"),
-            ("x", "1"),
-            ("1", "x"),
-            ("(", "1"),
-            ("[1", "2"),
-            ("((1", "2"),
-            ("", "1"),
-            ("nan", "1"),
-            ("1e400", "2"),
-        ] {
-            d.eq(&["ZCOUNT", "z", min, max]);
-        }
+        d.run(
+            r#"
+            ZCOUNT z -inf +inf
+            ZCOUNT z -inf inf
+            ZCOUNT z (1 3
+            ZCOUNT z 1 (3
+            ZCOUNT z (1 (3
+            ZCOUNT z (1 (1
+            ZCOUNT z (2 (3
+            ZCOUNT z 2 2
+            ZCOUNT z 3 1
+            ZCOUNT z -inf -inf
+            ZCOUNT z (-inf (+inf
+            ZCOUNT z +inf +inf
+            ZCOUNT z inf -inf
+            ZCOUNT z 0 0
+            ZCOUNT z -1 (0
+            ZCOUNT z x 1
+            ZCOUNT z 1 x
+            ZCOUNT z ( 1
+            ZCOUNT z [1 2
+            ZCOUNT z ((1 2
+            ZCOUNT z "" 1
+            ZCOUNT z nan 1
+            ZCOUNT z 1e400 2
+            "#,
+        );
         d.run(
             r"
             ZCOUNT nokey -inf +inf
@@ -1868,12 +1873,24 @@ fn sorted_sets() {
             ZCOUNT z 1 2 3
             ",
         );
-        for m in [
-            "a", "b", "ba", "bb", "c", "min", "max", "zero", "nomember", "",
-        ] {
-            d.eq(&["ZRANK", "z", m]);
-            d.eq(&["ZREVRANK", "z", m]);
-        }
+        d.each(
+            r#"
+            a
+            b
+            ba
+            bb
+            c
+            min
+            max
+            zero
+            nomember
+            ""
+            "#,
+            r"
+            ZRANK z $1
+            ZREVRANK z $1
+            ",
+        );
         d.run(
             r"
             ZRANK nokey a
@@ -1888,30 +1905,33 @@ fn sorted_sets() {
 
         d.script("zrange by index");
         d.run("ZADD z 1 a 2 b 3 c 4 d 5 e 3 cc");
-        for (a, b) in [
-            ("0", "-1"),
-            ("0", "0"),
-            ("-2", "-1"),
-            ("1", "0"),
-            ("2", "4"),
-            ("100", "200"),
-            ("-100", "100"),
-            ("-100", "-7"),
-            ("-100", "-6"),
-            ("5", "100"),
-            ("6", "6"),
-            ("0", "-100"),
-            ("-9223372036854775808", "9223372036854775807"),
-            ("x", "1"),
-            ("0", "y"),
-            ("1.5", "2"),
-        ] {
-            d.eq(&["ZRANGE", "z", a, b]);
-            d.eq(&["ZRANGE", "z", a, b, "WITHSCORES"]);
-            d.eq(&["ZRANGE", "z", a, b, "REV"]);
-            d.eq(&["ZREVRANGE", "z", a, b]);
-            d.eq(&["ZREVRANGE", "z", a, b, "WITHSCORES"]);
-        }
+        d.each(
+            r"
+            0 -1
+            0 0
+            -2 -1
+            1 0
+            2 4
+            100 200
+            -100 100
+            -100 -7
+            -100 -6
+            5 100
+            6 6
+            0 -100
+            -9223372036854775808 9223372036854775807
+            x 1
+            0 y
+            1.5 2
+            ",
+            r"
+            ZRANGE z $1 $2
+            ZRANGE z $1 $2 WITHSCORES
+            ZRANGE z $1 $2 REV
+            ZREVRANGE z $1 $2
+            ZREVRANGE z $1 $2 WITHSCORES
+            ",
+        );
         d.run(
             r"
             ZRANGE z 0 -1 REV WITHSCORES
@@ -1933,73 +1953,57 @@ fn sorted_sets() {
 
         d.script("zrange by score");
         d.run("ZADD z 1 a 2 b 2 bb 3 c 4 d 5 e -inf min +inf max");
-        for (min, max) in [
-            ("-inf", "+inf"),
-            ("(1", "3"),
-            ("1", "(3"),
-            ("(1", "(3"),
-            ("(2", "(2"),
-            ("2", "2"),
-            ("3", "1"),
-            ("(-inf", "(inf"),
-            ("-inf", "-inf"),
-            ("+inf", "+inf"),
-            ("x", "1"),
-            ("1", "(x"),
-            ("(", "1"),
-            ("[1", "2"),
-        ] {
-            d.eq(&["ZRANGE", "z", min, max, "BYSCORE"]);
-            d.eq(&["ZRANGE", "z", min, max, "BYSCORE", "WITHSCORES"]);
-            d.eq(&["ZRANGE", "z", max, min, "BYSCORE", "REV"]);
-            d.eq(&["ZRANGEBYSCORE", "z", min, max]);
-            d.eq(&["ZRANGEBYSCORE", "z", min, max, "WITHSCORES"]);
-            d.eq(&["ZREVRANGEBYSCORE", "z", max, min]);
-            d.eq(&["ZREVRANGEBYSCORE", "z", max, min, "WITHSCORES"]);
-        }
-        for (off, count) in [
-            ("0", "1"),
-            ("1", "2"),
-            ("0", "-1"),
-            ("2", "-1"),
-            ("0", "-5"),
-            ("-1", "2"),
-            ("-1", "-1"),
-            ("1", "0"),
-            ("100", "1"),
-            ("0", "100"),
-            ("x", "1"),
-            ("0", "y"),
-            ("9223372036854775807", "1"),
-        ] {
-            d.eq(&[
-                "ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", off, count,
-            ]);
-            d.eq(&[
-                "ZRANGE",
-                "z",
-                "+inf",
-                "-inf",
-                "BYSCORE",
-                "REV",
-                "LIMIT",
-                off,
-                count,
-                "WITHSCORES",
-            ]);
-            d.eq(&["ZRANGEBYSCORE", "z", "(1", "5", "LIMIT", off, count]);
-            d.eq(&[
-                "ZRANGEBYSCORE",
-                "z",
-                "-inf",
-                "+inf",
-                "WITHSCORES",
-                "LIMIT",
-                off,
-                count,
-            ]);
-            d.eq(&["ZREVRANGEBYSCORE", "z", "+inf", "-inf", "LIMIT", off, count]);
-        }
+        d.each(
+            r"
+            -inf +inf
+            (1 3
+            1 (3
+            (1 (3
+            (2 (2
+            2 2
+            3 1
+            (-inf (inf
+            -inf -inf
+            +inf +inf
+            x 1
+            1 (x
+            ( 1
+            [1 2
+            ",
+            r"
+            ZRANGE z $1 $2 BYSCORE
+            ZRANGE z $1 $2 BYSCORE WITHSCORES
+            ZRANGE z $2 $1 BYSCORE REV
+            ZRANGEBYSCORE z $1 $2
+            ZRANGEBYSCORE z $1 $2 WITHSCORES
+            ZREVRANGEBYSCORE z $2 $1
+            ZREVRANGEBYSCORE z $2 $1 WITHSCORES
+            ",
+        );
+        d.each(
+            r"
+            0 1
+            1 2
+            0 -1
+            2 -1
+            0 -5
+            -1 2
+            -1 -1
+            1 0
+            100 1
+            0 100
+            x 1
+            0 y
+            9223372036854775807 1
+            ",
+            r"
+            ZRANGE z -inf +inf BYSCORE LIMIT $1 $2
+            ZRANGE z +inf -inf BYSCORE REV LIMIT $1 $2 WITHSCORES
+            ZRANGEBYSCORE z (1 5 LIMIT $1 $2
+            ZRANGEBYSCORE z -inf +inf WITHSCORES LIMIT $1 $2
+            ZREVRANGEBYSCORE z +inf -inf LIMIT $1 $2
+            ",
+        );
         d.run(
             r"
             ZRANGE z 1 3 BYSCORE LIMIT 0
@@ -2022,53 +2026,57 @@ fn sorted_sets() {
 
         d.script("zrange by lex");
         d.run(r#"ZADD lex 0 a 0 b 0 c 0 d 0 e 0 "" 0 aa 0 ab 0 "b\x01""#);
-        for (min, max) in [
-            ("-", "+"),
-            ("[b", "(d"),
-            ("(a", "[c"),
-            ("[a", "[a"),
-            ("(a", "(a"),
-            ("[a", "(b"),
-            ("(a", "+"),
-            ("-", "(c"),
-            ("[c", "[a"),
-            ("+", "-"),
-            ("-", "-"),
-            ("+", "+"),
-            ("[", "+"),
-            ("(", "+"),
-            ("-", "["),
-            ("-", "("),
-            ("[b", "[b\u{1}"),
-            ("a", "c"),
-            ("[a", "c"),
-            ("", "+"),
-            ("-a", "+"),
-            ("+a", "+"),
-        ] {
-            d.eq(&["ZRANGE", "lex", min, max, "BYLEX"]);
-            d.eq(&["ZRANGE", "lex", max, min, "BYLEX", "REV"]);
-            d.eq(&["ZRANGEBYLEX", "lex", min, max]);
-            d.eq(&["ZREVRANGEBYLEX", "lex", max, min]);
-            d.eq(&["ZLEXCOUNT", "lex", min, max]);
-        }
-        for (off, count) in [
-            ("0", "1"),
-            ("1", "2"),
-            ("0", "-1"),
-            ("3", "-1"),
-            ("-1", "2"),
-            ("1", "0"),
-            ("100", "1"),
-            ("x", "1"),
-        ] {
-            d.eq(&["ZRANGE", "lex", "-", "+", "BYLEX", "LIMIT", off, count]);
-            d.eq(&[
-                "ZRANGE", "lex", "+", "-", "BYLEX", "REV", "LIMIT", off, count,
-            ]);
-            d.eq(&["ZRANGEBYLEX", "lex", "[a", "+", "LIMIT", off, count]);
-            d.eq(&["ZREVRANGEBYLEX", "lex", "+", "[a", "LIMIT", off, count]);
-        }
+        d.each(
+            r#"
+            - +
+            [b (d
+            (a [c
+            [a [a
+            (a (a
+            [a (b
+            (a +
+            - (c
+            [c [a
+            + -
+            - -
+            + +
+            [ +
+            ( +
+            - [
+            - (
+            [b "[b\x01"
+            a c
+            [a c
+            "" +
+            -a +
+            +a +
+            "#,
+            r"
+            ZRANGE lex $1 $2 BYLEX
+            ZRANGE lex $2 $1 BYLEX REV
+            ZRANGEBYLEX lex $1 $2
+            ZREVRANGEBYLEX lex $2 $1
+            ZLEXCOUNT lex $1 $2
+            ",
+        );
+        d.each(
+            r"
+            0 1
+            1 2
+            0 -1
+            3 -1
+            -1 2
+            1 0
+            100 1
+            x 1
+            ",
+            r"
+            ZRANGE lex - + BYLEX LIMIT $1 $2
+            ZRANGE lex + - BYLEX REV LIMIT $1 $2
+            ZRANGEBYLEX lex [a + LIMIT $1 $2
+            ZREVRANGEBYLEX lex + [a LIMIT $1 $2
+            ",
+        );
         d.run(
             r#"
             ZRANGE lex - + BYLEX WITHSCORES
@@ -2218,28 +2226,7 @@ fn sorted_sets() {
         for i in 0..250 {
             d.eq(&["ZADD", "big", &format!("{}.5", i % 17), &format!("m{i}")]);
         }
-        d.run(
-            r"
-            scan: ZSCAN big
-            scan: ZSCAN big COUNT 5
-            scan: ZSCAN big MATCH m1*
-            scan: ZSCAN big MATCH m1? COUNT 3
-            scan: ZSCAN big match *9 count 1000
-            scan: ZSCAN big MATCH nomatch
-            scan: ZSCAN big MATCH *.5
-            ",
-        );
-        d.run(
-            r"
-            ZSCAN small 0 COUNT 0
-            ZSCAN small 0 COUNT x
-            ZSCAN small 0 MATCH
-            ZSCAN small 0 FOO bar
-            ZSCAN small 0 TYPE zset
-            ZSCAN small x
-            ZSCAN small
-            ",
-        );
+        scan_checks(d, "ZSCAN", "zset", "m", "scan: ZSCAN big MATCH *.5");
 
         d.script("a large sorted set");
         for i in 0..300 {
@@ -2266,53 +2253,53 @@ fn sorted_sets() {
         );
 
         d.script("sorted set commands against other types");
-        make_all_types(d);
+        d.run(ALL_TYPES);
         against(
             d,
             &["str", "hash", "list", "set"],
-            &[
-                &["ZADD", "$", "1", "a"],
-                &["ZADD", "$", "XX", "1", "a"],
-                &["ZADD", "$", "INCR", "1", "a"],
-                &["ZREM", "$", "a"],
-                &["ZSCORE", "$", "a"],
-                &["ZMSCORE", "$", "a"],
-                &["ZINCRBY", "$", "1", "a"],
-                &["ZCARD", "$"],
-                &["ZCOUNT", "$", "-inf", "+inf"],
-                &["ZRANK", "$", "a"],
-                &["ZREVRANK", "$", "a"],
-                &["ZRANGE", "$", "0", "-1"],
-                &["ZRANGE", "$", "-inf", "+inf", "BYSCORE"],
-                &["ZRANGE", "$", "-", "+", "BYLEX"],
-                &["ZREVRANGE", "$", "0", "-1"],
-                &["ZRANGEBYSCORE", "$", "-inf", "+inf"],
-                &["ZREVRANGEBYSCORE", "$", "+inf", "-inf"],
-                &["ZRANGEBYLEX", "$", "-", "+"],
-                &["ZREVRANGEBYLEX", "$", "+", "-"],
-                &["ZLEXCOUNT", "$", "-", "+"],
-                &["ZREMRANGEBYRANK", "$", "0", "-1"],
-                &["ZREMRANGEBYSCORE", "$", "-inf", "+inf"],
-                &["ZREMRANGEBYLEX", "$", "-", "+"],
-                &["ZPOPMIN", "$"],
-                &["ZPOPMAX", "$", "2"],
-                &["ZSCAN", "$", "0"],
-                // Argument errors versus type errors.
-                &["ZADD", "$", "x", "a"],
-                &["ZADD", "$", "NX", "XX", "1", "a"],
-                &["ZINCRBY", "$", "x", "a"],
-                &["ZCOUNT", "$", "x", "1"],
-                &["ZRANGE", "$", "x", "1"],
-                &["ZRANGEBYLEX", "$", "a", "b"],
-                &["ZPOPMIN", "$", "-1"],
-                &["ZRANGE", "$", "0", "-1", "LIMIT", "0", "1"],
-            ],
+            r"
+            ZADD $ 1 a
+            ZADD $ XX 1 a
+            ZADD $ INCR 1 a
+            ZREM $ a
+            ZSCORE $ a
+            ZMSCORE $ a
+            ZINCRBY $ 1 a
+            ZCARD $
+            ZCOUNT $ -inf +inf
+            ZRANK $ a
+            ZREVRANK $ a
+            ZRANGE $ 0 -1
+            ZRANGE $ -inf +inf BYSCORE
+            ZRANGE $ - + BYLEX
+            ZREVRANGE $ 0 -1
+            ZRANGEBYSCORE $ -inf +inf
+            ZREVRANGEBYSCORE $ +inf -inf
+            ZRANGEBYLEX $ - +
+            ZREVRANGEBYLEX $ + -
+            ZLEXCOUNT $ - +
+            ZREMRANGEBYRANK $ 0 -1
+            ZREMRANGEBYSCORE $ -inf +inf
+            ZREMRANGEBYLEX $ - +
+            ZPOPMIN $
+            ZPOPMAX $ 2
+            ZSCAN $ 0
+            // Argument errors versus type errors.
+            ZADD $ x a
+            ZADD $ NX XX 1 a
+            ZINCRBY $ x a
+            ZCOUNT $ x 1
+            ZRANGE $ x 1
+            ZRANGEBYLEX $ a b
+            ZPOPMIN $ -1
+            ZRANGE $ 0 -1 LIMIT 0 1
+            ",
         );
         against(d, &["zset"], STRING_CMDS);
         d.run("MGET zset\nSET zset x\nTYPE zset");
 
         d.script("sorted sets in transactions");
-        make_all_types(d);
+        d.run(ALL_TYPES);
         d.run(
             r"
             MULTI
@@ -2356,50 +2343,50 @@ fn sorted_sets() {
 #[test]
 fn keys_across_types() {
     differential(|d| {
-        for &(ty, create, add) in KINDS {
+        for kind in KINDS {
+            let ty = kind.name;
             d.script(&format!("{ty}: type/exists/del"));
-            d.eq(&sub(create, "k"));
-            d.run(
+            run_kind(
+                d,
+                kind,
+                kind,
                 r"
+                create k
                 TYPE k
                 EXISTS k
                 EXISTS k k nokey
                 DBSIZE
                 KEYS *
-                ",
-            );
-            view(d, ty, "k");
-            d.run(
-                r"
+                view k
                 DEL k
                 EXISTS k
                 TYPE k
                 DEL k
+                view k
+                // Re-created after DEL: nothing of the old value comes back.
+                add k
+                view k
+                create k
+                UNLINK k
+                EXISTS k
                 ",
             );
-            view(d, ty, "k");
-            // Re-created after DEL: nothing of the old value comes back.
-            d.eq(&sub(add, "k"));
-            view(d, ty, "k");
-            d.eq(&sub(create, "k"));
-            d.run("UNLINK k\nEXISTS k");
 
             d.script(&format!("{ty}: expire/ttl/persist"));
-            d.eq(&sub(create, "k"));
-            d.run(
+            run_kind(
+                d,
+                kind,
+                kind,
                 r"
+                create k
                 TTL k
                 PTTL k
                 EXPIRE k 100
                 near 1: TTL k
-                ",
-            );
-            // Modifying the value keeps the expiry.
-            d.eq(&sub(add, "k"));
-            d.run("near 1: TTL k");
-            view(d, ty, "k");
-            d.run(
-                r"
+                // Modifying the value keeps the expiry.
+                add k
+                near 1: TTL k
+                view k
                 PERSIST k
                 TTL k
                 PERSIST k
@@ -2412,22 +2399,14 @@ fn keys_across_types() {
                 EXISTS k
                 TTL k
                 TYPE k
-                ",
-            );
-            view(d, ty, "k");
-            d.eq(&sub(add, "k"));
-            view(d, ty, "k");
-            d.run(
-                r"
+                view k
+                add k
+                view k
                 TTL k
                 PEXPIREAT k 1000
                 EXISTS k
                 DBSIZE
-                ",
-            );
-            d.eq(&sub(create, "k"));
-            d.run(
-                r"
+                create k
                 SET k overwritten EX 100
                 TYPE k
                 near 1: TTL k
@@ -2437,63 +2416,107 @@ fn keys_across_types() {
             );
 
             d.script(&format!("{ty}: rename/renamenx"));
-            d.eq(&sub(create, "k"));
-            d.run("RENAME k k2\nEXISTS k\nTYPE k2");
-            view(d, ty, "k2");
-            d.run("RENAME k2 k2\nTYPE k2");
-            view(d, ty, "k2");
-            d.run("EXPIRE k2 100\nRENAME k2 k\nnear 1: TTL k");
-            for &(other, _, other_add) in KINDS {
+            run_kind(
+                d,
+                kind,
+                kind,
+                r"
+                create k
+                RENAME k k2
+                EXISTS k
+                TYPE k2
+                view k2
+                RENAME k2 k2
+                TYPE k2
+                view k2
+                EXPIRE k2 100
+                RENAME k2 k
+                near 1: TTL k
+                ",
+            );
+            for other in KINDS {
                 // Over a key of every type (this one included), holding something unlike `k`:
                 // the value is replaced whole.
-                d.eq(&sub(other_add, "o"));
-                d.run("RENAMENX k o\nTYPE o");
-                view(d, other, "o");
-                d.run("RENAME k o\nTYPE o\nEXISTS k");
-                view(d, ty, "o");
-                d.run("near 1: TTL o\nRENAMENX o k\nEXISTS o");
+                run_kind(
+                    d,
+                    kind,
+                    other,
+                    r"
+                    other-add o
+                    RENAMENX k o
+                    TYPE o
+                    other-view o
+                    RENAME k o
+                    TYPE o
+                    EXISTS k
+                    view o
+                    near 1: TTL o
+                    RENAMENX o k
+                    EXISTS o
+                    ",
+                );
             }
-            d.run(
+            run_kind(
+                d,
+                kind,
+                kind,
                 r"
                 RENAMENX k fresh
                 TYPE fresh
                 RENAME fresh k
                 PERSIST k
+                view k
                 ",
             );
-            view(d, ty, "k");
 
             d.script(&format!("{ty}: copy"));
-            d.eq(&sub(create, "k"));
-            d.run("COPY k c\nTYPE c");
-            view(d, ty, "c");
-            // The copy is independent of the original, both ways.
-            d.eq(&sub(add, "c"));
-            view(d, ty, "c");
-            view(d, ty, "k");
-            d.run("DEL c");
-            view(d, ty, "k");
-            d.run("COPY k c\nDEL k");
-            view(d, ty, "c");
-            d.run(
+            run_kind(
+                d,
+                kind,
+                kind,
                 r"
+                create k
+                COPY k c
+                TYPE c
+                view c
+                // The copy is independent of the original, both ways.
+                add c
+                view c
+                view k
+                DEL c
+                view k
+                COPY k c
+                DEL k
+                view c
                 RENAME c k
                 EXPIRE k 100
                 COPY k c
                 near 1: TTL c
                 ",
             );
-            for &(other, _, other_add) in KINDS {
-                d.run("DEL o");
-                // Contents unlike those of `k`, so that a replacement shows.
-                d.eq(&sub(other_add, "o"));
-                d.run("COPY k o\nTYPE o");
-                view(d, other, "o");
-                d.run("COPY k o REPLACE\nTYPE o");
-                view(d, ty, "o");
-                d.run("near 1: TTL o");
+            for other in KINDS {
+                run_kind(
+                    d,
+                    kind,
+                    other,
+                    r"
+                    DEL o
+                    // Contents unlike those of `k`, so that a replacement shows.
+                    other-add o
+                    COPY k o
+                    TYPE o
+                    other-view o
+                    COPY k o REPLACE
+                    TYPE o
+                    view o
+                    near 1: TTL o
+                    ",
+                );
             }
-            d.run(
+            run_kind(
+                d,
+                kind,
+                kind,
                 r"
                 COPY k k
                 COPY k k REPLACE
@@ -2501,40 +2524,35 @@ fn keys_across_types() {
                 COPY k k DB 1
                 SELECT 1
                 TYPE k
-                ",
-            );
-            view(d, ty, "k");
-            d.run("near 1: TTL k");
-            // Changing the copy in database 1 leaves database 0 alone.
-            d.eq(&sub(add, "k"));
-            view(d, ty, "k");
-            d.run("SELECT 0");
-            view(d, ty, "k");
-            d.run(
-                r"
+                view k
+                near 1: TTL k
+                // Changing the copy in database 1 leaves database 0 alone.
+                add k
+                view k
+                SELECT 0
+                view k
                 FLUSHDB
                 SELECT 1
                 TYPE k
                 FLUSHDB
+                view k
+                SELECT 0
                 ",
             );
-            view(d, ty, "k");
-            d.run("SELECT 0");
 
             d.script(&format!("{ty}: move"));
-            d.eq(&sub(create, "k"));
-            d.run(
+            run_kind(
+                d,
+                kind,
+                kind,
                 r"
+                create k
                 MOVE k 1
                 EXISTS k
                 TYPE k
                 SELECT 1
                 TYPE k
-                ",
-            );
-            view(d, ty, "k");
-            d.run(
-                r"
+                view k
                 SELECT 0
                 MOVE nokey 1
                 // The destination has the key already (of another type): nothing moves.
@@ -2543,32 +2561,29 @@ fn keys_across_types() {
                 TYPE k
                 SELECT 1
                 TYPE k
-                ",
-            );
-            view(d, ty, "k");
-            d.run(
-                r"
+                view k
                 EXPIRE k 100
                 MOVE k 2
                 SELECT 2
                 TYPE k
                 near 1: TTL k
+                view k
+                SELECT 0
+                MOVE k 0
                 ",
             );
-            view(d, ty, "k");
-            d.run("SELECT 0\nMOVE k 0");
         }
 
         d.script("scan/keys/dbsize/randomkey with every type");
         for i in 0..20 {
-            for &(ty, create, _) in KINDS {
-                let key = format!("{ty}:{i}");
-                d.eq(&sub(create, &key));
+            for kind in KINDS {
+                let key = format!("{}:{i}", kind.name);
+                d.run(&kind.create.replace('$', &key));
             }
         }
-        d.run("DBSIZE");
         d.run(
             r"
+            DBSIZE
             scan: SCAN
             scan: SCAN TYPE string
             scan: SCAN TYPE hash
@@ -2583,10 +2598,6 @@ fn keys_across_types() {
             scan: SCAN MATCH list:1?
             scan: SCAN TYPE set COUNT 3
             scan: SCAN TYPE list TYPE set
-            ",
-        );
-        d.run(
-            r"
             sorted: KEYS *
             sorted: KEYS zset:*
             sorted: KEYS *:1
@@ -2600,11 +2611,14 @@ fn keys_across_types() {
         );
 
         d.script("overwriting collections with SET and MSET");
-        for &(ty, create, _) in KINDS {
-            d.run("DEL k m n e p y");
-            d.eq(&sub(create, "k"));
-            d.run(
+        for kind in KINDS {
+            run_kind(
+                d,
+                kind,
+                kind,
                 r"
+                DEL k m n e p y
+                create k
                 SET k x NX
                 SETNX k x
                 MSETNX k x y y
@@ -2613,22 +2627,21 @@ fn keys_across_types() {
                 SET k x XX
                 TYPE k
                 GET k
-                ",
-            );
-            d.eq(&sub(create, "m"));
-            d.run("MSET m 1 n 2\nTYPE m\nGET m");
-            d.eq(&sub(create, "e"));
-            d.run("SETEX e 100 v\nTYPE e");
-            d.eq(&sub(create, "p"));
-            d.run(
-                r"
+                create m
+                MSET m 1 n 2
+                TYPE m
+                GET m
+                create e
+                SETEX e 100 v
+                TYPE e
+                create p
                 GETDEL p
                 DEL p
                 TYPE p
                 DBSIZE
+                view p
                 ",
             );
-            view(d, ty, "p");
         }
 
         d.script("multi/exec mixing types");

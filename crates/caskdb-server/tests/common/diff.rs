@@ -419,6 +419,23 @@ impl Diff {
         }
     }
 
+    /// Runs the script `forms` once for each line of `rows`: a row is a few arguments (written as
+    /// in a script, without blanks inside), which replace `$1`, `$2`… in `forms`. One table of
+    /// arguments, several commands for each.
+    pub fn each(&mut self, rows: &str, forms: &str) {
+        for row in rows.lines().map(str::trim) {
+            if row.is_empty() || row.starts_with("//") {
+                continue;
+            }
+            let mut script = forms.to_string();
+            let args: Vec<&str> = row.split_whitespace().collect();
+            for (i, arg) in args.iter().enumerate().rev() {
+                script = script.replace(&format!("${}", i + 1), arg);
+            }
+            self.run(&script);
+        }
+    }
+
     /// For each (write, queued) case: WATCH `key`, the write from client 1, then MULTI, the
     /// queued command and EXEC (each a script line): whether EXEC runs tells whether the write
     /// touched the key.
