@@ -16,13 +16,14 @@ mod common;
 use std::ffi::OsStr;
 use std::io::{BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, ChildStdin, ExitStatus};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use caskdb_server::Config;
 use common::args::split_args;
+use common::server_process::ServerProcess;
 use common::{Raw, Reply, encode, encode_bytes};
 
 // ---------------------------------------------------------------------------------------------
@@ -61,12 +62,10 @@ fn server_child_process() {
     common::child::serve(config);
 }
 
-/// A server in its own process, killed on drop if [`ChildServer::stop`] was not called.
+/// The server in its own process, with its data directory.
 struct ChildServer {
-    child: Option<Child>,
+    process: ServerProcess,
     addr: SocketAddr,
-    pid: u32,
-    stdin: Option<ChildStdin>,
     _dir: tempfile::TempDir,
 }
 
@@ -83,28 +82,26 @@ impl ChildServer {
         if let Some(n) = &bulk {
             envs.push((CHILD_BULK_ENV, OsStr::new(n)));
         }
-        let (mut child, addr) =
-            common::child::spawn("server_child_process", &envs, Duration::from_secs(60));
+        let process = ServerProcess::spawn("server_child_process", &envs, Duration::from_secs(60));
         ChildServer {
-            pid: child.id(),
-            stdin: child.stdin.take(),
-            child: Some(child),
-            addr,
+            addr: process.addr,
+            process,
             _dir: dir,
         }
     }
 
     fn raw(&self) -> Raw {
-        Raw::connect(self.addr)
+        self.process.raw()
     }
 
     /// A field of `/proc/<pid>/status` in KiB (VmRSS, VmHWM).
     fn status_kib(&self, field: &str) -> u64 {
-        let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap();
+        let pid = self.process.pid;
+        let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         text.lines()
             .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("{field} in /proc/{}/status", self.pid))
+            .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
     }
 
     fn rss_kib(&self) -> u64 {
@@ -116,49 +113,18 @@ impl ChildServer {
     }
 
     fn fd_count(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+        std::fs::read_dir(format!("/proc/{}/fd", self.process.pid))
             .unwrap()
             .count()
     }
 
     fn exited_within(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let child = self.child.as_mut()?;
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                self.child = None;
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.process.exited_within(limit)
     }
 
     /// SHUTDOWN, then the process must exit successfully (the store closed cleanly).
-    fn stop(mut self) {
-        let mut c = self.raw();
-        c.send(&["SHUTDOWN"]);
-        assert_eq!(
-            c.read_to_end(),
-            Vec::<u8>::new(),
-            "SHUTDOWN closes silently"
-        );
-        let status = self
-            .exited_within(Duration::from_secs(60))
-            .expect("the server process exits after SHUTDOWN");
-        assert!(status.success(), "server process: {status}");
-    }
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        drop(self.stdin.take());
+    fn stop(self) {
+        self.process.stop(Duration::from_secs(60));
     }
 }
 

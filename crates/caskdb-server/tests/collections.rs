@@ -23,12 +23,12 @@ use std::fmt::Debug;
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStdin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use caskdb_server::{AppendFsync, Config};
+use common::server_process::ServerProcess;
 use common::{Raw, Reply, start};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, TestCaseError, TestRunner};
@@ -2258,63 +2258,6 @@ fn crash_child_server() {
     });
 }
 
-/// The server in a child process, killed on drop.
-struct ChildServer {
-    child: Option<Child>,
-    stdin: Option<ChildStdin>,
-    addr: SocketAddr,
-}
-
-impl ChildServer {
-    fn start(dir: &Path) -> ChildServer {
-        let (mut child, addr) = common::child::spawn(
-            "crash_child_server",
-            &[(CHILD_DIR_ENV, dir.as_os_str())],
-            DEADLINE,
-        );
-        ChildServer {
-            stdin: child.stdin.take(),
-            child: Some(child),
-            addr,
-        }
-    }
-
-    /// kill -9.
-    fn kill(mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().expect("SIGKILL");
-        let status = child.wait().unwrap();
-        assert!(!status.success(), "killed: {status}");
-    }
-
-    /// SHUTDOWN; the process must exit successfully.
-    fn stop(mut self) {
-        let mut c = Raw::connect(self.addr);
-        c.send(&["SHUTDOWN"]);
-        assert_eq!(c.read_to_end(), Vec::<u8>::new());
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + DEADLINE;
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "the server did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        assert!(status.success(), "server process: {status}");
-    }
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        drop(self.stdin.take());
-    }
-}
-
 /// The writes of the crash test, on four keys.
 #[derive(Debug, Clone)]
 enum COp {
@@ -2520,7 +2463,11 @@ fn kill_9_loses_no_acknowledged_write() {
     let mut in_flight: VecDeque<COp> = VecDeque::new();
     let rounds = 5 + rng.below(6);
     for round in 0..=rounds {
-        let srv = ChildServer::start(dir.path());
+        let srv = ServerProcess::spawn(
+            "crash_child_server",
+            &[(CHILD_DIR_ENV, dir.path().as_os_str())],
+            DEADLINE,
+        );
         let mut c = Raw::connect(srv.addr);
         let got = CState::read(&mut c);
         // The acknowledged writes, then some prefix of those in flight.
@@ -2547,7 +2494,7 @@ fn kill_9_loses_no_acknowledged_write() {
         model = got;
         if round == rounds {
             drop(c);
-            srv.stop();
+            srv.stop(DEADLINE);
             break;
         }
         let target = 1 + rng.below(250) as usize;
