@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use caskdb_server::{AppendFsync, Config};
 use common::server_process::ServerProcess;
-use common::{Raw, Reply, start};
+use common::{Raw, Reply, start, start_fresh};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, TestCaseError, TestRunner};
 
@@ -539,8 +539,7 @@ fn probe_strategy() -> impl Strategy<Value = Probe> {
 /// another client keeps asking for sweeps and merges (BGREWRITEAOF), so the sweeper runs among
 /// the commands and must delete only the records of collections that are gone.
 fn run_model<T: Model + 'static>(ops: BoxedStrategy<T::Op>) {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let stop = Arc::new(AtomicBool::new(false));
     let rewriter = {
         let (mut c, stop) = (srv.raw(), stop.clone());
@@ -2023,8 +2022,7 @@ fn new_collections_after_a_restart_never_see_old_members() {
 /// still get its sweep and merge: the reply says it is scheduled.
 #[test]
 fn bgrewriteaof_during_an_automatic_sweep_is_not_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     for chunk in 0..100 {
         let mut args = vec!["SADD".to_string(), "big".into()];
@@ -2064,8 +2062,7 @@ fn bgrewriteaof_during_an_automatic_sweep_is_not_lost() {
 /// once no rewrite is in progress any more, those collections' records are reclaimed.
 #[test]
 fn bgrewriteaof_during_a_rewrite_covers_later_deletes() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     // Small collections first (lower ids: most of them sorted before the big one's records,
     // whatever tag the big one gets), then a big one.
@@ -2120,8 +2117,7 @@ fn bgrewriteaof_during_a_rewrite_covers_later_deletes() {
 /// command is atomic, so no increment, push or member is lost and sizes agree with members.
 #[test]
 fn concurrent_writers_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     const CLIENTS: usize = 4;
     const OPS: usize = 300;
     let workers: Vec<_> = (0..CLIENTS)
@@ -2200,8 +2196,7 @@ fn concurrent_writers_lose_nothing() {
 /// WATCHes the key.
 #[test]
 fn member_changes_abort_watching_transactions() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     let mut other = srv.raw();
     run(&mut c, &["HSET", "h", "f", "1"]);
