@@ -181,6 +181,18 @@ fn info_field(c: &mut Raw, section: &str, field: &str) -> u64 {
 }
 
 /// The lines of CLIENT LIST.
+/// Polls until the client `c` is the server's only one.
+fn until_only_client(c: &mut Raw, what: &str) {
+    poll_until(what, Duration::from_secs(30), || {
+        let n = info_field(c, "clients", "connected_clients");
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(format!("{n} clients"))
+        }
+    });
+}
+
 fn client_list(c: &mut Raw) -> Vec<String> {
     text(c.cmd(&["CLIENT", "LIST"]))
         .lines()
@@ -1175,18 +1187,7 @@ fn random_and_malformed_resp_gets_answers_or_a_close_and_others_are_served() {
     // Afterwards: every abuser is gone, the server still answers.
     let mut c = srv.raw();
     round_trip(&mut c, "after-fuzz", 0);
-    poll_until(
-        "only this client to remain",
-        Duration::from_secs(30),
-        || {
-            let n = info_field(&mut c, "clients", "connected_clients");
-            if n == 1 {
-                Ok(())
-            } else {
-                Err(format!("{n} clients"))
-            }
-        },
-    );
+    until_only_client(&mut c, "only this client to remain");
     assert!(
         info_field(&mut c, "stats", "total_connections_received") > total.streams,
         "every stream was its own connection"
@@ -1568,18 +1569,7 @@ fn clients_that_never_read_cannot_grow_server_memory() {
     drop(reader);
     drop(stalled);
     round_trip(&mut healthy, "stall", n + 1);
-    poll_until(
-        "only the healthy client to remain",
-        Duration::from_secs(30),
-        || {
-            let n = info_field(&mut healthy, "clients", "connected_clients");
-            if n == 1 {
-                Ok(())
-            } else {
-                Err(format!("{n} clients"))
-            }
-        },
-    );
+    until_only_client(&mut healthy, "only the healthy client to remain");
     let hwm = srv.hwm_kib();
     eprintln!(
         "no reader: server VmRSS {base_rss} KiB before, {max_rss} KiB at most while stalled; VmHWM {hwm_stalled} KiB while stalled, {hwm} KiB after draining; unread request bytes {unread_stalled} and {unread_abandoned}; queues when stalled {settled:?}"

@@ -240,7 +240,9 @@ trait Model: Clone + Debug + PartialEq + Default {
     const TYPE: &'static str;
     /// A read command (`CMD key`) that answers WRONGTYPE for a string.
     const READ: &'static str;
-    fn is_empty(&self) -> bool;
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
     /// Sends `op` and checks its reply, updating the model.
     fn apply(t: &mut Case<Self>, op: &Self::Op) -> Result<(), String>;
     /// Checks the read commands on `key`, which holds `m` (or nothing).
@@ -631,10 +633,6 @@ impl Model for HashM {
     const TYPE: &'static str = "hash";
     const READ: &'static str = "HGETALL";
 
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     fn apply(t: &mut Case<Self>, op: &HOp) -> Result<(), String> {
         match op {
             HOp::Set(k, pairs) => {
@@ -822,10 +820,6 @@ impl Model for ListM {
     type Op = LOp;
     const TYPE: &'static str = "list";
     const READ: &'static str = "LLEN";
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 
     fn apply(t: &mut Case<Self>, op: &LOp) -> Result<(), String> {
         match op {
@@ -1083,10 +1077,6 @@ impl Model for SetM {
     const TYPE: &'static str = "set";
     const READ: &'static str = "SMEMBERS";
 
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     fn apply(t: &mut Case<Self>, op: &SOp) -> Result<(), String> {
         match op {
             SOp::Add(k, members) | SOp::Rem(k, members) => {
@@ -1341,10 +1331,6 @@ impl Model for ZSetM {
     type Op = ZOp;
     const TYPE: &'static str = "zset";
     const READ: &'static str = "ZCARD";
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 
     fn apply(t: &mut Case<Self>, op: &ZOp) -> Result<(), String> {
         match op {
