@@ -6,6 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use assert_cmd::Command;
+use assert_cmd::assert::Assert;
 use predicates::prelude::*;
 use predicates::str::contains;
 
@@ -15,105 +16,71 @@ fn caskdb(dir: &Path) -> Command {
     cmd
 }
 
+/// `caskdb --dir DIR args…`, asserted to exit with `code`.
+fn exits(dir: &Path, args: &[&str], code: i32) -> Assert {
+    caskdb(dir).args(args).assert().code(code)
+}
+
+/// `caskdb --dir DIR args…`, asserted to exit with `code` and to print exactly `stdout`.
+fn prints(dir: &Path, args: &[&str], code: i32, stdout: &str) -> Assert {
+    exits(dir, args, code).stdout(stdout.to_string())
+}
+
+const NOT_FOUND: &str = "Key not found\n";
+
+/// `caskdb --dir DIR args…` must fail (exit 1, nothing on stdout) with one line on stderr,
+/// holding each of `words`.
+fn fails_in_one_line(dir: &Path, args: &[&str], words: &[&str]) {
+    let out = prints(dir, args, 1, "").get_output().clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for word in words {
+        assert!(stderr.contains(word), "{word:?} in {stderr}");
+    }
+}
+
 #[test]
 fn set_get_remove() {
     let dir = tempfile::tempdir().unwrap();
-    caskdb(dir.path())
-        .args(["set", "foo", "bar"])
-        .assert()
-        .success()
-        .stdout("")
-        .stderr("");
-    caskdb(dir.path())
-        .args(["get", "foo"])
-        .assert()
-        .success()
-        .stdout("bar\n");
-    caskdb(dir.path())
-        .args(["set", "foo", "baz"])
-        .assert()
-        .success()
-        .stdout("");
-    caskdb(dir.path())
-        .args(["get", "foo"])
-        .assert()
-        .success()
-        .stdout("baz\n");
-    caskdb(dir.path())
-        .args(["remove", "foo"])
-        .assert()
-        .success()
-        .stdout("");
-    caskdb(dir.path())
-        .args(["get", "foo"])
-        .assert()
-        .success()
-        .stdout("Key not found\n");
+    let d = dir.path();
+    prints(d, &["set", "foo", "bar"], 0, "").stderr("");
+    prints(d, &["get", "foo"], 0, "bar\n");
+    prints(d, &["set", "foo", "baz"], 0, "");
+    prints(d, &["get", "foo"], 0, "baz\n");
+    prints(d, &["remove", "foo"], 0, "");
+    prints(d, &["get", "foo"], 0, NOT_FOUND);
 }
 
 #[test]
 fn get_of_a_missing_key_prints_key_not_found_and_succeeds() {
     let dir = tempfile::tempdir().unwrap();
-    caskdb(dir.path())
-        .args(["get", "nope"])
-        .assert()
-        .code(0)
-        .stdout("Key not found\n");
+    prints(dir.path(), &["get", "nope"], 0, NOT_FOUND);
 }
 
 #[test]
 fn remove_of_a_missing_key_prints_key_not_found_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
-    caskdb(dir.path())
-        .args(["remove", "nope"])
-        .assert()
-        .code(1)
-        .stdout("Key not found\n");
-    caskdb(dir.path())
-        .args(["set", "k", "v"])
-        .assert()
-        .success();
-    caskdb(dir.path())
-        .args(["rm", "k"])
-        .assert()
-        .code(0)
-        .stdout("");
-    caskdb(dir.path())
-        .args(["rm", "k"])
-        .assert()
-        .code(1)
-        .stdout("Key not found\n");
+    let d = dir.path();
+    prints(d, &["remove", "nope"], 1, NOT_FOUND);
+    exits(d, &["set", "k", "v"], 0);
+    prints(d, &["rm", "k"], 0, "");
+    prints(d, &["rm", "k"], 1, NOT_FOUND);
 }
 
 #[test]
 fn empty_values_and_values_with_spaces() {
     let dir = tempfile::tempdir().unwrap();
-    caskdb(dir.path()).args(["set", "e", ""]).assert().success();
-    caskdb(dir.path())
-        .args(["get", "e"])
-        .assert()
-        .success()
-        .stdout("\n");
-    caskdb(dir.path())
-        .args(["set", "s", "hello big world"])
-        .assert()
-        .success();
-    caskdb(dir.path())
-        .args(["get", "s"])
-        .assert()
-        .success()
-        .stdout("hello big world\n");
+    let d = dir.path();
+    exits(d, &["set", "e", ""], 0);
+    prints(d, &["get", "e"], 0, "\n");
+    exits(d, &["set", "s", "hello big world"], 0);
+    prints(d, &["get", "s"], 0, "hello big world\n");
 }
 
 #[test]
 fn an_empty_key_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    caskdb(dir.path())
-        .args(["set", "", "v"])
-        .assert()
-        .code(1)
-        .stdout("")
-        .stderr("caskdb: error: key is empty\n");
+    prints(dir.path(), &["set", "", "v"], 1, "").stderr("caskdb: error: key is empty\n");
 }
 
 #[cfg(unix)]
@@ -150,12 +117,7 @@ fn wrong_arity_and_unknown_commands_are_usage_errors() {
         &["frobnicate", "k"],
         &[],
     ] {
-        caskdb(dir.path())
-            .args(args)
-            .assert()
-            .code(2)
-            .stdout("")
-            .stderr(contains("Usage:"));
+        prints(dir.path(), args, 2, "").stderr(contains("Usage:"));
     }
     // nothing was created by a usage error
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -170,11 +132,8 @@ fn help_and_version() {
             .and(contains("remove"))
             .and(contains("--dir")),
     );
-    caskdb(dir.path())
-        .arg("--version")
-        .assert()
-        .success()
-        .stdout(format!("caskdb {}\n", env!("CARGO_PKG_VERSION")));
+    let version = format!("caskdb {}\n", env!("CARGO_PKG_VERSION"));
+    prints(dir.path(), &["--version"], 0, &version);
 }
 
 #[test]
@@ -200,14 +159,8 @@ fn the_directory_defaults_to_caskdb_data_or_caskdb_dir() {
         .args(["set", "b", "2"])
         .assert()
         .success();
-    caskdb(other.path())
-        .args(["get", "b"])
-        .assert()
-        .stdout("2\n");
-    caskdb(other.path())
-        .args(["get", "a"])
-        .assert()
-        .stdout("Key not found\n");
+    prints(other.path(), &["get", "b"], 0, "2\n");
+    prints(other.path(), &["get", "a"], 0, NOT_FOUND);
 }
 
 #[test]
@@ -215,26 +168,10 @@ fn a_locked_directory_gives_one_clear_line_and_a_failure() {
     let dir = tempfile::tempdir().unwrap();
     let db = caskdb::Db::open(dir.path()).unwrap();
     db.put("k", "v").unwrap();
-    let out = caskdb(dir.path())
-        .args(["get", "k"])
-        .assert()
-        .code(1)
-        .stdout("")
-        .get_output()
-        .clone();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("locked"), "{stderr}");
-    assert!(
-        stderr.contains(&dir.path().display().to_string()),
-        "{stderr}"
-    );
+    let shown = dir.path().display().to_string();
+    fails_in_one_line(dir.path(), &["get", "k"], &["locked", &shown]);
     drop(db);
-    caskdb(dir.path())
-        .args(["get", "k"])
-        .assert()
-        .success()
-        .stdout("v\n");
+    prints(dir.path(), &["get", "k"], 0, "v\n");
 }
 
 #[test]
@@ -249,11 +186,8 @@ fn what_a_dropped_db_wrote_is_seen_by_another_process() {
     }
     drop(db);
     for i in [0, 57, 99] {
-        caskdb(dir.path())
-            .args(["get", &format!("k{i}")])
-            .assert()
-            .success()
-            .stdout(format!("v{i}\n"));
+        let (key, value) = (format!("k{i}"), format!("v{i}\n"));
+        prints(dir.path(), &["get", &key], 0, &value);
     }
 }
 
@@ -272,38 +206,17 @@ fn a_corrupt_directory_gives_one_clear_line_naming_file_and_offset() {
     let mut bytes = fs::read(&first).unwrap();
     bytes[16 + 6] ^= 0x10; // inside the first record
     fs::write(&first, bytes).unwrap();
-    let out = caskdb(dir.path())
-        .args(["get", "key1"])
-        .assert()
-        .code(1)
-        .stdout("")
-        .get_output()
-        .clone();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("corrupted"), "{stderr}");
-    assert!(
-        stderr.contains("0000000001.data") && stderr.contains("offset 16"),
-        "{stderr}"
-    );
+    let words = ["corrupted", "0000000001.data", "offset 16"];
+    fails_in_one_line(dir.path(), &["get", "key1"], &words);
 }
 
 #[test]
 fn stats_reports_keys_and_files() {
     let dir = tempfile::tempdir().unwrap();
-    caskdb(dir.path())
-        .args(["set", "a", "1"])
-        .assert()
-        .success();
-    caskdb(dir.path())
-        .args(["set", "a", "2"])
-        .assert()
-        .success();
-    caskdb(dir.path())
-        .args(["set", "b", "3"])
-        .assert()
-        .success();
-    caskdb(dir.path()).arg("stats").assert().success().stdout(
+    for (k, v) in [("a", "1"), ("a", "2"), ("b", "3")] {
+        exits(dir.path(), &["set", k, v], 0);
+    }
+    exits(dir.path(), &["stats"], 0).stdout(
         contains("keys          2")
             .and(contains("data files    1"))
             .and(contains("(active)")),
@@ -315,40 +228,26 @@ fn merge_reclaims_space_and_keeps_values() {
     let dir = tempfile::tempdir().unwrap();
     for round in 0..5 {
         for k in 0..20 {
-            caskdb(dir.path())
-                .args(["set", &format!("k{k}"), &format!("v{round}")])
-                .assert()
-                .success();
+            exits(
+                dir.path(),
+                &["set", &format!("k{k}"), &format!("v{round}")],
+                0,
+            );
         }
     }
-    caskdb(dir.path()).args(["rm", "k0"]).assert().success();
-    caskdb(dir.path())
-        .arg("merge")
-        .assert()
-        .success()
+    exits(dir.path(), &["rm", "k0"], 0);
+    exits(dir.path(), &["merge"], 0)
         .stdout(contains("merged 1 files").and(contains("19 records copied")))
         .stderr(""); // not a terminal: no progress bar
-    caskdb(dir.path())
-        .arg("stats")
-        .assert()
-        .success()
+    exits(dir.path(), &["stats"], 0)
         .stdout(contains("keys          19").and(contains("dead bytes    0 (0.0%)")));
-    caskdb(dir.path())
-        .args(["get", "k7"])
-        .assert()
-        .stdout("v4\n");
-    caskdb(dir.path())
-        .args(["get", "k0"])
-        .assert()
-        .stdout("Key not found\n");
+    prints(dir.path(), &["get", "k7"], 0, "v4\n");
+    prints(dir.path(), &["get", "k0"], 0, NOT_FOUND);
 }
 
 fn fruit(dir: &Path) {
     for k in ["apple", "apricot", "banana", "cherry"] {
-        caskdb(dir)
-            .args(["set", k, &format!("v-{k}")])
-            .assert()
-            .success();
+        exits(dir, &["set", k, &format!("v-{k}")], 0);
     }
 }
 
@@ -356,71 +255,41 @@ fn fruit(dir: &Path) {
 fn scan_by_prefix_range_reverse_and_limit() {
     let dir = tempfile::tempdir().unwrap();
     fruit(dir.path());
-    caskdb(dir.path())
-        .arg("scan")
-        .assert()
-        .success()
-        .stdout("apple\tv-apple\napricot\tv-apricot\nbanana\tv-banana\ncherry\tv-cherry\n");
-    caskdb(dir.path())
-        .args(["scan", "--prefix", "ap"])
-        .assert()
-        .stdout("apple\tv-apple\napricot\tv-apricot\n");
-    caskdb(dir.path())
-        .args(["scan", "--start", "apricot", "--end", "cherry"])
-        .assert()
-        .stdout("apricot\tv-apricot\nbanana\tv-banana\n");
-    caskdb(dir.path())
-        .args(["scan", "--reverse", "--limit", "2"])
-        .assert()
-        .stdout("cherry\tv-cherry\nbanana\tv-banana\n");
-    caskdb(dir.path())
-        .args(["scan", "--prefix", "a", "--start", "b"])
-        .assert()
-        .code(2)
-        .stderr(contains("cannot be used with"));
+    let d = dir.path();
+    let all = "apple\tv-apple\napricot\tv-apricot\nbanana\tv-banana\ncherry\tv-cherry\n";
+    prints(d, &["scan"], 0, all);
+    let ap = "apple\tv-apple\napricot\tv-apricot\n";
+    prints(d, &["scan", "--prefix", "ap"], 0, ap);
+    let range = "apricot\tv-apricot\nbanana\tv-banana\n";
+    prints(
+        d,
+        &["scan", "--start", "apricot", "--end", "cherry"],
+        0,
+        range,
+    );
+    let last_two = "cherry\tv-cherry\nbanana\tv-banana\n";
+    prints(d, &["scan", "--reverse", "--limit", "2"], 0, last_two);
+    let both = &["scan", "--prefix", "a", "--start", "b"];
+    exits(d, both, 2).stderr(contains("cannot be used with"));
 }
 
 #[test]
 fn set_with_ttl_and_ttl() {
     let dir = tempfile::tempdir().unwrap();
-    caskdb(dir.path())
-        .args(["set", "t", "v", "--ttl", "100"])
-        .assert()
-        .success();
-    caskdb(dir.path())
-        .args(["set", "p", "v"])
-        .assert()
-        .success();
-    let out = caskdb(dir.path())
-        .args(["ttl", "t"])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
+    let d = dir.path();
+    exits(d, &["set", "t", "v", "--ttl", "100"], 0);
+    exits(d, &["set", "p", "v"], 0);
+    let out = exits(d, &["ttl", "t"], 0).get_output().clone();
     let secs: u64 = String::from_utf8(out.stdout)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
     assert!((99..=100).contains(&secs), "{secs}");
-    caskdb(dir.path())
-        .args(["ttl", "p"])
-        .assert()
-        .success()
-        .stdout("no expiry\n");
-    caskdb(dir.path())
-        .args(["ttl", "nope"])
-        .assert()
-        .success()
-        .stdout("Key not found\n");
-    caskdb(dir.path())
-        .args(["set", "gone", "v", "--ttl", "0"])
-        .assert()
-        .success();
-    caskdb(dir.path())
-        .args(["get", "gone"])
-        .assert()
-        .stdout("Key not found\n");
+    prints(d, &["ttl", "p"], 0, "no expiry\n");
+    prints(d, &["ttl", "nope"], 0, NOT_FOUND);
+    exits(d, &["set", "gone", "v", "--ttl", "0"], 0);
+    prints(d, &["get", "gone"], 0, NOT_FOUND);
 }
 
 #[cfg(unix)]
@@ -436,10 +305,7 @@ fn export_then_import_round_trips_binary_keys_and_values() {
         .arg(OsStr::from_bytes(&[0x80, b'\t', b'\n']))
         .assert()
         .success();
-    let exported = caskdb(dir.path())
-        .arg("export")
-        .assert()
-        .success()
+    let exported = exits(dir.path(), &["export"], 0)
         .get_output()
         .stdout
         .clone();
@@ -460,11 +326,7 @@ fn export_then_import_round_trips_binary_keys_and_values() {
         .assert()
         .success()
         .stdout("imported 5 keys\n");
-    caskdb(other.path())
-        .arg("export")
-        .assert()
-        .success()
-        .stdout(exported);
+    exits(other.path(), &["export"], 0).stdout(exported);
     caskdb(other.path())
         .arg("get")
         .arg(OsStr::from_bytes(&[0xff, 0xfe]))
@@ -475,18 +337,25 @@ fn export_then_import_round_trips_binary_keys_and_values() {
 #[test]
 fn import_names_the_bad_line_and_what_came_before() {
     let dir = tempfile::tempdir().unwrap();
-    caskdb(dir.path())
-        .arg("import")
-        .write_stdin("{\"key\":\"a\",\"value\":\"1\"}\nnot json\n")
-        .assert()
-        .code(1)
-        .stderr(contains("line 2").and(contains("0 keys imported before it")));
-    caskdb(dir.path())
-        .arg("import")
-        .write_stdin("{\"key\":\"a\",\"value_base64\":\"!!\"}\n")
-        .assert()
-        .code(1)
-        .stderr(contains("line 1").and(contains("base64")));
+    for (input, line, why) in [
+        (
+            "{\"key\":\"a\",\"value\":\"1\"}\nnot json\n",
+            "line 2",
+            "0 keys imported before it",
+        ),
+        (
+            "{\"key\":\"a\",\"value_base64\":\"!!\"}\n",
+            "line 1",
+            "base64",
+        ),
+    ] {
+        caskdb(dir.path())
+            .arg("import")
+            .write_stdin(input)
+            .assert()
+            .code(1)
+            .stderr(contains(line).and(contains(why)));
+    }
 }
 
 #[test]
@@ -494,61 +363,29 @@ fn backup_makes_a_directory_that_opens_with_the_same_data() {
     let dir = tempfile::tempdir().unwrap();
     fruit(dir.path());
     let dest = tempfile::tempdir().unwrap().path().join("copy");
-    caskdb(dir.path())
-        .arg("backup")
-        .arg(&dest)
-        .assert()
-        .success()
-        .stdout("");
-    caskdb(&dest)
-        .args(["get", "banana"])
-        .assert()
-        .stdout("v-banana\n");
-    caskdb(dir.path())
-        .arg("backup")
-        .arg(&dest)
-        .assert()
-        .code(1)
-        .stderr(contains("not empty"));
+    let backup = ["backup", dest.to_str().unwrap()];
+    prints(dir.path(), &backup, 0, "");
+    prints(&dest, &["get", "banana"], 0, "v-banana\n");
+    exits(dir.path(), &backup, 1).stderr(contains("not empty"));
 }
 
 #[test]
 fn check_reports_damage_and_repair_fixes_it() {
     let dir = tempfile::tempdir().unwrap();
     fruit(dir.path());
-    caskdb(dir.path())
-        .arg("check")
-        .assert()
-        .success()
-        .stdout(contains("1 data files, 4 records").and(contains("0 problems")));
+    let d = dir.path();
+    exits(d, &["check"], 0).stdout(contains("1 data files, 4 records").and(contains("0 problems")));
     let file = dir.path().join("0000000001.data");
     let mut bytes = fs::read(&file).unwrap();
     bytes[16 + 8] ^= 0x01; // inside the first record
     fs::write(&file, bytes).unwrap();
-    caskdb(dir.path())
-        .arg("check")
-        .assert()
-        .code(1)
-        .stdout(contains("0000000001.data at offset 16").and(contains("1 problems")));
-    caskdb(dir.path())
-        .args(["check", "--repair"])
-        .assert()
-        .success()
-        .stdout(contains("repaired"));
-    caskdb(dir.path())
-        .args(["get", "apple"])
-        .assert()
-        .stdout("Key not found\n");
-    caskdb(dir.path())
-        .args(["get", "cherry"])
-        .assert()
-        .stdout("v-cherry\n");
+    let damage = contains("0000000001.data at offset 16").and(contains("1 problems"));
+    exits(d, &["check"], 1).stdout(damage);
+    exits(d, &["check", "--repair"], 0).stdout(contains("repaired"));
+    prints(d, &["get", "apple"], 0, NOT_FOUND);
+    prints(d, &["get", "cherry"], 0, "v-cherry\n");
     // and it refuses a database in use
     let db = caskdb::Db::open(dir.path()).unwrap();
-    caskdb(dir.path())
-        .arg("check")
-        .assert()
-        .code(1)
-        .stderr(contains("locked"));
+    exits(d, &["check"], 1).stderr(contains("locked"));
     drop(db);
 }

@@ -5,13 +5,12 @@
 
 mod common;
 
-use common::{Reply, start, start_with};
+use common::{Reply, start, start_fresh, start_with};
 use redis::Commands;
 
 #[test]
 fn strings_through_a_client_library() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut con = srv.client();
     let _: () = con.set("name", "caskdb").unwrap();
     assert_eq!(con.get::<_, String>("name").unwrap(), "caskdb");
@@ -31,8 +30,7 @@ fn strings_through_a_client_library() {
 
 #[test]
 fn atomic_pipeline_and_watch() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut con = srv.client();
     let (a, b): (i64, i64) = redis::pipe()
         .atomic()
@@ -57,8 +55,7 @@ fn atomic_pipeline_and_watch() {
 
 #[test]
 fn scan_visits_every_key_once_with_match_and_count() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut con = srv.client();
     for i in 0..2500 {
         let _: () = con.set(format!("user:{i}"), i).unwrap();
@@ -80,8 +77,7 @@ fn scan_visits_every_key_once_with_match_and_count() {
 
 #[test]
 fn databases_are_separate_and_move_between_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     assert_eq!(c.cmd(&["SET", "k", "in0"]), Reply::Simple("OK".into()));
     assert_eq!(c.cmd(&["SELECT", "3"]), Reply::Simple("OK".into()));
@@ -157,8 +153,7 @@ fn appendfsync_always_acknowledges_after_the_disk() {
 
 #[test]
 fn config_set_changes_settings_at_run_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     assert_eq!(
         c.cmd(&["CONFIG", "GET", "appendfsync"]),

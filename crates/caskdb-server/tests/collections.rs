@@ -25,13 +25,13 @@ use std::fmt::Debug;
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStdin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use caskdb_server::{AppendFsync, Config};
-use common::{Raw, Reply, start};
+use common::server_process::ServerProcess;
+use common::{Raw, Reply, start, start_fresh};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, TestCaseError, TestRunner};
 
@@ -149,20 +149,26 @@ fn time_seed() -> u64 {
         })
 }
 
-/// Redis's start/stop normalisation (LRANGE, LTRIM, ZRANGE, ZREMRANGEBYRANK): the positions
-/// `first..=last` inside a sequence of `len`, or `None` if the range is empty.
-fn clamp(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
-    let len = len as i64;
-    let start = if start < 0 {
-        (len + start).max(0)
-    } else {
-        start
-    };
-    let stop = if stop < 0 { len + stop } else { stop };
-    if start > stop || start >= len {
-        return None;
-    }
-    Some((start as usize, stop.min(len - 1) as usize))
+/// The items at positions `start` to `stop` (both included), as LRANGE, LTRIM, ZRANGE and
+/// ZREMRANGEBYRANK take them (Redis's documentation): a negative position counts from the end
+/// (-1 is the last item), and positions out of the sequence select nothing, so the range is cut
+/// to the sequence, and empty if `start` comes after `stop`.
+fn range<T: Clone>(items: &[T], start: i64, stop: i64) -> Vec<T> {
+    let len = items.len() as i64;
+    let from_end = |i: i64| if i < 0 { len + i } else { i };
+    let wanted = from_end(start)..=from_end(stop);
+    (0..len)
+        .zip(items)
+        .filter(|(i, _)| wanted.contains(i))
+        .map(|(_, item)| item.clone())
+        .collect()
+}
+
+/// The item at position `i` (negative: from the end), as LINDEX and LSET take it.
+fn nth<T>(items: &[T], i: i64) -> Option<usize> {
+    let len = items.len() as i64;
+    let i = if i < 0 { len + i } else { i };
+    (0..len).contains(&i).then_some(i as usize)
 }
 
 /// A score as Redis prints it, for the scores the tests use (integers and halves).
@@ -236,7 +242,9 @@ trait Model: Clone + Debug + PartialEq + Default {
     const TYPE: &'static str;
     /// A read command (`CMD key`) that answers WRONGTYPE for a string.
     const READ: &'static str;
-    fn is_empty(&self) -> bool;
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
     /// Sends `op` and checks its reply, updating the model.
     fn apply(t: &mut Case<Self>, op: &Self::Op) -> Result<(), String>;
     /// Checks the read commands on `key`, which holds `m` (or nothing).
@@ -349,6 +357,29 @@ impl<T: Model> Case<T> {
             Some(Val::Coll(m)) => Ok(Some(m.clone())),
             Some(Val::Str(_)) => Err(()),
         }
+    }
+
+    /// Sends the write `args` to the collection under `key`: WRONGTYPE if the key holds a
+    /// string; else `f` gets the collection (empty if there is no key: a collection is never
+    /// empty) to change as the write must, and returns the reply it must get. Unless that is an
+    /// error, the collection is then stored (the key deleted if it is empty).
+    fn write(
+        &mut self,
+        key: &'static str,
+        args: &[&str],
+        f: impl FnOnce(&mut T) -> Want,
+    ) -> Result<(), String> {
+        let Ok(m) = self.coll(key) else {
+            return self.expect(args, WRONGTYPE).map(drop);
+        };
+        let mut m = m.unwrap_or_default();
+        let want = f(&mut m);
+        let failed = matches!(want, Want::Err(_));
+        self.expect(args, want)?;
+        if !failed {
+            self.put(key, m);
+        }
+        Ok(())
     }
 
     /// Stores `m` under `key`, or deletes the key if `m` is empty (as the server must).
@@ -512,8 +543,7 @@ fn probe_strategy() -> impl Strategy<Value = Probe> {
 /// another client keeps asking for sweeps and merges (BGREWRITEAOF), so the sweeper runs among
 /// the commands and must delete only the records of collections that are gone.
 fn run_model<T: Model + 'static>(ops: BoxedStrategy<T::Op>) {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let stop = Arc::new(AtomicBool::new(false));
     let rewriter = {
         let (mut c, stop) = (srv.raw(), stop.clone());
@@ -605,81 +635,58 @@ impl Model for HashM {
     const TYPE: &'static str = "hash";
     const READ: &'static str = "HGETALL";
 
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     fn apply(t: &mut Case<Self>, op: &HOp) -> Result<(), String> {
         match op {
             HOp::Set(k, pairs) => {
-                let key = KEYS[*k];
-                let mut args = vec!["HSET", key];
+                let mut args = vec!["HSET", KEYS[*k]];
                 for &(f, v) in pairs {
                     args.extend([FIELDS[f], HVALUES[v]]);
                 }
-                let Ok(h) = t.coll(key) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let mut h = h.unwrap_or_default();
-                let mut added = 0;
-                for &(f, v) in pairs {
-                    if h.0.insert(FIELDS[f].into(), HVALUES[v].into()).is_none() {
-                        added += 1;
-                    }
-                }
-                t.expect(&args, Want::Is(Reply::Int(added)))?;
-                t.put(key, h);
+                t.write(KEYS[*k], &args, |h| {
+                    let added = pairs
+                        .iter()
+                        .filter(|&&(f, v)| {
+                            h.0.insert(FIELDS[f].into(), HVALUES[v].into()).is_none()
+                        })
+                        .count();
+                    Want::Is(Reply::Int(added as i64))
+                })
             }
             HOp::SetNx(k, f, v) => {
                 let args = ["HSETNX", KEYS[*k], FIELDS[*f], HVALUES[*v]];
-                let Ok(h) = t.coll(KEYS[*k]) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let mut h = h.unwrap_or_default();
-                let new = !h.0.contains_key(FIELDS[*f]);
-                if new {
-                    h.0.insert(FIELDS[*f].into(), HVALUES[*v].into());
-                }
-                t.expect(&args, Want::Is(Reply::Int(i64::from(new))))?;
-                t.put(KEYS[*k], h);
+                t.write(KEYS[*k], &args, |h| {
+                    let new = !h.0.contains_key(FIELDS[*f]);
+                    if new {
+                        h.0.insert(FIELDS[*f].into(), HVALUES[*v].into());
+                    }
+                    Want::Is(Reply::Int(i64::from(new)))
+                })
             }
             HOp::Del(k, fields) => {
-                let key = KEYS[*k];
-                let mut args = vec!["HDEL", key];
+                let mut args = vec!["HDEL", KEYS[*k]];
                 args.extend(fields.iter().map(|&f| FIELDS[f]));
-                let Ok(h) = t.coll(key) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let mut h = h.unwrap_or_default();
-                let removed = fields
-                    .iter()
-                    .filter(|&&f| h.0.remove(FIELDS[f]).is_some())
-                    .count();
-                t.expect(&args, Want::Is(Reply::Int(removed as i64)))?;
-                t.put(key, h);
+                t.write(KEYS[*k], &args, |h| {
+                    let removed = fields
+                        .iter()
+                        .filter(|&&f| h.0.remove(FIELDS[f]).is_some())
+                        .count();
+                    Want::Is(Reply::Int(removed as i64))
+                })
             }
             HOp::IncrBy(k, f, by) => {
-                let key = KEYS[*k];
                 let by_s = by.to_string();
-                let args = ["HINCRBY", key, FIELDS[*f], by_s.as_str()];
-                let Ok(h) = t.coll(key) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let mut h = h.unwrap_or_default();
-                let cur = h.0.get(FIELDS[*f]).map_or(Ok(0), |v| v.parse::<i64>());
-                match cur {
-                    Err(_) => {
-                        t.expect(&args, Want::Err("ERR"))?;
+                let args = ["HINCRBY", KEYS[*k], FIELDS[*f], by_s.as_str()];
+                t.write(KEYS[*k], &args, |h| {
+                    match h.0.get(FIELDS[*f]).map_or(Ok(0), |v| v.parse::<i64>()) {
+                        Err(_) => Want::Err("ERR"),
+                        Ok(n) => {
+                            h.0.insert(FIELDS[*f].into(), (n + by).to_string());
+                            Want::Is(Reply::Int(n + by))
+                        }
                     }
-                    Ok(n) => {
-                        h.0.insert(FIELDS[*f].into(), (n + by).to_string());
-                        t.expect(&args, Want::Is(Reply::Int(n + by)))?;
-                        t.put(key, h);
-                    }
-                }
+                })
             }
         }
-        Ok(())
     }
 
     fn check(t: &mut Case<Self>, key: &str, m: Option<&Self>, p: &Probe) -> Result<(), String> {
@@ -762,8 +769,10 @@ fn hashes_follow_a_model() {
 
 const ELEMS: [&str; 4] = ["a", "b", "c", "d"];
 
+/// A list as Redis's documentation describes it: a sequence of elements, head first. Written
+/// from that description, not from the server's code.
 #[derive(Debug, Clone, PartialEq, Default)]
-struct ListM(VecDeque<String>);
+struct ListM(Vec<String>);
 
 #[derive(Debug, Clone)]
 enum LOp {
@@ -784,225 +793,198 @@ fn side(left: bool) -> &'static str {
     if left { "LEFT" } else { "RIGHT" }
 }
 
+/// LPOS `element` RANK `rank` [COUNT `count`] MAXLEN `maxlen`: the matches are looked for from
+/// the head, or from the tail for a negative rank, among the first `maxlen` elements looked at
+/// (0: all of them), and the |rank|-th match is the first one returned; positions count from
+/// the head either way. Without COUNT, that match or nil; with it, up to `count` matches (0:
+/// all of them).
+fn lpos(items: &[String], element: &str, rank: i64, count: Option<usize>, maxlen: usize) -> Reply {
+    let order: Vec<usize> = if rank < 0 {
+        (0..items.len()).rev().collect()
+    } else {
+        (0..items.len()).collect()
+    };
+    let looked_at = if maxlen == 0 { items.len() } else { maxlen };
+    let mut matches = order
+        .into_iter()
+        .take(looked_at)
+        .filter(|&i| items[i] == element)
+        .skip(rank.unsigned_abs() as usize - 1)
+        .map(|i| Reply::Int(i as i64));
+    match count {
+        None => matches.next().unwrap_or(Reply::Nil),
+        Some(0) => Reply::Array(matches.collect()),
+        Some(n) => Reply::Array(matches.take(n).collect()),
+    }
+}
+
 impl Model for ListM {
     type Op = LOp;
     const TYPE: &'static str = "list";
     const READ: &'static str = "LLEN";
 
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     fn apply(t: &mut Case<Self>, op: &LOp) -> Result<(), String> {
         match op {
-            LOp::Push(k, left, x, elems) => {
-                let key = KEYS[*k];
-                let name = match (left, x) {
+            LOp::Push(k, left, only_existing, elems) => {
+                let name = match (left, only_existing) {
                     (true, false) => "LPUSH",
                     (false, false) => "RPUSH",
                     (true, true) => "LPUSHX",
                     (false, true) => "RPUSHX",
                 };
-                let mut args = vec![name, key];
+                let mut args = vec![name, KEYS[*k]];
                 args.extend(elems.iter().map(|&e| ELEMS[e]));
-                let Ok(l) = t.coll(key) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                if *x && l.is_none() {
-                    return t.expect(&args, Want::Is(Reply::Int(0))).map(drop);
-                }
-                let mut l = l.unwrap_or_default();
-                for &e in elems {
-                    if *left {
-                        l.0.push_front(ELEMS[e].into());
-                    } else {
-                        l.0.push_back(ELEMS[e].into());
+                t.write(KEYS[*k], &args, |l| {
+                    if *only_existing && l.0.is_empty() {
+                        return Want::Is(Reply::Int(0));
                     }
-                }
-                t.expect(&args, Want::Is(Reply::Int(l.0.len() as i64)))?;
-                t.put(key, l);
+                    // Each element goes to the head in turn: LPUSH a b leaves b first.
+                    for &e in elems {
+                        if *left {
+                            l.0.insert(0, ELEMS[e].into());
+                        } else {
+                            l.0.push(ELEMS[e].into());
+                        }
+                    }
+                    Want::Is(Reply::Int(l.0.len() as i64))
+                })
             }
             LOp::Pop(k, left, count) => {
-                let key = KEYS[*k];
                 let count_s = count.map(|c| c.to_string());
-                let mut args = vec![if *left { "LPOP" } else { "RPOP" }, key];
-                if let Some(c) = &count_s {
-                    args.push(c);
-                }
-                let Ok(l) = t.coll(key) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let Some(mut l) = l else {
-                    return t.expect(&args, Want::Is(Reply::Nil)).map(drop);
-                };
-                let n = count.unwrap_or(1).min(l.0.len());
-                let popped: Vec<String> = (0..n)
-                    .map(|_| {
-                        if *left {
-                            l.0.pop_front().unwrap()
-                        } else {
-                            l.0.pop_back().unwrap()
-                        }
+                let mut args = vec![if *left { "LPOP" } else { "RPOP" }, KEYS[*k]];
+                args.extend(count_s.as_deref());
+                t.write(KEYS[*k], &args, |l| {
+                    if l.0.is_empty() {
+                        return Want::Is(Reply::Nil);
+                    }
+                    let n = count.unwrap_or(1).min(l.0.len());
+                    // Popped in the order they leave the list: RPOP takes the last first.
+                    let popped: Vec<String> = if *left {
+                        l.0.drain(..n).collect()
+                    } else {
+                        l.0.drain(l.0.len() - n..).rev().collect()
+                    };
+                    Want::Is(match count {
+                        Some(_) => bulks(&popped),
+                        None => bulk(&popped[0]),
                     })
-                    .collect();
-                let want = match count {
-                    Some(_) => bulks(&popped),
-                    None => bulk(&popped[0]),
-                };
-                t.expect(&args, Want::Is(want))?;
-                t.put(key, l);
+                })
             }
             LOp::Set(k, i, e) => {
-                let key = KEYS[*k];
                 let i_s = i.to_string();
-                let args = ["LSET", key, i_s.as_str(), ELEMS[*e]];
-                let Ok(l) = t.coll(key) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let Some(mut l) = l else {
-                    return t.expect(&args, Want::Err("ERR")).map(drop);
-                };
-                let len = l.0.len() as i64;
-                let pos = if *i < 0 { len + i } else { *i };
-                if !(0..len).contains(&pos) {
-                    return t.expect(&args, Want::Err("ERR")).map(drop);
-                }
-                l.0[pos as usize] = ELEMS[*e].into();
-                t.expect(&args, Want::Is(ok()))?;
-                t.put(key, l);
+                let args = ["LSET", KEYS[*k], i_s.as_str(), ELEMS[*e]];
+                t.write(KEYS[*k], &args, |l| match nth(&l.0, *i) {
+                    // No such key, or the index is out of range.
+                    None => Want::Err("ERR"),
+                    Some(at) => {
+                        l.0[at] = ELEMS[*e].into();
+                        Want::Is(ok())
+                    }
+                })
             }
             LOp::Rem(k, count, e) => {
-                let key = KEYS[*k];
                 let c_s = count.to_string();
-                let args = ["LREM", key, c_s.as_str(), ELEMS[*e]];
-                let Ok(l) = t.coll(key) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let mut l = l.unwrap_or_default();
-                let limit = if *count == 0 {
-                    usize::MAX
-                } else {
-                    count.unsigned_abs() as usize
-                };
-                let mut items: Vec<String> = l.0.iter().cloned().collect();
-                if *count < 0 {
-                    items.reverse();
-                }
-                let mut removed = 0;
-                items.retain(|v| {
-                    if removed < limit && v == ELEMS[*e] {
-                        removed += 1;
-                        false
-                    } else {
-                        true
+                let args = ["LREM", KEYS[*k], c_s.as_str(), ELEMS[*e]];
+                t.write(KEYS[*k], &args, |l| {
+                    // The first `count` matches from the head, the last |count| for a negative
+                    // count, or all of them for 0.
+                    let mut hits: Vec<usize> =
+                        (0..l.0.len()).filter(|&i| l.0[i] == ELEMS[*e]).collect();
+                    if *count < 0 {
+                        hits.reverse();
                     }
-                });
-                if *count < 0 {
-                    items.reverse();
-                }
-                l.0 = items.into();
-                t.expect(&args, Want::Is(Reply::Int(removed as i64)))?;
-                t.put(key, l);
+                    if *count != 0 {
+                        hits.truncate(count.unsigned_abs() as usize);
+                    }
+                    let before = l.0.len();
+                    l.0 = (0..before)
+                        .filter(|i| !hits.contains(i))
+                        .map(|i| l.0[i].clone())
+                        .collect();
+                    Want::Is(Reply::Int((before - l.0.len()) as i64))
+                })
             }
             LOp::Trim(k, start, stop) => {
-                let key = KEYS[*k];
                 let (a, b) = (start.to_string(), stop.to_string());
-                let args = ["LTRIM", key, a.as_str(), b.as_str()];
-                let Ok(l) = t.coll(key) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let mut l = l.unwrap_or_default();
-                l.0 = match clamp(*start, *stop, l.0.len()) {
-                    None => VecDeque::new(),
-                    Some((first, last)) => l.0.range(first..=last).cloned().collect(),
-                };
-                t.expect(&args, Want::Is(ok()))?;
-                t.put(key, l);
+                let args = ["LTRIM", KEYS[*k], a.as_str(), b.as_str()];
+                t.write(KEYS[*k], &args, |l| {
+                    l.0 = range(&l.0, *start, *stop);
+                    Want::Is(ok())
+                })
             }
             LOp::Insert(k, after, pivot, e) => {
-                let key = KEYS[*k];
-                let args = [
-                    "LINSERT",
-                    key,
-                    if *after { "AFTER" } else { "BEFORE" },
-                    ELEMS[*pivot],
-                    ELEMS[*e],
-                ];
-                let Ok(l) = t.coll(key) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let Some(mut l) = l else {
-                    return t.expect(&args, Want::Is(Reply::Int(0))).map(drop);
-                };
-                let Some(p) = l.0.iter().position(|v| v == ELEMS[*pivot]) else {
-                    return t.expect(&args, Want::Is(Reply::Int(-1))).map(drop);
-                };
-                l.0.insert(if *after { p + 1 } else { p }, ELEMS[*e].into());
-                t.expect(&args, Want::Is(Reply::Int(l.0.len() as i64)))?;
-                t.put(key, l);
+                let place = if *after { "AFTER" } else { "BEFORE" };
+                let args = ["LINSERT", KEYS[*k], place, ELEMS[*pivot], ELEMS[*e]];
+                t.write(KEYS[*k], &args, |l| {
+                    if l.0.is_empty() {
+                        return Want::Is(Reply::Int(0));
+                    }
+                    // The first occurrence of the pivot from the head.
+                    match l.0.iter().position(|v| v == ELEMS[*pivot]) {
+                        None => Want::Is(Reply::Int(-1)),
+                        Some(at) => {
+                            l.0.insert(at + usize::from(*after), ELEMS[*e].into());
+                            Want::Is(Reply::Int(l.0.len() as i64))
+                        }
+                    }
+                })
             }
             LOp::Move(s, d, from_left, to_left) => {
                 let (src, dst) = (KEYS[*s], KEYS[*d]);
                 let args = ["LMOVE", src, dst, side(*from_left), side(*to_left)];
-                let Ok(sl) = t.coll(src) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
+                // The source is looked at first (no key: nil), then the destination. The
+                // element is popped, then pushed: onto the same list when src is dst.
+                let want = match (t.coll(src), t.coll(dst)) {
+                    (Err(()), _) => WRONGTYPE,
+                    (Ok(None), _) => Want::Is(Reply::Nil),
+                    (Ok(Some(_)), Err(())) => WRONGTYPE,
+                    (Ok(Some(mut from)), Ok(_)) => {
+                        let v = if *from_left {
+                            from.0.remove(0)
+                        } else {
+                            from.0.pop().unwrap()
+                        };
+                        t.put(src, from);
+                        let mut to = t.coll(dst).unwrap().unwrap_or_default();
+                        if *to_left {
+                            to.0.insert(0, v.clone());
+                        } else {
+                            to.0.push(v.clone());
+                        }
+                        t.put(dst, to);
+                        Want::Is(bulk(&v))
+                    }
                 };
-                let Some(mut sl) = sl else {
-                    return t.expect(&args, Want::Is(Reply::Nil)).map(drop);
-                };
-                let Ok(dl) = t.coll(dst) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let v = if *from_left {
-                    sl.0.pop_front().unwrap()
-                } else {
-                    sl.0.pop_back().unwrap()
-                };
-                let mut dl = if src == dst {
-                    std::mem::take(&mut sl)
-                } else {
-                    dl.unwrap_or_default()
-                };
-                if *to_left {
-                    dl.0.push_front(v.clone());
-                } else {
-                    dl.0.push_back(v.clone());
-                }
-                t.expect(&args, Want::Is(bulk(&v)))?;
-                if src != dst {
-                    t.put(src, sl);
-                }
-                t.put(dst, dl);
+                t.expect(&args, want).map(drop)
             }
         }
-        Ok(())
     }
 
     fn check(t: &mut Case<Self>, key: &str, m: Option<&Self>, p: &Probe) -> Result<(), String> {
-        let empty = ListM::default();
-        let m = m.unwrap_or(&empty);
-        t.read(&["LRANGE", key, "0", "-1"], bulks(&m.0))?;
-        t.read(&["LLEN", key], Reply::Int(m.0.len() as i64))?;
+        let items: &[String] = m.map_or(&[], |m| &m.0);
+        t.read(&["LRANGE", key, "0", "-1"], bulks(items))?;
+        t.read(&["LLEN", key], Reply::Int(items.len() as i64))?;
         let (a, b) = (p.a.to_string(), p.b.to_string());
-        let want = match clamp(p.a, p.b, m.0.len()) {
-            None => bulks(Vec::<String>::new()),
-            Some((first, last)) => bulks(m.0.range(first..=last)),
-        };
-        t.read(&["LRANGE", key, &a, &b], want)?;
-        let len = m.0.len() as i64;
-        let i = if p.a < 0 { len + p.a } else { p.a };
-        let want = if (0..len).contains(&i) {
-            bulk(&m.0[i as usize])
-        } else {
-            Reply::Nil
-        };
-        t.read(&["LINDEX", key, &a], want)?;
-        let e = ELEMS[p.m % ELEMS.len()];
-        let pos = m.0.iter().position(|x| x == e);
+        t.read(&["LRANGE", key, &a, &b], bulks(range(items, p.a, p.b)))?;
+        let at = nth(items, p.a);
         t.read(
-            &["LPOS", key, e],
-            pos.map_or(Reply::Nil, |i| Reply::Int(i as i64)),
+            &["LINDEX", key, &a],
+            at.map_or(Reply::Nil, |i| bulk(&items[i])),
         )?;
+        let e = ELEMS[p.m % ELEMS.len()];
+        t.read(&["LPOS", key, e], lpos(items, e, 1, None, 0))?;
+        // RANK (never 0: an error), COUNT and MAXLEN.
+        let (count, maxlen) = (p.lo % 4, p.hi % 5);
+        let (c, ml) = (count.to_string(), maxlen.to_string());
+        let with_rank = ["LPOS", key, e, "RANK", &b, "MAXLEN", &ml];
+        let with_count = ["LPOS", key, e, "RANK", &b, "COUNT", &c, "MAXLEN", &ml];
+        if p.b == 0 {
+            t.read_err(&with_rank, "ERR")?;
+            t.read_err(&with_count, "ERR")?;
+        } else {
+            t.read(&with_rank, lpos(items, e, p.b, None, maxlen))?;
+            t.read(&with_count, lpos(items, e, p.b, Some(count), maxlen))?;
+        }
         Ok(())
     }
 }
@@ -1097,10 +1079,6 @@ impl Model for SetM {
     const TYPE: &'static str = "set";
     const READ: &'static str = "SMEMBERS";
 
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     fn apply(t: &mut Case<Self>, op: &SOp) -> Result<(), String> {
         match op {
             SOp::Add(k, members) | SOp::Rem(k, members) => {
@@ -1108,22 +1086,19 @@ impl Model for SetM {
                 let key = KEYS[*k];
                 let mut args = vec![if add { "SADD" } else { "SREM" }, key];
                 args.extend(members.iter().map(|&m| MEMBERS[m]));
-                let Ok(s) = t.coll(key) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let mut s = s.unwrap_or_default();
-                let changed = members
-                    .iter()
-                    .filter(|&&m| {
-                        if add {
-                            s.0.insert(MEMBERS[m].into())
-                        } else {
-                            s.0.remove(MEMBERS[m])
-                        }
-                    })
-                    .count();
-                t.expect(&args, Want::Is(Reply::Int(changed as i64)))?;
-                t.put(key, s);
+                t.write(key, &args, |s| {
+                    let changed = members
+                        .iter()
+                        .filter(|&&m| {
+                            if add {
+                                s.0.insert(MEMBERS[m].into())
+                            } else {
+                                s.0.remove(MEMBERS[m])
+                            }
+                        })
+                        .count();
+                    Want::Is(Reply::Int(changed as i64))
+                })?;
             }
             SOp::Pop(k, count) => {
                 let key = KEYS[*k];
@@ -1359,10 +1334,6 @@ impl Model for ZSetM {
     const TYPE: &'static str = "zset";
     const READ: &'static str = "ZCARD";
 
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     fn apply(t: &mut Case<Self>, op: &ZOp) -> Result<(), String> {
         match op {
             ZOp::Add(k, f, pairs) => {
@@ -1389,139 +1360,112 @@ impl Model for ZSetM {
                 if f.incr && pairs.len() > 1 {
                     return t.expect(&args, Want::Err("ERR")).map(drop);
                 }
-                let Ok(z) = t.coll(key) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let mut z = z.unwrap_or_default();
-                let (mut added, mut updated) = (0, 0);
-                let mut last = None;
-                for &(s, m) in pairs {
-                    let score: f64 = SCORES[s].parse().unwrap();
-                    let member = ZMEMBERS[m];
-                    match z.0.get(member).copied() {
-                        Some(old) => {
-                            if f.nx {
-                                continue;
+                t.write(key, &args, |z| {
+                    let (mut added, mut updated) = (0, 0);
+                    let mut last = None;
+                    for &(s, m) in pairs {
+                        let score: f64 = SCORES[s].parse().unwrap();
+                        let member = ZMEMBERS[m];
+                        match z.0.get(member).copied() {
+                            Some(old) => {
+                                if f.nx {
+                                    continue;
+                                }
+                                let new = if f.incr { old + score } else { score };
+                                if new.is_nan() {
+                                    return Want::Err("ERR");
+                                }
+                                if (f.gt && new <= old) || (f.lt && new >= old) {
+                                    continue;
+                                }
+                                last = Some(new);
+                                if new != old {
+                                    z.0.insert(member.into(), new);
+                                    updated += 1;
+                                }
                             }
-                            let new = if f.incr { old + score } else { score };
-                            if new.is_nan() {
-                                return t.expect(&args, Want::Err("ERR")).map(drop);
+                            None => {
+                                if f.xx {
+                                    continue;
+                                }
+                                z.0.insert(member.into(), score);
+                                added += 1;
+                                last = Some(score);
                             }
-                            if (f.gt && new <= old) || (f.lt && new >= old) {
-                                continue;
-                            }
-                            last = Some(new);
-                            if new != old {
-                                z.0.insert(member.into(), new);
-                                updated += 1;
-                            }
-                        }
-                        None => {
-                            if f.xx {
-                                continue;
-                            }
-                            z.0.insert(member.into(), score);
-                            added += 1;
-                            last = Some(score);
                         }
                     }
-                }
-                let want = if f.incr {
-                    last.map_or(Reply::Nil, |s| bulk(&fmt_score(s)))
-                } else {
-                    Reply::Int(if f.ch { added + updated } else { added })
-                };
-                t.expect(&args, Want::Is(want))?;
-                t.put(key, z);
+                    Want::Is(if f.incr {
+                        last.map_or(Reply::Nil, |s| bulk(&fmt_score(s)))
+                    } else {
+                        Reply::Int(if f.ch { added + updated } else { added })
+                    })
+                })
             }
             ZOp::IncrBy(k, by, m) => {
                 let key = KEYS[*k];
                 let args = ["ZINCRBY", key, SCORES[*by], ZMEMBERS[*m]];
-                let Ok(z) = t.coll(key) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let mut z = z.unwrap_or_default();
-                let by: f64 = SCORES[*by].parse().unwrap();
-                let new = z.0.get(ZMEMBERS[*m]).copied().unwrap_or(0.0) + by;
-                if new.is_nan() {
-                    return t.expect(&args, Want::Err("ERR")).map(drop);
-                }
-                z.0.insert(ZMEMBERS[*m].into(), new);
-                t.expect(&args, Want::Is(bulk(&fmt_score(new))))?;
-                t.put(key, z);
+                t.write(key, &args, |z| {
+                    let by: f64 = SCORES[*by].parse().unwrap();
+                    let new = z.0.get(ZMEMBERS[*m]).copied().unwrap_or(0.0) + by;
+                    if new.is_nan() {
+                        return Want::Err("ERR");
+                    }
+                    z.0.insert(ZMEMBERS[*m].into(), new);
+                    Want::Is(bulk(&fmt_score(new)))
+                })
             }
             ZOp::Rem(k, members) => {
                 let key = KEYS[*k];
                 let mut args = vec!["ZREM", key];
                 args.extend(members.iter().map(|&m| ZMEMBERS[m]));
-                let Ok(z) = t.coll(key) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let mut z = z.unwrap_or_default();
-                let removed = members
-                    .iter()
-                    .filter(|&&m| z.0.remove(ZMEMBERS[m]).is_some())
-                    .count();
-                t.expect(&args, Want::Is(Reply::Int(removed as i64)))?;
-                t.put(key, z);
+                t.write(key, &args, |z| {
+                    let removed = members
+                        .iter()
+                        .filter(|&&m| z.0.remove(ZMEMBERS[m]).is_some())
+                        .count();
+                    Want::Is(Reply::Int(removed as i64))
+                })
             }
             ZOp::Pop(k, max, count) => {
                 let key = KEYS[*k];
                 let count_s = count.map(|c| c.to_string());
                 let mut args = vec![if *max { "ZPOPMAX" } else { "ZPOPMIN" }, key];
-                if let Some(c) = &count_s {
-                    args.push(c);
-                }
-                let Ok(z) = t.coll(key) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let mut z = z.unwrap_or_default();
-                let mut order = z.sorted();
-                if *max {
-                    order.reverse();
-                }
-                order.truncate(count.unwrap_or(1));
-                for (m, _) in &order {
-                    z.0.remove(m);
-                }
-                t.expect(&args, Want::Is(with_scores(&order)))?;
-                t.put(key, z);
+                args.extend(count_s.as_deref());
+                t.write(key, &args, |z| {
+                    let mut order = z.sorted();
+                    if *max {
+                        order.reverse();
+                    }
+                    order.truncate(count.unwrap_or(1));
+                    for (m, _) in &order {
+                        z.0.remove(m);
+                    }
+                    Want::Is(with_scores(&order))
+                })
             }
             ZOp::RemRank(k, start, stop) => {
                 let key = KEYS[*k];
                 let (a, b) = (start.to_string(), stop.to_string());
                 let args = ["ZREMRANGEBYRANK", key, a.as_str(), b.as_str()];
-                let Ok(z) = t.coll(key) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let mut z = z.unwrap_or_default();
-                let order = z.sorted();
-                let mut removed = 0;
-                if let Some((first, last)) = clamp(*start, *stop, order.len()) {
-                    for (m, _) in &order[first..=last] {
+                t.write(key, &args, |z| {
+                    let gone = range(&z.sorted(), *start, *stop);
+                    for (m, _) in &gone {
                         z.0.remove(m);
-                        removed += 1;
                     }
-                }
-                t.expect(&args, Want::Is(Reply::Int(removed)))?;
-                t.put(key, z);
+                    Want::Is(Reply::Int(gone.len() as i64))
+                })
             }
             ZOp::RemScore(k, lo, hi) => {
                 let key = KEYS[*k];
                 let (lo, hi) = (BOUNDS[*lo], BOUNDS[*hi]);
                 let args = ["ZREMRANGEBYSCORE", key, lo, hi];
-                let Ok(z) = t.coll(key) else {
-                    return t.expect(&args, WRONGTYPE).map(drop);
-                };
-                let mut z = z.unwrap_or_default();
-                let before = z.0.len();
-                z.0.retain(|_, s| !in_range(*s, lo, hi));
-                let removed = (before - z.0.len()) as i64;
-                t.expect(&args, Want::Is(Reply::Int(removed)))?;
-                t.put(key, z);
+                t.write(key, &args, |z| {
+                    let before = z.0.len();
+                    z.0.retain(|_, s| !in_range(*s, lo, hi));
+                    Want::Is(Reply::Int((before - z.0.len()) as i64))
+                })
             }
         }
-        Ok(())
     }
 
     fn check(t: &mut Case<Self>, key: &str, m: Option<&Self>, p: &Probe) -> Result<(), String> {
@@ -1534,10 +1478,7 @@ impl Model for ZSetM {
         )?;
         t.read(&["ZCARD", key], Reply::Int(order.len() as i64))?;
         let (a, b) = (p.a.to_string(), p.b.to_string());
-        let pick = |items: &[(String, f64)]| match clamp(p.a, p.b, items.len()) {
-            None => Vec::new(),
-            Some((first, last)) => items[first..=last].to_vec(),
-        };
+        let pick = |items: &[(String, f64)]| range(items, p.a, p.b);
         let want = pick(&order);
         t.read(&["ZRANGE", key, &a, &b], bulks(want.iter().map(|(m, _)| m)))?;
         let mut rev = order.clone();
@@ -2069,8 +2010,7 @@ fn new_collections_after_a_restart_never_see_old_members() {
 /// still get its sweep and merge: the reply says it is scheduled.
 #[test]
 fn bgrewriteaof_during_an_automatic_sweep_is_not_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     for chunk in 0..100 {
         let mut args = vec!["SADD".to_string(), "big".into()];
@@ -2110,8 +2050,7 @@ fn bgrewriteaof_during_an_automatic_sweep_is_not_lost() {
 /// once no rewrite is in progress any more, those collections' records are reclaimed.
 #[test]
 fn bgrewriteaof_during_a_rewrite_covers_later_deletes() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     // Small collections first (lower ids: most of them sorted before the big one's records,
     // whatever tag the big one gets), then a big one.
@@ -2166,8 +2105,7 @@ fn bgrewriteaof_during_a_rewrite_covers_later_deletes() {
 /// command is atomic, so no increment, push or member is lost and sizes agree with members.
 #[test]
 fn concurrent_writers_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     const CLIENTS: usize = 4;
     const OPS: usize = 300;
     let workers: Vec<_> = (0..CLIENTS)
@@ -2246,8 +2184,7 @@ fn concurrent_writers_lose_nothing() {
 /// WATCHes the key.
 #[test]
 fn member_changes_abort_watching_transactions() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     let mut other = srv.raw();
     run(&mut c, &["HSET", "h", "f", "1"]);
@@ -2302,63 +2239,6 @@ fn crash_child_server() {
         appendfsync: AppendFsync::Always,
         ..Config::default()
     });
-}
-
-/// The server in a child process, killed on drop.
-struct ChildServer {
-    child: Option<Child>,
-    stdin: Option<ChildStdin>,
-    addr: SocketAddr,
-}
-
-impl ChildServer {
-    fn start(dir: &Path) -> ChildServer {
-        let (mut child, addr) = common::child::spawn(
-            "crash_child_server",
-            &[(CHILD_DIR_ENV, dir.as_os_str())],
-            DEADLINE,
-        );
-        ChildServer {
-            stdin: child.stdin.take(),
-            child: Some(child),
-            addr,
-        }
-    }
-
-    /// kill -9.
-    fn kill(mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().expect("SIGKILL");
-        let status = child.wait().unwrap();
-        assert!(!status.success(), "killed: {status}");
-    }
-
-    /// SHUTDOWN; the process must exit successfully.
-    fn stop(mut self) {
-        let mut c = Raw::connect(self.addr);
-        c.send(&["SHUTDOWN"]);
-        assert_eq!(c.read_to_end(), Vec::<u8>::new());
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + DEADLINE;
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "the server did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        assert!(status.success(), "server process: {status}");
-    }
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        drop(self.stdin.take());
-    }
 }
 
 /// The writes of the crash test, on four keys.
@@ -2566,7 +2446,11 @@ fn kill_9_loses_no_acknowledged_write() {
     let mut in_flight: VecDeque<COp> = VecDeque::new();
     let rounds = 5 + rng.below(6);
     for round in 0..=rounds {
-        let srv = ChildServer::start(dir.path());
+        let srv = ServerProcess::spawn(
+            "crash_child_server",
+            &[(CHILD_DIR_ENV, dir.path().as_os_str())],
+            DEADLINE,
+        );
         let mut c = Raw::connect(srv.addr);
         let got = CState::read(&mut c);
         // The acknowledged writes, then some prefix of those in flight.
@@ -2593,7 +2477,7 @@ fn kill_9_loses_no_acknowledged_write() {
         model = got;
         if round == rounds {
             drop(c);
-            srv.stop();
+            srv.stop(DEADLINE);
             break;
         }
         let target = 1 + rng.below(250) as usize;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Reply, start};
+use common::{Reply, start_fresh};
 
 fn int(n: i64) -> Reply {
     Reply::Int(n)
@@ -17,8 +17,7 @@ fn is_error(r: &Reply, text: &str) -> bool {
 
 #[test]
 fn a_command_failing_after_some_writes_leaves_nothing_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     let big = "m".repeat(64 * 1024 + 1); // one byte over the member limit
     // New collections: the first pairs were staged before the too-large member failed.
@@ -45,8 +44,7 @@ fn a_command_failing_after_some_writes_leaves_nothing_behind() {
 
 #[test]
 fn inside_exec_only_the_failed_command_is_undone() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     let big = "m".repeat(64 * 1024 + 1);
     assert_eq!(c.cmd(&["MULTI"]), Reply::Simple("OK".into()));

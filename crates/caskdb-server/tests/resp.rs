@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Reply, encode, start, start_err, start_with};
+use common::{Reply, encode, start, start_err, start_fresh, start_with};
 
 fn ok() -> Reply {
     Reply::Simple("OK".into())
@@ -13,8 +13,7 @@ fn ok() -> Reply {
 
 #[test]
 fn pipelined_requests_are_answered_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     let mut batch = Vec::new();
     for i in 0..1000 {
@@ -31,8 +30,7 @@ fn pipelined_requests_are_answered_in_order() {
 
 #[test]
 fn a_request_split_at_every_byte_is_still_one_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     let req = encode(&["SET", "split", "value with spaces"]);
     for b in &req {
@@ -44,8 +42,7 @@ fn a_request_split_at_every_byte_is_still_one_request() {
 
 #[test]
 fn inline_commands_work_like_telnet() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     c.send_bytes(b"SET greeting \"hello world\"\r\nGET greeting\nPING\r\n");
     assert_eq!(c.read(), ok());
@@ -54,8 +51,7 @@ fn inline_commands_work_like_telnet() {
 }
 
 fn protocol_error_closes(input: &[u8], expected: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     c.send_bytes(input);
     assert_eq!(
@@ -82,8 +78,7 @@ fn malformed_requests_get_redis_protocol_errors_and_are_disconnected() {
 
 #[test]
 fn a_huge_declared_length_allocates_nothing_up_front() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     // 512 MB declared, a few bytes sent, then the client goes away: the server must neither
     // allocate 512 MB nor wait for it; others are served meanwhile.
@@ -96,8 +91,7 @@ fn a_huge_declared_length_allocates_nothing_up_front() {
 
 #[test]
 fn wrong_arity_and_unknown_commands_keep_the_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     assert_eq!(
         c.cmd(&["GET"]),
@@ -147,8 +141,7 @@ fn password_required_before_commands_and_large_requests_refused_before_auth() {
 
 #[test]
 fn hello_3_switches_to_resp3_and_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     c.send(&["HELLO", "3"]);
     let mut raw = Vec::new();
@@ -223,8 +216,7 @@ fn a_locked_data_directory_is_a_clear_error() {
 
 #[test]
 fn quit_replies_then_closes() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path());
+    let srv = start_fresh();
     let mut c = srv.raw();
     assert_eq!(c.cmd(&["QUIT"]), ok());
     assert!(c.read_to_end().is_empty());

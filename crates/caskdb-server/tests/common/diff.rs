@@ -158,6 +158,133 @@ pub fn sorted(r: Reply) -> Reply {
     }
 }
 
+/// How the two replies to a command are compared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Check {
+    /// Exactly.
+    Exact,
+    /// Array replies as multisets (SMEMBERS, SINTER, HKEYS, HVALS…: Redis leaves their order
+    /// unspecified).
+    Unordered,
+    /// Flat arrays of (field, value) pairs as multisets of pairs (HGETALL).
+    Pairs,
+    /// Arrays as sorted sets of keys (KEYS).
+    Sorted,
+    /// Integers within this of each other (TTLs after relative expiries); negative values (-1
+    /// no expiry, -2 no key) exactly.
+    Near(i64),
+    /// Bulk replies holding numbers as f64 values (within a relative 1e-14), not as text: Redis
+    /// prints `long double` results whose last digits are precision noise.
+    Float,
+    /// Only the type of the reply (server-specific contents).
+    Shape,
+    /// Not at all: the command is sent to both to keep them in the same state around a
+    /// documented, accepted difference.
+    Unchecked,
+}
+
+impl Check {
+    /// A reply as compared: sorted where the order is unspecified. Other replies than arrays
+    /// are compared exactly in every case.
+    fn normal(self, r: Reply) -> Reply {
+        match self {
+            Check::Unordered => sort_units(r, 1),
+            Check::Pairs => sort_units(r, 2),
+            Check::Sorted => sorted(r),
+            _ => r,
+        }
+    }
+
+    fn agree(self, r: &Reply, c: &Reply) -> bool {
+        let number = |rep: &Reply| match rep {
+            Reply::Bulk(b) => std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse::<f64>().ok())
+                .filter(|v| v.is_finite()),
+            _ => None,
+        };
+        match (self, r, c) {
+            (Check::Near(tol), Reply::Int(a), Reply::Int(b)) if *a >= 0 && *b >= 0 => {
+                (a - b).abs() <= tol
+            }
+            (Check::Float, _, _) => match (number(r), number(c)) {
+                (Some(a), Some(b)) => (a - b).abs() <= 1e-14 * a.abs().max(b.abs()),
+                _ => r == c,
+            },
+            (Check::Shape, _, _) => std::mem::discriminant(r) == std::mem::discriminant(c),
+            (Check::Unchecked, _, _) => true,
+            _ => r == c,
+        }
+    }
+}
+
+/// What a script line does with its command.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum How {
+    /// Sends it to both servers and compares the replies.
+    Check(Check),
+    /// `random:` SPOP, SRANDMEMBER or HRANDFIELD (see [`Diff::random`]), or RANDOMKEY (see
+    /// [`Diff::randomkey`]).
+    Random,
+    /// `scan:` `SCAN opts…` or `HSCAN|SSCAN|ZSCAN key opts…`, without the cursor: iterated to
+    /// completion on each side, and the sets of keys or elements compared (cursors and batching
+    /// differ by design).
+    Scan,
+}
+
+/// One line of a script (see [`Diff::run`]).
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub slot: usize,
+    pub how: How,
+    pub args: Vec<Vec<u8>>,
+}
+
+/// The first word of `s`, and the rest after the blanks that follow it.
+fn first_word(s: &str) -> (&str, &str) {
+    let (w, tail) = s.split_once(' ').unwrap_or((s, ""));
+    (w, tail.trim_start())
+}
+
+/// The steps of a script; panics on a malformed line.
+pub fn steps(script: &str) -> Vec<Step> {
+    let mut out = Vec::new();
+    for line in script.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with("//") {
+            continue;
+        }
+        let (first, tail) = first_word(line);
+        let (slot, body) = match first.strip_prefix('@') {
+            Some(n) => (n.parse().expect("a client slot after @"), tail),
+            None => (0, line),
+        };
+        let (w, tail) = first_word(body);
+        let (how, rest) = match w {
+            "unordered:" => (How::Check(Check::Unordered), tail),
+            "pairs:" => (How::Check(Check::Pairs), tail),
+            "sorted:" => (How::Check(Check::Sorted), tail),
+            "float:" => (How::Check(Check::Float), tail),
+            "shape:" => (How::Check(Check::Shape), tail),
+            "unchecked:" => (How::Check(Check::Unchecked), tail),
+            "random:" => (How::Random, tail),
+            "scan:" => (How::Scan, tail),
+            "near" => {
+                let (n, tail) = first_word(tail);
+                let tol = n.strip_suffix(':').and_then(|n| n.parse().ok());
+                let tol = tol.unwrap_or_else(|| panic!("near N: expected in {line:?}"));
+                (How::Check(Check::Near(tol)), tail)
+            }
+            w if w.ends_with(':') => panic!("unknown check {w} in {line:?}"),
+            _ => (How::Check(Check::Exact), body),
+        };
+        let args = super::args::split_args(rest.as_bytes())
+            .unwrap_or_else(|| panic!("unbalanced quotes in {line:?}"));
+        assert!(!args.is_empty(), "no command in {line:?}");
+        out.push(Step { slot, how, args });
+    }
+    out
+}
+
 /// Both servers, a pair of connections per client slot, and the mismatches seen so far.
 pub struct Diff {
     redis: SocketAddr,
@@ -256,21 +383,19 @@ impl Diff {
         ));
     }
 
-    pub fn check(&mut self, slot: usize, args: &[&[u8]], redis: Reply, cask: Reply) {
-        if redis != cask {
-            self.mismatch(slot, args, &redis, &cask);
+    /// Sends one command to both servers on client `slot` and compares the replies.
+    pub fn compare(&mut self, slot: usize, check: Check, args: &[&[u8]]) {
+        let (r, c) = self.exchange(slot, args);
+        let (r, c) = (check.normal(r), check.normal(c));
+        if !check.agree(&r, &c) {
+            self.mismatch(slot, args, &r, &c);
         }
     }
 
     /// Exact comparison on client `slot`.
-    pub fn eq_bytes_on(&mut self, slot: usize, args: &[&[u8]]) {
-        let (r, c) = self.exchange(slot, args);
-        self.check(slot, args, r, c);
-    }
-
     pub fn eq_on(&mut self, slot: usize, args: &[&str]) {
         let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        self.eq_bytes_on(slot, &args);
+        self.compare(slot, Check::Exact, &args);
     }
 
     /// Exact comparison on the default client.
@@ -279,72 +404,72 @@ impl Diff {
     }
 
     pub fn eq_bytes(&mut self, args: &[&[u8]]) {
-        self.eq_bytes_on(0, args);
+        self.compare(0, Check::Exact, args);
     }
 
-    /// A list of commands, each compared exactly, in order.
-    pub fn all(&mut self, cmds: &[&[&str]]) {
-        for cmd in cmds {
-            self.eq(cmd);
+    /// Runs a script: one command a line, with its arguments written as redis-cli takes them
+    /// (blanks between arguments, `"…"` for empty ones, blanks and `\xHH` escapes; see
+    /// `common::args`). Blank lines and `//` comments are skipped. A line may start with the
+    /// client slot (`@1`), then with how its replies are compared (`unordered:`, `pairs:`,
+    /// `sorted:`, `near N:`, `float:`, `shape:`, `unchecked:`, `random:`, `scan:`; see
+    /// [`How`]); without one they must be equal.
+    pub fn run(&mut self, script: &str) {
+        for step in steps(script) {
+            self.step(&step);
         }
     }
 
-    /// Sent to both, not compared: keeps both sides in the same state around a documented,
-    /// accepted difference.
-    pub fn both(&mut self, args: &[&str]) {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        self.exchange(0, &args);
-    }
-
-    /// Arrays compared as sets of keys (KEYS: order unspecified).
-    pub fn sorted(&mut self, args: &[&str]) {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        let (r, c) = self.exchange(0, &args);
-        self.check(0, &args, sorted(r), sorted(c));
-    }
-
-    /// Integers within `tol` of each other (TTLs after relative expiries); negative values
-    /// (-1 no expiry, -2 no key) and other replies must match exactly.
-    pub fn near(&mut self, tol: i64, args: &[&str]) {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        let (r, c) = self.exchange(0, &args);
-        let close = match (&r, &c) {
-            (Reply::Int(a), Reply::Int(b)) if *a >= 0 && *b >= 0 => (a - b).abs() <= tol,
-            _ => r == c,
-        };
-        if !close {
-            self.mismatch(0, &args, &r, &c);
+    /// Runs the script `forms` once for each line of `rows`: a row is a few arguments (written as
+    /// in a script, without blanks inside), which replace `$1`, `$2`… in `forms`. One table of
+    /// arguments, several commands for each.
+    pub fn each(&mut self, rows: &str, forms: &str) {
+        for row in rows.lines().map(str::trim) {
+            if row.is_empty() || row.starts_with("//") {
+                continue;
+            }
+            let mut script = forms.to_string();
+            let args: Vec<&str> = row.split_whitespace().collect();
+            for (i, arg) in args.iter().enumerate().rev() {
+                script = script.replace(&format!("${}", i + 1), arg);
+            }
+            self.run(&script);
         }
     }
 
-    /// Bulk replies holding numbers that must agree as f64 values (within a relative 1e-14),
-    /// not as text: Redis prints `long double` results whose last digits are precision noise.
-    /// Other replies must match exactly.
-    pub fn float(&mut self, args: &[&str]) {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        let (r, c) = self.exchange(0, &args);
-        let number = |rep: &Reply| match rep {
-            Reply::Bulk(b) => std::str::from_utf8(b)
-                .ok()
-                .and_then(|s| s.parse::<f64>().ok())
-                .filter(|v| v.is_finite()),
-            _ => None,
-        };
-        let close = match (number(&r), number(&c)) {
-            (Some(a), Some(b)) => (a - b).abs() <= 1e-14 * a.abs().max(b.abs()),
-            _ => r == c,
-        };
-        if !close {
-            self.mismatch(0, &args, &r, &c);
+    /// For each (write, queued) case: WATCH `key`, the write from client 1, then MULTI, the
+    /// queued command and EXEC (each a script line): whether EXEC runs tells whether the write
+    /// touched the key.
+    pub fn watch_writes(&mut self, key: &str, cases: &[(&str, &str)]) {
+        for (write, queued) in cases {
+            self.run(&format!("WATCH {key}\n@1 {write}\nMULTI\n{queued}\nEXEC"));
         }
     }
 
-    /// Only the type of the reply is compared (server-specific contents).
-    pub fn shape(&mut self, args: &[&str]) {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        let (r, c) = self.exchange(0, &args);
-        if std::mem::discriminant(&r) != std::mem::discriminant(&c) {
-            self.mismatch(0, &args, &r, &c);
+    /// Runs one step of a script.
+    pub fn step(&mut self, step: &Step) {
+        let args: Vec<&[u8]> = step.args.iter().map(Vec::as_slice).collect();
+        let text = |a: &[u8]| std::str::from_utf8(a).expect("a text argument").to_string();
+        let texts = |a: &[&[u8]]| a.iter().map(|a| text(a)).collect::<Vec<_>>();
+        match step.how {
+            How::Check(check) => self.compare(step.slot, check, &args),
+            How::Random if args == [b"RANDOMKEY"] => self.randomkey(),
+            How::Random => {
+                let args = texts(&args);
+                self.random(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            }
+            How::Scan => {
+                let (cmd, key, opts) = match args.as_slice() {
+                    [cmd, opts @ ..] if cmd.eq_ignore_ascii_case(b"SCAN") => (*cmd, None, opts),
+                    [cmd, key, opts @ ..] => (*cmd, Some(*key), opts),
+                    _ => panic!("scan: needs a command and a key"),
+                };
+                let opts = texts(opts);
+                let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
+                match key {
+                    None => self.scan_all(&opts),
+                    Some(key) => self.scan_elems_bytes(&text(cmd), key, &opts),
+                }
+            }
         }
     }
 
@@ -371,34 +496,7 @@ impl Diff {
     /// compared (cursors and batching differ by design). An error on the first call is
     /// compared exactly.
     pub fn scan_all(&mut self, opts: &[&str]) {
-        let mut shown: Vec<&[u8]> = vec![b"SCAN", b"*"];
-        shown.extend(opts.iter().map(|o| o.as_bytes()));
-        let (r, c) = self.conn(0);
-        let rk = scan_keys(r, opts);
-        let ck = scan_keys(c, opts);
-        if rk != ck {
-            self.mismatch(0, &shown, &rk, &ck);
-        }
-    }
-
-    /// Array replies compared as multisets (SMEMBERS, SINTER, HKEYS, HVALS...: Redis leaves
-    /// their order unspecified). Other replies must match exactly.
-    pub fn unordered(&mut self, args: &[&str]) {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        self.unordered_bytes(&args);
-    }
-
-    pub fn unordered_bytes(&mut self, args: &[&[u8]]) {
-        let (r, c) = self.exchange(0, args);
-        self.check(0, args, sort_units(r, 1), sort_units(c, 1));
-    }
-
-    /// Flat arrays of (field, value) pairs compared as multisets of pairs (HGETALL: order
-    /// unspecified). Other replies must match exactly.
-    pub fn unordered_pairs(&mut self, args: &[&str]) {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        let (r, c) = self.exchange(0, &args);
-        self.check(0, &args, sort_units(r, 2), sort_units(c, 2));
+        self.scan_to_end("SCAN", None, opts);
     }
 
     /// A command with a random reply: SPOP, SRANDMEMBER (set key) or HRANDFIELD (hash key),
@@ -524,16 +622,25 @@ impl Diff {
     }
 
     pub fn scan_elems_bytes(&mut self, cmd: &str, key: &[u8], opts: &[&str]) {
-        let mut shown: Vec<&[u8]> = vec![cmd.as_bytes(), key, b"*"];
+        self.scan_to_end(cmd, Some(key), opts);
+    }
+
+    /// `cmd [key] cursor opts…` iterated to completion on each side (see `scan`), the results
+    /// compared.
+    fn scan_to_end(&mut self, cmd: &str, key: Option<&[u8]>, opts: &[&str]) {
+        let mut shown: Vec<&[u8]> = vec![cmd.as_bytes()];
+        shown.extend(key);
+        shown.push(b"*");
         shown.extend(opts.iter().map(|o| o.as_bytes()));
-        let width = if cmd.eq_ignore_ascii_case("SSCAN") {
+        // Set members and keys are single elements; hashes and sorted sets give pairs.
+        let width = if key.is_none() || cmd.eq_ignore_ascii_case("SSCAN") {
             1
         } else {
             2
         };
         let (r, c) = self.conn(0);
-        let re = scan_collection(r, cmd, key, opts, width);
-        let ce = scan_collection(c, cmd, key, opts, width);
+        let re = scan(r, cmd, key, opts, width);
+        let ce = scan(c, cmd, key, opts, width);
         if re != ce {
             self.mismatch(0, &shown, &re, &ce);
         }
@@ -548,36 +655,6 @@ impl Diff {
             self.mismatches.join("\n  ")
         );
     }
-}
-
-/// Iterates SCAN to completion; returns the sorted, deduplicated keys as an array, or the
-/// first non-array reply (an error).
-pub fn scan_keys(conn: &mut Raw, opts: &[&str]) -> Reply {
-    let mut cursor = b"0".to_vec();
-    let mut keys = Vec::new();
-    for _ in 0..10_000 {
-        let mut args: Vec<&[u8]> = vec![b"SCAN", &cursor];
-        args.extend(opts.iter().map(|o| o.as_bytes()));
-        conn.send_bytes(&encode(&args));
-        let reply = conn.read();
-        let Reply::Array(parts) = &reply else {
-            return reply;
-        };
-        let [Reply::Bulk(next), Reply::Array(batch)] = parts.as_slice() else {
-            return reply;
-        };
-        keys.extend(batch.iter().cloned());
-        if next.as_slice() == b"0" {
-            // Redis may return a key twice when its table is rehashed during the scan.
-            let mut keys = sorted(Reply::Array(keys));
-            if let Reply::Array(k) = &mut keys {
-                k.dedup();
-            }
-            return keys;
-        }
-        cursor = next.clone();
-    }
-    Reply::Error("SCAN did not finish in 10000 calls".into())
 }
 
 /// A sort key for reply elements: a bulk string's bytes, or the displayed reply.
@@ -601,14 +678,17 @@ pub fn sort_units(r: Reply, width: usize) -> Reply {
     }
 }
 
-/// Iterates `cmd key cursor opts...` (HSCAN, SSCAN, ZSCAN) to completion; returns the
-/// elements as sorted units of `width`, deduplicated, or the first reply that is not a
-/// well-formed scan reply (an error).
-fn scan_collection(conn: &mut Raw, cmd: &str, key: &[u8], opts: &[&str], width: usize) -> Reply {
+/// Iterates `cmd [key] cursor opts…` (SCAN without a key; HSCAN, SSCAN, ZSCAN with one) to
+/// completion; returns the elements as sorted units of `width`, deduplicated (Redis may return
+/// an element twice when its table is rehashed during the scan), or the first reply that is not
+/// a well-formed scan reply (an error).
+fn scan(conn: &mut Raw, cmd: &str, key: Option<&[u8]>, opts: &[&str], width: usize) -> Reply {
     let mut cursor = b"0".to_vec();
     let mut elems = Vec::new();
     for _ in 0..10_000 {
-        let mut args: Vec<&[u8]> = vec![cmd.as_bytes(), key, &cursor];
+        let mut args: Vec<&[u8]> = vec![cmd.as_bytes()];
+        args.extend(key);
+        args.push(&cursor);
         args.extend(opts.iter().map(|o| o.as_bytes()));
         conn.send_bytes(&encode(&args));
         let reply = conn.read();
@@ -620,9 +700,7 @@ fn scan_collection(conn: &mut Raw, cmd: &str, key: &[u8], opts: &[&str], width: 
         };
         elems.extend(batch.iter().cloned());
         if next.as_slice() == b"0" {
-            // Redis may return an element twice when its table is rehashed during the scan.
-            let sorted = sort_units(Reply::Array(elems), width);
-            return match sorted {
+            return match sort_units(Reply::Array(elems), width) {
                 Reply::Array(items) => {
                     let mut units: Vec<Vec<Reply>> =
                         items.chunks(width).map(|u| u.to_vec()).collect();

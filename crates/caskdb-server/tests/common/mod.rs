@@ -10,27 +10,45 @@ use std::time::Duration;
 
 use caskdb_server::{Config, Server};
 
+pub mod args;
 pub mod child;
 pub mod diff;
+pub mod server_process;
 
 /// A server running on its own runtime thread; stopped by SHUTDOWN on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
     thread: Option<JoinHandle<Result<(), String>>>,
     password: Option<String>,
+    /// The data directory, when the server owns it (removed after the server stops).
+    _dir: Option<tempfile::TempDir>,
 }
 
 pub fn start(dir: &Path) -> TestServer {
     start_with(dir, |_| {})
 }
 
-pub fn start_with(dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestServer {
+/// A server on a new temporary directory of its own.
+pub fn start_fresh() -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = start(dir.path());
+    srv._dir = Some(dir);
+    srv
+}
+
+/// The configuration of a test server: `dir`, any free port, then `tweak`.
+fn config(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Config {
     let mut config = Config {
         port: 0,
         dir: dir.to_path_buf(),
         ..Config::default()
     };
     tweak(&mut config);
+    config
+}
+
+pub fn start_with(dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let config = config(dir, tweak);
     let password = config.requirepass.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
@@ -59,17 +77,13 @@ pub fn start_with(dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestServer {
         addr,
         thread: Some(thread),
         password,
+        _dir: None,
     }
 }
 
 /// Starts a server expecting it to refuse; returns the error text.
 pub fn start_err(dir: &Path, tweak: impl FnOnce(&mut Config)) -> String {
-    let mut config = Config {
-        port: 0,
-        dir: dir.to_path_buf(),
-        ..Config::default()
-    };
-    tweak(&mut config);
+    let config = config(dir, tweak);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
