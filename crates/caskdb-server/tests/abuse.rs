@@ -24,8 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use caskdb_server::Config;
+use caskdb_testkit::rng::{Rng, env_u64};
 use common::args::split_args;
-use common::server_process::ServerProcess;
+use common::child::ServerProcess;
 use common::{Raw, Reply, encode, encode_bytes};
 
 // ---------------------------------------------------------------------------------------------
@@ -428,36 +429,6 @@ fn is_protocol_error(r: &Reply) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Random RESP.
 
-/// splitmix64: small, seedable, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// In `0..n` (n > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
-
 /// What the reply to one valid request must be.
 #[derive(Debug, Clone)]
 enum Want {
@@ -467,8 +438,8 @@ enum Want {
 }
 
 fn payload(rng: &mut Rng, max: usize) -> Vec<u8> {
-    let len = rng.below(max + 1);
-    match rng.below(3) {
+    let len = rng.index(max + 1);
+    match rng.index(3) {
         0 => (0..len).map(|_| rng.byte()).collect(),
         1 => (0..len)
             .map(|_| *rng.pick(b"abcdefghijklmnopqrstuvwxyz0123456789"))
@@ -478,13 +449,13 @@ fn payload(rng: &mut Rng, max: usize) -> Vec<u8> {
 }
 
 fn fuzz_key(rng: &mut Rng) -> Vec<u8> {
-    format!("fuzz:{}", rng.below(64)).into_bytes()
+    format!("fuzz:{}", rng.index(64)).into_bytes()
 }
 
 /// A valid command, as arguments (the base of the mutations).
 fn command(rng: &mut Rng) -> Vec<Vec<u8>> {
     let k = fuzz_key(rng);
-    match rng.below(8) {
+    match rng.index(8) {
         0 => vec![b"PING".to_vec()],
         1 => vec![b"ECHO".to_vec(), payload(rng, 200)],
         2 => vec![b"SET".to_vec(), k, payload(rng, 200)],
@@ -499,7 +470,7 @@ fn command(rng: &mut Rng) -> Vec<Vec<u8>> {
 /// A valid request and the reply it must get (none for empty requests).
 fn valid(rng: &mut Rng) -> (Vec<u8>, Option<Want>) {
     let pong = || Some(Want::Exact(Reply::Simple("PONG".into())));
-    match rng.below(7) {
+    match rng.index(7) {
         0 => (encode(&["PING"]), pong()),
         1 => {
             let p = payload(rng, 300);
@@ -511,7 +482,7 @@ fn valid(rng: &mut Rng) -> (Vec<u8>, Option<Want>) {
             (line.as_bytes().to_vec(), pong())
         }
         3 => {
-            let word: Vec<u8> = (0..1 + rng.below(20))
+            let word: Vec<u8> = (0..1 + rng.index(20))
                 .map(|_| *rng.pick(b"abcdefghijklmnopqrstuvwxyz0123456789"))
                 .collect();
             let mut line = b"echo ".to_vec();
@@ -549,18 +520,18 @@ fn malformed(rng: &mut Rng) -> (Vec<u8>, &'static str) {
         markers.push(p);
         p += format!("${}\r\n", a.len()).len() + a.len() + 2;
     }
-    match rng.below(13) {
+    match rng.index(13) {
         0 => {
-            let cut = 1 + rng.below(base.len() - 1);
+            let cut = 1 + rng.index(base.len() - 1);
             (base[..cut].to_vec(), "truncated")
         }
         1 => {
-            let bad = rng.below(args.len());
+            let bad = rng.index(args.len());
             let mut out = format!("*{}\r\n", args.len()).into_bytes();
             for (i, a) in args.iter().enumerate() {
                 let len = if i == bad {
                     let l = a.len() as i64;
-                    match rng.below(8) {
+                    match rng.index(8) {
                         0 => (l + 1).to_string(),
                         1 => (l - 1).to_string(),
                         2 => (l + 2).to_string(),
@@ -582,7 +553,7 @@ fn malformed(rng: &mut Rng) -> (Vec<u8>, &'static str) {
         2 => {
             let mut out = base;
             let at = *rng.pick(&markers);
-            out[at] = match rng.below(3) {
+            out[at] = match rng.index(3) {
                 0 => *rng.pick(b"+-:%~#!=(_,>|*$"),
                 1 => *rng.pick(b"\0 \r\na"),
                 _ => rng.byte(),
@@ -590,8 +561,8 @@ fn malformed(rng: &mut Rng) -> (Vec<u8>, &'static str) {
             (out, "bad type byte")
         }
         3 => {
-            let n = 1 + rng.below(1000);
-            let out = if rng.below(2) == 0 {
+            let n = 1 + rng.index(1000);
+            let out = if rng.index(2) == 0 {
                 // A negative count, then what would have been its elements.
                 let mut out = format!("*-{n}\r\n").into_bytes();
                 out.extend_from_slice(&base[markers[1]..]);
@@ -622,8 +593,8 @@ fn malformed(rng: &mut Rng) -> (Vec<u8>, &'static str) {
             (out, "huge count")
         }
         5 => {
-            let mut out = format!("*{}\r\n", 1 + rng.below(3)).into_bytes();
-            for _ in 0..rng.below(4) {
+            let mut out = format!("*{}\r\n", 1 + rng.index(3)).into_bytes();
+            for _ in 0..rng.index(4) {
                 out.extend_from_slice(b"*1\r\n");
             }
             out.extend_from_slice(&base);
@@ -631,8 +602,8 @@ fn malformed(rng: &mut Rng) -> (Vec<u8>, &'static str) {
         }
         6 => {
             let mut out = Vec::new();
-            for _ in 0..1 + rng.below(8) {
-                for _ in 0..1 + rng.below(6) {
+            for _ in 0..1 + rng.index(8) {
+                for _ in 0..1 + rng.index(6) {
                     out.push(*rng.pick(b"abcdefghijklmnopqrstuvwxyz\"'\\x0f \t"));
                 }
                 out.push(b' ');
@@ -643,28 +614,28 @@ fn malformed(rng: &mut Rng) -> (Vec<u8>, &'static str) {
         }
         7 => {
             let mut out = base;
-            for _ in 0..1 + rng.below(4) {
-                let at = rng.below(out.len() + 1);
+            for _ in 0..1 + rng.index(4) {
+                let at = rng.index(out.len() + 1);
                 out.insert(at, 0);
             }
             (out, "NUL bytes")
         }
         8 => {
-            let len = 1 + rng.below(1024);
+            let len = 1 + rng.index(1024);
             ((0..len).map(|_| rng.byte()).collect(), "random bytes")
         }
         9 => {
             let mut out = base;
-            for _ in 0..1 + rng.below(4) {
-                let at = rng.below(out.len());
+            for _ in 0..1 + rng.index(4) {
+                let at = rng.index(out.len());
                 out[at] = rng.byte();
             }
             (out, "flipped bytes")
         }
-        10 if rng.below(8) == 0 => {
+        10 if rng.index(8) == 0 => {
             // Longer than the 64 KiB a count or inline line may have.
             let n = 70 * 1024;
-            let out = match rng.below(3) {
+            let out = match rng.index(3) {
                 0 => [b"*".to_vec(), vec![b'1'; n]].concat(),
                 1 => [b"*1\r\n$".to_vec(), vec![b'9'; n]].concat(),
                 _ => vec![b'a'; n],
@@ -689,7 +660,7 @@ fn malformed(rng: &mut Rng) -> (Vec<u8>, &'static str) {
             (s.as_bytes().to_vec(), "odd number")
         }
         _ => {
-            let out = match rng.below(4) {
+            let out = match rng.index(4) {
                 0 => base
                     .split(|&b| b == b'\n')
                     .map(|piece| piece.strip_suffix(b"\r").unwrap_or(piece).to_vec())
@@ -726,15 +697,15 @@ struct Case {
 fn case(rng: &mut Rng) -> Case {
     let mut bytes = Vec::new();
     let mut expect = Vec::new();
-    for _ in 0..rng.below(4) {
+    for _ in 0..rng.index(4) {
         let (b, w) = valid(rng);
         bytes.extend(b);
         expect.extend(w);
     }
     let (m, what) = malformed(rng);
     bytes.extend(m);
-    for _ in 0..rng.below(3) {
-        if rng.below(2) == 0 {
+    for _ in 0..rng.index(3) {
+        if rng.index(2) == 0 {
             bytes.extend(valid(rng).0);
         } else {
             bytes.extend(malformed(rng).0);
@@ -1079,17 +1050,7 @@ fn check_case(addr: SocketAddr, c: &Case, tally: &mut Tally) -> Result<(), Strin
 }
 
 fn fuzz_seed() -> u64 {
-    match std::env::var("CASKDB_ABUSE_SEED") {
-        Ok(s) => {
-            let s = s.trim();
-            match s.strip_prefix("0x") {
-                Some(hex) => u64::from_str_radix(hex, 16),
-                None => s.parse(),
-            }
-            .expect("CASKDB_ABUSE_SEED: a number")
-        }
-        Err(_) => 0xCA5C_DB5E_ED00_0001,
-    }
+    env_u64("CASKDB_ABUSE_SEED").unwrap_or(0xCA5C_DB5E_ED00_0001)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -30,7 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use caskdb_server::{AppendFsync, Config};
-use common::server_process::ServerProcess;
+use caskdb_testkit::rng::Rng;
+use common::child::ServerProcess;
 use common::{Raw, Reply, start, start_fresh};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, TestCaseError, TestRunner};
@@ -120,33 +121,8 @@ fn rewrite_and_wait(c: &mut Raw) {
     });
 }
 
-/// splitmix64: a small seeded generator for the non-proptest tests.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
-
 fn time_seed() -> u64 {
-    std::env::var("CASKDB_COLLECTIONS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
+    caskdb_testkit::rng::seed("CASKDB_COLLECTIONS_SEED")
 }
 
 /// The items at positions `start` to `stop` (both included), as LRANGE, LTRIM, ZRANGE and
@@ -1693,7 +1669,7 @@ fn run_vec(c: &mut Raw, args: Vec<String>) -> Reply {
 /// Builds collections of every type, renamed, moved, copied, expiring, trimmed, deleted and
 /// overwritten: a few thousand members in all.
 fn build_everything(c: &mut Raw) {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     for i in 0..8 {
         let mut args = vec!["HSET".to_string(), format!("hash:{i}")];
         for j in 0..50 + i * 40 {
@@ -2403,7 +2379,7 @@ fn drive(addr: SocketAddr, seed: u64, pipeline: bool, log: &Mutex<Log>) {
         .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut w = stream;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut seq = 0;
     while seq < 100_000 {
         let batch = if pipeline { 1 + rng.below(8) } else { 1 };
@@ -2440,7 +2416,7 @@ fn drive(addr: SocketAddr, seed: u64, pipeline: bool, log: &Mutex<Log>) {
 #[test]
 fn kill_9_loses_no_acknowledged_write() {
     let seed = time_seed();
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let dir = tempfile::tempdir().unwrap();
     let mut model = CState::default();
     let mut in_flight: VecDeque<COp> = VecDeque::new();

@@ -7,7 +7,7 @@
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::Duration;
 
 /// In the child: exits as soon as the parent's end of stdin closes (the parent died or dropped
@@ -35,7 +35,11 @@ pub fn ack(n: u64) {
 /// A running child test, its stdout read line by line in a thread (so a child that hangs is
 /// noticed instead of blocking the test).
 pub struct ChildTest {
-    child: Child,
+    /// `None` once a thread waits for it ([`ChildTest::exited_within`]).
+    child: Option<Child>,
+    pid: u32,
+    /// The exit status, from the waiting thread.
+    exit: Option<Receiver<ExitStatus>>,
     lines: Receiver<String>,
 }
 
@@ -72,7 +76,17 @@ impl ChildTest {
                 }
             }
         });
-        ChildTest { child, lines }
+        ChildTest {
+            pid: child.id(),
+            child: Some(child),
+            exit: None,
+            lines,
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// The value of the next `key=value` line within `wait` (other lines skipped); `Err` if
@@ -111,15 +125,10 @@ impl ChildTest {
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    return Err(acked);
-                }
+                Err(RecvTimeoutError::Timeout) => return Err(acked),
             }
         }
-        let _ = self.child.kill();
-        let status = self.child.wait().expect("reap the child");
+        let status = self.kill();
         // Acks printed before the kill are still in the pipe: every one of them counts.
         while let Ok(v) = self.next("ack", Duration::from_secs(60)) {
             acked = parse(v).unwrap_or(acked).max(acked);
@@ -127,15 +136,52 @@ impl ChildTest {
         Ok((acked, status))
     }
 
-    /// The process, to kill or wait for.
-    pub fn process(&mut self) -> &mut Child {
-        &mut self.child
+    /// Kills the child with SIGKILL (unless it already ended) and returns how it ended.
+    ///
+    /// # Panics
+    /// If the child cannot be reaped.
+    pub fn kill(&mut self) -> ExitStatus {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            return child.wait().expect("reap the child");
+        }
+        let exit = self.exit.take().expect("a child or its waiter");
+        match exit.try_recv() {
+            Ok(status) => status,
+            Err(_) => {
+                // Still running (its waiter has not reaped it, so the pid is still ours).
+                // SAFETY: a plain syscall on our own child's pid.
+                unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
+                exit.recv().expect("the waiter reports the exit")
+            }
+        }
+    }
+
+    /// How the child ended, if it ends within `limit` (waited for by a thread, not polled).
+    pub fn exited_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        if let Some(mut child) = self.child.take() {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                if let Ok(status) = child.wait() {
+                    let _ = tx.send(status);
+                }
+            });
+            self.exit = Some(rx);
+        }
+        let status = self.exit.as_ref()?.recv_timeout(limit).ok()?;
+        self.exit = None;
+        Some(status)
     }
 }
 
 impl Drop for ChildTest {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let running = match &self.exit {
+            Some(exit) => matches!(exit.try_recv(), Err(TryRecvError::Empty)),
+            None => self.child.is_some(),
+        };
+        if running {
+            self.kill();
+        }
     }
 }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use caskdb::{Options, SyncPolicy};
 use caskdb_testkit::child::{self, ChildTest};
-use caskdb_testkit::rng::mix;
+use caskdb_testkit::rng::{env_u64, mix, seed};
 
 const DIR_VAR: &str = "CASKDB_CRASH_LOOP_DIR";
 const SEED_VAR: &str = "CASKDB_CRASH_LOOP_CHILD_SEED";
@@ -131,22 +131,10 @@ fn crash_loop_child() {
     }
 }
 
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().map(|v| {
-        v.parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}"))
-    })
-}
-
 #[test]
 fn crash_loop() {
     let rounds = env_u64("CASKDB_CRASH_ROUNDS").unwrap_or(30);
-    let seed = env_u64("CASKDB_CRASH_SEED").unwrap_or_else(|| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap();
-        mix(t.as_nanos() as u64)
-    });
+    let seed = seed("CASKDB_CRASH_SEED");
     eprintln!("crash loop: {rounds} rounds, CASKDB_CRASH_SEED={seed}");
     let dir = tempfile::tempdir().unwrap();
     // The child's stderr goes to a file, quoted if it dies on its own.

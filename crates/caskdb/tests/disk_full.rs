@@ -74,7 +74,9 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     let acked: usize = child.next("acked", wait).unwrap().parse().unwrap();
     let error = child.next("error", wait).unwrap();
     assert_eq!(child.next("closed", wait).as_deref(), Ok("true"));
-    let status = child.process().wait().unwrap();
+    let status = child
+        .exited_within(wait)
+        .expect("the child exits after closing");
     assert!(status.success(), "child failed: {status:?}");
     // 4 MiB of 96-byte records got in before the second allocation failed
     assert!(acked > 30_000, "only {acked} puts before the failure");

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use caskdb::{Clock, Db, ManualClock, Options, SyncPolicy};
 use caskdb_testkit::model::{Model, State, diff, key_name, read_state, show};
-use caskdb_testkit::rng::Rng;
+use caskdb_testkit::rng::{Rng, env_u64};
 use caskdb_testkit::simfs::{CrashStats, Fault, Lie, SimVfs, Tear};
 
 #[derive(Clone, Debug)]
@@ -422,14 +422,6 @@ const KNOWN_BUG_SEEDS: [u64; 2] = [
     870,  // a batch at offset 3266 of a 16 KiB file: its page lost, page 2 kept
     5324, // a batch larger than the 4 KiB files, alone in its file: page 0 lost, page 1 kept
 ];
-
-fn env_u64(name: &str) -> Option<u64> {
-    let v = std::env::var(name).ok()?;
-    Some(
-        v.parse()
-            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
-    )
-}
 
 #[test]
 fn power_loss_at_random_points_keeps_every_acknowledged_write() {

@@ -1,24 +1,24 @@
 //! A server in a child process, for tests that kill it or watch its memory: the test binary
-//! runs itself again with one ignored test, which calls [`serve`].
+//! runs itself again with one ignored test, which calls [`serve`]; the parent holds it as a
+//! [`ServerProcess`], built on the test kit's `ChildTest`.
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use caskdb_server::{Config, Server};
+use caskdb_testkit::child::{self, ChildTest};
 
-/// The line prefix the child prints its address after.
-const ADDR_LINE: &str = "caskdb-child-server-addr=";
+use super::Raw;
 
-/// In the child: serves `config` until SHUTDOWN, after printing its address for [`spawn`].
+/// The key under which the child reports its address.
+const ADDR_KEY: &str = "caskdb-child-server-addr";
+
+/// In the child: serves `config` until SHUTDOWN, after reporting its address to the parent.
 /// Exits when the parent's end of stdin closes, so it never outlives the test process.
 pub fn serve(config: Config) {
-    std::thread::spawn(|| {
-        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
-        std::process::exit(0);
-    });
+    child::exit_with_parent();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -26,49 +26,62 @@ pub fn serve(config: Config) {
         .expect("runtime");
     rt.block_on(async {
         let server = Server::bind(config).await.expect("the server binds");
-        println!("{ADDR_LINE}{}", server.local_addrs()[0]);
-        std::io::stdout().flush().unwrap();
+        child::report(ADDR_KEY, server.local_addrs()[0]);
         server.run().await.expect("the server stops cleanly");
     });
 }
 
-/// In the parent: runs the ignored test `test` of this test binary as a child, with `envs`
-/// set (stdin piped: dropping it ends the child), and returns the child with the address it
-/// reported within `wait`.
-pub fn spawn(test: &str, envs: &[(&str, &OsStr)], wait: Duration) -> (Child, SocketAddr) {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        test,
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit());
-    for (k, v) in envs {
-        cmd.env(k, v);
+/// A server process: stopped with SHUTDOWN (and then it must exit successfully), killed with
+/// SIGKILL, or killed when dropped.
+pub struct ServerProcess {
+    process: ChildTest,
+    pub addr: SocketAddr,
+    pub pid: u32,
+}
+
+impl ServerProcess {
+    /// Runs the ignored test `test` of this binary as the server, with `envs` set, and waits
+    /// up to `wait` for its address.
+    pub fn spawn(test: &str, envs: &[(&str, &OsStr)], wait: Duration) -> ServerProcess {
+        let process = ChildTest::spawn(test, envs, Stdio::inherit());
+        let addr = process
+            .next(ADDR_KEY, wait)
+            .unwrap_or_else(|e| panic!("the server process did not report its address: {e}"));
+        ServerProcess {
+            pid: process.pid(),
+            addr: addr.parse().expect("an address"),
+            process,
+        }
     }
-    let mut child = cmd.spawn().expect("start the server process");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Reads the address, then drains the rest (libtest's lines) so the child never blocks.
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // libtest's "test <name> ... " may come first on the line.
-            if let Some((_, addr)) = line.split_once(ADDR_LINE) {
-                let _ = tx.send(addr.trim().to_string());
-            }
-        }
-    });
-    match rx.recv_timeout(wait) {
-        Ok(a) => (child, a.parse().expect("an address")),
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server process did not report its address");
-        }
+
+    pub fn raw(&self) -> Raw {
+        Raw::connect(self.addr)
+    }
+
+    /// The exit status, if the process exits within `limit`.
+    pub fn exited_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        self.process.exited_within(limit)
+    }
+
+    /// SHUTDOWN, which closes the connection without a reply; then the process must exit
+    /// successfully (the store closed cleanly) within `limit`.
+    pub fn stop(mut self, limit: Duration) {
+        let mut c = self.raw();
+        c.send(&["SHUTDOWN"]);
+        assert_eq!(
+            c.read_to_end(),
+            Vec::<u8>::new(),
+            "SHUTDOWN closes silently"
+        );
+        let status = self
+            .exited_within(limit)
+            .expect("the server process exits after SHUTDOWN");
+        assert!(status.success(), "server process: {status}");
+    }
+
+    /// kill -9.
+    pub fn kill(mut self) {
+        let status = self.process.kill();
+        assert!(!status.success(), "killed: {status}");
     }
 }

@@ -13,7 +13,6 @@ use caskdb_server::{Config, Server};
 pub mod args;
 pub mod child;
 pub mod diff;
-pub mod server_process;
 
 /// A server running on its own runtime thread; stopped by SHUTDOWN on drop.
 pub struct TestServer {
