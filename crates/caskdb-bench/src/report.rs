@@ -120,32 +120,48 @@ pub fn markdown(rows: &[Row]) -> String {
     out
 }
 
+/// `v` in the first of `units` (size, suffix, decimals) it is at least one of, else in the
+/// last.
+fn scaled(v: f64, units: &[(f64, &str, usize)]) -> String {
+    let (div, unit, decimals) = units
+        .iter()
+        .find(|(at, _, _)| v >= *at)
+        .or(units.last())
+        .copied()
+        .unwrap_or((1.0, "", 0));
+    format!("{:.*}{unit}", decimals, v / div)
+}
+
 fn si(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.2} M", v / 1e6)
-    } else if v >= 1e3 {
-        format!("{:.1} k", v / 1e3)
-    } else {
-        format!("{v:.0}")
-    }
+    scaled(v, &[(1e6, " M", 2), (1e3, " k", 1), (1.0, "", 0)])
 }
 
 fn duration(ns: u32) -> String {
-    let ns = f64::from(ns);
-    if ns >= 1e6 {
-        format!("{:.2} ms", ns / 1e6)
-    } else if ns >= 1e3 {
-        format!("{:.1} µs", ns / 1e3)
-    } else {
-        format!("{ns:.0} ns")
-    }
+    scaled(
+        f64::from(ns),
+        &[(1e6, " ms", 2), (1e3, " µs", 1), (1.0, " ns", 0)],
+    )
 }
 
 fn bytes(b: u64) -> String {
-    let b = b as f64;
-    if b >= 1e9 {
-        format!("{:.2} GB", b / 1e9)
-    } else {
-        format!("{:.1} MB", b / 1e6)
+    scaled(b as f64, &[(1e9, " GB", 2), (1e6, " MB", 1)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_shown_in_the_largest_unit_they_reach() {
+        assert_eq!(si(1_234_567.0), "1.23 M");
+        assert_eq!(si(1_500.0), "1.5 k");
+        assert_eq!(si(12.0), "12");
+        assert_eq!(si(0.4), "0");
+        assert_eq!(duration(3_000_000), "3.00 ms");
+        assert_eq!(duration(1_500), "1.5 µs");
+        assert_eq!(duration(999), "999 ns");
+        assert_eq!(bytes(2_000_000_000), "2.00 GB");
+        assert_eq!(bytes(5_000_000), "5.0 MB");
+        assert_eq!(bytes(300_000), "0.3 MB");
     }
 }

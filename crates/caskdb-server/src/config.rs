@@ -48,7 +48,7 @@ impl AppendFsync {
 }
 
 /// The settings a server starts with. Build one with [`Config::default`], [`Config::from_file`]
-/// and the setters, then pass it to [`crate::run`].
+/// and the setters, then pass it to [`Server::bind`](crate::Server::bind).
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Addresses to listen on (default `127.0.0.1`).

@@ -146,8 +146,8 @@ impl LogFile for FaultFile {
     fn len(&self) -> u64 {
         self.inner.len()
     }
-    fn room(&self) -> u64 {
-        self.inner.room()
+    fn capacity(&self) -> u64 {
+        self.inner.capacity()
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.inner.read_at(offset, buf)

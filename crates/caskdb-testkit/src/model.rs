@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use caskdb::Db;
+use caskdb::{Bytes, Db};
 
 /// The key the power-loss and I/O-error workloads use for index `i`.
 pub fn key_name(i: usize) -> Vec<u8> {
@@ -102,6 +102,20 @@ impl Model {
             .map(|(k, (v, _))| (k.clone(), v.clone()))
             .collect()
     }
+}
+
+/// Every pair `items` yields, as owned bytes in the order yielded; panics, naming `when`, at
+/// the first error.
+pub fn pairs(
+    items: impl Iterator<Item = caskdb::Result<(Bytes, Bytes)>>,
+    when: &str,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    items
+        .map(|r| {
+            let (k, v) = r.unwrap_or_else(|e| panic!("{when}: iteration failed: {e}"));
+            (k.to_vec(), v.to_vec())
+        })
+        .collect()
 }
 
 /// Everything a database shows: iteration, `get` of each key of the key space, and `len` must

@@ -13,11 +13,11 @@
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use caskdb::{Db, Options, SyncPolicy};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use parking_lot::Mutex;
 
 const KEY_LEN: usize = 16;
@@ -70,16 +70,20 @@ fn parallel(threads: usize, iters: u64, op: impl Fn(usize, u64) + Sync) -> Durat
     start.elapsed()
 }
 
-fn bench_put(c: &mut Criterion) {
-    let keys = Arc::new(keys(KEYS));
+/// Puts from 1 and from 8 threads, each on a fresh database under `policy`, as
+/// `{name}/{threads}t`.
+fn threaded_puts(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    keys: &[[u8; KEY_LEN]],
+    policy: SyncPolicy,
+) {
     let value = [7u8; VALUE_LEN];
-    let mut g = c.benchmark_group("put");
-    g.throughput(Throughput::Elements(1));
     for threads in [1, 8] {
         let dir = tempfile::tempdir().unwrap();
-        let db = open(dir.path(), SyncPolicy::Never);
+        let db = open(dir.path(), policy);
         let mut n = 0usize;
-        g.bench_function(format!("caskdb_never/{threads}t"), |b| {
+        g.bench_function(format!("{name}/{threads}t"), |b| {
             b.iter_custom(|iters| {
                 let base = n;
                 n += iters as usize;
@@ -90,6 +94,14 @@ fn bench_put(c: &mut Criterion) {
             })
         });
     }
+}
+
+fn bench_put(c: &mut Criterion) {
+    let keys = keys(KEYS);
+    let value = [7u8; VALUE_LEN];
+    let mut g = c.benchmark_group("put");
+    g.throughput(Throughput::Elements(1));
+    threaded_puts(&mut g, "caskdb_never", &keys, SyncPolicy::Never);
     let map = Mutex::new(BTreeMap::new());
     let mut n = 0usize;
     g.bench_function("std_btreemap/1t", |b| {
@@ -102,17 +114,24 @@ fn bench_put(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_get(c: &mut Criterion) {
-    let keys = keys(KEYS);
-    let value = [7u8; VALUE_LEN];
+/// A database (in the returned directory) holding every key, with the same 100-byte value.
+fn filled(keys: &[[u8; KEY_LEN]]) -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
     let db = open(dir.path(), SyncPolicy::Never);
-    let mut map = BTreeMap::new();
-    for k in &keys {
-        db.put(k, value).unwrap();
-        map.insert(*k, value.to_vec());
+    for k in keys {
+        db.put(k, [7u8; VALUE_LEN]).unwrap();
     }
-    let map = Mutex::new(map);
+    (dir, db)
+}
+
+fn bench_get(c: &mut Criterion) {
+    let keys = keys(KEYS);
+    let (_dir, db) = filled(&keys);
+    let map = Mutex::new(
+        keys.iter()
+            .map(|k| (*k, vec![7u8; VALUE_LEN]))
+            .collect::<BTreeMap<_, _>>(),
+    );
     let mut g = c.benchmark_group("get");
     g.throughput(Throughput::Elements(1));
     for threads in [1, 8] {
@@ -148,26 +167,11 @@ fn bench_get(c: &mut Criterion) {
 }
 
 fn bench_durable(c: &mut Criterion) {
-    let keys = Arc::new(keys(KEYS));
-    let value = [7u8; VALUE_LEN];
+    let keys = keys(KEYS);
     let mut g = c.benchmark_group("put_durable");
     g.throughput(Throughput::Elements(1));
     g.measurement_time(Duration::from_secs(8));
-    for threads in [1, 8] {
-        let dir = tempfile::tempdir().unwrap();
-        let db = open(dir.path(), SyncPolicy::Always);
-        let mut n = 0usize;
-        g.bench_function(format!("caskdb_always/{threads}t"), |b| {
-            b.iter_custom(|iters| {
-                let base = n;
-                n += iters as usize;
-                parallel(threads, iters, |t, i| {
-                    let k = &keys[(base + t * 1_000_003 + i as usize) % KEYS];
-                    db.put(k, value).unwrap();
-                })
-            })
-        });
-    }
+    threaded_puts(&mut g, "caskdb_always", &keys, SyncPolicy::Always);
     let dir = tempfile::tempdir().unwrap();
     let mut file = OpenOptions::new()
         .create(true)
@@ -187,11 +191,7 @@ fn bench_durable(c: &mut Criterion) {
 fn bench_iter_and_batch(c: &mut Criterion) {
     let keys = keys(KEYS);
     let value = [7u8; VALUE_LEN];
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path(), SyncPolicy::Never);
-    for k in &keys {
-        db.put(k, value).unwrap();
-    }
+    let (_dir, db) = filled(&keys);
     let mut g = c.benchmark_group("iterate");
     g.throughput(Throughput::Elements(KEYS as u64));
     g.sample_size(10);

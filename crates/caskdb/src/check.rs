@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result, io_context};
+use crate::error::{Result, io_context};
 use crate::hint::{self, hint_file_name, parse_hint_file_name};
-use crate::log::file::{LOCK_FILE, TEMP_SUFFIX, data_file_name, parse_data_file_name};
+use crate::log::file::{TEMP_SUFFIX, data_file_name, lock_dir, parse_data_file_name};
 use crate::log::reader::{
     Damage, Window, batch_records, classify, has_nonzero, naming, read_record, save_tail,
 };
@@ -68,7 +68,7 @@ pub struct CheckProgress {
 /// this takes its lock, like [`Db::open`](crate::Db::open).
 ///
 /// # Errors
-/// [`Error::Locked`] if the database is open; [`Error::Io`] if the directory cannot be read or
+/// [`Error::Locked`](crate::Error::Locked) if the database is open; [`Error::Io`](crate::Error::Io) if the directory cannot be read or
 /// (with `repair`) written. Problems in the data are not errors: they are in the report.
 pub fn check(
     path: impl AsRef<Path>,
@@ -96,13 +96,7 @@ pub fn check_with(
             dir,
         ));
     }
-    let lock_path = dir.join(LOCK_FILE);
-    let _lock = vfs
-        .try_lock(&lock_path)
-        .map_err(|e| io_context(e, "lock", &lock_path))?
-        .ok_or_else(|| Error::Locked {
-            path: dir.to_path_buf(),
-        })?;
+    let _lock = lock_dir(vfs, dir)?;
     let names = vfs.list(dir).map_err(|e| io_context(e, "list", dir))?;
     let mut report = CheckReport::default();
 

@@ -16,7 +16,7 @@ use crate::background::Background;
 use crate::core::Core;
 use crate::error::{Error, Result, io_context};
 use crate::keydir::Loc;
-use crate::log::file::{LOCK_FILE, not_open};
+use crate::log::file::{lock_dir, not_open};
 use crate::log::writer::{RawOp, Writer};
 use crate::merge::{self, MergeProgress, MergeStats};
 use crate::options::{Options, SyncPolicy};
@@ -81,13 +81,7 @@ impl Options {
         let vfs: Arc<dyn Vfs> = self.vfs.clone().unwrap_or_else(|| Arc::new(StdVfs));
         vfs.create_dir_all(path)
             .map_err(|e| io_context(e, "create database directory", path))?;
-        let lock_path = path.join(LOCK_FILE);
-        let dir_lock = vfs
-            .try_lock(&lock_path)
-            .map_err(|e| io_context(e, "lock", &lock_path))?
-            .ok_or_else(|| Error::Locked {
-                path: path.to_path_buf(),
-            })?;
+        let dir_lock = lock_dir(vfs.as_ref(), path)?;
         let (keydir, log) = crate::recovery::recover(vfs, path, &self)?;
         let core = Arc::new(Core::new(self, keydir, log, dir_lock));
         let mut threads = Vec::new();

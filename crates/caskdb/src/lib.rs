@@ -74,4 +74,4 @@ pub use options::{
 pub use stats::{FileStats, Stats};
 pub use transaction::{Savepoint, SyncToken, Transaction};
 pub use tx_iter::{TxIter, TxKeys};
-pub use vfs::{LogFile, OpenMode, StdVfs, Vfs};
+pub use vfs::{LogFile, OpenMode, StdVfs, Vfs, check_append, check_read};

@@ -1,4 +1,4 @@
-//! Tuning knobs, with documented defaults, and the builder that opens a [`Db`].
+//! Tuning knobs, with documented defaults, and the builder that opens a [`Db`](crate::Db).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +33,7 @@ impl Default for SyncPolicy {
     }
 }
 
-/// Options for opening a [`Db`]. Start from [`Options::default()`], chain setters, then call
+/// Options for opening a [`Db`](crate::Db). Start from [`Options::default()`], chain setters, then call
 /// [`Options::open`]:
 ///
 /// ```
@@ -121,70 +121,50 @@ impl Default for Options {
     }
 }
 
+/// Builder setters: each takes the new value of the field of its name and returns the options.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.$name = value;
+                self
+            }
+        )*
+    };
+}
+
 impl Options {
-    /// Size in bytes at which the active data file is synced, sealed and replaced by a new one.
-    /// Default 256 MiB ([`DEFAULT_DATA_FILE_SIZE`]); accepted range 64 B to 64 GiB. A single
-    /// record larger than this gets a file of its own.
-    pub fn data_file_size(mut self, bytes: u64) -> Self {
-        self.data_file_size = bytes;
-        self
-    }
-
-    /// Durability policy. Default [`SyncPolicy::Interval`] of one second.
-    pub fn sync(mut self, policy: SyncPolicy) -> Self {
-        self.sync = policy;
-        self
-    }
-
-    /// Longest key accepted by `put`, in bytes. Default 64 KiB ([`DEFAULT_MAX_KEY_SIZE`]).
-    /// Lowering it later does not hide longer keys already stored.
-    pub fn max_key_size(mut self, bytes: usize) -> Self {
-        self.max_key_size = bytes;
-        self
-    }
-
-    /// Longest value accepted by `put`, in bytes. Default 64 MiB ([`DEFAULT_MAX_VALUE_SIZE`]);
-    /// key plus value may not exceed 4 GiB − 64 bytes.
-    pub fn max_value_size(mut self, bytes: usize) -> Self {
-        self.max_value_size = bytes;
-        self
-    }
-
-    /// A background merge starts when dead bytes reach this fraction of all bytes in data files
-    /// (and at least [`Options::merge_min_dead_bytes`]). Default 0.5
-    /// ([`DEFAULT_MERGE_TRIGGER_RATIO`]); accepted range (0, 1].
-    pub fn merge_trigger_ratio(mut self, ratio: f64) -> Self {
-        self.merge_trigger_ratio = ratio;
-        self
-    }
-
-    /// A background merge needs at least this many dead bytes. Default 64 MiB
-    /// ([`DEFAULT_MERGE_MIN_DEAD_BYTES`]), so small databases are not merged over and over.
-    pub fn merge_min_dead_bytes(mut self, bytes: u64) -> Self {
-        self.merge_min_dead_bytes = bytes;
-        self
-    }
-
-    /// Whether merges start by themselves when the thresholds above are passed. Default `true`.
-    /// [`Db::merge`](crate::Db::merge) works either way.
-    pub fn auto_merge(mut self, on: bool) -> Self {
-        self.auto_merge = on;
-        self
-    }
-
-    /// Largest encoded size of a [`WriteBatch`](crate::WriteBatch) (its keys, values and about
-    /// 10 bytes per operation). Default 64 MiB ([`DEFAULT_MAX_BATCH_SIZE`]); at most 4 GiB − 64.
-    /// A larger batch is refused with [`Error::BatchTooLarge`], nothing written.
-    pub fn max_batch_size(mut self, bytes: usize) -> Self {
-        self.max_batch_size = bytes;
-        self
-    }
-
-    /// The clock expiries are measured by. Default: [`SystemClock`]. Tests can pass a
-    /// [`ManualClock`](crate::ManualClock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
+    setters! {
+        /// Size in bytes at which the active data file is synced, sealed and replaced by a new one.
+        /// Default 256 MiB ([`DEFAULT_DATA_FILE_SIZE`]); accepted range 64 B to 64 GiB. A single
+        /// record larger than this gets a file of its own.
+        data_file_size: u64;
+        /// Durability policy. Default [`SyncPolicy::Interval`] of one second.
+        sync: SyncPolicy;
+        /// Longest key accepted by `put`, in bytes. Default 64 KiB ([`DEFAULT_MAX_KEY_SIZE`]).
+        /// Lowering it later does not hide longer keys already stored.
+        max_key_size: usize;
+        /// Longest value accepted by `put`, in bytes. Default 64 MiB ([`DEFAULT_MAX_VALUE_SIZE`]);
+        /// key plus value may not exceed 4 GiB − 64 bytes.
+        max_value_size: usize;
+        /// A background merge starts when dead bytes reach this fraction of all bytes in data files
+        /// (and at least [`Options::merge_min_dead_bytes`]). Default 0.5
+        /// ([`DEFAULT_MERGE_TRIGGER_RATIO`]); accepted range (0, 1].
+        merge_trigger_ratio: f64;
+        /// A background merge needs at least this many dead bytes. Default 64 MiB
+        /// ([`DEFAULT_MERGE_MIN_DEAD_BYTES`]), so small databases are not merged over and over.
+        merge_min_dead_bytes: u64;
+        /// Whether merges start by themselves when the thresholds above are passed. Default `true`.
+        /// [`Db::merge`](crate::Db::merge) works either way.
+        auto_merge: bool;
+        /// Largest encoded size of a [`WriteBatch`](crate::WriteBatch) (its keys, values and about
+        /// 10 bytes per operation). Default 64 MiB ([`DEFAULT_MAX_BATCH_SIZE`]); at most 4 GiB − 64.
+        /// A larger batch is refused with [`Error::BatchTooLarge`], nothing written.
+        max_batch_size: usize;
+        /// The clock expiries are measured by. Default: [`SystemClock`]. Tests can pass a
+        /// [`ManualClock`](crate::ManualClock).
+        clock: Arc<dyn Clock>;
     }
 
     /// The configured [`Options::max_batch_size`].

@@ -84,8 +84,12 @@ pub trait LogFile: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Bytes the file can hold in all: its length plus what can still be appended.
+    fn capacity(&self) -> u64;
     /// Bytes that can still be appended.
-    fn room(&self) -> u64;
+    fn room(&self) -> u64 {
+        self.capacity().saturating_sub(self.len())
+    }
     /// Fills `buf` from `offset`; fails with `UnexpectedEof` if the range passes `len()`.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     /// Appends the concatenation of `parts`. Callers serialize appends. On error nothing is
@@ -96,6 +100,40 @@ pub trait LogFile: Send + Sync {
     fn sync(&self, metadata: bool) -> io::Result<()>;
     /// Shrinks the file to `len` bytes, releasing preallocated space.
     fn truncate(&self, len: u64) -> io::Result<()>;
+}
+
+/// The check [`LogFile::read_at`] makes before reading `n` bytes at `offset` of a file with
+/// `len` readable bytes: `UnexpectedEof` if the range passes the end. For implementors, so that
+/// every file layer fails alike.
+///
+/// # Errors
+/// `UnexpectedEof` naming the read and the file's length.
+pub fn check_read(offset: u64, n: usize, len: u64) -> io::Result<()> {
+    if offset.checked_add(n as u64).is_none_or(|end| end > len) {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "read of {n} bytes at offset {offset} passes the end of the file ({len} bytes)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The check [`LogFile::append`] makes before appending `parts` to a file of `len` bytes that
+/// can hold `capacity`: returns the length after the append. For implementors.
+///
+/// # Errors
+/// If the parts do not fit: nothing may be appended then.
+pub fn check_append(len: u64, parts: &[&[u8]], capacity: u64) -> io::Result<u64> {
+    let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
+    let end = len.saturating_add(total);
+    if end > capacity {
+        return Err(io::Error::other(format!(
+            "append of {total} bytes passes the file's capacity of {capacity} bytes"
+        )));
+    }
+    Ok(end)
 }
 
 /// The real file system. Data files are memory-mapped: readers copy straight from the page
@@ -302,22 +340,12 @@ impl LogFile for MmapFile {
         self.len.load(Ordering::Acquire)
     }
 
-    fn room(&self) -> u64 {
-        self.capacity - self.len()
+    fn capacity(&self) -> u64 {
+        self.capacity
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let end = offset.checked_add(buf.len() as u64);
-        if end.is_none_or(|end| end > self.len()) {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "read of {} bytes at offset {offset} passes the end of the file ({} bytes)",
-                    buf.len(),
-                    self.len()
-                ),
-            ));
-        }
+        check_read(offset, buf.len(), self.len())?;
         if !buf.is_empty() {
             // SAFETY: the range lies below `len`, inside the mapping; those bytes were published
             // by `append` (Release/Acquire on `len`) and are never written again.
@@ -334,14 +362,7 @@ impl LogFile for MmapFile {
 
     fn append(&self, parts: &[&[u8]]) -> io::Result<()> {
         let len = self.len.load(Ordering::Relaxed);
-        let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
-        let end = len + total;
-        if end > self.capacity {
-            return Err(io::Error::other(format!(
-                "append of {total} bytes passes the file's capacity of {} bytes",
-                self.capacity
-            )));
-        }
+        let end = check_append(len, parts, self.capacity)?;
         self.reserve(end)?;
         let mut at = len as usize;
         for part in parts {

@@ -13,7 +13,7 @@ use super::ops_env::{
     BatchOp, Input, MAX_BATCH, MAX_STEPS, START_MS, ScratchDir, append_zeros, error_name,
     in_bounds, key_error, open_scratch, put_error,
 };
-use crate::model::{Model, expiry};
+use crate::model::{Model, expiry, pairs};
 
 /// Runs the operations that `data` spells against a database in a scratch directory and
 /// checks it against a `BTreeMap` model after every one.
@@ -164,11 +164,11 @@ impl Session<'_> {
             }
             15 => {
                 let (k, ttl) = (self.input.key(), self.input.ttl());
-                self.expire(k, ttl);
+                self.set_expiry(k, Some(ttl));
             }
             16 => {
                 let k = self.input.key();
-                self.persist(k);
+                self.set_expiry(k, None);
             }
             17 => {
                 let r = self.db().sync();
@@ -330,18 +330,12 @@ impl Session<'_> {
             assert_eq!(got, want, "step {step}: keys (rev: {rev})");
         } else {
             let iter = self.db().iter();
-            let items: Vec<Result<(caskdb::Bytes, caskdb::Bytes)>> = if rev {
-                iter.rev().collect()
+            let when = format!("step {step}: iter (rev: {rev})");
+            let got = if rev {
+                pairs(iter.rev(), &when)
             } else {
-                iter.collect()
+                pairs(iter, &when)
             };
-            let got: Vec<(Vec<u8>, Vec<u8>)> = items
-                .into_iter()
-                .map(|r| {
-                    let (k, v) = r.unwrap_or_else(|e| panic!("step {step}: iter failed: {e}"));
-                    (k.to_vec(), v.to_vec())
-                })
-                .collect();
             assert_eq!(got, want, "step {step}: iter (rev: {rev})");
         }
     }
@@ -418,39 +412,30 @@ impl Session<'_> {
         self.held = None;
     }
 
-    fn expire(&mut self, key: Vec<u8>, ttl: Duration) {
+    /// `expire` (with a `ttl`) or `persist` (without), checked against the model.
+    fn set_expiry(&mut self, key: Vec<u8>, ttl: Option<Duration>) {
         let step = self.step;
         let now = self.now();
-        let exists = self.live(&key).is_some();
-        let r = self.db().expire(&key, ttl);
+        let current = self.live(&key).cloned();
+        let (what, want, r) = match ttl {
+            Some(t) => ("expire", current.is_some(), self.db().expire(&key, t)),
+            None => {
+                let had = current.as_ref().is_some_and(|(_, at)| *at != 0);
+                ("persist", had, self.db().persist(&key))
+            }
+        };
         self.touch(&key);
         match r {
             // Documented as KeyIsEmpty; an empty key is also simply never found.
             Err(Error::KeyIsEmpty) | Ok(false) if key.is_empty() => {}
             Ok(got) => {
-                assert_eq!(got, exists, "step {step}: expire {key:?} result");
-                if let Some((value, _)) = self.live(&key).cloned().filter(|_| got) {
-                    self.model.put_expiring_at(key, value, expiry(now, ttl));
+                assert_eq!(got, want, "step {step}: {what} {key:?} result");
+                if let Some((value, _)) = current.filter(|_| got) {
+                    let at = ttl.map_or(0, |t| expiry(now, t));
+                    self.model.put_expiring_at(key, value, at);
                 }
             }
-            Err(e) => panic!("step {step}: expire {key:?}: {e}"),
-        }
-    }
-
-    fn persist(&mut self, key: Vec<u8>) {
-        let step = self.step;
-        let had = self.live(&key).is_some_and(|(_, t)| *t != 0);
-        let r = self.db().persist(&key);
-        self.touch(&key);
-        match r {
-            Err(Error::KeyIsEmpty) | Ok(false) if key.is_empty() => {}
-            Ok(got) => {
-                assert_eq!(got, had, "step {step}: persist {key:?} result");
-                if let Some((value, _)) = self.live(&key).cloned().filter(|_| got) {
-                    self.model.put_expiring_at(key, value, 0);
-                }
-            }
-            Err(e) => panic!("step {step}: persist {key:?}: {e}"),
+            Err(e) => panic!("step {step}: {what} {key:?}: {e}"),
         }
     }
 
@@ -543,13 +528,7 @@ impl Session<'_> {
         let want = self.live_pairs(&Bound::Unbounded, &Bound::Unbounded);
         let db = self.db();
         assert_eq!(db.len(), want.len(), "step {step}: len");
-        let got: Vec<_> = db
-            .iter()
-            .map(|r| {
-                let (k, v) = r.unwrap_or_else(|e| panic!("step {step}: iteration failed: {e}"));
-                (k.to_vec(), v.to_vec())
-            })
-            .collect();
+        let got = pairs(db.iter(), &format!("step {step}"));
         assert_eq!(got, want, "step {step}: contents");
         let stats = self.expect("stats", db.stats(), None).unwrap_or_default();
         assert_eq!(stats.keys, want.len(), "step {step}: stats.keys");

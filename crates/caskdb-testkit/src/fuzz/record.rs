@@ -11,8 +11,9 @@ use caskdb::testing::{
     RecordHeader, RecordType, Window, classify, crc_matches, data_file_name, decode_header,
     encode_file_header, encode_header, read_record,
 };
-use caskdb::{Db, Error, LogFile, ManualClock, Options, SyncPolicy};
+use caskdb::{Db, Error, LogFile, ManualClock, Options, SyncPolicy, check_read};
 
+use crate::model::pairs;
 use crate::simfs::SimVfs;
 
 /// `record` flag: recompute the CRC of every record (and of the records inside a batch) before
@@ -325,13 +326,7 @@ fn check_recovery(files: &[Vec<u8>], expected: &Expected) {
 
 /// `db` holds exactly `live`.
 fn same_contents(db: &Db, live: &BTreeMap<Vec<u8>, Vec<u8>>, when: &str) {
-    let got: Vec<(Vec<u8>, Vec<u8>)> = db
-        .iter()
-        .map(|r| {
-            let (k, v) = r.unwrap_or_else(|e| panic!("{when}: iteration failed: {e}"));
-            (k.to_vec(), v.to_vec())
-        })
-        .collect();
+    let got = pairs(db.iter(), when);
     let want: Vec<(Vec<u8>, Vec<u8>)> = live.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     assert_eq!(
         got, want,
@@ -349,25 +344,19 @@ fn same_contents(db: &Db, live: &BTreeMap<Vec<u8>, Vec<u8>>, when: &str) {
 /// A read-only [`LogFile`] over borrowed bytes, for `read_record` and `classify`.
 struct SliceFile<'a>(&'a [u8]);
 
-/// The `n`-byte range of `bytes` at `offset`, or the `UnexpectedEof` a real file gives.
-fn range_at(bytes: &[u8], offset: u64, n: usize) -> io::Result<&[u8]> {
-    usize::try_from(offset)
-        .ok()
-        .and_then(|o| bytes.get(o..o.checked_add(n)?))
-        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end"))
-}
-
 impl LogFile for SliceFile<'_> {
     fn len(&self) -> u64 {
         self.0.len() as u64
     }
 
-    fn room(&self) -> u64 {
-        0
+    fn capacity(&self) -> u64 {
+        self.len()
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        buf.copy_from_slice(range_at(self.0, offset, buf.len())?);
+        check_read(offset, buf.len(), self.len())?;
+        let at = offset as usize;
+        buf.copy_from_slice(&self.0[at..at + buf.len()]);
         Ok(())
     }
 

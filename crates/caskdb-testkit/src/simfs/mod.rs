@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use caskdb::{LogFile, OpenMode, Options, Vfs};
+use caskdb::{LogFile, OpenMode, Options, Vfs, check_append, check_read};
 use parking_lot::Mutex;
 
 pub use disk::{CrashStats, Tear};
@@ -477,25 +477,15 @@ impl LogFile for SimFile {
         self.len.load(Ordering::SeqCst)
     }
 
-    fn room(&self) -> u64 {
-        self.capacity - self.len()
+    fn capacity(&self) -> u64 {
+        self.capacity
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let mut fs = self.fs.lock();
         fs.enter(Call::Read, &self.path, None, Some(self.ino))?;
         let data = &fs.disk.inodes[&self.ino].data;
-        let end = offset.checked_add(buf.len() as u64);
-        if end.is_none_or(|end| end > self.len() || end > data.len() as u64) {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "read of {} bytes at offset {offset} passes the end of the file ({} bytes)",
-                    buf.len(),
-                    self.len()
-                ),
-            ));
-        }
+        check_read(offset, buf.len(), self.len().min(data.len() as u64))?;
         buf.copy_from_slice(&data[offset as usize..offset as usize + buf.len()]);
         Ok(())
     }
@@ -505,14 +495,7 @@ impl LogFile for SimFile {
         fs.enter(Call::Append, &self.path, None, Some(self.ino))?;
         self.check_writable()?;
         let len = self.len();
-        let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
-        let end = len + total;
-        if end > self.capacity {
-            return Err(io::Error::other(format!(
-                "append of {total} bytes passes the file's capacity of {} bytes",
-                self.capacity
-            )));
-        }
+        let end = check_append(len, parts, self.capacity)?;
         let node = fs.disk.inodes.get_mut(&self.ino).expect("open inode");
         // Preallocation, as `StdVfs` does it: the file grows to its capacity, in zeros.
         if (node.data.len() as u64) < end {

@@ -22,7 +22,7 @@ const DATA_SUFFIX: &str = ".data";
 pub(crate) const TEMP_SUFFIX: &str = ".merging";
 
 /// Name of the lock file inside the database directory.
-pub(crate) const LOCK_FILE: &str = "LOCK";
+const LOCK_FILE: &str = "LOCK";
 
 /// File name of data file `id`, e.g. `0000000042.data`: names sort in id order.
 pub fn data_file_name(id: u32) -> String {
@@ -36,6 +36,20 @@ pub fn parse_data_file_name(name: &str) -> Option<u32> {
         return None;
     }
     stem.parse().ok()
+}
+
+/// Takes the exclusive lock of the database directory `dir` (its `LOCK` file), held as long as
+/// the returned guard lives.
+///
+/// # Errors
+/// [`Error::Locked`] if another handle, in this process or another, holds it; [`Error::Io`].
+pub(crate) fn lock_dir(vfs: &dyn Vfs, dir: &Path) -> Result<Box<dyn std::any::Any + Send + Sync>> {
+    let lock_path = dir.join(LOCK_FILE);
+    vfs.try_lock(&lock_path)
+        .map_err(|e| io_context(e, "lock", &lock_path))?
+        .ok_or_else(|| Error::Locked {
+            path: dir.to_path_buf(),
+        })
 }
 
 /// The error for an index entry whose data file is not in the table (a bug, or a file removed
