@@ -10,8 +10,6 @@
 //!
 //! Not published; it depends on caskdb's `testing` feature.
 
-#![warn(missing_docs)]
-
 pub mod child;
 pub mod corpus;
 pub mod faulty;

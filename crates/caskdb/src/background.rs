@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::core::{Core, Signal};
 use crate::error::{Error, Result};
 use crate::merge;
+use crate::shared::{Core, Signal};
 
 /// How often the merger looks at expired bytes.
 const EXPIRY_CHECK_EVERY: Duration = Duration::from_secs(1);

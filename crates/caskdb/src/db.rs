@@ -13,13 +13,13 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::background::Background;
-use crate::core::Core;
 use crate::error::{Error, Result, io_context};
 use crate::keydir::Loc;
 use crate::log::file::{lock_dir, not_open};
 use crate::log::writer::{RawOp, Writer};
 use crate::merge::{self, MergeProgress, MergeStats};
 use crate::options::{Options, SyncPolicy};
+use crate::shared::Core;
 use crate::stats::{FileStats, Stats};
 use crate::vfs::{StdVfs, Vfs};
 

@@ -30,14 +30,11 @@
 //! # Ok(()) }
 //! ```
 
-#![warn(missing_docs)]
-
 mod background;
 mod backup;
 mod batch;
 mod check;
 mod clock;
-mod core;
 mod db;
 mod error;
 mod hint;
@@ -49,6 +46,7 @@ mod merge;
 mod options;
 mod rebuild;
 mod recovery;
+mod shared;
 mod stats;
 #[cfg(feature = "testing")]
 #[doc(hidden)]

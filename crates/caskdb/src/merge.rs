@@ -29,7 +29,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::core::Core;
 use crate::error::{Error, Result, io_context};
 use crate::hint::{HintWriter, hint_file_name};
 use crate::hook::MergeStep;
@@ -37,6 +36,7 @@ use crate::keydir::{KeyBuf, Loc};
 use crate::log::file::{DataFile, TEMP_SUFFIX, data_file_name, not_open};
 use crate::log::record::{self, FILE_HEADER_LEN, KIND_DATA, RecordType};
 use crate::log::writer::FileStat;
+use crate::shared::Core;
 use crate::vfs::{LogFile, OpenMode};
 
 /// Entries read from the index per step, and switched per writer-lock hold.

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::core::Core;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::iter::prefix_bounds;
 use crate::log::record::MAX_RECORD_HEADER_LEN;
 use crate::log::writer::RawOp;
+use crate::shared::Core;
 use crate::tx_iter::{Pending, PendingRange, TxIter, TxKeys, is_empty_range};
 
 /// A write that is in the log but may not be on stable storage yet, returned by
