@@ -20,6 +20,7 @@ mod cmd;
 pub mod config;
 mod connection;
 mod frame;
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod glob;
