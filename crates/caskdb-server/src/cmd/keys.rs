@@ -6,7 +6,7 @@ use super::args::{ExpireKind, ScanArgs, db_index, int_arg, is};
 use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error};
 use super::scan::{self, next_cursor, resume};
-use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::flags::{FAST, READ_TX, READONLY, WRITE};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::glob;
@@ -21,11 +21,11 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Asynchronously deletes one or more keys.
     "unlink", -2, WRITE | FAST, 1, -1, 1 => del;
     /// Determines whether one or more keys exist.
-    "exists", -2, READONLY | FAST | ATOMIC_READ, 1, -1, 1 => exists;
+    "exists", -2, READ_TX | FAST, 1, -1, 1 => exists;
     /// Determines the type of value stored at a key.
     "type", 2, READONLY | FAST, 1, 1, 1 => type_;
     /// Returns all key names that match a pattern.
-    "keys", 2, READONLY | ATOMIC_READ, 0, 0, 0 => keys;
+    "keys", 2, READ_TX, 0, 0, 0 => keys;
     /// Iterates over the key names in the database.
     "scan", -2, READONLY, 0, 0, 0 => scan;
     /// Returns a random key name from the database.

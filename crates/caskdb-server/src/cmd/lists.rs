@@ -9,12 +9,10 @@ use bytes::Bytes;
 use super::args::{int_arg, is, positive_count};
 use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error, wrong_arity};
-use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::flags::{FAST, READ_TX, WRITE};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::keyspace::{Meta, Type, kind};
-
-const R: u32 = READONLY | ATOMIC_READ;
 
 /// The list commands.
 pub(super) static COMMANDS: &[Spec] = commands! {
@@ -34,11 +32,11 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// popped.
     "rpop", -2, WRITE | FAST, 1, 1, 1 => rpop;
     /// Returns the length of a list.
-    "llen", 2, R | FAST, 1, 1, 1 => llen;
+    "llen", 2, READ_TX | FAST, 1, 1, 1 => llen;
     /// Returns an element from a list by its index.
-    "lindex", 3, R, 1, 1, 1 => lindex;
+    "lindex", 3, READ_TX, 1, 1, 1 => lindex;
     /// Returns a range of elements from a list.
-    "lrange", 4, R, 1, 1, 1 => lrange;
+    "lrange", 4, READ_TX, 1, 1, 1 => lrange;
     /// Sets the value of an element in a list by its index.
     "lset", 4, WRITE, 1, 1, 1 => lset;
     /// Removes elements from a list. Deletes the list if the last element was removed.
@@ -48,7 +46,7 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Inserts an element before or after another element in a list.
     "linsert", 5, WRITE, 1, 1, 1 => linsert;
     /// Returns the index of matching elements in a list.
-    "lpos", -3, R, 1, 1, 1 => lpos;
+    "lpos", -3, READ_TX, 1, 1, 1 => lpos;
     /// Returns an element after popping it from one list and pushing it to another. Deletes the
     /// list if the last element was moved.
     "lmove", 5, WRITE, 1, 2, 1 => lmove;

@@ -8,13 +8,11 @@ use super::args::{positive_count, random_count};
 use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error};
 use super::scan;
-use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::flags::{FAST, READ_TX, WRITE};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::keyspace::{Meta, Type, kind};
 use crate::state::random_picks;
-
-const R: u32 = READONLY | ATOMIC_READ;
 
 /// The set commands.
 pub(super) static COMMANDS: &[Spec] = commands! {
@@ -24,24 +22,24 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Removes one or more members from a set. Deletes the set if the last member was removed.
     "srem", -3, WRITE | FAST, 1, 1, 1 => srem;
     /// Determines whether a member belongs to a set.
-    "sismember", 3, R | FAST, 1, 1, 1 => sismember;
+    "sismember", 3, READ_TX | FAST, 1, 1, 1 => sismember;
     /// Determines whether multiple members belong to a set.
-    "smismember", -3, R | FAST, 1, 1, 1 => smismember;
+    "smismember", -3, READ_TX | FAST, 1, 1, 1 => smismember;
     /// Returns all members of a set.
-    "smembers", 2, R, 1, 1, 1 => smembers;
+    "smembers", 2, READ_TX, 1, 1, 1 => smembers;
     /// Returns the number of members in a set.
-    "scard", 2, R | FAST, 1, 1, 1 => scard;
+    "scard", 2, READ_TX | FAST, 1, 1, 1 => scard;
     /// Returns one or more random members from a set after removing them. Deletes the set if the
     /// last member was popped.
     "spop", -2, WRITE | FAST, 1, 1, 1 => spop;
     /// Get one or multiple random members from a set
-    "srandmember", -2, R, 1, 1, 1 => srandmember;
+    "srandmember", -2, READ_TX, 1, 1, 1 => srandmember;
     /// Returns the intersect of multiple sets.
-    "sinter", -2, R, 1, -1, 1 => sinter;
+    "sinter", -2, READ_TX, 1, -1, 1 => sinter;
     /// Returns the union of multiple sets.
-    "sunion", -2, R, 1, -1, 1 => sunion;
+    "sunion", -2, READ_TX, 1, -1, 1 => sunion;
     /// Returns the difference of multiple sets.
-    "sdiff", -2, R, 1, -1, 1 => sdiff;
+    "sdiff", -2, READ_TX, 1, -1, 1 => sdiff;
     /// Stores the intersect of multiple sets in a key.
     "sinterstore", -3, WRITE, 1, -1, 1 => sinterstore;
     /// Stores the union of multiple sets in a key.
@@ -51,7 +49,7 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Moves a member from one set to another.
     "smove", 4, WRITE | FAST, 1, 2, 1 => smove;
     /// Iterates over members of a set.
-    "sscan", -3, R, 1, 1, 1 => sscan;
+    "sscan", -3, READ_TX, 1, 1, 1 => sscan;
 };
 
 fn sadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

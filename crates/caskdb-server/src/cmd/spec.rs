@@ -25,6 +25,9 @@ pub(crate) mod flags {
     pub const READONLY: u32 = 1 << 6;
     /// Administrative.
     pub const ADMIN: u32 = 1 << 7;
+    /// Read-only, in a transaction so that it sees one state: the collection reads (their member
+    /// records are read through one) and the reads of several keys.
+    pub const READ_TX: u32 = READONLY | ATOMIC_READ;
 }
 
 /// A command handler.

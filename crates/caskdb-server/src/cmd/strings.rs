@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::args::{ExpireKind, expire_at, int_arg, is, parse_float};
 use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error, wrong_arity, wrongtype};
-use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::flags::{FAST, READ_TX, READONLY, WRITE};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::keyspace::Type;
@@ -25,7 +25,7 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// it doesn't exist.
     "psetex", 4, WRITE, 1, 1, 1 => psetex;
     /// Atomically returns the string values of one or more keys.
-    "mget", -2, READONLY | FAST | ATOMIC_READ, 1, -1, 1 => mget;
+    "mget", -2, READ_TX | FAST, 1, -1, 1 => mget;
     /// Atomically creates or modifies the string values of one or more keys.
     "mset", -3, WRITE, 1, -1, 2 => mset;
     /// Atomically modifies the string values of one or more keys only when all keys don't exist.

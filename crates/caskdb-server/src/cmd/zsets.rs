@@ -11,12 +11,10 @@ use super::args::{is, parse_float, positive_count};
 use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error};
 use super::scan;
-use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::flags::{FAST, READ_TX, WRITE};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::keyspace::{Meta, Type, kind, score_bits, score_from_bits};
-
-const R: u32 = READONLY | ATOMIC_READ;
 
 /// The sorted-set commands on members.
 pub(super) static COMMANDS: &[Spec] = commands! {
@@ -28,17 +26,17 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// removed.
     "zrem", -3, WRITE | FAST, 1, 1, 1 => zrem;
     /// Returns the score of a member in a sorted set.
-    "zscore", 3, R | FAST, 1, 1, 1 => zscore;
+    "zscore", 3, READ_TX | FAST, 1, 1, 1 => zscore;
     /// Returns the score of one or more members in a sorted set.
-    "zmscore", -3, R | FAST, 1, 1, 1 => zmscore;
+    "zmscore", -3, READ_TX | FAST, 1, 1, 1 => zmscore;
     /// Increments the score of a member in a sorted set.
     "zincrby", 4, WRITE | FAST, 1, 1, 1 => zincrby;
     /// Returns the number of members in a sorted set.
-    "zcard", 2, R | FAST, 1, 1, 1 => zcard;
+    "zcard", 2, READ_TX | FAST, 1, 1, 1 => zcard;
     /// Returns the index of a member in a sorted set ordered by ascending scores.
-    "zrank", 3, R | FAST, 1, 1, 1 => zrank;
+    "zrank", 3, READ_TX | FAST, 1, 1, 1 => zrank;
     /// Returns the index of a member in a sorted set ordered by descending scores.
-    "zrevrank", 3, R | FAST, 1, 1, 1 => zrevrank;
+    "zrevrank", 3, READ_TX | FAST, 1, 1, 1 => zrevrank;
     /// Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted
     /// set if the last member was popped.
     "zpopmin", -2, WRITE | FAST, 1, 1, 1 => zpopmin;
@@ -46,7 +44,7 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// sorted set if the last member was popped.
     "zpopmax", -2, WRITE | FAST, 1, 1, 1 => zpopmax;
     /// Iterates over members and scores of a sorted set.
-    "zscan", -3, R, 1, 1, 1 => zscan;
+    "zscan", -3, READ_TX, 1, 1, 1 => zscan;
 };
 
 /// Formats a score as Redis 7.0 does (`%.17g`).
