@@ -31,29 +31,29 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Returns a random key name from the database.
     "randomkey", 1, READONLY, 0, 0, 0 => randomkey;
     /// Renames a key and overwrites the destination.
-    "rename", 3, WRITE, 1, 2, 1 => rename;
+    "rename", 3, WRITE, 1, 2, 1 => rename_with(false);
     /// Renames a key only when the target key name doesn't exist.
-    "renamenx", 3, WRITE | FAST, 1, 2, 1 => renamenx;
+    "renamenx", 3, WRITE | FAST, 1, 2, 1 => rename_with(true);
     /// Copies the value of a key to a new key.
     "copy", -3, WRITE, 1, 2, 1 => copy;
     /// Moves a key to another database.
     "move", 3, WRITE | FAST, 1, 1, 1 => move_;
     /// Sets the expiration time of a key in seconds.
-    "expire", -3, WRITE | FAST, 1, 1, 1 => expire;
+    "expire", -3, WRITE | FAST, 1, 1, 1 => expire_generic(ExpireKind::Ex, "expire");
     /// Sets the expiration time of a key in milliseconds.
-    "pexpire", -3, WRITE | FAST, 1, 1, 1 => pexpire;
+    "pexpire", -3, WRITE | FAST, 1, 1, 1 => expire_generic(ExpireKind::Px, "pexpire");
     /// Sets the expiration time of a key to a Unix timestamp.
-    "expireat", -3, WRITE | FAST, 1, 1, 1 => expireat;
+    "expireat", -3, WRITE | FAST, 1, 1, 1 => expire_generic(ExpireKind::ExAt, "expireat");
     /// Sets the expiration time of a key to a Unix milliseconds timestamp.
-    "pexpireat", -3, WRITE | FAST, 1, 1, 1 => pexpireat;
+    "pexpireat", -3, WRITE | FAST, 1, 1, 1 => expire_generic(ExpireKind::PxAt, "pexpireat");
     /// Returns the expiration time in seconds of a key.
-    "ttl", 2, READONLY | FAST, 1, 1, 1 => ttl;
+    "ttl", 2, READONLY | FAST, 1, 1, 1 => ttl_generic(false, false);
     /// Returns the expiration time in milliseconds of a key.
-    "pttl", 2, READONLY | FAST, 1, 1, 1 => pttl;
+    "pttl", 2, READONLY | FAST, 1, 1, 1 => ttl_generic(true, false);
     /// Returns the expiration time of a key as a Unix timestamp.
-    "expiretime", 2, READONLY | FAST, 1, 1, 1 => expiretime;
+    "expiretime", 2, READONLY | FAST, 1, 1, 1 => ttl_generic(false, true);
     /// Returns the expiration time of a key as a Unix milliseconds timestamp.
-    "pexpiretime", 2, READONLY | FAST, 1, 1, 1 => pexpiretime;
+    "pexpiretime", 2, READONLY | FAST, 1, 1, 1 => ttl_generic(true, true);
     /// Removes the expiration time of a key.
     "persist", 2, WRITE | FAST, 1, 1, 1 => persist;
 };
@@ -167,14 +167,6 @@ fn rename_with(ctx: &mut Ctx<'_, '_>, args: &[Bytes], nx: bool) -> CmdResult {
     Ok(if nx { Frame::Integer(1) } else { Frame::OK })
 }
 
-fn rename(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    rename_with(ctx, args, false)
-}
-
-fn renamenx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    rename_with(ctx, args, true)
-}
-
 fn copy(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (src, dst) = (&args[1], &args[2]);
     let mut target = ctx.conn.db;
@@ -285,22 +277,6 @@ fn expire_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: ExpireKind, cmd: 
     Ok(Frame::Integer(1))
 }
 
-fn expire(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    expire_generic(ctx, args, ExpireKind::Ex, "expire")
-}
-
-fn pexpire(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    expire_generic(ctx, args, ExpireKind::Px, "pexpire")
-}
-
-fn expireat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    expire_generic(ctx, args, ExpireKind::ExAt, "expireat")
-}
-
-fn pexpireat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    expire_generic(ctx, args, ExpireKind::PxAt, "pexpireat")
-}
-
 /// TTL, PTTL, EXPIRETIME, PEXPIRETIME: -2 for a missing key, -1 for no expiry.
 fn ttl_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], ms: bool, absolute: bool) -> CmdResult {
     let Some(entry) = ctx.lookup(&args[1])? else {
@@ -315,22 +291,6 @@ fn ttl_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], ms: bool, absolute: bool) 
         (at as i64 - ctx.now_ms() as i64).max(0)
     };
     Ok(Frame::Integer(if ms { t } else { (t + 500) / 1000 }))
-}
-
-fn ttl(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ttl_generic(ctx, args, false, false)
-}
-
-fn pttl(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ttl_generic(ctx, args, true, false)
-}
-
-fn expiretime(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ttl_generic(ctx, args, false, true)
-}
-
-fn pexpiretime(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ttl_generic(ctx, args, true, true)
 }
 
 fn persist(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

@@ -18,19 +18,19 @@ use crate::keyspace::{Meta, Type, kind};
 pub(super) static COMMANDS: &[Spec] = commands! {
     group "list";
     /// Prepends one or more elements to a list. Creates the key if it doesn't exist.
-    "lpush", -3, WRITE | FAST, 1, 1, 1 => lpush;
+    "lpush", -3, WRITE | FAST, 1, 1, 1 => push_generic(true, false);
     /// Appends one or more elements to a list. Creates the key if it doesn't exist.
-    "rpush", -3, WRITE | FAST, 1, 1, 1 => rpush;
+    "rpush", -3, WRITE | FAST, 1, 1, 1 => push_generic(false, false);
     /// Prepends one or more elements to a list only when the list exists.
-    "lpushx", -3, WRITE | FAST, 1, 1, 1 => lpushx;
+    "lpushx", -3, WRITE | FAST, 1, 1, 1 => push_generic(true, true);
     /// Appends an element to a list only when the list exists.
-    "rpushx", -3, WRITE | FAST, 1, 1, 1 => rpushx;
+    "rpushx", -3, WRITE | FAST, 1, 1, 1 => push_generic(false, true);
     /// Returns the first elements in a list after removing it. Deletes the list if the last element
     /// was popped.
-    "lpop", -2, WRITE | FAST, 1, 1, 1 => lpop;
+    "lpop", -2, WRITE | FAST, 1, 1, 1 => pop_generic(true);
     /// Returns and removes the last elements of a list. Deletes the list if the last element was
     /// popped.
-    "rpop", -2, WRITE | FAST, 1, 1, 1 => rpop;
+    "rpop", -2, WRITE | FAST, 1, 1, 1 => pop_generic(false);
     /// Returns the length of a list.
     "llen", 2, READ_TX | FAST, 1, 1, 1 => llen;
     /// Returns an element from a list by its index.
@@ -109,22 +109,6 @@ fn push_generic(
     Ok(Frame::Integer(m.len as i64))
 }
 
-fn lpush(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    push_generic(ctx, args, true, false)
-}
-
-fn rpush(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    push_generic(ctx, args, false, false)
-}
-
-fn lpushx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    push_generic(ctx, args, true, true)
-}
-
-fn rpushx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    push_generic(ctx, args, false, true)
-}
-
 fn pop_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], left: bool) -> CmdResult {
     let count = match args.len() {
         2 => None,
@@ -150,14 +134,6 @@ fn pop_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], left: bool) -> CmdResult {
         None => out.pop().map_or(Frame::Null, Frame::Bulk),
         Some(_) => Frame::Array(out.into_iter().map(Frame::Bulk).collect()),
     })
-}
-
-fn lpop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    pop_generic(ctx, args, true)
-}
-
-fn rpop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    pop_generic(ctx, args, false)
 }
 
 fn llen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

@@ -41,11 +41,11 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Returns the difference of multiple sets.
     "sdiff", -2, READ_TX, 1, -1, 1 => sdiff;
     /// Stores the intersect of multiple sets in a key.
-    "sinterstore", -3, WRITE, 1, -1, 1 => sinterstore;
+    "sinterstore", -3, WRITE, 1, -1, 1 => store(Op::Inter);
     /// Stores the union of multiple sets in a key.
-    "sunionstore", -3, WRITE, 1, -1, 1 => sunionstore;
+    "sunionstore", -3, WRITE, 1, -1, 1 => store(Op::Union);
     /// Stores the difference of multiple sets in a key.
-    "sdiffstore", -3, WRITE, 1, -1, 1 => sdiffstore;
+    "sdiffstore", -3, WRITE, 1, -1, 1 => store(Op::Diff);
     /// Moves a member from one set to another.
     "smove", 4, WRITE | FAST, 1, 2, 1 => smove;
     /// Iterates over members of a set.
@@ -266,22 +266,11 @@ pub(crate) fn store_set(
     Ok(m.len)
 }
 
+/// SINTERSTORE, SUNIONSTORE, SDIFFSTORE.
 fn store(ctx: &mut Ctx<'_, '_>, args: &[Bytes], op: Op) -> CmdResult {
     let result = combine(ctx, &args[2..], op)?;
     let n = store_set(ctx, &args[1], result)?;
     Ok(Frame::Integer(n as i64))
-}
-
-fn sinterstore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    store(ctx, args, Op::Inter)
-}
-
-fn sunionstore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    store(ctx, args, Op::Union)
-}
-
-fn sdiffstore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    store(ctx, args, Op::Diff)
 }
 
 fn smove(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

@@ -20,10 +20,10 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Set the string value of a key only when the key doesn't exist.
     "setnx", 3, WRITE | FAST, 1, 1, 1 => setnx;
     /// Sets the string value and expiration time of a key. Creates the key if it doesn't exist.
-    "setex", 4, WRITE, 1, 1, 1 => setex;
+    "setex", 4, WRITE, 1, 1, 1 => setex_with(ExpireKind::Ex, "setex");
     /// Sets both string value and expiration time in milliseconds of a key. The key is created if
     /// it doesn't exist.
-    "psetex", 4, WRITE, 1, 1, 1 => psetex;
+    "psetex", 4, WRITE, 1, 1, 1 => setex_with(ExpireKind::Px, "psetex");
     /// Atomically returns the string values of one or more keys.
     "mget", -2, READ_TX | FAST, 1, -1, 1 => mget;
     /// Atomically creates or modifies the string values of one or more keys.
@@ -138,14 +138,6 @@ fn setex_with(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: ExpireKind, cmd: &str
     let at = expire_at(ctx.now_ms(), kind, &args[2], cmd)?;
     ctx.set_string(&args[1], &args[3], Some(at))?;
     Ok(Frame::OK)
-}
-
-fn setex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    setex_with(ctx, args, ExpireKind::Ex, "setex")
-}
-
-fn psetex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    setex_with(ctx, args, ExpireKind::Px, "psetex")
 }
 
 fn mget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

@@ -24,17 +24,17 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Returns the number of members in a sorted set within a lexicographical range.
     "zlexcount", 4, READ_TX | FAST, 1, 1, 1 => zlexcount;
     /// Returns members in a sorted set within a range of indexes.
-    "zrange", -4, READ_TX, 1, 1, 1 => zrange;
+    "zrange", -4, READ_TX, 1, 1, 1 => range_generic(Kind::Rank, false, true);
     /// Returns members in a sorted set within a range of indexes in reverse order.
-    "zrevrange", -4, READ_TX, 1, 1, 1 => zrevrange;
+    "zrevrange", -4, READ_TX, 1, 1, 1 => range_generic(Kind::Rank, true, false);
     /// Returns members in a sorted set within a range of scores.
-    "zrangebyscore", -4, READ_TX, 1, 1, 1 => zrangebyscore;
+    "zrangebyscore", -4, READ_TX, 1, 1, 1 => range_generic(Kind::Score, false, false);
     /// Returns members in a sorted set within a range of scores in reverse order.
-    "zrevrangebyscore", -4, READ_TX, 1, 1, 1 => zrevrangebyscore;
+    "zrevrangebyscore", -4, READ_TX, 1, 1, 1 => range_generic(Kind::Score, true, false);
     /// Returns members in a sorted set within a lexicographical range.
-    "zrangebylex", -4, READ_TX, 1, 1, 1 => zrangebylex;
+    "zrangebylex", -4, READ_TX, 1, 1, 1 => range_generic(Kind::Lex, false, false);
     /// Returns members in a sorted set within a lexicographical range in reverse order.
-    "zrevrangebylex", -4, READ_TX, 1, 1, 1 => zrevrangebylex;
+    "zrevrangebylex", -4, READ_TX, 1, 1, 1 => range_generic(Kind::Lex, true, false);
     /// Removes members in a sorted set within a range of indexes. Deletes the sorted set if all
     /// members were removed.
     "zremrangebyrank", 4, WRITE, 1, 1, 1 => zremrangebyrank;
@@ -411,30 +411,6 @@ fn range_generic(
     let (offset, count) = limit.unwrap_or((0, -1));
     let items = select(ctx, &m, &by, rev, offset, count)?;
     Ok(scored_reply(items, withscores))
-}
-
-fn zrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, Kind::Rank, false, true)
-}
-
-fn zrevrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, Kind::Rank, true, false)
-}
-
-fn zrangebyscore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, Kind::Score, false, false)
-}
-
-fn zrevrangebyscore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, Kind::Score, true, false)
-}
-
-fn zrangebylex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, Kind::Lex, false, false)
-}
-
-fn zrevrangebylex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, Kind::Lex, true, false)
 }
 
 fn zcount(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

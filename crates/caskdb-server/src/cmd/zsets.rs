@@ -34,15 +34,15 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Returns the number of members in a sorted set.
     "zcard", 2, READ_TX | FAST, 1, 1, 1 => zcard;
     /// Returns the index of a member in a sorted set ordered by ascending scores.
-    "zrank", 3, READ_TX | FAST, 1, 1, 1 => zrank;
+    "zrank", 3, READ_TX | FAST, 1, 1, 1 => rank_generic(false);
     /// Returns the index of a member in a sorted set ordered by descending scores.
-    "zrevrank", 3, READ_TX | FAST, 1, 1, 1 => zrevrank;
+    "zrevrank", 3, READ_TX | FAST, 1, 1, 1 => rank_generic(true);
     /// Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted
     /// set if the last member was popped.
-    "zpopmin", -2, WRITE | FAST, 1, 1, 1 => zpopmin;
+    "zpopmin", -2, WRITE | FAST, 1, 1, 1 => pop_generic(false);
     /// Returns the highest-scoring members from a sorted set after removing them. Deletes the
     /// sorted set if the last member was popped.
-    "zpopmax", -2, WRITE | FAST, 1, 1, 1 => zpopmax;
+    "zpopmax", -2, WRITE | FAST, 1, 1, 1 => pop_generic(true);
     /// Iterates over members and scores of a sorted set.
     "zscan", -3, READ_TX, 1, 1, 1 => zscan;
 };
@@ -348,14 +348,6 @@ fn rank_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], rev: bool) -> CmdResult {
     ))
 }
 
-fn zrank(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    rank_generic(ctx, args, false)
-}
-
-fn zrevrank(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    rank_generic(ctx, args, true)
-}
-
 fn pop_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], max: bool) -> CmdResult {
     let count = match args.len() {
         2 => 1,
@@ -384,14 +376,6 @@ fn pop_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], max: bool) -> CmdResult {
     }
     ctx.save(key, &m, &before)?;
     Ok(scored_reply(items, true))
-}
-
-fn zpopmin(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    pop_generic(ctx, args, false)
-}
-
-fn zpopmax(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    pop_generic(ctx, args, true)
 }
 
 fn zscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
