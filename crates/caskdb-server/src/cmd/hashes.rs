@@ -37,9 +37,9 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Returns all fields and values in a hash.
     "hgetall", 2, READ_TX, 1, 1, 1 => hgetall;
     /// Returns all fields in a hash.
-    "hkeys", 2, READ_TX, 1, 1, 1 => hkeys;
+    "hkeys", 2, READ_TX, 1, 1, 1 => keys_or_values(false);
     /// Returns all values in a hash.
-    "hvals", 2, READ_TX, 1, 1, 1 => hvals;
+    "hvals", 2, READ_TX, 1, 1, 1 => keys_or_values(true);
     /// Increments the integer value of a field in a hash by a number. Uses 0 as initial value if
     /// the field doesn't exist.
     "hincrby", 4, WRITE | FAST, 1, 1, 1 => hincrby;
@@ -155,17 +155,13 @@ fn hgetall(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     ))
 }
 
-fn hkeys(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+/// HKEYS, and HVALS (`values`).
+fn keys_or_values(ctx: &mut Ctx<'_, '_>, args: &[Bytes], values: bool) -> CmdResult {
     let all = pairs(ctx, &args[1])?;
     Ok(Frame::Array(
-        all.into_iter().map(|(f, _)| Frame::Bulk(f)).collect(),
-    ))
-}
-
-fn hvals(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let all = pairs(ctx, &args[1])?;
-    Ok(Frame::Array(
-        all.into_iter().map(|(_, v)| Frame::Bulk(v)).collect(),
+        all.into_iter()
+            .map(|(f, v)| Frame::Bulk(if values { v } else { f }))
+            .collect(),
     ))
 }
 

@@ -35,11 +35,11 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Get one or multiple random members from a set
     "srandmember", -2, READ_TX, 1, 1, 1 => srandmember;
     /// Returns the intersect of multiple sets.
-    "sinter", -2, READ_TX, 1, -1, 1 => sinter;
+    "sinter", -2, READ_TX, 1, -1, 1 => combined(Op::Inter);
     /// Returns the union of multiple sets.
-    "sunion", -2, READ_TX, 1, -1, 1 => sunion;
+    "sunion", -2, READ_TX, 1, -1, 1 => combined(Op::Union);
     /// Returns the difference of multiple sets.
-    "sdiff", -2, READ_TX, 1, -1, 1 => sdiff;
+    "sdiff", -2, READ_TX, 1, -1, 1 => combined(Op::Diff);
     /// Stores the intersect of multiple sets in a key.
     "sinterstore", -3, WRITE, 1, -1, 1 => store(Op::Inter);
     /// Stores the union of multiple sets in a key.
@@ -237,16 +237,9 @@ fn combine(ctx: &mut Ctx<'_, '_>, keys: &[Bytes], op: Op) -> Result<BTreeSet<Byt
     }
 }
 
-fn sinter(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    Ok(bulk_array(combine(ctx, &args[1..], Op::Inter)?))
-}
-
-fn sunion(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    Ok(bulk_array(combine(ctx, &args[1..], Op::Union)?))
-}
-
-fn sdiff(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    Ok(bulk_array(combine(ctx, &args[1..], Op::Diff)?))
+/// SINTER, SUNION, SDIFF.
+fn combined(ctx: &mut Ctx<'_, '_>, args: &[Bytes], op: Op) -> CmdResult {
+    Ok(bulk_array(combine(ctx, &args[1..], op)?))
 }
 
 /// Replaces whatever is under `key` with a set of `members` (deletes it if there are none).

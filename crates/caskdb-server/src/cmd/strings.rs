@@ -49,16 +49,16 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     "setrange", 4, WRITE, 1, 1, 1 => setrange;
     /// Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't
     /// exist.
-    "incr", 2, WRITE | FAST, 1, 1, 1 => incr;
+    "incr", 2, WRITE | FAST, 1, 1, 1 => incr_generic(1);
     /// Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't
     /// exist.
-    "decr", 2, WRITE | FAST, 1, 1, 1 => decr;
+    "decr", 2, WRITE | FAST, 1, 1, 1 => incr_generic(-1);
     /// Increments the integer value of a key by a number. Uses 0 as initial value if the key
     /// doesn't exist.
-    "incrby", 3, WRITE | FAST, 1, 1, 1 => incrby;
+    "incrby", 3, WRITE | FAST, 1, 1, 1 => incr_generic(1);
     /// Decrements a number from the integer value of a key. Uses 0 as initial value if the key
     /// doesn't exist.
-    "decrby", 3, WRITE | FAST, 1, 1, 1 => decrby;
+    "decrby", 3, WRITE | FAST, 1, 1, 1 => incr_generic(-1);
     /// Increment the floating point value of a key by a number. Uses 0 as initial value if the key
     /// doesn't exist.
     "incrbyfloat", 3, WRITE | FAST, 1, 1, 1 => incrbyfloat;
@@ -308,37 +308,25 @@ fn setrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(value.len() as i64))
 }
 
-fn incr_by(ctx: &mut Ctx<'_, '_>, key: &[u8], by: i64) -> CmdResult {
+/// INCR and DECR (by `sign`: 1 or -1), INCRBY and DECRBY (by `sign` times `args[2]`).
+fn incr_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], sign: i64) -> CmdResult {
+    let by = match args.get(2) {
+        Some(by) => int_arg(by)?,
+        None => 1,
+    };
+    if sign < 0 && by == i64::MIN {
+        return Err(Frame::err("decrement would overflow").into());
+    }
+    let key = &args[1];
     let (current, at) = match ctx.get_string(key)? {
         Some((v, at)) => (int_arg(&v)?, at),
         None => (0, None),
     };
-    let Some(n) = current.checked_add(by) else {
+    let Some(n) = current.checked_add(sign * by) else {
         return Err(Frame::err("increment or decrement would overflow").into());
     };
     ctx.set_string(key, n.to_string().as_bytes(), at)?;
     Ok(Frame::Integer(n))
-}
-
-fn incr(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    incr_by(ctx, &args[1], 1)
-}
-
-fn decr(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    incr_by(ctx, &args[1], -1)
-}
-
-fn incrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let by = int_arg(&args[2])?;
-    incr_by(ctx, &args[1], by)
-}
-
-fn decrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let by = int_arg(&args[2])?;
-    if by == i64::MIN {
-        return Err(Frame::err("decrement would overflow").into());
-    }
-    incr_by(ctx, &args[1], -by)
 }
 
 /// Formats a float result for humans, like Redis's `%.17Lf` with trailing zeros removed.
