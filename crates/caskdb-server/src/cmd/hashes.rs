@@ -29,11 +29,11 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     "hmget", -3, READ_TX | FAST, 1, 1, 1 => hmget;
     /// Deletes one or more fields and their values from a hash. Deletes the hash if no fields
     /// remain.
-    "hdel", -3, WRITE | FAST, 1, 1, 1 => hdel;
+    "hdel", -3, WRITE | FAST, 1, 1, 1 => Ctx::coll_remove(Type::Hash);
     /// Returns the number of fields in a hash.
-    "hlen", 2, READ_TX | FAST, 1, 1, 1 => hlen;
+    "hlen", 2, READ_TX | FAST, 1, 1, 1 => Ctx::coll_len(Type::Hash);
     /// Determines whether a field exists in a hash.
-    "hexists", 3, READ_TX | FAST, 1, 1, 1 => hexists;
+    "hexists", 3, READ_TX | FAST, 1, 1, 1 => Ctx::coll_contains(Type::Hash);
     /// Returns all fields and values in a hash.
     "hgetall", 2, READ_TX, 1, 1, 1 => hgetall;
     /// Returns all fields in a hash.
@@ -117,25 +117,6 @@ fn hmget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         });
     }
     Ok(Frame::Array(out))
-}
-
-fn hdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ctx.remove_members(&args[1], Type::Hash, &args[2..])
-}
-
-fn hlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ctx.coll_len(&args[1], Type::Hash)
-}
-
-fn hexists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let Some(m) = ctx.coll(&args[1], Type::Hash)? else {
-        return Ok(Frame::Integer(0));
-    };
-    Ok(Frame::Integer(i64::from(ctx.has_member(
-        &m,
-        kind::MEMBER,
-        &args[2],
-    )?)))
 }
 
 /// Every (field, value) of the hash under `key`; empty if there is none.

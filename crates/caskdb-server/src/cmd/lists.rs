@@ -32,7 +32,7 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// popped.
     "rpop", -2, WRITE | FAST, 1, 1, 1 => pop_generic(false);
     /// Returns the length of a list.
-    "llen", 2, READ_TX | FAST, 1, 1, 1 => llen;
+    "llen", 2, READ_TX | FAST, 1, 1, 1 => Ctx::coll_len(Type::List);
     /// Returns an element from a list by its index.
     "lindex", 3, READ_TX, 1, 1, 1 => lindex;
     /// Returns a range of elements from a list.
@@ -134,10 +134,6 @@ fn pop_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], left: bool) -> CmdResult {
         None => out.pop().map_or(Frame::Null, Frame::Bulk),
         Some(_) => Frame::Array(out.into_iter().map(Frame::Bulk).collect()),
     })
-}
-
-fn llen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ctx.coll_len(&args[1], Type::List)
 }
 
 /// The position of index `i` (negative from the tail) in `m`, if it is inside the list.

@@ -20,15 +20,15 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Adds one or more members to a set. Creates the key if it doesn't exist.
     "sadd", -3, WRITE | FAST, 1, 1, 1 => sadd;
     /// Removes one or more members from a set. Deletes the set if the last member was removed.
-    "srem", -3, WRITE | FAST, 1, 1, 1 => srem;
+    "srem", -3, WRITE | FAST, 1, 1, 1 => Ctx::coll_remove(Type::Set);
     /// Determines whether a member belongs to a set.
-    "sismember", 3, READ_TX | FAST, 1, 1, 1 => sismember;
+    "sismember", 3, READ_TX | FAST, 1, 1, 1 => Ctx::coll_contains(Type::Set);
     /// Determines whether multiple members belong to a set.
     "smismember", -3, READ_TX | FAST, 1, 1, 1 => smismember;
     /// Returns all members of a set.
     "smembers", 2, READ_TX, 1, 1, 1 => smembers;
     /// Returns the number of members in a set.
-    "scard", 2, READ_TX | FAST, 1, 1, 1 => scard;
+    "scard", 2, READ_TX | FAST, 1, 1, 1 => Ctx::coll_len(Type::Set);
     /// Returns one or more random members from a set after removing them. Deletes the set if the
     /// last member was popped.
     "spop", -2, WRITE | FAST, 1, 1, 1 => spop;
@@ -68,21 +68,6 @@ fn sadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(added))
 }
 
-fn srem(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ctx.remove_members(&args[1], Type::Set, &args[2..])
-}
-
-fn sismember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let Some(m) = ctx.coll(&args[1], Type::Set)? else {
-        return Ok(Frame::Integer(0));
-    };
-    Ok(Frame::Integer(i64::from(ctx.has_member(
-        &m,
-        kind::MEMBER,
-        &args[2],
-    )?)))
-}
-
 fn smismember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let m = ctx.coll(&args[1], Type::Set)?;
     let mut out = Vec::with_capacity(args.len() - 2);
@@ -114,10 +99,6 @@ fn bulk_array(items: impl IntoIterator<Item = Bytes>) -> Frame {
 
 fn smembers(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(bulk_array(members_of(ctx, &args[1])?))
-}
-
-fn scard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ctx.coll_len(&args[1], Type::Set)
 }
 
 fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

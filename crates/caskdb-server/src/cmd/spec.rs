@@ -97,10 +97,12 @@ impl Spec {
 ///
 /// That is: the summary (`COMMAND DOCS`) as doc comments, on as many lines as it takes (each
 /// line after the first continues the sentence, after its leading space); then name, arity,
-/// flags, first key, last key, key step, and what runs it: the handler; or a function that
-/// takes more arguments after a handler's two, with those arguments, for the commands that are
-/// variants of one (`=> ttl_generic(true, false)` runs `ttl_generic(ctx, args, true, false)`);
-/// or a [`Run`] variant other than `Store` (`=> Run::Exec`).
+/// flags, first key, last key, key step, and what runs it: the handler; or a function (or `Ctx`
+/// method) that takes more arguments after a handler's two, with those arguments, for the
+/// commands that are variants of one (`=> ttl_generic(true, false)` runs
+/// `ttl_generic(ctx, args, true, false)`, `=> Ctx::coll_len(Type::Hash)` runs
+/// `Ctx::coll_len(ctx, args, Type::Hash)`); or a [`Run`] variant other than `Store`
+/// (`=> Run::Exec`).
 macro_rules! commands {
     (
         group $group:literal;
@@ -130,8 +132,8 @@ macro_rules! commands {
     (@run $handler:ident) => {
         $crate::cmd::spec::Run::Store($handler)
     };
-    (@run $handler:ident ($($arg:expr),*)) => {
-        $crate::cmd::spec::Run::Store(|ctx, args| $handler(ctx, args, $($arg),*))
+    (@run $($handler:ident)::+ ($($arg:expr),*)) => {
+        $crate::cmd::spec::Run::Store(|ctx, args| $($handler)::+(ctx, args, $($arg),*))
     };
 }
 pub(crate) use commands;

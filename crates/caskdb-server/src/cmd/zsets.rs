@@ -32,7 +32,7 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Increments the score of a member in a sorted set.
     "zincrby", 4, WRITE | FAST, 1, 1, 1 => zincrby;
     /// Returns the number of members in a sorted set.
-    "zcard", 2, READ_TX | FAST, 1, 1, 1 => zcard;
+    "zcard", 2, READ_TX | FAST, 1, 1, 1 => Ctx::coll_len(Type::ZSet);
     /// Returns the index of a member in a sorted set ordered by ascending scores.
     "zrank", 3, READ_TX | FAST, 1, 1, 1 => rank_generic(false);
     /// Returns the index of a member in a sorted set ordered by descending scores.
@@ -306,10 +306,6 @@ fn zmscore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         });
     }
     Ok(Frame::Array(out))
-}
-
-fn zcard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ctx.coll_len(&args[1], Type::ZSet)
 }
 
 /// The reply of a range or pop: members, each followed by its score if `withscores`.
