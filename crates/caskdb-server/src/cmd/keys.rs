@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::args::{ExpireKind, ScanArgs, db_index, int_arg, is};
+use super::args::{ExpireKind, ScanArgs, db_index, int_arg, is, option_flags};
 use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error};
 use super::scan::{self, next_cursor, resume};
@@ -232,23 +232,13 @@ fn expire_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: ExpireKind, cmd: 
     if matches!(kind, ExpireKind::Ex | ExpireKind::Px) {
         when = when.checked_add(ctx.now_ms() as i64).ok_or_else(invalid)?;
     }
-    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
-    for opt in &args[3..] {
-        if is(opt, "nx") {
-            nx = true;
-        } else if is(opt, "xx") {
-            xx = true;
-        } else if is(opt, "gt") {
-            gt = true;
-        } else if is(opt, "lt") {
-            lt = true;
-        } else {
-            return Err(Frame::err(format!(
-                "Unsupported option {}",
-                String::from_utf8_lossy(opt)
-            ))
-            .into());
-        }
+    let ([nx, xx, gt, lt], n) = option_flags(&args[3..], ["nx", "xx", "gt", "lt"]);
+    if let Some(opt) = args.get(3 + n) {
+        return Err(Frame::err(format!(
+            "Unsupported option {}",
+            String::from_utf8_lossy(opt)
+        ))
+        .into());
     }
     if nx && (xx || gt || lt) {
         return Err(

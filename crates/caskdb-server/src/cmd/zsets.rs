@@ -7,7 +7,7 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
-use super::args::{is, parse_float, positive_count};
+use super::args::{option_flags, parse_float, positive_count};
 use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error};
 use super::scan;
@@ -163,29 +163,9 @@ fn has_nonzero_digit(mantissa: &str) -> bool {
 }
 
 fn zadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
-        (false, false, false, false, false, false);
-    let mut i = 2;
-    while i < args.len() {
-        let a = &args[i];
-        if is(a, "nx") {
-            nx = true;
-        } else if is(a, "xx") {
-            xx = true;
-        } else if is(a, "gt") {
-            gt = true;
-        } else if is(a, "lt") {
-            lt = true;
-        } else if is(a, "ch") {
-            ch = true;
-        } else if is(a, "incr") {
-            incr = true;
-        } else {
-            break;
-        }
-        i += 1;
-    }
-    let pairs = &args[i..];
+    let ([nx, xx, gt, lt, ch, incr], n) =
+        option_flags(&args[2..], ["nx", "xx", "gt", "lt", "ch", "incr"]);
+    let pairs = &args[2 + n..];
     if pairs.is_empty() || pairs.len() % 2 == 1 {
         return Err(syntax_error());
     }
