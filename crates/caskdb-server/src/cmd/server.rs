@@ -115,14 +115,13 @@ fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             std::env::consts::OS,
             std::process::id(),
             sh.run_id,
-            sh.config.port,
+            sh.config.port(),
             up / 86400,
             std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             sh.config
-                .config_file
-                .as_ref()
+                .config_file()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
         );
@@ -160,7 +159,7 @@ fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             stats.total_bytes,
             stats.total_bytes.saturating_sub(stats.dead_bytes),
             stats.dead_bytes,
-            sh.config.dir.display(),
+            sh.config.dir().display(),
         );
     }
     if want("stats") {
