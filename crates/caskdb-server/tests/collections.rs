@@ -158,6 +158,16 @@ fn fmt_score(s: f64) -> String {
     }
 }
 
+/// The reply of HMGET or ZMSCORE: for each of `names`, `reply` of its value in `map`, or nil.
+fn each_or_nil<V>(map: &BTreeMap<String, V>, names: &[&str], reply: impl Fn(&V) -> Reply) -> Reply {
+    Reply::Array(
+        names
+            .iter()
+            .map(|n| map.get(*n).map_or(Reply::Nil, &reply))
+            .collect(),
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // Property tests: the shared machinery.
 
@@ -223,8 +233,8 @@ trait Model: Clone + Debug + PartialEq + Default {
     }
     /// Sends `op` and checks its reply, updating the model.
     fn apply(t: &mut Case<Self>, op: &Self::Op) -> Result<(), String>;
-    /// Checks the read commands on `key`, which holds `m` (or nothing).
-    fn check(t: &mut Case<Self>, key: &str, m: Option<&Self>, p: &Probe) -> Result<(), String>;
+    /// Checks the read commands on `key`, which holds `m` (empty: nothing).
+    fn check(t: &mut Case<Self>, key: &str, m: &Self, p: &Probe) -> Result<(), String>;
 }
 
 /// One test case: a connection, the model, and the writes sent so far.
@@ -358,6 +368,23 @@ impl<T: Model> Case<T> {
         Ok(())
     }
 
+    /// Sends `cmd key items…` (HDEL, SADD, SREM, ZREM), whose reply is the number of items it
+    /// changed the collection for: `change` applies one to the model and says whether it did.
+    fn write_each(
+        &mut self,
+        cmd: &str,
+        key: &'static str,
+        items: &[&str],
+        change: impl Fn(&mut T, &str) -> bool,
+    ) -> Result<(), String> {
+        let mut args = vec![cmd, key];
+        args.extend(items);
+        self.write(key, &args, |m| {
+            let changed = items.iter().filter(|&&i| change(m, i)).count();
+            Want::Is(Reply::Int(changed as i64))
+        })
+    }
+
     /// Stores `m` under `key`, or deletes the key if `m` is empty (as the server must).
     fn put(&mut self, key: &'static str, m: T) {
         if m.is_empty() {
@@ -477,8 +504,8 @@ fn check_all<T: Model>(t: &mut Case<T>, p: &Probe) -> Result<(), String> {
                 t.read(&["GET", key], bulk(s))?;
                 t.read_err(&[T::READ, key], "WRONGTYPE")?;
             }
-            Some(Val::Coll(c)) => T::check(t, key, Some(c), p)?,
-            None => T::check(t, key, None, p)?,
+            Some(Val::Coll(c)) => T::check(t, key, c, p)?,
+            None => T::check(t, key, &T::default(), p)?,
         }
     }
     Ok(())
@@ -639,15 +666,8 @@ impl Model for HashM {
                 })
             }
             HOp::Del(k, fields) => {
-                let mut args = vec!["HDEL", KEYS[*k]];
-                args.extend(fields.iter().map(|&f| FIELDS[f]));
-                t.write(KEYS[*k], &args, |h| {
-                    let removed = fields
-                        .iter()
-                        .filter(|&&f| h.0.remove(FIELDS[f]).is_some())
-                        .count();
-                    Want::Is(Reply::Int(removed as i64))
-                })
+                let fields: Vec<&str> = fields.iter().map(|&f| FIELDS[f]).collect();
+                t.write_each("HDEL", KEYS[*k], &fields, |h, f| h.0.remove(f).is_some())
             }
             HOp::IncrBy(k, f, by) => {
                 let by_s = by.to_string();
@@ -665,9 +685,7 @@ impl Model for HashM {
         }
     }
 
-    fn check(t: &mut Case<Self>, key: &str, m: Option<&Self>, p: &Probe) -> Result<(), String> {
-        let empty = HashM::default();
-        let m = m.unwrap_or(&empty);
+    fn check(t: &mut Case<Self>, key: &str, m: &Self, p: &Probe) -> Result<(), String> {
         let all = texts(&t.get(&["HGETALL", key])).map_err(|e| format!("HGETALL {key}: {e}"))?;
         if all.len() % 2 != 0 {
             return Err(format!("HGETALL {key}: odd reply {all:?}"));
@@ -689,12 +707,7 @@ impl Model for HashM {
         let g = FIELDS[p.lo % FIELDS.len()];
         t.read(
             &["HMGET", key, f, g],
-            Reply::Array(
-                [f, g]
-                    .iter()
-                    .map(|x| m.0.get(*x).map_or(Reply::Nil, |v| bulk(v)))
-                    .collect(),
-            ),
+            each_or_nil(&m.0, &[f, g], |v| bulk(v)),
         )?;
         let mut got = texts(&t.get(&["HKEYS", key]))?;
         got.sort();
@@ -936,8 +949,8 @@ impl Model for ListM {
         }
     }
 
-    fn check(t: &mut Case<Self>, key: &str, m: Option<&Self>, p: &Probe) -> Result<(), String> {
-        let items: &[String] = m.map_or(&[], |m| &m.0);
+    fn check(t: &mut Case<Self>, key: &str, m: &Self, p: &Probe) -> Result<(), String> {
+        let items = &m.0;
         t.read(&["LRANGE", key, "0", "-1"], bulks(items))?;
         t.read(&["LLEN", key], Reply::Int(items.len() as i64))?;
         let (a, b) = (p.a.to_string(), p.b.to_string());
@@ -1059,21 +1072,14 @@ impl Model for SetM {
         match op {
             SOp::Add(k, members) | SOp::Rem(k, members) => {
                 let add = matches!(op, SOp::Add(..));
-                let key = KEYS[*k];
-                let mut args = vec![if add { "SADD" } else { "SREM" }, key];
-                args.extend(members.iter().map(|&m| MEMBERS[m]));
-                t.write(key, &args, |s| {
-                    let changed = members
-                        .iter()
-                        .filter(|&&m| {
-                            if add {
-                                s.0.insert(MEMBERS[m].into())
-                            } else {
-                                s.0.remove(MEMBERS[m])
-                            }
-                        })
-                        .count();
-                    Want::Is(Reply::Int(changed as i64))
+                let members: Vec<&str> = members.iter().map(|&m| MEMBERS[m]).collect();
+                let cmd = if add { "SADD" } else { "SREM" };
+                t.write_each(cmd, KEYS[*k], &members, |s, m| {
+                    if add {
+                        s.0.insert(m.into())
+                    } else {
+                        s.0.remove(m)
+                    }
                 })?;
             }
             SOp::Pop(k, count) => {
@@ -1167,9 +1173,7 @@ impl Model for SetM {
         Ok(())
     }
 
-    fn check(t: &mut Case<Self>, key: &str, m: Option<&Self>, p: &Probe) -> Result<(), String> {
-        let empty = SetM::default();
-        let m = m.unwrap_or(&empty);
+    fn check(t: &mut Case<Self>, key: &str, m: &Self, p: &Probe) -> Result<(), String> {
         let got = texts(&t.get(&["SMEMBERS", key])).map_err(|e| format!("SMEMBERS {key}: {e}"))?;
         let got_set: BTreeSet<String> = got.iter().cloned().collect();
         if got_set != m.0 || got.len() != m.0.len() {
@@ -1391,16 +1395,8 @@ impl Model for ZSetM {
                 })
             }
             ZOp::Rem(k, members) => {
-                let key = KEYS[*k];
-                let mut args = vec!["ZREM", key];
-                args.extend(members.iter().map(|&m| ZMEMBERS[m]));
-                t.write(key, &args, |z| {
-                    let removed = members
-                        .iter()
-                        .filter(|&&m| z.0.remove(ZMEMBERS[m]).is_some())
-                        .count();
-                    Want::Is(Reply::Int(removed as i64))
-                })
+                let members: Vec<&str> = members.iter().map(|&m| ZMEMBERS[m]).collect();
+                t.write_each("ZREM", KEYS[*k], &members, |z, m| z.0.remove(m).is_some())
             }
             ZOp::Pop(k, max, count) => {
                 let key = KEYS[*k];
@@ -1444,9 +1440,7 @@ impl Model for ZSetM {
         }
     }
 
-    fn check(t: &mut Case<Self>, key: &str, m: Option<&Self>, p: &Probe) -> Result<(), String> {
-        let empty = ZSetM::default();
-        let m = m.unwrap_or(&empty);
+    fn check(t: &mut Case<Self>, key: &str, m: &Self, p: &Probe) -> Result<(), String> {
         let order = m.sorted();
         t.read(
             &["ZRANGE", key, "0", "-1", "WITHSCORES"],
@@ -1504,12 +1498,7 @@ impl Model for ZSetM {
         let other = ZMEMBERS[p.lo % ZMEMBERS.len()];
         t.read(
             &["ZMSCORE", key, member, other],
-            Reply::Array(
-                [member, other]
-                    .iter()
-                    .map(|x| m.0.get(*x).map_or(Reply::Nil, |s| bulk(&fmt_score(*s))))
-                    .collect(),
-            ),
+            each_or_nil(&m.0, &[member, other], |s| bulk(&fmt_score(*s))),
         )?;
         let all = t.scan_all("ZSCAN", key)?;
         let mut got: Vec<String> = all
