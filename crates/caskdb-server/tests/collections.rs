@@ -1649,10 +1649,23 @@ fn snapshot(c: &mut Raw) -> Snapshot {
     out
 }
 
-/// Sends a command built of strings; panics on an error reply.
-fn run_vec(c: &mut Raw, args: Vec<String>) -> Reply {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+/// Sends `head` followed by the arguments `rest`; panics on an error reply.
+fn run_with(c: &mut Raw, head: &[&str], rest: impl IntoIterator<Item = String>) -> Reply {
+    let rest: Vec<String> = rest.into_iter().collect();
+    let args: Vec<&str> = head
+        .iter()
+        .copied()
+        .chain(rest.iter().map(String::as_str))
+        .collect();
     run(c, &args)
+}
+
+/// Sends `head` followed by `items`, `per` items at a time (a command each).
+fn run_in_chunks(c: &mut Raw, head: &[&str], items: impl IntoIterator<Item = String>, per: usize) {
+    let items: Vec<String> = items.into_iter().collect();
+    for chunk in items.chunks(per) {
+        run_with(c, head, chunk.iter().cloned());
+    }
 }
 
 /// Builds collections of every type, renamed, moved, copied, expiring, trimmed, deleted and
@@ -1660,19 +1673,15 @@ fn run_vec(c: &mut Raw, args: Vec<String>) -> Reply {
 fn build_everything(c: &mut Raw) {
     let mut rng = Rng::new(7);
     for i in 0..8 {
-        let mut args = vec!["HSET".to_string(), format!("hash:{i}")];
-        for j in 0..50 + i * 40 {
-            args.push(format!("f{j}"));
-            args.push(format!("v{i}-{j}-{}", rng.below(1000)));
-        }
-        assert_eq!(int(&run_vec(c, args)), 50 + i as i64 * 40);
+        let pairs = (0..50 + i * 40)
+            .flat_map(|j| [format!("f{j}"), format!("v{i}-{j}-{}", rng.below(1000))]);
+        let added = run_with(c, &["HSET", &format!("hash:{i}")], pairs);
+        assert_eq!(int(&added), 50 + i as i64 * 40);
     }
     for i in 0..6 {
         let key = format!("list:{i}");
-        let right: Vec<String> = (0..200).map(|j| format!("r{i}-{j}")).collect();
-        let left: Vec<String> = (0..150).map(|j| format!("l{i}-{j}")).collect();
-        run_vec(c, [vec!["RPUSH".into(), key.clone()], right].concat());
-        run_vec(c, [vec!["LPUSH".into(), key.clone()], left].concat());
+        run_with(c, &["RPUSH", &key], (0..200).map(|j| format!("r{i}-{j}")));
+        run_with(c, &["LPUSH", &key], (0..150).map(|j| format!("l{i}-{j}")));
         run(c, &["LTRIM", &key, &(10 + i).to_string(), "-20"]);
         run(c, &["LPOP", &key, "3"]);
         run(c, &["RPOP", &key]);
@@ -1683,23 +1692,20 @@ fn build_everything(c: &mut Raw) {
         );
     }
     for i in 0..6 {
-        let mut args = vec!["SADD".to_string(), format!("set:{i}")];
-        args.extend((0..100 + i * 20).map(|j| format!("m{j}")));
-        run_vec(c, args);
+        let members = (0..100 + i * 20).map(|j| format!("m{j}"));
+        run_with(c, &["SADD", &format!("set:{i}")], members);
         run(c, &["SREM", &format!("set:{i}"), "m3", "m5", "m7"]);
     }
     for i in 0..6 {
-        let mut args = vec!["ZADD".to_string(), format!("zset:{i}")];
-        for j in 0..150 {
+        let pairs = (0..150).flat_map(|j| {
             let score = if j % 3 == 0 {
                 format!("{}.5", j % 17)
             } else {
                 format!("{}", j % 17)
             };
-            args.push(score);
-            args.push(format!("z{j}"));
-        }
-        run_vec(c, args);
+            [score, format!("z{j}")]
+        });
+        run_with(c, &["ZADD", &format!("zset:{i}")], pairs);
         run(c, &["ZREM", &format!("zset:{i}"), "z1", "z2"]);
         run(c, &["ZINCRBY", &format!("zset:{i}"), "100", "z10"]);
     }
@@ -1827,25 +1833,18 @@ fn sweeper_reclaims_orphans_and_only_orphans() {
     let dir = tempfile::tempdir().unwrap();
     let srv = start(dir.path());
     let mut c = srv.raw();
-    for chunk in 0..10 {
-        let mut args = vec!["HSET".to_string(), "doomed-hash".into()];
-        for j in chunk * 200..(chunk + 1) * 200 {
-            args.extend([format!("field{j}"), format!("value{j}")]);
-        }
-        run_vec(&mut c, args);
-    }
-    let mut args = vec!["SADD".to_string(), "overwritten-set".into()];
-    args.extend((0..500).map(|j| format!("member{j}")));
-    run_vec(&mut c, args);
-    let mut args = vec!["RPUSH".to_string(), "expiring-list".into()];
-    args.extend((0..120).map(|j| format!("e{j}")));
-    run_vec(&mut c, args);
+    let pairs = (0..2000).flat_map(|j| [format!("field{j}"), format!("value{j}")]);
+    run_in_chunks(&mut c, &["HSET", "doomed-hash"], pairs, 400);
+    let members = (0..500).map(|j| format!("member{j}"));
+    run_with(&mut c, &["SADD", "overwritten-set"], members);
+    run_with(
+        &mut c,
+        &["RPUSH", "expiring-list"],
+        (0..120).map(|j| format!("e{j}")),
+    );
     run(&mut c, &["LPOP", "expiring-list", "20"]);
-    let mut args = vec!["ZADD".to_string(), "live-zset".into()];
-    for j in 0..300 {
-        args.extend([format!("{}", j % 37), format!("z{j}")]);
-    }
-    run_vec(&mut c, args);
+    let pairs = (0..300).flat_map(|j| [format!("{}", j % 37), format!("z{j}")]);
+    run_with(&mut c, &["ZADD", "live-zset"], pairs);
     let live = run(&mut c, &["ZRANGE", "live-zset", "0", "-1", "WITHSCORES"]);
     assert_eq!(int(&run(&mut c, &["HLEN", "doomed-hash"])), 2000);
 
@@ -1902,11 +1901,8 @@ fn new_collections_after_a_restart_never_see_old_members() {
     for i in 0..70 {
         run(&mut c, &["HSET", &format!("keep:{i}"), "f", &i.to_string()]);
     }
-    let mut args = vec!["HSET".to_string(), "victim-hash".into()];
-    for j in 0..50 {
-        args.extend([format!("old{j}"), "x".into()]);
-    }
-    run_vec(&mut c, args);
+    let pairs = (0..50).flat_map(|j| [format!("old{j}"), "x".into()]);
+    run_with(&mut c, &["HSET", "victim-hash"], pairs);
     run(&mut c, &["RPUSH", "victim-list", "old1", "old2", "old3"]);
     run(&mut c, &["SADD", "victim-set", "old1", "old2", "old3"]);
     run(&mut c, &["ZADD", "victim-zset", "1", "old1", "2", "old2"]);
@@ -1977,11 +1973,8 @@ fn new_collections_after_a_restart_never_see_old_members() {
 fn bgrewriteaof_during_an_automatic_sweep_is_not_lost() {
     let srv = start_fresh();
     let mut c = srv.raw();
-    for chunk in 0..100 {
-        let mut args = vec!["SADD".to_string(), "big".into()];
-        args.extend((chunk * 1000..(chunk + 1) * 1000).map(|j| format!("m{j}")));
-        run_vec(&mut c, args);
-    }
+    let members = (0..100_000).map(|j| format!("m{j}"));
+    run_in_chunks(&mut c, &["SADD", "big"], members, 1000);
     run(&mut c, &["SADD", "small", "kept"]);
     // 100 000 orphans start a sweep at once.
     assert_eq!(int(&run(&mut c, &["DEL", "big"])), 1);
@@ -2022,11 +2015,8 @@ fn bgrewriteaof_during_a_rewrite_covers_later_deletes() {
     for i in 0..64 {
         run(&mut c, &["SADD", &format!("small:{i}"), "x"]);
     }
-    for chunk in 0..60 {
-        let mut args = vec!["SADD".to_string(), "big".into()];
-        args.extend((chunk * 1000..(chunk + 1) * 1000).map(|j| format!("m{j}")));
-        run_vec(&mut c, args);
-    }
+    let members = (0..60_000).map(|j| format!("m{j}"));
+    run_in_chunks(&mut c, &["SADD", "big"], members, 1000);
     run(&mut c, &["SADD", "kept", "k"]);
     assert_eq!(int(&run(&mut c, &["DEL", "big"])), 1);
     let dead = info(&mut c, "caskdb_dead_bytes");
@@ -2040,11 +2030,8 @@ fn bgrewriteaof_during_a_rewrite_covers_later_deletes() {
         (info(&mut c, "caskdb_dead_bytes") > dead || info(&mut c, "caskdb_rewrites") >= 1)
             .then_some(())
     });
-    let small: Vec<String> = (0..64).map(|i| format!("small:{i}")).collect();
-    assert_eq!(
-        int(&run_vec(&mut c, [vec!["DEL".to_string()], small].concat())),
-        64
-    );
+    let small = (0..64).map(|i| format!("small:{i}"));
+    assert_eq!(int(&run_with(&mut c, &["DEL"], small)), 64);
     let reply = c.cmd(&["BGREWRITEAOF"]);
     if matches!(&reply, Reply::Error(e) if e.contains("already in progress")) {
         // Redis's answer while a rewrite runs: the client knows nothing was scheduled.
