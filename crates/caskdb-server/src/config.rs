@@ -225,15 +225,15 @@ impl Config {
     }
 }
 
-/// The settings of a running server: fixed ones, and atomics for those CONFIG SET changes.
+/// The settings of a running server: those it started with, and atomics for those CONFIG SET
+/// changes.
 pub(crate) struct Runtime {
-    pub bind: Vec<IpAddr>,
-    pub port: u16,
-    pub dir: PathBuf,
-    pub protected_mode: bool,
-    pub config_file: Option<PathBuf>,
+    /// The settings the server started with (and the port it listens on): read here only for
+    /// those CONFIG SET cannot change. The others are read from the fields below; the password
+    /// is moved out of it into `requirepass`.
+    start: Config,
     /// Largest `proto-max-bulk-len` the engine was opened for.
-    pub bulk_len_ceiling: u64,
+    bulk_len_ceiling: u64,
     appendfsync: AtomicU8,
     requirepass: RwLock<Option<String>>,
     maxclients: AtomicU64,
@@ -242,20 +242,31 @@ pub(crate) struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(c: &Config, bulk_len_ceiling: u64) -> Runtime {
+    pub fn new(mut start: Config, bulk_len_ceiling: u64) -> Runtime {
         Runtime {
-            bind: c.bind.clone(),
-            port: c.port,
-            dir: c.dir.clone(),
-            protected_mode: c.protected_mode,
-            config_file: c.config_file.clone(),
             bulk_len_ceiling,
-            appendfsync: AtomicU8::new(c.appendfsync as u8),
-            requirepass: RwLock::new(c.requirepass.clone()),
-            maxclients: AtomicU64::new(c.maxclients),
-            timeout: AtomicU64::new(c.timeout),
-            proto_max_bulk_len: AtomicU64::new(c.proto_max_bulk_len),
+            appendfsync: AtomicU8::new(start.appendfsync as u8),
+            requirepass: RwLock::new(start.requirepass.take()),
+            maxclients: AtomicU64::new(start.maxclients),
+            timeout: AtomicU64::new(start.timeout),
+            proto_max_bulk_len: AtomicU64::new(start.proto_max_bulk_len),
+            start,
         }
+    }
+
+    /// The TCP port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.start.port
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.start.dir
+    }
+
+    /// The file the settings came from, if any.
+    pub fn config_file(&self) -> Option<&Path> {
+        self.start.config_file.as_deref()
     }
 
     pub fn appendfsync(&self) -> AppendFsync {
@@ -288,11 +299,12 @@ impl Runtime {
 
     /// Every setting CONFIG GET knows, as (name, value).
     pub fn all(&self) -> Vec<(&'static str, String)> {
-        let bind: Vec<String> = self.bind.iter().map(|a| a.to_string()).collect();
+        let start = &self.start;
+        let bind: Vec<String> = start.bind.iter().map(|a| a.to_string()).collect();
         vec![
             ("bind", bind.join(" ")),
-            ("port", self.port.to_string()),
-            ("dir", self.dir.display().to_string()),
+            ("port", start.port.to_string()),
+            ("dir", start.dir.display().to_string()),
             ("appendonly", "yes".into()),
             ("appendfsync", self.appendfsync().name().into()),
             ("requirepass", self.requirepass().unwrap_or_default()),
@@ -301,7 +313,7 @@ impl Runtime {
             ("proto-max-bulk-len", self.proto_max_bulk_len().to_string()),
             (
                 "protected-mode",
-                if self.protected_mode { "yes" } else { "no" }.into(),
+                if start.protected_mode { "yes" } else { "no" }.into(),
             ),
             ("databases", crate::keyspace::DATABASES.to_string()),
             ("save", String::new()),

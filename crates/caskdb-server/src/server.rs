@@ -67,7 +67,7 @@ impl Server {
     /// # Errors
     /// [`ServeError::Config`] for a non-loopback bind without a password in protected mode;
     /// [`ServeError::Open`] if the data directory is locked or damaged; [`ServeError::Listen`].
-    pub async fn bind(config: Config) -> Result<Server, ServeError> {
+    pub async fn bind(mut config: Config) -> Result<Server, ServeError> {
         if config.protected_mode
             && config.requirepass.is_none()
             && config.bind.iter().any(|a| !is_loopback(a))
@@ -119,8 +119,8 @@ impl Server {
             .first()
             .and_then(|l| l.local_addr().ok())
             .map_or(config.port, |a| a.port());
-        let mut runtime = Runtime::new(&config, ceiling);
-        runtime.port = port;
+        config.port = port;
+        let runtime = Runtime::new(config, ceiling);
         let shared = Arc::new(Shared {
             db,
             config: runtime,
@@ -165,7 +165,7 @@ impl Server {
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
             addrs = ?listeners.iter().filter_map(|l| l.local_addr().ok()).collect::<Vec<_>>(),
-            dir = %shared.config.dir.display(),
+            dir = %shared.config.dir().display(),
             appendfsync = shared.config.appendfsync().name(),
             "caskdb server ready to accept connections"
         );

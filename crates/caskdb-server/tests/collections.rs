@@ -158,6 +158,16 @@ fn fmt_score(s: f64) -> String {
     }
 }
 
+/// The reply of HMGET or ZMSCORE: for each of `names`, `reply` of its value in `map`, or nil.
+fn each_or_nil<V>(map: &BTreeMap<String, V>, names: &[&str], reply: impl Fn(&V) -> Reply) -> Reply {
+    Reply::Array(
+        names
+            .iter()
+            .map(|n| map.get(*n).map_or(Reply::Nil, &reply))
+            .collect(),
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // Property tests: the shared machinery.
 
@@ -223,8 +233,8 @@ trait Model: Clone + Debug + PartialEq + Default {
     }
     /// Sends `op` and checks its reply, updating the model.
     fn apply(t: &mut Case<Self>, op: &Self::Op) -> Result<(), String>;
-    /// Checks the read commands on `key`, which holds `m` (or nothing).
-    fn check(t: &mut Case<Self>, key: &str, m: Option<&Self>, p: &Probe) -> Result<(), String>;
+    /// Checks the read commands on `key`, which holds `m` (empty: nothing).
+    fn check(t: &mut Case<Self>, key: &str, m: &Self, p: &Probe) -> Result<(), String>;
 }
 
 /// One test case: a connection, the model, and the writes sent so far.
@@ -358,6 +368,23 @@ impl<T: Model> Case<T> {
         Ok(())
     }
 
+    /// Sends `cmd key items…` (HDEL, SADD, SREM, ZREM), whose reply is the number of items it
+    /// changed the collection for: `change` applies one to the model and says whether it did.
+    fn write_each(
+        &mut self,
+        cmd: &str,
+        key: &'static str,
+        items: &[&str],
+        change: impl Fn(&mut T, &str) -> bool,
+    ) -> Result<(), String> {
+        let mut args = vec![cmd, key];
+        args.extend(items);
+        self.write(key, &args, |m| {
+            let changed = items.iter().filter(|&&i| change(m, i)).count();
+            Want::Is(Reply::Int(changed as i64))
+        })
+    }
+
     /// Stores `m` under `key`, or deletes the key if `m` is empty (as the server must).
     fn put(&mut self, key: &'static str, m: T) {
         if m.is_empty() {
@@ -477,8 +504,8 @@ fn check_all<T: Model>(t: &mut Case<T>, p: &Probe) -> Result<(), String> {
                 t.read(&["GET", key], bulk(s))?;
                 t.read_err(&[T::READ, key], "WRONGTYPE")?;
             }
-            Some(Val::Coll(c)) => T::check(t, key, Some(c), p)?,
-            None => T::check(t, key, None, p)?,
+            Some(Val::Coll(c)) => T::check(t, key, c, p)?,
+            None => T::check(t, key, &T::default(), p)?,
         }
     }
     Ok(())
@@ -639,15 +666,8 @@ impl Model for HashM {
                 })
             }
             HOp::Del(k, fields) => {
-                let mut args = vec!["HDEL", KEYS[*k]];
-                args.extend(fields.iter().map(|&f| FIELDS[f]));
-                t.write(KEYS[*k], &args, |h| {
-                    let removed = fields
-                        .iter()
-                        .filter(|&&f| h.0.remove(FIELDS[f]).is_some())
-                        .count();
-                    Want::Is(Reply::Int(removed as i64))
-                })
+                let fields: Vec<&str> = fields.iter().map(|&f| FIELDS[f]).collect();
+                t.write_each("HDEL", KEYS[*k], &fields, |h, f| h.0.remove(f).is_some())
             }
             HOp::IncrBy(k, f, by) => {
                 let by_s = by.to_string();
@@ -665,9 +685,7 @@ impl Model for HashM {
         }
     }
 
-    fn check(t: &mut Case<Self>, key: &str, m: Option<&Self>, p: &Probe) -> Result<(), String> {
-        let empty = HashM::default();
-        let m = m.unwrap_or(&empty);
+    fn check(t: &mut Case<Self>, key: &str, m: &Self, p: &Probe) -> Result<(), String> {
         let all = texts(&t.get(&["HGETALL", key])).map_err(|e| format!("HGETALL {key}: {e}"))?;
         if all.len() % 2 != 0 {
             return Err(format!("HGETALL {key}: odd reply {all:?}"));
@@ -689,12 +707,7 @@ impl Model for HashM {
         let g = FIELDS[p.lo % FIELDS.len()];
         t.read(
             &["HMGET", key, f, g],
-            Reply::Array(
-                [f, g]
-                    .iter()
-                    .map(|x| m.0.get(*x).map_or(Reply::Nil, |v| bulk(v)))
-                    .collect(),
-            ),
+            each_or_nil(&m.0, &[f, g], |v| bulk(v)),
         )?;
         let mut got = texts(&t.get(&["HKEYS", key]))?;
         got.sort();
@@ -936,8 +949,8 @@ impl Model for ListM {
         }
     }
 
-    fn check(t: &mut Case<Self>, key: &str, m: Option<&Self>, p: &Probe) -> Result<(), String> {
-        let items: &[String] = m.map_or(&[], |m| &m.0);
+    fn check(t: &mut Case<Self>, key: &str, m: &Self, p: &Probe) -> Result<(), String> {
+        let items = &m.0;
         t.read(&["LRANGE", key, "0", "-1"], bulks(items))?;
         t.read(&["LLEN", key], Reply::Int(items.len() as i64))?;
         let (a, b) = (p.a.to_string(), p.b.to_string());
@@ -1059,21 +1072,14 @@ impl Model for SetM {
         match op {
             SOp::Add(k, members) | SOp::Rem(k, members) => {
                 let add = matches!(op, SOp::Add(..));
-                let key = KEYS[*k];
-                let mut args = vec![if add { "SADD" } else { "SREM" }, key];
-                args.extend(members.iter().map(|&m| MEMBERS[m]));
-                t.write(key, &args, |s| {
-                    let changed = members
-                        .iter()
-                        .filter(|&&m| {
-                            if add {
-                                s.0.insert(MEMBERS[m].into())
-                            } else {
-                                s.0.remove(MEMBERS[m])
-                            }
-                        })
-                        .count();
-                    Want::Is(Reply::Int(changed as i64))
+                let members: Vec<&str> = members.iter().map(|&m| MEMBERS[m]).collect();
+                let cmd = if add { "SADD" } else { "SREM" };
+                t.write_each(cmd, KEYS[*k], &members, |s, m| {
+                    if add {
+                        s.0.insert(m.into())
+                    } else {
+                        s.0.remove(m)
+                    }
                 })?;
             }
             SOp::Pop(k, count) => {
@@ -1167,9 +1173,7 @@ impl Model for SetM {
         Ok(())
     }
 
-    fn check(t: &mut Case<Self>, key: &str, m: Option<&Self>, p: &Probe) -> Result<(), String> {
-        let empty = SetM::default();
-        let m = m.unwrap_or(&empty);
+    fn check(t: &mut Case<Self>, key: &str, m: &Self, p: &Probe) -> Result<(), String> {
         let got = texts(&t.get(&["SMEMBERS", key])).map_err(|e| format!("SMEMBERS {key}: {e}"))?;
         let got_set: BTreeSet<String> = got.iter().cloned().collect();
         if got_set != m.0 || got.len() != m.0.len() {
@@ -1391,16 +1395,8 @@ impl Model for ZSetM {
                 })
             }
             ZOp::Rem(k, members) => {
-                let key = KEYS[*k];
-                let mut args = vec!["ZREM", key];
-                args.extend(members.iter().map(|&m| ZMEMBERS[m]));
-                t.write(key, &args, |z| {
-                    let removed = members
-                        .iter()
-                        .filter(|&&m| z.0.remove(ZMEMBERS[m]).is_some())
-                        .count();
-                    Want::Is(Reply::Int(removed as i64))
-                })
+                let members: Vec<&str> = members.iter().map(|&m| ZMEMBERS[m]).collect();
+                t.write_each("ZREM", KEYS[*k], &members, |z, m| z.0.remove(m).is_some())
             }
             ZOp::Pop(k, max, count) => {
                 let key = KEYS[*k];
@@ -1444,9 +1440,7 @@ impl Model for ZSetM {
         }
     }
 
-    fn check(t: &mut Case<Self>, key: &str, m: Option<&Self>, p: &Probe) -> Result<(), String> {
-        let empty = ZSetM::default();
-        let m = m.unwrap_or(&empty);
+    fn check(t: &mut Case<Self>, key: &str, m: &Self, p: &Probe) -> Result<(), String> {
         let order = m.sorted();
         t.read(
             &["ZRANGE", key, "0", "-1", "WITHSCORES"],
@@ -1504,12 +1498,7 @@ impl Model for ZSetM {
         let other = ZMEMBERS[p.lo % ZMEMBERS.len()];
         t.read(
             &["ZMSCORE", key, member, other],
-            Reply::Array(
-                [member, other]
-                    .iter()
-                    .map(|x| m.0.get(*x).map_or(Reply::Nil, |s| bulk(&fmt_score(*s))))
-                    .collect(),
-            ),
+            each_or_nil(&m.0, &[member, other], |s| bulk(&fmt_score(*s))),
         )?;
         let all = t.scan_all("ZSCAN", key)?;
         let mut got: Vec<String> = all
@@ -1660,10 +1649,23 @@ fn snapshot(c: &mut Raw) -> Snapshot {
     out
 }
 
-/// Sends a command built of strings; panics on an error reply.
-fn run_vec(c: &mut Raw, args: Vec<String>) -> Reply {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+/// Sends `head` followed by the arguments `rest`; panics on an error reply.
+fn run_with(c: &mut Raw, head: &[&str], rest: impl IntoIterator<Item = String>) -> Reply {
+    let rest: Vec<String> = rest.into_iter().collect();
+    let args: Vec<&str> = head
+        .iter()
+        .copied()
+        .chain(rest.iter().map(String::as_str))
+        .collect();
     run(c, &args)
+}
+
+/// Sends `head` followed by `items`, `per` items at a time (a command each).
+fn run_in_chunks(c: &mut Raw, head: &[&str], items: impl IntoIterator<Item = String>, per: usize) {
+    let items: Vec<String> = items.into_iter().collect();
+    for chunk in items.chunks(per) {
+        run_with(c, head, chunk.iter().cloned());
+    }
 }
 
 /// Builds collections of every type, renamed, moved, copied, expiring, trimmed, deleted and
@@ -1671,19 +1673,15 @@ fn run_vec(c: &mut Raw, args: Vec<String>) -> Reply {
 fn build_everything(c: &mut Raw) {
     let mut rng = Rng::new(7);
     for i in 0..8 {
-        let mut args = vec!["HSET".to_string(), format!("hash:{i}")];
-        for j in 0..50 + i * 40 {
-            args.push(format!("f{j}"));
-            args.push(format!("v{i}-{j}-{}", rng.below(1000)));
-        }
-        assert_eq!(int(&run_vec(c, args)), 50 + i as i64 * 40);
+        let pairs = (0..50 + i * 40)
+            .flat_map(|j| [format!("f{j}"), format!("v{i}-{j}-{}", rng.below(1000))]);
+        let added = run_with(c, &["HSET", &format!("hash:{i}")], pairs);
+        assert_eq!(int(&added), 50 + i as i64 * 40);
     }
     for i in 0..6 {
         let key = format!("list:{i}");
-        let right: Vec<String> = (0..200).map(|j| format!("r{i}-{j}")).collect();
-        let left: Vec<String> = (0..150).map(|j| format!("l{i}-{j}")).collect();
-        run_vec(c, [vec!["RPUSH".into(), key.clone()], right].concat());
-        run_vec(c, [vec!["LPUSH".into(), key.clone()], left].concat());
+        run_with(c, &["RPUSH", &key], (0..200).map(|j| format!("r{i}-{j}")));
+        run_with(c, &["LPUSH", &key], (0..150).map(|j| format!("l{i}-{j}")));
         run(c, &["LTRIM", &key, &(10 + i).to_string(), "-20"]);
         run(c, &["LPOP", &key, "3"]);
         run(c, &["RPOP", &key]);
@@ -1694,23 +1692,20 @@ fn build_everything(c: &mut Raw) {
         );
     }
     for i in 0..6 {
-        let mut args = vec!["SADD".to_string(), format!("set:{i}")];
-        args.extend((0..100 + i * 20).map(|j| format!("m{j}")));
-        run_vec(c, args);
+        let members = (0..100 + i * 20).map(|j| format!("m{j}"));
+        run_with(c, &["SADD", &format!("set:{i}")], members);
         run(c, &["SREM", &format!("set:{i}"), "m3", "m5", "m7"]);
     }
     for i in 0..6 {
-        let mut args = vec!["ZADD".to_string(), format!("zset:{i}")];
-        for j in 0..150 {
+        let pairs = (0..150).flat_map(|j| {
             let score = if j % 3 == 0 {
                 format!("{}.5", j % 17)
             } else {
                 format!("{}", j % 17)
             };
-            args.push(score);
-            args.push(format!("z{j}"));
-        }
-        run_vec(c, args);
+            [score, format!("z{j}")]
+        });
+        run_with(c, &["ZADD", &format!("zset:{i}")], pairs);
         run(c, &["ZREM", &format!("zset:{i}"), "z1", "z2"]);
         run(c, &["ZINCRBY", &format!("zset:{i}"), "100", "z10"]);
     }
@@ -1838,25 +1833,18 @@ fn sweeper_reclaims_orphans_and_only_orphans() {
     let dir = tempfile::tempdir().unwrap();
     let srv = start(dir.path());
     let mut c = srv.raw();
-    for chunk in 0..10 {
-        let mut args = vec!["HSET".to_string(), "doomed-hash".into()];
-        for j in chunk * 200..(chunk + 1) * 200 {
-            args.extend([format!("field{j}"), format!("value{j}")]);
-        }
-        run_vec(&mut c, args);
-    }
-    let mut args = vec!["SADD".to_string(), "overwritten-set".into()];
-    args.extend((0..500).map(|j| format!("member{j}")));
-    run_vec(&mut c, args);
-    let mut args = vec!["RPUSH".to_string(), "expiring-list".into()];
-    args.extend((0..120).map(|j| format!("e{j}")));
-    run_vec(&mut c, args);
+    let pairs = (0..2000).flat_map(|j| [format!("field{j}"), format!("value{j}")]);
+    run_in_chunks(&mut c, &["HSET", "doomed-hash"], pairs, 400);
+    let members = (0..500).map(|j| format!("member{j}"));
+    run_with(&mut c, &["SADD", "overwritten-set"], members);
+    run_with(
+        &mut c,
+        &["RPUSH", "expiring-list"],
+        (0..120).map(|j| format!("e{j}")),
+    );
     run(&mut c, &["LPOP", "expiring-list", "20"]);
-    let mut args = vec!["ZADD".to_string(), "live-zset".into()];
-    for j in 0..300 {
-        args.extend([format!("{}", j % 37), format!("z{j}")]);
-    }
-    run_vec(&mut c, args);
+    let pairs = (0..300).flat_map(|j| [format!("{}", j % 37), format!("z{j}")]);
+    run_with(&mut c, &["ZADD", "live-zset"], pairs);
     let live = run(&mut c, &["ZRANGE", "live-zset", "0", "-1", "WITHSCORES"]);
     assert_eq!(int(&run(&mut c, &["HLEN", "doomed-hash"])), 2000);
 
@@ -1913,11 +1901,8 @@ fn new_collections_after_a_restart_never_see_old_members() {
     for i in 0..70 {
         run(&mut c, &["HSET", &format!("keep:{i}"), "f", &i.to_string()]);
     }
-    let mut args = vec!["HSET".to_string(), "victim-hash".into()];
-    for j in 0..50 {
-        args.extend([format!("old{j}"), "x".into()]);
-    }
-    run_vec(&mut c, args);
+    let pairs = (0..50).flat_map(|j| [format!("old{j}"), "x".into()]);
+    run_with(&mut c, &["HSET", "victim-hash"], pairs);
     run(&mut c, &["RPUSH", "victim-list", "old1", "old2", "old3"]);
     run(&mut c, &["SADD", "victim-set", "old1", "old2", "old3"]);
     run(&mut c, &["ZADD", "victim-zset", "1", "old1", "2", "old2"]);
@@ -1988,11 +1973,8 @@ fn new_collections_after_a_restart_never_see_old_members() {
 fn bgrewriteaof_during_an_automatic_sweep_is_not_lost() {
     let srv = start_fresh();
     let mut c = srv.raw();
-    for chunk in 0..100 {
-        let mut args = vec!["SADD".to_string(), "big".into()];
-        args.extend((chunk * 1000..(chunk + 1) * 1000).map(|j| format!("m{j}")));
-        run_vec(&mut c, args);
-    }
+    let members = (0..100_000).map(|j| format!("m{j}"));
+    run_in_chunks(&mut c, &["SADD", "big"], members, 1000);
     run(&mut c, &["SADD", "small", "kept"]);
     // 100 000 orphans start a sweep at once.
     assert_eq!(int(&run(&mut c, &["DEL", "big"])), 1);
@@ -2033,11 +2015,8 @@ fn bgrewriteaof_during_a_rewrite_covers_later_deletes() {
     for i in 0..64 {
         run(&mut c, &["SADD", &format!("small:{i}"), "x"]);
     }
-    for chunk in 0..60 {
-        let mut args = vec!["SADD".to_string(), "big".into()];
-        args.extend((chunk * 1000..(chunk + 1) * 1000).map(|j| format!("m{j}")));
-        run_vec(&mut c, args);
-    }
+    let members = (0..60_000).map(|j| format!("m{j}"));
+    run_in_chunks(&mut c, &["SADD", "big"], members, 1000);
     run(&mut c, &["SADD", "kept", "k"]);
     assert_eq!(int(&run(&mut c, &["DEL", "big"])), 1);
     let dead = info(&mut c, "caskdb_dead_bytes");
@@ -2051,11 +2030,8 @@ fn bgrewriteaof_during_a_rewrite_covers_later_deletes() {
         (info(&mut c, "caskdb_dead_bytes") > dead || info(&mut c, "caskdb_rewrites") >= 1)
             .then_some(())
     });
-    let small: Vec<String> = (0..64).map(|i| format!("small:{i}")).collect();
-    assert_eq!(
-        int(&run_vec(&mut c, [vec!["DEL".to_string()], small].concat())),
-        64
-    );
+    let small = (0..64).map(|i| format!("small:{i}"));
+    assert_eq!(int(&run_with(&mut c, &["DEL"], small)), 64);
     let reply = c.cmd(&["BGREWRITEAOF"]);
     if matches!(&reply, Reply::Error(e) if e.contains("already in progress")) {
         // Redis's answer while a rewrite runs: the client knows nothing was scheduled.

@@ -19,6 +19,21 @@ pub(crate) fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
+/// Reads the flag options at the start of `args` (words of `words`, in any case, each any
+/// number of times): which were given, and how many arguments they are.
+pub(crate) fn option_flags<const N: usize>(args: &[Bytes], words: [&str; N]) -> ([bool; N], usize) {
+    let mut given = [false; N];
+    let mut n = 0;
+    for arg in args {
+        let Some(i) = words.iter().position(|w| is(arg, w)) else {
+            break;
+        };
+        given[i] = true;
+        n += 1;
+    }
+    (given, n)
+}
+
 /// An expiry option's unit and reference point.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum ExpireKind {

@@ -1,5 +1,6 @@
 //! Collections on the engine: reading and writing a hash, list, set or sorted set's metadata and
-//! members from a command (see `keyspace.rs` for the layout).
+//! members from a command (see `keyspace.rs` for the layout), and the commands that work alike
+//! on several types (HLEN/LLEN/SCARD/ZCARD, HEXISTS/SISMEMBER, HDEL/SREM).
 //!
 //! Every member read goes through the command's engine transaction, so a command sees one state
 //! of the collection, and its writes (members and metadata) land as one atomic record.
@@ -9,7 +10,7 @@ use std::ops::Bound;
 use bytes::Bytes;
 
 use super::ctx::Ctx;
-use super::reply::{CmdError, key_too_large, wrongtype};
+use super::reply::{CmdError, CmdResult, key_too_large, wrongtype};
 use crate::frame::Frame;
 use crate::keyspace::{self, Meta, Type, kind};
 
@@ -49,27 +50,32 @@ impl Ctx<'_, '_> {
         }
     }
 
-    /// The size of the collection of type `ty` under `key` (0 if there is none): HLEN, LLEN,
-    /// SCARD, ZCARD.
-    pub fn coll_len(&mut self, key: &[u8], ty: Type) -> Result<Frame, CmdError> {
-        let m = self.coll(key, ty)?;
+    /// HLEN, LLEN, SCARD, ZCARD: the size of the collection of type `ty` under `args[1]` (0 if
+    /// there is none).
+    pub fn coll_len(&mut self, args: &[Bytes], ty: Type) -> CmdResult {
+        let m = self.coll(&args[1], ty)?;
         Ok(Frame::Integer(m.map_or(0, |m| m.len as i64)))
     }
 
-    /// Deletes `members` from the hash or set of type `ty` under `key` (HDEL, SREM); replies
-    /// with how many were there.
-    pub fn remove_members(
-        &mut self,
-        key: &[u8],
-        ty: Type,
-        members: &[Bytes],
-    ) -> Result<Frame, CmdError> {
+    /// HEXISTS, SISMEMBER: whether `args[2]` is in the hash or set of type `ty` under `args[1]`.
+    pub fn coll_contains(&mut self, args: &[Bytes], ty: Type) -> CmdResult {
+        let found = match self.coll(&args[1], ty)? {
+            Some(m) => self.has_member(&m, kind::MEMBER, &args[2])?,
+            None => false,
+        };
+        Ok(Frame::Integer(i64::from(found)))
+    }
+
+    /// HDEL, SREM: deletes `args[2..]` from the hash or set of type `ty` under `args[1]`;
+    /// replies with how many were there.
+    pub fn coll_remove(&mut self, args: &[Bytes], ty: Type) -> CmdResult {
+        let key = &args[1];
         let Some(before) = self.coll(key, ty)? else {
             return Ok(Frame::Integer(0));
         };
         let mut m = before.clone();
         let mut removed = 0;
-        for member in members {
+        for member in &args[2..] {
             if self.del_member(&m, kind::MEMBER, member)? {
                 m.len -= 1;
                 removed += 1;

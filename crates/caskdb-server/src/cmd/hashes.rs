@@ -6,15 +6,13 @@ use super::args::{int_arg, is, parse_float, random_count};
 use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error, wrong_arity};
 use super::scan;
-use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::flags::{FAST, READ_TX, WRITE};
 use super::spec::{Spec, commands};
 use super::strings::format_float;
 use crate::frame::Frame;
 use crate::keyspace::{Meta, Type, kind};
 use crate::parse::parse_i64;
 use crate::state::random_picks;
-
-const R: u32 = READONLY | ATOMIC_READ;
 
 /// The hash commands.
 pub(super) static COMMANDS: &[Spec] = commands! {
@@ -26,22 +24,22 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Sets the value of a field in a hash only when the field doesn't exist.
     "hsetnx", 4, WRITE | FAST, 1, 1, 1 => hsetnx;
     /// Returns the value of a field in a hash.
-    "hget", 3, R | FAST, 1, 1, 1 => hget;
+    "hget", 3, READ_TX | FAST, 1, 1, 1 => hget;
     /// Returns the values of all fields in a hash.
-    "hmget", -3, R | FAST, 1, 1, 1 => hmget;
+    "hmget", -3, READ_TX | FAST, 1, 1, 1 => hmget;
     /// Deletes one or more fields and their values from a hash. Deletes the hash if no fields
     /// remain.
-    "hdel", -3, WRITE | FAST, 1, 1, 1 => hdel;
+    "hdel", -3, WRITE | FAST, 1, 1, 1 => Ctx::coll_remove(Type::Hash);
     /// Returns the number of fields in a hash.
-    "hlen", 2, R | FAST, 1, 1, 1 => hlen;
+    "hlen", 2, READ_TX | FAST, 1, 1, 1 => Ctx::coll_len(Type::Hash);
     /// Determines whether a field exists in a hash.
-    "hexists", 3, R | FAST, 1, 1, 1 => hexists;
+    "hexists", 3, READ_TX | FAST, 1, 1, 1 => Ctx::coll_contains(Type::Hash);
     /// Returns all fields and values in a hash.
-    "hgetall", 2, R, 1, 1, 1 => hgetall;
+    "hgetall", 2, READ_TX, 1, 1, 1 => hgetall;
     /// Returns all fields in a hash.
-    "hkeys", 2, R, 1, 1, 1 => hkeys;
+    "hkeys", 2, READ_TX, 1, 1, 1 => keys_or_values(false);
     /// Returns all values in a hash.
-    "hvals", 2, R, 1, 1, 1 => hvals;
+    "hvals", 2, READ_TX, 1, 1, 1 => keys_or_values(true);
     /// Increments the integer value of a field in a hash by a number. Uses 0 as initial value if
     /// the field doesn't exist.
     "hincrby", 4, WRITE | FAST, 1, 1, 1 => hincrby;
@@ -49,11 +47,11 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// field doesn't exist.
     "hincrbyfloat", 4, WRITE | FAST, 1, 1, 1 => hincrbyfloat;
     /// Returns the length of the value of a field.
-    "hstrlen", 3, R | FAST, 1, 1, 1 => hstrlen;
+    "hstrlen", 3, READ_TX | FAST, 1, 1, 1 => hstrlen;
     /// Returns one or more random fields from a hash.
-    "hrandfield", -2, R, 1, 1, 1 => hrandfield;
+    "hrandfield", -2, READ_TX, 1, 1, 1 => hrandfield;
     /// Iterates over fields and values of a hash.
-    "hscan", -3, R, 1, 1, 1 => hscan;
+    "hscan", -3, READ_TX, 1, 1, 1 => hscan;
 };
 
 /// Sets the field-value pairs of `args[2..]`; returns how many fields are new.
@@ -121,25 +119,6 @@ fn hmget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Array(out))
 }
 
-fn hdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ctx.remove_members(&args[1], Type::Hash, &args[2..])
-}
-
-fn hlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ctx.coll_len(&args[1], Type::Hash)
-}
-
-fn hexists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let Some(m) = ctx.coll(&args[1], Type::Hash)? else {
-        return Ok(Frame::Integer(0));
-    };
-    Ok(Frame::Integer(i64::from(ctx.has_member(
-        &m,
-        kind::MEMBER,
-        &args[2],
-    )?)))
-}
-
 /// Every (field, value) of the hash under `key`; empty if there is none.
 fn pairs(ctx: &mut Ctx<'_, '_>, key: &[u8]) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
     match ctx.coll(key, Type::Hash)? {
@@ -157,17 +136,13 @@ fn hgetall(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     ))
 }
 
-fn hkeys(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+/// HKEYS, and HVALS (`values`).
+fn keys_or_values(ctx: &mut Ctx<'_, '_>, args: &[Bytes], values: bool) -> CmdResult {
     let all = pairs(ctx, &args[1])?;
     Ok(Frame::Array(
-        all.into_iter().map(|(f, _)| Frame::Bulk(f)).collect(),
-    ))
-}
-
-fn hvals(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let all = pairs(ctx, &args[1])?;
-    Ok(Frame::Array(
-        all.into_iter().map(|(_, v)| Frame::Bulk(v)).collect(),
+        all.into_iter()
+            .map(|(f, v)| Frame::Bulk(if values { v } else { f }))
+            .collect(),
     ))
 }
 

@@ -2,11 +2,11 @@
 
 use bytes::Bytes;
 
-use super::args::{ExpireKind, ScanArgs, db_index, int_arg, is};
+use super::args::{ExpireKind, ScanArgs, db_index, int_arg, is, option_flags};
 use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error};
 use super::scan::{self, next_cursor, resume};
-use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::flags::{FAST, READ_TX, READONLY, WRITE};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::glob;
@@ -21,39 +21,39 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Asynchronously deletes one or more keys.
     "unlink", -2, WRITE | FAST, 1, -1, 1 => del;
     /// Determines whether one or more keys exist.
-    "exists", -2, READONLY | FAST | ATOMIC_READ, 1, -1, 1 => exists;
+    "exists", -2, READ_TX | FAST, 1, -1, 1 => exists;
     /// Determines the type of value stored at a key.
     "type", 2, READONLY | FAST, 1, 1, 1 => type_;
     /// Returns all key names that match a pattern.
-    "keys", 2, READONLY | ATOMIC_READ, 0, 0, 0 => keys;
+    "keys", 2, READ_TX, 0, 0, 0 => keys;
     /// Iterates over the key names in the database.
     "scan", -2, READONLY, 0, 0, 0 => scan;
     /// Returns a random key name from the database.
     "randomkey", 1, READONLY, 0, 0, 0 => randomkey;
     /// Renames a key and overwrites the destination.
-    "rename", 3, WRITE, 1, 2, 1 => rename;
+    "rename", 3, WRITE, 1, 2, 1 => rename_with(false);
     /// Renames a key only when the target key name doesn't exist.
-    "renamenx", 3, WRITE | FAST, 1, 2, 1 => renamenx;
+    "renamenx", 3, WRITE | FAST, 1, 2, 1 => rename_with(true);
     /// Copies the value of a key to a new key.
     "copy", -3, WRITE, 1, 2, 1 => copy;
     /// Moves a key to another database.
     "move", 3, WRITE | FAST, 1, 1, 1 => move_;
     /// Sets the expiration time of a key in seconds.
-    "expire", -3, WRITE | FAST, 1, 1, 1 => expire;
+    "expire", -3, WRITE | FAST, 1, 1, 1 => expire_generic(ExpireKind::Ex, "expire");
     /// Sets the expiration time of a key in milliseconds.
-    "pexpire", -3, WRITE | FAST, 1, 1, 1 => pexpire;
+    "pexpire", -3, WRITE | FAST, 1, 1, 1 => expire_generic(ExpireKind::Px, "pexpire");
     /// Sets the expiration time of a key to a Unix timestamp.
-    "expireat", -3, WRITE | FAST, 1, 1, 1 => expireat;
+    "expireat", -3, WRITE | FAST, 1, 1, 1 => expire_generic(ExpireKind::ExAt, "expireat");
     /// Sets the expiration time of a key to a Unix milliseconds timestamp.
-    "pexpireat", -3, WRITE | FAST, 1, 1, 1 => pexpireat;
+    "pexpireat", -3, WRITE | FAST, 1, 1, 1 => expire_generic(ExpireKind::PxAt, "pexpireat");
     /// Returns the expiration time in seconds of a key.
-    "ttl", 2, READONLY | FAST, 1, 1, 1 => ttl;
+    "ttl", 2, READONLY | FAST, 1, 1, 1 => ttl_generic(false, false);
     /// Returns the expiration time in milliseconds of a key.
-    "pttl", 2, READONLY | FAST, 1, 1, 1 => pttl;
+    "pttl", 2, READONLY | FAST, 1, 1, 1 => ttl_generic(true, false);
     /// Returns the expiration time of a key as a Unix timestamp.
-    "expiretime", 2, READONLY | FAST, 1, 1, 1 => expiretime;
+    "expiretime", 2, READONLY | FAST, 1, 1, 1 => ttl_generic(false, true);
     /// Returns the expiration time of a key as a Unix milliseconds timestamp.
-    "pexpiretime", 2, READONLY | FAST, 1, 1, 1 => pexpiretime;
+    "pexpiretime", 2, READONLY | FAST, 1, 1, 1 => ttl_generic(true, true);
     /// Removes the expiration time of a key.
     "persist", 2, WRITE | FAST, 1, 1, 1 => persist;
 };
@@ -167,14 +167,6 @@ fn rename_with(ctx: &mut Ctx<'_, '_>, args: &[Bytes], nx: bool) -> CmdResult {
     Ok(if nx { Frame::Integer(1) } else { Frame::OK })
 }
 
-fn rename(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    rename_with(ctx, args, false)
-}
-
-fn renamenx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    rename_with(ctx, args, true)
-}
-
 fn copy(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (src, dst) = (&args[1], &args[2]);
     let mut target = ctx.conn.db;
@@ -240,23 +232,13 @@ fn expire_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: ExpireKind, cmd: 
     if matches!(kind, ExpireKind::Ex | ExpireKind::Px) {
         when = when.checked_add(ctx.now_ms() as i64).ok_or_else(invalid)?;
     }
-    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
-    for opt in &args[3..] {
-        if is(opt, "nx") {
-            nx = true;
-        } else if is(opt, "xx") {
-            xx = true;
-        } else if is(opt, "gt") {
-            gt = true;
-        } else if is(opt, "lt") {
-            lt = true;
-        } else {
-            return Err(Frame::err(format!(
-                "Unsupported option {}",
-                String::from_utf8_lossy(opt)
-            ))
-            .into());
-        }
+    let ([nx, xx, gt, lt], n) = option_flags(&args[3..], ["nx", "xx", "gt", "lt"]);
+    if let Some(opt) = args.get(3 + n) {
+        return Err(Frame::err(format!(
+            "Unsupported option {}",
+            String::from_utf8_lossy(opt)
+        ))
+        .into());
     }
     if nx && (xx || gt || lt) {
         return Err(
@@ -285,22 +267,6 @@ fn expire_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: ExpireKind, cmd: 
     Ok(Frame::Integer(1))
 }
 
-fn expire(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    expire_generic(ctx, args, ExpireKind::Ex, "expire")
-}
-
-fn pexpire(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    expire_generic(ctx, args, ExpireKind::Px, "pexpire")
-}
-
-fn expireat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    expire_generic(ctx, args, ExpireKind::ExAt, "expireat")
-}
-
-fn pexpireat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    expire_generic(ctx, args, ExpireKind::PxAt, "pexpireat")
-}
-
 /// TTL, PTTL, EXPIRETIME, PEXPIRETIME: -2 for a missing key, -1 for no expiry.
 fn ttl_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], ms: bool, absolute: bool) -> CmdResult {
     let Some(entry) = ctx.lookup(&args[1])? else {
@@ -315,22 +281,6 @@ fn ttl_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], ms: bool, absolute: bool) 
         (at as i64 - ctx.now_ms() as i64).max(0)
     };
     Ok(Frame::Integer(if ms { t } else { (t + 500) / 1000 }))
-}
-
-fn ttl(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ttl_generic(ctx, args, false, false)
-}
-
-fn pttl(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ttl_generic(ctx, args, true, false)
-}
-
-fn expiretime(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ttl_generic(ctx, args, false, true)
-}
-
-fn pexpiretime(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ttl_generic(ctx, args, true, true)
 }
 
 fn persist(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

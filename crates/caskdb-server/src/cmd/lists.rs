@@ -9,36 +9,34 @@ use bytes::Bytes;
 use super::args::{int_arg, is, positive_count};
 use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error, wrong_arity};
-use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::flags::{FAST, READ_TX, WRITE};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::keyspace::{Meta, Type, kind};
-
-const R: u32 = READONLY | ATOMIC_READ;
 
 /// The list commands.
 pub(super) static COMMANDS: &[Spec] = commands! {
     group "list";
     /// Prepends one or more elements to a list. Creates the key if it doesn't exist.
-    "lpush", -3, WRITE | FAST, 1, 1, 1 => lpush;
+    "lpush", -3, WRITE | FAST, 1, 1, 1 => push_generic(true, false);
     /// Appends one or more elements to a list. Creates the key if it doesn't exist.
-    "rpush", -3, WRITE | FAST, 1, 1, 1 => rpush;
+    "rpush", -3, WRITE | FAST, 1, 1, 1 => push_generic(false, false);
     /// Prepends one or more elements to a list only when the list exists.
-    "lpushx", -3, WRITE | FAST, 1, 1, 1 => lpushx;
+    "lpushx", -3, WRITE | FAST, 1, 1, 1 => push_generic(true, true);
     /// Appends an element to a list only when the list exists.
-    "rpushx", -3, WRITE | FAST, 1, 1, 1 => rpushx;
+    "rpushx", -3, WRITE | FAST, 1, 1, 1 => push_generic(false, true);
     /// Returns the first elements in a list after removing it. Deletes the list if the last element
     /// was popped.
-    "lpop", -2, WRITE | FAST, 1, 1, 1 => lpop;
+    "lpop", -2, WRITE | FAST, 1, 1, 1 => pop_generic(true);
     /// Returns and removes the last elements of a list. Deletes the list if the last element was
     /// popped.
-    "rpop", -2, WRITE | FAST, 1, 1, 1 => rpop;
+    "rpop", -2, WRITE | FAST, 1, 1, 1 => pop_generic(false);
     /// Returns the length of a list.
-    "llen", 2, R | FAST, 1, 1, 1 => llen;
+    "llen", 2, READ_TX | FAST, 1, 1, 1 => Ctx::coll_len(Type::List);
     /// Returns an element from a list by its index.
-    "lindex", 3, R, 1, 1, 1 => lindex;
+    "lindex", 3, READ_TX, 1, 1, 1 => lindex;
     /// Returns a range of elements from a list.
-    "lrange", 4, R, 1, 1, 1 => lrange;
+    "lrange", 4, READ_TX, 1, 1, 1 => lrange;
     /// Sets the value of an element in a list by its index.
     "lset", 4, WRITE, 1, 1, 1 => lset;
     /// Removes elements from a list. Deletes the list if the last element was removed.
@@ -48,7 +46,7 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Inserts an element before or after another element in a list.
     "linsert", 5, WRITE, 1, 1, 1 => linsert;
     /// Returns the index of matching elements in a list.
-    "lpos", -3, R, 1, 1, 1 => lpos;
+    "lpos", -3, READ_TX, 1, 1, 1 => lpos;
     /// Returns an element after popping it from one list and pushing it to another. Deletes the
     /// list if the last element was moved.
     "lmove", 5, WRITE, 1, 2, 1 => lmove;
@@ -111,22 +109,6 @@ fn push_generic(
     Ok(Frame::Integer(m.len as i64))
 }
 
-fn lpush(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    push_generic(ctx, args, true, false)
-}
-
-fn rpush(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    push_generic(ctx, args, false, false)
-}
-
-fn lpushx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    push_generic(ctx, args, true, true)
-}
-
-fn rpushx(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    push_generic(ctx, args, false, true)
-}
-
 fn pop_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], left: bool) -> CmdResult {
     let count = match args.len() {
         2 => None,
@@ -152,18 +134,6 @@ fn pop_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], left: bool) -> CmdResult {
         None => out.pop().map_or(Frame::Null, Frame::Bulk),
         Some(_) => Frame::Array(out.into_iter().map(Frame::Bulk).collect()),
     })
-}
-
-fn lpop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    pop_generic(ctx, args, true)
-}
-
-fn rpop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    pop_generic(ctx, args, false)
-}
-
-fn llen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ctx.coll_len(&args[1], Type::List)
 }
 
 /// The position of index `i` (negative from the tail) in `m`, if it is inside the list.

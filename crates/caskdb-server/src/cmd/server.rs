@@ -10,7 +10,7 @@ use super::args::is;
 use super::ctx::{Ctx, Store};
 use super::keys::STEP;
 use super::reply::{CmdError, CmdResult, syntax_error, unknown_subcommand, wrong_arity};
-use super::spec::flags::{ADMIN, ATOMIC_READ, FAST, NO_QUEUE, READONLY, WRITE};
+use super::spec::flags::{ADMIN, FAST, NO_QUEUE, READ_TX, WRITE};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::glob;
@@ -27,7 +27,7 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Returns the server time.
     "time", 1, FAST, 0, 0, 0 => time;
     /// Returns the number of keys in the database.
-    "dbsize", 1, READONLY | ATOMIC_READ, 0, 0, 0 => dbsize;
+    "dbsize", 1, READ_TX, 0, 0, 0 => dbsize;
     /// Removes all keys from the current database.
     "flushdb", -1, WRITE, 0, 0, 0 => flushdb;
     /// Removes all keys from all databases.
@@ -115,14 +115,13 @@ fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             std::env::consts::OS,
             std::process::id(),
             sh.run_id,
-            sh.config.port,
+            sh.config.port(),
             up / 86400,
             std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             sh.config
-                .config_file
-                .as_ref()
+                .config_file()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
         );
@@ -160,7 +159,7 @@ fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             stats.total_bytes,
             stats.total_bytes.saturating_sub(stats.dead_bytes),
             stats.dead_bytes,
-            sh.config.dir.display(),
+            sh.config.dir().display(),
         );
     }
     if want("stats") {

@@ -8,13 +8,11 @@ use super::args::{positive_count, random_count};
 use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error};
 use super::scan;
-use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::flags::{FAST, READ_TX, WRITE};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::keyspace::{Meta, Type, kind};
 use crate::state::random_picks;
-
-const R: u32 = READONLY | ATOMIC_READ;
 
 /// The set commands.
 pub(super) static COMMANDS: &[Spec] = commands! {
@@ -22,36 +20,36 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Adds one or more members to a set. Creates the key if it doesn't exist.
     "sadd", -3, WRITE | FAST, 1, 1, 1 => sadd;
     /// Removes one or more members from a set. Deletes the set if the last member was removed.
-    "srem", -3, WRITE | FAST, 1, 1, 1 => srem;
+    "srem", -3, WRITE | FAST, 1, 1, 1 => Ctx::coll_remove(Type::Set);
     /// Determines whether a member belongs to a set.
-    "sismember", 3, R | FAST, 1, 1, 1 => sismember;
+    "sismember", 3, READ_TX | FAST, 1, 1, 1 => Ctx::coll_contains(Type::Set);
     /// Determines whether multiple members belong to a set.
-    "smismember", -3, R | FAST, 1, 1, 1 => smismember;
+    "smismember", -3, READ_TX | FAST, 1, 1, 1 => smismember;
     /// Returns all members of a set.
-    "smembers", 2, R, 1, 1, 1 => smembers;
+    "smembers", 2, READ_TX, 1, 1, 1 => smembers;
     /// Returns the number of members in a set.
-    "scard", 2, R | FAST, 1, 1, 1 => scard;
+    "scard", 2, READ_TX | FAST, 1, 1, 1 => Ctx::coll_len(Type::Set);
     /// Returns one or more random members from a set after removing them. Deletes the set if the
     /// last member was popped.
     "spop", -2, WRITE | FAST, 1, 1, 1 => spop;
     /// Get one or multiple random members from a set
-    "srandmember", -2, R, 1, 1, 1 => srandmember;
+    "srandmember", -2, READ_TX, 1, 1, 1 => srandmember;
     /// Returns the intersect of multiple sets.
-    "sinter", -2, R, 1, -1, 1 => sinter;
+    "sinter", -2, READ_TX, 1, -1, 1 => combined(Op::Inter);
     /// Returns the union of multiple sets.
-    "sunion", -2, R, 1, -1, 1 => sunion;
+    "sunion", -2, READ_TX, 1, -1, 1 => combined(Op::Union);
     /// Returns the difference of multiple sets.
-    "sdiff", -2, R, 1, -1, 1 => sdiff;
+    "sdiff", -2, READ_TX, 1, -1, 1 => combined(Op::Diff);
     /// Stores the intersect of multiple sets in a key.
-    "sinterstore", -3, WRITE, 1, -1, 1 => sinterstore;
+    "sinterstore", -3, WRITE, 1, -1, 1 => store(Op::Inter);
     /// Stores the union of multiple sets in a key.
-    "sunionstore", -3, WRITE, 1, -1, 1 => sunionstore;
+    "sunionstore", -3, WRITE, 1, -1, 1 => store(Op::Union);
     /// Stores the difference of multiple sets in a key.
-    "sdiffstore", -3, WRITE, 1, -1, 1 => sdiffstore;
+    "sdiffstore", -3, WRITE, 1, -1, 1 => store(Op::Diff);
     /// Moves a member from one set to another.
     "smove", 4, WRITE | FAST, 1, 2, 1 => smove;
     /// Iterates over members of a set.
-    "sscan", -3, R, 1, 1, 1 => sscan;
+    "sscan", -3, READ_TX, 1, 1, 1 => sscan;
 };
 
 fn sadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
@@ -68,21 +66,6 @@ fn sadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     ctx.save(key, &m, &before)?;
     Ok(Frame::Integer(added))
-}
-
-fn srem(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ctx.remove_members(&args[1], Type::Set, &args[2..])
-}
-
-fn sismember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let Some(m) = ctx.coll(&args[1], Type::Set)? else {
-        return Ok(Frame::Integer(0));
-    };
-    Ok(Frame::Integer(i64::from(ctx.has_member(
-        &m,
-        kind::MEMBER,
-        &args[2],
-    )?)))
 }
 
 fn smismember(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
@@ -116,10 +99,6 @@ fn bulk_array(items: impl IntoIterator<Item = Bytes>) -> Frame {
 
 fn smembers(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(bulk_array(members_of(ctx, &args[1])?))
-}
-
-fn scard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ctx.coll_len(&args[1], Type::Set)
 }
 
 fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
@@ -239,16 +218,9 @@ fn combine(ctx: &mut Ctx<'_, '_>, keys: &[Bytes], op: Op) -> Result<BTreeSet<Byt
     }
 }
 
-fn sinter(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    Ok(bulk_array(combine(ctx, &args[1..], Op::Inter)?))
-}
-
-fn sunion(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    Ok(bulk_array(combine(ctx, &args[1..], Op::Union)?))
-}
-
-fn sdiff(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    Ok(bulk_array(combine(ctx, &args[1..], Op::Diff)?))
+/// SINTER, SUNION, SDIFF.
+fn combined(ctx: &mut Ctx<'_, '_>, args: &[Bytes], op: Op) -> CmdResult {
+    Ok(bulk_array(combine(ctx, &args[1..], op)?))
 }
 
 /// Replaces whatever is under `key` with a set of `members` (deletes it if there are none).
@@ -268,22 +240,11 @@ pub(crate) fn store_set(
     Ok(m.len)
 }
 
+/// SINTERSTORE, SUNIONSTORE, SDIFFSTORE.
 fn store(ctx: &mut Ctx<'_, '_>, args: &[Bytes], op: Op) -> CmdResult {
     let result = combine(ctx, &args[2..], op)?;
     let n = store_set(ctx, &args[1], result)?;
     Ok(Frame::Integer(n as i64))
-}
-
-fn sinterstore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    store(ctx, args, Op::Inter)
-}
-
-fn sunionstore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    store(ctx, args, Op::Union)
-}
-
-fn sdiffstore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    store(ctx, args, Op::Diff)
 }
 
 fn smove(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

@@ -25,6 +25,9 @@ pub(crate) mod flags {
     pub const READONLY: u32 = 1 << 6;
     /// Administrative.
     pub const ADMIN: u32 = 1 << 7;
+    /// Read-only, in a transaction so that it sees one state: the collection reads (their member
+    /// records are read through one) and the reads of several keys.
+    pub const READ_TX: u32 = READONLY | ATOMIC_READ;
 }
 
 /// A command handler.
@@ -94,15 +97,19 @@ impl Spec {
 ///
 /// That is: the summary (`COMMAND DOCS`) as doc comments, on as many lines as it takes (each
 /// line after the first continues the sentence, after its leading space); then name, arity,
-/// flags, first key, last key, key step, and the handler, or a [`Run`] variant other than
-/// `Store` (`=> Run::Exec`).
+/// flags, first key, last key, key step, and what runs it: the handler; or a function (or `Ctx`
+/// method) that takes more arguments after a handler's two, with those arguments, for the
+/// commands that are variants of one (`=> ttl_generic(true, false)` runs
+/// `ttl_generic(ctx, args, true, false)`, `=> Ctx::coll_len(Type::Hash)` runs
+/// `Ctx::coll_len(ctx, args, Type::Hash)`); or a [`Run`] variant other than `Store`
+/// (`=> Run::Exec`).
 macro_rules! commands {
     (
         group $group:literal;
         $(
             $(#[doc = $doc:literal])+
             $name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr
-                => $($run:ident)::+;
+                => $head:ident $(:: $tail:ident)? $(($($arg:expr),*))?;
         )*
     ) => {
         &[$(
@@ -115,7 +122,7 @@ macro_rules! commands {
                 step: $step,
                 group: $group,
                 summary: concat!($($doc),+).trim_ascii_start(),
-                run: $crate::cmd::spec::commands!(@run $($run)::+),
+                run: $crate::cmd::spec::commands!(@run $head $(:: $tail)? $(($($arg),*))?),
             },
         )*]
     };
@@ -124,6 +131,9 @@ macro_rules! commands {
     };
     (@run $handler:ident) => {
         $crate::cmd::spec::Run::Store($handler)
+    };
+    (@run $($handler:ident)::+ ($($arg:expr),*)) => {
+        $crate::cmd::spec::Run::Store(|ctx, args| $($handler)::+(ctx, args, $($arg),*))
     };
 }
 pub(crate) use commands;

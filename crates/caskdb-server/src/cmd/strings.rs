@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::args::{ExpireKind, expire_at, int_arg, is, parse_float};
 use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error, wrong_arity, wrongtype};
-use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::flags::{FAST, READ_TX, READONLY, WRITE};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::keyspace::Type;
@@ -20,12 +20,12 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Set the string value of a key only when the key doesn't exist.
     "setnx", 3, WRITE | FAST, 1, 1, 1 => setnx;
     /// Sets the string value and expiration time of a key. Creates the key if it doesn't exist.
-    "setex", 4, WRITE, 1, 1, 1 => setex;
+    "setex", 4, WRITE, 1, 1, 1 => setex_with(ExpireKind::Ex, "setex");
     /// Sets both string value and expiration time in milliseconds of a key. The key is created if
     /// it doesn't exist.
-    "psetex", 4, WRITE, 1, 1, 1 => psetex;
+    "psetex", 4, WRITE, 1, 1, 1 => setex_with(ExpireKind::Px, "psetex");
     /// Atomically returns the string values of one or more keys.
-    "mget", -2, READONLY | FAST | ATOMIC_READ, 1, -1, 1 => mget;
+    "mget", -2, READ_TX | FAST, 1, -1, 1 => mget;
     /// Atomically creates or modifies the string values of one or more keys.
     "mset", -3, WRITE, 1, -1, 2 => mset;
     /// Atomically modifies the string values of one or more keys only when all keys don't exist.
@@ -49,16 +49,16 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     "setrange", 4, WRITE, 1, 1, 1 => setrange;
     /// Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't
     /// exist.
-    "incr", 2, WRITE | FAST, 1, 1, 1 => incr;
+    "incr", 2, WRITE | FAST, 1, 1, 1 => incr_generic(1);
     /// Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't
     /// exist.
-    "decr", 2, WRITE | FAST, 1, 1, 1 => decr;
+    "decr", 2, WRITE | FAST, 1, 1, 1 => incr_generic(-1);
     /// Increments the integer value of a key by a number. Uses 0 as initial value if the key
     /// doesn't exist.
-    "incrby", 3, WRITE | FAST, 1, 1, 1 => incrby;
+    "incrby", 3, WRITE | FAST, 1, 1, 1 => incr_generic(1);
     /// Decrements a number from the integer value of a key. Uses 0 as initial value if the key
     /// doesn't exist.
-    "decrby", 3, WRITE | FAST, 1, 1, 1 => decrby;
+    "decrby", 3, WRITE | FAST, 1, 1, 1 => incr_generic(-1);
     /// Increment the floating point value of a key by a number. Uses 0 as initial value if the key
     /// doesn't exist.
     "incrbyfloat", 3, WRITE | FAST, 1, 1, 1 => incrbyfloat;
@@ -138,14 +138,6 @@ fn setex_with(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: ExpireKind, cmd: &str
     let at = expire_at(ctx.now_ms(), kind, &args[2], cmd)?;
     ctx.set_string(&args[1], &args[3], Some(at))?;
     Ok(Frame::OK)
-}
-
-fn setex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    setex_with(ctx, args, ExpireKind::Ex, "setex")
-}
-
-fn psetex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    setex_with(ctx, args, ExpireKind::Px, "psetex")
 }
 
 fn mget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
@@ -316,37 +308,25 @@ fn setrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(value.len() as i64))
 }
 
-fn incr_by(ctx: &mut Ctx<'_, '_>, key: &[u8], by: i64) -> CmdResult {
+/// INCR and DECR (by `sign`: 1 or -1), INCRBY and DECRBY (by `sign` times `args[2]`).
+fn incr_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], sign: i64) -> CmdResult {
+    let by = match args.get(2) {
+        Some(by) => int_arg(by)?,
+        None => 1,
+    };
+    if sign < 0 && by == i64::MIN {
+        return Err(Frame::err("decrement would overflow").into());
+    }
+    let key = &args[1];
     let (current, at) = match ctx.get_string(key)? {
         Some((v, at)) => (int_arg(&v)?, at),
         None => (0, None),
     };
-    let Some(n) = current.checked_add(by) else {
+    let Some(n) = current.checked_add(sign * by) else {
         return Err(Frame::err("increment or decrement would overflow").into());
     };
     ctx.set_string(key, n.to_string().as_bytes(), at)?;
     Ok(Frame::Integer(n))
-}
-
-fn incr(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    incr_by(ctx, &args[1], 1)
-}
-
-fn decr(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    incr_by(ctx, &args[1], -1)
-}
-
-fn incrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let by = int_arg(&args[2])?;
-    incr_by(ctx, &args[1], by)
-}
-
-fn decrby(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let by = int_arg(&args[2])?;
-    if by == i64::MIN {
-        return Err(Frame::err("decrement would overflow").into());
-    }
-    incr_by(ctx, &args[1], -by)
 }
 
 /// Formats a float result for humans, like Redis's `%.17Lf` with trailing zeros removed.

@@ -10,33 +10,31 @@ use super::args::{int_arg, is, parse_float};
 use super::ctx::Ctx;
 use super::lists::clamp_range;
 use super::reply::{CmdError, CmdResult, syntax_error};
-use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::flags::{FAST, READ_TX, WRITE};
 use super::spec::{Spec, commands};
 use super::zsets::{remove, scored_reply, split_entry};
 use crate::frame::Frame;
 use crate::keyspace::{Meta, Type, kind, score_bits};
 
-const R: u32 = READONLY | ATOMIC_READ;
-
 /// The sorted-set range commands.
 pub(super) static COMMANDS: &[Spec] = commands! {
     group "sorted-set";
     /// Returns the count of members in a sorted set that have scores within a range.
-    "zcount", 4, R | FAST, 1, 1, 1 => zcount;
+    "zcount", 4, READ_TX | FAST, 1, 1, 1 => zcount;
     /// Returns the number of members in a sorted set within a lexicographical range.
-    "zlexcount", 4, R | FAST, 1, 1, 1 => zlexcount;
+    "zlexcount", 4, READ_TX | FAST, 1, 1, 1 => zlexcount;
     /// Returns members in a sorted set within a range of indexes.
-    "zrange", -4, R, 1, 1, 1 => zrange;
+    "zrange", -4, READ_TX, 1, 1, 1 => range_generic(Kind::Rank, false, true);
     /// Returns members in a sorted set within a range of indexes in reverse order.
-    "zrevrange", -4, R, 1, 1, 1 => zrevrange;
+    "zrevrange", -4, READ_TX, 1, 1, 1 => range_generic(Kind::Rank, true, false);
     /// Returns members in a sorted set within a range of scores.
-    "zrangebyscore", -4, R, 1, 1, 1 => zrangebyscore;
+    "zrangebyscore", -4, READ_TX, 1, 1, 1 => range_generic(Kind::Score, false, false);
     /// Returns members in a sorted set within a range of scores in reverse order.
-    "zrevrangebyscore", -4, R, 1, 1, 1 => zrevrangebyscore;
+    "zrevrangebyscore", -4, READ_TX, 1, 1, 1 => range_generic(Kind::Score, true, false);
     /// Returns members in a sorted set within a lexicographical range.
-    "zrangebylex", -4, R, 1, 1, 1 => zrangebylex;
+    "zrangebylex", -4, READ_TX, 1, 1, 1 => range_generic(Kind::Lex, false, false);
     /// Returns members in a sorted set within a lexicographical range in reverse order.
-    "zrevrangebylex", -4, R, 1, 1, 1 => zrevrangebylex;
+    "zrevrangebylex", -4, READ_TX, 1, 1, 1 => range_generic(Kind::Lex, true, false);
     /// Removes members in a sorted set within a range of indexes. Deletes the sorted set if all
     /// members were removed.
     "zremrangebyrank", 4, WRITE, 1, 1, 1 => zremrangebyrank;
@@ -413,30 +411,6 @@ fn range_generic(
     let (offset, count) = limit.unwrap_or((0, -1));
     let items = select(ctx, &m, &by, rev, offset, count)?;
     Ok(scored_reply(items, withscores))
-}
-
-fn zrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, Kind::Rank, false, true)
-}
-
-fn zrevrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, Kind::Rank, true, false)
-}
-
-fn zrangebyscore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, Kind::Score, false, false)
-}
-
-fn zrevrangebyscore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, Kind::Score, true, false)
-}
-
-fn zrangebylex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, Kind::Lex, false, false)
-}
-
-fn zrevrangebylex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    range_generic(ctx, args, Kind::Lex, true, false)
 }
 
 fn zcount(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

@@ -7,16 +7,14 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
-use super::args::{is, parse_float, positive_count};
+use super::args::{option_flags, parse_float, positive_count};
 use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error};
 use super::scan;
-use super::spec::flags::{ATOMIC_READ, FAST, READONLY, WRITE};
+use super::spec::flags::{FAST, READ_TX, WRITE};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::keyspace::{Meta, Type, kind, score_bits, score_from_bits};
-
-const R: u32 = READONLY | ATOMIC_READ;
 
 /// The sorted-set commands on members.
 pub(super) static COMMANDS: &[Spec] = commands! {
@@ -28,25 +26,25 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// removed.
     "zrem", -3, WRITE | FAST, 1, 1, 1 => zrem;
     /// Returns the score of a member in a sorted set.
-    "zscore", 3, R | FAST, 1, 1, 1 => zscore;
+    "zscore", 3, READ_TX | FAST, 1, 1, 1 => zscore;
     /// Returns the score of one or more members in a sorted set.
-    "zmscore", -3, R | FAST, 1, 1, 1 => zmscore;
+    "zmscore", -3, READ_TX | FAST, 1, 1, 1 => zmscore;
     /// Increments the score of a member in a sorted set.
     "zincrby", 4, WRITE | FAST, 1, 1, 1 => zincrby;
     /// Returns the number of members in a sorted set.
-    "zcard", 2, R | FAST, 1, 1, 1 => zcard;
+    "zcard", 2, READ_TX | FAST, 1, 1, 1 => Ctx::coll_len(Type::ZSet);
     /// Returns the index of a member in a sorted set ordered by ascending scores.
-    "zrank", 3, R | FAST, 1, 1, 1 => zrank;
+    "zrank", 3, READ_TX | FAST, 1, 1, 1 => rank_generic(false);
     /// Returns the index of a member in a sorted set ordered by descending scores.
-    "zrevrank", 3, R | FAST, 1, 1, 1 => zrevrank;
+    "zrevrank", 3, READ_TX | FAST, 1, 1, 1 => rank_generic(true);
     /// Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted
     /// set if the last member was popped.
-    "zpopmin", -2, WRITE | FAST, 1, 1, 1 => zpopmin;
+    "zpopmin", -2, WRITE | FAST, 1, 1, 1 => pop_generic(false);
     /// Returns the highest-scoring members from a sorted set after removing them. Deletes the
     /// sorted set if the last member was popped.
-    "zpopmax", -2, WRITE | FAST, 1, 1, 1 => zpopmax;
+    "zpopmax", -2, WRITE | FAST, 1, 1, 1 => pop_generic(true);
     /// Iterates over members and scores of a sorted set.
-    "zscan", -3, R, 1, 1, 1 => zscan;
+    "zscan", -3, READ_TX, 1, 1, 1 => zscan;
 };
 
 /// Formats a score as Redis 7.0 does (`%.17g`).
@@ -165,29 +163,9 @@ fn has_nonzero_digit(mantissa: &str) -> bool {
 }
 
 fn zadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
-        (false, false, false, false, false, false);
-    let mut i = 2;
-    while i < args.len() {
-        let a = &args[i];
-        if is(a, "nx") {
-            nx = true;
-        } else if is(a, "xx") {
-            xx = true;
-        } else if is(a, "gt") {
-            gt = true;
-        } else if is(a, "lt") {
-            lt = true;
-        } else if is(a, "ch") {
-            ch = true;
-        } else if is(a, "incr") {
-            incr = true;
-        } else {
-            break;
-        }
-        i += 1;
-    }
-    let pairs = &args[i..];
+    let ([nx, xx, gt, lt, ch, incr], n) =
+        option_flags(&args[2..], ["nx", "xx", "gt", "lt", "ch", "incr"]);
+    let pairs = &args[2 + n..];
     if pairs.is_empty() || pairs.len() % 2 == 1 {
         return Err(syntax_error());
     }
@@ -310,10 +288,6 @@ fn zmscore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Array(out))
 }
 
-fn zcard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    ctx.coll_len(&args[1], Type::ZSet)
-}
-
 /// The reply of a range or pop: members, each followed by its score if `withscores`.
 pub(super) fn scored_reply(items: Vec<(Bytes, f64)>, withscores: bool) -> Frame {
     let mut out = Vec::with_capacity(items.len() * if withscores { 2 } else { 1 });
@@ -350,14 +324,6 @@ fn rank_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], rev: bool) -> CmdResult {
     ))
 }
 
-fn zrank(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    rank_generic(ctx, args, false)
-}
-
-fn zrevrank(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    rank_generic(ctx, args, true)
-}
-
 fn pop_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], max: bool) -> CmdResult {
     let count = match args.len() {
         2 => 1,
@@ -386,14 +352,6 @@ fn pop_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], max: bool) -> CmdResult {
     }
     ctx.save(key, &m, &before)?;
     Ok(scored_reply(items, true))
-}
-
-fn zpopmin(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    pop_generic(ctx, args, false)
-}
-
-fn zpopmax(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    pop_generic(ctx, args, true)
 }
 
 fn zscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
