@@ -14,11 +14,20 @@ fn read_all(vfs: &SimVfs, path: &Path) -> Vec<u8> {
     vfs.read(path).unwrap()
 }
 
+/// The directory every test works in.
+const DIR: &str = "/d";
+
+/// A simulated file system holding the (empty) directory [`DIR`].
+fn sim_with_dir() -> (SimVfs, &'static Path) {
+    let sim = SimVfs::new();
+    let dir = Path::new(DIR);
+    sim.create_dir_all(dir).unwrap();
+    (sim, dir)
+}
+
 #[test]
 fn power_loss_sim_keeps_only_what_was_synced() {
-    let sim = SimVfs::new();
-    let dir = Path::new("/d");
-    sim.create_dir_all(dir).unwrap();
+    let (sim, dir) = sim_with_dir();
     let a = sim.create(&dir.join("a"), 64).unwrap();
     a.append(&[b"synced"]).unwrap();
     a.sync(false).unwrap();
@@ -58,9 +67,7 @@ fn power_loss_sim_keeps_only_what_was_synced() {
 
 #[test]
 fn power_loss_sim_loses_the_pages_of_a_failed_fsync_for_good() {
-    let sim = SimVfs::new();
-    let dir = Path::new("/d");
-    sim.create_dir_all(dir).unwrap();
+    let (sim, dir) = sim_with_dir();
     let f = sim.create(&dir.join("f"), 64).unwrap();
     sim.sync_dir(dir).unwrap();
     f.append(&[b"one"]).unwrap();
@@ -86,9 +93,7 @@ fn power_loss_sim_loses_the_pages_of_a_failed_fsync_for_good() {
 
 #[test]
 fn power_loss_sim_keeps_the_vfs_contracts() {
-    let sim = SimVfs::new();
-    let dir = Path::new("/d");
-    sim.create_dir_all(dir).unwrap();
+    let (sim, dir) = sim_with_dir();
     let missing = sim.open(&dir.join("x"), OpenMode::ReadOnly).err().unwrap();
     assert_eq!(missing.kind(), io::ErrorKind::NotFound);
     let f = sim.create(&dir.join("f"), 10).unwrap();

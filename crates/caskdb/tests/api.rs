@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::thread;
 
 use caskdb::{Db, Error, Options, SyncPolicy};
-use common::{data_files, key, open_small, small_files, value};
+use common::{
+    data_files, files_of, key, open_small, put_keys, reopen, small_files, temp_db, unsynced, value,
+};
 
 #[test]
 fn put_cases() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open_small(dir.path());
+    let (dir, db) = temp_db(small_files());
 
     // 1. a normal put
     db.put(key(11), value(11)).unwrap();
@@ -35,9 +36,7 @@ fn put_cases() {
     assert!(db.contains_key(key(33)).unwrap());
 
     // 5. enough puts to rotate through several data files
-    for i in 100..1100 {
-        db.put(key(i), value(i)).unwrap();
-    }
+    put_keys(&db, 100..1100);
     let files = db.stats().unwrap().data_files;
     assert!(files > 10, "expected rotation, got {files} files");
     assert_eq!(data_files(dir.path()).len(), files);
@@ -61,8 +60,7 @@ fn put_cases() {
 
 #[test]
 fn get_cases() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open_small(dir.path());
+    let (_dir, db) = temp_db(small_files());
 
     // 1. a normal get
     db.put(key(111), value(111)).unwrap();
@@ -82,9 +80,7 @@ fn get_cases() {
     assert_eq!(db.get(key(333)).unwrap(), None);
 
     // 5. values that now live in older, sealed files
-    for i in 500..1500 {
-        db.put(key(i), value(i)).unwrap();
-    }
+    put_keys(&db, 500..1500);
     let stats = db.stats().unwrap();
     assert!(stats.data_files > 10);
     let first_file = stats.files[0].id;
@@ -93,8 +89,7 @@ fn get_cases() {
     assert_eq!(db.get(key(111)).unwrap().unwrap(), value(111));
 
     // 6. after a restart everything written before is there
-    drop(db);
-    let db = open_small(dir.path());
+    let db = reopen(db, small_files());
     assert_eq!(db.stats().unwrap().files[0].id, first_file);
     assert_eq!(db.get(key(111)).unwrap().unwrap(), value(111));
     assert_eq!(db.get(key(222)).unwrap().unwrap(), "a new value");
@@ -109,8 +104,7 @@ fn get_cases() {
 
 #[test]
 fn delete_cases() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open_small(dir.path());
+    let (dir, db) = temp_db(small_files());
 
     // 1. deleting a key that exists
     db.put(key(111), value(111)).unwrap();
@@ -134,9 +128,7 @@ fn delete_cases() {
     assert_eq!(db.get(key(222)).unwrap().unwrap(), "a new value");
 
     // deletes spread over rotated files
-    for i in 1000..1400 {
-        db.put(key(i), value(i)).unwrap();
-    }
+    put_keys(&db, 1000..1400);
     for i in (1000..1400).step_by(2) {
         assert!(db.delete(key(i)).unwrap());
     }
@@ -159,12 +151,7 @@ fn delete_cases() {
 
 #[test]
 fn oversized_keys_and_values_are_refused_and_write_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Options::default()
-        .max_key_size(8)
-        .max_value_size(16)
-        .open(dir.path())
-        .unwrap();
+    let (dir, db) = temp_db(Options::default().max_key_size(8).max_value_size(16));
     db.put("k", "v").unwrap();
     let before = db.stats().unwrap();
     match db.put("123456789", "v") {
@@ -188,15 +175,13 @@ fn oversized_keys_and_values_are_refused_and_write_nothing() {
 
 #[test]
 fn a_record_bigger_than_the_file_size_gets_its_own_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = small_files().open(dir.path()).unwrap();
+    let (_dir, db) = temp_db(small_files());
     let big = vec![0xabu8; 10_000];
     db.put("small", "x").unwrap();
     db.put("big", &big).unwrap();
     db.put("after", "y").unwrap();
     assert_eq!(db.get("big").unwrap().unwrap(), &big[..]);
-    drop(db);
-    let db = open_small(dir.path());
+    let db = reopen(db, small_files());
     assert_eq!(db.get("big").unwrap().unwrap(), &big[..]);
     assert_eq!(db.get("after").unwrap().unwrap(), "y");
     assert_eq!(db.get("small").unwrap().unwrap(), "x");
@@ -204,25 +189,19 @@ fn a_record_bigger_than_the_file_size_gets_its_own_file() {
 
 #[test]
 fn binary_keys_and_values_roundtrip() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open_small(dir.path());
+    let (_dir, db) = temp_db(small_files());
     let k: Vec<u8> = (0..=255u8).collect();
     let v: Vec<u8> = (0..=255u8).rev().cycle().take(1000).collect();
     db.put(&k, &v).unwrap();
     db.put([0u8], [0u8]).unwrap();
-    drop(db);
-    let db = open_small(dir.path());
+    let db = reopen(db, small_files());
     assert_eq!(db.get(&k).unwrap().unwrap(), v);
     assert_eq!(db.get([0u8]).unwrap().unwrap(), &[0u8][..]);
 }
 
 #[test]
 fn stats_count_live_and_dead_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Options::default()
-        .sync(SyncPolicy::Never)
-        .open(dir.path())
-        .unwrap();
+    let (_dir, db) = temp_db(unsynced());
     let empty = db.stats().unwrap();
     assert_eq!((empty.keys, empty.data_files, empty.dead_bytes), (0, 1, 0));
     assert_eq!(empty.total_bytes, 16, "just the file header");
@@ -240,8 +219,7 @@ fn stats_count_live_and_dead_bytes() {
     );
     assert_eq!(three.live_bytes, 16);
     // the same numbers are rebuilt by replay
-    drop(db);
-    let db = Db::open(dir.path()).unwrap();
+    let db = reopen(db, Options::default());
     let again = db.stats().unwrap();
     assert_eq!(
         (again.keys, again.total_bytes, again.dead_bytes),
@@ -286,12 +264,7 @@ fn the_documented_builder_chain_compiles_and_works() -> caskdb::Result<()> {
 
 #[test]
 fn many_threads_put_and_get_on_clones() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Options::default()
-        .data_file_size(64 << 10)
-        .sync(SyncPolicy::Never)
-        .open(dir.path())
-        .unwrap();
+    let (_dir, db) = temp_db(files_of(64 << 10));
     let threads = 8;
     let per_thread = 2000;
     let handles: Vec<_> = (0..threads)
@@ -320,8 +293,7 @@ fn many_threads_put_and_get_on_clones() {
     let expected = threads * per_thread - threads * per_thread / 10;
     assert_eq!(db.len(), expected);
     assert!(db.stats().unwrap().data_files > 1);
-    drop(db);
-    let db = Db::open(dir.path()).unwrap();
+    let db = reopen(db, Options::default());
     assert_eq!(db.len(), expected);
     for n in 0..threads * per_thread {
         let got = db.get(key(n)).unwrap();
@@ -335,12 +307,11 @@ fn many_threads_put_and_get_on_clones() {
 
 #[test]
 fn always_policy_with_concurrent_writers_keeps_every_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Options::default()
-        .data_file_size(8 << 10)
-        .sync(SyncPolicy::Always)
-        .open(dir.path())
-        .unwrap();
+    let (dir, db) = temp_db(
+        Options::default()
+            .data_file_size(8 << 10)
+            .sync(SyncPolicy::Always),
+    );
     let db = Arc::new(db);
     let handles: Vec<_> = (0..8)
         .map(|t| {
@@ -362,8 +333,7 @@ fn always_policy_with_concurrent_writers_keeps_every_write() {
 
 #[test]
 fn second_open_is_locked_until_the_last_clone_goes() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).unwrap();
+    let (dir, db) = temp_db(Options::default());
     let clone = db.clone();
     match Db::open(dir.path()) {
         Err(Error::Locked { path }) => assert_eq!(path, dir.path()),
@@ -377,8 +347,7 @@ fn second_open_is_locked_until_the_last_clone_goes() {
 
 #[test]
 fn close_releases_the_lock_and_other_clones_get_closed() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).unwrap();
+    let (dir, db) = temp_db(Options::default());
     db.put("k", "v").unwrap();
     let clone = db.clone();
     db.close().unwrap();
@@ -394,8 +363,7 @@ fn close_releases_the_lock_and_other_clones_get_closed() {
 
 #[test]
 fn a_clean_close_leaves_no_preallocated_tail() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path()).unwrap();
+    let (dir, db) = temp_db(Options::default());
     db.put("k", "v").unwrap();
     let stats = db.stats().unwrap();
     db.close().unwrap();

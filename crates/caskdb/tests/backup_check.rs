@@ -9,21 +9,20 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
-use caskdb::{Db, Error, Options, SyncPolicy, check};
-use common::{data_files, key, value};
+use caskdb::{Db, Error, Options, check};
+use common::{
+    copy_of, data_files, hint_files, key, manual_merge, put_keys, set_len, temp_db, unsynced,
+    value, xor_byte, zero,
+};
 
 fn opts() -> Options {
-    Options::default()
-        .data_file_size(8192)
-        .sync(SyncPolicy::Never)
-        .auto_merge(false)
+    manual_merge(8192)
 }
 
 #[test]
 fn a_backup_taken_during_writes_holds_every_write_acknowledged_before_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let (_dir, db) = temp_db(opts());
     let dest = tempfile::tempdir().unwrap();
-    let db = opts().open(dir.path()).unwrap();
     let acked = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel();
@@ -60,22 +59,15 @@ fn a_backup_taken_during_writes_holds_every_write_acknowledged_before_it() {
 
 #[test]
 fn a_backup_is_independent_of_the_source_afterwards() {
-    let dir = tempfile::tempdir().unwrap();
+    let (_dir, db) = temp_db(opts());
     let dest = tempfile::tempdir().unwrap();
-    let db = opts().open(dir.path()).unwrap();
-    for i in 0..500 {
-        db.put(key(i), value(i)).unwrap();
-    }
+    put_keys(&db, 0..500);
     db.merge().unwrap(); // hint files too
     for i in 0..100 {
         db.put(key(i), b"second").unwrap();
     }
     db.backup(dest.path()).unwrap();
-    assert!(
-        fs::read_dir(dest.path())
-            .unwrap()
-            .any(|e| { e.unwrap().path().extension().is_some_and(|x| x == "hint") })
-    );
+    assert!(!hint_files(dest.path()).is_empty());
     // the source moves on: merges delete the files the backup linked
     for i in 0..500 {
         db.delete(key(i)).unwrap();
@@ -92,10 +84,9 @@ fn a_backup_is_independent_of_the_source_afterwards() {
 
 #[test]
 fn a_backup_refuses_a_destination_that_is_not_empty() {
-    let dir = tempfile::tempdir().unwrap();
     let dest = tempfile::tempdir().unwrap();
     fs::write(dest.path().join("something"), "x").unwrap();
-    let db = opts().open(dir.path()).unwrap();
+    let (_dir, db) = temp_db(opts());
     match db.backup(dest.path()) {
         Err(Error::Io(e)) => {
             assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
@@ -107,11 +98,7 @@ fn a_backup_refuses_a_destination_that_is_not_empty() {
 }
 
 fn three_files() -> (tempfile::TempDir, usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Options::default()
-        .data_file_size(2048)
-        .open(dir.path())
-        .unwrap();
+    let (dir, db) = temp_db(Options::default().data_file_size(2048));
     let mut n = 0;
     while db.stats().unwrap().data_files < 3 {
         db.put(key(n), value(n)).unwrap();
@@ -147,11 +134,9 @@ fn check_of_a_clean_database_finds_nothing_and_refuses_an_open_one() {
 fn repair_salvages_the_records_after_a_corrupt_region_and_reports_the_loss() {
     let (dir, n) = three_files();
     let first = data_files(dir.path())[0].clone();
-    let original = fs::read(&first).unwrap();
     // damage the second record of the first (sealed) file: Db::open refuses the directory
-    let mut bytes = original.clone();
-    bytes[16 + 60] ^= 0x55; // inside the first record or the second, not the last
-    fs::write(&first, &bytes).unwrap();
+    // (the byte is inside the first record or the second, not the last)
+    let bytes = xor_byte(&first, 16 + 60, 0x55);
     assert!(matches!(Db::open(dir.path()), Err(Error::Corrupted { .. })));
 
     let report = check(dir.path(), false, |_| {}).unwrap();
@@ -193,25 +178,16 @@ fn repair_salvages_the_records_after_a_corrupt_region_and_reports_the_loss() {
 
 #[test]
 fn repair_cuts_a_torn_tail_and_removes_bad_hints_and_merge_leftovers() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = opts().open(dir.path()).unwrap();
-    for i in 0..300 {
-        db.put(key(i), value(i)).unwrap();
-    }
+    let (dir, db) = temp_db(opts());
+    put_keys(&db, 0..300);
     db.merge().unwrap();
     db.put("tail", "t").unwrap();
     db.close().unwrap();
     let newest = data_files(dir.path()).pop().unwrap();
     let mut f = fs::OpenOptions::new().append(true).open(&newest).unwrap();
     std::io::Write::write_all(&mut f, &[9, 9, 9, 1, 2]).unwrap();
-    let hint = fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "hint"))
-        .unwrap();
-    let mut h = fs::read(&hint).unwrap();
-    h[20] ^= 1;
-    fs::write(&hint, h).unwrap();
+    let hint = hint_files(dir.path())[0].clone();
+    xor_byte(&hint, 20, 1);
     fs::write(dir.path().join("0000000099.data.merging"), "half").unwrap();
 
     let report = check(dir.path(), false, |_| {}).unwrap();
@@ -232,15 +208,6 @@ fn repair_cuts_a_torn_tail_and_removes_bad_hints_and_merge_leftovers() {
     assert_eq!(db.get("tail").unwrap().unwrap(), "t");
 }
 
-fn copy_dir(from: &std::path::Path) -> tempfile::TempDir {
-    let to = tempfile::tempdir().unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        fs::copy(e.path(), to.path().join(e.file_name())).unwrap();
-    }
-    to
-}
-
 fn contents(db: &Db) -> Vec<(Vec<u8>, Vec<u8>)> {
     db.iter()
         .map(|r| {
@@ -252,7 +219,7 @@ fn contents(db: &Db) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 /// Repairing a copy of `dir` and opening another copy directly must give the same data.
 fn repair_agrees_with_open(dir: &std::path::Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let (a, b) = (copy_dir(dir), copy_dir(dir));
+    let (a, b) = (copy_of(dir), copy_of(dir));
     let opened = contents(&Db::open(a.path()).unwrap());
     let report = check(b.path(), true, |_| {}).unwrap();
     assert!(report.is_clean(), "{report:?}");
@@ -264,64 +231,40 @@ fn repair_agrees_with_open(dir: &std::path::Path) -> Vec<(Vec<u8>, Vec<u8>)> {
 #[test]
 fn repair_treats_crash_damage_exactly_as_open_does() {
     // a batch torn at the tail of the newest file: wholly absent either way
-    let dir = tempfile::tempdir().unwrap();
-    let db = opts().open(dir.path()).unwrap();
+    let (dir, db) = temp_db(opts());
     db.put("a", "1").unwrap();
     let mut b = db.batch();
     b.put("x", "1").put("y", "2").put("z", "3");
     b.commit().unwrap();
     db.close().unwrap();
     let f = data_files(dir.path()).pop().unwrap();
-    let len = fs::metadata(&f).unwrap().len();
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&f)
-        .unwrap()
-        .set_len(len - 4)
-        .unwrap();
+    set_len(&f, fs::metadata(&f).unwrap().len() - 4);
     assert_eq!(
         repair_agrees_with_open(dir.path()),
         [(b"a".to_vec(), b"1".to_vec())]
     );
 
     // a lost page in the newest file with valid records after it: the prefix before it
-    let dir = tempfile::tempdir().unwrap();
-    let db = Options::default()
-        .sync(SyncPolicy::Never)
-        .open(dir.path())
-        .unwrap();
-    for i in 0..250 {
-        db.put(key(i), value(i)).unwrap();
-    }
+    let (dir, db) = temp_db(unsynced());
+    put_keys(&db, 0..250);
     db.close().unwrap();
-    let f = data_files(dir.path())[0].clone();
-    let mut bytes = fs::read(&f).unwrap();
-    bytes[8192..12288].fill(0);
-    fs::write(&f, bytes).unwrap();
+    zero(&data_files(dir.path())[0], 8192..12288);
     let kept = repair_agrees_with_open(dir.path());
     assert!(kept.len() > 50 && kept.len() < 250, "{}", kept.len());
 }
 
 #[test]
 fn repair_drops_a_damaged_batch_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Options::default()
-        .data_file_size(1024)
-        .open(dir.path())
-        .unwrap();
+    let (dir, db) = temp_db(Options::default().data_file_size(1024));
     db.put("before", "1").unwrap();
     let at = db.stats().unwrap().total_bytes;
     let mut b = db.batch();
     b.put("x", "1").put("y", "2").put("z", "3");
     b.commit().unwrap();
-    for i in 0..40 {
-        db.put(key(i), value(i)).unwrap(); // rotate: the batch ends up in a sealed file
-    }
+    put_keys(&db, 0..40); // rotate: the batch ends up in a sealed file
     db.close().unwrap();
-    let first = data_files(dir.path())[0].clone();
-    let mut bytes = fs::read(&first).unwrap();
-    bytes[at as usize + 30] ^= 0x20; // inside the batch's second record
-    fs::write(&first, bytes).unwrap();
+    // inside the batch's second record
+    xor_byte(&data_files(dir.path())[0], at as usize + 30, 0x20);
     assert!(matches!(Db::open(dir.path()), Err(Error::Corrupted { .. })));
     let report = check(dir.path(), true, |_| {}).unwrap();
     assert!(report.is_clean(), "{report:?}");
@@ -335,8 +278,7 @@ fn repair_drops_a_damaged_batch_whole() {
 
 #[test]
 fn a_backup_into_the_database_itself_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = opts().open(dir.path()).unwrap();
+    let (dir, db) = temp_db(opts());
     db.put("k", "v").unwrap();
     match db.backup(dir.path().join("backup")) {
         Err(Error::Io(e)) => assert!(e.to_string().contains("inside the database"), "{e}"),

@@ -3,26 +3,22 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use caskdb::{Db, Error, Options, SyncPolicy};
-use caskdb_testkit::faulty::faulty;
+use caskdb_testkit::faulty::{Faults, faulty};
+use common::{data_files, files_of};
+use tempfile::TempDir;
 
 fn data_file_count(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "data")
-        })
-        .count()
+    data_files(dir).len()
 }
 
 #[test]
@@ -52,27 +48,24 @@ fn a_failed_fsync_stops_writes_until_reopen_and_close_reports_it() {
     db.put("later", "3").unwrap();
 }
 
-/// Fills the first file of a 1 KiB-file database until the next put must rotate.
-fn fill_first_file(db: &Db) -> usize {
+/// A 1 KiB-file database whose first file is full, so that the next put must rotate, and whose
+/// next file creation fails; also the number of keys it holds.
+fn rotation_about_to_fail() -> (TempDir, Db, Arc<Faults>, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let (opts, faults) = faulty(files_of(1024));
+    let db = opts.open(dir.path()).unwrap();
     let mut i = 0;
     while db.stats().unwrap().total_bytes + 60 < 1024 {
         db.put(format!("key{i:04}"), [b'v'; 40]).unwrap();
         i += 1;
     }
-    i
+    faults.fail_creates.store(1, Ordering::SeqCst);
+    (dir, db, faults, i)
 }
 
 #[test]
 fn a_failed_rotation_leaves_no_file_behind_and_is_retried() {
-    let dir = tempfile::tempdir().unwrap();
-    let (opts, faults) = faulty(
-        Options::default()
-            .data_file_size(1024)
-            .sync(SyncPolicy::Never),
-    );
-    let db = opts.open(dir.path()).unwrap();
-    let mut n = fill_first_file(&db);
-    faults.fail_creates.store(1, Ordering::SeqCst);
+    let (dir, db, _faults, mut n) = rotation_about_to_fail();
     match db.put("big", [b'x'; 200]) {
         Err(Error::Io(e)) => {
             assert_eq!(e.kind(), io::ErrorKind::StorageFull, "{e}");
@@ -98,15 +91,7 @@ fn a_failed_rotation_leaves_no_file_behind_and_is_retried() {
 
 #[test]
 fn a_failed_rotation_whose_cleanup_also_failed_survives_a_crash() {
-    let dir = tempfile::tempdir().unwrap();
-    let (opts, faults) = faulty(
-        Options::default()
-            .data_file_size(1024)
-            .sync(SyncPolicy::Never),
-    );
-    let db = opts.open(dir.path()).unwrap();
-    let n = fill_first_file(&db);
-    faults.fail_creates.store(1, Ordering::SeqCst);
+    let (dir, db, faults, n) = rotation_about_to_fail();
     faults.fail_remove.store(true, Ordering::SeqCst);
     assert!(db.put("big", [b'x'; 200]).is_err());
     assert_eq!(

@@ -336,16 +336,7 @@ fn io_error_at_every_call_of_a_workload_is_reported_and_loses_nothing_acknowledg
         count(|p| p.tolerated),
     );
     let problems: Vec<&String> = points.iter().flat_map(|p| &p.problems).collect();
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n{}",
-        problems.len(),
-        problems
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_no_problems(&problems);
     // The workload reaches what it is meant to cover.
     let failed = |c: Call, name: &str| {
         points.iter().any(|p| {
@@ -424,6 +415,17 @@ fn storage_for_recovery() -> (SimVfs, State) {
     (sim, model.visible(NOW))
 }
 
+/// Fails, listing them, if there are any problems.
+fn assert_no_problems(problems: &[impl AsRef<str>]) {
+    let lines: Vec<&str> = problems.iter().map(AsRef::as_ref).collect();
+    assert!(
+        lines.is_empty(),
+        "{} problems:\n{}",
+        lines.len(),
+        lines.join("\n")
+    );
+}
+
 /// Opens `base` once per fault point `n` with `fault(n)`: the open must fail with an I/O error,
 /// or succeed (only when a hint could not be read) with every write; either way, a reopen
 /// without the fault — after a restart or a power loss — must show every write. Returns the
@@ -494,12 +496,7 @@ fn io_error_at_every_call_of_recovery_fails_the_open_or_is_harmless() {
     let (covered, problems) = recovery_under_faults(&base, &contents, Fault::FailNonRead);
     eprintln!("io error: {covered} fault points covered in recovery (reads excepted)");
     assert!(covered >= 15, "recovery made only {covered} calls");
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
+    assert_no_problems(&problems);
 }
 
 #[test]
@@ -507,12 +504,7 @@ fn io_error_at_every_read_of_recovery_is_an_io_error() {
     let (base, contents) = storage_for_recovery();
     let (covered, problems) = recovery_under_faults(&base, &contents, Fault::FailRead);
     eprintln!("io error: {covered} read fault points covered in recovery");
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
+    assert_no_problems(&problems);
 }
 
 /// The smallest case of the bug above, and the worst outcome: one acknowledged put, in the only
@@ -525,5 +517,5 @@ fn io_error_reading_the_newest_file_at_open_keeps_its_acknowledged_write() {
     db.close().unwrap();
     let contents = State::from([(key_name(0), value(0))]);
     let (_, problems) = recovery_under_faults(&sim, &contents, Fault::FailRead);
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_no_problems(&problems);
 }

@@ -5,18 +5,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
 use std::sync::Arc;
 use std::time::Duration;
 
-use caskdb::{Db, Error, ManualClock, Options, SyncPolicy};
-use common::{data_files, key, value};
+use caskdb::{Db, Error, ManualClock, Options};
+use common::{
+    copy_of, data_files, key, manual_merge, reopen, set_len, temp_db, temp_db_with, unsynced, value,
+};
 
 fn opts() -> Options {
-    Options::default()
-        .data_file_size(4096)
-        .sync(SyncPolicy::Never)
-        .auto_merge(false)
+    manual_merge(4096)
 }
 
 fn collect(
@@ -30,8 +28,7 @@ fn collect(
 }
 
 fn filled(n: usize) -> (tempfile::TempDir, Db, BTreeMap<Vec<u8>, Vec<u8>>) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = opts().open(dir.path()).unwrap();
+    let (dir, db) = temp_db(opts());
     let mut model = BTreeMap::new();
     // written in a scattered order, over many files
     for i in 0..n {
@@ -150,10 +147,7 @@ fn once_the_ends_of_an_iterator_meet_later_inserts_are_not_returned() {
     // Found by fuzzing: after one end took the last key the other end had fetched, a key
     // inserted beyond it was still returned — after a smaller key from the other end, or by
     // the back end in ascending order.
-    let dir = tempfile::tempdir().unwrap();
-    let db = opts().open(dir.path()).unwrap();
-    db.put("a", "1").unwrap();
-    db.put("ab", "2").unwrap();
+    let (_dir, db) = temp_db_with(opts(), &[("a", "1"), ("ab", "2")]);
     let key = |r: Option<caskdb::Result<(caskdb::Bytes, caskdb::Bytes)>>| {
         r.map(|r| String::from_utf8(r.unwrap().0.to_vec()).unwrap())
     };
@@ -186,10 +180,7 @@ fn an_iterator_of_a_closed_database_reports_it_once() {
 
 #[test]
 fn a_batch_applies_every_operation_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = opts().open(dir.path()).unwrap();
-    db.put("gone", "1").unwrap();
-    db.put("kept", "1").unwrap();
+    let (_dir, db) = temp_db_with(opts(), &[("gone", "1"), ("kept", "1")]);
     let mut b = db.batch();
     b.put("a", "1")
         .put("b", "2")
@@ -205,24 +196,17 @@ fn a_batch_applies_every_operation_in_order() {
         .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
         .collect();
     assert_eq!(all, expect);
-    drop(db);
-    let db = opts().open(dir.path()).unwrap();
+    let db = reopen(db, opts());
     assert_eq!(collect(db.iter()), expect);
     db.merge().unwrap();
-    drop(db);
-    let db = opts().open(dir.path()).unwrap();
+    let db = reopen(db, opts());
     assert_eq!(collect(db.iter()), expect);
     assert_eq!(db.stats().unwrap().dead_bytes, 0);
 }
 
 #[test]
 fn an_empty_batch_writes_nothing_and_a_bad_batch_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Options::default()
-        .max_batch_size(1000)
-        .max_value_size(100)
-        .open(dir.path())
-        .unwrap();
+    let (_dir, db) = temp_db(Options::default().max_batch_size(1000).max_value_size(100));
     let before = db.stats().unwrap();
     db.batch().commit().unwrap();
     let mut b = db.batch();
@@ -245,12 +229,7 @@ fn an_empty_batch_writes_nothing_and_a_bad_batch_writes_nothing() {
 
 #[test]
 fn a_batch_cut_at_any_byte_is_wholly_absent_and_a_whole_one_wholly_present() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Options::default()
-        .sync(SyncPolicy::Never)
-        .open(dir.path())
-        .unwrap();
-    db.put("before", "1").unwrap();
+    let (dir, db) = temp_db_with(unsynced(), &[("before", "1")]);
     let start = db.stats().unwrap().total_bytes;
     let mut b = db.batch();
     b.put("x", "1").put("y", "2").delete("before").put_with_ttl(
@@ -263,18 +242,8 @@ fn a_batch_cut_at_any_byte_is_wholly_absent_and_a_whole_one_wholly_present() {
     db.close().unwrap();
     let file = data_files(dir.path())[0].clone();
     for cut in start..=end {
-        let work = tempfile::tempdir().unwrap();
-        for e in fs::read_dir(dir.path()).unwrap() {
-            let e = e.unwrap();
-            fs::copy(e.path(), work.path().join(e.file_name())).unwrap();
-        }
-        let f = work.path().join(file.file_name().unwrap());
-        OpenOptions::new()
-            .write(true)
-            .open(&f)
-            .unwrap()
-            .set_len(cut)
-            .unwrap();
+        let work = copy_of(dir.path());
+        set_len(&work.path().join(file.file_name().unwrap()), cut);
         let db = Db::open(work.path()).unwrap();
         let got: Vec<_> = db.keys().map(|k| k.unwrap().to_vec()).collect();
         if cut == end {
@@ -300,8 +269,7 @@ fn clocked(clock: &Arc<ManualClock>) -> Options {
 #[test]
 fn expired_keys_are_invisible_everywhere_and_stay_expired_across_restart_and_merge() {
     let clock = Arc::new(ManualClock::new(1_000_000));
-    let dir = tempfile::tempdir().unwrap();
-    let db = clocked(&clock).open(dir.path()).unwrap();
+    let (_dir, db) = temp_db(clocked(&clock));
     db.put("plain", "p").unwrap();
     db.put("shadowed", "older value").unwrap();
     db.put_with_ttl("shadowed", "short", Duration::from_secs(10))
@@ -328,10 +296,9 @@ fn expired_keys_are_invisible_everywhere_and_stay_expired_across_restart_and_mer
     assert_eq!(keys, [b"long".to_vec(), b"plain".to_vec()]);
     assert_eq!(collect(db.iter().rev()).len(), 2);
     assert_eq!(db.ttl("long").unwrap(), Some(Duration::from_secs(90)));
-    drop(db);
 
     // across a restart: the expired record shadows the older value of its key
-    let db = clocked(&clock).open(dir.path()).unwrap();
+    let db = reopen(db, clocked(&clock));
     assert_eq!(db.get("shadowed").unwrap(), None);
     assert_eq!(db.len(), 2);
     // a merge drops it for good: even a clock set back cannot bring it back afterwards
@@ -339,8 +306,7 @@ fn expired_keys_are_invisible_everywhere_and_stay_expired_across_restart_and_mer
     assert_eq!(m.records_copied, 2);
     clock.set(0);
     assert_eq!(db.get("shadowed").unwrap(), None);
-    drop(db);
-    let db = clocked(&clock).open(dir.path()).unwrap();
+    let db = reopen(db, clocked(&clock));
     assert_eq!(db.get("shadowed").unwrap(), None);
     assert_eq!(
         db.get("long").unwrap().unwrap(),
@@ -354,8 +320,7 @@ fn expired_keys_are_invisible_everywhere_and_stay_expired_across_restart_and_mer
 #[test]
 fn expire_persist_and_ttl_follow_redis_semantics() {
     let clock = Arc::new(ManualClock::new(5_000));
-    let dir = tempfile::tempdir().unwrap();
-    let db = clocked(&clock).open(dir.path()).unwrap();
+    let (_dir, db) = temp_db(clocked(&clock));
     assert!(!db.expire("missing", Duration::from_secs(1)).unwrap());
     assert!(!db.persist("missing").unwrap());
     assert_eq!(db.ttl("missing").unwrap(), None);
@@ -370,16 +335,14 @@ fn expire_persist_and_ttl_follow_redis_semantics() {
     clock.advance(Duration::from_secs(10));
     assert_eq!(db.get("k").unwrap().unwrap(), "v", "persisted");
     assert!(db.expire("k", Duration::from_secs(1)).unwrap());
-    drop(db);
-    let db = clocked(&clock).open(dir.path()).unwrap();
+    let db = reopen(db, clocked(&clock));
     assert_eq!(
         db.ttl("k").unwrap(),
         Some(Duration::from_secs(1)),
         "the expiry survives restart"
     );
     db.merge().unwrap();
-    drop(db);
-    let db = clocked(&clock).open(dir.path()).unwrap();
+    let db = reopen(db, clocked(&clock));
     assert_eq!(
         db.ttl("k").unwrap(),
         Some(Duration::from_secs(1)),

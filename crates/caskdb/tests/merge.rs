@@ -7,28 +7,19 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
 use caskdb::{Db, Error, Options, SyncPolicy};
-use common::{data_files, key, value};
+use common::{
+    copy_of, data_files, delete_both, hint_files, key, manual_merge, put_both, put_keys, reopen,
+    set_len, temp_db, value, xor_byte,
+};
+use tempfile::TempDir;
 
 fn opts() -> Options {
-    Options::default()
-        .data_file_size(4096)
-        .sync(SyncPolicy::Never)
-        .auto_merge(false)
-}
-
-fn hint_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "hint"))
-        .collect();
-    v.sort();
-    v
+    manual_merge(4096)
 }
 
 fn check(db: &Db, model: &BTreeMap<Vec<u8>, Vec<u8>>, universe: impl Iterator<Item = usize>) {
@@ -43,8 +34,21 @@ fn check(db: &Db, model: &BTreeMap<Vec<u8>, Vec<u8>>, universe: impl Iterator<It
     }
 }
 
-/// 300 keys written 5 times each, every third one deleted at the end.
-fn churn(db: &Db) -> BTreeMap<Vec<u8>, Vec<u8>> {
+/// Reopens `db` and checks that it holds `model` over `universe`.
+fn reopen_and_check(
+    db: Db,
+    model: &BTreeMap<Vec<u8>, Vec<u8>>,
+    universe: impl Iterator<Item = usize>,
+) -> Db {
+    let db = reopen(db, opts());
+    check(&db, model, universe);
+    db
+}
+
+/// A database of 300 keys written 5 times each, every third one deleted at the end; and what
+/// it holds.
+fn churned() -> (TempDir, Db, BTreeMap<Vec<u8>, Vec<u8>>) {
+    let (dir, db) = temp_db(opts());
     let mut model = BTreeMap::new();
     for round in 0..5 {
         for i in 0..300 {
@@ -57,14 +61,12 @@ fn churn(db: &Db) -> BTreeMap<Vec<u8>, Vec<u8>> {
         assert!(db.delete(key(i)).unwrap());
         model.remove(&key(i));
     }
-    model
+    (dir, db, model)
 }
 
 #[test]
 fn merge_keeps_every_live_value_and_returns_the_space() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = opts().open(dir.path()).unwrap();
-    let model = churn(&db);
+    let (dir, db, model) = churned();
     let before = db.stats().unwrap();
     assert!(before.dead_bytes > before.live_bytes, "{before:?}");
     let m = db.merge().unwrap();
@@ -91,43 +93,30 @@ fn merge_keeps_every_live_value_and_returns_the_space() {
     assert_eq!(merged, m.bytes_after);
     assert_eq!(files.len(), m.files_written + 1);
     assert_eq!(hint_files(dir.path()).len(), m.files_written);
-    drop(db);
-    let db = opts().open(dir.path()).unwrap();
-    check(&db, &model, 0..300);
+    let db = reopen_and_check(db, &model, 0..300);
     assert_eq!(db.stats().unwrap().dead_bytes, 0);
 }
 
 #[test]
 fn deleted_keys_never_come_back_after_merges_and_restarts() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = opts().open(dir.path()).unwrap();
-    let mut model = churn(&db);
+    let (_dir, db, mut model) = churned();
     db.merge().unwrap();
     // delete more keys whose values now live in merged files, then merge again
-    for i in (1..300).step_by(3) {
-        assert!(db.delete(key(i)).unwrap());
-        model.remove(&key(i));
-    }
-    drop(db);
-    let db = opts().open(dir.path()).unwrap();
-    check(&db, &model, 0..300);
+    let deleted = delete_both(&db, &mut model, (1..300).step_by(3).map(key));
+    assert_eq!(deleted, 100, "every one of them was there");
+    let db = reopen_and_check(db, &model, 0..300);
     db.merge().unwrap();
     db.merge().unwrap(); // twice in a row, then restart (rosedb#242)
-    drop(db);
-    let db = opts().open(dir.path()).unwrap();
-    check(&db, &model, 0..300);
+    let db = reopen_and_check(db, &model, 0..300);
     // and once more after a restart
     db.merge().unwrap();
-    drop(db);
-    let db = opts().open(dir.path()).unwrap();
-    check(&db, &model, 0..300);
+    let db = reopen_and_check(db, &model, 0..300);
     assert_eq!(db.stats().unwrap().dead_bytes, 0);
 }
 
 #[test]
 fn writes_made_during_a_merge_win_over_its_copies() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = opts().open(dir.path()).unwrap();
+    let (_dir, db) = temp_db(opts());
     let mut model = BTreeMap::new();
     for i in 0..5000 {
         db.put(key(i), value(i)).unwrap();
@@ -144,16 +133,15 @@ fn writes_made_during_a_merge_win_over_its_copies() {
         .merge_with_progress(|_| {
             calls += 1;
             if calls == 2 {
-                for i in (0..5000).step_by(50) {
-                    db.put(key(i), b"during-merge").unwrap();
-                    model.insert(key(i), b"during-merge".to_vec());
-                }
-                for i in (25..5000).step_by(50) {
-                    assert!(db.delete(key(i)).unwrap());
-                    model.remove(&key(i));
-                }
-                db.put(key(9999), b"new").unwrap();
-                model.insert(key(9999), b"new".to_vec());
+                put_both(
+                    &db,
+                    &mut model,
+                    (0..5000).step_by(50).map(key),
+                    b"during-merge",
+                );
+                let deleted = delete_both(&db, &mut model, (25..5000).step_by(50).map(key));
+                assert_eq!(deleted, 100, "every one of them was there");
+                put_both(&db, &mut model, [key(9999)], b"new");
             }
         })
         .unwrap();
@@ -162,22 +150,15 @@ fn writes_made_during_a_merge_win_over_its_copies() {
     check(&db, &model, (0..5000).chain([9999]));
     // the stale copies are counted as dead
     assert!(db.stats().unwrap().dead_bytes > 0);
-    drop(db);
-    let db = opts().open(dir.path()).unwrap();
-    check(&db, &model, (0..5000).chain([9999]));
+    let db = reopen_and_check(db, &model, (0..5000).chain([9999]));
     db.merge().unwrap();
-    drop(db);
-    let db = opts().open(dir.path()).unwrap();
-    check(&db, &model, (0..5000).chain([9999]));
+    reopen_and_check(db, &model, (0..5000).chain([9999]));
 }
 
 #[test]
 fn readers_and_a_writer_thread_run_while_merges_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = opts().open(dir.path()).unwrap();
-    for i in 0..3000 {
-        db.put(key(i), value(i)).unwrap();
-    }
+    let (_dir, db) = temp_db(opts());
+    put_keys(&db, 0..3000);
     let stop = AtomicBool::new(false);
     let writer_model = thread::scope(|s| {
         for _ in 0..2 {
@@ -214,8 +195,7 @@ fn readers_and_a_writer_thread_run_while_merges_run() {
         assert_eq!(db.get(k).unwrap().unwrap(), v);
     }
     assert_eq!(db.len(), 3000 + writer_model.len());
-    drop(db);
-    let db = opts().open(dir.path()).unwrap();
+    let db = reopen(db, opts());
     assert_eq!(db.len(), 3000 + writer_model.len());
     for (k, v) in &writer_model {
         assert_eq!(db.get(k).unwrap().unwrap(), v);
@@ -224,18 +204,15 @@ fn readers_and_a_writer_thread_run_while_merges_run() {
 
 #[test]
 fn open_reads_hints_instead_of_values() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = opts().open(dir.path()).unwrap();
-    let model = churn(&db);
+    let (dir, db, model) = churned();
     db.merge().unwrap();
     drop(db);
     // Damage a value inside a merged file. A scan would refuse to open; the hint path does not
     // read values, so open succeeds and the damage shows only when that value is read.
     let merged = data_files(dir.path())[0].clone();
-    let mut bytes = fs::read(&merged).unwrap();
-    let at = bytes.len() - 3; // inside the value of the file's last record
-    bytes[at] ^= 0x40;
-    fs::write(&merged, &bytes).unwrap();
+    // inside the value of the file's last record
+    let at = fs::metadata(&merged).unwrap().len() - 3;
+    xor_byte(&merged, at as usize, 0x40);
     let db = opts().open(dir.path()).unwrap();
     assert_eq!(db.len(), model.len());
     let bad: Vec<_> = model
@@ -255,36 +232,20 @@ fn open_reads_hints_instead_of_values() {
 
 #[test]
 fn a_missing_torn_or_corrupt_hint_falls_back_to_scanning() {
-    let base = tempfile::tempdir().unwrap();
-    let db = opts().open(base.path()).unwrap();
-    let model = churn(&db);
+    let (base, db, model) = churned();
     db.merge().unwrap();
     drop(db);
     type Damage = fn(&Path);
     let damages: [(&str, Damage); 4] = [
         ("missing", |h| fs::remove_file(h).unwrap()),
-        ("torn", |h| {
-            let len = fs::metadata(h).unwrap().len();
-            fs::OpenOptions::new()
-                .write(true)
-                .open(h)
-                .unwrap()
-                .set_len(len / 2)
-                .unwrap();
-        }),
+        ("torn", |h| set_len(h, fs::metadata(h).unwrap().len() / 2)),
         ("corrupt", |h| {
-            let mut b = fs::read(h).unwrap();
-            b[40] ^= 1;
-            fs::write(h, b).unwrap();
+            xor_byte(h, 40, 1);
         }),
         ("empty", |h| fs::write(h, b"").unwrap()),
     ];
     for (name, damage) in damages {
-        let dir = tempfile::tempdir().unwrap();
-        for e in fs::read_dir(base.path()).unwrap() {
-            let e = e.unwrap();
-            fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
-        }
+        let dir = copy_of(base.path());
         for h in hint_files(dir.path()) {
             damage(&h);
         }
@@ -326,8 +287,7 @@ fn overwriting_the_same_keys_stays_bounded_with_automatic_merges_alone() {
     let late = sizes[900..].iter().max().unwrap();
     let early = sizes[100..200].iter().max().unwrap();
     assert!(late <= &(early * 2), "still growing: {early} then {late}");
-    drop(db);
-    let db = opts.open(dir.path()).unwrap();
+    let db = reopen(db, opts);
     assert_eq!(db.len(), 1000);
     for k in 0..1000 {
         assert_eq!(db.get(format!("key{k}")).unwrap().unwrap(), "999");
@@ -336,13 +296,10 @@ fn overwriting_the_same_keys_stays_bounded_with_automatic_merges_alone() {
 
 #[test]
 fn merging_an_empty_or_all_deleted_database_leaves_one_empty_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = opts().open(dir.path()).unwrap();
+    let (dir, db) = temp_db(opts());
     let m = db.merge().unwrap();
     assert_eq!((m.files_written, m.records_copied), (0, 0));
-    for i in 0..500 {
-        db.put(key(i), value(i)).unwrap();
-    }
+    put_keys(&db, 0..500);
     for i in 0..500 {
         db.delete(key(i)).unwrap();
     }
@@ -353,17 +310,14 @@ fn merging_an_empty_or_all_deleted_database_leaves_one_empty_file() {
     assert_eq!((s.keys, s.data_files, s.total_bytes), (0, 1, 16));
     assert_eq!(data_files(dir.path()).len(), 1);
     assert!(hint_files(dir.path()).is_empty());
-    drop(db);
-    let db = opts().open(dir.path()).unwrap();
+    let db = reopen(db, opts());
     assert!(db.is_empty());
     assert_eq!(db.get(key(3)).unwrap(), None);
 }
 
 #[test]
 fn close_waits_for_a_merge_in_another_thread_to_stop() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = opts().open(dir.path()).unwrap();
-    let model = churn(&db);
+    let (dir, db, model) = churned();
     let merger = {
         let db = db.clone();
         thread::spawn(move || db.merge())

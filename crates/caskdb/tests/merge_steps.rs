@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use caskdb::{Db, Error, MergeStep, Options, SyncPolicy};
 use caskdb_testkit::faulty::{Op, faulty};
+use common::{delete_both, manual_merge, put_both, reopen, temp_db};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -18,10 +21,7 @@ fn key(i: usize) -> Vec<u8> {
 }
 
 fn opts() -> Options {
-    Options::default()
-        .data_file_size(1024)
-        .sync(SyncPolicy::Never)
-        .auto_merge(false)
+    manual_merge(1024)
 }
 
 /// Overwrites and deletes spread over many small files.
@@ -79,8 +79,7 @@ fn run(
     after: After,
     context: &str,
 ) -> bool {
-    let dir = tempfile::tempdir().unwrap();
-    let db = opts.open(dir.path()).unwrap();
+    let (dir, db) = temp_db(opts);
     let mut model = fill(&db);
     arm();
     let mut calls = 0;
@@ -88,17 +87,9 @@ fn run(
     let result = db.merge_with_progress(|_| {
         calls += 1;
         if calls == 1 {
-            for i in (1..1500).step_by(7) {
-                db.put(key(i), b"during").unwrap();
-                model.insert(key(i), b"during".to_vec());
-            }
-            for i in (2..1500).step_by(9) {
-                if db.delete(key(i)).unwrap() {
-                    model.remove(&key(i));
-                }
-            }
-            db.put(key(1555), b"new").unwrap();
-            model.insert(key(1555), b"new".to_vec());
+            put_both(&db, &mut model, (1..1500).step_by(7).map(key), b"during");
+            delete_both(&db, &mut model, (2..1500).step_by(9).map(key));
+            put_both(&db, &mut model, [key(1555)], b"new");
         }
     });
     disarm();
@@ -109,15 +100,8 @@ fn run(
         After::Continue => {
             // Keys whose values may sit in old files or in the merge's output: a later merge
             // must drop neither the values nor the tombstones wrongly.
-            for i in (3..1500).step_by(11) {
-                if db.delete(key(i)).unwrap() {
-                    model.remove(&key(i));
-                }
-            }
-            for i in 1500..1520 {
-                db.put(key(i), b"after").unwrap();
-                model.insert(key(i), b"after".to_vec());
-            }
+            delete_both(&db, &mut model, (3..1500).step_by(11).map(key));
+            put_both(&db, &mut model, (1500..1520).map(key), b"after");
             db.merge().unwrap();
             verify(
                 &db,
@@ -141,8 +125,7 @@ fn run(
     );
     db.merge().unwrap();
     verify(&db, &model, &format!("{context}, merged after reopening"));
-    drop(db);
-    let db = opts_plain().open(dir.path()).unwrap();
+    let db = reopen(db, opts_plain());
     verify(
         &db,
         &model,
@@ -233,26 +216,19 @@ fn a_merge_whose_file_operations_fail_leaves_a_consistent_session() {
 fn reserved_ids_suffice_when_each_record_nearly_fills_a_file() {
     // 505-byte records (9-byte key, 488-byte value, 8-byte header) in 1 KiB files: two would
     // need 16 + 1010 bytes, so each output file holds one. The id reservation must allow it.
-    let dir = tempfile::tempdir().unwrap();
-    let db = opts().open(dir.path()).unwrap();
+    let (_dir, db) = temp_db(opts());
     for i in 0..300 {
         db.put(key(i), vec![b'x'; 488]).unwrap();
     }
     let m = db.merge().unwrap();
     assert_eq!((m.records_copied, m.files_written), (300, 300));
     // and with tiny files and small records
-    let dir = tempfile::tempdir().unwrap();
-    let db = Options::default()
-        .data_file_size(64)
-        .auto_merge(false)
-        .open(dir.path())
-        .unwrap();
+    let (_dir, db) = temp_db(Options::default().data_file_size(64).auto_merge(false));
     for i in 0..100 {
         db.put(format!("k{i:03}"), [b'v'; 12]).unwrap();
     }
     db.merge().unwrap();
-    drop(db);
-    let db = Db::open(dir.path()).unwrap();
+    let db = reopen(db, Options::default());
     assert_eq!(db.len(), 100);
 }
 
@@ -260,23 +236,22 @@ fn reserved_ids_suffice_when_each_record_nearly_fills_a_file() {
 fn expired_records_alone_trigger_an_automatic_merge() {
     use caskdb::ManualClock;
     use std::time::Duration;
-    let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_000_000));
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = parking_lot::Mutex::new(tx);
-    let db = Options::default()
-        .data_file_size(4096)
-        .merge_min_dead_bytes(1024)
-        .sync(SyncPolicy::Never)
-        .clock(clock.clone())
-        .merge_hook(move |s| {
-            if s == MergeStep::Finished {
-                let _ = tx.lock().send(());
-            }
-            Ok(())
-        })
-        .open(dir.path())
-        .unwrap();
+    let (_dir, db) = temp_db(
+        Options::default()
+            .data_file_size(4096)
+            .merge_min_dead_bytes(1024)
+            .sync(SyncPolicy::Never)
+            .clock(clock.clone())
+            .merge_hook(move |s| {
+                if s == MergeStep::Finished {
+                    let _ = tx.lock().send(());
+                }
+                Ok(())
+            }),
+    );
     for i in 0..200 {
         db.put_with_ttl(key(i), [b'v'; 50], Duration::from_secs(1))
             .unwrap();

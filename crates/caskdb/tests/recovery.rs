@@ -10,8 +10,10 @@ use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use caskdb::{Db, Error, Options, SyncPolicy};
-use common::{data_files, key, value};
+use caskdb::{Db, Error, Options};
+use common::{
+    copy_of, data_files, files_of, key, put_keys, set_len, temp_db, unsynced, value, zero,
+};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -48,10 +50,7 @@ fn assert_state(db: &Db, model: &Model, all_keys: &[Vec<u8>], context: &str) {
 /// Writes `ops` one by one into a fresh single-file database and returns, for each op, the file
 /// length once it was written (the record's end offset), plus the data file path.
 fn write_ops(dir: &Path, ops: &[Op]) -> (Vec<u64>, PathBuf) {
-    let db = Options::default()
-        .sync(SyncPolicy::Never)
-        .open(dir)
-        .unwrap();
+    let db = unsynced().open(dir).unwrap();
     let mut ends = Vec::new();
     for op in ops {
         match op {
@@ -77,6 +76,34 @@ fn some_ops() -> Vec<Op> {
     ops
 }
 
+/// `some_ops` written by `write_ops` into a directory of their own.
+struct Written {
+    dir: tempfile::TempDir,
+    ops: Vec<Op>,
+    /// The end offset of each op's record.
+    ends: Vec<u64>,
+    file: PathBuf,
+}
+
+impl Written {
+    fn some_ops() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ops = some_ops();
+        let (ends, file) = write_ops(dir.path(), &ops);
+        Written {
+            dir,
+            ops,
+            ends,
+            file,
+        }
+    }
+
+    /// The length of the data file.
+    fn len(&self) -> u64 {
+        *self.ends.last().unwrap()
+    }
+}
+
 fn keys_of(ops: &[Op]) -> Vec<Vec<u8>> {
     let mut keys: Vec<Vec<u8>> = ops
         .iter()
@@ -87,13 +114,6 @@ fn keys_of(ops: &[Op]) -> Vec<Vec<u8>> {
     keys.sort();
     keys.dedup();
     keys
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
 }
 
 /// The expected state after a crash that kept the first `cut` bytes of the file.
@@ -109,9 +129,9 @@ fn model_at(ops: &[Op], ends: &[u64], cut: u64) -> Model {
 
 /// Damages a copy of the database, reopens it, checks the state is exactly the whole records
 /// that survived, then checks that writing continues correctly after the cut.
-fn check_cut(original: &Path, ops: &[Op], ends: &[u64], cut: u64, damage: impl Fn(&Path)) {
-    let work = tempfile::tempdir().unwrap();
-    copy_dir(original, work.path());
+fn check_cut(written: &Written, cut: u64, damage: impl Fn(&Path)) {
+    let (ops, ends) = (&written.ops, &written.ends);
+    let work = copy_of(written.dir.path());
     let file = data_files(work.path())[0].clone();
     damage(&file);
     let context = format!("cut at {cut}");
@@ -138,32 +158,16 @@ fn check_cut(original: &Path, ops: &[Op], ends: &[u64], cut: u64, damage: impl F
 
 #[test]
 fn truncating_the_newest_file_at_every_byte_of_its_last_records_keeps_exactly_the_whole_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let ops = some_ops();
-    let (ends, _) = write_ops(dir.path(), &ops);
-    let file_len = *ends.last().unwrap();
+    let written = Written::some_ops();
+    let ends = &written.ends;
     let from = ends[ends.len() - 7]; // the last six records, every byte
-    for cut in from..file_len {
-        check_cut(dir.path(), &ops, &ends, cut, |f| {
-            OpenOptions::new()
-                .write(true)
-                .open(f)
-                .unwrap()
-                .set_len(cut)
-                .unwrap();
-        });
+    for cut in from..written.len() {
+        check_cut(&written, cut, |f| set_len(f, cut));
     }
     // and inside the file header: the newest file is reinitialised, empty
     for cut in [0u64, 1, 15] {
-        let work = tempfile::tempdir().unwrap();
-        copy_dir(dir.path(), work.path());
-        let f = data_files(work.path())[0].clone();
-        OpenOptions::new()
-            .write(true)
-            .open(&f)
-            .unwrap()
-            .set_len(cut)
-            .unwrap();
+        let work = copy_of(written.dir.path());
+        set_len(&data_files(work.path())[0], cut);
         if cut == 0 {
             let db = Db::open(work.path()).unwrap();
             assert_eq!(db.len(), 0);
@@ -179,13 +183,11 @@ fn truncating_the_newest_file_at_every_byte_of_its_last_records_keeps_exactly_th
 
 #[test]
 fn a_zero_filled_tail_is_cut_at_every_byte_of_the_last_records() {
-    let dir = tempfile::tempdir().unwrap();
-    let ops = some_ops();
-    let (ends, _) = write_ops(dir.path(), &ops);
-    let file_len = *ends.last().unwrap();
-    let from = ends[ends.len() - 4];
+    let written = Written::some_ops();
+    let file_len = written.len();
+    let from = written.ends[written.ends.len() - 4];
     for cut in from..file_len {
-        check_cut(dir.path(), &ops, &ends, cut, |f| {
+        check_cut(&written, cut, |f| {
             let mut file = OpenOptions::new().write(true).open(f).unwrap();
             file.seek(SeekFrom::Start(cut)).unwrap();
             // zeros over the lost bytes and past the old end, like preallocated blocks
@@ -197,11 +199,8 @@ fn a_zero_filled_tail_is_cut_at_every_byte_of_the_last_records() {
 
 #[test]
 fn a_garbage_tail_is_cut() {
-    let dir = tempfile::tempdir().unwrap();
-    let ops = some_ops();
-    let (ends, _) = write_ops(dir.path(), &ops);
-    let file_len = *ends.last().unwrap();
-    check_cut(dir.path(), &ops, &ends, file_len, |f| {
+    let written = Written::some_ops();
+    check_cut(&written, written.len(), |f| {
         let mut file = OpenOptions::new().append(true).open(f).unwrap();
         file.write_all(&[0xde, 0xad, 0xbe, 0xef, 0x01, 0x42, 0x99, 0x13, 0x37])
             .unwrap();
@@ -244,12 +243,7 @@ fn expect_corrupted(result: Result<impl std::fmt::Debug, Error>, file: &Path, of
 
 #[test]
 fn a_flipped_bit_in_a_sealed_file_fails_open_with_file_and_offset() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Options::default()
-        .data_file_size(1024)
-        .sync(SyncPolicy::Never)
-        .open(dir.path())
-        .unwrap();
+    let (dir, db) = temp_db(files_of(1024));
     let mut offsets = Vec::new(); // (file id, record offset, record len) of the first file
     for i in 0..60 {
         let before = db.stats().unwrap();
@@ -265,8 +259,7 @@ fn a_flipped_bit_in_a_sealed_file_fails_open_with_file_and_offset() {
     // a bit in the crc, the type, the lengths, the key and the value of the third record
     let (rec, len) = offsets[2];
     for (at, bit) in [(0, 0), (4, 1), (5, 2), (6, 3), (8, 4), (len - 1, 7)] {
-        let work = tempfile::tempdir().unwrap();
-        copy_dir(dir.path(), work.path());
+        let work = copy_of(dir.path());
         let file = work.path().join(first.file_name().unwrap());
         flip_bit(&file, rec + at, bit);
         expect_corrupted(Db::open(work.path()), &file, rec);
@@ -275,24 +268,18 @@ fn a_flipped_bit_in_a_sealed_file_fails_open_with_file_and_offset() {
 
 #[test]
 fn a_flipped_bit_before_valid_records_of_the_newest_file_is_corruption_not_a_tail() {
-    let dir = tempfile::tempdir().unwrap();
-    let ops = some_ops();
-    let (ends, file) = write_ops(dir.path(), &ops);
-    let rec = ends[9]; // start of the 11th record: valid records follow it
-    flip_bit(&file, rec + 7, 0);
-    expect_corrupted(Db::open(dir.path()), &file, rec);
+    let written = Written::some_ops();
+    let file = &written.file;
+    let rec = written.ends[9]; // start of the 11th record: valid records follow it
+    flip_bit(file, rec + 7, 0);
+    expect_corrupted(Db::open(written.dir.path()), file, rec);
     // the data is still all there: nothing was cut
-    assert_eq!(fs::metadata(&file).unwrap().len(), *ends.last().unwrap());
+    assert_eq!(fs::metadata(file).unwrap().len(), written.len());
 }
 
 #[test]
 fn a_flipped_bit_while_open_makes_get_fail_with_file_and_offset() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Options::default()
-        .data_file_size(1024)
-        .sync(SyncPolicy::Never)
-        .open(dir.path())
-        .unwrap();
+    let (dir, db) = temp_db(files_of(1024));
     let mut first_of_active = 0; // the key whose put opened the newest file
     for i in 0..60 {
         let files = db.stats().unwrap().data_files;
@@ -320,11 +307,7 @@ fn a_flipped_bit_while_open_makes_get_fail_with_file_and_offset() {
 
 /// Builds a closed two-file database and returns the (sealed, newest) paths.
 fn two_files(dir: &Path) -> Vec<PathBuf> {
-    let db = Options::default()
-        .data_file_size(1024)
-        .sync(SyncPolicy::Never)
-        .open(dir)
-        .unwrap();
+    let db = files_of(1024).open(dir).unwrap();
     let mut i = 0;
     while db.stats().unwrap().data_files < 2 {
         db.put(key(i), value(i)).unwrap();
@@ -402,20 +385,10 @@ fn damage_to_an_older_file_is_never_treated_as_a_torn_tail() {
     let sealed = &files[0];
     let len = fs::metadata(sealed).unwrap().len();
     // a truncated sealed file
-    OpenOptions::new()
-        .write(true)
-        .open(sealed)
-        .unwrap()
-        .set_len(len - 3)
-        .unwrap();
+    set_len(sealed, len - 3);
     assert!(matches!(Db::open(dir.path()), Err(Error::Corrupted { file, .. }) if file == *sealed));
     // a zero-length sealed file
-    OpenOptions::new()
-        .write(true)
-        .open(sealed)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    set_len(sealed, 0);
     assert!(
         matches!(Db::open(dir.path()), Err(Error::Corrupted { file, offset: 0, .. }) if file == *sealed)
     );
@@ -475,9 +448,7 @@ fn a_lost_page_followed_by_valid_records_is_cut_like_a_power_loss_leaves_it() {
     let dir = tempfile::tempdir().unwrap();
     let (ops, ends, file) = fill_one_file(dir.path(), 6 * 4096);
     let hole = 2 * 4096u64;
-    let mut bytes = fs::read(&file).unwrap();
-    bytes[hole as usize..hole as usize + 4096].fill(0);
-    fs::write(&file, &bytes).unwrap();
+    zero(&file, hole as usize..hole as usize + 4096);
     let db = Db::open(dir.path()).unwrap();
     // everything that ended before the hole survives; nothing from the first damaged record on
     let model = model_at(&ops, &ends, hole);
@@ -488,14 +459,8 @@ fn a_lost_page_followed_by_valid_records_is_cut_like_a_power_loss_leaves_it() {
 
 #[test]
 fn a_torn_large_value_that_embeds_valid_records_is_cut_not_taken_for_corruption() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Options::default()
-        .sync(SyncPolicy::Never)
-        .open(dir.path())
-        .unwrap();
-    for i in 0..10 {
-        db.put(key(i), value(i)).unwrap();
-    }
+    let (dir, db) = temp_db(unsynced());
+    put_keys(&db, 0..10);
     db.close().unwrap();
     let file = data_files(dir.path())[0].clone();
     // a value holding whole caskdb records (say, a backup of a data file), 40 KiB long
@@ -506,10 +471,8 @@ fn a_torn_large_value_that_embeds_valid_records_is_cut_not_taken_for_corruption(
     db.put("big", &big).unwrap();
     db.close().unwrap();
     // the crash lost the value's last pages: zeros from a page boundary inside it
-    let mut bytes = fs::read(&file).unwrap();
     let from = ((before + 20_000) / 4096 + 1) * 4096;
-    bytes[from as usize..].fill(0);
-    fs::write(&file, &bytes).unwrap();
+    zero(&file, from as usize..);
     let db = Db::open(dir.path()).unwrap();
     assert_eq!(db.get("big").unwrap(), None);
     assert_eq!(db.len(), 10);
@@ -537,15 +500,9 @@ fn a_large_torn_tail_of_random_bytes_is_cut() {
     let file = data_files(dir.path())[0].clone();
     let len = fs::metadata(&file).unwrap().len();
     for lost in [100u64, 5000, 4 << 20] {
-        let work = tempfile::tempdir().unwrap();
-        copy_dir(dir.path(), work.path());
+        let work = copy_of(dir.path());
         let f = data_files(work.path())[0].clone();
-        OpenOptions::new()
-            .write(true)
-            .open(&f)
-            .unwrap()
-            .set_len(len - lost)
-            .unwrap();
+        set_len(&f, len - lost);
         let db = Db::open(work.path()).unwrap();
         assert_eq!(db.get("big").unwrap(), None, "lost {lost}");
         assert_eq!(db.get("small").unwrap().unwrap(), "v");
@@ -614,15 +571,8 @@ fn an_unknown_record_type_is_refused_and_expiring_records_written_by_hand_read_b
 
 #[test]
 fn with_sealed_files_replayed_in_parallel_the_oldest_corruption_is_reported_and_nothing_is_cut() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Options::default()
-        .data_file_size(1024)
-        .sync(SyncPolicy::Never)
-        .open(dir.path())
-        .unwrap();
-    for i in 0..400 {
-        db.put(key(i), value(i)).unwrap();
-    }
+    let (dir, db) = temp_db(files_of(1024));
+    put_keys(&db, 0..400);
     drop(db);
     let files = data_files(dir.path());
     assert!(files.len() > 20, "{} files", files.len());

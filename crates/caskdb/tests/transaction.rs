@@ -7,22 +7,16 @@ mod common;
 
 use std::sync::Arc;
 
-use caskdb::{Db, Error, Options, SyncPolicy};
-use common::data_files;
+use caskdb::{Db, Error};
+use common::{data_files, temp_db, temp_db_with, unsynced};
 
 fn open(dir: &std::path::Path) -> Db {
-    Options::default()
-        .sync(SyncPolicy::Never)
-        .open(dir)
-        .unwrap()
+    unsynced().open(dir).unwrap()
 }
 
 #[test]
 fn reads_see_own_writes_and_an_error_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path());
-    db.put("a", "1").unwrap();
-    db.put("gone", "x").unwrap();
+    let (_dir, db) = temp_db_with(unsynced(), &[("a", "1"), ("gone", "x")]);
     let keys = db
         .transaction(|tx| {
             assert_eq!(tx.get("a")?.as_deref(), Some(&b"1"[..]));
@@ -51,11 +45,8 @@ fn reads_see_own_writes_and_an_error_writes_nothing() {
 
 #[test]
 fn expiring_writes_and_keys_of_ranges() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path());
-    for k in ["k1", "k2", "k3", "k5"] {
-        db.put(k, "v").unwrap();
-    }
+    let stored = [("k1", "v"), ("k2", "v"), ("k3", "v"), ("k5", "v")];
+    let (_dir, db) = temp_db_with(unsynced(), &stored);
     db.transaction(|tx| {
         let now = tx.now_ms();
         tx.put_expiring_at("k4", "v", now + 60_000)?;
@@ -75,11 +66,8 @@ fn expiring_writes_and_keys_of_ranges() {
 
 #[test]
 fn range_merges_pending_writes_in_both_directions() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path());
-    for (k, v) in [("a", "1"), ("c", "3"), ("e", "5"), ("g", "7")] {
-        db.put(k, v).unwrap();
-    }
+    let stored = [("a", "1"), ("c", "3"), ("e", "5"), ("g", "7")];
+    let (_dir, db) = temp_db_with(unsynced(), &stored);
     let pairs = |v: &mut dyn Iterator<Item = caskdb::Result<(bytes::Bytes, bytes::Bytes)>>,
                  n: usize|
      -> Vec<(String, String)> {
@@ -125,10 +113,8 @@ fn range_merges_pending_writes_in_both_directions() {
 
 #[test]
 fn rollback_to_a_savepoint_undoes_only_later_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(dir.path());
-    db.put("kept", "old").unwrap();
-    db.put("deleted-then-restored", "v").unwrap();
+    let stored = [("kept", "old"), ("deleted-then-restored", "v")];
+    let (_dir, db) = temp_db_with(unsynced(), &stored);
     db.transaction(|tx| {
         tx.put("a", "1")?;
         let sp = tx.savepoint();
@@ -156,8 +142,8 @@ fn rollback_to_a_savepoint_undoes_only_later_writes() {
 
 #[test]
 fn concurrent_increments_are_not_lost() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Arc::new(open(dir.path()));
+    let (_dir, db) = temp_db(unsynced());
+    let db = Arc::new(db);
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let db = db.clone();
