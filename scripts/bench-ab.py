@@ -14,16 +14,19 @@ values; durable puts from 1 and 8 threads). Server: `redis-benchmark -t set,get 
 ROUNDS (default 3), KEYS and N change the sizes.
 """
 import csv
+import importlib
 import io
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+# The server half starts servers the way bench-server.py does.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+server_bench = importlib.import_module("bench-server")
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 KEYS = os.environ.get("KEYS", "1000000")
@@ -51,32 +54,10 @@ def engine(bindir):
     return figures
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(cmd, port):
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(500):
-        if proc.poll() is not None:
-            sys.exit(f"{cmd[0]} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return proc
-        except OSError:
-            time.sleep(0.02)  # waiting for a server to listen, not synchronising a test
-    sys.exit(f"{cmd[0]} never answered on {port}")
-
-
-def server(cmd_for_port):
-    """redis-benchmark's requests/s per test against a fresh server."""
+def server(start):
+    """redis-benchmark's requests/s per test against a fresh server from `start`."""
     work = tempfile.mkdtemp(prefix="caskdb-ab-")
-    port = free_port()
-    proc = serve(cmd_for_port(port, work), port)
+    proc, port = start("everysec", work)
     try:
         out = subprocess.run(
             ["redis-benchmark", "-p", str(port), "-t", "set,get", "-n", N, "-r", "1000000",
@@ -91,13 +72,10 @@ def server(cmd_for_port):
 
 
 def caskdb_server(bindir):
-    return lambda port, work: [os.path.join(bindir, "caskdb"), "--dir", work, "serve",
-                               "--port", str(port), "--appendfsync", "everysec"]
-
-
-def redis(port, work):
-    return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", work,
-            "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]
+    def start(mode, work):
+        server_bench.CASKDB = os.path.join(bindir, "caskdb")
+        return server_bench.start_caskdb(mode, work)
+    return start
 
 
 def main():
@@ -112,7 +90,7 @@ def main():
             figures.update(server(caskdb_server(bindir)))
             runs[name].append(figures)
             print(f"round {r + 1}: {name} done", file=sys.stderr, flush=True)
-        runs["redis"].append(server(redis))
+        runs["redis"].append(server(server_bench.start_redis))
     median = {k: {key: statistics.median(f[key] for f in v if key in f) for key in v[0]}
               for k, v in runs.items() if v}
     print(f"{ROUNDS} alternating rounds, medians (ops/s or requests/s)")

@@ -70,6 +70,26 @@ fn parallel(threads: usize, iters: u64, op: impl Fn(usize, u64) + Sync) -> Durat
     start.elapsed()
 }
 
+/// Benchmarks `op(n)` on `threads` threads as `{name}/{threads}t`; `n` goes on counting across
+/// iterations, each thread from its own offset (`t * stride`), so that no two threads and no
+/// two iterations touch the same keys in step.
+fn on_threads(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    threads: usize,
+    stride: usize,
+    op: impl Fn(usize) + Sync,
+) {
+    let mut n = 0usize;
+    g.bench_function(format!("{name}/{threads}t"), |b| {
+        b.iter_custom(|iters| {
+            let base = n;
+            n += iters as usize;
+            parallel(threads, iters, |t, i| op(base + t * stride + i as usize))
+        })
+    });
+}
+
 /// Puts from 1 and from 8 threads, each on a fresh database under `policy`, as
 /// `{name}/{threads}t`.
 fn threaded_puts(
@@ -82,16 +102,8 @@ fn threaded_puts(
     for threads in [1, 8] {
         let dir = tempfile::tempdir().unwrap();
         let db = open(dir.path(), policy);
-        let mut n = 0usize;
-        g.bench_function(format!("{name}/{threads}t"), |b| {
-            b.iter_custom(|iters| {
-                let base = n;
-                n += iters as usize;
-                parallel(threads, iters, |t, i| {
-                    let k = &keys[(base + t * 1_000_003 + i as usize) % KEYS];
-                    db.put(k, value).unwrap();
-                })
-            })
+        on_threads(g, name, threads, 1_000_003, |n| {
+            db.put(keys[n % KEYS], value).unwrap();
         });
     }
 }
@@ -135,17 +147,10 @@ fn bench_get(c: &mut Criterion) {
     let mut g = c.benchmark_group("get");
     g.throughput(Throughput::Elements(1));
     for threads in [1, 8] {
-        let mut n = 0usize;
-        g.bench_function(format!("caskdb/{threads}t"), |b| {
-            b.iter_custom(|iters| {
-                let base = n;
-                n += iters as usize;
-                parallel(threads, iters, |t, i| {
-                    // a stride that is coprime with KEYS visits keys in scattered order
-                    let at = (base + t * 999_983 + i as usize).wrapping_mul(40_503) % KEYS;
-                    assert!(db.get(keys[at]).unwrap().is_some());
-                })
-            })
+        // a stride that is coprime with KEYS visits keys in scattered order
+        on_threads(&mut g, "caskdb", threads, 999_983, |n| {
+            let at = n.wrapping_mul(40_503) % KEYS;
+            assert!(db.get(keys[at]).unwrap().is_some());
         });
     }
     let mut n = 0usize;
