@@ -6,8 +6,9 @@
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 /// In the child: exits as soon as the parent's end of stdin closes (the parent died or dropped
@@ -35,11 +36,10 @@ pub fn ack(n: u64) {
 /// A running child test, its stdout read line by line in a thread (so a child that hangs is
 /// noticed instead of blocking the test).
 pub struct ChildTest {
-    /// `None` once a thread waits for it ([`ChildTest::exited_within`]).
-    child: Option<Child>,
-    pid: u32,
-    /// The exit status, from the waiting thread.
-    exit: Option<Receiver<ExitStatus>>,
+    child: Child,
+    /// Held apart from `child`: `Child::wait` would close it, and a child that called
+    /// [`exit_with_parent`] exits when it closes.
+    stdin: Option<ChildStdin>,
     lines: Receiver<String>,
 }
 
@@ -77,16 +77,15 @@ impl ChildTest {
             }
         });
         ChildTest {
-            pid: child.id(),
-            child: Some(child),
-            exit: None,
+            stdin: child.stdin.take(),
+            child,
             lines,
         }
     }
 
     /// The child's process id.
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.child.id()
     }
 
     /// The value of the next `key=value` line within `wait` (other lines skipped); `Err` if
@@ -141,47 +140,44 @@ impl ChildTest {
     /// # Panics
     /// If the child cannot be reaped.
     pub fn kill(&mut self) -> ExitStatus {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            return child.wait().expect("reap the child");
-        }
-        let exit = self.exit.take().expect("a child or its waiter");
-        match exit.try_recv() {
-            Ok(status) => status,
-            Err(_) => {
-                // Still running (its waiter has not reaped it, so the pid is still ours).
-                // SAFETY: a plain syscall on our own child's pid.
-                unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
-                exit.recv().expect("the waiter reports the exit")
-            }
-        }
+        // An error means it has been reaped already; `wait` then returns its status.
+        let _ = self.child.kill();
+        self.child.wait().expect("reap the child")
     }
 
-    /// How the child ended, if it ends within `limit` (waited for by a thread, not polled).
+    /// How the child ended, if it ends within `limit`. Waits on a pidfd (readable once the
+    /// process has exited), so nothing is polled and no other process's pid can be hit.
+    ///
+    /// # Panics
+    /// If the kernel has no `pidfd_open` (Linux before 5.3).
     pub fn exited_within(&mut self, limit: Duration) -> Option<ExitStatus> {
-        if let Some(mut child) = self.child.take() {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                if let Ok(status) = child.wait() {
-                    let _ = tx.send(status);
-                }
-            });
-            self.exit = Some(rx);
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
         }
-        let status = self.exit.as_ref()?.recv_timeout(limit).ok()?;
-        self.exit = None;
-        Some(status)
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: plain syscalls; the fd returned is ours alone and closed by OwnedFd.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let mut poll = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = i32::try_from(limit.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut poll, 1, ms) };
+        if ready <= 0 {
+            return None;
+        }
+        self.child.try_wait().ok().flatten()
     }
 }
 
 impl Drop for ChildTest {
     fn drop(&mut self) {
-        let running = match &self.exit {
-            Some(exit) => matches!(exit.try_recv(), Err(TryRecvError::Empty)),
-            None => self.child.is_some(),
-        };
-        if running {
-            self.kill();
-        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        drop(self.stdin.take());
     }
 }

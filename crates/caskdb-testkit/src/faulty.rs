@@ -134,6 +134,15 @@ impl Vfs for FaultVfs {
     fn link_or_copy(&self, from: &Path, to: &Path) -> io::Result<()> {
         StdVfs.link_or_copy(from, to)
     }
+    fn exists(&self, path: &Path) -> bool {
+        StdVfs.exists(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        StdVfs.remove_dir_all(path)
+    }
+    fn canonicalize(&self, path: &Path) -> io::Result<std::path::PathBuf> {
+        StdVfs.canonicalize(path)
+    }
     fn available_space(&self, dir: &Path) -> io::Result<u64> {
         match *self.faults.free_space.lock() {
             Some(n) => Ok(n),

@@ -89,7 +89,7 @@ pub fn check_with(
     mut progress: impl FnMut(CheckProgress),
 ) -> Result<CheckReport> {
     let dir = path.as_ref();
-    if !vfs.exists(dir) {
+    if vfs.list(dir).is_err() {
         return Err(io_context(
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
             "check",

@@ -37,27 +37,13 @@ pub trait Vfs: Send + Sync + std::fmt::Debug + 'static {
     fn available_space(&self, dir: &Path) -> io::Result<u64>;
     /// Makes the creation, renaming or removal of entries of `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
-    /// Whether anything exists at `path`. By default: whether its parent lists it.
-    fn exists(&self, path: &Path) -> bool {
-        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-            return false;
-        };
-        self.list(dir)
-            .is_ok_and(|names| names.iter().any(|n| std::ffi::OsStr::new(n) == name))
-    }
-    /// Removes the directory `path` and everything in it (used to clean up a failed backup).
-    /// By default: removes the files it lists (the engine makes no subdirectories).
-    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        for name in self.list(path)? {
-            self.remove_file(&path.join(name))?;
-        }
-        Ok(())
-    }
+    /// Whether anything (a file or a directory) exists at `path`.
+    fn exists(&self, path: &Path) -> bool;
+    /// Removes the directory `path` and everything in it (a failed backup's half-made copy).
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
     /// The absolute form of `path` with every link resolved, to tell whether two paths name
-    /// the same directory. By default: `path` as it is.
-    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
-        Ok(path.to_path_buf())
-    }
+    /// the same directory.
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
 }
 
 /// How [`Vfs::open`] opens a file.
@@ -127,13 +113,12 @@ pub fn check_read(offset: u64, n: usize, len: u64) -> io::Result<()> {
 /// If the parts do not fit: nothing may be appended then.
 pub fn check_append(len: u64, parts: &[&[u8]], capacity: u64) -> io::Result<u64> {
     let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
-    let end = len.saturating_add(total);
-    if end > capacity {
-        return Err(io::Error::other(format!(
+    match len.checked_add(total) {
+        Some(end) if end <= capacity => Ok(end),
+        _ => Err(io::Error::other(format!(
             "append of {total} bytes passes the file's capacity of {capacity} bytes"
-        )));
+        ))),
     }
-    Ok(end)
 }
 
 /// The real file system. Data files are memory-mapped: readers copy straight from the page

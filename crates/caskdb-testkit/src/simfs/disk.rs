@@ -214,7 +214,7 @@ pub(crate) struct Disk {
     pub next_ino: u64,
 }
 
-fn not_found(what: &str, path: &Path) -> io::Error {
+pub(crate) fn not_found(what: &str, path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
         format!("{what} {}: no such file or directory", path.display()),

@@ -12,7 +12,7 @@ mod disk;
 use std::any::Any;
 use std::collections::BTreeSet;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,7 +20,7 @@ use caskdb::{LogFile, OpenMode, Options, Vfs, check_append, check_read};
 use parking_lot::Mutex;
 
 pub use disk::{CrashStats, Tear};
-use disk::{DirOp, Disk, Inode, split};
+use disk::{DirOp, Disk, Inode, not_found, split};
 
 use crate::rng::Rng;
 
@@ -281,7 +281,10 @@ impl SimVfs {
     }
 
     /// Puts a file holding `bytes` at `path` (replacing any), durably, creating its
-    /// directories: a disk prepared by hand.
+    /// directories: a disk prepared by hand, before any use.
+    ///
+    /// # Panics
+    /// If the directory has entry changes not yet synced (a crash would replay them over it).
     pub fn put(&self, path: &Path, bytes: Vec<u8>) {
         let mut fs = self.fs.lock();
         let (dir, name) = split(path).expect("a file path");
@@ -299,11 +302,16 @@ impl SimVfs {
             },
         );
         let d = fs.disk.dir_mut(&dir).expect("just made");
+        assert!(
+            d.pending.is_empty(),
+            "put into a directory with unsynced changes"
+        );
         d.live.insert(name.clone(), ino);
         d.durable.insert(name, ino);
     }
 
-    /// The bytes of the file at `path` as reads see them, or `None` if there is none.
+    /// The bytes of the file at `path` on the simulated disk, or `None` if there is none. A file
+    /// appended to holds its preallocated space too (zeros up to its capacity), as on disk.
     pub fn read(&self, path: &Path) -> Option<Vec<u8>> {
         let fs = self.fs.lock();
         let ino = fs.disk.lookup(path).ok()?;
@@ -449,6 +457,38 @@ impl Vfs for SimVfs {
             d.pending.clear();
         }
         Ok(())
+    }
+
+    // The three below are not counted by fault plans: only backup and check call them.
+
+    fn exists(&self, path: &Path) -> bool {
+        let fs = self.fs.lock();
+        fs.disk.dirs.contains_key(path) || fs.disk.lookup(path).is_ok()
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut fs = self.fs.lock();
+        if !fs.disk.dirs.contains_key(path) {
+            return Err(not_found("directory", path));
+        }
+        // Directories are durable at once (see `Disk`): so is their removal.
+        fs.disk.dirs.retain(|d, _| !d.starts_with(path));
+        Ok(())
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        // No links here: resolving `.` and `..` is all there is to it.
+        let mut out = PathBuf::from("/");
+        for c in path.components() {
+            match c {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::Normal(name) => out.push(name),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+        Ok(out)
     }
 }
 
