@@ -166,6 +166,6 @@ impl WriteBatch {
                 }
             });
         }
-        self.db.write(&ops)
+        self.db.write_if(&ops, || Ok(true)).map(drop)
     }
 }

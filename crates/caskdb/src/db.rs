@@ -146,8 +146,7 @@ impl Db {
         ttl: Duration,
     ) -> Result<()> {
         let expire_at = self.inner.core.expiry_after(ttl);
-        self.write_value(key.as_ref(), value.as_ref(), expire_at, None)?;
-        Ok(())
+        self.put_expiring_at(key, value, expire_at)
     }
 
     /// Stores `value` under `key`, expiring at `expire_at_ms` (milliseconds since the Unix
@@ -264,17 +263,11 @@ impl Db {
         if key.is_empty() {
             return Err(Error::KeyIsEmpty);
         }
-        let (lsn, want_merge) = {
-            let mut w = core.log.lock();
+        // A missing key writes nothing, but a store that refuses writes says so all the same.
+        self.write_if(&[RawOp::delete(key)], || {
             core.check_writable()?;
-            if core.keydir.get(key).is_none_or(|l| l.expired(core.now())) {
-                return Ok(false);
-            }
-            self.write_locked(&mut w, &[RawOp::delete(key)])?;
-            (w.lsn, core.wants_merge(&w))
-        };
-        core.finish_write(lsn, want_merge)?;
-        Ok(true)
+            Ok(core.keydir.get(key).is_some_and(|l| !l.expired(core.now())))
+        })
     }
 
     /// Whether `key` has a value. Answered from memory, without reading the disk.
@@ -439,7 +432,8 @@ impl Db {
     /// readers see none or all of them.
     pub(crate) fn write_locked(&self, w: &mut Writer, ops: &[RawOp<'_>]) -> Result<()> {
         let core = &self.inner.core;
-        core.check_writable()?;
+        // The log itself refuses appends after a failed fsync; closing is the handle's business.
+        core.check_open()?;
         let placed = core.log.append_ops(w, ops)?;
         if let [(key, loc)] = placed[..] {
             // One key: one shard lock, no bookkeeping.
@@ -456,15 +450,24 @@ impl Db {
         Ok(())
     }
 
-    /// Writes `ops` (checked) as one record, then waits for the disk as the policy requires.
-    pub(crate) fn write(&self, ops: &[RawOp<'_>]) -> Result<()> {
+    /// Writes `ops` (checked) as one record if `go`, asked under the writer lock, says so; then
+    /// waits for the disk as the policy requires. Returns whether it wrote.
+    pub(crate) fn write_if(
+        &self,
+        ops: &[RawOp<'_>],
+        go: impl FnOnce() -> Result<bool>,
+    ) -> Result<bool> {
         let core = &self.inner.core;
         let (lsn, want_merge) = {
             let mut w = core.log.lock();
+            if !go()? {
+                return Ok(false);
+            }
             self.write_locked(&mut w, ops)?;
             (w.lsn, core.wants_merge(&w))
         };
-        core.finish_write(lsn, want_merge)
+        core.finish_write(lsn, want_merge)?;
+        Ok(true)
     }
 
     /// Writes `value` under `key` with `expire_at` (0 = never). With `only_if`, writes only if
@@ -480,19 +483,11 @@ impl Db {
         let core = &self.inner.core;
         core.opts.check_key(key)?;
         core.opts.check_value(value)?;
-        let (lsn, want_merge) = {
-            let mut w = core.log.lock();
-            if let Some(expected) = only_if {
-                let current = core.keydir.get(key).filter(|l| !l.expired(core.now()));
-                if current != Some(expected) {
-                    return Ok(false);
-                }
-            }
-            self.write_locked(&mut w, &[RawOp::put(key, value, expire_at)])?;
-            (w.lsn, core.wants_merge(&w))
-        };
-        core.finish_write(lsn, want_merge)?;
-        Ok(true)
+        self.write_if(&[RawOp::put(key, value, expire_at)], || {
+            Ok(only_if.is_none_or(|expected| {
+                core.keydir.get(key).filter(|l| !l.expired(core.now())) == Some(expected)
+            }))
+        })
     }
 
     /// Rewrites the live value of `key` with expiry `expire_at` if `cond` holds for its entry.
