@@ -23,6 +23,23 @@ pub enum Frame {
     Map(Vec<(Frame, Frame)>),
     /// `=N\r\ntxt:` in RESP3; a bulk string in RESP2.
     Verbatim(String),
+    /// `,1.5` in RESP3; a bulk string in RESP2. Both print it as Redis 7.0 does (`%.17g`).
+    Double(f64),
+    /// `#t` / `#f` in RESP3; `:1` / `:0` in RESP2.
+    Boolean(bool),
+    /// `~N` in RESP3 (SMEMBERS and the other unordered replies); an array in RESP2.
+    Set(Vec<Frame>),
+    /// `>N` in RESP3 (pub/sub messages, which come outside the request/reply order); an array
+    /// in RESP2.
+    Push(Vec<Frame>),
+    /// `(N` in RESP3; a bulk string in RESP2.
+    BigNumber(String),
+    /// (member, score) or (field, value) pairs (WITHSCORES, WITHVALUES): an array of two-element
+    /// arrays in RESP3, one flat array in RESP2.
+    Pairs(Vec<(Frame, Frame)>),
+    /// Several replies to one request, sent one after the other (SUBSCRIBE with several
+    /// channels answers once per channel).
+    Sequence(Vec<Frame>),
 }
 
 impl Frame {
@@ -89,7 +106,81 @@ impl Frame {
                 out.put_slice(b"\r\n");
             }
             Frame::Verbatim(text) => put_bulk(out, text.as_bytes()),
+            Frame::Double(v) if resp3 => {
+                out.put_u8(b',');
+                out.put_slice(format_double(*v).as_bytes());
+                out.put_slice(b"\r\n");
+            }
+            Frame::Double(v) => put_bulk(out, format_double(*v).as_bytes()),
+            Frame::Boolean(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+            Frame::Boolean(b) => out.put_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
+            Frame::Set(items) | Frame::Push(items) => {
+                let tag = match (self, resp3) {
+                    (Frame::Set(_), true) => b'~',
+                    (Frame::Push(_), true) => b'>',
+                    _ => b'*',
+                };
+                put_len(out, tag, items.len());
+                for item in items {
+                    item.encode(out, resp3);
+                }
+            }
+            Frame::BigNumber(n) if resp3 => {
+                out.put_u8(b'(');
+                out.put_slice(n.as_bytes());
+                out.put_slice(b"\r\n");
+            }
+            Frame::BigNumber(n) => put_bulk(out, n.as_bytes()),
+            Frame::Pairs(pairs) => {
+                if resp3 {
+                    put_len(out, b'*', pairs.len());
+                } else {
+                    put_len(out, b'*', pairs.len() * 2);
+                }
+                for (a, b) in pairs {
+                    if resp3 {
+                        out.put_slice(b"*2\r\n");
+                    }
+                    a.encode(out, resp3);
+                    b.encode(out, resp3);
+                }
+            }
+            Frame::Sequence(frames) => {
+                for f in frames {
+                    f.encode(out, resp3);
+                }
+            }
         }
+    }
+}
+
+/// Formats a double as Redis 7.0 does (`%.17g`, `inf`, `-inf`).
+pub(crate) fn format_double(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".to_string();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf" } else { "-inf" }.to_string();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.to_string();
+    }
+    let sci = format!("{v:.16e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let strip = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    if !(-4..17).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", strip(mantissa), exp.abs())
+    } else {
+        let decimals = (16 - exp).max(0) as usize;
+        strip(&format!("{v:.decimals$}"))
     }
 }
 
@@ -169,5 +260,21 @@ mod tests {
         assert_eq!(enc(&map, true), "%1\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(&Frame::Verbatim("x".into()), true), "=5\r\ntxt:x\r\n");
         assert_eq!(enc(&Frame::err("a\r\nb"), false), "-ERR a  b\r\n");
+        assert_eq!(enc(&Frame::Double(1.5), true), ",1.5\r\n");
+        assert_eq!(enc(&Frame::Double(1.5), false), "$3\r\n1.5\r\n");
+        assert_eq!(enc(&Frame::Double(f64::NEG_INFINITY), true), ",-inf\r\n");
+        assert_eq!(enc(&Frame::Boolean(true), true), "#t\r\n");
+        assert_eq!(enc(&Frame::Boolean(false), false), ":0\r\n");
+        let set = Frame::Set(vec![Frame::bulk("a")]);
+        assert_eq!(enc(&set, true), "~1\r\n$1\r\na\r\n");
+        assert_eq!(enc(&set, false), "*1\r\n$1\r\na\r\n");
+        let push = Frame::Push(vec![Frame::bulk("a")]);
+        assert_eq!(enc(&push, true), ">1\r\n$1\r\na\r\n");
+        let pairs = Frame::Pairs(vec![(Frame::bulk("m"), Frame::Double(2.0))]);
+        assert_eq!(enc(&pairs, false), "*2\r\n$1\r\nm\r\n$1\r\n2\r\n");
+        assert_eq!(enc(&pairs, true), "*1\r\n*2\r\n$1\r\nm\r\n,2\r\n");
+        assert_eq!(enc(&Frame::BigNumber("12".into()), true), "(12\r\n");
+        let seq = Frame::Sequence(vec![Frame::OK, Frame::Integer(1)]);
+        assert_eq!(enc(&seq, true), "+OK\r\n:1\r\n");
     }
 }

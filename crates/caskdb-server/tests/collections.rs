@@ -844,7 +844,12 @@ impl Model for ListM {
                 args.extend(count_s.as_deref());
                 t.write(KEYS[*k], &args, |l| {
                     if l.0.is_empty() {
-                        return Want::Is(Reply::Nil);
+                        // With a count, Redis's null is the null array.
+                        return Want::Is(if count.is_some() {
+                            Reply::NilArray
+                        } else {
+                            Reply::Nil
+                        });
                     }
                     let n = count.unwrap_or(1).min(l.0.len());
                     // Popped in the order they leave the list: RPOP takes the last first.
@@ -2160,7 +2165,7 @@ fn member_changes_abort_watching_transactions() {
         assert_eq!(c.cmd(&["PING"]), Reply::Simple("QUEUED".into()));
         assert_eq!(
             c.cmd(&["EXEC"]),
-            Reply::Nil,
+            Reply::NilArray,
             "{} did not abort a transaction watching {key}",
             write.join(" ")
         );

@@ -233,14 +233,16 @@ fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             .pop()
             .map_or(Frame::Null, |(f, _)| Frame::Bulk(f)));
     };
-    let mut out = Vec::new();
-    for (f, v) in random_picks(&all, count) {
-        out.push(Frame::Bulk(f));
-        if with_values {
-            out.push(Frame::Bulk(v));
-        }
-    }
-    Ok(Frame::Array(out))
+    let picks = random_picks(&all, count).into_iter();
+    Ok(if with_values {
+        Frame::Pairs(
+            picks
+                .map(|(f, v)| (Frame::Bulk(f), Frame::Bulk(v)))
+                .collect(),
+        )
+    } else {
+        Frame::Array(picks.map(|(f, _)| Frame::Bulk(f)).collect())
+    })
 }
 
 fn hscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

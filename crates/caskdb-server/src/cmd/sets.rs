@@ -97,8 +97,13 @@ fn bulk_array(items: impl IntoIterator<Item = Bytes>) -> Frame {
     Frame::Array(items.into_iter().map(Frame::Bulk).collect())
 }
 
+/// Members as a RESP3 set (an array in RESP2).
+fn bulk_set(items: impl IntoIterator<Item = Bytes>) -> Frame {
+    Frame::Set(items.into_iter().map(Frame::Bulk).collect())
+}
+
 fn smembers(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    Ok(bulk_array(members_of(ctx, &args[1])?))
+    Ok(bulk_set(members_of(ctx, &args[1])?))
 }
 
 fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
@@ -110,7 +115,7 @@ fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let key = &args[1];
     let Some(before) = ctx.coll(key, Type::Set)? else {
         return Ok(if count.is_some() {
-            Frame::Array(Vec::new())
+            Frame::Set(Vec::new())
         } else {
             Frame::Null
         });
@@ -126,7 +131,7 @@ fn spop(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     ctx.save(key, &m, &before)?;
     Ok(match count {
         None => picked.into_iter().next().map_or(Frame::Null, Frame::Bulk),
-        Some(_) => bulk_array(picked),
+        Some(_) => bulk_set(picked),
     })
 }
 
@@ -220,7 +225,7 @@ fn combine(ctx: &mut Ctx<'_, '_>, keys: &[Bytes], op: Op) -> Result<BTreeSet<Byt
 
 /// SINTER, SUNION, SDIFF.
 fn combined(ctx: &mut Ctx<'_, '_>, args: &[Bytes], op: Op) -> CmdResult {
-    Ok(bulk_array(combine(ctx, &args[1..], op)?))
+    Ok(bulk_set(combine(ctx, &args[1..], op)?))
 }
 
 /// Replaces whatever is under `key` with a set of `members` (deletes it if there are none).

@@ -47,35 +47,8 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     "zscan", -3, READ_TX, 1, 1, 1 => zscan;
 };
 
-/// Formats a score as Redis 7.0 does (`%.17g`).
-pub(crate) fn format_score(v: f64) -> String {
-    if v.is_infinite() {
-        return if v > 0.0 { "inf" } else { "-inf" }.to_string();
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() { "-0" } else { "0" }.to_string();
-    }
-    let sci = format!("{v:.16e}");
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let strip = |s: &str| -> String {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s.to_string()
-        }
-    };
-    if !(-4..17).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{sign}{:02}", strip(mantissa), exp.abs())
-    } else {
-        let decimals = (16 - exp).max(0) as usize;
-        strip(&format!("{v:.decimals$}"))
-    }
-}
-
 fn score_frame(v: f64) -> Frame {
-    Frame::Bulk(Bytes::from(format_score(v)))
+    Frame::Double(v)
 }
 
 fn decode_score(v: &[u8]) -> Result<f64, CmdError> {
@@ -288,16 +261,19 @@ fn zmscore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Array(out))
 }
 
-/// The reply of a range or pop: members, each followed by its score if `withscores`.
+/// The reply of a range or pop: members, with their scores as (member, score) pairs if
+/// `withscores`.
 pub(super) fn scored_reply(items: Vec<(Bytes, f64)>, withscores: bool) -> Frame {
-    let mut out = Vec::with_capacity(items.len() * if withscores { 2 } else { 1 });
-    for (member, score) in items {
-        out.push(Frame::Bulk(member));
-        if withscores {
-            out.push(score_frame(score));
-        }
+    let items = items.into_iter();
+    if withscores {
+        Frame::Pairs(
+            items
+                .map(|(member, score)| (Frame::Bulk(member), score_frame(score)))
+                .collect(),
+        )
+    } else {
+        Frame::Array(items.map(|(member, _)| Frame::Bulk(member)).collect())
     }
-    Frame::Array(out)
 }
 
 fn rank_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], rev: bool) -> CmdResult {
@@ -351,20 +327,30 @@ fn pop_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], max: bool) -> CmdResult {
         items.push((member, score));
     }
     ctx.save(key, &m, &before)?;
+    if args.len() == 2 {
+        // Without a count, one flat (member, score) array in both protocols.
+        return Ok(Frame::Array(
+            items
+                .into_iter()
+                .flat_map(|(member, score)| [Frame::Bulk(member), score_frame(score)])
+                .collect(),
+        ));
+    }
     Ok(scored_reply(items, true))
 }
 
 fn zscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     scan::members(ctx, args, Type::ZSet, |member, value, out| {
         out.push(Frame::Bulk(member.clone()));
+        // ZSCAN's scores are strings in RESP3 too.
         let score = decode_score(value).unwrap_or(f64::NAN);
-        out.push(score_frame(score));
+        out.push(Frame::bulk(crate::frame::format_double(score)));
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::format_score;
+    use crate::frame::format_double as format_score;
 
     #[test]
     fn scores_format_like_redis_7_0() {

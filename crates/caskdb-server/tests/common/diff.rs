@@ -136,23 +136,48 @@ pub fn show(r: &Reply) -> String {
         Reply::Int(i) => format!(":{i}"),
         Reply::Bulk(b) => format!("\"{}\"", b.escape_ascii()),
         Reply::Nil => "(nil)".into(),
+        Reply::NilArray => "(nil array)".into(),
         Reply::Array(items) => {
             let inner: Vec<String> = items.iter().map(show).collect();
             format!("[{}]", inner.join(", "))
         }
+        Reply::Set(items) => {
+            let inner: Vec<String> = items.iter().map(show).collect();
+            format!("~{{{}}}", inner.join(", "))
+        }
+        Reply::Push(items) => {
+            let inner: Vec<String> = items.iter().map(show).collect();
+            format!(">[{}]", inner.join(", "))
+        }
+        Reply::Map(pairs) => {
+            let inner: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{}: {}", show(k), show(v)))
+                .collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+        Reply::Double(d) => format!(",{d}"),
+        Reply::Bool(b) => format!("#{}", if *b { 't' } else { 'f' }),
         other => format!("{other:?}"),
     }
 }
 
 /// The keys of a KEYS-like reply, sorted; other replies unchanged.
 pub fn sorted(r: Reply) -> Reply {
+    let sort = |items: &mut Vec<Reply>| {
+        items.sort_by(|a, b| match (a, b) {
+            (Reply::Bulk(x), Reply::Bulk(y)) => x.cmp(y),
+            _ => std::cmp::Ordering::Equal,
+        })
+    };
     match r {
         Reply::Array(mut items) => {
-            items.sort_by(|a, b| match (a, b) {
-                (Reply::Bulk(x), Reply::Bulk(y)) => x.cmp(y),
-                _ => std::cmp::Ordering::Equal,
-            });
+            sort(&mut items);
             Reply::Array(items)
+        }
+        Reply::Set(mut items) => {
+            sort(&mut items);
+            Reply::Set(items)
         }
         other => other,
     }
@@ -201,6 +226,7 @@ impl Check {
                 .ok()
                 .and_then(|s| s.parse::<f64>().ok())
                 .filter(|v| v.is_finite()),
+            Reply::Double(s) => s.parse::<f64>().ok().filter(|v| v.is_finite()),
             _ => None,
         };
         match (self, r, c) {
@@ -289,6 +315,8 @@ pub fn steps(script: &str) -> Vec<Step> {
 pub struct Diff {
     redis: SocketAddr,
     cask: SocketAddr,
+    /// Whether every connection says `HELLO 3` first.
+    pub resp3: bool,
     /// (redis, caskdb) connections; slot 0 is the default, slot 1 a second client.
     conns: Vec<(Raw, Raw)>,
     script: String,
@@ -302,6 +330,7 @@ impl Diff {
         Diff {
             redis,
             cask,
+            resp3: false,
             conns: Vec::new(),
             script: String::new(),
             mismatches: Vec::new(),
@@ -320,10 +349,20 @@ impl Diff {
 
     pub fn conn(&mut self, slot: usize) -> &mut (Raw, Raw) {
         while self.conns.len() <= slot {
-            self.conns
-                .push((Raw::connect(self.redis), Raw::connect(self.cask)));
+            let pair = (self.connect(self.redis), self.connect(self.cask));
+            self.conns.push(pair);
         }
         &mut self.conns[slot]
+    }
+
+    /// A new connection to `addr`, switched to RESP3 if the script runs in it.
+    fn connect(&self, addr: SocketAddr) -> Raw {
+        let mut c = Raw::connect(addr);
+        if self.resp3 {
+            let hello = c.cmd(&["HELLO", "3"]);
+            assert!(matches!(hello, Reply::Map(_)), "HELLO 3 answered {hello:?}");
+        }
+        c
     }
 
     /// Sends one command to both servers and returns (redis reply, caskdb reply).
@@ -340,7 +379,7 @@ impl Diff {
                 // caskdb dropped the connection (a crashed command, say): record it as a
                 // reply that cannot match, and go on with a fresh connection (which has lost
                 // any SELECT or MULTI state) so the rest of the script still runs.
-                self.conns[slot].1 = Raw::connect(self.cask);
+                self.conns[slot].1 = self.connect(self.cask);
                 Reply::Error("(caskdb closed the connection)".into())
             }
         };
@@ -364,8 +403,9 @@ impl Diff {
             format!(" (client {slot})")
         };
         self.mismatches.push(format!(
-            "[{}] {}{on}\n      redis:  {}\n      caskdb: {}",
+            "[{}{}] {}{on}\n      redis:  {}\n      caskdb: {}",
             self.script,
+            if self.resp3 { ", RESP3" } else { "" },
             show_cmd(args),
             show(redis),
             show(cask)
@@ -517,8 +557,12 @@ impl Diff {
         };
         let listing: &[u8] = if hash { b"HGETALL" } else { b"SMEMBERS" };
         let (rsnap, csnap) = self.exchange(0, &[listing, key.as_bytes()]);
+        let (rsnap, csnap) = (flat(rsnap), flat(csnap));
         let bargs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
         let (r, c) = self.exchange(0, &bargs);
+        // RESP3 shapes must match as such; then the members are compared as flat arrays.
+        let kinds_agree =
+            std::mem::discriminant(&r) == std::mem::discriminant(&c) && nested(&r) == nested(&c);
 
         let with_values = hash
             && args
@@ -563,11 +607,13 @@ impl Diff {
             seen.dedup();
             all_members && (!distinct || seen.len() == units.len())
         };
-        let same_shape = match (&r, &c) {
-            (Reply::Bulk(_), Reply::Bulk(_)) => true,
-            (Reply::Array(a), Reply::Array(b)) => a.len() == b.len() && !a.is_empty(),
-            _ => false,
-        };
+        let (r, c) = (flat(r), flat(c));
+        let same_shape = kinds_agree
+            && match (&r, &c) {
+                (Reply::Bulk(_), Reply::Bulk(_)) => true,
+                (Reply::Array(a), Reply::Array(b)) => a.len() == b.len() && !a.is_empty(),
+                _ => false,
+            };
         if !same_shape {
             if r != c {
                 self.mismatch(0, &bargs, &r, &c);
@@ -657,6 +703,30 @@ impl Diff {
     }
 }
 
+/// Whether a reply is an array of two-element arrays (RESP3's pairs).
+fn nested(r: &Reply) -> bool {
+    matches!(r, Reply::Array(items) if items.iter().any(|i| matches!(i, Reply::Array(_))))
+}
+
+/// RESP3's collection shapes as RESP2's flat arrays: a set's members, a map's keys and values,
+/// pairs' elements in order.
+fn flat(r: Reply) -> Reply {
+    match r {
+        Reply::Set(items) => Reply::Array(items),
+        Reply::Map(pairs) => Reply::Array(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect()),
+        Reply::Array(items) if nested(&Reply::Array(items.clone())) => Reply::Array(
+            items
+                .into_iter()
+                .flat_map(|i| match i {
+                    Reply::Array(p) => p,
+                    other => vec![other],
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// A sort key for reply elements: a bulk string's bytes, or the displayed reply.
 fn sort_key(r: &Reply) -> Vec<u8> {
     match r {
@@ -667,8 +737,28 @@ fn sort_key(r: &Reply) -> Vec<u8> {
 
 /// An array reply taken as units of `width` consecutive elements (1: members, 2: pairs),
 /// sorted; other replies, and arrays not made of whole units, unchanged.
+///
+/// RESP3's shapes are sorted too: a set's members, a map's entries, and an array of
+/// two-element arrays (RESP3's pairs) pair by pair.
 pub fn sort_units(r: Reply, width: usize) -> Reply {
     match r {
+        Reply::Set(items) => match sort_units(Reply::Array(items), 1) {
+            Reply::Array(items) => Reply::Set(items),
+            other => other,
+        },
+        Reply::Map(mut pairs) => {
+            pairs.sort_by_key(|(k, v)| (sort_key(k), sort_key(v)));
+            Reply::Map(pairs)
+        }
+        Reply::Array(items)
+            if width == 2
+                && !items.is_empty()
+                && items
+                    .iter()
+                    .all(|i| matches!(i, Reply::Array(p) if p.len() == 2)) =>
+        {
+            sort_units(Reply::Array(items), 1)
+        }
         Reply::Array(items) if items.len() % width == 0 => {
             let mut units: Vec<Vec<Reply>> = items.chunks(width).map(|u| u.to_vec()).collect();
             units.sort_by_key(|u| u.iter().map(sort_key).collect::<Vec<_>>());
@@ -717,18 +807,28 @@ fn scan(conn: &mut Raw, cmd: &str, key: Option<&[u8]>, opts: &[&str], width: usi
 
 /// Runs `body` against a fresh redis-server and a fresh caskdb server, then fails with every
 /// mismatch. Skips when redis-server is not installed (outside CI).
-pub fn differential(body: impl FnOnce(&mut Diff)) {
-    let Some(redis) = start_redis() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let cask = super::start(dir.path());
-    let mut d = Diff::new(redis.addr, cask.addr);
-    body(&mut d);
-    eprintln!("{} commands sent to both servers", d.exchanges);
-    d.finish();
-    cask.stop();
-    drop(redis);
+///
+/// The body runs twice, on fresh servers each time: with RESP2 connections, then with
+/// connections that said `HELLO 3`, so every command's reply is compared in both protocols.
+pub fn differential(body: impl Fn(&mut Diff)) {
+    for resp3 in [false, true] {
+        let Some(redis) = start_redis() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let cask = super::start(dir.path());
+        let mut d = Diff::new(redis.addr, cask.addr);
+        d.resp3 = resp3;
+        body(&mut d);
+        eprintln!(
+            "{} commands sent to both servers (RESP{})",
+            d.exchanges,
+            if resp3 { 3 } else { 2 }
+        );
+        d.finish();
+        cask.stop();
+        drop(redis);
+    }
 }
 
 pub fn now_s() -> u64 {

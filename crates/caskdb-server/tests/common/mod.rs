@@ -151,9 +151,21 @@ pub enum Reply {
     Int(i64),
     Bulk(Vec<u8>),
     Nil,
+    /// `*-1` (RESP2's null array: BLPOP's timeout, an aborted EXEC).
+    NilArray,
     Array(Vec<Reply>),
     Map(Vec<(Reply, Reply)>),
     Verbatim(String),
+    /// RESP3 `,`: the text as sent.
+    Double(String),
+    /// RESP3 `#`.
+    Bool(bool),
+    /// RESP3 `~`.
+    Set(Vec<Reply>),
+    /// RESP3 `>`.
+    Push(Vec<Reply>),
+    /// RESP3 `(`.
+    BigNumber(String),
 }
 
 impl Reply {
@@ -256,12 +268,17 @@ pub fn read_reply(r: &mut impl BufRead) -> Option<Reply> {
                 Reply::Bulk(buf)
             }
         }
-        "*" | "~" => {
+        "*" | "~" | ">" => {
             let n: i64 = rest.parse().unwrap();
             if n < 0 {
-                return Some(Reply::Nil);
+                return Some(Reply::NilArray);
             }
-            Reply::Array((0..n).map(|_| read_reply(r).unwrap()).collect())
+            let items = (0..n).map(|_| read_reply(r).unwrap()).collect();
+            match tag {
+                "~" => Reply::Set(items),
+                ">" => Reply::Push(items),
+                _ => Reply::Array(items),
+            }
         }
         "%" => {
             let n: usize = rest.parse().unwrap();
@@ -271,8 +288,9 @@ pub fn read_reply(r: &mut impl BufRead) -> Option<Reply> {
                     .collect(),
             )
         }
-        "," => Reply::Simple(rest.into()),
-        "#" => Reply::Int(i64::from(rest == "t")),
+        "," => Reply::Double(rest.into()),
+        "#" => Reply::Bool(rest == "t"),
+        "(" => Reply::BigNumber(rest.into()),
         other => panic!("unknown reply type {other:?} in {l:?}"),
     })
 }
