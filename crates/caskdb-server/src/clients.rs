@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -19,7 +19,16 @@ pub(crate) struct ClientInfo {
     last_active: AtomicU64,
     db: AtomicU8,
     name: Mutex<Option<Bytes>>,
-    last_cmd: Mutex<&'static str>,
+    /// The last command's full name (`client|info` for a subcommand).
+    last_cmd: Mutex<String>,
+    /// 2 or 3.
+    resp: AtomicU8,
+    /// Channels, patterns and shard channels subscribed to.
+    pub subs: [AtomicUsize; 3],
+    /// Waiting in a blocking command.
+    pub blocked: AtomicBool,
+    /// Commands queued since MULTI; -1 outside MULTI.
+    pub multi: AtomicI64,
 }
 
 impl ClientInfo {
@@ -35,11 +44,42 @@ impl ClientInfo {
         self.name.lock().clone()
     }
 
-    /// Called for every command.
-    pub fn record(&self, cmd: &'static str) {
+    pub fn set_resp(&self, resp: u8) {
+        self.resp.store(resp, Ordering::Relaxed);
+    }
+
+    /// Called for every command: its name, and the subcommand of a container command.
+    pub fn record(&self, cmd: &'static str, sub: Option<&[u8]>) {
         self.last_active
             .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
-        *self.last_cmd.lock() = cmd;
+        let mut last = self.last_cmd.lock();
+        last.clear();
+        last.push_str(cmd);
+        if let Some(sub) = sub.filter(|s| s.len() <= 32 && s.iter().all(u8::is_ascii_alphanumeric))
+        {
+            last.push('|');
+            for &b in sub {
+                last.push(char::from(b.to_ascii_lowercase()));
+            }
+        }
+    }
+
+    /// CLIENT LIST's flags: P (pub/sub), x (MULTI), b (blocked), or N for none.
+    fn flags(&self) -> String {
+        let mut f = String::new();
+        if self.subs.iter().any(|n| n.load(Ordering::Relaxed) > 0) {
+            f.push('P');
+        }
+        if self.multi.load(Ordering::Relaxed) >= 0 {
+            f.push('x');
+        }
+        if self.blocked.load(Ordering::Relaxed) {
+            f.push('b');
+        }
+        if f.is_empty() {
+            f.push('N');
+        }
+        f
     }
 
     /// One line of CLIENT LIST, with Redis's field names.
@@ -52,15 +92,21 @@ impl ClientInfo {
             .map(|n| String::from_utf8_lossy(&n).into_owned())
             .unwrap_or_default();
         format!(
-            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp=2",
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
             name,
             age.as_secs(),
             idle_ms / 1000,
+            self.flags(),
             self.db.load(Ordering::Relaxed),
+            self.subs[0].load(Ordering::Relaxed),
+            self.subs[1].load(Ordering::Relaxed),
+            self.subs[2].load(Ordering::Relaxed),
+            self.multi.load(Ordering::Relaxed),
             self.last_cmd.lock(),
+            self.resp.load(Ordering::Relaxed),
         )
     }
 }
@@ -84,7 +130,11 @@ impl Clients {
             last_active: AtomicU64::new(0),
             db: AtomicU8::new(0),
             name: Mutex::new(None),
-            last_cmd: Mutex::new("NULL"),
+            last_cmd: Mutex::new("NULL".to_string()),
+            resp: AtomicU8::new(2),
+            subs: Default::default(),
+            blocked: AtomicBool::new(false),
+            multi: AtomicI64::new(-1),
         });
         self.map.lock().insert(id, info.clone());
         info
@@ -100,5 +150,20 @@ impl Clients {
 
     pub fn all(&self) -> Vec<Arc<ClientInfo>> {
         self.map.lock().values().cloned().collect()
+    }
+
+    /// Clients subscribed to anything, and clients blocked (INFO's `pubsub_clients`,
+    /// `blocked_clients`).
+    pub fn counts(&self) -> (usize, usize) {
+        let map = self.map.lock();
+        let subscribed = map
+            .values()
+            .filter(|c| c.subs.iter().any(|n| n.load(Ordering::Relaxed) > 0))
+            .count();
+        let blocked = map
+            .values()
+            .filter(|c| c.blocked.load(Ordering::Relaxed))
+            .count();
+        (subscribed, blocked)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 use serde::Deserialize;
@@ -71,6 +71,70 @@ pub struct Config {
     pub protected_mode: bool,
     /// The file the settings came from, if any.
     pub config_file: Option<PathBuf>,
+    /// Keyspace notification classes, in Redis's letters (default `""`: none).
+    pub notify_keyspace_events: String,
+    /// Output limits per client class, in Redis's syntax (default
+    /// `normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60`); only the pubsub
+    /// class is enforced so far.
+    pub client_output_buffer_limit: String,
+}
+
+/// Redis's default `client-output-buffer-limit`.
+pub const DEFAULT_OUTPUT_LIMITS: &str =
+    "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60";
+
+/// One client class's output limit: close above `hard` bytes at once, or above `soft` bytes
+/// for `soft_seconds` (0 turns a limit off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) struct OutputLimit {
+    pub hard: u64,
+    pub soft: u64,
+    pub soft_seconds: u64,
+}
+
+/// The limits of the three client classes (normal, replica, pubsub), changed by a
+/// `client-output-buffer-limit` value: `<class> <hard> <soft> <seconds>` repeated.
+fn parse_output_limits(
+    mut limits: [OutputLimit; 3],
+    value: &str,
+) -> Result<[OutputLimit; 3], &'static str> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.");
+    }
+    for w in words.chunks(4) {
+        let class = match w[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
+            _ => return Err("Invalid client class specified in buffer limit configuration."),
+        };
+        let hard = parse_size(w[1]);
+        let soft = parse_size(w[2]);
+        let secs = w[3].parse::<u64>().ok();
+        let (Some(hard), Some(soft), Some(soft_seconds)) = (hard, soft, secs) else {
+            return Err(
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
+            );
+        };
+        limits[class] = OutputLimit {
+            hard,
+            soft,
+            soft_seconds,
+        };
+    }
+    Ok(limits)
+}
+
+fn format_output_limits(l: &[OutputLimit; 3]) -> String {
+    let mut s = String::new();
+    for (name, l) in ["normal", "slave", "pubsub"].iter().zip(l) {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        s.push_str(&format!("{name} {} {} {}", l.hard, l.soft, l.soft_seconds));
+    }
+    s
 }
 
 impl Default for Config {
@@ -86,6 +150,8 @@ impl Default for Config {
             proto_max_bulk_len: DEFAULT_PROTO_MAX_BULK_LEN,
             protected_mode: true,
             config_file: None,
+            notify_keyspace_events: String::new(),
+            client_output_buffer_limit: DEFAULT_OUTPUT_LIMITS.to_string(),
         }
     }
 }
@@ -219,6 +285,15 @@ impl Config {
                 self.protected_mode =
                     parse_yes_no(value).ok_or_else(|| bad("expected yes or no"))?
             }
+            "notify-keyspace-events" => {
+                crate::notify::parse_flags(value.as_bytes())
+                    .ok_or_else(|| bad("expected letters of Ag$lshzxeKEtmdn"))?;
+                self.notify_keyspace_events = value.to_string();
+            }
+            "client-output-buffer-limit" => {
+                parse_output_limits([OutputLimit::default(); 3], value).map_err(bad)?;
+                self.client_output_buffer_limit = value.to_string();
+            }
             _ => return Err(format!("unknown setting '{key}'")),
         }
         Ok(())
@@ -239,6 +314,8 @@ pub(crate) struct Runtime {
     maxclients: AtomicU64,
     timeout: AtomicU64,
     proto_max_bulk_len: AtomicU64,
+    notify_flags: AtomicU32,
+    output_limits: RwLock<[OutputLimit; 3]>,
 }
 
 impl Runtime {
@@ -250,6 +327,18 @@ impl Runtime {
             maxclients: AtomicU64::new(start.maxclients),
             timeout: AtomicU64::new(start.timeout),
             proto_max_bulk_len: AtomicU64::new(start.proto_max_bulk_len),
+            // Both were checked when the configuration was read.
+            notify_flags: AtomicU32::new(
+                crate::notify::parse_flags(start.notify_keyspace_events.as_bytes()).unwrap_or(0),
+            ),
+            output_limits: RwLock::new(
+                parse_output_limits(
+                    parse_output_limits([OutputLimit::default(); 3], DEFAULT_OUTPUT_LIMITS)
+                        .unwrap_or_default(),
+                    &start.client_output_buffer_limit,
+                )
+                .unwrap_or_default(),
+            ),
             start,
         }
     }
@@ -297,6 +386,16 @@ impl Runtime {
         self.proto_max_bulk_len.load(Ordering::Relaxed)
     }
 
+    /// The keyspace notification flags (`notify.rs`).
+    pub fn notify_flags(&self) -> u32 {
+        self.notify_flags.load(Ordering::Relaxed)
+    }
+
+    /// The output limit of pub/sub clients.
+    pub fn pubsub_limit(&self) -> OutputLimit {
+        self.output_limits.read()[2]
+    }
+
     /// Every setting CONFIG GET knows, as (name, value).
     pub fn all(&self) -> Vec<(&'static str, String)> {
         let start = &self.start;
@@ -317,6 +416,14 @@ impl Runtime {
             ),
             ("databases", crate::keyspace::DATABASES.to_string()),
             ("save", String::new()),
+            (
+                "notify-keyspace-events",
+                crate::notify::flags_to_string(self.notify_flags()),
+            ),
+            (
+                "client-output-buffer-limit",
+                format_output_limits(&self.output_limits.read()),
+            ),
         ]
     }
 
@@ -358,6 +465,16 @@ impl Runtime {
                     )));
                 }
                 self.proto_max_bulk_len.store(n, Ordering::Relaxed);
+            }
+            "notify-keyspace-events" => {
+                let flags = crate::notify::parse_flags(value.as_bytes()).ok_or_else(|| {
+                    failed("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")
+                })?;
+                self.notify_flags.store(flags, Ordering::Relaxed);
+            }
+            "client-output-buffer-limit" => {
+                let mut limits = self.output_limits.write();
+                *limits = parse_output_limits(*limits, &value).map_err(failed)?;
             }
             "bind" | "port" | "dir" | "protected-mode" | "databases" | "appendonly" | "save" => {
                 return Err(failed("can't set immutable config"));

@@ -15,6 +15,7 @@ use crate::cmd::dispatch;
 use crate::config::AppendFsync;
 use crate::frame::Frame;
 use crate::parse::{Limits, Parsed, parse};
+use crate::pubsub::{Message, Subscriber};
 use crate::session::ConnState;
 use crate::state::Shared;
 
@@ -30,6 +31,8 @@ pub(crate) struct Connection {
     state: ConnState,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// What the pub/sub messages in `wbuf` cost their subscriber's limit: settled once written.
+    message_bytes: usize,
 }
 
 impl Connection {
@@ -48,6 +51,7 @@ impl Connection {
             state,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
+            message_bytes: 0,
         }
     }
 
@@ -58,6 +62,9 @@ impl Connection {
             tracing::debug!(client = self.state.id, "connection ended: {e}");
         }
         self.state.watch.clear(&self.shared.watches);
+        if let Some(subs) = self.state.subs.take() {
+            self.shared.pubsub.forget(&subs.names, subs.handle.id);
+        }
         self.shared.clients.remove(self.state.id);
     }
 
@@ -79,14 +86,20 @@ impl Connection {
                 return Ok(());
             }
             if !self.wbuf.is_empty() {
-                // A client that never reads must not hold up a shutdown; one that reads still
-                // gets the replies already made (the write is polled first).
+                // A client that never reads must not hold up a shutdown, nor stay once over its
+                // output limit; one that reads still gets the replies already made (the write
+                // is polled first).
+                let sub = self.state.subs.as_ref().map(|s| s.handle.clone());
                 tokio::select! {
                     biased;
                     r = self.socket.write_all(&self.wbuf) => r?,
                     _ = stop.wait() => return Ok(()),
+                    _ = closed(sub.as_deref()) => return Ok(self.overflowed()),
                 }
                 self.wbuf.clear();
+                if let Some(s) = &sub {
+                    s.written(std::mem::take(&mut self.message_bytes));
+                }
             }
             if self.state.close_after_reply {
                 let _ = self.socket.shutdown().await;
@@ -98,11 +111,24 @@ impl Connection {
             if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK {
                 self.rbuf.reserve(READ_CHUNK);
             }
-            let timeout = self.shared.config.timeout();
+            // Subscribers wait for messages, not requests: no idle timeout for them (as Redis).
+            let timeout = if self.state.subscribed() {
+                0
+            } else {
+                self.shared.config.timeout()
+            };
+            let sub = self.state.subs.as_ref().map(|s| s.handle.clone());
+            let rx = self.state.subs.as_mut().map(|s| &mut s.rx);
             let read = self.socket.read_buf(&mut self.rbuf);
             let n = tokio::select! {
                 biased;
                 _ = stop.wait() => return Ok(()),
+                _ = closed(sub.as_deref()) => return Ok(self.overflowed()),
+                Some(m) = recv(rx) => {
+                    self.queue_message(&m);
+                    self.drain_messages();
+                    continue;
+                }
                 r = async {
                     if timeout == 0 {
                         read.await
@@ -120,6 +146,35 @@ impl Connection {
         }
     }
 
+    /// Encodes one pub/sub message into the write buffer.
+    fn queue_message(&mut self, m: &Message) {
+        m.frame().encode(&mut self.wbuf, self.state.resp3);
+        self.message_bytes += m.cost();
+    }
+
+    /// Moves the messages waiting for this connection into the write buffer (up to a flush's
+    /// worth).
+    fn drain_messages(&mut self) {
+        while self.wbuf.len() < FLUSH_AT {
+            let Some(subs) = self.state.subs.as_mut() else {
+                return;
+            };
+            let Ok(m) = subs.rx.try_recv() else {
+                return;
+            };
+            self.queue_message(&m);
+        }
+    }
+
+    /// A subscriber over its output limit: closed, as Redis does, and counted.
+    fn overflowed(&self) {
+        self.shared.stats.output_limit_closes.add(1);
+        tracing::warn!(
+            client = self.state.id,
+            "closing a pub/sub client over its output buffer limit (client-output-buffer-limit pubsub)"
+        );
+    }
+
     /// Runs every complete request in the read buffer, encoding replies into the write buffer.
     /// Returns whether complete requests may remain (replies were flushed early).
     fn process(&mut self, token: &mut Option<SyncToken>) -> bool {
@@ -135,6 +190,9 @@ impl Connection {
                         continue;
                     }
                     let reply = dispatch::request(&self.shared, &mut self.state, args, token);
+                    // Messages the command itself caused (a notification to this very client)
+                    // come before its reply, as in Redis.
+                    self.drain_messages();
                     if !std::mem::take(&mut self.state.suppress_reply) {
                         reply.encode(&mut self.wbuf, self.state.resp3);
                     }
@@ -165,5 +223,22 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// Resolves once `sub` went over its output limit; never without a subscriber.
+async fn closed(sub: Option<&Subscriber>) {
+    match sub {
+        Some(s) if s.is_closed() => {}
+        Some(s) => s.close_signal.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next message for the connection; never without subscriptions.
+async fn recv(rx: Option<&mut tokio::sync::mpsc::UnboundedReceiver<Message>>) -> Option<Message> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -13,6 +13,7 @@ use crate::clients::Clients;
 use crate::config::{self, Config, Runtime};
 use crate::connection::Connection;
 use crate::keyspace;
+use crate::pubsub::PubSub;
 use crate::shutdown::Shutdown;
 use crate::state::{Cursors, Shared, Stats, SyncPump, random_u64};
 use crate::sweep::{self, Collections};
@@ -133,6 +134,7 @@ impl Server {
             shutdown: Shutdown::new(),
             pump,
             collections,
+            pubsub: PubSub::default(),
         });
         let sweeper = Some(start_sweeper(shared.clone())?);
         Ok(Server {

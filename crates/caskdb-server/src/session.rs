@@ -2,11 +2,14 @@
 //! authentication, MULTI queue, watched keys…). Commands see it as `Ctx::conn`; the
 //! connection owns it.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::sync::mpsc;
 
 use crate::clients::ClientInfo;
+use crate::pubsub::{Message, Subscriber};
 use crate::watch::WatchState;
 
 /// Per-connection state that commands may change.
@@ -25,9 +28,27 @@ pub(crate) struct ConnState {
     pub close_after_reply: bool,
     /// Send no reply for this command (SHUTDOWN).
     pub suppress_reply: bool,
+    /// Pub/sub subscriptions, from the first SUBSCRIBE (of any kind) on.
+    pub subs: Option<Box<Subscriptions>>,
+}
+
+/// A connection's subscriptions and the queue of messages published to them.
+pub(crate) struct Subscriptions {
+    pub handle: Arc<Subscriber>,
+    pub rx: mpsc::UnboundedReceiver<Message>,
+    /// Channels, patterns and shard channels (`pubsub::Kind` order).
+    pub names: [HashSet<Bytes>; 3],
 }
 
 impl ConnState {
+    /// Whether the connection is subscribed to any channel, pattern or shard channel: in RESP2,
+    /// only the pub/sub commands are then allowed.
+    pub fn subscribed(&self) -> bool {
+        self.subs
+            .as_ref()
+            .is_some_and(|s| s.names.iter().any(|n| !n.is_empty()))
+    }
+
     /// The state of a new connection: database 0, RESP2, authenticated only if no password is
     /// set.
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> ConnState {
@@ -41,6 +62,7 @@ impl ConnState {
             watch: WatchState::default(),
             close_after_reply: false,
             suppress_reply: false,
+            subs: None,
         }
     }
 }

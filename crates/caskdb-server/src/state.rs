@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::clients::Clients;
 use crate::config::Runtime;
+use crate::pubsub::PubSub;
 use crate::shutdown::Shutdown;
 use crate::sweep::Collections;
 use crate::watch::Watches;
@@ -48,6 +49,8 @@ pub(crate) struct Stats {
     pub rejected: Counter,
     pub hits: Counter,
     pub misses: Counter,
+    /// Clients closed for going over their output buffer limit.
+    pub output_limit_closes: Counter,
 }
 
 impl Stats {
@@ -58,6 +61,7 @@ impl Stats {
             &self.rejected,
             &self.hits,
             &self.misses,
+            &self.output_limit_closes,
         ] {
             c.reset();
         }
@@ -167,6 +171,7 @@ pub(crate) struct Shared {
     pub shutdown: Shutdown,
     pub pump: SyncPump,
     pub collections: Collections,
+    pub pubsub: PubSub,
 }
 
 /// A cheap random number (for RANDOMKEY and run ids): not for secrets.

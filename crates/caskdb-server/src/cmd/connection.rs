@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::args::{db_index, is};
 use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error, unknown_subcommand, wrong_arity};
-use super::spec::flags::{FAST, NO_AUTH, NO_QUEUE};
+use super::spec::flags::{CONTAINER, FAST, NO_AUTH, NO_QUEUE, SUBSCRIBED_OK};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::parse::parse_i64;
@@ -15,11 +15,13 @@ use crate::state::REDIS_VERSION;
 pub(super) static COMMANDS: &[Spec] = commands! {
     group "connection";
     /// Returns the server's liveliness response.
-    "ping", -1, FAST, 0, 0, 0 => ping;
+    "ping", -1, FAST | SUBSCRIBED_OK, 0, 0, 0 => ping;
     /// Returns the given string.
     "echo", 2, FAST, 0, 0, 0 => echo;
     /// Closes the connection.
-    "quit", -1, FAST | NO_AUTH | NO_QUEUE, 0, 0, 0 => quit;
+    "quit", -1, FAST | NO_AUTH | NO_QUEUE | SUBSCRIBED_OK, 0, 0, 0 => quit;
+    /// Resets the connection.
+    "reset", 1, FAST | NO_AUTH | NO_QUEUE | SUBSCRIBED_OK, 0, 0, 0 => reset;
     /// Handshakes with the Redis server.
     "hello", -1, FAST | NO_AUTH, 0, 0, 0 => hello;
     /// Authenticates the connection.
@@ -27,10 +29,20 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Changes the selected database.
     "select", 2, FAST, 0, 0, 0 => select;
     /// A container for client connection commands.
-    "client", -2, 0, 0, 0, 0 => client;
+    "client", -2, CONTAINER, 0, 0, 0 => client;
 };
 
-fn ping(_ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+fn ping(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    if !ctx.conn.resp3 && ctx.conn.subscribed() {
+        // In RESP2 subscribe mode a reply must look like a message: an array.
+        return match args.len() {
+            1 | 2 => Ok(Frame::Array(vec![
+                Frame::bulk("pong"),
+                Frame::Bulk(args.get(1).cloned().unwrap_or_default()),
+            ])),
+            _ => Ok(wrong_arity("ping")),
+        };
+    }
     match args.len() {
         1 => Ok(Frame::Simple("PONG")),
         2 => Ok(Frame::Bulk(args[1].clone())),
@@ -45,6 +57,21 @@ fn echo(_ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 fn quit(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     ctx.conn.close_after_reply = true;
     Ok(Frame::OK)
+}
+
+/// RESET: the connection as new, except its authentication only if no password is set: no
+/// MULTI, no watched keys, no subscriptions, database 0, RESP2, no name.
+fn reset(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    ctx.conn.multi = None;
+    ctx.conn.watch.clear(&ctx.shared.watches);
+    super::pubsub::unsubscribe_all(ctx);
+    ctx.conn.db = 0;
+    ctx.conn.info.set_db(0);
+    ctx.conn.resp3 = false;
+    ctx.conn.info.set_resp(2);
+    ctx.conn.info.set_name(None);
+    ctx.conn.authenticated = !ctx.shared.config.has_password();
+    Ok(Frame::Simple("RESET"))
 }
 
 /// Checks a username/password pair against `requirepass`.
@@ -130,6 +157,7 @@ fn hello(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     if let Some(p) = proto {
         ctx.conn.resp3 = p == 3;
+        ctx.conn.info.set_resp(if p == 3 { 3 } else { 2 });
     }
     let s = |v: &str| Frame::bulk(v);
     Ok(Frame::Map(vec![

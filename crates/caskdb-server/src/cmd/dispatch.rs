@@ -40,12 +40,32 @@ pub(crate) fn request(
     args: Vec<Bytes>,
     token: &mut Option<SyncToken>,
 ) -> Frame {
+    let reply = run_request(shared, conn, args, token);
+    // CLIENT LIST's `multi=`: the commands queued, or -1.
+    let queued = conn.multi.as_ref().map_or(-1, |m| m.queue.len() as i64);
+    conn.info
+        .multi
+        .store(queued, std::sync::atomic::Ordering::Relaxed);
+    reply
+}
+
+fn run_request(
+    shared: &Shared,
+    conn: &mut ConnState,
+    args: Vec<Bytes>,
+    token: &mut Option<SyncToken>,
+) -> Frame {
     shared.stats.commands.add(1);
     let Some(spec) = lookup(&args[0]) else {
         flag_multi_failed(conn);
         return unknown_command(&args);
     };
-    conn.info.record(spec.name);
+    conn.info.record(
+        spec.name,
+        args.get(1)
+            .filter(|_| spec.has(flags::CONTAINER))
+            .map(|b| &b[..]),
+    );
     if !spec.arity_ok(args.len()) {
         if let Run::Exec = spec.run {
             // Redis discards the transaction (if any) and says why.
@@ -62,6 +82,13 @@ pub(crate) fn request(
     if !conn.authenticated && !spec.has(flags::NO_AUTH) {
         flag_multi_failed(conn);
         return Frame::Error("NOAUTH Authentication required.".into());
+    }
+    if !conn.resp3 && !spec.has(flags::SUBSCRIBED_OK) && conn.subscribed() {
+        flag_multi_failed(conn);
+        return Frame::err(format!(
+            "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            spec.name
+        ));
     }
     if let Some(m) = &mut conn.multi
         && !spec.has(flags::NO_QUEUE)

@@ -11,7 +11,7 @@
 //! - `ctx`: the store layer (`Ctx`); `collection`: its collection half; `scan`: SCAN cursors.
 //! - `spec`: a row of the command table, and `commands!`, which writes a group's rows.
 //! - the command groups: `connection`, `strings`, `keys`, `server`, `hashes`, `lists`, `sets`,
-//!   `zsets`, `zset_ranges`, `transactions`; each holds its rows (`COMMANDS`) and handlers.
+//!   `zsets`, `zset_ranges`, `transactions`, `pubsub`; each holds its rows (`COMMANDS`) and handlers.
 //! - `table`: every group's rows and the lookup by name; COMMAND.
 //! - `dispatch`: a request → its reply (checks, MULTI, EXEC); the one module the connection
 //!   uses.
@@ -26,6 +26,7 @@ pub(crate) mod dispatch;
 mod hashes;
 mod keys;
 mod lists;
+mod pubsub;
 mod reply;
 mod scan;
 mod server;

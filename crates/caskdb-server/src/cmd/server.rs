@@ -10,7 +10,7 @@ use super::args::is;
 use super::ctx::{Ctx, Store};
 use super::keys::STEP;
 use super::reply::{CmdError, CmdResult, syntax_error, unknown_subcommand, wrong_arity};
-use super::spec::flags::{ADMIN, FAST, NO_QUEUE, READ_TX, WRITE};
+use super::spec::flags::{ADMIN, CONTAINER, FAST, NO_QUEUE, READ_TX, WRITE};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::glob;
@@ -21,7 +21,7 @@ use crate::state::REDIS_VERSION;
 pub(super) static COMMANDS: &[Spec] = commands! {
     group "server";
     /// A container for server configuration commands.
-    "config", -2, ADMIN, 0, 0, 0 => config;
+    "config", -2, ADMIN | CONTAINER, 0, 0, 0 => config;
     /// Returns information and statistics about the server.
     "info", -1, 0, 0, 0, 0 => info;
     /// Returns the server time.
@@ -129,9 +129,11 @@ fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if want("clients") {
         let _ = write!(
             out,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\npubsub_clients:{}\r\n\r\n",
             sh.clients.len(),
             sh.config.maxclients(),
+            sh.clients.counts().1,
+            sh.clients.counts().0,
         );
     }
     if want("memory") {
@@ -166,12 +168,16 @@ fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         let s = &sh.stats;
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nclient_output_buffer_limit_disconnections:{}\r\n\r\n",
             s.connections.get(),
             s.commands.get(),
             s.rejected.get(),
             s.hits.get(),
             s.misses.get(),
+            sh.pubsub.len(crate::pubsub::Kind::Channel),
+            sh.pubsub.len(crate::pubsub::Kind::Pattern),
+            sh.pubsub.len(crate::pubsub::Kind::Shard),
+            s.output_limit_closes.get(),
         );
     }
     if want("keyspace") {

@@ -25,6 +25,11 @@ pub(crate) mod flags {
     pub const READONLY: u32 = 1 << 6;
     /// Administrative.
     pub const ADMIN: u32 = 1 << 7;
+    /// Allowed on a RESP2 connection in subscribe mode ((P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING,
+    /// QUIT, RESET).
+    pub const SUBSCRIBED_OK: u32 = 1 << 8;
+    /// A container of subcommands (CLIENT, CONFIG…): CLIENT LIST shows `name|sub`.
+    pub const CONTAINER: u32 = 1 << 9;
     /// Read-only, in a transaction so that it sees one state: the collection reads (their member
     /// records are read through one) and the reads of several keys.
     pub const READ_TX: u32 = READONLY | ATOMIC_READ;

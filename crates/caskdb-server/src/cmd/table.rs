@@ -10,10 +10,11 @@ use bytes::Bytes;
 use super::args::is;
 use super::ctx::Ctx;
 use super::reply::{CmdResult, unknown_subcommand};
-use super::spec::flags::{ADMIN, FAST, NO_AUTH, NO_MULTI, READONLY, WRITE};
+use super::spec::flags::{ADMIN, CONTAINER, FAST, NO_AUTH, NO_MULTI, READONLY, WRITE};
 use super::spec::{Spec, commands};
 use super::{
-    connection, hashes, keys, lists, server, sets, strings, transactions, zset_ranges, zsets,
+    connection, hashes, keys, lists, pubsub, server, sets, strings, transactions, zset_ranges,
+    zsets,
 };
 use crate::frame::Frame;
 
@@ -21,7 +22,7 @@ use crate::frame::Frame;
 static COMMANDS: &[Spec] = commands! {
     group "server";
     /// Returns detailed information about all commands.
-    "command", -1, 0, 0, 0, 0 => command;
+    "command", -1, CONTAINER, 0, 0, 0 => command;
 };
 
 /// Every command, in alphabetical order.
@@ -40,6 +41,7 @@ pub(crate) fn table() -> &'static [&'static Spec] {
             zsets::COMMANDS,
             zset_ranges::COMMANDS,
             transactions::COMMANDS,
+            pubsub::COMMANDS,
         ];
         let mut t: Vec<&'static Spec> = groups.into_iter().flatten().collect();
         t.sort_by_key(|s| s.name);

@@ -252,6 +252,11 @@ pub enum How {
     /// `random:` SPOP, SRANDMEMBER or HRANDFIELD (see [`Diff::random`]), or RANDOMKEY (see
     /// [`Diff::randomkey`]).
     Random,
+    /// `replies N:` the command gets N replies (SUBSCRIBE a b c: one per channel), compared
+    /// as one array; `unordered-replies N:` as a multiset (UNSUBSCRIBE of all channels).
+    Replies(usize, Check),
+    /// `read:` no command is sent: one more reply is read from both (a published message).
+    Read,
     /// `scan:` `SCAN opts…` or `HSCAN|SSCAN|ZSCAN key opts…`, without the cursor: iterated to
     /// completion on each side, and the sets of keys or elements compared (cursors and batching
     /// differ by design).
@@ -293,6 +298,18 @@ pub fn steps(script: &str) -> Vec<Step> {
             "shape:" => (How::Check(Check::Shape), tail),
             "unchecked:" => (How::Check(Check::Unchecked), tail),
             "random:" => (How::Random, tail),
+            "read:" => (How::Read, "READ"),
+            "replies" | "unordered-replies" => {
+                let (n, tail) = first_word(tail);
+                let n = n.strip_suffix(':').and_then(|n| n.parse().ok());
+                let n = n.unwrap_or_else(|| panic!("replies N: expected in {line:?}"));
+                let check = if w == "replies" {
+                    Check::Exact
+                } else {
+                    Check::Unordered
+                };
+                (How::Replies(n, check), tail)
+            }
             "scan:" => (How::Scan, tail),
             "near" => {
                 let (n, tail) = first_word(tail);
@@ -492,6 +509,30 @@ impl Diff {
         let texts = |a: &[&[u8]]| a.iter().map(|a| text(a)).collect::<Vec<_>>();
         match step.how {
             How::Check(check) => self.compare(step.slot, check, &args),
+            How::Replies(n, check) => {
+                let bytes = encode(&args);
+                self.exchanges += 1;
+                let (r, c) = self.conn(step.slot);
+                // `replies N: read:` reads N replies without sending anything.
+                if args != [b"read:"] {
+                    r.send_bytes(&bytes);
+                    c.send_bytes(&bytes);
+                }
+                let rr = Reply::Array((0..n).map(|_| r.read()).collect());
+                let cr = Reply::Array((0..n).map(|_| c.read()).collect());
+                let (rr, cr) = (check.normal(rr), check.normal(cr));
+                if rr != cr {
+                    self.mismatch(step.slot, &args, &rr, &cr);
+                }
+            }
+            How::Read => {
+                let (r, c) = self.conn(step.slot);
+                let rr = r.read();
+                let cr = c.read();
+                if rr != cr {
+                    self.mismatch(step.slot, &args, &rr, &cr);
+                }
+            }
             How::Random if args == [b"RANDOMKEY"] => self.randomkey(),
             How::Random => {
                 let args = texts(&args);
