@@ -11,16 +11,19 @@ use caskdb::SyncToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::blocking::Served;
 use crate::cmd::dispatch;
 use crate::config::AppendFsync;
 use crate::frame::Frame;
 use crate::parse::{Limits, Parsed, parse};
 use crate::pubsub::{Message, Subscriber};
-use crate::session::ConnState;
+use crate::session::{ConnState, Parked};
 use crate::state::Shared;
 
 /// Replies are written out once this many bytes are waiting, even mid-pipeline.
 const FLUSH_AT: usize = 1 << 20;
+/// A blocked client's unprocessed input beyond which the server stops reading from it.
+const MAX_BUFFERED_WHILE_BLOCKED: usize = 64 << 20;
 /// Free space kept in the read buffer before each read.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -105,6 +108,12 @@ impl Connection {
                 let _ = self.socket.shutdown().await;
                 return Ok(());
             }
+            if let Some(parked) = self.state.parked.take() {
+                if !self.wait_parked(parked, &mut stop).await? {
+                    return Ok(());
+                }
+                continue;
+            }
             if more_buffered {
                 continue;
             }
@@ -144,6 +153,82 @@ impl Connection {
                 return Ok(());
             }
         }
+    }
+
+    /// Waits for a blocked command's reply (served by a writer, its timeout, CLIENT UNBLOCK),
+    /// and encodes it. Meanwhile reads only to notice the client leaving (its next requests
+    /// wait in the buffer). Returns `false` if the connection must close.
+    async fn wait_parked(
+        &mut self,
+        parked: Parked,
+        stop: &mut crate::shutdown::Listener,
+    ) -> std::io::Result<bool> {
+        let Parked {
+            waiter,
+            mut rx,
+            mut deadline,
+        } = parked;
+        let leave = |shared: &Shared| {
+            shared.blocking.remove(&waiter);
+        };
+        let served = loop {
+            let until = deadline;
+            let time_up = async move {
+                match until {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            // Past this much unprocessed input, stop reading (and noticing a hang-up).
+            let can_read = self.rbuf.len() < MAX_BUFFERED_WHILE_BLOCKED;
+            if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK {
+                self.rbuf.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                biased;
+                r = &mut rx => match r {
+                    Ok(served) => break served,
+                    // Never: the waiter holds the sender. Answer as a timeout would.
+                    Err(_) => break Served { frame: waiter.timeout_reply.clone(), token: None },
+                },
+                _ = stop.wait() => {
+                    leave(&self.shared);
+                    return Ok(false);
+                }
+                _ = time_up => {
+                    if self.shared.blocking.remove(&waiter) {
+                        break Served { frame: waiter.timeout_reply.clone(), token: None };
+                    }
+                    // A writer took it at this very moment: its reply is on the way.
+                    deadline = None;
+                }
+                r = self.socket.read_buf(&mut self.rbuf), if can_read => {
+                    let n = match r {
+                        Ok(n) => n,
+                        Err(e) => {
+                            leave(&self.shared);
+                            return Err(e);
+                        }
+                    };
+                    if n == 0 {
+                        leave(&self.shared);
+                        return Ok(false);
+                    }
+                }
+            }
+        };
+        if let Some(t) = served.token
+            && self.shared.config.appendfsync() == AppendFsync::Always
+            && let Err(e) = self.shared.pump.wait(t).await
+        {
+            tracing::error!(
+                client = self.state.id,
+                "fsync failed, dropping the connection: {e}"
+            );
+            return Ok(false);
+        }
+        served.frame.encode(&mut self.wbuf, self.state.resp3);
+        Ok(true)
     }
 
     /// Encodes one pub/sub message into the write buffer.
@@ -190,6 +275,10 @@ impl Connection {
                         continue;
                     }
                     let reply = dispatch::request(&self.shared, &mut self.state, args, token);
+                    if self.state.parked.is_some() {
+                        // Blocked: its reply comes later; the requests after it wait.
+                        return false;
+                    }
                     // Messages the command itself caused (a notification to this very client)
                     // come before its reply, as in Redis.
                     self.drain_messages();

@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+mod blocking;
 mod clients;
 mod cmd;
 pub mod config;

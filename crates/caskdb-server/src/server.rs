@@ -9,6 +9,7 @@ use caskdb::{Options, SyncPolicy};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::blocking::Blocking;
 use crate::clients::Clients;
 use crate::config::{self, Config, Runtime};
 use crate::connection::Connection;
@@ -135,6 +136,7 @@ impl Server {
             pump,
             collections,
             pubsub: PubSub::default(),
+            blocking: Blocking::default(),
         });
         let sweeper = Some(start_sweeper(shared.clone())?);
         Ok(Server {

@@ -6,9 +6,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
+use crate::blocking::{Served, Waiter};
 use crate::clients::ClientInfo;
+use crate::keyspace::EngineKey;
 use crate::pubsub::{Message, Subscriber};
 use crate::watch::WatchState;
 
@@ -30,6 +32,17 @@ pub(crate) struct ConnState {
     pub suppress_reply: bool,
     /// Pub/sub subscriptions, from the first SUBSCRIBE (of any kind) on.
     pub subs: Option<Box<Subscriptions>>,
+    /// Set by a blocking command that found nothing: the connection waits for its reply.
+    pub parked: Option<Parked>,
+    /// Keys this request's writes made ready for blocked clients (`blocking.rs`).
+    pub ready: Vec<EngineKey>,
+}
+
+/// A blocked command: its registration, the reply channel, and when it times out.
+pub(crate) struct Parked {
+    pub waiter: Arc<Waiter>,
+    pub rx: oneshot::Receiver<Served>,
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// A connection's subscriptions and the queue of messages published to them.
@@ -63,6 +76,8 @@ impl ConnState {
             close_after_reply: false,
             suppress_reply: false,
             subs: None,
+            parked: None,
+            ready: Vec::new(),
         }
     }
 }

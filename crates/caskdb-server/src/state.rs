@@ -14,6 +14,7 @@ use caskdb::{Db, SyncToken};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use crate::blocking::Blocking;
 use crate::clients::Clients;
 use crate::config::Runtime;
 use crate::pubsub::PubSub;
@@ -172,6 +173,7 @@ pub(crate) struct Shared {
     pub pump: SyncPump,
     pub collections: Collections,
     pub pubsub: PubSub,
+    pub blocking: Blocking,
 }
 
 /// A cheap random number (for RANDOMKEY and run ids): not for secrets.

@@ -7,6 +7,7 @@ use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error, unknown_subcommand, wrong_arity};
 use super::spec::flags::{CONTAINER, FAST, NO_AUTH, NO_QUEUE, SUBSCRIBED_OK};
 use super::spec::{Spec, commands};
+use crate::blocking::Served;
 use crate::frame::Frame;
 use crate::parse::parse_i64;
 use crate::state::REDIS_VERSION;
@@ -223,6 +224,42 @@ fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if is(sub, "info") {
         arity(2)?;
         return Ok(Frame::Verbatim(ctx.conn.info.describe() + "\n"));
+    }
+    if is(sub, "unblock") {
+        if args.len() != 3 && args.len() != 4 {
+            let name = format!("client|{}", String::from_utf8_lossy(sub).to_lowercase());
+            return Err(wrong_arity(&name).into());
+        }
+        let id = parse_i64(&args[2])
+            .ok_or_else(|| Frame::err("value is not an integer or out of range"))?;
+        let error = match args.get(3) {
+            None => false,
+            Some(r) if is(r, "timeout") => false,
+            Some(r) if is(r, "error") => true,
+            Some(_) => {
+                return Ok(Frame::err(
+                    "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                ));
+            }
+        };
+        let Some(w) = u64::try_from(id)
+            .ok()
+            .and_then(|id| ctx.shared.blocking.of_client(id))
+        else {
+            return Ok(Frame::Integer(0));
+        };
+        if !ctx.shared.blocking.remove(&w) {
+            return Ok(Frame::Integer(0));
+        }
+        w.send(Served {
+            frame: if error {
+                Frame::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into())
+            } else {
+                w.timeout_reply.clone()
+            },
+            token: None,
+        });
+        return Ok(Frame::Integer(1));
     }
     if is(sub, "setinfo") {
         // Client libraries announce their name and version; accepted and ignored.

@@ -29,6 +29,9 @@ pub(crate) struct Ctx<'a, 'db> {
     /// Member records this command wrote or deleted (`collection.rs`), so that one that
     /// changed nothing does not signal WATCH.
     pub member_writes: u32,
+    /// Whether a blocking command may block (not inside MULTI, nor when serving a blocked
+    /// client): otherwise it answers as its non-blocking form would.
+    pub may_block: bool,
 }
 
 impl<'db> Ctx<'_, 'db> {
@@ -110,6 +113,10 @@ impl<'db> Ctx<'_, 'db> {
         }
         let ek = keyspace::engine_key(db, key);
         self.shared.watches.touch(db, key);
+        if self.shared.blocking.waits_on(&ek) && !self.conn.ready.contains(&ek) {
+            // Served at the end of this transaction (dispatch.rs).
+            self.conn.ready.push(ek.clone());
+        }
         let tx = self.tx()?;
         match expire_at {
             None => tx.put(&ek, raw)?,

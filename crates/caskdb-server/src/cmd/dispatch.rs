@@ -24,11 +24,15 @@ use bytes::Bytes;
 use caskdb::SyncToken;
 
 use super::ctx::{Ctx, Store};
-use super::reply::{arity_message, engine_error, unknown_command, wrong_arity};
+use std::sync::Arc;
+
+use super::reply::{BlockOn, CmdError, arity_message, engine_error, unknown_command, wrong_arity};
 use super::spec::{Handler, Run, Spec, flags};
 use super::table::lookup;
+use crate::blocking::{Served, Waiter};
 use crate::frame::Frame;
-use crate::session::ConnState;
+use crate::keyspace::{Entry, Type};
+use crate::session::{ConnState, Parked};
 use crate::state::Shared;
 
 /// Runs one request (`args`: the command name, then its arguments) from the connection whose
@@ -120,20 +124,115 @@ fn run_one(
     token: &mut Option<SyncToken>,
 ) -> Frame {
     if !spec.needs_tx() {
-        return execute(shared, conn, Store::Read(&shared.db), handler, args);
+        return execute(shared, conn, Store::Read(&shared.db), handler, args, false);
     }
+    let mut served = Vec::new();
     let result = shared.db.transaction_deferred(|tx| {
-        Ok::<_, caskdb::Error>(execute(shared, conn, Store::Write(tx), handler, args))
+        let frame = execute(shared, conn, Store::Write(&mut *tx), handler, args, true);
+        serve_ready(shared, tx, conn, &mut served);
+        Ok::<_, caskdb::Error>(frame)
     });
     match result {
         Ok((frame, t)) => {
             if spec.has(flags::WRITE) {
                 *token = (*token).max(Some(t));
             }
+            deliver(served, Ok(t));
             frame
         }
-        Err(e) => engine_error(&e),
+        Err(e) => {
+            deliver(served, Err(&e));
+            engine_error(&e)
+        }
     }
+}
+
+/// Serves the clients blocked on the keys this transaction's writes made ready, in the order
+/// they blocked, each with its command run in this transaction (so the pop is in the same
+/// atomic record as the write that fed it); their replies go to `served`, to be sent once the
+/// transaction is committed. A served command's own writes (BLMOVE's push) may make more keys
+/// ready: those are served too.
+fn serve_ready(
+    shared: &Shared,
+    tx: &mut caskdb::Transaction<'_>,
+    conn: &mut ConnState,
+    served: &mut Vec<(Arc<Waiter>, Frame)>,
+) {
+    let mut i = 0;
+    while i < conn.ready.len() {
+        let ek = conn.ready[i].clone();
+        i += 1;
+        while let Some(w) = shared.blocking.first(&ek) {
+            if !key_serves(tx, &ek, w.ty) {
+                break;
+            }
+            if !shared.blocking.remove(&w) {
+                continue; // timed out meanwhile: the next one
+            }
+            let mut wconn = ConnState::new(w.info.clone(), true);
+            wconn.db = w.db;
+            wconn.resp3 = w.resp3;
+            let frame = match lookup(&w.args[0]).map(|s| s.run) {
+                Some(Run::Store(h)) => {
+                    execute(shared, &mut wconn, Store::Write(tx), h, &w.args, false)
+                }
+                _ => unknown_command(&w.args),
+            };
+            for k in wconn.ready.drain(..) {
+                if !conn.ready.contains(&k) {
+                    conn.ready.push(k);
+                }
+            }
+            served.push((w, frame));
+        }
+    }
+    conn.ready.clear();
+}
+
+/// Whether engine key `ek` holds a value of type `ty` (a list or sorted set that exists is not
+/// empty).
+fn key_serves(tx: &caskdb::Transaction<'_>, ek: &[u8], ty: Type) -> bool {
+    match tx.get_with_expiry(ek) {
+        Ok(Some((v, exp))) => Entry::decode(v, exp).is_some_and(|e| e.ty == ty),
+        _ => false,
+    }
+}
+
+/// Sends the served clients their replies, with the commit's sync token; if the transaction
+/// failed, the error instead (their pops did not happen).
+fn deliver(served: Vec<(Arc<Waiter>, Frame)>, result: Result<SyncToken, &caskdb::Error>) {
+    for (w, frame) in served {
+        w.send(match result {
+            Ok(t) => Served {
+                frame,
+                token: Some(t),
+            },
+            Err(e) => Served {
+                frame: engine_error(e),
+                token: None,
+            },
+        });
+    }
+}
+
+/// Registers the connection as blocked on `on`'s keys (called inside the command's
+/// transaction, so no write comes between its look and this).
+fn park(shared: &Shared, conn: &mut ConnState, args: &[Bytes], on: BlockOn) {
+    let (waiter, rx) = Waiter::new(
+        conn.info.clone(),
+        conn.db,
+        conn.resp3,
+        args.to_vec(),
+        on.keys,
+        on.ty,
+        on.timeout_reply,
+    );
+    shared.blocking.add(&waiter);
+    conn.parked = Some(Parked {
+        waiter,
+        rx,
+        deadline: on.timeout.map(|d| std::time::Instant::now() + d),
+    });
 }
 
 /// EXEC's reply when no MULTI is open.
@@ -151,6 +250,7 @@ fn exec(shared: &Shared, conn: &mut ConnState, token: &mut Option<SyncToken>) ->
         conn.watch.clear(&shared.watches);
         return Frame::Error("EXECABORT Transaction discarded because of previous errors.".into());
     }
+    let mut served = Vec::new();
     let result = shared.db.transaction_deferred(|tx| {
         // Checked under the writer lock: no write can come between this and ours.
         if conn.watch.is_dirty() {
@@ -160,7 +260,7 @@ fn exec(shared: &Shared, conn: &mut ConnState, token: &mut Option<SyncToken>) ->
         for args in &multi.queue {
             let reply = match lookup(&args[0]).map(|spec| spec.run) {
                 Some(Run::Store(handler)) => {
-                    execute(shared, conn, Store::Write(&mut *tx), handler, args)
+                    execute(shared, conn, Store::Write(&mut *tx), handler, args, false)
                 }
                 // Never queued (NO_QUEUE); and the MULTI is over by now.
                 Some(Run::Exec) => exec_without_multi(),
@@ -168,16 +268,25 @@ fn exec(shared: &Shared, conn: &mut ConnState, token: &mut Option<SyncToken>) ->
             };
             replies.push(reply);
         }
+        // Blocked clients are served once, after the whole transaction (Redis's ready keys).
+        serve_ready(shared, tx, conn, &mut served);
         Ok(Some(replies))
     });
     conn.watch.clear(&shared.watches);
     match result {
-        Ok((None, _)) => Frame::NullArray,
+        Ok((None, t)) => {
+            deliver(served, Ok(t));
+            Frame::NullArray
+        }
         Ok((Some(replies), t)) => {
             *token = (*token).max(Some(t));
+            deliver(served, Ok(t));
             Frame::Array(replies)
         }
-        Err(e) => engine_error(&e),
+        Err(e) => {
+            deliver(served, Err(&e));
+            engine_error(&e)
+        }
     }
 }
 
@@ -188,12 +297,14 @@ fn execute(
     store: Store<'_, '_>,
     handler: Handler,
     args: &[Bytes],
+    may_block: bool,
 ) -> Frame {
     let mut ctx = Ctx {
         shared,
         conn,
         store,
         member_writes: 0,
+        may_block,
     };
     // A command that fails has no effect, even if it had staged writes before failing (a
     // member too large, a storage error…): its writes are rolled back, the transaction's
@@ -204,6 +315,11 @@ fn execute(
     };
     match handler(&mut ctx, args) {
         Ok(f) => f,
+        Err(CmdError::Block(on)) => {
+            park(shared, ctx.conn, args, on);
+            // Not sent: the connection waits for the real reply.
+            Frame::Null
+        }
         Err(e) => {
             if let (Some(sp), Store::Write(tx)) = (savepoint, &mut ctx.store) {
                 tx.rollback_to(sp);

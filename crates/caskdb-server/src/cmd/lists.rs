@@ -73,7 +73,7 @@ fn push(ctx: &mut Ctx<'_, '_>, m: &mut Meta, left: bool, value: Bytes) -> Result
 }
 
 /// Removes and returns the element at the head (`left`) or the tail of non-empty `m`.
-fn pop(ctx: &mut Ctx<'_, '_>, m: &mut Meta, left: bool) -> Result<Bytes, CmdError> {
+pub(super) fn pop(ctx: &mut Ctx<'_, '_>, m: &mut Meta, left: bool) -> Result<Bytes, CmdError> {
     let pos = if left { at(m, 0) } else { at(m, m.len - 1) };
     let value = ctx
         .member(m, kind::MEMBER, &pos)?
@@ -427,7 +427,7 @@ fn lpos(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     })
 }
 
-fn side(arg: &[u8]) -> Result<bool, CmdError> {
+pub(super) fn side(arg: &[u8]) -> Result<bool, CmdError> {
     if is(arg, "left") {
         Ok(true)
     } else if is(arg, "right") {
@@ -437,7 +437,7 @@ fn side(arg: &[u8]) -> Result<bool, CmdError> {
     }
 }
 
-fn move_generic(
+pub(super) fn move_generic(
     ctx: &mut Ctx<'_, '_>,
     src: &Bytes,
     dst: &Bytes,

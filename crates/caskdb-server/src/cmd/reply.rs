@@ -16,6 +16,21 @@ pub(crate) enum CmdError {
     Reply(Frame),
     /// The engine failed: reply with an error naming the failure.
     Engine(caskdb::Error),
+    /// A blocking command found nothing to pop: the client waits (see `blocking.rs`).
+    Block(BlockOn),
+}
+
+/// What a blocked command waits for.
+#[derive(Debug)]
+pub(crate) struct BlockOn {
+    /// The keys, in the command's order.
+    pub keys: Vec<Bytes>,
+    /// How long; `None` for ever.
+    pub timeout: Option<std::time::Duration>,
+    /// The type a key must have to serve it.
+    pub ty: crate::keyspace::Type,
+    /// The reply when the time is up.
+    pub timeout_reply: Frame,
 }
 
 impl From<caskdb::Error> for CmdError {
@@ -36,6 +51,7 @@ impl CmdError {
         match self {
             CmdError::Reply(f) => f,
             CmdError::Engine(e) => engine_error(&e),
+            CmdError::Block(on) => on.timeout_reply,
         }
     }
 }

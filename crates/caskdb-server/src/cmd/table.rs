@@ -13,8 +13,8 @@ use super::reply::{CmdResult, unknown_subcommand};
 use super::spec::flags::{ADMIN, CONTAINER, FAST, NO_AUTH, NO_MULTI, READONLY, WRITE};
 use super::spec::{Spec, commands};
 use super::{
-    connection, hashes, keys, lists, pubsub, server, sets, strings, transactions, zset_ranges,
-    zsets,
+    blocking, connection, hashes, keys, lists, pubsub, server, sets, strings, transactions,
+    zset_ranges, zsets,
 };
 use crate::frame::Frame;
 
@@ -42,6 +42,7 @@ pub(crate) fn table() -> &'static [&'static Spec] {
             zset_ranges::COMMANDS,
             transactions::COMMANDS,
             pubsub::COMMANDS,
+            blocking::COMMANDS,
         ];
         let mut t: Vec<&'static Spec> = groups.into_iter().flatten().collect();
         t.sort_by_key(|s| s.name);

@@ -47,7 +47,7 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     "zscan", -3, READ_TX, 1, 1, 1 => zscan;
 };
 
-fn score_frame(v: f64) -> Frame {
+pub(super) fn score_frame(v: f64) -> Frame {
     Frame::Double(v)
 }
 
@@ -306,9 +306,31 @@ fn pop_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], max: bool) -> CmdResult {
         3 => positive_count(&args[2])?,
         _ => return Err(syntax_error()),
     };
-    let key = &args[1];
-    let Some(before) = ctx.coll(key, Type::ZSet)? else {
+    let Some(items) = pop_items(ctx, &args[1], count, max)? else {
         return Ok(Frame::Array(Vec::new()));
+    };
+    if args.len() == 2 {
+        // Without a count, one flat (member, score) array in both protocols.
+        return Ok(Frame::Array(
+            items
+                .into_iter()
+                .flat_map(|(member, score)| [Frame::Bulk(member), score_frame(score)])
+                .collect(),
+        ));
+    }
+    Ok(scored_reply(items, true))
+}
+
+/// Pops up to `count` of the lowest (highest if `max`) members of the sorted set under `key`;
+/// `None` if there is none.
+pub(super) fn pop_items(
+    ctx: &mut Ctx<'_, '_>,
+    key: &Bytes,
+    count: u64,
+    max: bool,
+) -> Result<Option<Vec<(Bytes, f64)>>, CmdError> {
+    let Some(before) = ctx.coll(key, Type::ZSet)? else {
+        return Ok(None);
     };
     let n = count.min(before.len) as usize;
     let entries = ctx.members(
@@ -327,16 +349,7 @@ fn pop_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], max: bool) -> CmdResult {
         items.push((member, score));
     }
     ctx.save(key, &m, &before)?;
-    if args.len() == 2 {
-        // Without a count, one flat (member, score) array in both protocols.
-        return Ok(Frame::Array(
-            items
-                .into_iter()
-                .flat_map(|(member, score)| [Frame::Bulk(member), score_frame(score)])
-                .collect(),
-        ));
-    }
-    Ok(scored_reply(items, true))
+    Ok(Some(items))
 }
 
 fn zscan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

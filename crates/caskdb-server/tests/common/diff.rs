@@ -255,8 +255,15 @@ pub enum How {
     /// `replies N:` the command gets N replies (SUBSCRIBE a b c: one per channel), compared
     /// as one array; `unordered-replies N:` as a multiset (UNSUBSCRIBE of all channels).
     Replies(usize, Check),
-    /// `read:` no command is sent: one more reply is read from both (a published message).
+    /// `read:` no command is sent: one more reply is read from both (a published message, a
+    /// blocked command's reply).
     Read,
+    /// `send:` the command is sent to both and its reply left unread (a command that blocks;
+    /// a later `read:` on the same client reads it).
+    Send,
+    /// `blocked N:` no command: waits until both servers report N blocked clients (INFO), so
+    /// that the next command comes after the blocking ones registered.
+    Blocked(u64),
     /// `scan:` `SCAN opts…` or `HSCAN|SSCAN|ZSCAN key opts…`, without the cursor: iterated to
     /// completion on each side, and the sets of keys or elements compared (cursors and batching
     /// differ by design).
@@ -299,6 +306,13 @@ pub fn steps(script: &str) -> Vec<Step> {
             "unchecked:" => (How::Check(Check::Unchecked), tail),
             "random:" => (How::Random, tail),
             "read:" => (How::Read, "READ"),
+            "send:" => (How::Send, tail),
+            "blocked" => {
+                let (n, _) = first_word(tail);
+                let n = n.strip_suffix(':').and_then(|n| n.parse().ok());
+                let n = n.unwrap_or_else(|| panic!("blocked N: expected in {line:?}"));
+                (How::Blocked(n), "BLOCKED")
+            }
             "replies" | "unordered-replies" => {
                 let (n, tail) = first_word(tail);
                 let n = n.strip_suffix(':').and_then(|n| n.parse().ok());
@@ -523,6 +537,35 @@ impl Diff {
                 let (rr, cr) = (check.normal(rr), check.normal(cr));
                 if rr != cr {
                     self.mismatch(step.slot, &args, &rr, &cr);
+                }
+            }
+            How::Send => {
+                let bytes = encode(&args);
+                self.exchanges += 1;
+                let (r, c) = self.conn(step.slot);
+                r.send_bytes(&bytes);
+                c.send_bytes(&bytes);
+            }
+            How::Blocked(n) => {
+                let (redis, cask) = (self.redis, self.cask);
+                for addr in [redis, cask] {
+                    let mut c = Raw::connect(addr);
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    loop {
+                        let Reply::Bulk(info) = c.cmd(&["INFO", "clients"]) else {
+                            panic!("INFO clients is not a bulk string")
+                        };
+                        let info = String::from_utf8_lossy(&info).into_owned();
+                        if info.contains(&format!("\r\nblocked_clients:{n}\r\n")) {
+                            break;
+                        }
+                        assert!(
+                            Instant::now() < deadline,
+                            "[{}] {addr} never had {n} blocked clients: {info}",
+                            self.script
+                        );
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
                 }
             }
             How::Read => {
