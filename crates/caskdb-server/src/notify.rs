@@ -135,3 +135,22 @@ mod tests {
         assert_eq!(&keyevent_channel(0, "set")[..], b"__keyevent@0__:set");
     }
 }
+
+/// A key a write command changed (recorded only while notifications are on): the raw material
+/// of its events (`cmd/events.rs`).
+#[derive(Debug, Clone)]
+pub(crate) struct Touched {
+    pub db: u8,
+    pub key: Bytes,
+    /// Deleted rather than written.
+    pub removed: bool,
+}
+
+/// One keyspace event, to publish once its command's transaction is committed.
+#[derive(Debug, Clone)]
+pub(crate) struct Event {
+    pub class: u32,
+    pub name: &'static str,
+    pub db: u8,
+    pub key: Bytes,
+}

@@ -19,6 +19,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::config::OutputLimit as Limit;
 use crate::frame::Frame;
 use crate::glob;
+use crate::notify::{self, Event};
 
 /// The three namespaces a client subscribes in.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -178,8 +179,6 @@ fn slot(kind: Kind) -> usize {
 #[derive(Default)]
 pub(crate) struct PubSub {
     inner: RwLock<Registry>,
-    /// Subscribers closed for going over their limit (INFO).
-    pub overflows: AtomicUsize,
 }
 
 impl PubSub {
@@ -249,6 +248,23 @@ impl PubSub {
             }
         }
         n
+    }
+
+    /// Publishes keyspace events on the channels `flags` selects (`notify.rs`).
+    pub fn publish_events(&self, flags: u32, events: &[Event], limit: Limit) {
+        if self.is_empty() {
+            return;
+        }
+        for e in events.iter().filter(|e| notify::wanted(flags, e.class)) {
+            if flags & notify::KEYSPACE != 0 {
+                let ch = notify::keyspace_channel(e.db, &e.key);
+                self.publish(false, &ch, &Bytes::from_static(e.name.as_bytes()), limit);
+            }
+            if flags & notify::KEYEVENT != 0 {
+                let ch = notify::keyevent_channel(e.db, e.name);
+                self.publish(false, &ch, &e.key, limit);
+            }
+        }
     }
 
     /// Whether anyone subscribes to anything (keyspace notifications skip their work if not).

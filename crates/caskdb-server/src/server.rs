@@ -174,6 +174,7 @@ impl Server {
             "caskdb server ready to accept connections"
         );
         let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(crate::expire::run(shared.clone()));
         for l in listeners {
             tasks.spawn(accept_loop(l, shared.clone()));
         }

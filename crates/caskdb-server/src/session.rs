@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::blocking::{Served, Waiter};
 use crate::clients::ClientInfo;
 use crate::keyspace::EngineKey;
+use crate::notify::{Event, Touched};
 use crate::pubsub::{Message, Subscriber};
 use crate::watch::WatchState;
 
@@ -36,6 +37,10 @@ pub(crate) struct ConnState {
     pub parked: Option<Parked>,
     /// Keys this request's writes made ready for blocked clients (`blocking.rs`).
     pub ready: Vec<EngineKey>,
+    /// Keys the running command changed, while keyspace notifications are on.
+    pub touched: Vec<Touched>,
+    /// Keyspace events of this request, published once it is committed.
+    pub events: Vec<Event>,
 }
 
 /// A blocked command: its registration, the reply channel, and when it times out.
@@ -78,6 +83,8 @@ impl ConnState {
             subs: None,
             parked: None,
             ready: Vec::new(),
+            touched: Vec::new(),
+            events: Vec::new(),
         }
     }
 }

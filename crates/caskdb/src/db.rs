@@ -284,6 +284,47 @@ impl Db {
         Ok(core.keydir.get(key).is_some_and(|l| !l.expired(core.now())))
     }
 
+    /// Scans up to `scan` index entries in key order from `start` (below `end`) and returns
+    /// the keys among them whose value has expired but is still stored, with where to resume:
+    /// the last key scanned, or `None` once the range is done. Reads no value, and holds the
+    /// index's locks for one chunk only. An application that announces expirations (a server's
+    /// "expired" events) finds them with it, then deletes them in a transaction.
+    ///
+    /// ```
+    /// # fn main() -> caskdb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = caskdb::Db::open(dir.path())?;
+    /// db.put_expiring_at("gone", "v", 1)?; // 1 ms after the epoch: long expired
+    /// db.put("kept", "v")?;
+    /// let (expired, next) = db.expired_keys(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, 100)?;
+    /// assert_eq!(expired, vec![bytes::Bytes::from("gone")]);
+    /// assert_eq!(next, None);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Closed`].
+    pub fn expired_keys(
+        &self,
+        start: std::ops::Bound<&[u8]>,
+        end: std::ops::Bound<&[u8]>,
+        scan: usize,
+    ) -> Result<(Vec<Bytes>, Option<Bytes>)> {
+        let core = &self.inner.core;
+        core.check_open()?;
+        let chunk = core.keydir.chunk(start, end, scan.max(1), false);
+        let now = core.now();
+        let next = (chunk.len() >= scan.max(1))
+            .then(|| chunk.last().map(|(k, _)| Bytes::copy_from_slice(k)))
+            .flatten();
+        let expired = chunk
+            .into_iter()
+            .filter(|(_, loc)| loc.expired(now))
+            .map(|(k, _)| Bytes::copy_from_slice(&k))
+            .collect();
+        Ok((expired, next))
+    }
+
     /// Number of live keys.
     pub fn len(&self) -> usize {
         let core = &self.inner.core;

@@ -12,6 +12,7 @@ use caskdb::{Db, Transaction};
 use super::reply::{CmdError, key_too_large, string_too_large, wrongtype};
 use crate::frame::Frame;
 use crate::keyspace::{self, Entry, Type};
+use crate::notify;
 use crate::session::ConnState;
 use crate::state::Shared;
 
@@ -113,6 +114,7 @@ impl<'db> Ctx<'_, 'db> {
         }
         let ek = keyspace::engine_key(db, key);
         self.shared.watches.touch(db, key);
+        self.touched(db, key, false)?;
         if self.shared.blocking.waits_on(&ek) && !self.conn.ready.contains(&ek) {
             // Served at the end of this transaction (dispatch.rs).
             self.conn.ready.push(ek.clone());
@@ -157,8 +159,29 @@ impl<'db> Ctx<'_, 'db> {
         let existed = tx.delete(&ek)?;
         if existed {
             self.shared.watches.touch(db, key);
+            self.touched(db, key, true)?;
         }
         Ok(existed)
+    }
+
+    /// Records that `key` in `db` changed, for keyspace notifications (when they are on); a key
+    /// about to be created gets its `new` event now, before the command's own.
+    pub fn touched(&mut self, db: u8, key: &[u8], removed: bool) -> Result<(), CmdError> {
+        let flags = self.shared.config.notify_flags();
+        if flags == 0 {
+            return Ok(());
+        }
+        let key = Bytes::copy_from_slice(key);
+        if !removed && notify::wanted(flags, notify::NEW) && !self.exists_in(db, &key)? {
+            self.conn.events.push(notify::Event {
+                class: notify::NEW,
+                name: "new",
+                db,
+                key: key.clone(),
+            });
+        }
+        self.conn.touched.push(notify::Touched { db, key, removed });
+        Ok(())
     }
 
     /// Deletes `key` from `db` like [`Ctx::remove_in`], noting the members a collection leaves

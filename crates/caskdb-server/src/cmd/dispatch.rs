@@ -24,6 +24,7 @@ use bytes::Bytes;
 use caskdb::SyncToken;
 
 use super::ctx::{Ctx, Store};
+use super::events;
 use std::sync::Arc;
 
 use super::reply::{BlockOn, CmdError, arity_message, engine_error, unknown_command, wrong_arity};
@@ -124,11 +125,27 @@ fn run_one(
     token: &mut Option<SyncToken>,
 ) -> Frame {
     if !spec.needs_tx() {
-        return execute(shared, conn, Store::Read(&shared.db), handler, args, false);
+        return execute(
+            shared,
+            conn,
+            Store::Read(&shared.db),
+            spec.name,
+            handler,
+            args,
+            false,
+        );
     }
     let mut served = Vec::new();
     let result = shared.db.transaction_deferred(|tx| {
-        let frame = execute(shared, conn, Store::Write(&mut *tx), handler, args, true);
+        let frame = execute(
+            shared,
+            conn,
+            Store::Write(&mut *tx),
+            spec.name,
+            handler,
+            args,
+            true,
+        );
         serve_ready(shared, tx, conn, &mut served);
         Ok::<_, caskdb::Error>(frame)
     });
@@ -138,12 +155,24 @@ fn run_one(
                 *token = (*token).max(Some(t));
             }
             deliver(served, Ok(t));
+            publish_events(shared, conn);
             frame
         }
         Err(e) => {
             deliver(served, Err(&e));
+            conn.events.clear();
             engine_error(&e)
         }
+    }
+}
+
+/// Publishes the request's keyspace events, now that its writes are committed.
+fn publish_events(shared: &Shared, conn: &mut ConnState) {
+    if !conn.events.is_empty() {
+        let flags = shared.config.notify_flags();
+        let limit = shared.config.pubsub_limit();
+        shared.pubsub.publish_events(flags, &conn.events, limit);
+        conn.events.clear();
     }
 }
 
@@ -172,12 +201,23 @@ fn serve_ready(
             let mut wconn = ConnState::new(w.info.clone(), true);
             wconn.db = w.db;
             wconn.resp3 = w.resp3;
-            let frame = match lookup(&w.args[0]).map(|s| s.run) {
-                Some(Run::Store(h)) => {
-                    execute(shared, &mut wconn, Store::Write(tx), h, &w.args, false)
-                }
+            let frame = match lookup(&w.args[0]) {
+                Some(Spec {
+                    name,
+                    run: Run::Store(h),
+                    ..
+                }) => execute(
+                    shared,
+                    &mut wconn,
+                    Store::Write(tx),
+                    name,
+                    *h,
+                    &w.args,
+                    false,
+                ),
                 _ => unknown_command(&w.args),
             };
+            conn.events.append(&mut wconn.events);
             for k in wconn.ready.drain(..) {
                 if !conn.ready.contains(&k) {
                     conn.ready.push(k);
@@ -258,12 +298,22 @@ fn exec(shared: &Shared, conn: &mut ConnState, token: &mut Option<SyncToken>) ->
         }
         let mut replies = Vec::with_capacity(multi.queue.len());
         for args in &multi.queue {
-            let reply = match lookup(&args[0]).map(|spec| spec.run) {
-                Some(Run::Store(handler)) => {
-                    execute(shared, conn, Store::Write(&mut *tx), handler, args, false)
-                }
+            let reply = match lookup(&args[0]) {
+                Some(Spec {
+                    name,
+                    run: Run::Store(handler),
+                    ..
+                }) => execute(
+                    shared,
+                    conn,
+                    Store::Write(&mut *tx),
+                    name,
+                    *handler,
+                    args,
+                    false,
+                ),
                 // Never queued (NO_QUEUE); and the MULTI is over by now.
-                Some(Run::Exec) => exec_without_multi(),
+                Some(_) => exec_without_multi(),
                 None => unknown_command(args),
             };
             replies.push(reply);
@@ -281,10 +331,12 @@ fn exec(shared: &Shared, conn: &mut ConnState, token: &mut Option<SyncToken>) ->
         Ok((Some(replies), t)) => {
             *token = (*token).max(Some(t));
             deliver(served, Ok(t));
+            publish_events(shared, conn);
             Frame::Array(replies)
         }
         Err(e) => {
             deliver(served, Err(&e));
+            conn.events.clear();
             engine_error(&e)
         }
     }
@@ -295,10 +347,12 @@ fn execute(
     shared: &Shared,
     conn: &mut ConnState,
     store: Store<'_, '_>,
+    name: &str,
     handler: Handler,
     args: &[Bytes],
     may_block: bool,
 ) -> Frame {
+    let events_before = conn.events.len();
     let mut ctx = Ctx {
         shared,
         conn,
@@ -313,14 +367,22 @@ fn execute(
         Store::Write(tx) => Some(tx.savepoint()),
         Store::Read(_) => None,
     };
-    match handler(&mut ctx, args) {
-        Ok(f) => f,
+    let result = handler(&mut ctx, args);
+    let touched = std::mem::take(&mut ctx.conn.touched);
+    match result {
+        Ok(f) => {
+            if !touched.is_empty() {
+                events::derive(name, args, &touched, &mut ctx.conn.events);
+            }
+            f
+        }
         Err(CmdError::Block(on)) => {
             park(shared, ctx.conn, args, on);
             // Not sent: the connection waits for the real reply.
             Frame::Null
         }
         Err(e) => {
+            ctx.conn.events.truncate(events_before);
             if let (Some(sp), Store::Write(tx)) = (savepoint, &mut ctx.store) {
                 tx.rollback_to(sp);
             }

@@ -24,6 +24,7 @@ mod collection;
 mod connection;
 mod ctx;
 pub(crate) mod dispatch;
+mod events;
 mod hashes;
 mod keys;
 mod lists;

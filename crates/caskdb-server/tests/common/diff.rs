@@ -532,7 +532,13 @@ impl Diff {
                     r.send_bytes(&bytes);
                     c.send_bytes(&bytes);
                 }
+                if std::env::var_os("DIFF_TRACE").is_some() {
+                    eprintln!("{} ({n} replies)", show_cmd(&args));
+                }
                 let rr = Reply::Array((0..n).map(|_| r.read()).collect());
+                if std::env::var_os("DIFF_TRACE").is_some() {
+                    eprintln!("    redis:  {}", show(&rr));
+                }
                 let cr = Reply::Array((0..n).map(|_| c.read()).collect());
                 let (rr, cr) = (check.normal(rr), check.normal(cr));
                 if rr != cr {
@@ -569,8 +575,14 @@ impl Diff {
                 }
             }
             How::Read => {
+                if std::env::var_os("DIFF_TRACE").is_some() {
+                    eprintln!("[{}] read:", self.script);
+                }
                 let (r, c) = self.conn(step.slot);
                 let rr = r.read();
+                if std::env::var_os("DIFF_TRACE").is_some() {
+                    eprintln!("    redis:  {}", show(&rr));
+                }
                 let cr = c.read();
                 if rr != cr {
                     self.mismatch(step.slot, &args, &rr, &cr);

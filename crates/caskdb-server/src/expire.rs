@@ -1,0 +1,76 @@
+//! Announcing expirations: while `notify-keyspace-events` asks for `expired` events, a task
+//! walks the index a chunk at a time, deletes the keys whose time has passed, and publishes an
+//! `expired` event for each (as Redis's active expiry does). The engine itself already hides
+//! expired values from every read; this only makes their end visible.
+
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::keyspace::NS_KEYS;
+use crate::notify::{self, Event};
+use crate::state::Shared;
+
+/// How often a chunk is scanned.
+const TICK: Duration = Duration::from_millis(100);
+/// Index entries scanned per tick.
+const CHUNK: usize = 1000;
+
+/// Runs until the server shuts down.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut stop = shared.shutdown.subscribe();
+    let mut tick = tokio::time::interval(TICK);
+    let mut cursor: Option<Bytes> = None;
+    loop {
+        tokio::select! {
+            _ = stop.wait() => return,
+            _ = tick.tick() => {}
+        }
+        if !notify::wanted(shared.config.notify_flags(), notify::EXPIRED) {
+            continue;
+        }
+        match cycle(&shared, cursor.as_deref()) {
+            Ok(next) => cursor = next,
+            Err(e) => tracing::warn!("expiry scan: {e}"),
+        }
+    }
+}
+
+/// One chunk: deletes the expired top-level keys after `after` and announces them; returns
+/// where to resume.
+fn cycle(shared: &Shared, after: Option<&[u8]>) -> caskdb::Result<Option<Bytes>> {
+    let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+    let (expired, next) = shared.db.expired_keys(start, Bound::Unbounded, CHUNK)?;
+    // Collections' member records are reclaimed by the sweeper once their owner is gone.
+    let keys: Vec<Bytes> = expired
+        .into_iter()
+        .filter(|k| k.len() > 2 && k[1] == NS_KEYS)
+        .collect();
+    if keys.is_empty() {
+        return Ok(next);
+    }
+    let events = shared.db.transaction(|tx| {
+        let mut events = Vec::new();
+        for k in &keys {
+            // Still expired (not rewritten since the scan): delete it.
+            if !tx.contains_key(k)? {
+                tx.delete(k)?;
+                shared.watches.touch(k[0], &k[2..]);
+                events.push(Event {
+                    class: notify::EXPIRED,
+                    name: "expired",
+                    db: k[0],
+                    key: k.slice(2..),
+                });
+            }
+        }
+        Ok::<_, caskdb::Error>(events)
+    })?;
+    let flags = shared.config.notify_flags();
+    shared
+        .pubsub
+        .publish_events(flags, &events, shared.config.pubsub_limit());
+    Ok(next)
+}
