@@ -97,7 +97,7 @@ impl Connection {
                     biased;
                     r = self.socket.write_all(&self.wbuf) => r?,
                     _ = stop.wait() => return Ok(()),
-                    _ = closed(sub.as_deref()) => return Ok(self.overflowed()),
+                    _ = closed(sub.as_deref()) => return self.overflowed(),
                 }
                 self.wbuf.clear();
                 if let Some(s) = &sub {
@@ -132,7 +132,7 @@ impl Connection {
             let n = tokio::select! {
                 biased;
                 _ = stop.wait() => return Ok(()),
-                _ = closed(sub.as_deref()) => return Ok(self.overflowed()),
+                _ = closed(sub.as_deref()) => return self.overflowed(),
                 Some(m) = recv(rx) => {
                     self.queue_message(&m);
                     self.drain_messages();
@@ -252,12 +252,13 @@ impl Connection {
     }
 
     /// A subscriber over its output limit: closed, as Redis does, and counted.
-    fn overflowed(&self) {
+    fn overflowed(&self) -> std::io::Result<()> {
         self.shared.stats.output_limit_closes.add(1);
         tracing::warn!(
             client = self.state.id,
             "closing a pub/sub client over its output buffer limit (client-output-buffer-limit pubsub)"
         );
+        Ok(())
     }
 
     /// Runs every complete request in the read buffer, encoding replies into the write buffer.

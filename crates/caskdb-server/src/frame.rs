@@ -26,6 +26,13 @@ pub enum Frame {
     /// `,1.5` in RESP3; a bulk string in RESP2. Both print it as Redis 7.0 does (`%.17g`).
     Double(f64),
     /// `#t` / `#f` in RESP3; `:1` / `:0` in RESP2.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "no Redis 7.0 command replies with one; Lua scripts will"
+        )
+    )]
     Boolean(bool),
     /// `~N` in RESP3 (SMEMBERS and the other unordered replies); an array in RESP2.
     Set(Vec<Frame>),
@@ -33,6 +40,13 @@ pub enum Frame {
     /// in RESP2.
     Push(Vec<Frame>),
     /// `(N` in RESP3; a bulk string in RESP2.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "no Redis 7.0 command replies with one; Lua scripts will"
+        )
+    )]
     BigNumber(String),
     /// (member, score) or (field, value) pairs (WITHSCORES, WITHVALUES): an array of two-element
     /// arrays in RESP3, one flat array in RESP2.

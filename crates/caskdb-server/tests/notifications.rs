@@ -25,6 +25,15 @@ fn config_of_notify_keyspace_events() {
             CONFIG SET notify-keyspace-events "K E"
             CONFIG GET notify-keyspace-events
             CONFIG SET notify-keyspace-events ""
+            CONFIG GET client-output-buffer-limit
+            CONFIG SET client-output-buffer-limit "pubsub 1mb 512kb 10"
+            CONFIG GET client-output-buffer-limit
+            CONFIG SET client-output-buffer-limit "normal 1 2 3 replica 4gb 5k 6"
+            CONFIG GET client-output-buffer-limit
+            CONFIG SET client-output-buffer-limit "bad 1 2 3"
+            CONFIG SET client-output-buffer-limit "pubsub 1 2"
+            CONFIG SET client-output-buffer-limit "pubsub x 2 3"
+            CONFIG GET client-output-buffer-limit
             "#,
         );
     });

@@ -235,3 +235,45 @@ fn a_subscriber_that_does_not_read_is_closed_at_its_limit() {
         "{info}"
     );
 }
+
+/// CLIENT INFO tells the protocol, the subscriptions and the last command as Redis does.
+#[test]
+fn client_info_reports_protocol_subscriptions_and_command() {
+    use common::Reply;
+    let srv = common::start_fresh();
+    let mut c = srv.raw();
+    let info = |c: &mut common::Raw| match c.cmd(&["CLIENT", "INFO"]) {
+        Reply::Verbatim(s) => s,
+        Reply::Bulk(b) => String::from_utf8(b).unwrap(),
+        other => panic!("CLIENT INFO: {other:?}"),
+    };
+    let line = info(&mut c);
+    for field in [
+        " resp=2",
+        " sub=0 psub=0 ssub=0",
+        " flags=N ",
+        " cmd=client|info ",
+    ] {
+        assert!(line.contains(field), "{field} in {line}");
+    }
+    assert!(matches!(c.cmd(&["HELLO", "3"]), Reply::Map(_)));
+    c.send(&["SUBSCRIBE", "a", "b"]);
+    for _ in 0..2 {
+        assert!(matches!(c.read(), Reply::Push(_)));
+    }
+    assert!(matches!(c.cmd(&["PSUBSCRIBE", "p*"]), Reply::Push(_)));
+    assert!(matches!(c.cmd(&["SSUBSCRIBE", "s"]), Reply::Push(_)));
+    let line = info(&mut c);
+    for field in [" resp=3", " sub=2 psub=1 ssub=1", " flags=P "] {
+        assert!(line.contains(field), "{field} in {line}");
+    }
+    assert_eq!(c.cmd(&["MULTI"]), Reply::Simple("OK".into()));
+    assert_eq!(c.cmd(&["PING"]), Reply::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["CLIENT", "INFO"]), Reply::Simple("QUEUED".into()));
+    assert_eq!(c.cmd(&["DISCARD"]), Reply::Simple("OK".into()));
+    let Reply::Verbatim(list) = c.cmd(&["CLIENT", "LIST"]) else {
+        panic!("CLIENT LIST")
+    };
+    assert!(list.contains(" flags=P "), "{list}");
+    assert!(list.contains(" multi=-1 "), "{list}");
+}

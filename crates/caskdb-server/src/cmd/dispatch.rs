@@ -1,24 +1,21 @@
 //! From a parsed request to its reply: the command lookup, the checks every command passes
-//! (arity, authentication), MULTI's queue, and running the command: against the store, in an
-//! engine transaction if it writes or reads several keys; or, for EXEC, the queued commands in
-//! one transaction.
+//! (arity, authentication, RESP2 subscribe mode), MULTI's queue, and running the command:
+//! against the store, in an engine transaction if it writes or reads several keys; or, for
+//! EXEC, the queued commands in one transaction.
 //!
-//! How a command runs is its row's [`Run`], matched at the end of [`request`]. Later features
-//! hook in there, as new variants (none exists yet):
-//! - Blocking commands (BLPOP, BLMOVE…): `Run::Block(handler)`. The handler runs as a `Store`
-//!   one does; when it finds nothing, it names the keys to wait on instead of replying, and
-//!   `request` hands that to the connection (its result grows from a `Frame` into "a reply, or
-//!   park until one of these keys changes or the timeout passes"). The connection stops
-//!   reading, waits, and dispatches the request again when woken. Writers already signal every
-//!   key change in one place (`Ctx::put_raw`, `Ctx::remove_in` touching `Watches`): the wake-up
-//!   goes there. Inside EXEC (and scripts) a blocking command runs as its non-blocking form.
-//! - Pub/sub (SUBSCRIBE…): `Run::Subscribe(handler)` records the channels in the session, and
-//!   the outcome switches the connection to push mode: its loop then also waits for the
-//!   subscription's messages and writes them. While subscribed, `request` refuses the commands
-//!   not flagged as allowed then (a new flag), as RESP2 requires.
-//! - Scripts (EVAL, FCALL): `Run::Script`, modelled on [`exec`]: one `transaction_deferred`,
-//!   each `redis.call` found with [`lookup`] and run with [`execute`] against the same
-//!   `Store::Write`, so a script is atomic and its writes land as one record.
+//! Around each command's handler (`execute`):
+//! - Blocking commands (BLPOP…) that find nothing return `CmdError::Block`; `park` registers
+//!   the client (`blocking.rs`) inside the transaction, under the writer lock, and leaves a
+//!   `Parked` in the session for the connection to wait on. Inside EXEC (and when serving) they
+//!   answer as their non-blocking form.
+//! - Writes note the keys blocked clients wait on (`Ctx::put_raw`); at the end of the
+//!   transaction `serve_ready` runs those clients' commands in it, FIFO, and `deliver` sends
+//!   their replies with the commit's sync token.
+//! - The keys a command changed become keyspace events (`events.rs`), published once the
+//!   transaction is committed; a failed command's events are dropped with its writes.
+//! - Pub/sub commands change the session's subscriptions; the connection writes the messages.
+//! - Scripts (EVAL, FCALL) will run as EXEC does: one `transaction_deferred`, each `redis.call`
+//!   found with [`lookup`] and run with `execute` against the same transaction.
 
 use bytes::Bytes;
 use caskdb::SyncToken;
