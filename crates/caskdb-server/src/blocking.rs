@@ -133,9 +133,12 @@ impl Blocking {
         self.count.load(Ordering::Acquire) > 0 && self.map.lock().contains_key(ek)
     }
 
-    /// The first client waiting on `ek`, left registered.
-    pub fn first(&self, ek: &[u8]) -> Option<Arc<Waiter>> {
-        self.map.lock().get(ek).and_then(|q| q.front().cloned())
+    /// The first client waiting on `ek` for a value of type `ty`, left registered.
+    pub fn first_of(&self, ek: &[u8], ty: Type) -> Option<Arc<Waiter>> {
+        self.map
+            .lock()
+            .get(ek)
+            .and_then(|q| q.iter().find(|w| w.ty == ty).cloned())
     }
 
     /// The waiter of client `id`, if it is blocked.

@@ -34,8 +34,6 @@ pub(crate) struct Connection {
     state: ConnState,
     rbuf: BytesMut,
     wbuf: BytesMut,
-    /// What the pub/sub messages in `wbuf` cost their subscriber's limit: settled once written.
-    message_bytes: usize,
 }
 
 impl Connection {
@@ -54,7 +52,6 @@ impl Connection {
             state,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
-            message_bytes: 0,
         }
     }
 
@@ -65,6 +62,10 @@ impl Connection {
             tracing::debug!(client = self.state.id, "connection ended: {e}");
         }
         self.state.watch.clear(&self.shared.watches);
+        // Parked but never waited for (the connection failed first): not to be served.
+        if let Some(p) = self.state.parked.take() {
+            self.shared.blocking.remove(&p.waiter);
+        }
         if let Some(subs) = self.state.subs.take() {
             self.shared.pubsub.forget(&subs.names, subs.handle.id);
         }
@@ -100,9 +101,6 @@ impl Connection {
                     _ = closed(sub.as_deref()) => return self.overflowed(),
                 }
                 self.wbuf.clear();
-                if let Some(s) = &sub {
-                    s.written(std::mem::take(&mut self.message_bytes));
-                }
             }
             if self.state.close_after_reply {
                 let _ = self.socket.shutdown().await;
@@ -133,11 +131,8 @@ impl Connection {
                 biased;
                 _ = stop.wait() => return Ok(()),
                 _ = closed(sub.as_deref()) => return self.overflowed(),
-                Some(m) = recv(rx) => {
-                    self.queue_message(&m);
-                    self.drain_messages();
-                    continue;
-                }
+                // Requests first: a stream of messages must not starve them (nor hide a
+                // hang-up).
                 r = async {
                     if timeout == 0 {
                         read.await
@@ -148,6 +143,11 @@ impl Connection {
                         }
                     }
                 } => r?,
+                Some(m) = recv(rx) => {
+                    self.queue_message(&m);
+                    self.drain_messages(FLUSH_AT);
+                    continue;
+                }
             };
             if n == 0 {
                 return Ok(());
@@ -231,16 +231,19 @@ impl Connection {
         Ok(true)
     }
 
-    /// Encodes one pub/sub message into the write buffer.
+    /// Encodes one pub/sub message into the write buffer. From here its bytes count against
+    /// the write buffer, not the subscriber's queue.
     fn queue_message(&mut self, m: &Message) {
         m.frame().encode(&mut self.wbuf, self.state.resp3);
-        self.message_bytes += m.cost();
+        if let Some(subs) = &self.state.subs {
+            subs.handle.written(m.cost());
+        }
     }
 
-    /// Moves the messages waiting for this connection into the write buffer (up to a flush's
-    /// worth).
-    fn drain_messages(&mut self) {
-        while self.wbuf.len() < FLUSH_AT {
+    /// Moves the messages waiting for this connection into the write buffer, while it holds
+    /// less than `limit` bytes.
+    fn drain_messages(&mut self, limit: usize) {
+        while self.wbuf.len() < limit {
             let Some(subs) = self.state.subs.as_mut() else {
                 return;
             };
@@ -280,9 +283,10 @@ impl Connection {
                         // Blocked: its reply comes later; the requests after it wait.
                         return false;
                     }
-                    // Messages the command itself caused (a notification to this very client)
-                    // come before its reply, as in Redis.
-                    self.drain_messages();
+                    // Messages published before the reply (a notification the command itself
+                    // caused, those before an UNSUBSCRIBE) come before it, as in Redis: all
+                    // of them (the queue is bounded by the subscriber's limit).
+                    self.drain_messages(usize::MAX);
                     if !std::mem::take(&mut self.state.suppress_reply) {
                         reply.encode(&mut self.wbuf, self.state.resp3);
                     }

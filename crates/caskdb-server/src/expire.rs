@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::keyspace::NS_KEYS;
+use crate::keyspace::{MEMBER_TAG_BASE, NS_KEYS};
 use crate::notify::{self, Event};
 use crate::state::Shared;
 
@@ -31,8 +31,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         if !notify::wanted(shared.config.notify_flags(), notify::EXPIRED) {
             continue;
         }
-        match cycle(&shared, cursor.as_deref()) {
-            Ok(next) => cursor = next,
+        // The scan and the deletes take the engine's locks: off the async workers.
+        let (sh, after) = (shared.clone(), cursor.take());
+        match tokio::task::spawn_blocking(move || cycle(&sh, after.as_deref())).await {
+            Ok(Ok(next)) => cursor = next,
+            Ok(Err(e)) => tracing::warn!("expiry scan: {e}"),
             Err(e) => tracing::warn!("expiry scan: {e}"),
         }
     }
@@ -42,11 +45,16 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 /// where to resume.
 fn cycle(shared: &Shared, after: Option<&[u8]>) -> caskdb::Result<Option<Bytes>> {
     let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-    let (expired, next) = shared.db.expired_keys(start, Bound::Unbounded, CHUNK)?;
-    // Collections' member records are reclaimed by the sweeper once their owner is gone.
+    // Top-level keys sort before every member record (whose first byte is a tag from
+    // MEMBER_TAG_BASE up): the scan stops there. Members are reclaimed by the sweeper once
+    // their collection is gone.
+    let end = [MEMBER_TAG_BASE];
+    let (expired, next) = shared
+        .db
+        .expired_keys(start, Bound::Excluded(&end[..]), CHUNK)?;
     let keys: Vec<Bytes> = expired
         .into_iter()
-        .filter(|k| k.len() > 2 && k[1] == NS_KEYS)
+        .filter(|k| k.len() >= 2 && k[1] == NS_KEYS)
         .collect();
     if keys.is_empty() {
         return Ok(next);
@@ -54,8 +62,12 @@ fn cycle(shared: &Shared, after: Option<&[u8]>) -> caskdb::Result<Option<Bytes>>
     let events = shared.db.transaction(|tx| {
         let mut events = Vec::new();
         for k in &keys {
-            // Still expired (not rewritten since the scan): delete it.
-            if !tx.contains_key(k)? {
+            // Still stored and expired (not rewritten nor deleted since the scan; writers wait
+            // for this transaction, so it stays so): delete it.
+            let (still, _) = shared
+                .db
+                .expired_keys(Bound::Included(k), Bound::Included(k), 1)?;
+            if !still.is_empty() {
                 tx.delete(k)?;
                 shared.watches.touch(k[0], &k[2..]);
                 events.push(Event {

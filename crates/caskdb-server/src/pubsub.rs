@@ -140,10 +140,17 @@ impl Subscriber {
         let pending = self.pending.fetch_add(cost, Ordering::AcqRel) + cost;
         let pending = pending as u64;
         let over_hard = limit.hard > 0 && pending > limit.hard;
+        // As Redis: the first time over the soft limit starts the clock; closed once over it
+        // for more than its seconds.
         let over_soft = limit.soft > 0 && pending > limit.soft && {
             let mut since = self.over_soft_since.lock();
-            let start = *since.get_or_insert_with(Instant::now);
-            start.elapsed().as_secs() >= limit.soft_seconds
+            match *since {
+                None => {
+                    *since = Some(Instant::now());
+                    false
+                }
+                Some(start) => start.elapsed().as_secs() > limit.soft_seconds,
+            }
         };
         if limit.soft > 0 && pending <= limit.soft {
             *self.over_soft_since.lock() = None;

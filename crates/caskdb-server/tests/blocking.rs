@@ -233,6 +233,68 @@ fn blocked_clients_are_served_in_order() {
             "#,
         );
 
+        d.script("a key filled again while serving is served again");
+        d.run(
+            r#"
+            @1 send: BLMOVE a b RIGHT LEFT 0
+            blocked 1:
+            @3 send: BLPOP a 0
+            blocked 2:
+            @2 send: BLMOVE b a RIGHT LEFT 0
+            blocked 3:
+            LPUSH a x
+            @1 read:
+            @2 read:
+            @3 read:
+            blocked 0:
+            EXISTS a b
+            "#,
+        );
+
+        d.script("clients waiting for the other type are skipped, not in the way");
+        d.run(
+            r#"
+            @1 send: BZPOPMIN k 0
+            blocked 1:
+            @2 send: BLPOP k 0
+            blocked 2:
+            LPUSH k x
+            @2 read:
+            blocked 1:
+            ZADD k 1 m
+            @1 read:
+            "#,
+        );
+
+        d.script("a client is served from the key that filled");
+        d.run(
+            r#"
+            @1 send: BLPOP a 0
+            blocked 1:
+            @2 send: BLPOP a b 0
+            blocked 2:
+            MULTI
+            LPUSH b x
+            LPUSH a y
+            EXEC
+            @2 read:
+            @1 read:
+            @1 send: BLPOP a b 0
+            blocked 1:
+            SET a foo
+            LPUSH b x
+            @1 read:
+            @1 send: BLMPOP 0 2 c b RIGHT COUNT 2
+            blocked 1:
+            RPUSH b 1 2 3
+            @1 read:
+            @1 send: BZMPOP 0 3 y z w MIN COUNT 2
+            blocked 1:
+            ZADD w 1 p 2 q 3 r
+            @1 read:
+            "#,
+        );
+
         d.script("CLIENT LIST shows the blocked flag");
         d.run(
             r#"

@@ -134,6 +134,14 @@ fn events_of_each_command() {
             @1 replies 2: read:
             LMPOP 1 l2 RIGHT
             @1 replies 2: read:
+            RPUSH left a b
+            @1 read:
+            LMPOP 2 left other RIGHT
+            @1 read:
+            ZADD min 1 incr 2 b
+            @1 read:
+            ZMPOP 1 min MAX
+            @1 read:
             HSET h f v g w
             @1 read:
             HSET h f v

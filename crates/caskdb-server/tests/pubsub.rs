@@ -125,6 +125,17 @@ fn channels_patterns_and_shard_channels() {
             "#,
         );
 
+        d.script("unsubscribing without subscriptions");
+        d.run(
+            r#"
+            replies 2: UNSUBSCRIBE a b
+            replies 1: UNSUBSCRIBE
+            replies 3: PUNSUBSCRIBE p* q* r*
+            replies 1: SUNSUBSCRIBE s
+            PING
+            "#,
+        );
+
         d.script("errors");
         d.run(
             r#"

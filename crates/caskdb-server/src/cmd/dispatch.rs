@@ -188,35 +188,30 @@ fn serve_ready(
     while i < conn.ready.len() {
         let ek = conn.ready[i].clone();
         i += 1;
-        while let Some(w) = shared.blocking.first(&ek) {
-            if !key_serves(tx, &ek, w.ty) {
-                break;
-            }
+        // The first client waiting for what the key now holds (a list, a sorted set); clients
+        // waiting for the other type stay where they are.
+        while let Some(w) = key_type(tx, &ek).and_then(|ty| shared.blocking.first_of(&ek, ty)) {
             if !shared.blocking.remove(&w) {
                 continue; // timed out meanwhile: the next one
             }
             let mut wconn = ConnState::new(w.info.clone(), true);
             wconn.db = w.db;
             wconn.resp3 = w.resp3;
-            let frame = match lookup(&w.args[0]) {
+            // Served from this key, as Redis does, whatever its other keys hold.
+            let args = single_key_args(&w.args, &ek[2..]);
+            let frame = match lookup(&args[0]) {
                 Some(Spec {
                     name,
                     run: Run::Store(h),
                     ..
-                }) => execute(
-                    shared,
-                    &mut wconn,
-                    Store::Write(tx),
-                    name,
-                    *h,
-                    &w.args,
-                    false,
-                ),
-                _ => unknown_command(&w.args),
+                }) => execute(shared, &mut wconn, Store::Write(tx), name, *h, &args, false),
+                _ => unknown_command(&args),
             };
             conn.events.append(&mut wconn.events);
+            // Keys the served command filled (BLMOVE's destination) join the queue, also one
+            // served earlier in this loop.
             for k in wconn.ready.drain(..) {
-                if !conn.ready.contains(&k) {
+                if !conn.ready[i..].contains(&k) {
                     conn.ready.push(k);
                 }
             }
@@ -226,12 +221,39 @@ fn serve_ready(
     conn.ready.clear();
 }
 
-/// Whether engine key `ek` holds a value of type `ty` (a list or sorted set that exists is not
+/// The type of the value under engine key `ek`, if any (a list or sorted set that exists is not
 /// empty).
-fn key_serves(tx: &caskdb::Transaction<'_>, ek: &[u8], ty: Type) -> bool {
+fn key_type(tx: &caskdb::Transaction<'_>, ek: &[u8]) -> Option<Type> {
     match tx.get_with_expiry(ek) {
-        Ok(Some((v, exp))) => Entry::decode(v, exp).is_some_and(|e| e.ty == ty),
-        _ => false,
+        Ok(Some((v, exp))) => Entry::decode(v, exp).map(|e| e.ty),
+        _ => None,
+    }
+}
+
+/// A blocked command rewritten to pop from `key` only: `BLPOP a b c 0` served by `b` runs as
+/// `BLPOP b 0`, `BLMPOP 0 2 a b LEFT` as `BLMPOP 0 1 b LEFT`. BLMOVE and BRPOPLPUSH have one
+/// source already.
+fn single_key_args(args: &[Bytes], key: &[u8]) -> Vec<Bytes> {
+    let key = Bytes::copy_from_slice(key);
+    let name = args[0].to_ascii_lowercase();
+    match name.as_slice() {
+        b"blpop" | b"brpop" | b"bzpopmin" | b"bzpopmax" => {
+            vec![args[0].clone(), key, args[args.len() - 1].clone()]
+        }
+        b"blmpop" | b"bzmpop" => {
+            let numkeys = crate::parse::parse_i64(&args[2])
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0);
+            let mut out = vec![
+                args[0].clone(),
+                args[1].clone(),
+                Bytes::from_static(b"1"),
+                key,
+            ];
+            out.extend(args.iter().skip(3 + numkeys).cloned());
+            out
+        }
+        _ => args.to_vec(),
     }
 }
 

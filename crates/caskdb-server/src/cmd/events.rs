@@ -92,7 +92,7 @@ pub(crate) fn derive(name: &str, args: &[Bytes], touched: &[Touched], out: &mut 
         "expire" | "pexpire" | "expireat" | "pexpireat" => (GENERIC, "expire", false),
         "persist" => (GENERIC, "persist", false),
         "getex" => {
-            let persist = args.iter().skip(2).any(|a| is(a, "persist"));
+            let persist = args.get(2).is_some_and(|a| is(a, "persist"));
             (GENERIC, if persist { "persist" } else { "expire" }, false)
         }
         "move" => (GENERIC, "move_from", false),
@@ -102,7 +102,7 @@ pub(crate) fn derive(name: &str, args: &[Bytes], touched: &[Touched], out: &mut 
         "lpop" | "blpop" => (LIST, "lpop", true),
         "rpop" | "brpop" => (LIST, "rpop", true),
         "lmpop" | "blmpop" => {
-            let left = args.iter().any(|a| is(a, "left"));
+            let left = is(mpop_side(name, args), "left");
             (LIST, if left { "lpop" } else { "rpop" }, true)
         }
         "linsert" => (LIST, "linsert", false),
@@ -120,7 +120,16 @@ pub(crate) fn derive(name: &str, args: &[Bytes], touched: &[Touched], out: &mut 
         "sunionstore" => (SET, "sunionstore", false),
         "sdiffstore" => (SET, "sdiffstore", false),
         "zadd" => {
-            let incr = args.iter().skip(2).any(|a| is(a, "incr"));
+            // INCR among the options, which come before the first score.
+            let incr = args
+                .iter()
+                .skip(2)
+                .take_while(|a| {
+                    ["nx", "xx", "gt", "lt", "ch", "incr"]
+                        .iter()
+                        .any(|w| is(a, w))
+                })
+                .any(|a| is(a, "incr"));
             (ZSET, if incr { "zincr" } else { "zadd" }, false)
         }
         "zincrby" => (ZSET, "zincr", false),
@@ -131,7 +140,7 @@ pub(crate) fn derive(name: &str, args: &[Bytes], touched: &[Touched], out: &mut 
         "zpopmin" | "bzpopmin" => (ZSET, "zpopmin", true),
         "zpopmax" | "bzpopmax" => (ZSET, "zpopmax", true),
         "zmpop" | "bzmpop" => {
-            let min = args.iter().any(|a| is(a, "min"));
+            let min = is(mpop_side(name, args), "min");
             (ZSET, if min { "zpopmin" } else { "zpopmax" }, true)
         }
         "zrangestore" => (ZSET, "zrangestore", false),
@@ -162,4 +171,15 @@ pub(crate) fn derive(name: &str, args: &[Bytes], touched: &[Touched], out: &mut 
             emit(t, GENERIC, "expire");
         }
     }
+}
+
+/// The side word of an *MPOP command (LEFT/RIGHT, MIN/MAX), after its keys.
+fn mpop_side<'a>(name: &str, args: &'a [Bytes]) -> &'a [u8] {
+    let at = if name.starts_with('b') { 2 } else { 1 };
+    let numkeys = args
+        .get(at)
+        .and_then(|n| std::str::from_utf8(n).ok())
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0);
+    args.get(at + 1 + numkeys).map_or(&b""[..], |a| &a[..])
 }

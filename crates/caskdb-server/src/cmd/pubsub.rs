@@ -109,7 +109,16 @@ fn subscribe(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: Kind) -> CmdResult {
 
 fn unsubscribe(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: Kind) -> CmdResult {
     let Some(subs) = ctx.conn.subs.as_mut() else {
-        return Ok(confirmation(kind, false, None, 0));
+        // Never subscribed: one confirmation per name all the same, as Redis.
+        if args.len() == 1 {
+            return Ok(confirmation(kind, false, None, 0));
+        }
+        return Ok(Frame::Sequence(
+            args[1..]
+                .iter()
+                .map(|n| confirmation(kind, false, Some(n.clone()), 0))
+                .collect(),
+        ));
     };
     let names: Vec<Bytes> = if args.len() > 1 {
         args[1..].to_vec()

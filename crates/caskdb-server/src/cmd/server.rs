@@ -127,13 +127,14 @@ fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         );
     }
     if want("clients") {
+        let (subscribed, blocked) = sh.clients.counts();
         let _ = write!(
             out,
             "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\npubsub_clients:{}\r\n\r\n",
             sh.clients.len(),
             sh.config.maxclients(),
-            sh.clients.counts().1,
-            sh.clients.counts().0,
+            blocked,
+            subscribed,
         );
     }
     if want("memory") {
