@@ -87,7 +87,9 @@ pub fn check(dir: &Path, repair: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-pub fn print_stats(out: &mut impl Write, s: &caskdb::Stats) -> std::io::Result<()> {
+/// `keys`: the server's keys (what a user counts); `s.keys` counts engine records, members
+/// included.
+pub fn print_stats(out: &mut impl Write, keys: u64, s: &caskdb::Stats) -> std::io::Result<()> {
     let pct = |part: u64, whole: u64| {
         if whole == 0 {
             0.0
@@ -95,7 +97,8 @@ pub fn print_stats(out: &mut impl Write, s: &caskdb::Stats) -> std::io::Result<(
             part as f64 * 100.0 / whole as f64
         }
     };
-    writeln!(out, "keys          {}", s.keys)?;
+    writeln!(out, "keys          {keys}")?;
+    writeln!(out, "records       {}", s.keys)?;
     writeln!(out, "data files    {}", s.data_files)?;
     writeln!(out, "total bytes   {}", s.total_bytes)?;
     writeln!(out, "live bytes    {}", s.live_bytes)?;

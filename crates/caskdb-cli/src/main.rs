@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use caskdb_server::direct::{self, Value};
 use clap::{Parser, Subcommand};
 
 /// A Bitcask-style persistent key/value store.
@@ -21,6 +22,10 @@ struct Cli {
     /// file's `dir` if it has one].
     #[arg(long, global = true, env = "CASKDB_DIR")]
     dir: Option<PathBuf>,
+
+    /// The server's database (SELECT's number) that set, get, remove, ttl and scan work on.
+    #[arg(long, global = true, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..16))]
+    db: u8,
 
     #[command(subcommand)]
     command: Command,
@@ -38,7 +43,8 @@ enum Command {
         #[arg(long, value_name = "SECONDS")]
         ttl: Option<u64>,
     },
-    /// Print the value stored under KEY, or "Key not found".
+    /// Print the string stored under KEY, what it holds if it is a collection, or "Key not
+    /// found".
     Get {
         /// The key.
         key: OsString,
@@ -54,8 +60,9 @@ enum Command {
         /// The key.
         key: OsString,
     },
-    /// Print keys and values in key order, one "KEY<TAB>VALUE" line each (raw bytes: use
-    /// `export` when keys or values may hold tabs or newlines).
+    /// Print keys and values in key order, one "KEY<TAB>VALUE" line each; a collection's line
+    /// shows its type and size (raw bytes: use `export` when keys or values may hold tabs or
+    /// newlines).
     Scan {
         /// Only keys starting with this.
         #[arg(long, conflicts_with_all = ["start", "end"])]
@@ -73,7 +80,7 @@ enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
     },
-    /// Print how many keys, files, live and dead bytes the database holds.
+    /// Print how many keys (and engine records), files, live and dead bytes the database holds.
     Stats,
     /// Rewrite live data into compact files and delete the old ones (progress on stderr).
     Merge,
@@ -89,7 +96,8 @@ enum Command {
         /// The directory to create.
         dest: PathBuf,
     },
-    /// Write every key as one JSON object per line to stdout.
+    /// Write every record of the store (every database's keys and collections' members, as the
+    /// server stores them) as one JSON object per line to stdout.
     Export,
     /// Read JSON lines (as written by export) from stdin and store them.
     Import,
@@ -144,33 +152,51 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     // One command per process: an automatic merge started here would only be cut short by the
     // close at the end. `caskdb merge` merges on request.
-    let db = caskdb::Options::default()
-        .auto_merge(false)
-        .open(&dir)
-        .with_context(|| format!("cannot open database {}", dir.display()))?;
+    let db = match caskdb::Options::default().auto_merge(false).open(&dir) {
+        Ok(db) => db,
+        Err(caskdb::Error::Locked { .. }) => anyhow::bail!(
+            "{} is locked by another process, likely a running `caskdb serve`: stop it, or send \
+             the command to it (`redis-cli -p PORT GET key`)",
+            dir.display()
+        ),
+        Err(e) => {
+            return Err(anyhow::Error::new(e))
+                .with_context(|| format!("cannot open database {}", dir.display()));
+        }
+    };
+    // Keys written by versions of this tool before it shared the server's keyspace.
+    let (moved, kept) = caskdb_server::direct::migrate_raw_keys(&db)?;
+    if moved > 0 {
+        tracing::warn!(
+            "moved {moved} keys of the old command-line encoding into database 0 of the server's keyspace"
+        );
+    }
+    if kept > 0 {
+        tracing::warn!(
+            "{kept} keys of the old command-line encoding have the name of a key in database 0 and were left unmigrated"
+        );
+    }
+    let n = cli.db;
     let mut out = std::io::stdout().lock();
     let code = match cli.command {
         Command::Set { key, value, ttl } => {
-            match ttl {
-                None => db.put(bytes_of(&key)?, bytes_of(&value)?)?,
-                Some(s) => {
-                    db.put_with_ttl(bytes_of(&key)?, bytes_of(&value)?, Duration::from_secs(s))?
-                }
-            }
+            let ttl = ttl.map(Duration::from_secs);
+            direct::set(&db, n, bytes_of(&key)?, bytes_of(&value)?, ttl)?;
             ExitCode::SUCCESS
         }
         Command::Get { key } => {
-            match db.get(bytes_of(&key)?)? {
-                Some(value) => {
+            match direct::get(&db, n, bytes_of(&key)?)? {
+                Some(Value::String(value)) => {
                     out.write_all(&value)?;
                     out.write_all(b"\n")?;
                 }
+                Some(other) => writeln!(out, "{}", describe(&other))?,
                 None => writeln!(out, "Key not found")?,
             }
             ExitCode::SUCCESS
         }
         Command::Remove { key } => {
-            if db.delete(bytes_of(&key)?)? {
+            if direct::remove(&db, n, bytes_of(&key)?)? {
                 ExitCode::SUCCESS
             } else {
                 writeln!(out, "Key not found")?;
@@ -178,10 +204,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Ttl { key } => {
-            let key = bytes_of(&key)?;
-            match db.ttl(key)? {
-                Some(left) => writeln!(out, "{}", left.as_millis().div_ceil(1000))?,
-                None if db.contains_key(key)? => writeln!(out, "no expiry")?,
+            match direct::ttl(&db, n, bytes_of(&key)?)? {
+                Some(Some(left)) => writeln!(out, "{}", left.as_millis().div_ceil(1000))?,
+                Some(None) => writeln!(out, "no expiry")?,
                 None => writeln!(out, "Key not found")?,
             }
             ExitCode::SUCCESS
@@ -193,29 +218,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             reverse,
             limit,
         } => {
-            let iter = match (&prefix, &start, &end) {
-                (Some(p), _, _) => db.prefix(bytes_of(p)?),
-                (None, Some(s), Some(e)) => db.range(bytes_of(s)?..bytes_of(e)?),
-                (None, Some(s), None) => db.range(bytes_of(s)?..),
-                (None, None, Some(e)) => db.range(..bytes_of(e)?),
-                (None, None, None) => db.iter(),
+            let (start, end) = match &prefix {
+                Some(p) => {
+                    let p = bytes_of(p)?.to_vec();
+                    let end = prefix_end(&p);
+                    (Some(p), end)
+                }
+                None => (
+                    start
+                        .as_ref()
+                        .map(bytes_of)
+                        .transpose()?
+                        .map(<[u8]>::to_vec),
+                    end.as_ref().map(bytes_of).transpose()?.map(<[u8]>::to_vec),
+                ),
             };
-            let iter: Box<dyn Iterator<Item = caskdb::Result<_>>> = if reverse {
-                Box::new(iter.rev())
-            } else {
-                Box::new(iter)
-            };
+            let iter = direct::scan(&db, n, start.as_deref(), end.as_deref(), reverse)?;
             for item in iter.take(limit.unwrap_or(usize::MAX)) {
                 let (k, v) = item?;
                 out.write_all(&k)?;
                 out.write_all(b"\t")?;
-                out.write_all(&v)?;
+                match v {
+                    Value::String(v) => out.write_all(&v)?,
+                    other => write!(out, "{}", describe(&other))?,
+                }
                 out.write_all(b"\n")?;
             }
             ExitCode::SUCCESS
         }
         Command::Stats => {
-            admin::print_stats(&mut out, &db.stats()?)?;
+            let keys = direct::count_keys(&db)?;
+            admin::print_stats(&mut out, keys, &db.stats()?)?;
             ExitCode::SUCCESS
         }
         Command::Merge => {
@@ -242,6 +275,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Close explicitly so that a failing final sync is reported, not just logged.
     db.close()?;
     Ok(code)
+}
+
+/// What `get` and `scan` print for a value that is not a string.
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Collection { ty, len } => format!("({ty} of {len}: read it with redis-cli)"),
+        _ => "(a value of a type this version does not know)".to_string(),
+    }
+}
+
+/// The first key after every key starting with `prefix` (`None`: no such key).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// The raw bytes of an argument: on Unix keys and values need not be UTF-8.

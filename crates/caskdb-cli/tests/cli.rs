@@ -78,9 +78,11 @@ fn empty_values_and_values_with_spaces() {
 }
 
 #[test]
-fn an_empty_key_is_a_clear_error() {
+fn the_empty_key_is_a_key_as_in_redis() {
+    // The command line shares the server's keyspace, where "" is a key like any other.
     let dir = tempfile::tempdir().unwrap();
-    prints(dir.path(), &["set", "", "v"], 1, "").stderr("caskdb: error: key is empty\n");
+    prints(dir.path(), &["set", "", "v"], 0, "");
+    prints(dir.path(), &["get", ""], 0, "v\n");
 }
 
 #[cfg(unix)]
@@ -311,8 +313,9 @@ fn export_then_import_round_trips_binary_keys_and_values() {
         .clone();
     let text = String::from_utf8(exported.clone()).unwrap();
     assert_eq!(text.lines().count(), 5);
+    // Records as stored: the key in database 0 of the server's keyspace, the string's type byte.
     assert!(
-        text.contains(r#"{"key":"apple","value":"v-apple"}"#),
+        text.contains(r#"{"key":"\u0000\u0000apple","value":"\u0000v-apple"}"#),
         "{text}"
     );
     assert!(

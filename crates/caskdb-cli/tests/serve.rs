@@ -268,3 +268,105 @@ fn redis_cli_works_against_caskdb() {
         "OK\n2\nOK\nQUEUED\n3\n3\n"
     );
 }
+
+/// `caskdb` run on a directory, returning (exit code, stdout).
+fn cask(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_caskdb"))
+        .env_remove("CASKDB_DIR")
+        .env_remove("RUST_LOG")
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Stops a served process with SHUTDOWN and waits for it to exit successfully.
+fn shutdown(mut server: Served) {
+    let (mut s, mut r) = connect(server.port);
+    assert_eq!(call(&mut s, &mut r, &["SHUTDOWN"]).ok(), None);
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn the_command_line_and_the_server_share_one_keyspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Written through the server…
+    let server = serve(d, &[]);
+    let (mut s, mut r) = connect(server.port);
+    assert_eq!(
+        call(&mut s, &mut r, &["SET", "hello", "world"]).unwrap(),
+        "+OK"
+    );
+    assert_eq!(
+        call(&mut s, &mut r, &["RPUSH", "l", "a", "b"]).unwrap(),
+        ":2"
+    );
+    assert_eq!(call(&mut s, &mut r, &["SELECT", "2"]).unwrap(), "+OK");
+    assert_eq!(call(&mut s, &mut r, &["SET", "in2", "x"]).unwrap(), "+OK");
+    // …while it runs, the command line says who holds the directory.
+    let (code, _) = cask(d, &["get", "hello"]);
+    assert_eq!(code, 1);
+    drop((s, r));
+    shutdown(server);
+    // …is read by the command line.
+    assert_eq!(cask(d, &["get", "hello"]), (0, "world\n".into()));
+    assert_eq!(
+        cask(d, &["get", "l"]),
+        (0, "(list of 2: read it with redis-cli)\n".into())
+    );
+    assert_eq!(cask(d, &["--db", "2", "get", "in2"]), (0, "x\n".into()));
+    assert_eq!(cask(d, &["get", "in2"]), (0, "Key not found\n".into()));
+    assert_eq!(
+        cask(d, &["scan"]),
+        (
+            0,
+            "hello\tworld\nl\t(list of 2: read it with redis-cli)\n".into()
+        )
+    );
+    let (_, stats) = cask(d, &["stats"]);
+    assert!(stats.starts_with("keys          3\n"), "{stats}");
+    // Written by the command line…
+    assert_eq!(cask(d, &["set", "from-cli", "v"]).0, 0);
+    assert_eq!(cask(d, &["remove", "hello"]).0, 0);
+    assert_eq!(cask(d, &["--db", "16", "get", "x"]).0, 2, "no database 16");
+    // …is read by the server.
+    let server = serve(d, &[]);
+    let (mut s, mut r) = connect(server.port);
+    assert_eq!(call(&mut s, &mut r, &["GET", "from-cli"]).unwrap(), "v");
+    assert_eq!(call(&mut s, &mut r, &["EXISTS", "hello"]).unwrap(), ":0");
+    assert_eq!(call(&mut s, &mut r, &["LLEN", "l"]).unwrap(), ":2");
+    drop((s, r));
+    shutdown(server);
+}
+
+#[test]
+fn a_directory_of_the_old_raw_encoding_is_migrated_at_open() {
+    // What the command line wrote before it shared the server's keyspace: raw engine keys.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    {
+        let db = caskdb::Db::open(d).unwrap();
+        db.put("old", "value").unwrap();
+        db.put_with_ttl("temp", "t", Duration::from_secs(1000))
+            .unwrap();
+        db.close().unwrap();
+    }
+    let server = serve(d, &[]);
+    let (mut s, mut r) = connect(server.port);
+    assert_eq!(call(&mut s, &mut r, &["GET", "old"]).unwrap(), "value");
+    let ttl = call(&mut s, &mut r, &["TTL", "temp"]).unwrap();
+    assert!(
+        ttl.starts_with(':') && ttl != ":-1" && ttl != ":-2",
+        "{ttl}"
+    );
+    drop((s, r));
+    shutdown(server);
+    assert_eq!(cask(d, &["get", "old"]), (0, "value\n".into()));
+}

@@ -20,6 +20,7 @@ mod clients;
 mod cmd;
 pub mod config;
 mod connection;
+pub mod direct;
 mod expire;
 mod frame;
 #[cfg(feature = "testing")]

@@ -104,6 +104,22 @@ impl Server {
                 dir: config.dir.clone(),
                 source,
             })?;
+        // Keys written by the command line before it shared this keyspace become strings of
+        // database 0.
+        match crate::direct::migrate_raw_keys(&db) {
+            Ok((0, 0)) => {}
+            Ok((moved, kept)) => tracing::warn!(
+                moved,
+                kept,
+                "moved keys of the old command-line encoding into database 0 (kept: their names were taken)"
+            ),
+            Err(source) => {
+                return Err(ServeError::Open {
+                    dir: config.dir.clone(),
+                    source,
+                });
+            }
+        }
         let mut listeners = Vec::new();
         for ip in &config.bind {
             let addr = SocketAddr::new(*ip, config.port);
