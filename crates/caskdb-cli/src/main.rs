@@ -104,6 +104,11 @@ enum Command {
     /// Run a Redis-compatible server (RESP2/RESP3) over the database until SIGINT, SIGTERM or
     /// SHUTDOWN.
     Serve(serve::ServeArgs),
+    /// Print a shell completion script (e.g. `caskdb completions bash > ~/.local/share/bash-completion/completions/caskdb`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Exit status when `remove` finds no such key, or `check` finds problems it did not fix.
@@ -144,6 +149,11 @@ const DEFAULT_DIR: &str = "caskdb-data";
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Serve(args) = cli.command {
         return serve::run(args, cli.dir);
+    }
+    if let Command::Completions { shell } = cli.command {
+        use clap::CommandFactory;
+        clap_complete::generate(shell, &mut Cli::command(), "caskdb", &mut std::io::stdout());
+        return Ok(ExitCode::SUCCESS);
     }
     let dir = cli.dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DIR));
     if let Command::Check { repair } = cli.command {
@@ -269,7 +279,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             writeln!(out, "imported {n} keys")?;
             ExitCode::SUCCESS
         }
-        Command::Check { .. } | Command::Serve(_) => unreachable!("handled before opening"),
+        Command::Check { .. } | Command::Serve(_) | Command::Completions { .. } => {
+            unreachable!("handled before opening")
+        }
     };
     out.flush()?;
     // Close explicitly so that a failing final sync is reported, not just logged.

@@ -392,3 +392,19 @@ fn check_reports_damage_and_repair_fixes_it() {
     exits(d, &["check"], 1).stderr(contains("locked"));
     drop(db);
 }
+
+#[test]
+fn completions_for_each_shell_name_the_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = exits(dir.path(), &["completions", shell], 0)
+            .get_output()
+            .stdout
+            .clone();
+        let text = String::from_utf8(out).unwrap();
+        for word in ["serve", "scan", "db"] {
+            assert!(text.contains(word), "{word} in the {shell} script");
+        }
+    }
+    exits(dir.path(), &["completions", "nosuchshell"], 2);
+}
