@@ -316,6 +316,21 @@ pub(crate) struct Runtime {
     proto_max_bulk_len: AtomicU64,
     notify_flags: AtomicU32,
     output_limits: RwLock<[OutputLimit; 3]>,
+    /// Redis parameters caskdb accepts without implementing them, with their values.
+    knobs: RwLock<std::collections::BTreeMap<String, String>>,
+    /// Those whose no-effect CONFIG SET was logged.
+    knobs_logged: parking_lot::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Redis 7.0.15's parameters: (name, default, `set` | `immutable` | `protected`).
+fn redis_params() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+    include_str!("redis_params.tsv")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            Some((f.next()?, f.next()?, f.next()?))
+        })
 }
 
 impl Runtime {
@@ -339,6 +354,12 @@ impl Runtime {
                 )
                 .unwrap_or_default(),
             ),
+            knobs: RwLock::new(
+                redis_params()
+                    .map(|(k, v, _)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            knobs_logged: Default::default(),
             start,
         }
     }
@@ -397,7 +418,23 @@ impl Runtime {
     }
 
     /// Every setting CONFIG GET knows, as (name, value).
-    pub fn all(&self) -> Vec<(&'static str, String)> {
+    pub fn all(&self) -> Vec<(String, String)> {
+        let mut all: Vec<(String, String)> = self
+            .implemented()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        let knobs = self.knobs.read();
+        for (k, v) in knobs.iter() {
+            if !all.iter().any(|(name, _)| name == k) {
+                all.push((k.clone(), v.clone()));
+            }
+        }
+        all
+    }
+
+    /// The settings caskdb implements, as (name, value).
+    fn implemented(&self) -> Vec<(&'static str, String)> {
         let start = &self.start;
         let bind: Vec<String> = start.bind.iter().map(|a| a.to_string()).collect();
         vec![
@@ -425,6 +462,42 @@ impl Runtime {
                 format_output_limits(&self.output_limits.read()),
             ),
         ]
+    }
+
+    /// CONFIG SET of a Redis parameter caskdb does not implement: refused as Redis refuses it
+    /// (immutable, protected, unknown, a value of the wrong kind), else stored, so CONFIG GET
+    /// shows it, and logged once as having no effect.
+    fn set_knob(&self, name: &str, value: &str) -> Result<(), String> {
+        let failed = |why: &str| {
+            format!("CONFIG SET failed (possibly related to argument '{name}') - {why}")
+        };
+        let Some((_, default, mode)) = redis_params().find(|(k, _, _)| *k == name) else {
+            return Err(format!(
+                "Unknown option or number of arguments for CONFIG SET - '{name}'"
+            ));
+        };
+        match mode {
+            "immutable" => return Err(failed("can't set immutable config")),
+            "protected" => return Err(failed("can't set protected config")),
+            _ => {}
+        }
+        // The kind of value its default shows.
+        if (default == "yes" || default == "no") && value != "yes" && value != "no" {
+            return Err(failed("argument must be 'yes' or 'no'"));
+        }
+        if !default.is_empty()
+            && default.bytes().all(|b| b.is_ascii_digit())
+            && parse_size(value).is_none()
+        {
+            return Err(failed("argument couldn't be parsed into an integer"));
+        }
+        self.knobs
+            .write()
+            .insert(name.to_string(), value.to_string());
+        if self.knobs_logged.lock().insert(name.to_string()) {
+            tracing::info!("CONFIG SET {name}: stored; this setting has no effect in caskdb");
+        }
+        Ok(())
     }
 
     /// CONFIG SET of one setting; the error text follows Redis's.
@@ -476,14 +549,14 @@ impl Runtime {
                 let mut limits = self.output_limits.write();
                 *limits = parse_output_limits(*limits, &value).map_err(failed)?;
             }
-            "bind" | "port" | "dir" | "protected-mode" | "databases" | "appendonly" | "save" => {
-                return Err(failed("can't set immutable config"));
+            // Fixed once the server listens: accepted only unchanged.
+            "bind" | "port" | "protected-mode" | "appendonly" => {
+                let current = self.implemented().into_iter().find(|(k, _)| *k == name);
+                if current.is_none_or(|(_, v)| v != value) {
+                    return Err(failed("can't set immutable config"));
+                }
             }
-            _ => {
-                return Err(format!(
-                    "Unknown option or number of arguments for CONFIG SET - '{name}'"
-                ));
-            }
+            _ => return self.set_knob(&name, &value),
         }
         Ok(())
     }

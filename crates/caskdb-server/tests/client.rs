@@ -164,7 +164,7 @@ fn config_set_changes_settings_at_run_time() {
         Reply::Simple("OK".into())
     );
     assert_eq!(
-        c.cmd(&["CONFIG", "GET", "appendf*"]),
+        c.cmd(&["CONFIG", "GET", "appendfs*"]),
         Reply::Array(vec![Reply::bulk("appendfsync"), Reply::bulk("always")])
     );
     assert_eq!(
