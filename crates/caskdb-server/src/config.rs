@@ -316,10 +316,24 @@ pub(crate) struct Runtime {
     proto_max_bulk_len: AtomicU64,
     notify_flags: AtomicU32,
     output_limits: RwLock<[OutputLimit; 3]>,
+    /// The compact encodings' limits OBJECT ENCODING follows: hash entries and value bytes,
+    /// sorted-set entries and member bytes, intset entries.
+    compact: [AtomicU64; 5],
     /// Redis parameters caskdb accepts without implementing them, with their values.
     knobs: RwLock<std::collections::BTreeMap<String, String>>,
     /// Those whose no-effect CONFIG SET was logged.
     knobs_logged: parking_lot::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Whether `s` is an integer as Redis writes one (what an intset or an `int` string holds): no
+/// sign but `-`, no leading zero, no blanks, within i64.
+pub(crate) fn is_canonical_int(s: &[u8]) -> bool {
+    let digits = s.strip_prefix(b"-").unwrap_or(s);
+    !digits.is_empty()
+        && s.len() <= 20
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits[0] != b'0' || s == b"0")
+        && std::str::from_utf8(s).is_ok_and(|t| t.parse::<i64>().is_ok())
 }
 
 /// Redis 7.0.15's parameters: (name, default, `set` | `immutable` | `protected`).
@@ -360,6 +374,7 @@ impl Runtime {
                     .collect(),
             ),
             knobs_logged: Default::default(),
+            compact: [128, 64, 128, 64, 512].map(AtomicU64::new),
             start,
         }
     }
@@ -405,6 +420,31 @@ impl Runtime {
 
     pub fn proto_max_bulk_len(&self) -> u64 {
         self.proto_max_bulk_len.load(Ordering::Relaxed)
+    }
+
+    /// The most members a collection of type `ty` has in its compact encoding.
+    pub fn compact_max_len(&self, ty: crate::keyspace::Type) -> u64 {
+        use crate::keyspace::Type;
+        let i = match ty {
+            Type::Hash => 0,
+            Type::ZSet => 2,
+            Type::Set => 4,
+            _ => return u64::MAX,
+        };
+        self.compact[i].load(Ordering::Relaxed)
+    }
+
+    /// Whether member `member` (with `value`, for hashes) leaves the compact encoding of type
+    /// `ty`: too long for a listpack, or not an integer for an intset.
+    pub fn breaks_compact(&self, ty: crate::keyspace::Type, member: &[u8], value: &[u8]) -> bool {
+        use crate::keyspace::Type;
+        let max = |i: usize| self.compact[i].load(Ordering::Relaxed);
+        match ty {
+            Type::Hash => member.len() as u64 > max(1) || value.len() as u64 > max(1),
+            Type::ZSet => member.len() as u64 > max(3),
+            Type::Set => !is_canonical_int(member),
+            _ => false,
+        }
     }
 
     /// The keyspace notification flags (`notify.rs`).
@@ -494,6 +534,19 @@ impl Runtime {
         self.knobs
             .write()
             .insert(name.to_string(), value.to_string());
+        let slot = match name {
+            "hash-max-listpack-entries" | "hash-max-ziplist-entries" => Some(0),
+            "hash-max-listpack-value" | "hash-max-ziplist-value" => Some(1),
+            "zset-max-listpack-entries" | "zset-max-ziplist-entries" => Some(2),
+            "zset-max-listpack-value" | "zset-max-ziplist-value" => Some(3),
+            "set-max-intset-entries" => Some(4),
+            _ => None,
+        };
+        if let (Some(i), Some(n)) = (slot, parse_size(value)) {
+            self.compact[i].store(n, Ordering::Relaxed);
+            // These have an effect: OBJECT ENCODING follows them.
+            return Ok(());
+        }
         if self.knobs_logged.lock().insert(name.to_string()) {
             tracing::info!("CONFIG SET {name}: stored; this setting has no effect in caskdb");
         }

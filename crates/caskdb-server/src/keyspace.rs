@@ -59,7 +59,7 @@ impl Type {
     /// The type stored in `byte`, if known.
     pub fn from_byte(byte: u8) -> Option<Type> {
         Some(match byte {
-            0 => Type::String,
+            0 | STRING_RAW => Type::String,
             1 => Type::Hash,
             2 => Type::List,
             3 => Type::Set,
@@ -79,6 +79,10 @@ impl Type {
         }
     }
 }
+
+/// The type byte of a string last written by APPEND or SETRANGE, which Redis keeps in its `raw`
+/// encoding whatever its length (OBJECT ENCODING); otherwise a string like type 0.
+pub const STRING_RAW: u8 = 5;
 
 /// A stored value: its type, payload, and expiry (ms since the epoch).
 #[derive(Debug, Clone)]
@@ -104,6 +108,19 @@ impl Entry {
             expire_at,
             raw,
         })
+    }
+
+    /// Whether this is a string written by APPEND or SETRANGE ([`STRING_RAW`]).
+    pub fn is_raw_string(&self) -> bool {
+        self.raw.first() == Some(&STRING_RAW)
+    }
+
+    /// The stored form of a string APPEND or SETRANGE wrote ([`STRING_RAW`]).
+    pub fn encode_raw_string(payload: &[u8]) -> Bytes {
+        let mut v = Vec::with_capacity(payload.len() + 1);
+        v.push(STRING_RAW);
+        v.extend_from_slice(payload);
+        Bytes::from(v)
     }
 
     /// The stored form: type byte, then payload.
@@ -195,6 +212,9 @@ pub struct Meta {
     pub expire_at: Option<u64>,
     /// Made by this command: its owner record is not written yet.
     pub fresh: bool,
+    /// Grew past the compact encoding's limits once (Redis's listpack/intset → hashtable/
+    /// skiplist conversion, which it never undoes): OBJECT ENCODING reports the large one.
+    pub converted: bool,
 }
 
 impl Meta {
@@ -202,7 +222,8 @@ impl Meta {
     pub fn decode(e: &Entry) -> Option<Meta> {
         let p = &e.payload;
         let want = if e.ty == Type::List { 24 } else { 16 };
-        if e.ty == Type::String || p.len() != want {
+        // An optional flags byte follows (bit 0: converted).
+        if e.ty == Type::String || (p.len() != want && p.len() != want + 1) {
             return None;
         }
         let word = |i: usize| u64::from_be_bytes(p[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
@@ -213,6 +234,7 @@ impl Meta {
             head: if e.ty == Type::List { word(2) } else { 0 },
             expire_at: e.expire_at,
             fresh: false,
+            converted: p.get(want).is_some_and(|f| f & 1 != 0),
         })
     }
 
@@ -224,6 +246,9 @@ impl Meta {
         v.extend_from_slice(&self.len.to_be_bytes());
         if self.ty == Type::List {
             v.extend_from_slice(&self.head.to_be_bytes());
+        }
+        if self.converted {
+            v.push(1);
         }
         Bytes::from(v)
     }
@@ -278,17 +303,26 @@ mod tests {
     #[test]
     fn meta_round_trips() {
         for ty in [Type::Hash, Type::List, Type::Set, Type::ZSet] {
-            let m = Meta {
-                ty,
-                id: 0x0102_0304_0506_0708,
-                len: 42,
-                head: if ty == Type::List { LIST_START - 3 } else { 0 },
-                expire_at: Some(7),
-                fresh: false,
-            };
-            let e = Entry::decode(m.encode(), Some(7)).unwrap();
-            assert_eq!(Meta::decode(&e), Some(m));
+            for converted in [false, true] {
+                let m = Meta {
+                    ty,
+                    id: 0x0102_0304_0506_0708,
+                    len: 42,
+                    head: if ty == Type::List { LIST_START - 3 } else { 0 },
+                    expire_at: Some(7),
+                    fresh: false,
+                    converted,
+                };
+                let e = Entry::decode(m.encode(), Some(7)).unwrap();
+                assert_eq!(Meta::decode(&e), Some(m));
+            }
         }
+        // A string written by APPEND is a string, and says so.
+        let e = Entry::decode(Entry::encode_raw_string(b"ab"), None).unwrap();
+        assert_eq!(
+            (e.ty, e.is_raw_string(), &e.payload[..]),
+            (Type::String, true, &b"ab"[..])
+        );
         let k = member_key(65, kind::SCORE, b"x");
         assert_eq!(k[0], MEMBER_TAG_BASE + 1);
         assert_eq!(parse_member_key(&k), Some((65, kind::SCORE)));

@@ -281,6 +281,7 @@ mod tests {
                 head: 0,
                 expire_at,
                 fresh: false,
+                converted: false,
             };
             match expire_at {
                 Some(at) => tx.put_expiring_at(engine_key(0, key), meta.encode(), at)?,

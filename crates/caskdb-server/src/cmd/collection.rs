@@ -47,6 +47,7 @@ impl Ctx<'_, '_> {
             head: keyspace::LIST_START,
             expire_at: None,
             fresh: true,
+            converted: false,
         }
     }
 
@@ -96,6 +97,21 @@ impl Ctx<'_, '_> {
 
     /// [`Ctx::save`] in database `db`.
     pub fn save_in(&mut self, db: u8, key: &[u8], m: &Meta, before: &Meta) -> Result<(), CmdError> {
+        // Past the compact encoding's limits now: marked for good, as Redis converts for good.
+        let grown;
+        let m = if !m.converted
+            && m.len > 0
+            && (std::mem::take(&mut self.breaks_compact)
+                || m.len > self.shared.config.compact_max_len(m.ty))
+        {
+            grown = Meta {
+                converted: true,
+                ..m.clone()
+            };
+            &grown
+        } else {
+            m
+        };
         let owner = keyspace::member_key(m.id, kind::OWNER, b"");
         if m.len == 0 {
             if !m.fresh {
@@ -109,7 +125,7 @@ impl Ctx<'_, '_> {
                 return Err(key_too_large(key.len()).into());
             }
             self.tx()?.put(&owner, keyspace::owner_value(db, key))?;
-        } else if m.len == before.len && m.head == before.head {
+        } else if m.len == before.len && m.head == before.head && m.converted == before.converted {
             // The metadata did not change. If members did, WATCH still sees the change; a
             // command that changed nothing (SADD of a member already there…) touches nothing.
             if self.member_writes > 0 {
@@ -153,6 +169,12 @@ impl Ctx<'_, '_> {
                 keyspace::MAX_KEY_LEN
             ))
             .into());
+        }
+        if kind == kind::MEMBER
+            && !m.converted
+            && self.shared.config.breaks_compact(m.ty, rest, &value)
+        {
+            self.breaks_compact = true;
         }
         let k = keyspace::member_key(m.id, kind, rest);
         self.tx()?.put(&k, value)?;

@@ -30,6 +30,8 @@ pub(crate) struct Ctx<'a, 'db> {
     /// Member records this command wrote or deleted (`collection.rs`), so that one that
     /// changed nothing does not signal WATCH.
     pub member_writes: u32,
+    /// A member this command wrote does not fit the compact encoding (`Ctx::put_member`).
+    pub breaks_compact: bool,
     /// Whether a blocking command may block (not inside MULTI, nor when serving a blocked
     /// client): otherwise it answers as its non-blocking form would.
     pub may_block: bool,
@@ -148,6 +150,23 @@ impl<'db> Ctx<'_, 'db> {
             self.conn.db,
             key,
             Entry::encode(Type::String, value),
+            expire_at,
+        )
+    }
+
+    /// Stores the string `value` as APPEND and SETRANGE leave it: in Redis's `raw` encoding
+    /// (OBJECT ENCODING), whatever its length.
+    pub fn set_raw_string(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expire_at: Option<u64>,
+    ) -> Result<(), CmdError> {
+        self.check_string_len(value.len() as u64)?;
+        self.put_raw(
+            self.conn.db,
+            key,
+            Entry::encode_raw_string(value),
             expire_at,
         )
     }

@@ -377,6 +377,7 @@ fn execute(
         conn,
         store,
         member_writes: 0,
+        breaks_compact: false,
         may_block,
     };
     // A command that fails has no effect, even if it had staged writes before failing (a

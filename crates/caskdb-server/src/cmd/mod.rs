@@ -28,6 +28,7 @@ mod events;
 mod hashes;
 mod keys;
 mod lists;
+mod object;
 mod pubsub;
 mod reply;
 mod scan;

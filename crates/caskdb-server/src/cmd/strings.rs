@@ -246,9 +246,13 @@ fn append(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             v.extend_from_slice(&args[2]);
             (v, at)
         }
-        None => (args[2].to_vec(), None),
+        None => {
+            // A new key is stored as SET would store it (Redis encodes it afresh).
+            ctx.set_string(&args[1], &args[2], None)?;
+            return Ok(Frame::Integer(args[2].len() as i64));
+        }
     };
-    ctx.set_string(&args[1], &value, at)?;
+    ctx.set_raw_string(&args[1], &value, at)?;
     Ok(Frame::Integer(value.len() as i64))
 }
 
@@ -304,7 +308,7 @@ fn setrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         value.resize(offset + patch.len(), 0);
     }
     value[offset..offset + patch.len()].copy_from_slice(patch);
-    ctx.set_string(&args[1], &value, at)?;
+    ctx.set_raw_string(&args[1], &value, at)?;
     Ok(Frame::Integer(value.len() as i64))
 }
 

@@ -13,7 +13,7 @@ use super::reply::{CmdResult, unknown_subcommand};
 use super::spec::flags::{ADMIN, CONTAINER, FAST, NO_AUTH, NO_MULTI, READONLY, WRITE};
 use super::spec::{Spec, commands};
 use super::{
-    blocking, connection, hashes, keys, lists, pubsub, server, sets, strings, transactions,
+    blocking, connection, hashes, keys, lists, object, pubsub, server, sets, strings, transactions,
     zset_ranges, zsets,
 };
 use crate::frame::Frame;
@@ -43,6 +43,7 @@ pub(crate) fn table() -> &'static [&'static Spec] {
             transactions::COMMANDS,
             pubsub::COMMANDS,
             blocking::COMMANDS,
+            object::COMMANDS,
         ];
         let mut t: Vec<&'static Spec> = groups.into_iter().flatten().collect();
         t.sort_by_key(|s| s.name);
