@@ -153,6 +153,7 @@ impl Server {
             collections,
             pubsub: PubSub::default(),
             blocking: Blocking::default(),
+            command_stats: Default::default(),
         });
         let sweeper = Some(start_sweeper(shared.clone())?);
         Ok(Server {

@@ -41,6 +41,8 @@ pub(crate) struct ConnState {
     pub touched: Vec<Touched>,
     /// Keyspace events of this request, published once it is committed.
     pub events: Vec<Event>,
+    /// The request passed dispatch's checks and ran (INFO commandstats).
+    pub executed: bool,
 }
 
 /// A blocked command: its registration, the reply channel, and when it times out.
@@ -85,6 +87,7 @@ impl ConnState {
             ready: Vec::new(),
             touched: Vec::new(),
             events: Vec::new(),
+            executed: false,
         }
     }
 }

@@ -69,6 +69,87 @@ impl Stats {
     }
 }
 
+/// One command's name (once called) and its calls, usec, rejected and failed calls.
+type CommandSlot = (std::sync::OnceLock<&'static str>, [AtomicU64; 4]);
+
+/// INFO commandstats and errorstats: per command (by its place in the command table) calls,
+/// microseconds, rejected and failed calls; per error code, replies.
+#[derive(Default)]
+pub(crate) struct CommandStats {
+    slots: std::sync::OnceLock<Box<[CommandSlot]>>,
+    errors: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Error replies of any kind.
+    pub total_errors: Counter,
+}
+
+impl CommandStats {
+    /// Records one call of command number `i` of `n`: its time, and whether it was refused
+    /// before running (`rejected`) or ran and failed.
+    pub fn record(
+        &self,
+        n: usize,
+        i: usize,
+        name: &'static str,
+        usec: u64,
+        rejected: bool,
+        failed: bool,
+    ) {
+        let slots = self
+            .slots
+            .get_or_init(|| (0..n).map(|_| Default::default()).collect());
+        if let Some((slot_name, s)) = slots.get(i) {
+            slot_name.get_or_init(|| name);
+            s[0].fetch_add(1, Ordering::Relaxed);
+            s[1].fetch_add(usec, Ordering::Relaxed);
+            s[2].fetch_add(u64::from(rejected), Ordering::Relaxed);
+            s[3].fetch_add(u64::from(failed), Ordering::Relaxed);
+        }
+    }
+
+    /// Counts an error reply under its code (its first word: ERR, WRONGTYPE…).
+    pub fn error(&self, text: &str) {
+        self.total_errors.add(1);
+        let code = text.split(' ').next().unwrap_or("ERR");
+        *self.errors.lock().entry(code.to_string()).or_default() += 1;
+    }
+
+    /// Every command called since the start (or CONFIG RESETSTAT), in table order, with its
+    /// (calls, usec, rejected, failed).
+    pub fn all(&self) -> Vec<(&'static str, [u64; 4])> {
+        let Some(slots) = self.slots.get() else {
+            return Vec::new();
+        };
+        slots
+            .iter()
+            .filter_map(|(name, s)| {
+                let v = s.each_ref().map(|a| a.load(Ordering::Relaxed));
+                Some((*name.get()?, v)).filter(|_| v[0] > 0)
+            })
+            .collect()
+    }
+
+    /// Error replies per code, in code order.
+    pub fn errors(&self) -> Vec<(String, u64)> {
+        self.errors
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    pub fn reset(&self) {
+        if let Some(slots) = self.slots.get() {
+            for (_, s) in slots.iter() {
+                for a in s {
+                    a.store(0, Ordering::Relaxed);
+                }
+            }
+        }
+        self.errors.lock().clear();
+        self.total_errors.reset();
+    }
+}
+
 /// SCAN cursors. The key space is ordered, so a cursor stands for "after this key"; the key is
 /// kept here under a number, since clients expect cursors to be numbers. Old cursors are
 /// forgotten once the table holds [`Cursors::MAX_BYTES`] of keys (their use then gets
@@ -174,6 +255,7 @@ pub(crate) struct Shared {
     pub collections: Collections,
     pub pubsub: PubSub,
     pub blocking: Blocking,
+    pub command_stats: CommandStats,
 }
 
 /// A cheap random number (for RANDOMKEY and run ids): not for secrets.

@@ -214,3 +214,48 @@ fn oversized_keys_and_values_are_refused_and_nothing_is_lost() {
     assert_eq!(c.cmd(&["STRLEN", "s"]), Reply::Int(600 * 1024));
     assert_eq!(c.cmd(&["GET", "keep"]), Reply::bulk("me"));
 }
+
+#[test]
+fn info_counts_calls_rejections_failures_and_error_codes() {
+    let srv = start_fresh();
+    let mut c = srv.raw();
+    let info = |c: &mut common::Raw, section: &str| -> String {
+        let r = if section.is_empty() {
+            c.cmd(&["INFO"])
+        } else {
+            c.cmd(&["INFO", section])
+        };
+        match r {
+            Reply::Bulk(b) => String::from_utf8(b).unwrap(),
+            other => panic!("INFO: {other:?}"),
+        }
+    };
+    assert_eq!(c.cmd(&["SET", "s", "v"]), Reply::Simple("OK".into()));
+    assert!(matches!(c.cmd(&["SET", "s"]), Reply::Error(_))); // rejected: arity
+    assert!(matches!(c.cmd(&["LPUSH", "s", "x"]), Reply::Error(_))); // failed: WRONGTYPE
+    assert!(matches!(c.cmd(&["NOSUCH"]), Reply::Error(_)));
+    let stats = info(&mut c, "commandstats");
+    assert!(stats.starts_with("# Commandstats\r\n"), "{stats}");
+    for line in [
+        "cmdstat_set:calls=2,",
+        "rejected_calls=1,failed_calls=0\r\n",
+        "cmdstat_lpush:calls=1,",
+        "rejected_calls=0,failed_calls=1\r\n",
+    ] {
+        assert!(stats.contains(line), "{line} in {stats}");
+    }
+    let errors = info(&mut c, "errorstats");
+    assert!(errors.contains("errorstat_ERR:count=2\r\n"), "{errors}");
+    assert!(
+        errors.contains("errorstat_WRONGTYPE:count=1\r\n"),
+        "{errors}"
+    );
+    assert!(info(&mut c, "stats").contains("total_error_replies:3\r\n"));
+    // The default sections leave commandstats out, as Redis does.
+    let default = info(&mut c, "");
+    assert!(default.contains("# Errorstats") && !default.contains("# Commandstats"));
+    assert!(info(&mut c, "everything").contains("# Commandstats"));
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), Reply::Simple("OK".into()));
+    assert!(!info(&mut c, "errorstats").contains("errorstat_"));
+    assert!(!info(&mut c, "commandstats").contains("cmdstat_set"));
+}

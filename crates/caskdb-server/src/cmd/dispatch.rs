@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use super::reply::{BlockOn, CmdError, arity_message, engine_error, unknown_command, wrong_arity};
 use super::spec::{Handler, Run, Spec, flags};
-use super::table::lookup;
+use super::table::{lookup, table};
 use crate::blocking::{Served, Waiter};
 use crate::frame::Frame;
 use crate::keyspace::{Entry, Type};
@@ -42,7 +42,31 @@ pub(crate) fn request(
     args: Vec<Bytes>,
     token: &mut Option<SyncToken>,
 ) -> Frame {
-    let reply = run_request(shared, conn, args, token);
+    let started = std::time::Instant::now();
+    conn.executed = false;
+    let mut found = None;
+    let reply = run_request(shared, conn, args, token, &mut found);
+    // INFO commandstats and errorstats, as Redis counts them: a refused command (unknown,
+    // arity, NOAUTH…) is "rejected", one that ran and answered with an error "failed".
+    let failed = matches!(reply, Frame::Error(_));
+    if let Frame::Error(text) = &reply {
+        shared.command_stats.error(text);
+    }
+    if let Some(spec) = found {
+        let all = table();
+        if let Ok(i) = all.binary_search_by_key(&spec.name, |s| s.name) {
+            let usec = started.elapsed().as_micros() as u64;
+            let rejected = failed && !conn.executed;
+            shared.command_stats.record(
+                all.len(),
+                i,
+                spec.name,
+                usec,
+                rejected,
+                failed && conn.executed,
+            );
+        }
+    }
     // CLIENT LIST's `multi=`: the commands queued, or -1.
     let queued = conn.multi.as_ref().map_or(-1, |m| m.queue.len() as i64);
     conn.info
@@ -56,12 +80,14 @@ fn run_request(
     conn: &mut ConnState,
     args: Vec<Bytes>,
     token: &mut Option<SyncToken>,
+    found: &mut Option<&'static Spec>,
 ) -> Frame {
     shared.stats.commands.add(1);
     let Some(spec) = lookup(&args[0]) else {
         flag_multi_failed(conn);
         return unknown_command(&args);
     };
+    *found = Some(spec);
     conn.info.record(
         spec.name,
         args.get(1)
@@ -98,6 +124,7 @@ fn run_request(
         m.queue.push(args);
         return Frame::Simple("QUEUED");
     }
+    conn.executed = true;
     match spec.run {
         Run::Store(handler) => run_one(shared, conn, spec, handler, &args, token),
         Run::Exec => exec(shared, conn, token),

@@ -68,6 +68,7 @@ fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     if is(sub, "resetstat") {
         ctx.shared.stats.reset();
+        ctx.shared.command_stats.reset();
         return Ok(Frame::OK);
     }
     if is(sub, "rewrite") {
@@ -99,11 +100,10 @@ fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_lowercase())
         .collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "everything" || w == "default");
-    let want = |s: &str| all || wanted.iter().any(|w| w == s);
+    let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
+    let all = wanted.iter().any(|w| w == "all" || w == "everything");
+    // commandstats only when asked for, as in Redis.
+    let want = |s: &str| all || (default && s != "commandstats") || wanted.iter().any(|w| w == s);
     let sh = ctx.shared;
     let mut out = String::new();
     if want("server") {
@@ -169,7 +169,7 @@ fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         let s = &sh.stats;
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nclient_output_buffer_limit_disconnections:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nclient_output_buffer_limit_disconnections:{}\r\ntotal_error_replies:{}\r\n\r\n",
             s.connections.get(),
             s.commands.get(),
             s.rejected.get(),
@@ -179,7 +179,26 @@ fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             sh.pubsub.len(crate::pubsub::Kind::Pattern),
             sh.pubsub.len(crate::pubsub::Kind::Shard),
             s.output_limit_closes.get(),
+            sh.command_stats.total_errors.get(),
         );
+    }
+    if want("commandstats") {
+        out.push_str("# Commandstats\r\n");
+        for (name, [calls, usec, rejected, failed]) in sh.command_stats.all() {
+            let _ = write!(
+                out,
+                "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
+                usec as f64 / calls.max(1) as f64
+            );
+        }
+        out.push_str("\r\n");
+    }
+    if want("errorstats") {
+        out.push_str("# Errorstats\r\n");
+        for (code, count) in sh.command_stats.errors() {
+            let _ = write!(out, "errorstat_{code}:count={count}\r\n");
+        }
+        out.push_str("\r\n");
     }
     if want("keyspace") {
         out.push_str("# Keyspace\r\n");
