@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use caskdb::{Options, SyncPolicy};
@@ -16,7 +17,7 @@ use crate::connection::Connection;
 use crate::keyspace;
 use crate::pubsub::PubSub;
 use crate::shutdown::Shutdown;
-use crate::state::{Cursors, Shared, Stats, SyncPump, random_u64};
+use crate::state::{Cursors, Shared, Stats, SyncPump, random_u64, unix_secs};
 use crate::sweep::{self, Collections};
 use crate::watch::Watches;
 
@@ -147,6 +148,7 @@ impl Server {
             cursors: Cursors::default(),
             stats: Stats::default(),
             started: Instant::now(),
+            last_save: Arc::new(AtomicU64::new(unix_secs())),
             run_id: format!("{:016x}{:016x}", random_u64(), random_u64()),
             shutdown: Shutdown::new(),
             pump,

@@ -6,6 +6,7 @@
 //! every layer above (connections, commands, the listener) can use it without a cycle.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -249,6 +250,8 @@ pub(crate) struct Shared {
     pub cursors: Cursors,
     pub stats: Stats,
     pub started: Instant,
+    /// Unix time in seconds of the last SAVE or BGSAVE (LASTSAVE), or of the start.
+    pub last_save: Arc<AtomicU64>,
     pub run_id: String,
     pub shutdown: Shutdown,
     pub pump: SyncPump,
@@ -256,6 +259,13 @@ pub(crate) struct Shared {
     pub pubsub: PubSub,
     pub blocking: Blocking,
     pub command_stats: CommandStats,
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A cheap random number (for RANDOMKEY and run ids): not for secrets.

@@ -145,6 +145,12 @@ pub(crate) const MAX_RANDOM_PICKS: u64 = 10_000_000;
 /// Parses the count of HRANDFIELD / SRANDMEMBER: `-LONG_MAX..=LONG_MAX` as in Redis, and a
 /// negative count (picks may repeat) no larger than [`MAX_RANDOM_PICKS`].
 pub(crate) fn random_count(arg: &[u8]) -> Result<i64, CmdError> {
+    check_picks(signed_count(arg)?)
+}
+
+/// Parses a count of `-LONG_MAX..=LONG_MAX`, as Redis's random picks read it (the range check
+/// only; see [`check_picks`]).
+pub(crate) fn signed_count(arg: &[u8]) -> Result<i64, CmdError> {
     let n = int_arg(arg)?;
     if n == i64::MIN {
         return Err(Frame::err(
@@ -152,6 +158,11 @@ pub(crate) fn random_count(arg: &[u8]) -> Result<i64, CmdError> {
         )
         .into());
     }
+    Ok(n)
+}
+
+/// Refuses a negative count (picks may repeat) larger than [`MAX_RANDOM_PICKS`].
+pub(crate) fn check_picks(n: i64) -> Result<i64, CmdError> {
     if n.unsigned_abs() > MAX_RANDOM_PICKS && n < 0 {
         return Err(Frame::err(format!(
             "count is too large (at most {MAX_RANDOM_PICKS} picks with repetition)"

@@ -144,6 +144,9 @@ pub(crate) fn derive(name: &str, args: &[Bytes], touched: &[Touched], out: &mut 
             (ZSET, if min { "zpopmin" } else { "zpopmax" }, true)
         }
         "zrangestore" => (ZSET, "zrangestore", false),
+        "zunionstore" => (ZSET, "zunionstore", false),
+        "zinterstore" => (ZSET, "zinterstore", false),
+        "zdiffstore" => (ZSET, "zdiffstore", false),
         // FLUSHDB, FLUSHALL, SWAPDB… emit no per-key events.
         _ => return,
     };

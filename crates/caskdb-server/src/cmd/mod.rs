@@ -11,7 +11,8 @@
 //! - `ctx`: the store layer (`Ctx`); `collection`: its collection half; `scan`: SCAN cursors.
 //! - `spec`: a row of the command table, and `commands!`, which writes a group's rows.
 //! - the command groups: `connection`, `strings`, `keys`, `server`, `hashes`, `lists`, `sets`,
-//!   `zsets`, `zset_ranges`, `transactions`, `pubsub`, `blocking` (over `lists` and `zsets`); each holds its rows (`COMMANDS`) and handlers.
+//!   `zsets`, `zset_ranges`, `zset_algebra`, `transactions`, `pubsub`, `blocking` (over `lists` and
+//!   `zsets`); each holds its rows (`COMMANDS`) and handlers.
 //! - `table`: every group's rows and the lookup by name; COMMAND.
 //! - `dispatch`: a request → its reply (checks, MULTI, EXEC); the one module the connection
 //!   uses.
@@ -38,5 +39,6 @@ mod spec;
 mod strings;
 mod table;
 mod transactions;
+mod zset_algebra;
 mod zset_ranges;
 mod zsets;

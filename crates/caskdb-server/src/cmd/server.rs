@@ -1,8 +1,10 @@
-//! Server commands: CONFIG, INFO, TIME, DBSIZE, FLUSHDB, FLUSHALL, BGREWRITEAOF, SHUTDOWN
+//! Server commands: CONFIG, INFO, TIME, DBSIZE, FLUSHDB, FLUSHALL, BGREWRITEAOF, SAVE, BGSAVE,
+//! LASTSAVE, ROLE, SHUTDOWN
 //! (COMMAND, which reads the command table, is in `table.rs`).
 
 use std::fmt::Write as _;
 use std::ops::Bound;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
@@ -10,12 +12,12 @@ use super::args::is;
 use super::ctx::{Ctx, Store};
 use super::keys::STEP;
 use super::reply::{CmdError, CmdResult, syntax_error, unknown_subcommand, wrong_arity};
-use super::spec::flags::{ADMIN, CONTAINER, FAST, NO_QUEUE, READ_TX, WRITE};
+use super::spec::flags::{ADMIN, CONTAINER, FAST, NO_MULTI, NO_QUEUE, READ_TX, WRITE};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::glob;
 use crate::keyspace::{self, DATABASES};
-use crate::state::REDIS_VERSION;
+use crate::state::{REDIS_VERSION, unix_secs};
 
 /// The server commands (COMMAND itself is in `table.rs`).
 pub(super) static COMMANDS: &[Spec] = commands! {
@@ -34,6 +36,14 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     "flushall", -1, WRITE, 0, 0, 0 => flushall;
     /// Reclaims the members of deleted collections, then merges the data files, in the background.
     "bgrewriteaof", 1, ADMIN, 0, 0, 0 => bgrewriteaof;
+    /// Synchronously saves the database(s) to disk.
+    "save", 1, ADMIN | NO_QUEUE | NO_MULTI, 0, 0, 0 => save;
+    /// Asynchronously saves the database(s) to disk.
+    "bgsave", -1, ADMIN, 0, 0, 0 => bgsave;
+    /// Returns the Unix timestamp of the last successful save to disk.
+    "lastsave", 1, FAST, 0, 0, 0 => lastsave;
+    /// Returns the replication role.
+    "role", 1, FAST, 0, 0, 0 => role;
     /// Synchronously saves the database(s) to disk and shuts down the Redis server.
     "shutdown", -1, ADMIN | NO_QUEUE, 0, 0, 0 => shutdown;
 };
@@ -299,6 +309,58 @@ fn bgrewriteaof(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
             "Background append only file rewriting scheduled",
         ))
     }
+}
+
+/// SAVE: every write is already in the log, so saving is a sync of it. Refused inside MULTI,
+/// which it makes fail, as in Redis.
+fn save(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    if let Some(m) = &mut ctx.conn.multi {
+        m.failed = true;
+        return Err(Frame::err("Command not allowed inside a transaction").into());
+    }
+    ctx.shared.db.sync()?;
+    ctx.shared.last_save.store(unix_secs(), Ordering::Relaxed);
+    Ok(Frame::OK)
+}
+
+/// BGSAVE [SCHEDULE]: SAVE's sync, on a thread of its own. Inside EXEC (which holds the
+/// writer lock the sync waits for) Redis answers that the save is scheduled.
+fn bgsave(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    match args {
+        [_] => {}
+        [_, w] if is(w, "schedule") => {}
+        _ => return Err(syntax_error()),
+    }
+    let db = ctx.shared.db.clone();
+    let last_save = ctx.shared.last_save.clone();
+    let spawned = std::thread::Builder::new()
+        .name("caskdb-bgsave".into())
+        .spawn(move || match db.sync() {
+            Ok(()) => last_save.store(unix_secs(), Ordering::Relaxed),
+            Err(e) => tracing::warn!("BGSAVE: sync failed: {e}"),
+        });
+    if let Err(e) = spawned {
+        return Err(Frame::err(format!("cannot start the background save: {e}")).into());
+    }
+    Ok(Frame::Simple(if matches!(ctx.store, Store::Write(_)) {
+        "Background saving scheduled"
+    } else {
+        "Background saving started"
+    }))
+}
+
+fn lastsave(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    let t = ctx.shared.last_save.load(Ordering::Relaxed);
+    Ok(Frame::Integer(t.min(i64::MAX as u64) as i64))
+}
+
+/// ROLE: a master without replicas (role, replication offset, replicas).
+fn role(_ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    Ok(Frame::Array(vec![
+        Frame::bulk("master"),
+        Frame::Integer(0),
+        Frame::Array(Vec::new()),
+    ]))
 }
 
 fn shutdown(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

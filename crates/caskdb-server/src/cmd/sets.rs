@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use bytes::Bytes;
 
-use super::args::{positive_count, random_count};
+use super::args::{int_arg, is, positive_count, random_count};
 use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error};
 use super::scan;
@@ -36,6 +36,8 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     "srandmember", -2, READ_TX, 1, 1, 1 => srandmember;
     /// Returns the intersect of multiple sets.
     "sinter", -2, READ_TX, 1, -1, 1 => combined(Op::Inter);
+    /// Returns the number of members of the intersect of multiple sets.
+    "sintercard", -3, READ_TX, 0, 0, 0 => sintercard;
     /// Returns the union of multiple sets.
     "sunion", -2, READ_TX, 1, -1, 1 => combined(Op::Union);
     /// Returns the difference of multiple sets.
@@ -228,13 +230,51 @@ fn combined(ctx: &mut Ctx<'_, '_>, args: &[Bytes], op: Op) -> CmdResult {
     Ok(bulk_set(combine(ctx, &args[1..], op)?))
 }
 
-/// Replaces whatever is under `key` with a set of `members` (deletes it if there are none).
+/// SINTERCARD `numkeys key… [LIMIT limit]`: the options are read before the keys' types, as
+/// Redis does.
+fn sintercard(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let numkeys = int_arg(&args[1])
+        .ok()
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| Frame::err("numkeys should be greater than 0"))?;
+    if numkeys as u64 > (args.len() - 2) as u64 {
+        return Err(Frame::err("Number of keys can't be greater than number of args").into());
+    }
+    let end = 2 + numkeys as usize;
+    let mut limit = 0u64;
+    let mut j = end;
+    while j < args.len() {
+        if is(&args[j], "limit") && j + 1 < args.len() {
+            let negative = || CmdError::from(Frame::err("LIMIT can't be negative"));
+            let n = int_arg(&args[j + 1]).map_err(|_| negative())?;
+            limit = u64::try_from(n).map_err(|_| negative())?;
+            j += 2;
+        } else {
+            return Err(syntax_error());
+        }
+    }
+    let n = combine(ctx, &args[2..end], Op::Inter)?.len() as u64;
+    let n = if limit > 0 { n.min(limit) } else { n };
+    Ok(Frame::Integer(n as i64))
+}
+
+/// Replaces whatever is under `key` with a set of `members` (deletes it if there are none). A
+/// non-empty result overwrites the key, so an existing key gets no `new` event, as in Redis.
 pub(crate) fn store_set(
     ctx: &mut Ctx<'_, '_>,
     key: &[u8],
-    members: impl IntoIterator<Item = Bytes>,
+    members: BTreeSet<Bytes>,
 ) -> Result<u64, CmdError> {
-    ctx.remove_counting(key)?;
+    if members.is_empty() {
+        ctx.remove_counting(key)?;
+        return Ok(0);
+    }
+    // The collection overwritten (if any) leaves its members to the sweeper.
+    if let Some(old) = ctx.lookup(key)?
+        && let Some(m) = Meta::decode(&old)
+    {
+        ctx.shared.collections.orphaned(m.len);
+    }
     let mut m = ctx.new_coll(Type::Set);
     let before = m.clone();
     for member in members {

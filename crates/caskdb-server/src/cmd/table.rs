@@ -14,7 +14,7 @@ use super::spec::flags::{ADMIN, CONTAINER, FAST, NO_AUTH, NO_MULTI, READONLY, WR
 use super::spec::{Spec, commands};
 use super::{
     blocking, connection, hashes, keys, lists, object, pubsub, server, sets, strings, transactions,
-    zset_ranges, zsets,
+    zset_algebra, zset_ranges, zsets,
 };
 use crate::frame::Frame;
 
@@ -40,6 +40,7 @@ pub(crate) fn table() -> &'static [&'static Spec] {
             lists::COMMANDS,
             zsets::COMMANDS,
             zset_ranges::COMMANDS,
+            zset_algebra::COMMANDS,
             transactions::COMMANDS,
             pubsub::COMMANDS,
             blocking::COMMANDS,

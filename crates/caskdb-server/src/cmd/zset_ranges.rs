@@ -1,4 +1,4 @@
-//! Sorted-set range commands: ZRANGE and its variants, ZCOUNT, ZLEXCOUNT, ZREMRANGEBY*. Score
+//! Sorted-set range commands: ZRANGE and its variants, ZRANGESTORE, ZCOUNT, ZLEXCOUNT, ZREMRANGEBY*. Score
 //! ranges seek the score index (O(log n + m)); rank ranges walk it from the nearer end; lex
 //! ranges walk it as Redis does (see `lex_select`). The layout is described in `zsets.rs`.
 
@@ -12,7 +12,7 @@ use super::lists::clamp_range;
 use super::reply::{CmdError, CmdResult, syntax_error};
 use super::spec::flags::{FAST, READ_TX, WRITE};
 use super::spec::{Spec, commands};
-use super::zsets::{remove, scored_reply, split_entry};
+use super::zsets::{remove, scored_reply, split_entry, store_zset};
 use crate::frame::Frame;
 use crate::keyspace::{Meta, Type, kind, score_bits};
 
@@ -35,6 +35,8 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     "zrangebylex", -4, READ_TX, 1, 1, 1 => range_generic(Kind::Lex, false, false);
     /// Returns members in a sorted set within a lexicographical range in reverse order.
     "zrevrangebylex", -4, READ_TX, 1, 1, 1 => range_generic(Kind::Lex, true, false);
+    /// Stores a range of members from sorted set in a key.
+    "zrangestore", -5, WRITE, 1, 2, 1 => zrangestore;
     /// Removes members in a sorted set within a range of indexes. Deletes the sorted set if all
     /// members were removed.
     "zremrangebyrank", 4, WRITE, 1, 1, 1 => zremrangebyrank;
@@ -352,16 +354,37 @@ enum Kind {
 fn range_generic(
     ctx: &mut Ctx<'_, '_>,
     args: &[Bytes],
+    k: Kind,
+    rev: bool,
+    zrange_syntax: bool,
+) -> CmdResult {
+    let (items, withscores) = range_query(ctx, &args[1..], k, rev, zrange_syntax, false)?;
+    Ok(scored_reply(items, withscores))
+}
+
+/// ZRANGESTORE `dst src a b [options]`: ZRANGE's selection, stored under `dst` (deleted if it is
+/// empty).
+fn zrangestore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let (items, _) = range_query(ctx, &args[2..], Kind::Rank, false, true, true)?;
+    Ok(Frame::Integer(store_zset(ctx, &args[1], items)? as i64))
+}
+
+/// The selection of a ZRANGE-family command, from `args` = `key a b [options]`, and whether
+/// WITHSCORES was given (refused when `store`).
+fn range_query(
+    ctx: &mut Ctx<'_, '_>,
+    args: &[Bytes],
     mut k: Kind,
     mut rev: bool,
     zrange_syntax: bool,
-) -> CmdResult {
+    store: bool,
+) -> Result<(Vec<(Bytes, f64)>, bool), CmdError> {
     let mut withscores = false;
     let mut limit: Option<(i64, i64)> = None;
-    let mut i = 4;
+    let mut i = 3;
     while i < args.len() {
         let a = &args[i];
-        if is(a, "withscores") {
+        if !store && is(a, "withscores") {
             withscores = true;
         } else if is(a, "limit") && i + 2 < args.len() {
             limit = Some((int_arg(&args[i + 1])?, int_arg(&args[i + 2])?));
@@ -393,7 +416,7 @@ fn range_generic(
             Frame::err("syntax error, WITHSCORES not supported in combination with BYLEX").into(),
         );
     }
-    let (a, b) = (&args[2], &args[3]);
+    let (a, b) = (&args[1], &args[2]);
     let by = match k {
         Kind::Rank => By::Rank(int_arg(a)?, int_arg(b)?),
         Kind::Score => {
@@ -405,12 +428,11 @@ fn range_generic(
             By::Lex(parse_lex(min)?, parse_lex(max)?)
         }
     };
-    let Some(m) = ctx.coll(&args[1], Type::ZSet)? else {
-        return Ok(Frame::Array(Vec::new()));
+    let Some(m) = ctx.coll(&args[0], Type::ZSet)? else {
+        return Ok((Vec::new(), withscores));
     };
     let (offset, count) = limit.unwrap_or((0, -1));
-    let items = select(ctx, &m, &by, rev, offset, count)?;
-    Ok(scored_reply(items, withscores))
+    Ok((select(ctx, &m, &by, rev, offset, count)?, withscores))
 }
 
 fn zcount(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

@@ -59,7 +59,11 @@ fn decode_score(v: &[u8]) -> Result<f64, CmdError> {
 }
 
 /// The score of `member` in `m`.
-fn score_of(ctx: &mut Ctx<'_, '_>, m: &Meta, member: &[u8]) -> Result<Option<f64>, CmdError> {
+pub(super) fn score_of(
+    ctx: &mut Ctx<'_, '_>,
+    m: &Meta,
+    member: &[u8],
+) -> Result<Option<f64>, CmdError> {
     match ctx.member(m, kind::MEMBER, member)? {
         Some(v) => Ok(Some(decode_score(&v)?)),
         None => Ok(None),
@@ -108,6 +112,43 @@ pub(super) fn remove(
     Ok(())
 }
 
+/// Replaces whatever is under `key` with a sorted set of `items` (distinct members), as the
+/// *STORE commands do: an empty result deletes the key, a non-empty one overwrites it (so an
+/// existing key gets no `new` event). Returns the size stored.
+pub(super) fn store_zset(
+    ctx: &mut Ctx<'_, '_>,
+    key: &[u8],
+    items: Vec<(Bytes, f64)>,
+) -> Result<u64, CmdError> {
+    if items.is_empty() {
+        ctx.remove_counting(key)?;
+        return Ok(0);
+    }
+    // The collection overwritten (if any) leaves its members to the sweeper.
+    if let Some(old) = ctx.lookup(key)?
+        && let Some(m) = Meta::decode(&old)
+    {
+        ctx.shared.collections.orphaned(m.len);
+    }
+    let mut m = ctx.new_coll(Type::ZSet);
+    let before = m.clone();
+    for (member, score) in &items {
+        set_score(ctx, &m, member, None, *score)?;
+        m.len += 1;
+    }
+    ctx.save(key, &m, &before)?;
+    Ok(m.len)
+}
+
+/// Every (member, score) of `m`, in score order.
+pub(super) fn all_scored(ctx: &mut Ctx<'_, '_>, m: &Meta) -> Result<Vec<(Bytes, f64)>, CmdError> {
+    Ok(ctx
+        .all_members(m, kind::SCORE)?
+        .iter()
+        .map(|(rest, _)| split_entry(rest))
+        .collect())
+}
+
 /// Splits a score-index entry into (member, score).
 pub(super) fn split_entry(rest: &Bytes) -> (Bytes, f64) {
     let bits = u64::from_be_bytes(rest[..8].try_into().unwrap_or([0; 8]));
@@ -117,7 +158,13 @@ pub(super) fn split_entry(rest: &Bytes) -> (Bytes, f64) {
 /// A score argument as Redis reads it (`strtod` with range checks): out-of-range values such as
 /// `1e400` (overflow) or `1e-400` (underflow to 0) are refused, `inf` is fine.
 fn parse_score_arg(arg: &[u8]) -> Result<f64, CmdError> {
-    let bad = || CmdError::from(Frame::err("value is not a valid float"));
+    parse_double(arg, "value is not a valid float")
+}
+
+/// A float argument as Redis's `getDoubleFromObject` reads it (see [`parse_score_arg`]);
+/// refused with `ERR <msg>`.
+pub(super) fn parse_double(arg: &[u8], msg: &str) -> Result<f64, CmdError> {
+    let bad = || CmdError::from(Frame::err(msg));
     let v = parse_float(arg).ok_or_else(bad)?;
     let text = std::str::from_utf8(arg).unwrap_or("").to_ascii_lowercase();
     let overflow = v.is_infinite() && !text.contains("inf");

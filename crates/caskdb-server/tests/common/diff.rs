@@ -249,8 +249,8 @@ impl Check {
 pub enum How {
     /// Sends it to both servers and compares the replies.
     Check(Check),
-    /// `random:` SPOP, SRANDMEMBER or HRANDFIELD (see [`Diff::random`]), or RANDOMKEY (see
-    /// [`Diff::randomkey`]).
+    /// `random:` SPOP, SRANDMEMBER, HRANDFIELD or ZRANDMEMBER (see [`Diff::random`]), or
+    /// RANDOMKEY (see [`Diff::randomkey`]).
     Random,
     /// `replies N:` the command gets N replies (SUBSCRIBE a b c: one per channel), compared
     /// as one array; `unordered-replies N:` as a multiset (UNSUBSCRIBE of all channels).
@@ -635,24 +635,28 @@ impl Diff {
         self.scan_to_end("SCAN", None, opts);
     }
 
-    /// A command with a random reply: SPOP, SRANDMEMBER (set key) or HRANDFIELD (hash key),
-    /// with or without a count. The reply shapes and lengths must match, and on each side
-    /// every element returned must belong to that side's collection as it was before the
-    /// command (with WITHVALUES, as a (field, value) pair); elements must be distinct unless
-    /// the count is negative. After SPOP, the popped elements must be gone and both
-    /// cardinalities must match. Errors, nils and empty replies must match exactly.
+    /// A command with a random reply: SPOP, SRANDMEMBER (set key), HRANDFIELD (hash key) or
+    /// ZRANDMEMBER (sorted-set key), with or without a count. The reply shapes and lengths must
+    /// match, and on each side every element returned must belong to that side's collection as
+    /// it was before the command (with WITHVALUES or WITHSCORES, as a (field, value) or
+    /// (member, score) pair); elements must be distinct unless the count is negative. After
+    /// SPOP, the popped elements must be gone and both cardinalities must match. Errors, nils
+    /// and empty replies must match exactly.
     pub fn random(&mut self, args: &[&str]) {
         let cmd = args[0].to_ascii_uppercase();
         let Some(&key) = args.get(1) else {
             return self.eq(args);
         };
-        let hash = match cmd.as_str() {
-            "HRANDFIELD" => true,
-            "SPOP" | "SRANDMEMBER" => false,
+        // `hash`: the collection lists as (field, value) or (member, score) pairs.
+        let (hash, listing): (bool, &[&[u8]]) = match cmd.as_str() {
+            "HRANDFIELD" => (true, &[b"HGETALL"]),
+            "ZRANDMEMBER" => (true, &[b"ZRANGE", b"0", b"-1", b"WITHSCORES"]),
+            "SPOP" | "SRANDMEMBER" => (false, &[b"SMEMBERS"]),
             _ => panic!("random(): unsupported command {cmd}"),
         };
-        let listing: &[u8] = if hash { b"HGETALL" } else { b"SMEMBERS" };
-        let (rsnap, csnap) = self.exchange(0, &[listing, key.as_bytes()]);
+        let mut list_args: Vec<&[u8]> = vec![listing[0], key.as_bytes()];
+        list_args.extend_from_slice(&listing[1..]);
+        let (rsnap, csnap) = self.exchange(0, &list_args);
         let (rsnap, csnap) = (flat(rsnap), flat(csnap));
         let bargs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
         let (r, c) = self.exchange(0, &bargs);
@@ -661,10 +665,9 @@ impl Diff {
             std::mem::discriminant(&r) == std::mem::discriminant(&c) && nested(&r) == nested(&c);
 
         let with_values = hash
-            && args
-                .iter()
-                .skip(3)
-                .any(|a| a.eq_ignore_ascii_case("WITHVALUES"));
+            && args.iter().skip(3).any(|a| {
+                a.eq_ignore_ascii_case("WITHVALUES") || a.eq_ignore_ascii_case("WITHSCORES")
+            });
         let width = if with_values { 2 } else { 1 };
         let distinct = args
             .get(2)
