@@ -319,6 +319,9 @@ pub(crate) struct Runtime {
     /// The compact encodings' limits OBJECT ENCODING follows: hash entries and value bytes,
     /// sorted-set entries and member bytes, intset entries.
     compact: [AtomicU64; 5],
+    /// `slowlog-log-slower-than` (µs; negative: off) and `slowlog-max-len`.
+    slowlog_threshold: std::sync::atomic::AtomicI64,
+    slowlog_max_len: AtomicU64,
     /// Redis parameters caskdb accepts without implementing them, with their values.
     knobs: RwLock<std::collections::BTreeMap<String, String>>,
     /// Those whose no-effect CONFIG SET was logged.
@@ -375,6 +378,8 @@ impl Runtime {
             ),
             knobs_logged: Default::default(),
             compact: [128, 64, 128, 64, 512].map(AtomicU64::new),
+            slowlog_threshold: std::sync::atomic::AtomicI64::new(10_000),
+            slowlog_max_len: AtomicU64::new(128),
             start,
         }
     }
@@ -445,6 +450,16 @@ impl Runtime {
             Type::Set => !is_canonical_int(member),
             _ => false,
         }
+    }
+
+    /// SLOWLOG's threshold in µs (`None`: off) and length.
+    pub fn slowlog(&self) -> (Option<u64>, usize) {
+        let t = self.slowlog_threshold.load(Ordering::Relaxed);
+        let max = self.slowlog_max_len.load(Ordering::Relaxed);
+        (
+            u64::try_from(t).ok(),
+            usize::try_from(max).unwrap_or(usize::MAX),
+        )
     }
 
     /// The keyspace notification flags (`notify.rs`).
@@ -528,6 +543,7 @@ impl Runtime {
         if !default.is_empty()
             && default.bytes().all(|b| b.is_ascii_digit())
             && parse_size(value).is_none()
+            && value.parse::<i64>().is_err()
         {
             return Err(failed("argument couldn't be parsed into an integer"));
         }
@@ -542,6 +558,18 @@ impl Runtime {
             "set-max-intset-entries" => Some(4),
             _ => None,
         };
+        match (name, value.parse::<i64>()) {
+            ("slowlog-log-slower-than", Ok(n)) => {
+                self.slowlog_threshold.store(n, Ordering::Relaxed);
+                return Ok(());
+            }
+            ("slowlog-max-len", Ok(n)) => {
+                self.slowlog_max_len
+                    .store(u64::try_from(n).unwrap_or(0), Ordering::Relaxed);
+                return Ok(());
+            }
+            _ => {}
+        }
         if let (Some(i), Some(n)) = (slot, parse_size(value)) {
             self.compact[i].store(n, Ordering::Relaxed);
             // These have an effect: OBJECT ENCODING follows them.

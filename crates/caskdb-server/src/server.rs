@@ -156,6 +156,7 @@ impl Server {
             pubsub: PubSub::default(),
             blocking: Blocking::default(),
             command_stats: Default::default(),
+            slowlog: Default::default(),
         });
         let sweeper = Some(start_sweeper(shared.clone())?);
         Ok(Server {

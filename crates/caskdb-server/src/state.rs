@@ -151,6 +151,79 @@ impl CommandStats {
     }
 }
 
+/// One SLOWLOG entry.
+pub(crate) struct SlowEntry {
+    pub id: u64,
+    /// Unix seconds when it was logged.
+    pub time: u64,
+    pub usec: u64,
+    /// At most 32 arguments, each at most 128 bytes, as Redis keeps them.
+    pub args: Vec<Bytes>,
+    pub addr: String,
+    pub name: Bytes,
+}
+
+/// SLOWLOG: the newest entries first, at most `slowlog-max-len`.
+#[derive(Default)]
+pub(crate) struct SlowLog {
+    inner: Mutex<(u64, VecDeque<SlowEntry>)>,
+}
+
+impl SlowLog {
+    /// Logs a command that took `usec`, keeping at most `max` entries.
+    pub fn push(&self, args: &[Bytes], usec: u64, addr: String, name: Bytes, max: usize) {
+        const MAX_ARGS: usize = 32;
+        const MAX_STRING: usize = 128;
+        let mut kept: Vec<Bytes> = Vec::with_capacity(args.len().min(MAX_ARGS));
+        for (i, a) in args.iter().enumerate() {
+            if i == MAX_ARGS - 1 && args.len() > MAX_ARGS {
+                kept.push(Bytes::from(format!(
+                    "... ({} more arguments)",
+                    args.len() - MAX_ARGS + 1
+                )));
+                break;
+            }
+            if a.len() > MAX_STRING {
+                let mut s = a[..MAX_STRING].to_vec();
+                s.extend_from_slice(
+                    format!("... ({} more bytes)", a.len() - MAX_STRING).as_bytes(),
+                );
+                kept.push(Bytes::from(s));
+            } else {
+                kept.push(a.clone());
+            }
+        }
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut g = self.inner.lock();
+        let id = g.0;
+        g.0 += 1;
+        g.1.push_front(SlowEntry {
+            id,
+            time,
+            usec,
+            args: kept,
+            addr,
+            name,
+        });
+        g.1.truncate(max);
+    }
+
+    /// Runs `f` over the newest `n` entries.
+    pub fn newest<T>(&self, n: usize, f: impl Fn(&SlowEntry) -> T) -> Vec<T> {
+        self.inner.lock().1.iter().take(n).map(f).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().1.len()
+    }
+
+    pub fn reset(&self) {
+        self.inner.lock().1.clear();
+    }
+}
+
 /// SCAN cursors. The key space is ordered, so a cursor stands for "after this key"; the key is
 /// kept here under a number, since clients expect cursors to be numbers. Old cursors are
 /// forgotten once the table holds [`Cursors::MAX_BYTES`] of keys (their use then gets
@@ -259,6 +332,7 @@ pub(crate) struct Shared {
     pub pubsub: PubSub,
     pub blocking: Blocking,
     pub command_stats: CommandStats,
+    pub slowlog: SlowLog,
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

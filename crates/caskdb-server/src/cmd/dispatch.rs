@@ -45,7 +45,10 @@ pub(crate) fn request(
     let started = std::time::Instant::now();
     conn.executed = false;
     let mut found = None;
-    let reply = run_request(shared, conn, args, token, &mut found);
+    let mut args = args;
+    let reply = run_request(shared, conn, &mut args, token, &mut found);
+    // Read after the command, so a CONFIG SET of the threshold applies to itself (as Redis).
+    let (slow_threshold, slow_max) = shared.config.slowlog();
     // INFO commandstats and errorstats, as Redis counts them: a refused command (unknown,
     // arity, NOAUTH…) is "rejected", one that ran and answered with an error "failed".
     let failed = matches!(reply, Frame::Error(_));
@@ -56,6 +59,18 @@ pub(crate) fn request(
         let all = table();
         if let Ok(i) = all.binary_search_by_key(&spec.name, |s| s.name) {
             let usec = started.elapsed().as_micros() as u64;
+            // (A command queued by MULTI took its arguments: it is not logged, Redis logs
+            // its EXEC.)
+            if let Some(t) = slow_threshold
+                && usec >= t
+                && conn.executed
+                && !args.is_empty()
+            {
+                let name = conn.info.name().unwrap_or_default();
+                shared
+                    .slowlog
+                    .push(&args, usec, conn.info.addr.to_string(), name, slow_max);
+            }
             let rejected = failed && !conn.executed;
             shared.command_stats.record(
                 all.len(),
@@ -78,14 +93,14 @@ pub(crate) fn request(
 fn run_request(
     shared: &Shared,
     conn: &mut ConnState,
-    args: Vec<Bytes>,
+    args: &mut Vec<Bytes>,
     token: &mut Option<SyncToken>,
     found: &mut Option<&'static Spec>,
 ) -> Frame {
     shared.stats.commands.add(1);
     let Some(spec) = lookup(&args[0]) else {
         flag_multi_failed(conn);
-        return unknown_command(&args);
+        return unknown_command(args);
     };
     *found = Some(spec);
     conn.info.record(
@@ -121,12 +136,12 @@ fn run_request(
     if let Some(m) = &mut conn.multi
         && !spec.has(flags::NO_QUEUE)
     {
-        m.queue.push(args);
+        m.queue.push(std::mem::take(args));
         return Frame::Simple("QUEUED");
     }
     conn.executed = true;
     match spec.run {
-        Run::Store(handler) => run_one(shared, conn, spec, handler, &args, token),
+        Run::Store(handler) => run_one(shared, conn, spec, handler, args, token),
         Run::Exec => exec(shared, conn, token),
     }
 }

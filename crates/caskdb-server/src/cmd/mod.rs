@@ -35,6 +35,7 @@ mod reply;
 mod scan;
 mod server;
 mod sets;
+mod slowlog;
 mod spec;
 mod strings;
 mod table;
