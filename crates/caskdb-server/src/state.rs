@@ -102,8 +102,13 @@ impl CommandStats {
             slot_name.get_or_init(|| name);
             s[0].fetch_add(1, Ordering::Relaxed);
             s[1].fetch_add(usec, Ordering::Relaxed);
-            s[2].fetch_add(u64::from(rejected), Ordering::Relaxed);
-            s[3].fetch_add(u64::from(failed), Ordering::Relaxed);
+            // Shared by every client: touch the error counters only when they change.
+            if rejected {
+                s[2].fetch_add(1, Ordering::Relaxed);
+            }
+            if failed {
+                s[3].fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use super::reply::{BlockOn, CmdError, arity_message, engine_error, unknown_command, wrong_arity};
 use super::spec::{Handler, Run, Spec, flags};
-use super::table::{lookup, table};
+use super::table::{lookup, lookup_numbered, table};
 use crate::blocking::{Served, Waiter};
 use crate::frame::Frame;
 use crate::keyspace::{Entry, Type};
@@ -55,9 +55,9 @@ pub(crate) fn request(
     if let Frame::Error(text) = &reply {
         shared.command_stats.error(text);
     }
-    if let Some(spec) = found {
+    if let Some((i, spec)) = found {
         let all = table();
-        if let Ok(i) = all.binary_search_by_key(&spec.name, |s| s.name) {
+        {
             let usec = started.elapsed().as_micros() as u64;
             // (A command queued by MULTI took its arguments: it is not logged, Redis logs
             // its EXEC.)
@@ -95,14 +95,14 @@ fn run_request(
     conn: &mut ConnState,
     args: &mut Vec<Bytes>,
     token: &mut Option<SyncToken>,
-    found: &mut Option<&'static Spec>,
+    found: &mut Option<(usize, &'static Spec)>,
 ) -> Frame {
     shared.stats.commands.add(1);
-    let Some(spec) = lookup(&args[0]) else {
+    let Some((i, spec)) = lookup_numbered(&args[0]) else {
         flag_multi_failed(conn);
         return unknown_command(args);
     };
-    *found = Some(spec);
+    *found = Some((i, spec));
     conn.info.record(
         spec.name,
         args.get(1)

@@ -55,8 +55,19 @@ pub(crate) fn table() -> &'static [&'static Spec] {
 
 /// Finds a command by name, in any case.
 pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    static INDEX: OnceLock<HashMap<&'static str, &'static Spec>> = OnceLock::new();
-    let index = INDEX.get_or_init(|| table().iter().map(|&s| (s.name, s)).collect());
+    lookup_numbered(name).map(|(_, s)| s)
+}
+
+/// Finds a command by name, with its place in [`table`].
+pub(crate) fn lookup_numbered(name: &[u8]) -> Option<(usize, &'static Spec)> {
+    static INDEX: OnceLock<HashMap<&'static str, (usize, &'static Spec)>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        table()
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| (s.name, (i, s)))
+            .collect()
+    });
     if name.len() > 32 {
         return None;
     }
