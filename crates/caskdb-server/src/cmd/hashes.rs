@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::args::{int_arg, is, parse_float, random_count};
+use super::args::{check_picks, int_arg, is, parse_float, random_count, signed_count};
 use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, syntax_error, wrong_arity};
 use super::scan;
@@ -224,7 +224,14 @@ fn hrandfield(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let (count, with_values) = match args.len() {
         2 => (None, false),
         3 => (Some(random_count(&args[2])?), false),
-        4 if is(&args[3], "withvalues") => (Some(random_count(&args[2])?), true),
+        4 if is(&args[3], "withvalues") => {
+            let n = signed_count(&args[2])?;
+            // Redis refuses counts whose reply (field and value) would pass LONG_MAX.
+            if !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
+                return Err(Frame::err("value is out of range").into());
+            }
+            (Some(check_picks(n)?), true)
+        }
         _ => return Err(syntax_error()),
     };
     let all = pairs(ctx, &args[1])?;
