@@ -25,9 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use caskdb::Db;
 
-use crate::keyspace::{
-    self, DATABASES, Entry, MEMBER_PREFIX_LEN, MEMBER_TAG_BASE, MEMBER_TAGS, Meta, NS_KEYS, Type,
-};
+use crate::keyspace::{self, DATABASES, Entry, MEMBER_TAG_BASE, MEMBER_TAGS, Meta, NS_KEYS, Type};
 
 /// What a key holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,16 +170,30 @@ pub fn count_keys(db: &Db) -> Result<u64, caskdb::Error> {
     Ok(n)
 }
 
-/// Whether an engine key has the server's layout: a key `[db][0]…` or a member record
-/// `[tag][id][kind]…`.
-fn is_server_key(k: &[u8]) -> bool {
-    match k {
-        [d, ns, ..] if *d < DATABASES && *ns == NS_KEYS => true,
-        [tag, ..] if (MEMBER_TAG_BASE..MEMBER_TAG_BASE + MEMBER_TAGS).contains(tag) => {
-            k.len() >= MEMBER_PREFIX_LEN
-        }
-        _ => false,
+/// A range of engine keys.
+type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// The engine-key ranges the server's layout leaves empty (`keyspace.rs`): around each
+/// database's namespace 0, between the databases and the member tags, after the member tags.
+/// (A raw key starting with a member tag byte, 0x80 to 0xbf, is taken for a member record.)
+fn outside_server_layout() -> Vec<KeyRange> {
+    let mut ranges = Vec::new();
+    for d in 0..DATABASES {
+        ranges.push((Bound::Included(vec![d]), Bound::Excluded(vec![d, NS_KEYS])));
+        ranges.push((
+            Bound::Included(vec![d, NS_KEYS + 1]),
+            Bound::Excluded(vec![d + 1]),
+        ));
     }
+    ranges.push((
+        Bound::Included(vec![DATABASES]),
+        Bound::Excluded(vec![MEMBER_TAG_BASE]),
+    ));
+    ranges.push((
+        Bound::Included(vec![MEMBER_TAG_BASE + MEMBER_TAGS]),
+        Bound::Unbounded,
+    ));
+    ranges
 }
 
 /// Moves keys written in the command line's old raw encoding (before it shared the server's
@@ -194,10 +206,14 @@ fn is_server_key(k: &[u8]) -> bool {
 pub fn migrate_raw_keys(db: &Db) -> Result<(u64, u64), caskdb::Error> {
     let mut moved = 0;
     let mut kept = 0;
-    let raw: Vec<Bytes> = db
-        .keys()
-        .filter(|k| !k.as_ref().is_ok_and(|k| is_server_key(k)))
-        .collect::<Result<_, _>>()?;
+    // Only the key ranges the server's layout leaves empty are read, so an open of a large
+    // server directory does not walk its whole index.
+    let mut raw: Vec<Bytes> = Vec::new();
+    for range in outside_server_layout() {
+        for k in db.range_keys(range) {
+            raw.push(k?);
+        }
+    }
     for chunk in raw.chunks(1000) {
         db.transaction(|tx| {
             for k in chunk {
@@ -237,7 +253,16 @@ mod tests {
         set(&db, 0, b"taken", b"server", None).unwrap();
         db.put("taken", "raw").unwrap();
         set(&db, 3, b"other", b"x", None).unwrap();
-        assert_eq!(migrate_raw_keys(&db).unwrap(), (2, 1));
+        // Raw keys in every gap of the server's layout: a lone database byte, another
+        // namespace, past the member tags.
+        db.put([2u8], "a").unwrap();
+        db.put([1u8, 7, b'y'], "b").unwrap();
+        db.put([0xc5u8, b'z'], "c").unwrap();
+        assert_eq!(migrate_raw_keys(&db).unwrap(), (5, 1));
+        assert_eq!(
+            get(&db, 0, &[0xc5, b'z']).unwrap(),
+            Some(Value::String(Bytes::from("c")))
+        );
         assert_eq!(
             get(&db, 0, b"hello").unwrap(),
             Some(Value::String(Bytes::from("world")))
@@ -254,6 +279,6 @@ mod tests {
         assert_eq!(db.get("hello").unwrap(), None);
         // A second pass finds only the key it must keep.
         assert_eq!(migrate_raw_keys(&db).unwrap(), (0, 1));
-        assert_eq!(count_keys(&db).unwrap(), 4);
+        assert_eq!(count_keys(&db).unwrap(), 7);
     }
 }
