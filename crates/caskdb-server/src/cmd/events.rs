@@ -17,17 +17,20 @@ use crate::notify::{Event, GENERIC, HASH, LIST, SET, STRING, Touched, ZSET};
 pub(crate) fn derive(name: &str, args: &[Bytes], touched: &[Touched], out: &mut Vec<Event>) {
     // A key deleted and then written by the same command (SET over a list, COPY REPLACE,
     // RENAME onto an existing key) was overwritten, not deleted.
-    let touched: Vec<&Touched> = touched
-        .iter()
-        .enumerate()
-        .filter(|(i, t)| {
-            !(t.removed
-                && touched[i + 1..]
-                    .iter()
-                    .any(|later| !later.removed && later.db == t.db && later.key == t.key))
-        })
-        .map(|(_, t)| t)
-        .collect();
+    // One pass from the end, remembering the keys written later (linear in the keys changed:
+    // an MSET of many keys stays cheap).
+    let mut written_later = std::collections::HashSet::new();
+    let mut kept: Vec<&Touched> = Vec::with_capacity(touched.len());
+    for t in touched.iter().rev() {
+        if !t.removed {
+            written_later.insert((t.db, &t.key));
+        } else if written_later.contains(&(t.db, &t.key)) {
+            continue;
+        }
+        kept.push(t);
+    }
+    kept.reverse();
+    let touched = kept;
     let mut emit = |t: &Touched, class: u32, event: &'static str| {
         out.push(Event {
             class,
