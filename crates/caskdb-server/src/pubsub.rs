@@ -174,11 +174,14 @@ struct Registry {
     names: [HashMap<Bytes, Vec<Arc<Subscriber>>>; 3],
 }
 
-fn slot(kind: Kind) -> usize {
-    match kind {
-        Kind::Channel => 0,
-        Kind::Pattern => 1,
-        Kind::Shard => 2,
+impl Kind {
+    /// Its place in arrays kept per kind (the registry's, a session's subscriptions).
+    pub fn index(self) -> usize {
+        match self {
+            Kind::Channel => 0,
+            Kind::Pattern => 1,
+            Kind::Shard => 2,
+        }
     }
 }
 
@@ -191,7 +194,7 @@ pub(crate) struct PubSub {
 impl PubSub {
     /// Adds `sub` to `name`'s subscribers in `kind`.
     pub fn subscribe(&self, kind: Kind, name: &Bytes, sub: &Arc<Subscriber>) {
-        self.inner.write().names[slot(kind)]
+        self.inner.write().names[kind.index()]
             .entry(name.clone())
             .or_default()
             .push(sub.clone());
@@ -200,7 +203,7 @@ impl PubSub {
     /// Removes connection `id` from `name`'s subscribers in `kind`.
     pub fn unsubscribe(&self, kind: Kind, name: &[u8], id: u64) {
         let mut reg = self.inner.write();
-        let map = &mut reg.names[slot(kind)];
+        let map = &mut reg.names[kind.index()];
         if let Some(list) = map.get_mut(name) {
             list.retain(|s| s.id != id);
             if list.is_empty() {
@@ -227,7 +230,7 @@ impl PubSub {
         let reg = self.inner.read();
         let mut n = 0;
         let direct = if shard { Kind::Shard } else { Kind::Channel };
-        if let Some(list) = reg.names[slot(direct)].get(channel) {
+        if let Some(list) = reg.names[direct.index()].get(channel) {
             for s in list {
                 let msg = Message::Direct {
                     shard,
@@ -239,7 +242,7 @@ impl PubSub {
             }
         }
         if !shard {
-            for (pattern, list) in &reg.names[slot(Kind::Pattern)] {
+            for (pattern, list) in &reg.names[Kind::Pattern.index()] {
                 if !glob::matches(pattern, channel) {
                     continue;
                 }
@@ -282,7 +285,7 @@ impl PubSub {
 
     /// The names with subscribers in `kind` matching `pattern` (all if `None`).
     pub fn names(&self, kind: Kind, pattern: Option<&[u8]>) -> Vec<Bytes> {
-        self.inner.read().names[slot(kind)]
+        self.inner.read().names[kind.index()]
             .keys()
             .filter(|n| pattern.is_none_or(|p| glob::matches(p, n)))
             .cloned()
@@ -291,13 +294,13 @@ impl PubSub {
 
     /// The number of subscribers of `name` in `kind`.
     pub fn count(&self, kind: Kind, name: &[u8]) -> usize {
-        self.inner.read().names[slot(kind)]
+        self.inner.read().names[kind.index()]
             .get(name)
             .map_or(0, Vec::len)
     }
 
     /// The number of distinct names in `kind` (PUBSUB NUMPAT counts patterns).
     pub fn len(&self, kind: Kind) -> usize {
-        self.inner.read().names[slot(kind)].len()
+        self.inner.read().names[kind.index()].len()
     }
 }

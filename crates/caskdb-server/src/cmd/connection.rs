@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::args::{db_index, is};
 use super::ctx::Ctx;
-use super::reply::{CmdError, CmdResult, syntax_error, unknown_subcommand, wrong_arity};
+use super::reply::{CmdError, CmdResult, help, syntax_error, unknown_subcommand, wrong_arity};
 use super::spec::flags::{CONTAINER, FAST, NO_AUTH, NO_QUEUE, SUBSCRIBED_OK};
 use super::spec::{Spec, commands};
 use crate::blocking::Served;
@@ -282,9 +282,7 @@ fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             "HELP",
             "    Print this help.",
         ];
-        return Ok(Frame::Array(
-            lines.iter().map(|l| Frame::Simple(l)).collect(),
-        ));
+        return Ok(help(&lines));
     }
     Ok(unknown_subcommand(sub, "client"))
 }

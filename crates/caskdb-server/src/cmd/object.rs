@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::args::is;
 use super::ctx::Ctx;
-use super::reply::{CmdResult, unknown_subcommand, wrong_arity};
+use super::reply::{CmdResult, help, unknown_subcommand, wrong_arity};
 use super::spec::flags::{CONTAINER, READ_TX};
 use super::spec::{Spec, commands};
 use crate::config::is_canonical_int;
@@ -70,9 +70,7 @@ fn object(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         if args.len() != 2 {
             return Ok(wrong_arity("object|help"));
         }
-        return Ok(Frame::Array(
-            HELP.iter().map(|l| Frame::Simple(l)).collect(),
-        ));
+        return Ok(help(HELP));
     }
     let name = ["encoding", "refcount", "idletime", "freq"]
         .into_iter()

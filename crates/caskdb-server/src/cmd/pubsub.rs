@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::args::is;
 use super::ctx::Ctx;
-use super::reply::{CmdResult, unknown_subcommand, wrong_arity};
+use super::reply::{CmdResult, help, unknown_subcommand, wrong_arity};
 use super::spec::flags::{CONTAINER, FAST, SUBSCRIBED_OK};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
@@ -49,14 +49,6 @@ fn verb(kind: Kind, subscribe: bool) -> &'static str {
     }
 }
 
-fn index(kind: Kind) -> usize {
-    match kind {
-        Kind::Channel => 0,
-        Kind::Pattern => 1,
-        Kind::Shard => 2,
-    }
-}
-
 /// The count a confirmation carries: channels and patterns together, shard channels apart.
 fn count(subs: &Subscriptions, kind: Kind) -> i64 {
     let n = match kind {
@@ -93,7 +85,7 @@ fn subscribe(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: Kind) -> CmdResult {
     });
     let mut replies = Vec::with_capacity(args.len() - 1);
     for name in &args[1..] {
-        if subs.names[index(kind)].insert(name.clone()) {
+        if subs.names[kind.index()].insert(name.clone()) {
             ctx.shared.pubsub.subscribe(kind, name, &subs.handle);
         }
         replies.push(confirmation(
@@ -103,7 +95,7 @@ fn subscribe(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: Kind) -> CmdResult {
             count(subs, kind),
         ));
     }
-    ctx.conn.info.subs[index(kind)].store(subs.names[index(kind)].len(), Ordering::Relaxed);
+    ctx.conn.info.subs[kind.index()].store(subs.names[kind.index()].len(), Ordering::Relaxed);
     Ok(Frame::Sequence(replies))
 }
 
@@ -123,19 +115,19 @@ fn unsubscribe(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: Kind) -> CmdResult {
     let names: Vec<Bytes> = if args.len() > 1 {
         args[1..].to_vec()
     } else {
-        subs.names[index(kind)].iter().cloned().collect()
+        subs.names[kind.index()].iter().cloned().collect()
     };
     if names.is_empty() {
         return Ok(confirmation(kind, false, None, count(subs, kind)));
     }
     let mut replies = Vec::with_capacity(names.len());
     for name in names {
-        if subs.names[index(kind)].remove(&name) {
+        if subs.names[kind.index()].remove(&name) {
             ctx.shared.pubsub.unsubscribe(kind, &name, subs.handle.id);
         }
         replies.push(confirmation(kind, false, Some(name), count(subs, kind)));
     }
-    ctx.conn.info.subs[index(kind)].store(subs.names[index(kind)].len(), Ordering::Relaxed);
+    ctx.conn.info.subs[kind.index()].store(subs.names[kind.index()].len(), Ordering::Relaxed);
     Ok(Frame::Sequence(replies))
 }
 
@@ -219,9 +211,7 @@ fn pubsub(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             "HELP",
             "    Prints this help.",
         ];
-        return Ok(Frame::Array(
-            lines.iter().map(|l| Frame::Simple(l)).collect(),
-        ));
+        return Ok(help(&lines));
     }
     Ok(unknown_subcommand(sub, "pubsub"))
 }

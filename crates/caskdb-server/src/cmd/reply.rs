@@ -56,6 +56,11 @@ impl CmdError {
     }
 }
 
+/// A HELP reply: one status line per line of text, as Redis sends them.
+pub(crate) fn help(lines: &[&'static str]) -> Frame {
+    Frame::Array(lines.iter().map(|l| Frame::Simple(l)).collect())
+}
+
 /// The reply for a key of `len` bytes, over [`keyspace::MAX_KEY_LEN`].
 pub(crate) fn key_too_large(len: usize) -> Frame {
     Frame::err(format!(

@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::args::is;
 use super::ctx::Ctx;
-use super::reply::{CmdResult, unknown_subcommand, wrong_arity};
+use super::reply::{CmdResult, help, unknown_subcommand, wrong_arity};
 use super::spec::flags::{ADMIN, CONTAINER};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
@@ -19,10 +19,6 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// A container for latency diagnostics commands.
     "latency", -2, ADMIN | CONTAINER, 0, 0, 0 => latency;
 };
-
-fn help(lines: &[&'static str]) -> Frame {
-    Frame::Array(lines.iter().map(|l| Frame::Simple(l)).collect())
-}
 
 /// Redis's reply to a subcommand given the wrong number of arguments.
 fn wrong_args(sub: &[u8], cmd: &str) -> Frame {
