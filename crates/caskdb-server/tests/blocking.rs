@@ -312,7 +312,7 @@ fn blocked_clients_are_served_in_order() {
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use caskdb_server::{AppendFsync, Config};
 use common::Reply;
@@ -321,34 +321,8 @@ use common::child::ServerProcess;
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Polls `f` until it returns `Some`, for at most [`DEADLINE`].
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn blocked_clients(c: &mut common::Raw) -> u64 {
-    let Reply::Bulk(info) = c.cmd(&["INFO", "clients"]) else {
-        panic!("INFO")
-    };
-    let info = String::from_utf8(info).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("blocked_clients:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn wait_blocked(c: &mut common::Raw, n: u64) {
-    wait_for(&format!("{n} blocked clients"), || {
-        (blocked_clients(c) == n).then_some(())
-    });
+fn wait_for<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    common::wait_for(what, DEADLINE, f)
 }
 
 #[test]
@@ -361,7 +335,7 @@ fn client_unblock_client_list_and_a_client_gone_mid_wait() {
     };
     let id = id.to_string();
     b.send(&["BLPOP", "q", "0"]);
-    wait_blocked(&mut c, 1);
+    common::wait_blocked(&mut c, 1, DEADLINE);
     let Reply::Bulk(list) = c.cmd(&["CLIENT", "LIST"]) else {
         panic!("CLIENT LIST")
     };
@@ -378,7 +352,7 @@ fn client_unblock_client_list_and_a_client_gone_mid_wait() {
     assert_eq!(c.cmd(&["CLIENT", "UNBLOCK", &id]), Reply::Int(0));
     // ERROR: Redis's error.
     b.send(&["BLMOVE", "q", "d", "LEFT", "LEFT", "0"]);
-    wait_blocked(&mut c, 1);
+    common::wait_blocked(&mut c, 1, DEADLINE);
     assert_eq!(c.cmd(&["CLIENT", "UNBLOCK", &id, "ERROR"]), Reply::Int(1));
     assert_eq!(
         b.read(),
@@ -388,16 +362,16 @@ fn client_unblock_client_list_and_a_client_gone_mid_wait() {
     assert_eq!(b.cmd(&["PING"]), Reply::Simple("PONG".into()));
     // A client that leaves while blocked takes nothing: the next push stays in the list.
     b.send(&["BLPOP", "q", "0"]);
-    wait_blocked(&mut c, 1);
+    common::wait_blocked(&mut c, 1, DEADLINE);
     drop(b);
-    wait_blocked(&mut c, 0);
+    common::wait_blocked(&mut c, 0, DEADLINE);
     assert_eq!(c.cmd(&["RPUSH", "q", "x"]), Reply::Int(1));
     assert_eq!(c.cmd(&["LLEN", "q"]), Reply::Int(1));
     // Requests pipelined behind a blocked one wait for it, then run in order.
     let mut p = srv.raw();
     p.send_bytes(&common::encode(&["BLPOP", "empty", "0"]));
     p.send_bytes(&common::encode(&["ECHO", "after"]));
-    wait_blocked(&mut c, 1);
+    common::wait_blocked(&mut c, 1, DEADLINE);
     assert_eq!(c.cmd(&["RPUSH", "empty", "e"]), Reply::Int(1));
     assert_eq!(
         p.read(),
@@ -406,7 +380,7 @@ fn client_unblock_client_list_and_a_client_gone_mid_wait() {
     assert_eq!(p.read(), Reply::bulk("after"));
     // A server shutting down with a client blocked stops cleanly (the drop checks it).
     p.send(&["BLPOP", "never", "0"]);
-    wait_blocked(&mut c, 1);
+    common::wait_blocked(&mut c, 1, DEADLINE);
 }
 
 /// The server process the crash test kills; returns at once without its environment variable.

@@ -27,7 +27,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use caskdb_server::{AppendFsync, Config};
 use caskdb_testkit::rng::Rng;
@@ -98,18 +98,8 @@ fn info(c: &mut Raw, field: &str) -> u64 {
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Polls `f` until it returns `Some`, for at most a minute.
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {DEADLINE:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn wait_for<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    common::wait_for(what, DEADLINE, f)
 }
 
 /// Sends BGREWRITEAOF and waits until a sweep and merge has completed since the server started.

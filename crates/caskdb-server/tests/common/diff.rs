@@ -555,23 +555,7 @@ impl Diff {
             How::Blocked(n) => {
                 let (redis, cask) = (self.redis, self.cask);
                 for addr in [redis, cask] {
-                    let mut c = Raw::connect(addr);
-                    let deadline = Instant::now() + Duration::from_secs(10);
-                    loop {
-                        let Reply::Bulk(info) = c.cmd(&["INFO", "clients"]) else {
-                            panic!("INFO clients is not a bulk string")
-                        };
-                        let info = String::from_utf8_lossy(&info).into_owned();
-                        if info.contains(&format!("\r\nblocked_clients:{n}\r\n")) {
-                            break;
-                        }
-                        assert!(
-                            Instant::now() < deadline,
-                            "[{}] {addr} never had {n} blocked clients: {info}",
-                            self.script
-                        );
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
+                    super::wait_blocked(&mut Raw::connect(addr), n, Duration::from_secs(10));
                 }
             }
             How::Read => {

@@ -294,3 +294,30 @@ pub fn read_reply(r: &mut impl BufRead) -> Option<Reply> {
         other => panic!("unknown reply type {other:?} in {l:?}"),
     })
 }
+
+/// Polls `f` every few milliseconds until it returns `Some`; fails the test after `limit`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits up to `limit` until the server on `c` reports `n` blocked clients in INFO (a blocking
+/// command sent from another connection has registered).
+pub fn wait_blocked(c: &mut Raw, n: u64, limit: Duration) {
+    let want = format!("\r\nblocked_clients:{n}\r\n");
+    wait_for(&format!("{n} blocked clients"), limit, || {
+        let Reply::Bulk(info) = c.cmd(&["INFO", "clients"]) else {
+            panic!("INFO clients is not a bulk string")
+        };
+        String::from_utf8_lossy(&info).contains(&want).then_some(())
+    });
+}
