@@ -1,4 +1,5 @@
-//! The table of connected clients, for CLIENT LIST/INFO and INFO clients.
+//! The table of connected clients (CLIENT LIST/INFO/KILL, INFO clients), and CLIENT PAUSE's
+//! state.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,6 +30,11 @@ pub(crate) struct ClientInfo {
     pub blocked: AtomicBool,
     /// Commands queued since MULTI; -1 outside MULTI.
     pub multi: AtomicI64,
+    /// CLIENT NO-EVICT ON (shown as flag `e`; nothing is evicted yet).
+    pub no_evict: AtomicBool,
+    /// Set by CLIENT KILL; the connection closes at its next wait.
+    killed: AtomicBool,
+    kill_signal: tokio::sync::Notify,
 }
 
 impl ClientInfo {
@@ -64,7 +70,32 @@ impl ClientInfo {
         }
     }
 
-    /// CLIENT LIST's flags: P (pub/sub), x (MULTI), b (blocked), or N for none.
+    /// Whether CLIENT KILL closed this client.
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once CLIENT KILL closed this client.
+    pub async fn killed(&self) {
+        let signal = self.kill_signal.notified();
+        tokio::pin!(signal);
+        // Registered before the flag is read: a kill in between still wakes us.
+        signal.as_mut().enable();
+        if !self.is_killed() {
+            signal.await;
+        }
+    }
+
+    /// Redis's client type: `pubsub` while subscribed to anything, else `normal`.
+    pub fn kind(&self) -> &'static str {
+        if self.subs.iter().any(|n| n.load(Ordering::Relaxed) > 0) {
+            "pubsub"
+        } else {
+            "normal"
+        }
+    }
+
+    /// CLIENT LIST's flags: P (pub/sub), x (MULTI), b (blocked), e (no-evict), or N for none.
     fn flags(&self) -> String {
         let mut f = String::new();
         if self.subs.iter().any(|n| n.load(Ordering::Relaxed) > 0) {
@@ -75,6 +106,9 @@ impl ClientInfo {
         }
         if self.blocked.load(Ordering::Relaxed) {
             f.push('b');
+        }
+        if self.no_evict.load(Ordering::Relaxed) {
+            f.push('e');
         }
         if f.is_empty() {
             f.push('N');
@@ -135,6 +169,9 @@ impl Clients {
             subs: Default::default(),
             blocked: AtomicBool::new(false),
             multi: AtomicI64::new(-1),
+            no_evict: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            kill_signal: tokio::sync::Notify::new(),
         });
         self.map.lock().insert(id, info.clone());
         info
@@ -142,6 +179,19 @@ impl Clients {
 
     pub fn remove(&self, id: u64) {
         self.map.lock().remove(&id);
+    }
+
+    /// Closes a client (CLIENT KILL): gone from the table at once, as in Redis; its connection
+    /// ends at its next wait.
+    pub fn kill(&self, id: u64) {
+        if let Some(c) = self.map.lock().remove(&id) {
+            c.killed.store(true, Ordering::Relaxed);
+            c.kill_signal.notify_waiters();
+        }
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        self.map.lock().get(&id).cloned()
     }
 
     pub fn len(&self) -> usize {
@@ -165,5 +215,49 @@ impl Clients {
             .filter(|c| c.blocked.load(Ordering::Relaxed))
             .count();
         (subscribed, blocked)
+    }
+}
+
+/// CLIENT PAUSE: until when, and whether every command waits or only those that may write.
+#[derive(Default)]
+pub(crate) struct Pause {
+    state: Mutex<Option<(Instant, bool)>>,
+    resumed: tokio::sync::Notify,
+}
+
+impl Pause {
+    /// Pauses until `until` (`all`: every command, else only those that may write). A pause
+    /// in force is extended, and made stricter, never shortened (as Redis).
+    pub fn set(&self, until: Instant, all: bool) {
+        let mut s = self.state.lock();
+        *s = Some(match *s {
+            Some((u, a)) => (u.max(until), a || all),
+            None => (until, all),
+        });
+    }
+
+    /// CLIENT UNPAUSE.
+    pub fn clear(&self) {
+        *self.state.lock() = None;
+        self.resumed.notify_waiters();
+    }
+
+    /// Until when a command waits: `Some` while a pause holds it (`writes`: it may write).
+    pub fn holds(&self, writes: bool) -> Option<Instant> {
+        let mut s = self.state.lock();
+        match *s {
+            Some((until, _)) if until <= Instant::now() => {
+                *s = None;
+                None
+            }
+            Some((until, all)) if all || writes => Some(until),
+            _ => None,
+        }
+    }
+
+    /// Resolves when CLIENT UNPAUSE lifts the pause (its end is the caller's timer). Create
+    /// and `enable` it before [`Pause::holds`], so that an UNPAUSE in between is not missed.
+    pub fn resumed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.resumed.notified()
     }
 }

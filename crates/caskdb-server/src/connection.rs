@@ -4,9 +4,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use caskdb::SyncToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -34,6 +35,8 @@ pub(crate) struct Connection {
     state: ConnState,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// A request CLIENT PAUSE holds back (the requests after it wait in `rbuf`).
+    postponed: Option<Vec<Bytes>>,
 }
 
 impl Connection {
@@ -52,6 +55,7 @@ impl Connection {
             state,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
+            postponed: None,
         }
     }
 
@@ -74,9 +78,25 @@ impl Connection {
 
     async fn serve(&mut self) -> std::io::Result<()> {
         let mut stop = self.shared.shutdown.subscribe();
+        let info = self.state.info.clone();
         loop {
             let mut token: Option<SyncToken> = None;
-            let more_buffered = self.process(&mut token);
+            let more_buffered = match self.postponed.take() {
+                Some(args) => {
+                    if !self.wait_unpaused(&args, &mut stop).await {
+                        return Ok(());
+                    }
+                    match self.handle(args, &mut token) {
+                        Next::Request => self.process(&mut token),
+                        Next::Flush => true,
+                        Next::Wait => false,
+                    }
+                }
+                None => self.process(&mut token),
+            };
+            if info.is_killed() {
+                return Ok(());
+            }
             if let Some(t) = token
                 && self.shared.config.appendfsync() == AppendFsync::Always
                 && let Err(e) = self.shared.pump.wait(t).await
@@ -98,6 +118,7 @@ impl Connection {
                     biased;
                     r = self.socket.write_all(&self.wbuf) => r?,
                     _ = stop.wait() => return Ok(()),
+                    _ = info.killed() => return Ok(()),
                     _ = closed(sub.as_deref()) => return self.overflowed(),
                 }
                 self.wbuf.clear();
@@ -105,6 +126,9 @@ impl Connection {
             if self.state.close_after_reply {
                 let _ = self.socket.shutdown().await;
                 return Ok(());
+            }
+            if self.postponed.is_some() {
+                continue;
             }
             if let Some(parked) = self.state.parked.take() {
                 if !self.wait_parked(parked, &mut stop).await? {
@@ -130,6 +154,7 @@ impl Connection {
             let n = tokio::select! {
                 biased;
                 _ = stop.wait() => return Ok(()),
+                _ = info.killed() => return Ok(()),
                 _ = closed(sub.as_deref()) => return self.overflowed(),
                 // Requests first: a stream of messages must not starve them (nor hide a
                 // hang-up).
@@ -168,6 +193,7 @@ impl Connection {
             mut rx,
             mut deadline,
         } = parked;
+        let info = self.state.info.clone();
         let leave = |shared: &Shared| {
             shared.blocking.remove(&waiter);
         };
@@ -192,6 +218,10 @@ impl Connection {
                     Err(_) => break Served { frame: waiter.timeout_reply.clone(), token: None },
                 },
                 _ = stop.wait() => {
+                    leave(&self.shared);
+                    return Ok(false);
+                }
+                _ = info.killed() => {
                     leave(&self.shared);
                     return Ok(false);
                 }
@@ -227,7 +257,9 @@ impl Connection {
             );
             return Ok(false);
         }
-        served.frame.encode(&mut self.wbuf, self.state.resp3);
+        if self.state.reply_wanted() {
+            served.frame.encode(&mut self.wbuf, self.state.resp3);
+        }
         Ok(true)
     }
 
@@ -268,6 +300,9 @@ impl Connection {
     /// Returns whether complete requests may remain (replies were flushed early).
     fn process(&mut self, token: &mut Option<SyncToken>) -> bool {
         loop {
+            if self.state.info.is_killed() {
+                return false;
+            }
             let limits = Limits {
                 max_bulk: i64::try_from(self.shared.config.proto_max_bulk_len())
                     .unwrap_or(i64::MAX),
@@ -278,23 +313,15 @@ impl Connection {
                     if args.is_empty() {
                         continue;
                     }
-                    let reply = dispatch::request(&self.shared, &mut self.state, args, token);
-                    if self.state.parked.is_some() {
-                        // Blocked: its reply comes later; the requests after it wait.
+                    if dispatch::paused_until(&self.shared, &self.state, &args).is_some() {
+                        // CLIENT PAUSE: this request and those after it wait (`serve`).
+                        self.postponed = Some(args);
                         return false;
                     }
-                    // Messages published before the reply (a notification the command itself
-                    // caused, those before an UNSUBSCRIBE) come before it, as in Redis: all
-                    // of them (the queue is bounded by the subscriber's limit).
-                    self.drain_messages(usize::MAX);
-                    if !std::mem::take(&mut self.state.suppress_reply) {
-                        reply.encode(&mut self.wbuf, self.state.resp3);
-                    }
-                    if self.state.close_after_reply {
-                        return false;
-                    }
-                    if self.wbuf.len() >= FLUSH_AT {
-                        return true;
+                    match self.handle(args, token) {
+                        Next::Request => {}
+                        Next::Flush => return true,
+                        Next::Wait => return false,
                     }
                 }
                 Ok(Parsed::Incomplete(need)) => {
@@ -318,6 +345,66 @@ impl Connection {
             }
         }
     }
+
+    /// Runs one request and encodes its reply (unless CLIENT REPLY turned replies off).
+    fn handle(&mut self, args: Vec<Bytes>, token: &mut Option<SyncToken>) -> Next {
+        let reply = dispatch::request(&self.shared, &mut self.state, args, token);
+        if self.state.parked.is_some() {
+            // Blocked: its reply comes later; the requests after it wait.
+            return Next::Wait;
+        }
+        // Messages published before the reply (a notification the command itself caused,
+        // those before an UNSUBSCRIBE) come before it, as in Redis: all of them (the queue is
+        // bounded by the subscriber's limit).
+        self.drain_messages(usize::MAX);
+        if self.state.reply_wanted() {
+            reply.encode(&mut self.wbuf, self.state.resp3);
+        }
+        if self.state.close_after_reply {
+            return Next::Wait;
+        }
+        if self.wbuf.len() >= FLUSH_AT {
+            return Next::Flush;
+        }
+        Next::Request
+    }
+
+    /// Waits while CLIENT PAUSE holds the postponed request (shown as blocked meanwhile).
+    /// Returns `false` if the connection must close.
+    async fn wait_unpaused(
+        &mut self,
+        args: &[Bytes],
+        stop: &mut crate::shutdown::Listener,
+    ) -> bool {
+        let info = self.state.info.clone();
+        info.blocked.store(true, Ordering::Relaxed);
+        let open = loop {
+            let resumed = self.shared.pause.resumed();
+            tokio::pin!(resumed);
+            resumed.as_mut().enable();
+            let Some(until) = dispatch::paused_until(&self.shared, &self.state, args) else {
+                break true;
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(until.into()) => {}
+                _ = resumed => {}
+                _ = stop.wait() => break false,
+                _ = info.killed() => break false,
+            }
+        };
+        info.blocked.store(false, Ordering::Relaxed);
+        open
+    }
+}
+
+/// What `process` does after a request.
+enum Next {
+    /// Parse the next request.
+    Request,
+    /// Write the replies out, then go on with the buffered requests.
+    Flush,
+    /// Stop processing: blocked, paused or closing.
+    Wait,
 }
 
 /// Resolves once `sub` went over its output limit; never without a subscriber.

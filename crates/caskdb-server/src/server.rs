@@ -144,6 +144,7 @@ impl Server {
             db,
             config: runtime,
             clients: Clients::default(),
+            pause: Default::default(),
             watches: Watches::default(),
             cursors: Cursors::default(),
             stats: Stats::default(),

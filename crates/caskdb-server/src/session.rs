@@ -29,8 +29,14 @@ pub(crate) struct ConnState {
     pub watch: WatchState,
     /// Close once the pending replies are written (QUIT, protocol error, SHUTDOWN).
     pub close_after_reply: bool,
-    /// Send no reply for this command (SHUTDOWN).
+    /// Send no reply for this command (SHUTDOWN, CLIENT REPLY OFF|SKIP).
     pub suppress_reply: bool,
+    /// CLIENT REPLY OFF: no replies until CLIENT REPLY ON.
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP: no reply for the next command (`skip_next`, then `skip` while it
+    /// runs).
+    pub skip_next: bool,
+    pub skip: bool,
     /// Pub/sub subscriptions, from the first SUBSCRIBE (of any kind) on.
     pub subs: Option<Box<Subscriptions>>,
     /// Set by a blocking command that found nothing: the connection waits for its reply.
@@ -69,6 +75,14 @@ impl ConnState {
             .is_some_and(|s| s.names.iter().any(|n| !n.is_empty()))
     }
 
+    /// Whether the reply of the command that just ran is to be sent (CLIENT REPLY, SHUTDOWN);
+    /// called once per command. A SKIP applies from the next command.
+    pub fn reply_wanted(&mut self) -> bool {
+        let wanted = !std::mem::take(&mut self.suppress_reply) && !self.reply_off && !self.skip;
+        self.skip = std::mem::take(&mut self.skip_next);
+        wanted
+    }
+
     /// The state of a new connection: database 0, RESP2, authenticated only if no password is
     /// set.
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> ConnState {
@@ -82,6 +96,9 @@ impl ConnState {
             watch: WatchState::default(),
             close_after_reply: false,
             suppress_reply: false,
+            reply_off: false,
+            skip_next: false,
+            skip: false,
             subs: None,
             parked: None,
             ready: Vec::new(),

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::blocking::Blocking;
-use crate::clients::Clients;
+use crate::clients::{Clients, Pause};
 use crate::config::Runtime;
 use crate::pubsub::PubSub;
 use crate::shutdown::Shutdown;
@@ -324,6 +324,8 @@ pub(crate) struct Shared {
     pub db: Db,
     pub config: Runtime,
     pub clients: Clients,
+    /// CLIENT PAUSE.
+    pub pause: Pause,
     pub watches: Watches,
     pub cursors: Cursors,
     pub stats: Stats,

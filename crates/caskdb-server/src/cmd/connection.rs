@@ -1,13 +1,13 @@
-//! Connection commands: PING, ECHO, QUIT, HELLO, AUTH, SELECT, CLIENT.
+//! Connection commands: PING, ECHO, QUIT, RESET, HELLO, AUTH, SELECT (CLIENT is in
+//! `client.rs`).
 
 use bytes::Bytes;
 
 use super::args::{db_index, is};
 use super::ctx::Ctx;
-use super::reply::{CmdError, CmdResult, help, syntax_error, unknown_subcommand, wrong_arity};
-use super::spec::flags::{CONTAINER, FAST, NO_AUTH, NO_QUEUE, SUBSCRIBED_OK};
+use super::reply::{CmdResult, syntax_error, wrong_arity};
+use super::spec::flags::{FAST, NO_AUTH, NO_QUEUE, SUBSCRIBED_OK};
 use super::spec::{Spec, commands};
-use crate::blocking::Served;
 use crate::frame::Frame;
 use crate::parse::parse_i64;
 use crate::state::REDIS_VERSION;
@@ -29,8 +29,6 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     "auth", -2, FAST | NO_AUTH, 0, 0, 0 => auth;
     /// Changes the selected database.
     "select", 2, FAST, 0, 0, 0 => select;
-    /// A container for client connection commands.
-    "client", -2, CONTAINER, 0, 0, 0 => client;
 };
 
 fn ping(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
@@ -61,7 +59,8 @@ fn quit(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
 }
 
 /// RESET: the connection as new, except its authentication only if no password is set: no
-/// MULTI, no watched keys, no subscriptions, database 0, RESP2, no name.
+/// MULTI, no watched keys, no subscriptions, database 0, RESP2, no name, replies on, no
+/// NO-EVICT.
 fn reset(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     ctx.conn.multi = None;
     ctx.conn.watch.clear(&ctx.shared.watches);
@@ -71,6 +70,12 @@ fn reset(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     ctx.conn.resp3 = false;
     ctx.conn.info.set_resp(2);
     ctx.conn.info.set_name(None);
+    ctx.conn.reply_off = false;
+    ctx.conn.skip_next = false;
+    ctx.conn
+        .info
+        .no_evict
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     ctx.conn.authenticated = !ctx.shared.config.has_password();
     Ok(Frame::Simple("RESET"))
 }
@@ -182,7 +187,8 @@ fn select(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::OK)
 }
 
-fn set_name(ctx: &mut Ctx<'_, '_>, name: Bytes) -> Result<(), Frame> {
+/// CLIENT SETNAME and HELLO's SETNAME: names of printable characters only.
+pub(super) fn set_name(ctx: &mut Ctx<'_, '_>, name: Bytes) -> Result<(), Frame> {
     if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
         return Err(Frame::err(
             "Client names cannot contain spaces, newlines or special characters.",
@@ -190,101 +196,6 @@ fn set_name(ctx: &mut Ctx<'_, '_>, name: Bytes) -> Result<(), Frame> {
     }
     ctx.conn.info.set_name((!name.is_empty()).then_some(name));
     Ok(())
-}
-
-fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let sub = &args[1];
-    let arity = |n: usize| -> Result<(), CmdError> {
-        if args.len() != n {
-            let name = format!("client|{}", String::from_utf8_lossy(sub).to_lowercase());
-            return Err(wrong_arity(&name).into());
-        }
-        Ok(())
-    };
-    if is(sub, "setname") {
-        arity(3)?;
-        return Ok(set_name(ctx, args[2].clone()).map_or_else(|e| e, |()| Frame::OK));
-    }
-    if is(sub, "getname") {
-        arity(2)?;
-        return Ok(ctx.conn.info.name().map_or(Frame::Null, Frame::Bulk));
-    }
-    if is(sub, "id") {
-        arity(2)?;
-        return Ok(Frame::Integer(ctx.conn.id as i64));
-    }
-    if is(sub, "list") {
-        let mut text = String::new();
-        for c in ctx.shared.clients.all() {
-            text.push_str(&c.describe());
-            text.push('\n');
-        }
-        return Ok(Frame::Verbatim(text));
-    }
-    if is(sub, "info") {
-        arity(2)?;
-        return Ok(Frame::Verbatim(ctx.conn.info.describe() + "\n"));
-    }
-    if is(sub, "unblock") {
-        if args.len() != 3 && args.len() != 4 {
-            let name = format!("client|{}", String::from_utf8_lossy(sub).to_lowercase());
-            return Err(wrong_arity(&name).into());
-        }
-        let id = parse_i64(&args[2])
-            .ok_or_else(|| Frame::err("value is not an integer or out of range"))?;
-        let error = match args.get(3) {
-            None => false,
-            Some(r) if is(r, "timeout") => false,
-            Some(r) if is(r, "error") => true,
-            Some(_) => {
-                return Ok(Frame::err(
-                    "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
-                ));
-            }
-        };
-        let Some(w) = u64::try_from(id)
-            .ok()
-            .and_then(|id| ctx.shared.blocking.of_client(id))
-        else {
-            return Ok(Frame::Integer(0));
-        };
-        if !ctx.shared.blocking.remove(&w) {
-            return Ok(Frame::Integer(0));
-        }
-        w.send(Served {
-            frame: if error {
-                Frame::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into())
-            } else {
-                w.timeout_reply.clone()
-            },
-            token: None,
-        });
-        return Ok(Frame::Integer(1));
-    }
-    if is(sub, "setinfo") {
-        // Client libraries announce their name and version; accepted and ignored.
-        arity(4)?;
-        return Ok(Frame::OK);
-    }
-    if is(sub, "help") {
-        let lines = [
-            "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-            "GETNAME",
-            "    Return the name of the current connection.",
-            "ID",
-            "    Return the ID of the current connection.",
-            "INFO",
-            "    Return information about the current client connection.",
-            "LIST",
-            "    Return information about client connections.",
-            "SETNAME <name>",
-            "    Assign the name <name> to the current connection.",
-            "HELP",
-            "    Print this help.",
-        ];
-        return Ok(help(&lines));
-    }
-    Ok(unknown_subcommand(sub, "client"))
 }
 
 #[cfg(test)]

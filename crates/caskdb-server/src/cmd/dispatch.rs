@@ -33,6 +33,38 @@ use crate::keyspace::{Entry, Type};
 use crate::session::{ConnState, Parked};
 use crate::state::Shared;
 
+/// Until when CLIENT PAUSE holds this request back: any request under `CLIENT PAUSE ALL`;
+/// under `WRITE`, those that may write (write commands, PUBLISH/SPUBLISH, scripts, PFCOUNT,
+/// and EXEC of a queue holding one), as Redis 7.0 decides. Requests refused anyway (unknown,
+/// wrong arity, not authenticated) are not held.
+pub(crate) fn paused_until(
+    shared: &Shared,
+    conn: &ConnState,
+    args: &[Bytes],
+) -> Option<std::time::Instant> {
+    // The common case first: no pause, no lookup.
+    shared.pause.holds(true)?;
+    let spec = lookup(args.first()?)?;
+    if !spec.arity_ok(args.len()) || (!conn.authenticated && !spec.has(flags::NO_AUTH)) {
+        return None;
+    }
+    let may_write = |s: &Spec| {
+        s.has(flags::WRITE)
+            || matches!(
+                s.name,
+                "publish" | "spublish" | "eval" | "evalsha" | "fcall" | "pfcount"
+            )
+    };
+    let writes = may_write(spec)
+        || (matches!(spec.run, Run::Exec)
+            && conn.multi.as_ref().is_some_and(|m| {
+                m.queue
+                    .iter()
+                    .any(|q| q.first().and_then(|n| lookup(n)).is_some_and(may_write))
+            }));
+    shared.pause.holds(writes)
+}
+
 /// Runs one request (`args`: the command name, then its arguments) from the connection whose
 /// session is `conn`, and returns the reply. `token` is raised to cover the writes the request
 /// made, so that the connection can wait for the disk under `appendfsync always`.

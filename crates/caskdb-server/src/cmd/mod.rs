@@ -10,7 +10,7 @@
 //! - `reply`: the result type and the error replies; `args`: argument parsers.
 //! - `ctx`: the store layer (`Ctx`); `collection`: its collection half; `scan`: SCAN cursors.
 //! - `spec`: a row of the command table, and `commands!`, which writes a group's rows.
-//! - the command groups: `connection`, `strings`, `keys`, `server`, `hashes`, `lists`, `sets`,
+//! - the command groups: `connection`, `client` (over `connection`), `strings`, `keys`, `server`, `hashes`, `lists`, `sets`,
 //!   `zsets`, `zset_ranges`, `zset_algebra`, `transactions`, `pubsub`, `blocking` (over `lists` and
 //!   `zsets`); each holds its rows (`COMMANDS`) and handlers.
 //! - `table`: every group's rows and the lookup by name; COMMAND.
@@ -21,6 +21,7 @@
 
 mod args;
 mod blocking;
+mod client;
 mod collection;
 mod connection;
 mod ctx;

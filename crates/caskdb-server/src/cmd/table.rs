@@ -13,8 +13,8 @@ use super::reply::{CmdResult, unknown_subcommand};
 use super::spec::flags::{ADMIN, CONTAINER, FAST, NO_AUTH, NO_MULTI, READONLY, WRITE};
 use super::spec::{Spec, commands};
 use super::{
-    blocking, connection, hashes, keys, lists, object, pubsub, server, sets, slowlog, strings,
-    transactions, zset_algebra, zset_ranges, zsets,
+    blocking, client, connection, hashes, keys, lists, object, pubsub, server, sets, slowlog,
+    strings, transactions, zset_algebra, zset_ranges, zsets,
 };
 use crate::frame::Frame;
 
@@ -32,6 +32,7 @@ pub(crate) fn table() -> &'static [&'static Spec] {
         let groups = [
             COMMANDS,
             connection::COMMANDS,
+            client::COMMANDS,
             server::COMMANDS,
             strings::COMMANDS,
             keys::COMMANDS,
