@@ -133,6 +133,20 @@ impl Blocking {
         self.count.load(Ordering::Acquire) > 0 && self.map.lock().contains_key(ek)
     }
 
+    /// The keys clients of database `db` wait on, as engine keys (SWAPDB serves those that
+    /// now hold something).
+    pub fn keys_in_db(&self, db: u8) -> Vec<EngineKey> {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
+        self.map
+            .lock()
+            .keys()
+            .filter(|k| k.first() == Some(&db))
+            .cloned()
+            .collect()
+    }
+
     /// The first client waiting on `ek` for a value of type `ty`, left registered.
     pub fn first_of(&self, ek: &[u8], ty: Type) -> Option<Arc<Waiter>> {
         self.map

@@ -25,7 +25,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use caskdb::Db;
 
-use crate::keyspace::{self, DATABASES, Entry, MEMBER_TAG_BASE, MEMBER_TAGS, Meta, NS_KEYS, Type};
+use crate::keyspace::{
+    self, DATABASES, DbMap, Entry, MEMBER_TAG_BASE, MEMBER_TAGS, Meta, NS_KEYS, Type,
+};
 
 /// What a key holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,14 +60,32 @@ fn decode(raw: Bytes, expire_at: Option<u64>) -> Value {
     }
 }
 
-fn check_db(db_index: u8) -> Result<(), caskdb::Error> {
+/// The stored database of database `db_index` (they differ after SWAPDB).
+fn check_db(db: &Db, db_index: u8) -> Result<u8, caskdb::Error> {
     if db_index >= DATABASES {
         return Err(caskdb::Error::InvalidOptions(format!(
             "database {db_index} does not exist (0 to {})",
             DATABASES - 1
         )));
     }
-    Ok(())
+    Ok(db_map(db)?.physical(db_index))
+}
+
+/// The database map SWAPDB keeps (`keyspace::DbMap`): the identity if it never ran.
+///
+/// # Errors
+/// The engine's read errors; [`caskdb::Error::Io`] (invalid data) if the record is not a
+/// valid map.
+pub fn db_map(db: &Db) -> Result<DbMap, caskdb::Error> {
+    match db.get(keyspace::DB_MAP_KEY)? {
+        None => Ok(DbMap::default()),
+        Some(v) => DbMap::decode(&v).ok_or_else(|| {
+            caskdb::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the database map record (SWAPDB) is not a permutation of the 16 databases",
+            ))
+        }),
+    }
 }
 
 /// What `key` holds in database `db_index`, if anything.
@@ -73,7 +93,7 @@ fn check_db(db_index: u8) -> Result<(), caskdb::Error> {
 /// # Errors
 /// The engine's read errors; [`caskdb::Error::InvalidOptions`] for a database past 15.
 pub fn get(db: &Db, db_index: u8, key: &[u8]) -> Result<Option<Value>, caskdb::Error> {
-    check_db(db_index)?;
+    let db_index = check_db(db, db_index)?;
     Ok(db
         .get_with_expiry(keyspace::engine_key(db_index, key))?
         .map(|(raw, exp)| decode(raw, exp)))
@@ -90,7 +110,7 @@ pub fn set(
     value: &[u8],
     ttl: Option<Duration>,
 ) -> Result<(), caskdb::Error> {
-    check_db(db_index)?;
+    let db_index = check_db(db, db_index)?;
     let ek = keyspace::engine_key(db_index, key);
     let raw = Entry::encode(Type::String, value);
     match ttl {
@@ -104,7 +124,7 @@ pub fn set(
 /// # Errors
 /// The engine's write errors; [`caskdb::Error::InvalidOptions`] for a database past 15.
 pub fn remove(db: &Db, db_index: u8, key: &[u8]) -> Result<bool, caskdb::Error> {
-    check_db(db_index)?;
+    let db_index = check_db(db, db_index)?;
     db.delete(keyspace::engine_key(db_index, key))
 }
 
@@ -113,7 +133,7 @@ pub fn remove(db: &Db, db_index: u8, key: &[u8]) -> Result<bool, caskdb::Error> 
 /// # Errors
 /// [`caskdb::Error::InvalidOptions`] for a database past 15; [`caskdb::Error::Closed`].
 pub fn ttl(db: &Db, db_index: u8, key: &[u8]) -> Result<Option<Option<Duration>>, caskdb::Error> {
-    check_db(db_index)?;
+    let db_index = check_db(db, db_index)?;
     let ek = keyspace::engine_key(db_index, key);
     if !db.contains_key(&ek)? {
         return Ok(None);
@@ -134,7 +154,7 @@ pub fn scan<'a>(
     end: Option<&[u8]>,
     reverse: bool,
 ) -> Result<impl Iterator<Item = Result<(Bytes, Value), caskdb::Error>> + 'a, caskdb::Error> {
-    check_db(db_index)?;
+    let db_index = check_db(db, db_index)?;
     let (first, last) = keyspace::db_range(db_index);
     let lo = match start {
         Some(s) => Bound::Included(keyspace::engine_key(db_index, s).to_vec()),
@@ -174,16 +194,19 @@ pub fn count_keys(db: &Db) -> Result<u64, caskdb::Error> {
 type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
 /// The engine-key ranges the server's layout leaves empty (`keyspace.rs`): around each
-/// database's namespace 0, between the databases and the member tags, after the member tags.
+/// database's namespace 0 (but the database map), between the databases and the member tags, after the member tags.
 /// (A raw key starting with a member tag byte, 0x80 to 0xbf, is taken for a member record.)
 fn outside_server_layout() -> Vec<KeyRange> {
     let mut ranges = Vec::new();
     for d in 0..DATABASES {
         ranges.push((Bound::Included(vec![d]), Bound::Excluded(vec![d, NS_KEYS])));
-        ranges.push((
-            Bound::Included(vec![d, NS_KEYS + 1]),
-            Bound::Excluded(vec![d + 1]),
-        ));
+        // (Database 0's namespace 1 holds the database map, key `[0, 1]` exactly.)
+        let after = if d == 0 {
+            Bound::Excluded(keyspace::DB_MAP_KEY.to_vec())
+        } else {
+            Bound::Included(vec![d, NS_KEYS + 1])
+        };
+        ranges.push((after, Bound::Excluded(vec![d + 1])));
     }
     ranges.push((
         Bound::Included(vec![DATABASES]),

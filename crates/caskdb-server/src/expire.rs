@@ -69,11 +69,13 @@ fn cycle(shared: &Shared, after: Option<&[u8]>) -> caskdb::Result<Option<Bytes>>
                 .expired_keys(Bound::Included(k), Bound::Included(k), 1)?;
             if !still.is_empty() {
                 tx.delete(k)?;
-                shared.watches.touch(k[0], &k[2..]);
+                // Registries and events speak logical databases (SWAPDB).
+                let db = shared.dbs.logical(k[0]);
+                shared.watches.touch(db, &k[2..]);
                 events.push(Event {
                     class: notify::EXPIRED,
                     name: "expired",
-                    db: k[0],
+                    db,
                     key: k.slice(2..),
                 });
             }

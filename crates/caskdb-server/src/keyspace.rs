@@ -20,6 +20,88 @@ pub const DATABASES: u8 = 16;
 /// Namespace of top-level keys.
 pub const NS_KEYS: u8 = 0;
 
+/// The engine key of the database map ([`DbMap`]): namespace 1 of database 0, the only key
+/// there.
+pub const DB_MAP_KEY: [u8; 2] = [0, 1];
+
+/// Which stored database (the first byte of engine keys) holds each logical database (the
+/// number SELECT takes): the identity until SWAPDB, which swaps two entries and persists the
+/// map as one record ([`DB_MAP_KEY`]: 16 bytes, entry `i` the stored database of database
+/// `i`). Only the layer that builds engine keys for the store translates; the registries
+/// (WATCH, blocked clients) and keyspace events speak logical databases.
+pub struct DbMap([std::sync::atomic::AtomicU8; DATABASES as usize]);
+
+impl Default for DbMap {
+    fn default() -> DbMap {
+        DbMap(std::array::from_fn(|i| {
+            std::sync::atomic::AtomicU8::new(i as u8)
+        }))
+    }
+}
+
+impl DbMap {
+    /// The map stored as `bytes`; `None` if they are not a permutation of the databases.
+    pub fn decode(bytes: &[u8]) -> Option<DbMap> {
+        if bytes.len() != DATABASES as usize {
+            return None;
+        }
+        let mut seen = [false; DATABASES as usize];
+        for &b in bytes {
+            if b >= DATABASES || std::mem::replace(&mut seen[b as usize], true) {
+                return None;
+            }
+        }
+        let map = DbMap::default();
+        for (slot, &b) in map.0.iter().zip(bytes) {
+            slot.store(b, std::sync::atomic::Ordering::Relaxed);
+        }
+        Some(map)
+    }
+
+    /// The record's 16 bytes.
+    pub fn encode(&self) -> Bytes {
+        Bytes::from(
+            self.0
+                .iter()
+                .map(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+                .collect::<Vec<u8>>(),
+        )
+    }
+
+    /// The stored database of logical database `db`.
+    pub fn physical(&self, db: u8) -> u8 {
+        self.0
+            .get(db as usize)
+            .map_or(db, |s| s.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// The logical database stored as `physical`.
+    pub fn logical(&self, physical: u8) -> u8 {
+        self.0
+            .iter()
+            .position(|s| s.load(std::sync::atomic::Ordering::Relaxed) == physical)
+            .map_or(physical, |i| i as u8)
+    }
+
+    /// SWAPDB: databases `a` and `b` trade their contents. (Callers hold the engine's writer
+    /// lock, so two swaps never interleave.)
+    pub fn swap(&self, a: usize, b: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (pa, pb) = (self.0[a].load(Relaxed), self.0[b].load(Relaxed));
+        self.0[a].store(pb, Relaxed);
+        self.0[b].store(pa, Relaxed);
+    }
+
+    /// `ek`, a logical engine key, with its database made the stored one.
+    pub fn to_physical(&self, ek: &[u8]) -> EngineKey {
+        let mut k = EngineKey::from_slice(ek);
+        if let Some(first) = k.first_mut() {
+            *first = self.physical(*first);
+        }
+        k
+    }
+}
+
 /// Longest key the server accepts (the engine keeps every key in memory).
 pub const MAX_KEY_LEN: usize = 64 * 1024;
 

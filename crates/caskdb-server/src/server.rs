@@ -121,6 +121,10 @@ impl Server {
                 });
             }
         }
+        let dbs = crate::direct::db_map(&db).map_err(|source| ServeError::Open {
+            dir: config.dir.clone(),
+            source,
+        })?;
         let mut listeners = Vec::new();
         for ip in &config.bind {
             let addr = SocketAddr::new(*ip, config.port);
@@ -145,6 +149,7 @@ impl Server {
             config: runtime,
             clients: Clients::default(),
             pause: Default::default(),
+            dbs,
             watches: Watches::default(),
             cursors: Cursors::default(),
             stats: Stats::default(),

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use crate::blocking::Blocking;
 use crate::clients::{Clients, Pause};
 use crate::config::Runtime;
+use crate::keyspace::DbMap;
 use crate::pubsub::PubSub;
 use crate::shutdown::Shutdown;
 use crate::sweep::Collections;
@@ -322,6 +323,8 @@ impl SyncPump {
 /// State shared by every connection.
 pub(crate) struct Shared {
     pub db: Db,
+    /// Where each database is stored (SWAPDB).
+    pub dbs: DbMap,
     pub config: Runtime,
     pub clients: Clients,
     /// CLIENT PAUSE.

@@ -86,6 +86,19 @@ impl Watches {
     }
 
     /// Marks the watchers of every key in `db` (or all databases) dirty.
+    /// The watched keys of database `db` (SWAPDB touches those that exist).
+    pub fn keys_in_db(&self, db: u8) -> Vec<Vec<u8>> {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
+        self.map
+            .lock()
+            .keys()
+            .filter(|k| k.first() == Some(&db))
+            .map(|k| k[2..].to_vec())
+            .collect()
+    }
+
     pub fn touch_db(&self, db: Option<u8>) {
         if self.count.load(Ordering::Acquire) == 0 {
             return;

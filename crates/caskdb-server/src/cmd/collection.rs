@@ -124,7 +124,8 @@ impl Ctx<'_, '_> {
             if key.len() > keyspace::MAX_KEY_LEN {
                 return Err(key_too_large(key.len()).into());
             }
-            self.tx()?.put(&owner, keyspace::owner_value(db, key))?;
+            let value = keyspace::owner_value(self.stored(db), key);
+            self.tx()?.put(&owner, value)?;
         } else if m.len == before.len && m.head == before.head && m.converted == before.converted {
             // The metadata did not change. If members did, WATCH still sees the change; a
             // command that changed nothing (SADD of a member already there…) touches nothing.
@@ -261,7 +262,8 @@ impl Ctx<'_, '_> {
     ) -> Result<(), CmdError> {
         if let Some(m) = Meta::decode(entry) {
             let owner = keyspace::member_key(m.id, kind::OWNER, b"");
-            self.tx()?.put(&owner, keyspace::owner_value(db, key))?;
+            let value = keyspace::owner_value(self.stored(db), key);
+            self.tx()?.put(&owner, value)?;
         }
         Ok(())
     }

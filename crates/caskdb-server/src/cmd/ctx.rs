@@ -46,9 +46,15 @@ impl<'db> Ctx<'_, 'db> {
         }
     }
 
+    /// The stored database of database `db` (they differ after SWAPDB): engine keys are built
+    /// with it, here and in `collection.rs` only.
+    pub fn stored(&self, db: u8) -> u8 {
+        self.shared.dbs.physical(db)
+    }
+
     /// The value of `key` in database `db`, of any type.
     pub fn lookup_in(&mut self, db: u8, key: &[u8]) -> Result<Option<Entry>, CmdError> {
-        let ek = keyspace::engine_key(db, key);
+        let ek = keyspace::engine_key(self.stored(db), key);
         let raw = match &self.store {
             Store::Read(d) => d.get_with_expiry(&ek),
             Store::Write(tx) => tx.get_with_expiry(&ek),
@@ -80,7 +86,7 @@ impl<'db> Ctx<'_, 'db> {
 
     /// Whether `key` exists in database `db`. Reads no value.
     pub fn exists_in(&mut self, db: u8, key: &[u8]) -> Result<bool, CmdError> {
-        let ek = keyspace::engine_key(db, key);
+        let ek = keyspace::engine_key(self.stored(db), key);
         Ok(match &self.store {
             Store::Read(d) => d.contains_key(&ek),
             Store::Write(tx) => tx.contains_key(&ek),
@@ -121,6 +127,7 @@ impl<'db> Ctx<'_, 'db> {
             // Served at the end of this transaction (dispatch.rs).
             self.conn.ready.push(ek.clone());
         }
+        let ek = keyspace::engine_key(self.stored(db), key);
         let tx = self.tx()?;
         match expire_at {
             None => tx.put(&ek, raw)?,
@@ -173,7 +180,7 @@ impl<'db> Ctx<'_, 'db> {
 
     /// Deletes `key` from `db`; returns whether it existed.
     pub fn remove_in(&mut self, db: u8, key: &[u8]) -> Result<bool, CmdError> {
-        let ek = keyspace::engine_key(db, key);
+        let ek = keyspace::engine_key(self.stored(db), key);
         let tx = self.tx()?;
         let existed = tx.delete(&ek)?;
         if existed {
@@ -265,6 +272,7 @@ impl<'db> Ctx<'_, 'db> {
         limit: usize,
     ) -> Result<Vec<Bytes>, CmdError> {
         use std::ops::Bound;
+        let db = self.stored(db);
         let (first, end) = keyspace::db_range(db);
         let lo: Bound<Vec<u8>> = match start {
             Bound::Included(k) => Bound::Included(keyspace::engine_key(db, k).to_vec()),

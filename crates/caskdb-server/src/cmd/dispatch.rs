@@ -264,7 +264,9 @@ fn serve_ready(
         i += 1;
         // The first client waiting for what the key now holds (a list, a sorted set); clients
         // waiting for the other type stay where they are.
-        while let Some(w) = key_type(tx, &ek).and_then(|ty| shared.blocking.first_of(&ek, ty)) {
+        // (`ready` holds keys as the registry does, by logical database.)
+        let stored = shared.dbs.to_physical(&ek);
+        while let Some(w) = key_type(tx, &stored).and_then(|ty| shared.blocking.first_of(&ek, ty)) {
             if !shared.blocking.remove(&w) {
                 continue; // timed out meanwhile: the next one
             }

@@ -153,17 +153,30 @@ fn scan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(scan::reply(next, out))
 }
 
+/// RANDOMKEY answers uniformly among the keys of a database of up to this many keys (read
+/// whole); in a larger one, uniformly among [`RANDOM_SPREAD`] keys that follow a random point.
+const RANDOM_EXACT_UP_TO: usize = 1024;
+/// See [`RANDOM_EXACT_UP_TO`]: spreading the pick over several neighbours evens out most of
+/// the bias towards keys that follow a large gap in the key space.
+const RANDOM_SPREAD: usize = 32;
+
 fn randomkey(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     let db = ctx.conn.db;
-    // A random point in the key space, then the first key at or after it (wrapping around).
-    // Keys after large gaps come up more often than others: cheap, not uniform.
-    let seed = random_u64().to_be_bytes();
-    let point = &seed[..1 + (seed[7] as usize % 7)];
-    let mut found = ctx.keys_after(db, Some(point), 1)?;
-    if found.is_empty() {
-        found = ctx.keys_after(db, None, 1)?;
+    let mut found = ctx.keys_after(db, None, RANDOM_EXACT_UP_TO + 1)?;
+    if found.len() > RANDOM_EXACT_UP_TO {
+        let seed = random_u64().to_be_bytes();
+        let point = &seed[..1 + (seed[7] as usize % 7)];
+        found = ctx.keys_after(db, Some(point), RANDOM_SPREAD)?;
+        if found.len() < RANDOM_SPREAD {
+            // Wrap around to the first keys.
+            found.extend(ctx.keys_after(db, None, RANDOM_SPREAD - found.len())?);
+        }
     }
-    Ok(found.pop().map_or(Frame::Null, Frame::Bulk))
+    if found.is_empty() {
+        return Ok(Frame::Null);
+    }
+    let i = (random_u64() % found.len() as u64) as usize;
+    Ok(Frame::Bulk(found.swap_remove(i)))
 }
 
 fn rename_with(ctx: &mut Ctx<'_, '_>, args: &[Bytes], nx: bool) -> CmdResult {

@@ -17,6 +17,7 @@ use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::glob;
 use crate::keyspace::{self, DATABASES};
+use crate::parse::parse_i64;
 use crate::state::{REDIS_VERSION, unix_secs};
 
 /// The server commands (COMMAND itself is in `table.rs`).
@@ -32,6 +33,8 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     "dbsize", 1, READ_TX, 0, 0, 0 => dbsize;
     /// Removes all keys from the current database.
     "flushdb", -1, WRITE, 0, 0, 0 => flushdb;
+    /// Swaps two Redis databases.
+    "swapdb", 3, WRITE | FAST, 0, 0, 0 => swapdb;
     /// Removes all keys from all databases.
     "flushall", -1, WRITE, 0, 0, 0 => flushall;
     /// Reclaims the members of deleted collections, then merges the data files, in the background.
@@ -230,11 +233,12 @@ fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 /// Keys in `db`, and how many of them expire. Walks the database.
 fn count_keys(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(u64, u64), CmdError> {
     let (mut keys, mut expires) = (0, 0);
+    let stored = ctx.stored(db);
     ctx.walk_keys(db, Bound::Unbounded, STEP, |ctx, batch| {
         keys += batch.len() as u64;
         if let Store::Read(d) = &ctx.store {
             for k in &batch {
-                if d.ttl(keyspace::engine_key(db, k))?.is_some() {
+                if d.ttl(keyspace::engine_key(stored, k))?.is_some() {
                     expires += 1;
                 }
             }
@@ -288,6 +292,43 @@ fn flush(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(), CmdError> {
 fn flushdb(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     flush_option(args)?;
     flush(ctx, ctx.conn.db)?;
+    Ok(Frame::OK)
+}
+
+/// SWAPDB: the two databases trade contents at once (one record, the database map); clients
+/// selected on either see the other's keys. Watched keys that exist in either are touched, and
+/// clients blocked on a key that now holds a value are served, as Redis does.
+fn swapdb(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let index = |arg: &[u8], which: &str| {
+        // An int, as Redis reads it (a larger number is not an index at all).
+        parse_i64(arg)
+            .filter(|n| i32::try_from(*n).is_ok())
+            .ok_or_else(|| Frame::err(format!("invalid {which} DB index")))
+    };
+    let (a, b) = (index(&args[1], "first")?, index(&args[2], "second")?);
+    let range = 0..i64::from(DATABASES);
+    if !range.contains(&a) || !range.contains(&b) {
+        return Ok(Frame::err("DB index is out of range"));
+    }
+    let (a, b) = (a as u8, b as u8);
+    if a == b {
+        return Ok(Frame::OK);
+    }
+    ctx.shared.dbs.swap(a as usize, b as usize);
+    let map = ctx.shared.dbs.encode();
+    ctx.tx()?.put(keyspace::DB_MAP_KEY, map)?;
+    for db in [a, b] {
+        for key in ctx.shared.watches.keys_in_db(db) {
+            if ctx.exists_in(a, &key)? || ctx.exists_in(b, &key)? {
+                ctx.shared.watches.touch(db, &key);
+            }
+        }
+        for ek in ctx.shared.blocking.keys_in_db(db) {
+            if ctx.exists_in(db, &ek[2..])? && !ctx.conn.ready.contains(&ek) {
+                ctx.conn.ready.push(ek);
+            }
+        }
+    }
     Ok(Frame::OK)
 }
 
