@@ -472,6 +472,12 @@ impl Runtime {
         self.output_limits.read()[2]
     }
 
+    /// A Redis parameter's value as stored (CONFIG SET of one caskdb does not implement changes
+    /// only this); `None` for a name Redis 7.0 does not have.
+    pub fn knob(&self, name: &str) -> Option<String> {
+        self.knobs.read().get(name).cloned()
+    }
+
     /// Every setting CONFIG GET knows, as (name, value).
     pub fn all(&self) -> Vec<(String, String)> {
         let mut all: Vec<(String, String)> = self

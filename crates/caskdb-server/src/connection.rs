@@ -121,6 +121,8 @@ impl Connection {
                     _ = info.killed() => return Ok(()),
                     _ = closed(sub.as_deref()) => return self.overflowed(),
                 }
+                self.shared.stats.net_output.add(self.wbuf.len() as u64);
+                self.shared.stats.writes.add(1);
                 self.wbuf.clear();
             }
             if self.state.close_after_reply {
@@ -177,6 +179,8 @@ impl Connection {
             if n == 0 {
                 return Ok(());
             }
+            self.shared.stats.net_input.add(n as u64);
+            self.shared.stats.reads.add(1);
         }
     }
 
@@ -244,6 +248,8 @@ impl Connection {
                         leave(&self.shared);
                         return Ok(false);
                     }
+                    self.shared.stats.net_input.add(n as u64);
+                    self.shared.stats.reads.add(1);
                 }
             }
         };

@@ -82,6 +82,7 @@ fn cycle(shared: &Shared, after: Option<&[u8]>) -> caskdb::Result<Option<Bytes>>
         }
         Ok::<_, caskdb::Error>(events)
     })?;
+    shared.stats.expired_keys.add(events.len() as u64);
     let flags = shared.config.notify_flags();
     shared
         .pubsub

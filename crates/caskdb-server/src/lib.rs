@@ -28,6 +28,7 @@ mod frame;
 pub mod fuzzing;
 mod glob;
 mod keyspace;
+mod metrics;
 mod notify;
 mod parse;
 mod pubsub;

@@ -155,7 +155,13 @@ impl Server {
             stats: Stats::default(),
             started: Instant::now(),
             last_save: Arc::new(AtomicU64::new(unix_secs())),
-            run_id: format!("{:016x}{:016x}", random_u64(), random_u64()),
+            // 40 hex digits, as Redis's.
+            run_id: format!(
+                "{:016x}{:016x}{:08x}",
+                random_u64(),
+                random_u64(),
+                random_u64() as u32
+            ),
             shutdown: Shutdown::new(),
             pump,
             collections,
@@ -201,6 +207,7 @@ impl Server {
         );
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(crate::expire::run(shared.clone()));
+        tasks.spawn(sample_rates(shared.clone()));
         for l in listeners {
             tasks.spawn(accept_loop(l, shared.clone()));
         }
@@ -216,6 +223,19 @@ impl Server {
         db.close().map_err(ServeError::Close)?;
         tracing::info!("store closed; bye");
         Ok(())
+    }
+}
+
+/// Samples INFO's instantaneous rates every 100 ms (as Redis's cron does), until shutdown.
+async fn sample_rates(shared: Arc<Shared>) {
+    let mut stop = shared.shutdown.subscribe();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.wait() => return,
+            _ = tick.tick() => shared.stats.sample(),
+        }
     }
 }
 

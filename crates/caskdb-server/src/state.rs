@@ -19,6 +19,7 @@ use crate::blocking::Blocking;
 use crate::clients::{Clients, Pause};
 use crate::config::Runtime;
 use crate::keyspace::DbMap;
+use crate::metrics::{Histogram, Rates};
 use crate::pubsub::PubSub;
 use crate::shutdown::Shutdown;
 use crate::sweep::Collections;
@@ -39,7 +40,7 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
-    fn reset(&self) {
+    pub fn reset(&self) {
         self.0.store(0, Ordering::Relaxed);
     }
 }
@@ -54,9 +55,27 @@ pub(crate) struct Stats {
     pub misses: Counter,
     /// Clients closed for going over their output buffer limit.
     pub output_limit_closes: Counter,
+    /// Bytes read from and written to clients.
+    pub net_input: Counter,
+    pub net_output: Counter,
+    /// Reads and writes on client sockets.
+    pub reads: Counter,
+    pub writes: Counter,
+    /// Keys the expiry task deleted.
+    pub expired_keys: Counter,
+    /// Write commands since the last SAVE/BGSAVE (`rdb_changes_since_last_save`; not reset by
+    /// CONFIG RESETSTAT).
+    pub dirty: Counter,
+    /// SAVE and BGSAVE calls (`rdb_saves`).
+    pub saves: Counter,
+    /// The most memory INFO has seen in use (`used_memory_peak`).
+    pub peak_memory: AtomicU64,
+    /// Commands and network bytes per second, sampled every 100 ms.
+    pub rates: Rates,
 }
 
 impl Stats {
+    /// CONFIG RESETSTAT: every counter but `dirty` (as Redis).
     pub fn reset(&self) {
         for c in [
             &self.connections,
@@ -65,14 +84,35 @@ impl Stats {
             &self.hits,
             &self.misses,
             &self.output_limit_closes,
+            &self.net_input,
+            &self.net_output,
+            &self.reads,
+            &self.writes,
+            &self.expired_keys,
+            &self.saves,
         ] {
             c.reset();
         }
+        self.peak_memory.store(0, Ordering::Relaxed);
+    }
+
+    /// Takes one sample of the rates (every 100 ms).
+    pub fn sample(&self) {
+        self.rates.sample([
+            self.commands.get(),
+            self.net_input.get(),
+            self.net_output.get(),
+        ]);
     }
 }
 
-/// One command's name (once called) and its calls, usec, rejected and failed calls.
-type CommandSlot = (std::sync::OnceLock<&'static str>, [AtomicU64; 4]);
+/// One command's name (once called), its calls, usec, rejected and failed calls, and its
+/// latency histogram (from its first call).
+type CommandSlot = (
+    std::sync::OnceLock<&'static str>,
+    [AtomicU64; 4],
+    std::sync::OnceLock<Histogram>,
+);
 
 /// INFO commandstats and errorstats: per command (by its place in the command table) calls,
 /// microseconds, rejected and failed calls; per error code, replies.
@@ -92,17 +132,21 @@ impl CommandStats {
         n: usize,
         i: usize,
         name: &'static str,
-        usec: u64,
+        nanos: u64,
         rejected: bool,
         failed: bool,
     ) {
         let slots = self
             .slots
             .get_or_init(|| (0..n).map(|_| Default::default()).collect());
-        if let Some((slot_name, s)) = slots.get(i) {
+        if let Some((slot_name, s, histogram)) = slots.get(i) {
             slot_name.get_or_init(|| name);
             s[0].fetch_add(1, Ordering::Relaxed);
-            s[1].fetch_add(usec, Ordering::Relaxed);
+            s[1].fetch_add(nanos / 1000, Ordering::Relaxed);
+            // Redis tracks the latency of the calls that ran (`latency-tracking`).
+            if !rejected {
+                histogram.get_or_init(Histogram::default).record(nanos);
+            }
             // Shared by every client: touch the error counters only when they change.
             if rejected {
                 s[2].fetch_add(1, Ordering::Relaxed);
@@ -128,9 +172,23 @@ impl CommandStats {
         };
         slots
             .iter()
-            .filter_map(|(name, s)| {
+            .filter_map(|(name, s, _)| {
                 let v = s.each_ref().map(|a| a.load(Ordering::Relaxed));
                 Some((*name.get()?, v)).filter(|_| v[0] > 0)
+            })
+            .collect()
+    }
+
+    /// Every command with a latency recorded, in table order, with its histogram.
+    pub fn latencies(&self) -> Vec<(&'static str, &Histogram)> {
+        let Some(slots) = self.slots.get() else {
+            return Vec::new();
+        };
+        slots
+            .iter()
+            .filter_map(|(name, _, h)| {
+                let h = h.get()?;
+                Some((*name.get()?, h)).filter(|(_, h)| h.percentile_usec(100.0).is_some())
             })
             .collect()
     }
@@ -146,9 +204,12 @@ impl CommandStats {
 
     pub fn reset(&self) {
         if let Some(slots) = self.slots.get() {
-            for (_, s) in slots.iter() {
+            for (_, s, h) in slots.iter() {
                 for a in s {
                     a.store(0, Ordering::Relaxed);
+                }
+                if let Some(h) = h.get() {
+                    h.reset();
                 }
             }
         }

@@ -35,6 +35,8 @@ pub(crate) struct Ctx<'a, 'db> {
     /// Whether a blocking command may block (not inside MULTI, nor when serving a blocked
     /// client): otherwise it answers as its non-blocking form would.
     pub may_block: bool,
+    /// A read command: its key lookups count as INFO's `keyspace_hits`/`keyspace_misses`.
+    pub counts_lookups: bool,
 }
 
 impl<'db> Ctx<'_, 'db> {
@@ -59,6 +61,15 @@ impl<'db> Ctx<'_, 'db> {
             Store::Read(d) => d.get_with_expiry(&ek),
             Store::Write(tx) => tx.get_with_expiry(&ek),
         }?;
+        if self.counts_lookups {
+            let stats = &self.shared.stats;
+            if raw.is_some() {
+                &stats.hits
+            } else {
+                &stats.misses
+            }
+            .add(1);
+        }
         match raw {
             None => Ok(None),
             Some((v, exp)) => match Entry::decode(v, exp) {
@@ -87,10 +98,15 @@ impl<'db> Ctx<'_, 'db> {
     /// Whether `key` exists in database `db`. Reads no value.
     pub fn exists_in(&mut self, db: u8, key: &[u8]) -> Result<bool, CmdError> {
         let ek = keyspace::engine_key(self.stored(db), key);
-        Ok(match &self.store {
+        let found = match &self.store {
             Store::Read(d) => d.contains_key(&ek),
             Store::Write(tx) => tx.contains_key(&ek),
-        }?)
+        }?;
+        if self.counts_lookups {
+            let stats = &self.shared.stats;
+            if found { &stats.hits } else { &stats.misses }.add(1);
+        }
+        Ok(found)
     }
 
     /// The command's engine transaction: an error for a command that runs without one (a

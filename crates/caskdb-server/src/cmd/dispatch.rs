@@ -90,7 +90,8 @@ pub(crate) fn request(
     if let Some((i, spec)) = found {
         let all = table();
         {
-            let usec = started.elapsed().as_micros() as u64;
+            let nanos = started.elapsed().as_nanos() as u64;
+            let usec = nanos / 1000;
             // (A command queued by MULTI took its arguments: it is not logged, Redis logs
             // its EXEC.)
             if let Some(t) = slow_threshold
@@ -108,7 +109,7 @@ pub(crate) fn request(
                 all.len(),
                 i,
                 spec.name,
-                usec,
+                nanos,
                 rejected,
                 failed && conn.executed,
             );
@@ -200,7 +201,7 @@ fn run_one(
             shared,
             conn,
             Store::Read(&shared.db),
-            spec.name,
+            spec,
             handler,
             args,
             false,
@@ -212,7 +213,7 @@ fn run_one(
             shared,
             conn,
             Store::Write(&mut *tx),
-            spec.name,
+            spec,
             handler,
             args,
             true,
@@ -224,6 +225,9 @@ fn run_one(
         Ok((frame, t)) => {
             if spec.has(flags::WRITE) {
                 *token = (*token).max(Some(t));
+                if !matches!(frame, Frame::Error(_)) {
+                    shared.stats.dirty.add(1);
+                }
             }
             deliver(served, Ok(t));
             publish_events(shared, conn);
@@ -276,11 +280,11 @@ fn serve_ready(
             // Served from this key, as Redis does, whatever its other keys hold.
             let args = single_key_args(&w.args, &ek[2..]);
             let frame = match lookup(&args[0]) {
-                Some(Spec {
-                    name,
-                    run: Run::Store(h),
-                    ..
-                }) => execute(shared, &mut wconn, Store::Write(tx), name, *h, &args, false),
+                Some(
+                    spec @ Spec {
+                        run: Run::Store(h), ..
+                    },
+                ) => execute(shared, &mut wconn, Store::Write(tx), spec, *h, &args, false),
                 _ => unknown_command(&args),
             };
             conn.events.append(&mut wconn.events);
@@ -394,15 +398,16 @@ fn exec(shared: &Shared, conn: &mut ConnState, token: &mut Option<SyncToken>) ->
         let mut replies = Vec::with_capacity(multi.queue.len());
         for args in &multi.queue {
             let reply = match lookup(&args[0]) {
-                Some(Spec {
-                    name,
-                    run: Run::Store(handler),
-                    ..
-                }) => execute(
+                Some(
+                    spec @ Spec {
+                        run: Run::Store(handler),
+                        ..
+                    },
+                ) => execute(
                     shared,
                     conn,
                     Store::Write(&mut *tx),
-                    name,
+                    spec,
                     *handler,
                     args,
                     false,
@@ -442,7 +447,7 @@ fn execute(
     shared: &Shared,
     conn: &mut ConnState,
     store: Store<'_, '_>,
-    name: &str,
+    spec: &Spec,
     handler: Handler,
     args: &[Bytes],
     may_block: bool,
@@ -455,6 +460,7 @@ fn execute(
         member_writes: 0,
         breaks_compact: false,
         may_block,
+        counts_lookups: spec.has(flags::READONLY),
     };
     // A command that fails has no effect, even if it had staged writes before failing (a
     // member too large, a storage error…): its writes are rolled back, the transaction's
@@ -468,7 +474,7 @@ fn execute(
     match result {
         Ok(f) => {
             if !touched.is_empty() {
-                events::derive(name, args, &touched, &mut ctx.conn.events);
+                events::derive(spec.name, args, &touched, &mut ctx.conn.events);
             }
             f
         }

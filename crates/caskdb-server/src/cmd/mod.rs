@@ -11,7 +11,7 @@
 //! - `ctx`: the store layer (`Ctx`); `collection`: its collection half; `scan`: SCAN cursors.
 //! - `spec`: a row of the command table, and `commands!`, which writes a group's rows.
 //! - the command groups: `connection`, `client` (over `connection`), `strings`, `keys`, `server`, `hashes`, `lists`, `sets`,
-//!   `zsets`, `zset_ranges`, `zset_algebra`, `transactions`, `pubsub`, `blocking` (over `lists` and
+//!   `zsets`, `zset_ranges`, `zset_algebra`, `transactions`, `pubsub`, `info`, `blocking` (over `lists` and
 //!   `zsets`); each holds its rows (`COMMANDS`) and handlers.
 //! - `table`: every group's rows and the lookup by name; COMMAND.
 //! - `dispatch`: a request → its reply (checks, MULTI, EXEC); the one module the connection
@@ -28,6 +28,7 @@ mod ctx;
 pub(crate) mod dispatch;
 mod events;
 mod hashes;
+mod info;
 mod keys;
 mod lists;
 mod object;

@@ -2,7 +2,6 @@
 //! LASTSAVE, ROLE, SHUTDOWN
 //! (COMMAND, which reads the command table, is in `table.rs`).
 
-use std::fmt::Write as _;
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 
@@ -18,15 +17,13 @@ use crate::frame::Frame;
 use crate::glob;
 use crate::keyspace::{self, DATABASES};
 use crate::parse::parse_i64;
-use crate::state::{REDIS_VERSION, unix_secs};
+use crate::state::unix_secs;
 
 /// The server commands (COMMAND itself is in `table.rs`).
 pub(super) static COMMANDS: &[Spec] = commands! {
     group "server";
     /// A container for server configuration commands.
     "config", -2, ADMIN | CONTAINER, 0, 0, 0 => config;
-    /// Returns information and statistics about the server.
-    "info", -1, 0, 0, 0, 0 => info;
     /// Returns the server time.
     "time", 1, FAST, 0, 0, 0 => time;
     /// Returns the number of keys in the database.
@@ -98,154 +95,6 @@ fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         ]));
     }
     Ok(unknown_subcommand(sub, "config"))
-}
-
-/// Resident memory of this process in bytes (0 if unknown).
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
-}
-
-fn info(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let wanted: Vec<String> = args[1..]
-        .iter()
-        .map(|a| String::from_utf8_lossy(a).to_lowercase())
-        .collect();
-    let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
-    let all = wanted.iter().any(|w| w == "all" || w == "everything");
-    // commandstats only when asked for, as in Redis.
-    let want = |s: &str| all || (default && s != "commandstats") || wanted.iter().any(|w| w == s);
-    let sh = ctx.shared;
-    let mut out = String::new();
-    if want("server") {
-        let up = sh.started.elapsed().as_secs();
-        let _ = write!(
-            out,
-            "# Server\r\nredis_version:{REDIS_VERSION}\r\ncaskdb_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{up}\r\nuptime_in_days:{}\r\nexecutable:{}\r\nconfig_file:{}\r\n\r\n",
-            env!("CARGO_PKG_VERSION"),
-            std::env::consts::OS,
-            std::process::id(),
-            sh.run_id,
-            sh.config.port(),
-            up / 86400,
-            std::env::current_exe()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            sh.config
-                .config_file()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-        );
-    }
-    if want("clients") {
-        let (subscribed, blocked) = sh.clients.counts();
-        let _ = write!(
-            out,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\npubsub_clients:{}\r\n\r\n",
-            sh.clients.len(),
-            sh.config.maxclients(),
-            blocked,
-            subscribed,
-        );
-    }
-    if want("memory") {
-        let rss = rss_bytes();
-        let _ = write!(
-            out,
-            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\n\r\n",
-            rss as f64 / (1024.0 * 1024.0),
-        );
-    }
-    if want("persistence") {
-        let stats = sh.db.stats()?;
-        let _ = write!(
-            out,
-            "# Persistence\r\nloading:0\r\naof_enabled:1\r\naof_rewrite_in_progress:{}\r\ncaskdb_rewrites:{}\r\ncaskdb_members_reclaimed:{}\r\nappendfsync:{}\r\nrdb_changes_since_last_save:0\r\ncaskdb_data_files:{}\r\ncaskdb_disk_bytes:{}\r\ncaskdb_live_bytes:{}\r\ncaskdb_dead_bytes:{}\r\ncaskdb_dir:{}\r\n\r\n",
-            i32::from(sh.collections.rewrite_in_progress()),
-            sh.collections
-                .rewrites
-                .load(std::sync::atomic::Ordering::Relaxed),
-            sh.collections
-                .reclaimed
-                .load(std::sync::atomic::Ordering::Relaxed),
-            sh.config.appendfsync().name(),
-            stats.data_files,
-            stats.total_bytes,
-            stats.total_bytes.saturating_sub(stats.dead_bytes),
-            stats.dead_bytes,
-            sh.config.dir().display(),
-        );
-    }
-    if want("stats") {
-        let s = &sh.stats;
-        let _ = write!(
-            out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nclient_output_buffer_limit_disconnections:{}\r\ntotal_error_replies:{}\r\n\r\n",
-            s.connections.get(),
-            s.commands.get(),
-            s.rejected.get(),
-            s.hits.get(),
-            s.misses.get(),
-            sh.pubsub.len(crate::pubsub::Kind::Channel),
-            sh.pubsub.len(crate::pubsub::Kind::Pattern),
-            sh.pubsub.len(crate::pubsub::Kind::Shard),
-            s.output_limit_closes.get(),
-            sh.command_stats.total_errors.get(),
-        );
-    }
-    if want("commandstats") {
-        out.push_str("# Commandstats\r\n");
-        for (name, [calls, usec, rejected, failed]) in sh.command_stats.all() {
-            let _ = write!(
-                out,
-                "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
-                usec as f64 / calls.max(1) as f64
-            );
-        }
-        out.push_str("\r\n");
-    }
-    if want("errorstats") {
-        out.push_str("# Errorstats\r\n");
-        for (code, count) in sh.command_stats.errors() {
-            let _ = write!(out, "errorstat_{code}:count={count}\r\n");
-        }
-        out.push_str("\r\n");
-    }
-    if want("keyspace") {
-        out.push_str("# Keyspace\r\n");
-        for db in 0..DATABASES {
-            let (keys, expires) = count_keys(ctx, db)?;
-            if keys > 0 {
-                let _ = write!(out, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
-            }
-        }
-        out.push_str("\r\n");
-    }
-    // Redis ends the text with the last section's blank line trimmed.
-    while out.ends_with("\r\n\r\n") {
-        out.truncate(out.len() - 2);
-    }
-    Ok(Frame::Verbatim(out))
-}
-
-/// Keys in `db`, and how many of them expire. Walks the database.
-fn count_keys(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(u64, u64), CmdError> {
-    let (mut keys, mut expires) = (0, 0);
-    let stored = ctx.stored(db);
-    ctx.walk_keys(db, Bound::Unbounded, STEP, |ctx, batch| {
-        keys += batch.len() as u64;
-        if let Store::Read(d) = &ctx.store {
-            for k in &batch {
-                if d.ttl(keyspace::engine_key(stored, k))?.is_some() {
-                    expires += 1;
-                }
-            }
-        }
-        Ok(true)
-    })?;
-    Ok((keys, expires))
 }
 
 fn time(_ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
@@ -361,6 +210,8 @@ fn save(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     }
     ctx.shared.db.sync()?;
     ctx.shared.last_save.store(unix_secs(), Ordering::Relaxed);
+    ctx.shared.stats.dirty.reset();
+    ctx.shared.stats.saves.add(1);
     Ok(Frame::OK)
 }
 
@@ -383,6 +234,9 @@ fn bgsave(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if let Err(e) = spawned {
         return Err(Frame::err(format!("cannot start the background save: {e}")).into());
     }
+    // (Writes after this point are counted again; the sync covers those before it.)
+    ctx.shared.stats.dirty.reset();
+    ctx.shared.stats.saves.add(1);
     Ok(Frame::Simple(if matches!(ctx.store, Store::Write(_)) {
         "Background saving scheduled"
     } else {

@@ -13,7 +13,7 @@ use super::reply::{CmdResult, unknown_subcommand};
 use super::spec::flags::{ADMIN, CONTAINER, FAST, NO_AUTH, NO_MULTI, READONLY, WRITE};
 use super::spec::{Spec, commands};
 use super::{
-    blocking, client, connection, hashes, keys, lists, object, pubsub, server, sets, slowlog,
+    blocking, client, connection, hashes, info, keys, lists, object, pubsub, server, sets, slowlog,
     strings, transactions, zset_algebra, zset_ranges, zsets,
 };
 use crate::frame::Frame;
@@ -34,6 +34,7 @@ pub(crate) fn table() -> &'static [&'static Spec] {
             connection::COMMANDS,
             client::COMMANDS,
             server::COMMANDS,
+            info::COMMANDS,
             strings::COMMANDS,
             keys::COMMANDS,
             hashes::COMMANDS,
