@@ -77,6 +77,10 @@ pub struct Config {
     /// `normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60`); only the pubsub
     /// class is enforced so far.
     pub client_output_buffer_limit: String,
+    /// Other Redis 7.0 parameters, by name, as the config file sets them (immutable ones
+    /// included, such as `enable-debug-command`): those caskdb implements take effect, the
+    /// others are stored for CONFIG GET (default: none).
+    pub redis: Vec<(String, String)>,
 }
 
 /// Redis's default `client-output-buffer-limit`.
@@ -152,6 +156,7 @@ impl Default for Config {
             config_file: None,
             notify_keyspace_events: String::new(),
             client_output_buffer_limit: DEFAULT_OUTPUT_LIMITS.to_string(),
+            redis: Vec::new(),
         }
     }
 }
@@ -294,10 +299,42 @@ impl Config {
                 parse_output_limits([OutputLimit::default(); 3], value).map_err(bad)?;
                 self.client_output_buffer_limit = value.to_string();
             }
-            _ => return Err(format!("unknown setting '{key}'")),
+            _ => {
+                let Some((_, default, _)) = redis_params().find(|(k, _, _)| *k == key) else {
+                    return Err(format!("unknown setting '{key}'"));
+                };
+                check_knob_value(key, default, value).map_err(|why| bad(&why))?;
+                self.redis.retain(|(k, _)| k != key);
+                self.redis.push((key.to_string(), value.to_string()));
+            }
         }
         Ok(())
     }
+}
+
+/// Whether `value` is of the kind a parameter whose default is `default` takes: yes/no, or an
+/// integer (with Redis's size suffixes); anything for the others.
+fn check_knob_value(name: &str, default: &str, value: &str) -> Result<(), String> {
+    if matches!(
+        name,
+        "enable-debug-command" | "enable-module-command" | "enable-protected-configs"
+    ) {
+        return match value {
+            "yes" | "no" | "local" => Ok(()),
+            _ => Err("argument(s) must be one of the following: no, yes, local".into()),
+        };
+    }
+    if (default == "yes" || default == "no") && value != "yes" && value != "no" {
+        return Err("argument must be 'yes' or 'no'".into());
+    }
+    if !default.is_empty()
+        && default.bytes().all(|b| b.is_ascii_digit())
+        && parse_size(value).is_none()
+        && value.parse::<i64>().is_err()
+    {
+        return Err("argument couldn't be parsed into an integer".into());
+    }
+    Ok(())
 }
 
 /// The settings of a running server: those it started with, and atomics for those CONFIG SET
@@ -352,7 +389,7 @@ fn redis_params() -> impl Iterator<Item = (&'static str, &'static str, &'static 
 
 impl Runtime {
     pub fn new(mut start: Config, bulk_len_ceiling: u64) -> Runtime {
-        Runtime {
+        let mut runtime = Runtime {
             bulk_len_ceiling,
             appendfsync: AtomicU8::new(start.appendfsync as u8),
             requirepass: RwLock::new(start.requirepass.take()),
@@ -381,7 +418,12 @@ impl Runtime {
             slowlog_threshold: std::sync::atomic::AtomicI64::new(10_000),
             slowlog_max_len: AtomicU64::new(128),
             start,
+        };
+        // The config file's Redis parameters (checked when it was read), immutable ones too.
+        for (k, v) in std::mem::take(&mut runtime.start.redis) {
+            runtime.store_knob(&k, &v);
         }
+        runtime
     }
 
     /// The TCP port the server listens on.
@@ -542,17 +584,16 @@ impl Runtime {
             "protected" => return Err(failed("can't set protected config")),
             _ => {}
         }
-        // The kind of value its default shows.
-        if (default == "yes" || default == "no") && value != "yes" && value != "no" {
-            return Err(failed("argument must be 'yes' or 'no'"));
+        check_knob_value(name, default, value).map_err(|why| failed(&why))?;
+        if !self.store_knob(name, value) && self.knobs_logged.lock().insert(name.to_string()) {
+            tracing::info!("CONFIG SET {name}: stored; this setting has no effect in caskdb");
         }
-        if !default.is_empty()
-            && default.bytes().all(|b| b.is_ascii_digit())
-            && parse_size(value).is_none()
-            && value.parse::<i64>().is_err()
-        {
-            return Err(failed("argument couldn't be parsed into an integer"));
-        }
+        Ok(())
+    }
+
+    /// Stores a Redis parameter's (checked) value and applies it where caskdb implements it;
+    /// returns whether it has an effect.
+    fn store_knob(&self, name: &str, value: &str) -> bool {
         self.knobs
             .write()
             .insert(name.to_string(), value.to_string());
@@ -567,24 +608,136 @@ impl Runtime {
         match (name, value.parse::<i64>()) {
             ("slowlog-log-slower-than", Ok(n)) => {
                 self.slowlog_threshold.store(n, Ordering::Relaxed);
-                return Ok(());
+                return true;
             }
             ("slowlog-max-len", Ok(n)) => {
                 self.slowlog_max_len
                     .store(u64::try_from(n).unwrap_or(0), Ordering::Relaxed);
-                return Ok(());
+                return true;
             }
             _ => {}
         }
         if let (Some(i), Some(n)) = (slot, parse_size(value)) {
+            // OBJECT ENCODING follows them.
             self.compact[i].store(n, Ordering::Relaxed);
-            // These have an effect: OBJECT ENCODING follows them.
-            return Ok(());
+            return true;
         }
-        if self.knobs_logged.lock().insert(name.to_string()) {
-            tracing::info!("CONFIG SET {name}: stored; this setting has no effect in caskdb");
+        // Read where they are used (DEBUG; INFO shows them).
+        matches!(
+            name,
+            "enable-debug-command"
+                | "hz"
+                | "latency-tracking"
+                | "latency-tracking-info-percentiles"
+        )
+    }
+
+    /// `enable-debug-command`: `yes`, `local` (loopback clients only) or `no` (the default).
+    pub fn debug_allowed(&self, from_loopback: bool) -> bool {
+        match self.knob("enable-debug-command").as_deref() {
+            Some("yes") => true,
+            Some("local") => from_loopback,
+            _ => false,
         }
-        Ok(())
+    }
+
+    /// CONFIG REWRITE: writes the settings into the config file the server started with,
+    /// replacing the lines of those it already sets (comments and the rest stay) and adding
+    /// those that differ from their defaults.
+    pub fn rewrite(&self) -> Result<(), String> {
+        let Some(path) = self.config_file() else {
+            return Err("The server is running without a config file".into());
+        };
+        let defaults: std::collections::HashMap<&str, &str> =
+            redis_params().map(|(k, v, _)| (k, v)).collect();
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        for (k, v) in self.implemented() {
+            if !matches!(k, "databases" | "save" | "appendonly") {
+                wanted.push((k.to_string(), v));
+            }
+        }
+        for (k, v) in self.knobs.read().iter() {
+            if !wanted.iter().any(|(w, _)| w == k) && defaults.get(k.as_str()) != Some(&v.as_str())
+            {
+                wanted.push((k.clone(), v.clone()));
+            }
+        }
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("Rewriting config file: {e}"))?;
+        let quoted = |v: &str| {
+            let mut q = String::from("\"");
+            for c in v.chars() {
+                match c {
+                    '"' | '\\' => {
+                        q.push('\\');
+                        q.push(c);
+                    }
+                    c if c.is_control() => q.push_str(&format!("\\u{:04X}", c as u32)),
+                    c => q.push(c),
+                }
+            }
+            q.push('"');
+            q
+        };
+        let mut done = std::collections::HashSet::new();
+        let mut out = String::new();
+        for line in text.lines() {
+            let key = line
+                .split_once('=')
+                .map(|(k, _)| k.trim().trim_matches('"'))
+                .filter(|k| !k.starts_with('#') && !k.is_empty());
+            match key.and_then(|k| wanted.iter().find(|(w, _)| w == k)) {
+                Some((k, v)) if !done.contains(k) => {
+                    out.push_str(&format!("{k} = {}\n", quoted(v)));
+                    done.insert(k.clone());
+                }
+                Some(_) => {} // a repeated key: the first line stands for it
+                None => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        let defaults_implemented = Config::default();
+        for (k, v) in &wanted {
+            if done.contains(k) {
+                continue;
+            }
+            let is_default = match k.as_str() {
+                "appendfsync" => v == defaults_implemented.appendfsync.name(),
+                "maxclients" => *v == defaults_implemented.maxclients.to_string(),
+                "timeout" => v == "0",
+                "proto-max-bulk-len" => *v == defaults_implemented.proto_max_bulk_len.to_string(),
+                "protected-mode" => v == "yes",
+                "requirepass" | "notify-keyspace-events" => v.is_empty(),
+                "client-output-buffer-limit" => v == DEFAULT_OUTPUT_LIMITS,
+                "bind" => v == "127.0.0.1",
+                "port" => *v == DEFAULT_PORT.to_string(),
+                _ => false,
+            };
+            if !is_default {
+                out.push_str(&format!("{k} = {}\n", quoted(v)));
+            }
+        }
+        // Atomically: a crash leaves the old file or the new one.
+        let tmp = path.with_extension("rewrite.tmp");
+        let write = || -> std::io::Result<()> {
+            use std::io::Write as _;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(out.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)?;
+            if let Some(parent) = path.parent() {
+                let dir = if parent.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    parent
+                };
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| format!("Rewriting config file: {e}"))
     }
 
     /// CONFIG SET of one setting; the error text follows Redis's.

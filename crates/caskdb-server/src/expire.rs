@@ -28,7 +28,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             _ = stop.wait() => return,
             _ = tick.tick() => {}
         }
-        if !notify::wanted(shared.config.notify_flags(), notify::EXPIRED) {
+        if !notify::wanted(shared.config.notify_flags(), notify::EXPIRED)
+            || !shared
+                .active_expire
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
             continue;
         }
         // The scan and the deletes take the engine's locks: off the async workers.

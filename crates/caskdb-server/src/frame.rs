@@ -7,6 +7,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 pub enum Frame {
     /// `+OK`
     Simple(&'static str),
+    /// `+…` of a text made at run time (DEBUG OBJECT; a script's status reply).
+    Status(String),
     /// `-ERR …`: the text includes the error code.
     Error(String),
     /// `:42`
@@ -26,13 +28,6 @@ pub enum Frame {
     /// `,1.5` in RESP3; a bulk string in RESP2. Both print it as Redis 7.0 does (`%.17g`).
     Double(f64),
     /// `#t` / `#f` in RESP3; `:1` / `:0` in RESP2.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "no Redis 7.0 command replies with one; Lua scripts will"
-        )
-    )]
     Boolean(bool),
     /// `~N` in RESP3 (SMEMBERS and the other unordered replies); an array in RESP2.
     Set(Vec<Frame>),
@@ -40,13 +35,6 @@ pub enum Frame {
     /// in RESP2.
     Push(Vec<Frame>),
     /// `(N` in RESP3; a bulk string in RESP2.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "no Redis 7.0 command replies with one; Lua scripts will"
-        )
-    )]
     BigNumber(String),
     /// (member, score) or (field, value) pairs (WITHSCORES, WITHVALUES): an array of two-element
     /// arrays in RESP3, one flat array in RESP2.
@@ -76,6 +64,13 @@ impl Frame {
             Frame::Simple(s) => {
                 out.put_u8(b'+');
                 out.put_slice(s.as_bytes());
+                out.put_slice(b"\r\n");
+            }
+            Frame::Status(s) => {
+                out.put_u8(b'+');
+                for &b in s.as_bytes() {
+                    out.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
+                }
                 out.put_slice(b"\r\n");
             }
             Frame::Error(s) => {

@@ -1,11 +1,19 @@
 //! What INFO measures beyond plain counters: per-command latency histograms (`latencystats`)
 //! and the rates sampled every 100 ms (`instantaneous_ops_per_sec`, `…_kbps`), both as Redis
-//! defines them.
+//! defines them; and the process's resident memory.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
+
+/// Resident memory of this process in bytes (0 if unknown).
+pub(crate) fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
 
 /// Sub-buckets per power of two: values are kept to 1/16 (about 6 %) precision.
 const SUB: u32 = 16;
@@ -43,7 +51,8 @@ fn upper(i: usize) -> u64 {
     }
     let e = (i / SUB as usize) as u32 + 3;
     let sub = (i % SUB as usize) as u64;
-    ((u64::from(SUB) + sub + 1) << (e - 4)).saturating_sub(1)
+    let top = (u128::from(u64::from(SUB) + sub + 1) << (e - 4)) - 1;
+    u64::try_from(top).unwrap_or(u64::MAX)
 }
 
 impl Histogram {

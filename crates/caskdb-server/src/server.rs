@@ -149,6 +149,7 @@ impl Server {
             config: runtime,
             clients: Clients::default(),
             pause: Default::default(),
+            active_expire: std::sync::atomic::AtomicBool::new(true),
             dbs,
             watches: Watches::default(),
             cursors: Cursors::default(),
@@ -204,6 +205,10 @@ impl Server {
             dir = %shared.config.dir().display(),
             appendfsync = shared.config.appendfsync().name(),
             "caskdb server ready to accept connections"
+        );
+        shared.stats.startup_memory.store(
+            crate::metrics::rss_bytes(),
+            std::sync::atomic::Ordering::Relaxed,
         );
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(crate::expire::run(shared.clone()));

@@ -70,6 +70,8 @@ pub(crate) struct Stats {
     pub saves: Counter,
     /// The most memory INFO has seen in use (`used_memory_peak`).
     pub peak_memory: AtomicU64,
+    /// Memory in use once the server was ready (`used_memory_startup`).
+    pub startup_memory: AtomicU64,
     /// Commands and network bytes per second, sampled every 100 ms.
     pub rates: Rates,
 }
@@ -390,6 +392,8 @@ pub(crate) struct Shared {
     pub clients: Clients,
     /// CLIENT PAUSE.
     pub pause: Pause,
+    /// The expiry task runs (DEBUG SET-ACTIVE-EXPIRE 0 stops it).
+    pub active_expire: std::sync::atomic::AtomicBool,
     pub watches: Watches,
     pub cursors: Cursors,
     pub stats: Stats,

@@ -212,14 +212,6 @@ fn clients(sh: &Shared, f: &mut Fields<'_>) {
     f.put("pubsub_clients", subscribed);
 }
 
-/// Resident memory of this process in bytes (0 if unknown).
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
-}
-
 /// The machine's memory in bytes (0 if unknown).
 fn system_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
@@ -231,12 +223,28 @@ fn system_memory() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// The process's memory in use, the most seen, and what it used at start (bytes): MEMORY's and
+/// INFO's figures.
+pub(super) fn memory_figures(sh: &Shared) -> (u64, u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let used = crate::metrics::rss_bytes();
+    let peak = sh.stats.peak_memory.fetch_max(used, Relaxed).max(used);
+    (used, peak, sh.stats.startup_memory.load(Relaxed))
+}
+
+/// The number of keys in each database (walks them).
+pub(super) fn total_keys(ctx: &mut Ctx<'_, '_>) -> Result<[u64; DATABASES as usize], CmdError> {
+    let mut out = [0; DATABASES as usize];
+    for db in 0..DATABASES {
+        out[db as usize] = count_keys(ctx, db)?.0;
+    }
+    Ok(out)
+}
+
 /// The memory section. caskdb has no allocator statistics: `used_memory` is the process's
 /// resident memory (keys, the index, buffers), and the allocator's ratios are 1.
 fn memory(sh: &Shared, f: &mut Fields<'_>) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let used = rss_bytes();
-    let peak = sh.stats.peak_memory.fetch_max(used, Relaxed).max(used);
+    let (used, peak, startup) = memory_figures(sh);
     let system = system_memory();
     let maxmemory = knob_or(sh, "maxmemory", "0").parse::<u64>().unwrap_or(0);
     f.put("used_memory", used);
@@ -249,10 +257,14 @@ fn memory(sh: &Shared, f: &mut Fields<'_>) {
         "used_memory_peak_perc",
         format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64),
     );
-    f.put("used_memory_overhead", 0);
-    f.put("used_memory_startup", 0);
-    f.put("used_memory_dataset", used);
-    f.put("used_memory_dataset_perc", "100.00%");
+    let dataset = used.saturating_sub(startup);
+    f.put("used_memory_overhead", startup);
+    f.put("used_memory_startup", startup);
+    f.put("used_memory_dataset", dataset);
+    f.put(
+        "used_memory_dataset_perc",
+        format!("{:.2}%", dataset as f64 * 100.0 / used.max(1) as f64),
+    );
     f.put("allocator_allocated", used);
     f.put("allocator_active", used);
     f.put("allocator_resident", used);

@@ -23,7 +23,7 @@ pub(super) static COMMANDS: &[Spec] = commands! {
 /// 44 bytes) or `raw` (longer, or last written by APPEND/SETRANGE); lists `quicklist`; sets
 /// `intset` or `hashtable`; hashes and sorted sets `listpack` until they outgrew the knobs once,
 /// then `hashtable` / `skiplist`.
-fn encoding(ctx: &Ctx<'_, '_>, e: &Entry) -> &'static str {
+pub(super) fn encoding(ctx: &Ctx<'_, '_>, e: &Entry) -> &'static str {
     if e.ty == Type::String {
         return if e.is_raw_string() {
             "raw"

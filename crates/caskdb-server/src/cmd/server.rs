@@ -82,9 +82,16 @@ fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         return Ok(Frame::OK);
     }
     if is(sub, "rewrite") {
-        return Ok(Frame::err(
-            "CONFIG REWRITE is not supported: edit the config file",
-        ));
+        if args.len() != 2 {
+            return Ok(wrong_arity("config|rewrite"));
+        }
+        return Ok(match ctx.shared.config.rewrite() {
+            Ok(()) => Frame::OK,
+            Err(e) => {
+                tracing::warn!("CONFIG REWRITE failed: {e}");
+                Frame::err(e)
+            }
+        });
     }
     if is(sub, "help") {
         return Ok(Frame::Array(vec![

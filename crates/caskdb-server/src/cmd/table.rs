@@ -13,8 +13,8 @@ use super::reply::{CmdResult, unknown_subcommand};
 use super::spec::flags::{ADMIN, CONTAINER, FAST, NO_AUTH, NO_MULTI, READONLY, WRITE};
 use super::spec::{Spec, commands};
 use super::{
-    blocking, client, connection, hashes, info, keys, lists, object, pubsub, server, sets, slowlog,
-    strings, transactions, zset_algebra, zset_ranges, zsets,
+    blocking, client, connection, debug, hashes, info, keys, lists, memory, object, pubsub, server,
+    sets, slowlog, strings, transactions, zset_algebra, zset_ranges, zsets,
 };
 use crate::frame::Frame;
 
@@ -35,6 +35,8 @@ pub(crate) fn table() -> &'static [&'static Spec] {
             client::COMMANDS,
             server::COMMANDS,
             info::COMMANDS,
+            debug::COMMANDS,
+            memory::COMMANDS,
             strings::COMMANDS,
             keys::COMMANDS,
             hashes::COMMANDS,

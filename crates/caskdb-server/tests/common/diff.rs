@@ -51,6 +51,11 @@ pub fn answers_ping(addr: SocketAddr) -> bool {
 
 /// Starts `redis-server` on a free loopback port; `None` (skip) when it is not installed.
 pub fn start_redis() -> Option<RedisServer> {
+    start_redis_with(&[])
+}
+
+/// [`start_redis`] with more `--name value` arguments.
+pub fn start_redis_with(extra: &[&str]) -> Option<RedisServer> {
     // Another process may take the port between our probe and redis binding it: then redis
     // exits at once, and we try another port.
     for _attempt in 0..5 {
@@ -62,6 +67,7 @@ pub fn start_redis() -> Option<RedisServer> {
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .args(["--daemonize", "no"])
+            .args(extra)
             .arg("--dir")
             .arg(dir.path())
             .current_dir(dir.path())
@@ -894,12 +900,22 @@ fn scan(conn: &mut Raw, cmd: &str, key: Option<&[u8]>, opts: &[&str], width: usi
 /// The body runs twice, on fresh servers each time: with RESP2 connections, then with
 /// connections that said `HELLO 3`, so every command's reply is compared in both protocols.
 pub fn differential(body: impl Fn(&mut Diff)) {
+    differential_with(&[], |_| {}, body);
+}
+
+/// [`differential`] with settings: `redis_args` for redis-server's command line, `tweak` for
+/// caskdb's configuration.
+pub fn differential_with(
+    redis_args: &[&str],
+    tweak: impl Fn(&mut caskdb_server::Config),
+    body: impl Fn(&mut Diff),
+) {
     for resp3 in [false, true] {
-        let Some(redis) = start_redis() else {
+        let Some(redis) = start_redis_with(redis_args) else {
             return;
         };
         let dir = tempfile::tempdir().unwrap();
-        let cask = super::start(dir.path());
+        let cask = super::start_with(dir.path(), &tweak);
         let mut d = Diff::new(redis.addr, cask.addr);
         d.resp3 = resp3;
         body(&mut d);
