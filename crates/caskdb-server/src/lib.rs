@@ -35,6 +35,7 @@ mod server;
 mod session;
 mod shutdown;
 mod state;
+mod strtod;
 mod sweep;
 mod watch;
 
