@@ -36,6 +36,7 @@ mod server;
 mod session;
 mod shutdown;
 mod state;
+mod strtod;
 mod sweep;
 mod watch;
 

@@ -150,6 +150,8 @@ pub(crate) fn derive(name: &str, args: &[Bytes], touched: &[Touched], out: &mut 
         "zunionstore" => (ZSET, "zunionstore", false),
         "zinterstore" => (ZSET, "zinterstore", false),
         "zdiffstore" => (ZSET, "zdiffstore", false),
+        // SORT … STORE (SORT without STORE changes no key).
+        "sort" => (LIST, "sortstore", false),
         // FLUSHDB, FLUSHALL, SWAPDB… emit no per-key events.
         _ => return,
     };

@@ -174,7 +174,7 @@ pub(crate) fn clamp_range(start: i64, stop: i64, len: u64) -> Option<(u64, u64)>
 }
 
 /// The elements at positions `first..=last` of `m`.
-fn elements(
+pub(super) fn elements(
     ctx: &mut Ctx<'_, '_>,
     m: &Meta,
     first: u64,
@@ -218,6 +218,33 @@ fn lset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     ctx.put_member(&m, kind::MEMBER, &at(&m, p), args[3].clone())?;
     ctx.save(&args[1], &m, &m)?;
     Ok(Frame::OK)
+}
+
+/// Replaces whatever is under `key` with a new list of `items`, as SORT … STORE does: an empty
+/// result deletes the key, a non-empty one overwrites it (and its expiry), so an existing key
+/// gets no `new` event. Returns the length stored.
+pub(super) fn store_list(
+    ctx: &mut Ctx<'_, '_>,
+    key: &[u8],
+    items: Vec<Bytes>,
+) -> Result<u64, CmdError> {
+    if items.is_empty() {
+        ctx.remove_counting(key)?;
+        return Ok(0);
+    }
+    // The collection overwritten (if any) leaves its members to the sweeper.
+    if let Some(old) = ctx.lookup(key)?
+        && let Some(m) = Meta::decode(&old)
+    {
+        ctx.shared.collections.orphaned(m.len);
+    }
+    let mut m = ctx.new_coll(Type::List);
+    let before = m.clone();
+    for v in items {
+        push(ctx, &mut m, false, v)?;
+    }
+    ctx.save(key, &m, &before)?;
+    Ok(m.len)
 }
 
 /// Replaces the whole of list `before` under `key` with `items` (deleting it if empty):

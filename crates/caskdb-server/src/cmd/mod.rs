@@ -12,7 +12,7 @@
 //! - `spec`: a row of the command table, and `commands!`, which writes a group's rows.
 //! - the command groups: `connection`, `client` (over `connection`), `strings`, `keys`, `server`, `hashes`, `lists`, `sets`,
 //!   `zsets`, `zset_ranges`, `zset_algebra`, `transactions`, `pubsub`, `info`, `blocking` (over `lists` and
-//!   `zsets`); each holds its rows (`COMMANDS`) and handlers.
+//!   `zsets`), `sort` (over `lists` and `zsets`), `debug`, `memory`; each holds its rows (`COMMANDS`) and handlers.
 //! - `table`: every group's rows and the lookup by name; COMMAND.
 //! - `dispatch`: a request → its reply (checks, MULTI, EXEC); the one module the connection
 //!   uses.
@@ -40,6 +40,7 @@ mod scan;
 mod server;
 mod sets;
 mod slowlog;
+mod sort;
 mod spec;
 mod strings;
 mod table;

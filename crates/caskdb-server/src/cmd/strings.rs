@@ -8,7 +8,7 @@ use super::reply::{CmdError, CmdResult, syntax_error, wrong_arity, wrongtype};
 use super::spec::flags::{FAST, READ_TX, READONLY, WRITE};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
-use crate::keyspace::Type;
+use crate::keyspace::{Entry, Type};
 
 /// The string commands.
 pub(super) static COMMANDS: &[Spec] = commands! {
@@ -62,6 +62,8 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Increment the floating point value of a key by a number. Uses 0 as initial value if the key
     /// doesn't exist.
     "incrbyfloat", 3, WRITE | FAST, 1, 1, 1 => incrbyfloat;
+    /// Finds the longest common substring.
+    "lcs", -3, READ_TX, 1, 2, 1 => lcs;
 };
 
 fn bulk_or_null(v: Option<Bytes>) -> Frame {
@@ -372,9 +374,207 @@ fn incrbyfloat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Bulk(Bytes::from(text)))
 }
 
+/// LCS `key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]`: the longest common
+/// subsequence of two strings (a missing key is an empty string), its length, or the matching
+/// ranges (from the ends of the strings back to their starts), as Redis 7.0 computes them.
+fn lcs(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    // Both keys are read and checked before the options, as Redis does.
+    let a = ctx.lookup(&args[1])?;
+    let b = ctx.lookup(&args[2])?;
+    let text = |e: Option<Entry>| match e {
+        None => Some(Bytes::new()),
+        Some(e) if e.ty == Type::String => Some(e.payload),
+        Some(_) => None,
+    };
+    let (Some(a), Some(b)) = (text(a), text(b)) else {
+        return Err(Frame::err("The specified keys must contain string values").into());
+    };
+    let (mut want_len, mut want_idx, mut with_len, mut min_len) = (false, false, false, 0i64);
+    let mut j = 3;
+    while j < args.len() {
+        let opt = &args[j];
+        if is(opt, "idx") {
+            want_idx = true;
+        } else if is(opt, "len") {
+            want_len = true;
+        } else if is(opt, "withmatchlen") {
+            with_len = true;
+        } else if is(opt, "minmatchlen") && j + 1 < args.len() {
+            min_len = int_arg(&args[j + 1])?.max(0);
+            j += 1;
+        } else {
+            return Err(syntax_error());
+        }
+        j += 1;
+    }
+    if want_len && want_idx {
+        return Err(
+            Frame::err("If you want both the length and indexes, please just use IDX.").into(),
+        );
+    }
+    if a.len() as u64 >= u64::from(u32::MAX - 1) || b.len() as u64 >= u64::from(u32::MAX - 1) {
+        return Err(Frame::err("String too long for LCS").into());
+    }
+    // Redis's table is (|a| + 1) × (|b| + 1) 32-bit lengths, refused past proto-max-bulk-len;
+    // this one keeps two rows of lengths and one bit per cell for the walk back.
+    let table = (a.len() as u128 + 1) * (b.len() as u128 + 1) * 4;
+    let failed = || Frame::err("Insufficient memory, failed allocating transient memory for LCS");
+    if table >= u128::from(u64::MAX) {
+        return Err(failed().into());
+    }
+    if table > u128::from(ctx.shared.config.proto_max_bulk_len()) {
+        return Err(Frame::err(
+            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        )
+        .into());
+    }
+    let walk = want_idx || !want_len;
+    let Some(found) = lcs_table(&a, &b, walk) else {
+        return Err(failed().into());
+    };
+    let (ranges, common) = if walk {
+        lcs_walk(&a, &b, &found, min_len as u64)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let total = Frame::Integer(i64::from(found.len));
+    if !want_idx {
+        return Ok(if want_len {
+            total
+        } else {
+            Frame::Bulk(Bytes::from(common))
+        });
+    }
+    let pair =
+        |x: usize, y: usize| Frame::Array(vec![Frame::Integer(x as i64), Frame::Integer(y as i64)]);
+    let matches = ranges
+        .into_iter()
+        .map(|r| {
+            let mut v = vec![pair(r.a.0, r.a.1), pair(r.b.0, r.b.1)];
+            if with_len {
+                v.push(Frame::Integer((r.a.1 - r.a.0 + 1) as i64));
+            }
+            Frame::Array(v)
+        })
+        .collect();
+    Ok(Frame::Map(vec![
+        (Frame::bulk("matches"), Frame::Array(matches)),
+        (Frame::bulk("len"), total),
+    ]))
+}
+
+/// The LCS table as the walk back needs it: the length, and for each cell (i, j) (1-based,
+/// `a[i-1] != b[j-1]`) whether LCS(i-1, j) > LCS(i, j-1), one bit each (`None` if that much
+/// memory cannot be had).
+struct LcsTable {
+    len: u32,
+    up: Vec<u64>,
+}
+
+fn lcs_table(a: &[u8], b: &[u8], walk: bool) -> Option<LcsTable> {
+    let cells = a.len() * b.len();
+    let mut up = Vec::new();
+    if walk {
+        up.try_reserve_exact(cells.div_ceil(64)).ok()?;
+        up.resize(cells.div_ceil(64), 0u64);
+    }
+    let mut prev = vec![0u32; b.len() + 1];
+    let mut cur = vec![0u32; b.len() + 1];
+    for (i, &x) in a.iter().enumerate() {
+        for (j, &y) in b.iter().enumerate() {
+            cur[j + 1] = if x == y {
+                prev[j] + 1
+            } else {
+                let (above, left) = (prev[j + 1], cur[j]);
+                if walk && above > left {
+                    let bit = i * b.len() + j;
+                    up[bit / 64] |= 1 << (bit % 64);
+                }
+                above.max(left)
+            };
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    Some(LcsTable {
+        len: prev[b.len()],
+        up,
+    })
+}
+
+/// A matching range: first and last positions in each string.
+struct LcsRange {
+    a: (usize, usize),
+    b: (usize, usize),
+}
+
+/// Redis's walk back from the ends of both strings: the common subsequence, and its runs of
+/// consecutive matches at least `min_len` long, last run first.
+fn lcs_walk(a: &[u8], b: &[u8], t: &LcsTable, min_len: u64) -> (Vec<LcsRange>, Vec<u8>) {
+    let mut common = vec![0u8; t.len as usize];
+    let mut at = common.len();
+    let mut ranges = Vec::new();
+    // The run being extended backwards; `None` between runs.
+    let mut run: Option<LcsRange> = None;
+    let (mut i, mut j) = (a.len(), b.len());
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[j - 1] {
+            common[at - 1] = a[i - 1];
+            match &mut run {
+                None => {
+                    run = Some(LcsRange {
+                        a: (i - 1, i - 1),
+                        b: (j - 1, j - 1),
+                    })
+                }
+                Some(r) if r.a.0 == i && r.b.0 == j => {
+                    r.a.0 -= 1;
+                    r.b.0 -= 1;
+                }
+                Some(_) => emit = true,
+            }
+            if run.as_ref().is_some_and(|r| r.a.0 == 0 || r.b.0 == 0) {
+                emit = true;
+            }
+            at -= 1;
+            i -= 1;
+            j -= 1;
+        } else {
+            let bit = (i - 1) * b.len() + (j - 1);
+            if t.up[bit / 64] >> (bit % 64) & 1 == 1 {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            emit = run.is_some();
+        }
+        // A run emitted is over, whether it is long enough to be reported or not.
+        if emit
+            && let Some(r) = run.take()
+            && (min_len == 0 || (r.a.1 - r.a.0 + 1) as u64 >= min_len)
+        {
+            ranges.push(r);
+        }
+    }
+    (ranges, common)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::format_float;
+    use super::{format_float, lcs_table, lcs_walk};
+
+    #[test]
+    fn lcs_walks_back_as_redis() {
+        let (a, b) = (&b"ohmytext"[..], &b"mynewtext"[..]);
+        let t = lcs_table(a, b, true).unwrap();
+        let (ranges, common) = lcs_walk(a, b, &t, 0);
+        assert_eq!(common, b"mytext");
+        let got: Vec<_> = ranges.iter().map(|r| (r.a, r.b)).collect();
+        assert_eq!(got, vec![((4, 7), (5, 8)), ((2, 3), (0, 1))]);
+        let (ranges, _) = lcs_walk(a, b, &t, 4);
+        assert_eq!(ranges.len(), 1);
+        assert_eq!(lcs_table(b"", b"abc", true).unwrap().len, 0);
+    }
 
     #[test]
     fn floats_format_like_redis() {

@@ -14,7 +14,7 @@ use super::spec::flags::{ADMIN, CONTAINER, FAST, NO_AUTH, NO_MULTI, READONLY, WR
 use super::spec::{Spec, commands};
 use super::{
     blocking, client, connection, debug, hashes, info, keys, lists, memory, object, pubsub, server,
-    sets, slowlog, strings, transactions, zset_algebra, zset_ranges, zsets,
+    sets, slowlog, sort, strings, transactions, zset_algebra, zset_ranges, zsets,
 };
 use crate::frame::Frame;
 
@@ -50,6 +50,7 @@ pub(crate) fn table() -> &'static [&'static Spec] {
             blocking::COMMANDS,
             object::COMMANDS,
             slowlog::COMMANDS,
+            sort::COMMANDS,
         ];
         let mut t: Vec<&'static Spec> = groups.into_iter().flatten().collect();
         t.sort_by_key(|s| s.name);

@@ -70,6 +70,9 @@ pub fn start_redis_with(extra: &[&str]) -> Option<RedisServer> {
             .args(extra)
             .arg("--dir")
             .arg(dir.path())
+            // Redis collates SORT … ALPHA with `strcoll` in the environment's locale: the C
+            // locale's is byte order, as caskdb's.
+            .env("LC_ALL", "C")
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
