@@ -18,6 +18,7 @@
 mod blocking;
 mod clients;
 mod cmd;
+mod command_info;
 pub mod config;
 mod connection;
 pub mod direct;

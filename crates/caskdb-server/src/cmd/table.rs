@@ -9,13 +9,14 @@ use bytes::Bytes;
 
 use super::args::is;
 use super::ctx::Ctx;
-use super::reply::{CmdResult, unknown_subcommand};
-use super::spec::flags::{ADMIN, CONTAINER, FAST, NO_AUTH, NO_MULTI, READONLY, WRITE};
+use super::reply::{CmdResult, help, syntax_error, unknown_subcommand, wrong_arity};
+use super::spec::flags::CONTAINER;
 use super::spec::{Spec, commands};
 use super::{
     blocking, client, connection, debug, hashes, info, keys, lists, memory, object, pubsub, server,
     sets, slowlog, sort, strings, transactions, zset_algebra, zset_ranges, zsets,
 };
+use crate::command_info::{self, Begin, CommandInfo, Find, KeySpec};
 use crate::frame::Frame;
 
 /// COMMAND (of the server group).
@@ -84,36 +85,108 @@ pub(crate) fn lookup_numbered(name: &[u8]) -> Option<(usize, &'static Spec)> {
     index.get(name).copied()
 }
 
-fn flag_names(s: &Spec) -> Vec<Frame> {
-    let mut v = Vec::new();
-    for (flag, name) in [
-        (WRITE, "write"),
-        (READONLY, "readonly"),
-        (ADMIN, "admin"),
-        (FAST, "fast"),
-        (NO_AUTH, "no_auth"),
-        (NO_MULTI, "no_multi"),
-    ] {
-        if s.has(flag) {
-            v.push(Frame::Simple(name));
-        }
-    }
-    v
+/// One `COMMAND INFO` entry, in Redis 7's ten-field layout: the arity and key positions of
+/// the table; flags, ACL categories, tips, key specs and subcommands as redis-server 7.0
+/// reports them (`command_info.tsv`; key specs without their notes).
+fn command_info(s: &Spec) -> Frame {
+    let Some(info) = command_info::get(s.name) else {
+        // (Every command of the table is a Redis command; kept for one that would not be.)
+        return Frame::Array(vec![
+            Frame::bulk(s.name),
+            Frame::Integer(i64::from(s.arity)),
+            Frame::Set(Vec::new()),
+            Frame::Integer(i64::from(s.first_key)),
+            Frame::Integer(i64::from(s.last_key)),
+            Frame::Integer(i64::from(s.step)),
+            Frame::Set(Vec::new()),
+            Frame::Set(Vec::new()),
+            Frame::Set(Vec::new()),
+            Frame::Array(Vec::new()),
+        ]);
+    };
+    info_frame(info)
 }
 
-/// One `COMMAND INFO` entry, in Redis 7's ten-field layout.
-fn command_info(s: &Spec) -> Frame {
+fn info_frame(info: &CommandInfo) -> Frame {
+    let names = |v: &[&'static str]| Frame::Set(v.iter().map(|&n| Frame::Simple(n)).collect());
+    let bulks = |v: &[&'static str]| Frame::Set(v.iter().map(|&n| Frame::bulk(n)).collect());
+    // (Categories come as status strings, tips as bulk strings, as Redis sends them.)
     Frame::Array(vec![
-        Frame::bulk(s.name),
-        Frame::Integer(i64::from(s.arity)),
-        Frame::Array(flag_names(s)),
-        Frame::Integer(i64::from(s.first_key)),
-        Frame::Integer(i64::from(s.last_key)),
-        Frame::Integer(i64::from(s.step)),
-        Frame::Array(vec![Frame::bulk(format!("@{}", s.group))]),
-        Frame::Array(Vec::new()),
-        Frame::Array(Vec::new()),
-        Frame::Array(Vec::new()),
+        Frame::bulk(info.name),
+        Frame::Integer(info.arity),
+        names(&info.flags),
+        Frame::Integer(info.first),
+        Frame::Integer(info.last),
+        Frame::Integer(info.step),
+        names(&info.categories),
+        bulks(&info.tips),
+        Frame::Set(info.specs.iter().map(key_spec_frame).collect()),
+        // (An empty set without subcommands, as Redis sends it.)
+        match command_info::subcommands(info.name) {
+            subs if subs.is_empty() => Frame::Set(Vec::new()),
+            subs => Frame::Array(subs.into_iter().map(info_frame).collect()),
+        },
+    ])
+}
+
+fn key_spec_frame(k: &KeySpec) -> Frame {
+    let int = |n: i64| Frame::Integer(n);
+    let map = |pairs: Vec<(&'static str, Frame)>| {
+        Frame::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (Frame::bulk(k), v))
+                .collect(),
+        )
+    };
+    let (bs_type, bs_spec) = match &k.begin {
+        Begin::Index(i) => ("index", map(vec![("index", int(*i))])),
+        Begin::Keyword(w, from) => (
+            "keyword",
+            map(vec![("keyword", Frame::bulk(w)), ("startfrom", int(*from))]),
+        ),
+        Begin::Unknown => ("unknown", map(Vec::new())),
+    };
+    let (fk_type, fk_spec) = match k.find {
+        Find::Range {
+            lastkey,
+            keystep,
+            limit,
+        } => (
+            "range",
+            map(vec![
+                ("lastkey", int(lastkey)),
+                ("keystep", int(keystep)),
+                ("limit", int(limit)),
+            ]),
+        ),
+        Find::Keynum {
+            keynumidx,
+            firstkey,
+            keystep,
+        } => (
+            "keynum",
+            map(vec![
+                ("keynumidx", int(keynumidx)),
+                ("firstkey", int(firstkey)),
+                ("keystep", int(keystep)),
+            ]),
+        ),
+        Find::Unknown => ("unknown", map(Vec::new())),
+    };
+    map(vec![
+        (
+            "flags",
+            Frame::Set(k.flags.iter().map(|&f| Frame::Simple(f)).collect()),
+        ),
+        (
+            "begin_search",
+            map(vec![("type", Frame::bulk(bs_type)), ("spec", bs_spec)]),
+        ),
+        (
+            "find_keys",
+            map(vec![("type", Frame::bulk(fk_type)), ("spec", fk_spec)]),
+        ),
     ])
 }
 
@@ -128,44 +201,214 @@ fn command_docs(s: &Spec) -> (Frame, Frame) {
     )
 }
 
+/// The command a full request names, as COMMAND GETKEYS looks it up: `name`, or
+/// `name|subcommand` for a container.
+fn full_info(args: &[Bytes]) -> Option<&'static CommandInfo> {
+    let spec = lookup(args.first()?)?;
+    if spec.has(CONTAINER) {
+        let sub = String::from_utf8_lossy(args.get(1)?).to_lowercase();
+        return command_info::get(&format!("{}|{sub}", spec.name));
+    }
+    command_info::get(spec.name)
+}
+
+/// COMMAND GETKEYS / GETKEYSANDFLAGS: the keys of a full request, found with its key specs,
+/// or for the commands whose specs cannot say (SORT's STORE, SET's flags with GET, scripts'
+/// optional keys) as Redis's own key finders do.
+fn getkeys(args: &[Bytes], with_flags: bool) -> Frame {
+    let Some(info) = full_info(args) else {
+        return Frame::err("Invalid command specified");
+    };
+    let has_keys = info.specs.iter().any(|k| !k.flags.contains(&"not_key"))
+        || info.flags.contains(&"movablekeys");
+    if !has_keys {
+        return Frame::err("The command has no key arguments");
+    }
+    let argc = args.len() as i64;
+    if (info.arity > 0 && info.arity != argc) || argc < -info.arity {
+        return Frame::err("Invalid number of arguments specified for command");
+    }
+    let raw: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    let variable = info
+        .specs
+        .iter()
+        .any(|k| k.flags.contains(&"variable_flags"));
+    let by_specs = if variable {
+        None
+    } else {
+        command_info::keys_by_specs(&info.specs, &raw)
+    };
+    let keys = by_specs
+        .or_else(|| key_finder(info.name, &raw))
+        .unwrap_or_default();
+    if keys.is_empty() {
+        return if info.flags.contains(&"no_mandatory_keys") {
+            Frame::Array(Vec::new())
+        } else {
+            Frame::err("Invalid arguments specified for command")
+        };
+    }
+    Frame::Array(
+        keys.into_iter()
+            .map(|(at, flags)| {
+                let key = Frame::Bulk(args[at].clone());
+                if with_flags {
+                    Frame::Array(vec![
+                        key,
+                        Frame::Set(flags.into_iter().map(Frame::Simple).collect()),
+                    ])
+                } else {
+                    key
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Redis's own key finders, for the commands whose key specs are incomplete or whose flags
+/// vary.
+fn key_finder(name: &str, args: &[&[u8]]) -> Option<Vec<command_info::KeyAt>> {
+    let is = |a: &[u8], w: &str| a.eq_ignore_ascii_case(w.as_bytes());
+    match name {
+        "sort_ro" => Some(vec![(1, vec!["RO", "access"])]),
+        "sort" => {
+            let mut keys = vec![(1, vec!["RO", "access"])];
+            let mut store = None;
+            let mut i = 2;
+            while i < args.len() {
+                if is(args[i], "limit") {
+                    i += 2;
+                } else if is(args[i], "store") && i + 1 < args.len() {
+                    // The last STORE counts, as in SORT.
+                    store = Some(i + 1);
+                } else if is(args[i], "get") || is(args[i], "by") {
+                    i += 1;
+                }
+                i += 1;
+            }
+            keys.extend(store.map(|at| (at, vec!["OW", "update"])));
+            Some(keys)
+        }
+        "set" => {
+            let get = args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
+            let flags = if get {
+                vec!["RW", "access", "update"]
+            } else {
+                vec!["OW", "update"]
+            };
+            Some(vec![(1, flags)])
+        }
+        _ => None,
+    }
+}
+
+/// COMMAND LIST's filters: the commands (and subcommands) an ACL category or a pattern
+/// selects; no module has commands.
+fn list(args: &[Bytes]) -> CmdResult {
+    let mut names: Vec<&'static str> = Vec::new();
+    for s in table() {
+        names.push(s.name);
+        names.extend(command_info::subcommands(s.name).iter().map(|c| c.name));
+    }
+    match args.len() {
+        2 => {}
+        5 if is(&args[2], "filterby") => {
+            let arg = &args[4];
+            if is(&args[3], "module") {
+                names.clear();
+            } else if is(&args[3], "aclcat") {
+                let cat = format!("@{}", String::from_utf8_lossy(arg).to_lowercase());
+                names.retain(|n| {
+                    command_info::get(n).is_some_and(|i| i.categories.contains(&cat.as_str()))
+                });
+            } else if is(&args[3], "pattern") {
+                let pattern = arg.to_ascii_lowercase();
+                names.retain(|n| crate::glob::matches(&pattern, n.as_bytes()));
+            } else {
+                return Err(syntax_error());
+            }
+        }
+        _ => return Err(syntax_error()),
+    }
+    Ok(Frame::Array(names.into_iter().map(Frame::bulk).collect()))
+}
+
 fn command(_ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let Some(sub) = args.get(1) else {
         return Ok(Frame::Array(
             table().iter().map(|s| command_info(s)).collect(),
         ));
     };
-    if is(sub, "count") {
-        return Ok(Frame::Integer(table().len() as i64));
+    let subcommand = String::from_utf8_lossy(sub).to_lowercase();
+    let Some(info) = command_info::get(&format!("command|{subcommand}")) else {
+        return Ok(unknown_subcommand(sub, "command"));
+    };
+    let argc = args.len() as i64;
+    if (info.arity > 0 && info.arity != argc) || argc < -info.arity {
+        return Ok(wrong_arity(info.name));
     }
-    if is(sub, "info") {
-        if args.len() == 2 {
-            return Ok(Frame::Array(
-                table().iter().map(|s| command_info(s)).collect(),
-            ));
-        }
-        return Ok(Frame::Array(
+    match subcommand.as_str() {
+        "count" => Ok(Frame::Integer(table().len() as i64)),
+        "info" if args.len() == 2 => Ok(Frame::Array(
+            table().iter().map(|s| command_info(s)).collect(),
+        )),
+        "info" => Ok(Frame::Array(
             args[2..]
                 .iter()
-                .map(|n| lookup(n).map_or(Frame::Null, command_info))
+                .map(|n| {
+                    let name = String::from_utf8_lossy(n).to_lowercase();
+                    match name.split_once('|') {
+                        // A subcommand of one of ours.
+                        Some((parent, _)) if lookup(parent.as_bytes()).is_some() => {
+                            command_info::get(&name).map_or(Frame::Null, info_frame)
+                        }
+                        Some(_) => Frame::Null,
+                        None => lookup(n).map_or(Frame::Null, command_info),
+                    }
+                })
                 .collect(),
-        ));
+        )),
+        "docs" => {
+            let docs = if args.len() == 2 {
+                table().iter().map(|s| command_docs(s)).collect()
+            } else {
+                args[2..]
+                    .iter()
+                    .filter_map(|n| lookup(n))
+                    .map(command_docs)
+                    .collect()
+            };
+            Ok(Frame::Map(docs))
+        }
+        "list" => list(args),
+        "getkeys" => Ok(getkeys(&args[2..], false)),
+        "getkeysandflags" => Ok(getkeys(&args[2..], true)),
+        "help" => Ok(help(HELP)),
+        _ => Ok(unknown_subcommand(sub, "command")),
     }
-    if is(sub, "docs") {
-        let docs = if args.len() == 2 {
-            table().iter().map(|s| command_docs(s)).collect()
-        } else {
-            args[2..]
-                .iter()
-                .filter_map(|n| lookup(n))
-                .map(command_docs)
-                .collect()
-        };
-        return Ok(Frame::Map(docs));
-    }
-    if is(sub, "list") {
-        return Ok(Frame::Array(
-            table().iter().map(|s| Frame::bulk(s.name)).collect(),
-        ));
-    }
-    Ok(unknown_subcommand(sub, "command"))
 }
+
+/// Redis 7.0's COMMAND HELP text.
+const HELP: &[&str] = &[
+    "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "(no subcommand)",
+    "    Return details about all Redis commands.",
+    "COUNT",
+    "    Return the total number of commands in this Redis server.",
+    "LIST",
+    "    Return a list of all commands in this Redis server.",
+    "INFO [<command-name> ...]",
+    "    Return details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "DOCS [<command-name> ...]",
+    "    Return documentation details about multiple Redis commands.",
+    "    If no command names are given, documentation details for all",
+    "    commands are returned.",
+    "GETKEYS <full-command>",
+    "    Return the keys from a full Redis command.",
+    "GETKEYSANDFLAGS <full-command>",
+    "    Return the keys and the access flags from a full Redis command.",
+    "HELP",
+    "    Prints this help.",
+];
