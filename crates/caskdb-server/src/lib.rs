@@ -31,6 +31,7 @@ mod keyspace;
 mod notify;
 mod parse;
 mod pubsub;
+mod rdb;
 mod server;
 mod session;
 mod shutdown;

@@ -56,7 +56,7 @@ pub(super) static COMMANDS: &[Spec] = commands! {
 };
 
 /// The engine-key suffix of position `i` (0 = head) of `m`.
-fn at(m: &Meta, i: u64) -> [u8; 8] {
+pub(super) fn at(m: &Meta, i: u64) -> [u8; 8] {
     m.head.wrapping_add(i).to_be_bytes()
 }
 
@@ -174,7 +174,7 @@ pub(crate) fn clamp_range(start: i64, stop: i64, len: u64) -> Option<(u64, u64)>
 }
 
 /// The elements at positions `first..=last` of `m`.
-fn elements(
+pub(super) fn elements(
     ctx: &mut Ctx<'_, '_>,
     m: &Meta,
     first: u64,

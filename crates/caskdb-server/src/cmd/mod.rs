@@ -12,7 +12,8 @@
 //! - `spec`: a row of the command table, and `commands!`, which writes a group's rows.
 //! - the command groups: `connection`, `strings`, `keys`, `server`, `hashes`, `lists`, `sets`,
 //!   `zsets`, `zset_ranges`, `zset_algebra`, `transactions`, `pubsub`, `blocking` (over `lists` and
-//!   `zsets`); each holds its rows (`COMMANDS`) and handlers.
+//!   `zsets`), `object`, `slowlog`, `dump` (DUMP/RESTORE, over `lists`, `zsets` and the payload
+//!   format in `rdb`); each holds its rows (`COMMANDS`) and handlers.
 //! - `table`: every group's rows and the lookup by name; COMMAND.
 //! - `dispatch`: a request → its reply (checks, MULTI, EXEC); the one module the connection
 //!   uses.
@@ -25,6 +26,7 @@ mod collection;
 mod connection;
 mod ctx;
 pub(crate) mod dispatch;
+mod dump;
 mod events;
 mod hashes;
 mod keys;

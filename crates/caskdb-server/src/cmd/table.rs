@@ -13,8 +13,8 @@ use super::reply::{CmdResult, unknown_subcommand};
 use super::spec::flags::{ADMIN, CONTAINER, FAST, NO_AUTH, NO_MULTI, READONLY, WRITE};
 use super::spec::{Spec, commands};
 use super::{
-    blocking, connection, hashes, keys, lists, object, pubsub, server, sets, slowlog, strings,
-    transactions, zset_algebra, zset_ranges, zsets,
+    blocking, connection, dump, hashes, keys, lists, object, pubsub, server, sets, slowlog,
+    strings, transactions, zset_algebra, zset_ranges, zsets,
 };
 use crate::frame::Frame;
 
@@ -46,6 +46,7 @@ pub(crate) fn table() -> &'static [&'static Spec] {
             blocking::COMMANDS,
             object::COMMANDS,
             slowlog::COMMANDS,
+            dump::COMMANDS,
         ];
         let mut t: Vec<&'static Spec> = groups.into_iter().flatten().collect();
         t.sort_by_key(|s| s.name);
