@@ -51,6 +51,11 @@ pub fn answers_ping(addr: SocketAddr) -> bool {
 
 /// Starts `redis-server` on a free loopback port; `None` (skip) when it is not installed.
 pub fn start_redis() -> Option<RedisServer> {
+    start_redis_with(&[])
+}
+
+/// [`start_redis`] with more command-line options (`--enable-debug-command yes`…).
+pub fn start_redis_with(extra: &[&str]) -> Option<RedisServer> {
     // Another process may take the port between our probe and redis binding it: then redis
     // exits at once, and we try another port.
     for _attempt in 0..5 {
@@ -62,6 +67,7 @@ pub fn start_redis() -> Option<RedisServer> {
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .args(["--daemonize", "no"])
+            .args(extra)
             .arg("--dir")
             .arg(dir.path())
             .current_dir(dir.path())
