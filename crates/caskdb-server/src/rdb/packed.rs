@@ -226,7 +226,7 @@ pub(super) fn intset(is: &[u8]) -> Result<Vec<Vec<u8>>> {
 
 /// A zipmap's (field, value) pairs.
 ///
-/// Layout: a count byte (254 or more: unknown), then per pair the field's length (1 byte, or
+/// Layout: a count byte (254: unknown), then per pair the field's length (1 byte, or
 /// 254 and a u32 LE), the field, the value's length, a byte of free space after the value, the
 /// value and that free space; 0xFF at the end. An empty zipmap is malformed.
 pub(super) fn zipmap(zm: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -260,7 +260,7 @@ pub(super) fn zipmap(zm: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         }
         out.push((field, value));
     }
-    if out.is_empty() || (declared < BIGLEN && usize::from(declared) != out.len()) {
+    if out.is_empty() || (declared != BIGLEN && usize::from(declared) != out.len()) {
         return Err(Error::Format);
     }
     Ok(out)
