@@ -33,6 +33,7 @@ mod metrics;
 mod notify;
 mod parse;
 mod pubsub;
+mod rdb;
 mod server;
 mod session;
 mod shutdown;

@@ -100,6 +100,8 @@ pub(crate) fn derive(name: &str, args: &[Bytes], touched: &[Touched], out: &mut 
         }
         "move" => (GENERIC, "move_from", false),
         "copy" => (GENERIC, "copy_to", false),
+        // A RESTORE whose TTL is already past deletes the key it replaces: `del` alone.
+        "restore" => (GENERIC, "restore", false),
         "lpush" | "lpushx" => (LIST, "lpush", false),
         "rpush" | "rpushx" => (LIST, "rpush", false),
         "lpop" | "blpop" => (LIST, "lpop", true),

@@ -56,7 +56,7 @@ pub(super) static COMMANDS: &[Spec] = commands! {
 };
 
 /// The engine-key suffix of position `i` (0 = head) of `m`.
-fn at(m: &Meta, i: u64) -> [u8; 8] {
+pub(super) fn at(m: &Meta, i: u64) -> [u8; 8] {
     m.head.wrapping_add(i).to_be_bytes()
 }
 

@@ -13,8 +13,8 @@ use super::reply::{CmdResult, help, syntax_error, unknown_subcommand, wrong_arit
 use super::spec::flags::CONTAINER;
 use super::spec::{Spec, commands};
 use super::{
-    blocking, client, connection, debug, hashes, info, keys, lists, memory, object, pubsub, server,
-    sets, slowlog, sort, strings, transactions, zset_algebra, zset_ranges, zsets,
+    blocking, client, connection, debug, dump, hashes, info, keys, lists, memory, object, pubsub,
+    server, sets, slowlog, sort, strings, transactions, zset_algebra, zset_ranges, zsets,
 };
 use crate::command_info::{self, Begin, CommandInfo, Find, KeySpec};
 use crate::frame::Frame;
@@ -52,6 +52,7 @@ pub(crate) fn table() -> &'static [&'static Spec] {
             object::COMMANDS,
             slowlog::COMMANDS,
             sort::COMMANDS,
+            dump::COMMANDS,
         ];
         let mut t: Vec<&'static Spec> = groups.into_iter().flatten().collect();
         t.sort_by_key(|s| s.name);

@@ -78,7 +78,7 @@ fn index_key(score: f64, member: &[u8]) -> Vec<u8> {
 }
 
 /// Sets `member`'s score (replacing its index entry if it had one).
-fn set_score(
+pub(super) fn set_score(
     ctx: &mut Ctx<'_, '_>,
     m: &Meta,
     member: &[u8],

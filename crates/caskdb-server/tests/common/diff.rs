@@ -54,7 +54,7 @@ pub fn start_redis() -> Option<RedisServer> {
     start_redis_with(&[])
 }
 
-/// [`start_redis`] with more `--name value` arguments.
+/// [`start_redis`] with more command-line options (`--enable-debug-command yes`…).
 pub fn start_redis_with(extra: &[&str]) -> Option<RedisServer> {
     // Another process may take the port between our probe and redis binding it: then redis
     // exits at once, and we try another port.

@@ -1,0 +1,363 @@
+//! Reading the RDB object of a payload: the type byte, lengths, strings (plain, integer,
+//! LZF-compressed), doubles, and each type's layout. Every read is checked against the bytes
+//! left, so a declared length or count never allocates more than the payload could fill.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+
+use super::{Error, Value, itoa, lzf, packed, ty};
+
+/// A length, or the special string encoding that takes its place (Redis's `RDB_ENCVAL`).
+enum Len {
+    Plain(u64),
+    Encoded(u8),
+}
+
+/// Special string encodings.
+const ENC_INT8: u8 = 0;
+const ENC_INT16: u8 = 1;
+const ENC_INT32: u8 = 2;
+const ENC_LZF: u8 = 3;
+
+/// Quicklist node containers (Redis 7.0's `QUICKLIST_NODE_CONTAINER_*`).
+const CONTAINER_PLAIN: u64 = 1;
+const CONTAINER_PACKED: u64 = 2;
+
+/// A cursor over the payload's body.
+pub(super) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// The longest string a read may produce.
+    max_string: u64,
+}
+
+type Result<T> = std::result::Result<T, Error>;
+
+impl<'a> Reader<'a> {
+    fn left(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        let b = *self.buf.get(self.pos).ok_or(Error::Format)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    /// The next `n` bytes.
+    fn take(&mut self, n: u64) -> Result<&'a [u8]> {
+        let n = usize::try_from(n).map_err(|_| Error::Format)?;
+        if n > self.left() {
+            return Err(Error::Format);
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        self.take(N as u64)?.try_into().map_err(|_| Error::Format)
+    }
+
+    fn len_or_encoding(&mut self) -> Result<Len> {
+        let b = self.byte()?;
+        Ok(match b >> 6 {
+            0 => Len::Plain(u64::from(b & 0x3f)),
+            1 => Len::Plain((u64::from(b & 0x3f) << 8) | u64::from(self.byte()?)),
+            3 => Len::Encoded(b & 0x3f),
+            _ => match b {
+                0x80 => Len::Plain(u64::from(u32::from_be_bytes(self.array()?))),
+                0x81 => Len::Plain(u64::from_be_bytes(self.array()?)),
+                _ => return Err(Error::Format),
+            },
+        })
+    }
+
+    /// A length (a count, a size): a special encoding is malformed here.
+    fn len(&mut self) -> Result<u64> {
+        match self.len_or_encoding()? {
+            Len::Plain(n) => Ok(n),
+            Len::Encoded(_) => Err(Error::Format),
+        }
+    }
+
+    /// A count of items each taking at least one byte: no more than the bytes left.
+    fn count(&mut self) -> Result<usize> {
+        let n = self.len()?;
+        match usize::try_from(n) {
+            Ok(n) if n <= self.left() => Ok(n),
+            _ => Err(Error::Format),
+        }
+    }
+
+    /// A string: raw, an integer (as its decimal text), or LZF-compressed.
+    fn string(&mut self) -> Result<Vec<u8>> {
+        match self.len_or_encoding()? {
+            Len::Plain(n) => {
+                if n > self.max_string {
+                    return Err(Error::Format);
+                }
+                Ok(self.take(n)?.to_vec())
+            }
+            Len::Encoded(ENC_INT8) => Ok(itoa(i64::from(i8::from_le_bytes(self.array()?)))),
+            Len::Encoded(ENC_INT16) => Ok(itoa(i64::from(i16::from_le_bytes(self.array()?)))),
+            Len::Encoded(ENC_INT32) => Ok(itoa(i64::from(i32::from_le_bytes(self.array()?)))),
+            Len::Encoded(ENC_LZF) => {
+                let compressed_len = self.len()?;
+                let len = self.len()?;
+                if len > self.max_string {
+                    return Err(Error::Format);
+                }
+                let compressed = self.take(compressed_len)?;
+                lzf::decompress(compressed, len).ok_or(Error::Format)
+            }
+            Len::Encoded(_) => Err(Error::Format),
+        }
+    }
+
+    /// A score as RDB 8+ writes it: an IEEE 754 double, little endian.
+    fn binary_double(&mut self) -> Result<f64> {
+        Ok(f64::from_le_bytes(self.array()?))
+    }
+
+    /// A score as older RDBs wrote it: a length byte (253 NaN, 254 +inf, 255 -inf), then text.
+    fn text_double(&mut self) -> Result<f64> {
+        match self.byte()? {
+            253 => Ok(f64::NAN),
+            254 => Ok(f64::INFINITY),
+            255 => Ok(f64::NEG_INFINITY),
+            n => parse_double(self.take(u64::from(n))?).ok_or(Error::Format),
+        }
+    }
+}
+
+/// A score written as text (`%.17g`, an integer, `inf`…).
+pub(super) fn parse_double(text: &[u8]) -> Option<f64> {
+    std::str::from_utf8(text).ok()?.trim().parse().ok()
+}
+
+/// The value in `body` (a payload without its footer): a type byte, then exactly one object.
+pub(super) fn payload_body(body: &[u8], max_string: u64) -> Result<Value> {
+    let mut r = Reader {
+        buf: body,
+        pos: 0,
+        max_string,
+    };
+    let t = r.byte()?;
+    let value = object(t, &mut r)?;
+    if r.left() != 0 {
+        return Err(Error::Format);
+    }
+    Ok(value)
+}
+
+/// The object of RDB type `t`.
+fn object(t: u8, r: &mut Reader<'_>) -> Result<Value> {
+    let value = match t {
+        ty::STRING => Value::String(r.string()?.into()),
+        ty::LIST => {
+            let n = r.count()?;
+            let mut items = Vec::with_capacity(n);
+            for _ in 0..n {
+                items.push(r.string()?.into());
+            }
+            Value::List(items)
+        }
+        ty::SET => {
+            let n = r.count()?;
+            let mut items = Vec::with_capacity(n);
+            for _ in 0..n {
+                items.push(r.string()?.into());
+            }
+            Value::Set(items)
+        }
+        ty::ZSET | ty::ZSET_2 => {
+            let n = r.count()?;
+            let mut items = Vec::with_capacity(n);
+            for _ in 0..n {
+                let member = r.string()?.into();
+                let score = if t == ty::ZSET_2 {
+                    r.binary_double()?
+                } else {
+                    r.text_double()?
+                };
+                items.push((member, score));
+            }
+            Value::ZSet(items)
+        }
+        ty::HASH => {
+            let n = r.count()?;
+            let mut pairs = Vec::with_capacity(n);
+            for _ in 0..n {
+                let field = r.string()?.into();
+                pairs.push((field, r.string()?.into()));
+            }
+            Value::Hash(pairs)
+        }
+        ty::LIST_QUICKLIST | ty::LIST_QUICKLIST_2 => {
+            let nodes = r.count()?;
+            let mut items = Vec::new();
+            for _ in 0..nodes {
+                let container = if t == ty::LIST_QUICKLIST_2 {
+                    r.len()?
+                } else {
+                    CONTAINER_PACKED
+                };
+                let blob = r.string()?;
+                if blob.is_empty() {
+                    return Err(Error::Format);
+                }
+                match container {
+                    CONTAINER_PLAIN => items.push(blob.into()),
+                    CONTAINER_PACKED if t == ty::LIST_QUICKLIST_2 => {
+                        items.extend(packed::listpack(&blob)?.into_iter().map(Bytes::from));
+                    }
+                    CONTAINER_PACKED => {
+                        items.extend(packed::ziplist(&blob)?.into_iter().map(Bytes::from));
+                    }
+                    _ => return Err(Error::Format),
+                }
+            }
+            Value::List(items)
+        }
+        ty::LIST_ZIPLIST => Value::List(bytes(packed::ziplist(&r.string()?)?)),
+        ty::SET_INTSET => Value::Set(bytes(packed::intset(&r.string()?)?)),
+        ty::HASH_ZIPMAP => Value::Hash(
+            packed::zipmap(&r.string()?)?
+                .into_iter()
+                .map(|(f, v)| (f.into(), v.into()))
+                .collect(),
+        ),
+        ty::HASH_ZIPLIST => Value::Hash(pairs(packed::ziplist(&r.string()?)?)?),
+        ty::HASH_LISTPACK => Value::Hash(pairs(packed::listpack(&r.string()?)?)?),
+        ty::ZSET_ZIPLIST | ty::ZSET_LISTPACK => {
+            let blob = r.string()?;
+            let flat = if t == ty::ZSET_ZIPLIST {
+                packed::ziplist(&blob)?
+            } else {
+                packed::listpack(&blob)?
+            };
+            let scored = pairs(flat)?
+                .into_iter()
+                .map(|(member, score)| Ok((member, parse_double(&score).ok_or(Error::Format)?)))
+                .collect::<Result<Vec<_>>>()?;
+            Value::ZSet(scored)
+        }
+        ty::STREAM_LISTPACKS | ty::STREAM_LISTPACKS_2 => return Err(Error::Stream),
+        // Module values (no module is loaded here) and types no Redis writes.
+        ty::MODULE | ty::MODULE_2 => return Err(Error::Format),
+        _ => return Err(Error::Format),
+    };
+    check(&value)?;
+    Ok(value)
+}
+
+fn bytes(items: Vec<Vec<u8>>) -> Vec<Bytes> {
+    items.into_iter().map(Bytes::from).collect()
+}
+
+/// A flat run of elements as (field, value) pairs: an odd count is malformed.
+fn pairs(flat: Vec<Vec<u8>>) -> Result<Vec<(Bytes, Bytes)>> {
+    if !flat.len().is_multiple_of(2) {
+        return Err(Error::Format);
+    }
+    let mut out = Vec::with_capacity(flat.len() / 2);
+    let mut it = flat.into_iter();
+    while let (Some(a), Some(b)) = (it.next(), it.next()) {
+        out.push((a.into(), b.into()));
+    }
+    Ok(out)
+}
+
+/// Refuses what Redis refuses once loaded: an empty collection, a duplicate member or field, a
+/// NaN score.
+fn check(value: &Value) -> Result<()> {
+    fn distinct<'a>(n: usize, mut keys: impl Iterator<Item = &'a [u8]>) -> Result<()> {
+        let mut seen = HashSet::with_capacity(n);
+        if keys.all(|k| seen.insert(k)) {
+            Ok(())
+        } else {
+            Err(Error::Format)
+        }
+    }
+    match value {
+        Value::String(_) => Ok(()),
+        Value::List(items) if !items.is_empty() => Ok(()),
+        Value::Set(items) if !items.is_empty() => {
+            distinct(items.len(), items.iter().map(|m| &m[..]))
+        }
+        Value::Hash(pairs) if !pairs.is_empty() => {
+            distinct(pairs.len(), pairs.iter().map(|(f, _)| &f[..]))
+        }
+        Value::ZSet(items) if !items.is_empty() => {
+            if items.iter().any(|(_, s)| s.is_nan()) {
+                return Err(Error::Format);
+            }
+            distinct(items.len(), items.iter().map(|(m, _)| &m[..]))
+        }
+        _ => Err(Error::Format),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(bytes: &[u8]) -> Result<Value> {
+        payload_body(bytes, u64::MAX)
+    }
+
+    #[test]
+    fn lengths_and_integer_strings() {
+        let s = |t: &'static [u8]| Ok(Value::String(Bytes::from_static(t)));
+        assert_eq!(body(b"\x00\xc0\xfb"), s(b"-5"));
+        assert_eq!(body(b"\x00\xc1\x39\x30"), s(b"12345"));
+        assert_eq!(body(b"\x00\xc2\x00\x00\x00\x80"), s(b"-2147483648"));
+        // A 14-bit length, and the 32-bit one (big endian).
+        let mut p = vec![0u8, 0x40 | 1, 0x00];
+        p.extend(vec![b'x'; 256]);
+        assert_eq!(body(&p), Ok(Value::String(vec![b'x'; 256].into())));
+        let mut p = vec![0u8, 0x80, 0, 0, 1, 0];
+        p.extend(vec![b'y'; 256]);
+        assert_eq!(body(&p), Ok(Value::String(vec![b'y'; 256].into())));
+    }
+
+    #[test]
+    fn malformed_bodies() {
+        for bad in [
+            &b""[..],
+            b"\x00",
+            b"\x00\x05hell",
+            b"\x00\x05hello!",
+            b"\x00\xc4",
+            b"\x00\x82",
+            b"\x02\x00",
+            b"\x02\x02\x01a\x01a",
+            b"\x04\x01\x01a",
+            b"\x05\x01\x01a\x00\x00\x00\x00\x00\x00\xf8\x7f",
+            b"\x06\x00",
+            b"\x08\x00",
+            b"\x14\x00",
+            b"\x01\xff\xff\xff\xff",
+            b"\x12\x01\x03\x01a",
+        ] {
+            assert_eq!(body(bad), Err(Error::Format), "{bad:?}");
+        }
+        assert_eq!(body(b"\x0f\x00"), Err(Error::Stream));
+        // Longer than allowed.
+        assert_eq!(payload_body(b"\x00\x03abc", 2), Err(Error::Format));
+    }
+
+    #[test]
+    fn text_scores() {
+        assert_eq!(
+            body(b"\x03\x02\x01a\x031.5\x01b\xff"),
+            Ok(Value::ZSet(vec![
+                (Bytes::from_static(b"a"), 1.5),
+                (Bytes::from_static(b"b"), f64::NEG_INFINITY)
+            ]))
+        );
+        assert_eq!(body(b"\x03\x01\x01a\xfd"), Err(Error::Format));
+    }
+}
