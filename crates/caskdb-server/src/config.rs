@@ -359,6 +359,8 @@ pub(crate) struct Runtime {
     /// `slowlog-log-slower-than` (µs; negative: off) and `slowlog-max-len`.
     slowlog_threshold: std::sync::atomic::AtomicI64,
     slowlog_max_len: AtomicU64,
+    /// `busy-reply-threshold` (alias `lua-time-limit`), milliseconds.
+    busy_threshold_ms: AtomicU64,
     /// Redis parameters caskdb accepts without implementing them, with their values.
     knobs: RwLock<std::collections::BTreeMap<String, String>>,
     /// Those whose no-effect CONFIG SET was logged.
@@ -417,6 +419,7 @@ impl Runtime {
             compact: [128, 64, 128, 64, 512].map(AtomicU64::new),
             slowlog_threshold: std::sync::atomic::AtomicI64::new(10_000),
             slowlog_max_len: AtomicU64::new(128),
+            busy_threshold_ms: AtomicU64::new(5000),
             start,
         };
         // The config file's Redis parameters (checked when it was read), immutable ones too.
@@ -492,6 +495,11 @@ impl Runtime {
             Type::Set => !is_canonical_int(member),
             _ => false,
         }
+    }
+
+    /// How long a script runs before other clients get BUSY (`busy-reply-threshold`).
+    pub fn busy_threshold(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.busy_threshold_ms.load(Ordering::Relaxed))
     }
 
     /// SLOWLOG's threshold in µs (`None`: off) and length.
@@ -594,9 +602,25 @@ impl Runtime {
     /// Stores a Redis parameter's (checked) value and applies it where caskdb implements it;
     /// returns whether it has an effect.
     fn store_knob(&self, name: &str, value: &str) -> bool {
-        self.knobs
-            .write()
-            .insert(name.to_string(), value.to_string());
+        // Two names of one setting, as in Redis: CONFIG GET shows the new value under both.
+        let names: &[&str] = match name {
+            "busy-reply-threshold" | "lua-time-limit" => {
+                &["busy-reply-threshold", "lua-time-limit"]
+            }
+            _ => &[name],
+        };
+        {
+            let mut knobs = self.knobs.write();
+            for n in names {
+                knobs.insert((*n).to_string(), value.to_string());
+            }
+        }
+        if names.len() == 2 {
+            if let Ok(ms) = value.parse::<u64>() {
+                self.busy_threshold_ms.store(ms, Ordering::Relaxed);
+            }
+            return true;
+        }
         let slot = match name {
             "hash-max-listpack-entries" | "hash-max-ziplist-entries" => Some(0),
             "hash-max-listpack-value" | "hash-max-ziplist-value" => Some(1),

@@ -354,7 +354,14 @@ impl Connection {
 
     /// Runs one request and encodes its reply (unless CLIENT REPLY turned replies off).
     fn handle(&mut self, args: Vec<Bytes>, token: &mut Option<SyncToken>) -> Next {
-        let reply = dispatch::request(&self.shared, &mut self.state, args, token);
+        let reply = if dispatch::is_script(&args) && can_block_in_place() {
+            // A script may run long: the other connections' tasks move to other threads.
+            tokio::task::block_in_place(|| {
+                dispatch::request(&self.shared, &mut self.state, args, token)
+            })
+        } else {
+            dispatch::request(&self.shared, &mut self.state, args, token)
+        };
         if self.state.parked.is_some() {
             // Blocked: its reply comes later; the requests after it wait.
             return Next::Wait;
@@ -375,7 +382,8 @@ impl Connection {
         Next::Request
     }
 
-    /// Waits while CLIENT PAUSE holds the postponed request (shown as blocked meanwhile).
+    /// Waits while CLIENT PAUSE, or another client's script (until `busy-reply-threshold`),
+    /// holds the postponed request (shown as blocked meanwhile).
     /// Returns `false` if the connection must close.
     async fn wait_unpaused(
         &mut self,
@@ -388,12 +396,16 @@ impl Connection {
             let resumed = self.shared.pause.resumed();
             tokio::pin!(resumed);
             resumed.as_mut().enable();
+            let script_ended = self.shared.scripts.ended();
+            tokio::pin!(script_ended);
+            script_ended.as_mut().enable();
             let Some(until) = dispatch::paused_until(&self.shared, &self.state, args) else {
                 break true;
             };
             tokio::select! {
                 _ = tokio::time::sleep_until(until.into()) => {}
                 _ = resumed => {}
+                _ = script_ended => {}
                 _ = stop.wait() => break false,
                 _ = info.killed() => break false,
             }
@@ -411,6 +423,12 @@ enum Next {
     Flush,
     /// Stop processing: blocked, paused or closing.
     Wait,
+}
+
+/// Whether the runtime lets a task block its thread (the multi-threaded one does).
+fn can_block_in_place() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// Resolves once `sub` went over its output limit; never without a subscriber.

@@ -170,6 +170,7 @@ impl Server {
             blocking: Blocking::default(),
             command_stats: Default::default(),
             slowlog: Default::default(),
+            scripts: crate::script::Scripts::new(crate::state::REDIS_VERSION),
         });
         let sweeper = Some(start_sweeper(shared.clone())?);
         Ok(Server {
@@ -263,6 +264,8 @@ fn install_signal_handlers(shared: Arc<Shared>) -> std::io::Result<tokio::task::
             _ = int.recv() => tracing::info!("SIGINT received"),
             _ = term.recv() => tracing::info!("SIGTERM received"),
         }
+        // A running script stops (its writes dropped), or the server could not stop.
+        shared.scripts.abort();
         shared.shutdown.trigger();
     }))
 }

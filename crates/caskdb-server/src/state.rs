@@ -408,6 +408,8 @@ pub(crate) struct Shared {
     pub blocking: Blocking,
     pub command_stats: CommandStats,
     pub slowlog: SlowLog,
+    /// Scripting: the script cache, the Lua VM, the running script.
+    pub scripts: crate::script::Scripts,
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

@@ -25,7 +25,8 @@ use super::events;
 use std::sync::Arc;
 
 use super::reply::{BlockOn, CmdError, arity_message, engine_error, unknown_command, wrong_arity};
-use super::spec::{Handler, Run, Spec, flags};
+use super::scripting;
+use super::spec::{Handler, Run, ScriptCall, Spec, flags};
 use super::table::{lookup, lookup_numbered, table};
 use crate::blocking::{Served, Waiter};
 use crate::frame::Frame;
@@ -42,6 +43,15 @@ pub(crate) fn paused_until(
     conn: &ConnState,
     args: &[Bytes],
 ) -> Option<std::time::Instant> {
+    // Another client's script runs: wait for it to end, or until `busy-reply-threshold`
+    // (then dispatch answers BUSY, or runs the few commands allowed meanwhile), as Redis's
+    // clients wait while it runs the script.
+    if let Some((started, _)) = shared.scripts.running_for_other(conn.id) {
+        let until = started + shared.config.busy_threshold();
+        if until > std::time::Instant::now() {
+            return Some(until);
+        }
+    }
     // The common case first: no pause, no lookup.
     shared.pause.holds(true)?;
     let spec = lookup(args.first()?)?;
@@ -159,6 +169,12 @@ fn run_request(
         flag_multi_failed(conn);
         return Frame::Error("NOAUTH Authentication required.".into());
     }
+    if let Some((_, eval)) = shared.scripts.running_for_other(conn.id)
+        && !allowed_while_busy(spec, args)
+    {
+        flag_multi_failed(conn);
+        return scripting::busy_error(eval);
+    }
     if !conn.resp3 && !spec.has(flags::SUBSCRIBED_OK) && conn.subscribed() {
         flag_multi_failed(conn);
         return Frame::err(format!(
@@ -176,7 +192,157 @@ fn run_request(
     match spec.run {
         Run::Store(handler) => run_one(shared, conn, spec, handler, args, token),
         Run::Exec => exec(shared, conn, token),
+        Run::Script(call) => run_script(shared, conn, args, call, token),
     }
+}
+
+/// Whether a request runs a script (EVAL, EVALSHA, their `_RO` forms, EXEC of a queue holding
+/// one): it may run long, so the connection lets its thread block.
+pub(crate) fn is_script(args: &[Bytes]) -> bool {
+    args.first()
+        .and_then(|n| lookup(n))
+        .is_some_and(|s| matches!(s.run, Run::Script(_) | Run::Exec))
+}
+
+/// Whether a command may run while another client's script is past `busy-reply-threshold`:
+/// those Redis flags `allow_busy` (SCRIPT KILL, FUNCTION KILL, SHUTDOWN, AUTH, HELLO…).
+fn allowed_while_busy(spec: &Spec, args: &[Bytes]) -> bool {
+    let name = match args.get(1).filter(|_| spec.has(flags::CONTAINER)) {
+        Some(sub) => format!(
+            "{}|{}",
+            spec.name,
+            String::from_utf8_lossy(sub).to_ascii_lowercase()
+        ),
+        None => spec.name.to_string(),
+    };
+    crate::command_info::get(&name).is_some_and(|i| i.flags.contains(&"allow_busy"))
+}
+
+/// Why a script's transaction is not committed.
+enum ScriptTxError {
+    Engine(caskdb::Error),
+    /// A shutdown stopped the script: its writes are dropped.
+    Aborted,
+}
+
+impl From<caskdb::Error> for ScriptTxError {
+    fn from(e: caskdb::Error) -> Self {
+        ScriptTxError::Engine(e)
+    }
+}
+
+/// EVAL and its kin: the script, in one engine transaction of its own (its writes land as one
+/// record, and no other write comes between its commands).
+fn run_script(
+    shared: &Shared,
+    conn: &mut ConnState,
+    args: &[Bytes],
+    call: ScriptCall,
+    token: &mut Option<SyncToken>,
+) -> Frame {
+    let prepared = match scripting::prepare(shared, args, call) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let mut served = Vec::new();
+    let result = shared.db.transaction_deferred(|tx| {
+        let reply = script_in_tx(shared, conn, tx, &prepared)?;
+        serve_ready(shared, tx, conn, &mut served);
+        Ok::<_, ScriptTxError>(reply)
+    });
+    match result {
+        Ok((frame, t)) => {
+            *token = (*token).max(Some(t));
+            if !prepared.read_only {
+                shared.stats.dirty.add(1);
+            }
+            deliver(served, Ok(t));
+            publish_events(shared, conn);
+            frame
+        }
+        Err(ScriptTxError::Engine(e)) => {
+            deliver(served, Err(&e));
+            conn.events.clear();
+            engine_error(&e)
+        }
+        Err(ScriptTxError::Aborted) => {
+            conn.events.clear();
+            conn.ready.clear();
+            Frame::err("Script aborted: the server is shutting down")
+        }
+    }
+}
+
+/// Runs a prepared script in transaction `tx` (EVAL's own, or EXEC's): its commands go through
+/// the table as a client of their own (database and protocol of the script's), checked as
+/// Redis checks a script's calls.
+fn script_in_tx(
+    shared: &Shared,
+    conn: &mut ConnState,
+    tx: &mut caskdb::Transaction<'_>,
+    prepared: &scripting::Prepared,
+) -> Result<Frame, ScriptTxError> {
+    let mut sconn = ConnState::new(conn.info.clone(), true);
+    sconn.db = conn.db;
+    let mut run_command = |argv: Vec<Bytes>, resp3: bool| -> Result<Frame, String> {
+        let Some(spec) = lookup(&argv[0]) else {
+            return Err("Unknown Redis command called from script".into());
+        };
+        if !spec.arity_ok(argv.len()) {
+            return Err("Wrong number of args calling Redis command from script".into());
+        }
+        let name = match argv.get(1).filter(|_| spec.has(flags::CONTAINER)) {
+            Some(sub) => format!(
+                "{}|{}",
+                spec.name,
+                String::from_utf8_lossy(sub).to_ascii_lowercase()
+            ),
+            None => spec.name.to_string(),
+        };
+        let info = crate::command_info::get(&name).or_else(|| crate::command_info::get(spec.name));
+        let flagged = |f: &str| info.is_some_and(|i| i.flags.contains(&f));
+        let Run::Store(handler) = spec.run else {
+            return Err("This Redis command is not allowed from script".into());
+        };
+        if flagged("noscript") {
+            return Err("This Redis command is not allowed from script".into());
+        }
+        let writes = spec.has(flags::WRITE) || flagged("write");
+        if writes && prepared.read_only {
+            return Err("Write commands are not allowed from read-only scripts.".into());
+        }
+        sconn.resp3 = resp3;
+        let frame = execute(
+            shared,
+            &mut sconn,
+            Store::Write(&mut *tx),
+            spec,
+            handler,
+            &argv,
+            false,
+        );
+        if writes && !matches!(frame, Frame::Error(_)) {
+            shared.scripts.note_write();
+        }
+        Ok(frame)
+    };
+    let ran = shared.scripts.run_eval(
+        &prepared.sha,
+        &prepared.keys,
+        &prepared.args,
+        conn.id,
+        &mut run_command,
+    );
+    conn.events.append(&mut sconn.events);
+    for k in sconn.ready.drain(..) {
+        if !conn.ready.contains(&k) {
+            conn.ready.push(k);
+        }
+    }
+    if ran.aborted {
+        return Err(ScriptTxError::Aborted);
+    }
+    Ok(ran.reply)
 }
 
 /// A command refused while queuing makes EXEC abort, as in Redis.
@@ -412,6 +578,17 @@ fn exec(shared: &Shared, conn: &mut ConnState, token: &mut Option<SyncToken>) ->
                     args,
                     false,
                 ),
+                Some(Spec {
+                    run: Run::Script(call),
+                    ..
+                }) => match scripting::prepare(shared, args, *call) {
+                    Err(e) => e,
+                    Ok(p) => match script_in_tx(shared, conn, tx, &p) {
+                        Ok(f) => f,
+                        // A shutdown stops it: EXEC's other writes stay (its reply is lost).
+                        Err(_) => Frame::err("Script aborted: the server is shutting down"),
+                    },
+                },
                 // Never queued (NO_QUEUE); and the MULTI is over by now.
                 Some(_) => exec_without_multi(),
                 None => unknown_command(args),

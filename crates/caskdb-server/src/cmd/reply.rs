@@ -132,3 +132,21 @@ pub(crate) fn unknown_subcommand(sub: &[u8], cmd: &str) -> Frame {
         cmd.to_ascii_uppercase()
     ))
 }
+
+/// For a subcommand of `container` (`args[1]`): Redis's "unknown subcommand" or arity error,
+/// from the arities of Redis's table (`command_info`), or `None` when the call is well formed.
+pub(crate) fn subcommand_error(container: &str, args: &[Bytes]) -> Option<Frame> {
+    let sub = args.get(1)?;
+    let name = format!(
+        "{container}|{}",
+        String::from_utf8_lossy(sub).to_ascii_lowercase()
+    );
+    let Some(info) = crate::command_info::get(&name) else {
+        return Some(unknown_subcommand(sub, container));
+    };
+    let argc = args.len() as i64;
+    if (info.arity > 0 && info.arity != argc) || argc < -info.arity {
+        return Some(wrong_arity(&name));
+    }
+    None
+}

@@ -272,6 +272,13 @@ fn shutdown(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             return Err(syntax_error());
         }
     }
+    if let Some((_, eval)) = ctx.shared.scripts.running_for_other(ctx.conn.id) {
+        // A script runs: only SHUTDOWN NOSAVE stops the server, dropping the script's writes.
+        if !args[1..].iter().any(|a| is(a, "nosave")) {
+            return Ok(super::scripting::busy_error(eval));
+        }
+        ctx.shared.scripts.abort();
+    }
     tracing::info!("SHUTDOWN requested by client {}", ctx.conn.id);
     ctx.shared.shutdown.trigger();
     ctx.conn.close_after_reply = true;

@@ -46,6 +46,18 @@ pub(crate) enum Run {
     /// EXEC: the connection's queued commands, in one engine transaction. Dispatch runs it (it
     /// holds the queue and the table); refused for its arity, it also discards the transaction.
     Exec,
+    /// A script (EVAL, EVALSHA, their `_RO` forms): dispatch runs it in one engine
+    /// transaction, its `redis.call`s through the table.
+    Script(ScriptCall),
+}
+
+/// Which script command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ScriptCall {
+    /// EVAL / EVAL_RO (`ro`): the body is the first argument.
+    Eval { ro: bool },
+    /// EVALSHA / EVALSHA_RO: the SHA1 of a cached body.
+    EvalSha { ro: bool },
 }
 
 /// One row of the command table.
@@ -107,7 +119,7 @@ impl Spec {
 /// commands that are variants of one (`=> ttl_generic(true, false)` runs
 /// `ttl_generic(ctx, args, true, false)`, `=> Ctx::coll_len(Type::Hash)` runs
 /// `Ctx::coll_len(ctx, args, Type::Hash)`); or a [`Run`] variant other than `Store`
-/// (`=> Run::Exec`).
+/// (`=> Run::Exec`, `=> Run::Script(ScriptCall::Eval { ro: false })`).
 macro_rules! commands {
     (
         group $group:literal;
@@ -133,6 +145,9 @@ macro_rules! commands {
     };
     (@run Run::$variant:ident) => {
         $crate::cmd::spec::Run::$variant
+    };
+    (@run Run::$variant:ident ($($arg:expr),*)) => {
+        $crate::cmd::spec::Run::$variant($($arg),*)
     };
     (@run $handler:ident) => {
         $crate::cmd::spec::Run::Store($handler)

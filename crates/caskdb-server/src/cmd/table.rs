@@ -14,7 +14,8 @@ use super::spec::flags::CONTAINER;
 use super::spec::{Spec, commands};
 use super::{
     blocking, client, connection, debug, dump, hashes, info, keys, lists, memory, object, pubsub,
-    server, sets, slowlog, sort, strings, transactions, zset_algebra, zset_ranges, zsets,
+    scripting, server, sets, slowlog, sort, strings, transactions, zset_algebra, zset_ranges,
+    zsets,
 };
 use crate::command_info::{self, Begin, CommandInfo, Find, KeySpec};
 use crate::frame::Frame;
@@ -53,6 +54,7 @@ pub(crate) fn table() -> &'static [&'static Spec] {
             slowlog::COMMANDS,
             sort::COMMANDS,
             dump::COMMANDS,
+            scripting::COMMANDS,
         ];
         let mut t: Vec<&'static Spec> = groups.into_iter().flatten().collect();
         t.sort_by_key(|s| s.name);

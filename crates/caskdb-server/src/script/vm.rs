@@ -1,0 +1,681 @@
+//! The Lua 5.1 VM scripts run in: made once, sandboxed by `prelude.lua` as Redis 7.0
+//! sandboxes its own, with the `redis` table, Redis's `math.random`, a hook that stops a killed
+//! script, and a memory cap per run.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, Variadic, VmState};
+use parking_lot::Mutex;
+
+use super::convert::{self, message_error_text, reply_error_text};
+use crate::frame::Frame;
+
+/// Instructions between two looks at the kill flag (Redis: 100,000).
+const HOOK_EVERY: u32 = 100_000;
+/// Memory a script may allocate beyond what the VM holds when it starts.
+pub const SCRIPT_MEMORY: usize = 256 << 20;
+
+/// The error a killed script is stopped with.
+#[derive(Debug)]
+pub struct Killed;
+
+impl std::fmt::Display for Killed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Script killed by user with SCRIPT KILL...")
+    }
+}
+
+impl std::error::Error for Killed {}
+
+/// Redis's rand48 (its `math.random`): one sequence for the server's life.
+struct Rand48(u64);
+
+impl Rand48 {
+    const A: u64 = 0x5_DEEC_E66D;
+    const C: u64 = 0xB;
+    const MASK: u64 = (1 << 48) - 1;
+
+    /// The state before any seed (Redis's, as rand48's).
+    const START: u64 = 0x1234_ABCD_330E;
+
+    fn seed(seed: i32) -> Rand48 {
+        let s = u64::from(seed as u32);
+        Rand48(((s << 16) | 0x330E) & Self::MASK)
+    }
+
+    fn next(&mut self) -> i32 {
+        self.0 = (Self::A.wrapping_mul(self.0).wrapping_add(Self::C)) & Self::MASK;
+        // The top 31 bits, as lrand48 returns them.
+        (self.0 >> 17) as i32
+    }
+}
+
+/// What a command run from a script answers: its reply, or a refusal of the script layer
+/// (`Unknown Redis command called from script`…).
+pub type Call<'a> = dyn FnMut(Vec<bytes::Bytes>, bool) -> Result<Frame, String> + 'a;
+
+/// The outcome of one run.
+pub struct Outcome {
+    /// The reply to the caller.
+    pub reply: Frame,
+    /// The run was stopped by SCRIPT KILL or a shutdown.
+    pub killed: bool,
+}
+
+/// The VM, and the compiled scripts by name.
+pub struct Vm {
+    lua: Lua,
+    /// The `redis` table behind its read-only view: `call`, `pcall` and `setresp` are set
+    /// for each run.
+    redis: Table,
+    run: Function,
+    functions: HashMap<String, Function>,
+    kill: Arc<AtomicBool>,
+}
+
+impl Vm {
+    /// A fresh VM; `kill` stops the running script at its next hook.
+    pub fn new(kill: Arc<AtomicBool>, version: &str) -> mlua::Result<Vm> {
+        let lua = Lua::new_with(
+            StdLib::TABLE | StdLib::STRING | StdLib::MATH,
+            LuaOptions::default(),
+        )?;
+        let bridge = lua.create_table()?;
+        let rand = Arc::new(Mutex::new(Rand48(Rand48::START)));
+        let r = rand.clone();
+        bridge.raw_set(
+            "random",
+            lua.create_function(move |lua, args: Variadic<Value>| {
+                random(lua, &mut r.lock(), &args)
+            })?,
+        )?;
+        bridge.raw_set(
+            "randomseed",
+            lua.create_function(move |lua, args: Variadic<Value>| {
+                let seed = check_int(lua, &args, 0)?;
+                *rand.lock() = Rand48::seed(seed);
+                Ok(())
+            })?,
+        )?;
+        bridge.raw_set(
+            "errinfo",
+            lua.create_function(|_, v: Value| Ok(error_info(&v)))?,
+        )?;
+        let redis = redis_table(&lua, version)?;
+        bridge.raw_set("redis", redis.clone())?;
+        bridge.raw_set(
+            "locate",
+            lua.create_function(|lua, ()| {
+                // The first frame that is the user's: neither C nor the prelude.
+                for level in 1.. {
+                    let Some(found) = lua.inspect_stack(level, |d| {
+                        let src = d.source();
+                        if src.what == "C" || src.source.as_deref() == Some("@caskdb") {
+                            return None;
+                        }
+                        Some((
+                            src.source.map(|s| s.into_owned()),
+                            d.current_line().map(|l| l as i64),
+                        ))
+                    }) else {
+                        break;
+                    };
+                    if let Some(place) = found {
+                        return Ok(place);
+                    }
+                }
+                Ok((None, None))
+            })?,
+        )?;
+        super::libs::register_all(&lua)?;
+        lua.load(include_str!("prelude.lua"))
+            .set_name("@caskdb")
+            .call::<()>(bridge.clone())?;
+        let run: Function = bridge.raw_get("run")?;
+        let flag = kill.clone();
+        lua.set_hook(
+            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+            move |_, _| {
+                if flag.load(Ordering::Relaxed) {
+                    return Err(mlua::Error::external(Killed));
+                }
+                Ok(VmState::Continue)
+            },
+        )?;
+        Ok(Vm {
+            lua,
+            redis,
+            run,
+            functions: HashMap::new(),
+            kill,
+        })
+    }
+
+    /// Compiles a script body under `name` (chunk `@user_script`, as Redis names it);
+    /// Redis's error text if it does not compile.
+    pub fn compile(&mut self, name: &str, body: &[u8]) -> Result<(), String> {
+        if self.functions.contains_key(name) {
+            return Ok(());
+        }
+        let f = self
+            .lua
+            .load(body)
+            .set_name("@user_script")
+            .set_mode(mlua::ChunkMode::Text)
+            .into_function()
+            .map_err(|e| compile_error_text(&e))?;
+        self.functions.insert(name.to_string(), f);
+        Ok(())
+    }
+
+    /// Forgets every compiled script.
+    pub fn flush(&mut self) {
+        self.functions.clear();
+        self.lua.gc_collect().ok();
+    }
+
+    /// Runs compiled script `name`: as EVAL (KEYS and ARGV as globals) or as a function
+    /// (keys and args as its two arguments). Commands go to `call`. `funcname` names the script
+    /// in error replies.
+    pub fn run(
+        &mut self,
+        name: &str,
+        funcname: &str,
+        keys: &[bytes::Bytes],
+        args: &[bytes::Bytes],
+        as_eval: bool,
+        call: &mut Call<'_>,
+    ) -> Outcome {
+        let Some(f) = self.functions.get(name).cloned() else {
+            return Outcome {
+                reply: Frame::Error("NOSCRIPT No matching script. Please use EVAL.".into()),
+                killed: false,
+            };
+        };
+        self.kill.store(false, Ordering::Relaxed);
+        let limit = self.lua.used_memory().saturating_add(SCRIPT_MEMORY);
+        let _ = self.lua.set_memory_limit(limit);
+        let result = self.run_scoped(&f, funcname, keys, args, as_eval, call);
+        let _ = self.lua.set_memory_limit(0);
+        let killed = self.kill.swap(false, Ordering::Relaxed);
+        let reply = match result {
+            Ok(reply) => reply,
+            Err(e) => Frame::err(format!(
+                "Error running script {funcname}, {}",
+                error_chain_text(&e)
+            )),
+        };
+        Outcome { reply, killed }
+    }
+
+    fn run_scoped(
+        &self,
+        f: &Function,
+        funcname: &str,
+        keys: &[bytes::Bytes],
+        args: &[bytes::Bytes],
+        as_eval: bool,
+        call: &mut Call<'_>,
+    ) -> mlua::Result<Frame> {
+        let lua = &self.lua;
+        let array = |items: &[bytes::Bytes]| -> mlua::Result<Table> {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, a) in items.iter().enumerate() {
+                t.raw_set(i + 1, lua.create_string(a)?)?;
+            }
+            Ok(t)
+        };
+        let (keys, args) = (array(keys)?, array(args)?);
+        let resp3 = std::cell::Cell::new(false);
+        let call = std::cell::RefCell::new(call);
+        lua.scope(|scope| {
+            self.redis.raw_set(
+                "call",
+                scope.create_function(|lua, argv: Variadic<Value>| {
+                    let reply = command(lua, &argv, resp3.get(), &mut **call.borrow_mut())?;
+                    raise_error_reply(reply)
+                })?,
+            )?;
+            self.redis.raw_set(
+                "pcall",
+                scope.create_function(|lua, argv: Variadic<Value>| {
+                    command(lua, &argv, resp3.get(), &mut **call.borrow_mut())
+                })?,
+            )?;
+            self.redis.raw_set(
+                "setresp",
+                scope.create_function(|_, argv: Variadic<Value>| {
+                    resp3.set(setresp_arg(&argv)? == 3);
+                    Ok(())
+                })?,
+            )?;
+            let globals = lua.globals();
+            let (ok, value): (bool, Value) = if as_eval {
+                globals.raw_set("KEYS", keys)?;
+                globals.raw_set("ARGV", args)?;
+                self.run.call((f.clone(),))?
+            } else {
+                self.run.call((f.clone(), keys, args))?
+            };
+            outside_a_run(lua, &self.redis)?;
+            Ok(if ok {
+                convert::lua_to_reply(&value, resp3.get())
+            } else {
+                script_error(&value, funcname)
+            })
+        })
+    }
+}
+
+/// `redis.call`'s work: the arguments as a command, run, its reply as a Lua value (an error
+/// table for an error).
+fn command(lua: &Lua, argv: &[Value], resp3: bool, call: &mut Call<'_>) -> mlua::Result<Value> {
+    if argv.is_empty() {
+        return Ok(Value::Table(convert::error_table(
+            lua,
+            &message_error_text("Please specify at least one argument for this redis lib call"),
+        )?));
+    }
+    let mut args = Vec::with_capacity(argv.len());
+    for v in argv {
+        match v {
+            Value::String(s) => args.push(bytes::Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Number(n) => args.push(bytes::Bytes::from(crate::frame::format_double(*n))),
+            Value::Integer(n) => args.push(bytes::Bytes::from(n.to_string())),
+            _ => {
+                return Ok(Value::Table(convert::error_table(
+                    lua,
+                    &message_error_text(
+                        "Lua redis lib command arguments must be strings or integers",
+                    ),
+                )?));
+            }
+        }
+    }
+    match call(args, resp3) {
+        Ok(frame) => convert::reply_to_lua(lua, &frame, resp3),
+        Err(msg) => Ok(Value::Table(convert::error_table(
+            lua,
+            &message_error_text(&msg),
+        )?)),
+    }
+}
+
+/// An error a server function raises in a script: the text of the error table Redis would
+/// raise (`ERR …`, `WRONGTYPE …`).
+#[derive(Debug)]
+pub struct ScriptError(pub String);
+
+impl std::fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScriptError {}
+
+fn raise(text: impl Into<String>) -> mlua::Error {
+    mlua::Error::external(ScriptError(text.into()))
+}
+
+/// `redis.call`: an error reply becomes a raised error.
+fn raise_error_reply(reply: Value) -> mlua::Result<Value> {
+    if let Value::Table(t) = &reply
+        && let Ok(Value::String(e)) = t.raw_get::<Value>("err")
+    {
+        return Err(raise(String::from_utf8_lossy(&e.as_bytes()).into_owned()));
+    }
+    Ok(reply)
+}
+
+/// `redis.call`, `redis.pcall` and `redis.setresp` between runs: Redis's error.
+fn outside_a_run(lua: &Lua, redis: &Table) -> mlua::Result<()> {
+    let not_here = lua.create_function(|_, _: Variadic<Value>| -> mlua::Result<()> {
+        Err(raise(
+            "ERR redis.call/pcall can only be called inside a script invocation",
+        ))
+    })?;
+    redis.raw_set("call", not_here.clone())?;
+    redis.raw_set("pcall", not_here)?;
+    redis.raw_set(
+        "setresp",
+        lua.create_function(|_, argv: Variadic<Value>| {
+            setresp_arg(&argv)?;
+            Ok(())
+        })?,
+    )?;
+    Ok(())
+}
+
+fn setresp_arg(argv: &[Value]) -> mlua::Result<i64> {
+    if argv.len() != 1 {
+        return Err(raise("ERR redis.setresp() requires one argument."));
+    }
+    match number(&argv[0]) {
+        Some(v) if v == 2.0 || v == 3.0 => Ok(v as i64),
+        _ => Err(raise("ERR RESP version must be 2 or 3.")),
+    }
+}
+
+/// A Lua number, or a string Lua reads as one (`lua_tonumber`).
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => Some(*n),
+        Value::Integer(n) => Some(*n as f64),
+        Value::String(s) => {
+            let text = String::from_utf8_lossy(&s.as_bytes()).trim().to_string();
+            if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+                return u64::from_str_radix(hex, 16).ok().map(|n| n as f64);
+            }
+            text.parse::<f64>().ok()
+        }
+        _ => None,
+    }
+}
+
+fn type_name(v: Option<&Value>) -> &'static str {
+    match v {
+        None => "no value",
+        Some(v) => v.type_name(),
+    }
+}
+
+/// An error raised by a function of ours as `luaL_error` raises it: prefixed with the
+/// calling Lua function's place (`user_script:1: `), if a Lua function called it.
+fn c_error(lua: &Lua, msg: &str) -> mlua::Error {
+    let place = lua
+        .inspect_stack(1, |d| {
+            let line = d.current_line()?;
+            let src = d.source().short_src?.into_owned();
+            Some(format!("{src}:{line}: "))
+        })
+        .flatten()
+        .unwrap_or_default();
+    mlua::Error::runtime(format!("{place}{msg}"))
+}
+
+/// `luaL_argerror`: `bad argument #n to 'name' (…)`, the name as the caller wrote it (`?`
+/// when called by another C function, such as pcall).
+fn arg_error(lua: &Lua, n: usize, extra: &str) -> mlua::Error {
+    let name = lua
+        .inspect_stack(0, |d| d.names().name.map(|n| n.into_owned()))
+        .flatten()
+        .unwrap_or_else(|| "?".into());
+    c_error(lua, &format!("bad argument #{n} to '{name}' ({extra})"))
+}
+
+/// `luaL_checkint`: argument `i` as a C int, or Lua's argument error.
+fn check_int(lua: &Lua, args: &[Value], i: usize) -> mlua::Result<i32> {
+    match args.get(i).and_then(number) {
+        Some(n) => Ok(n as i32),
+        None => Err(arg_error(
+            lua,
+            i + 1,
+            &format!("number expected, got {}", type_name(args.get(i))),
+        )),
+    }
+}
+
+/// Redis's `math.random`: rand48 scaled as Lua scales `rand()`.
+fn random(lua: &Lua, r: &mut Rand48, args: &[Value]) -> mlua::Result<f64> {
+    let x = f64::from(r.next() % i32::MAX) / f64::from(i32::MAX);
+    match args.len() {
+        0 => Ok(x),
+        1 => {
+            let u = check_int(lua, args, 0)?;
+            if u < 1 {
+                return Err(arg_error(lua, 1, "interval is empty"));
+            }
+            Ok((x * f64::from(u)).floor() + 1.0)
+        }
+        2 => {
+            let l = check_int(lua, args, 0)?;
+            let u = check_int(lua, args, 1)?;
+            if l > u {
+                return Err(arg_error(lua, 2, "interval is empty"));
+            }
+            Ok((x * (f64::from(u) - f64::from(l) + 1.0)).floor() + f64::from(l))
+        }
+        _ => Err(c_error(lua, "wrong number of arguments")),
+    }
+}
+
+/// The `redis` table, but for the functions set at each run.
+fn redis_table(lua: &Lua, version: &str) -> mlua::Result<Table> {
+    let redis = lua.create_table()?;
+    outside_a_run(lua, &redis)?;
+    let single = |field: &'static str| {
+        lua.create_function(move |lua, argv: Variadic<Value>| {
+            let t = lua.create_table()?;
+            match &argv[..] {
+                [Value::String(s)] => {
+                    let text = String::from_utf8_lossy(&s.as_bytes()).into_owned();
+                    if field == "err" {
+                        t.raw_set("err", reply_error_text(&text))?;
+                    } else {
+                        t.raw_set(field, s.clone())?;
+                    }
+                }
+                _ => t.raw_set("err", "ERR wrong number or type of arguments")?,
+            }
+            Ok(t)
+        })
+    };
+    redis.raw_set("error_reply", single("err")?)?;
+    redis.raw_set("status_reply", single("ok")?)?;
+    redis.raw_set(
+        "sha1hex",
+        lua.create_function(|_, argv: Variadic<Value>| {
+            if argv.len() != 1 {
+                return Err(raise("ERR wrong number of arguments"));
+            }
+            let bytes = match &argv[0] {
+                Value::String(s) => s.as_bytes().to_vec(),
+                Value::Number(n) => crate::frame::format_double(*n).into_bytes(),
+                Value::Integer(n) => n.to_string().into_bytes(),
+                _ => Vec::new(),
+            };
+            Ok(sha1_hex(&bytes))
+        })?,
+    )?;
+    for (name, level) in [
+        ("LOG_DEBUG", 0),
+        ("LOG_VERBOSE", 1),
+        ("LOG_NOTICE", 2),
+        ("LOG_WARNING", 3),
+    ] {
+        redis.raw_set(name, level)?;
+    }
+    redis.raw_set(
+        "log",
+        lua.create_function(|_, argv: Variadic<Value>| {
+            if argv.len() < 2 {
+                return Err(raise("ERR redis.log() requires two arguments or more."));
+            }
+            let Some(level) = number(&argv[0]) else {
+                return Err(raise("ERR First argument must be a number (log level)."));
+            };
+            if !(0.0..4.0).contains(&level) {
+                return Err(raise("ERR Invalid debug level."));
+            }
+            let text = argv[1..]
+                .iter()
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+                    Value::Number(n) => Some(crate::frame::format_double(*n)),
+                    Value::Integer(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            match level as i64 {
+                0 => tracing::debug!(target: "script", "{text}"),
+                1 | 2 => tracing::info!(target: "script", "{text}"),
+                _ => tracing::warn!(target: "script", "{text}"),
+            }
+            Ok(())
+        })?,
+    )?;
+    for (name, flags) in [
+        ("REPL_NONE", 0),
+        ("REPL_AOF", 1),
+        ("REPL_SLAVE", 2),
+        ("REPL_REPLICA", 2),
+        ("REPL_ALL", 3),
+    ] {
+        redis.raw_set(name, flags)?;
+    }
+    redis.raw_set(
+        "set_repl",
+        lua.create_function(|_, argv: Variadic<Value>| {
+            if argv.len() != 1 {
+                return Err(raise("ERR redis.set_repl() requires two arguments."));
+            }
+            let flags = number(&argv[0]).unwrap_or(0.0) as i64;
+            if flags & !3 != 0 {
+                return Err(raise(
+                    "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                ));
+            }
+            Ok(())
+        })?,
+    )?;
+    redis.raw_set(
+        "replicate_commands",
+        lua.create_function(|_, _: Variadic<Value>| Ok(true))?,
+    )?;
+    redis.raw_set(
+        "breakpoint",
+        lua.create_function(|_, _: Variadic<Value>| Ok(false))?,
+    )?;
+    redis.raw_set(
+        "debug",
+        lua.create_function(|_, _: Variadic<Value>| Ok(()))?,
+    )?;
+    redis.raw_set(
+        "acl_check_cmd",
+        lua.create_function(|_, argv: Variadic<Value>| {
+            let Some(first) = argv.first() else {
+                return Err(raise(
+                    "ERR Please specify at least one argument for this redis lib call",
+                ));
+            };
+            let known = match first {
+                Value::String(s) => {
+                    crate::command_info::get(&String::from_utf8_lossy(&s.as_bytes()).to_lowercase())
+                        .is_some()
+                }
+                _ => false,
+            };
+            if !known {
+                return Err(raise("ERR Invalid command passed to redis.acl_check_cmd()"));
+            }
+            Ok(true)
+        })?,
+    )?;
+    redis.raw_set("REDIS_VERSION", version)?;
+    redis.raw_set("REDIS_VERSION_NUM", version_num(version))?;
+    Ok(redis)
+}
+
+/// The reply for a script that raised `err` (the handler's table): `-<err> script: <name>, on
+/// <source>:<line>.`, as Redis writes it.
+fn script_error(err: &Value, funcname: &str) -> Frame {
+    let Value::Table(t) = err else {
+        return Frame::err(format!(
+            "Error running script {funcname}, execution failure"
+        ));
+    };
+    let text = |field: &str| match t.raw_get::<Value>(field) {
+        Ok(Value::String(s)) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+        Ok(Value::Number(n)) => Some(format!("{n}")),
+        Ok(Value::Integer(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    let msg = text("err").unwrap_or_else(|| "ERR execution failure".into());
+    let msg = msg.strip_prefix('-').unwrap_or(&msg).to_string();
+    match (text("source"), text("line")) {
+        (Some(source), Some(line)) => {
+            Frame::Error(format!("{msg} script: {funcname}, on {source}:{line}."))
+        }
+        _ => Frame::Error(msg),
+    }
+}
+
+/// An error value raised through Rust, for the prelude's handler: its text, and whether it
+/// is the whole `err` text (a [`ScriptError`]) or a message to prefix with `ERR`.
+fn error_info(v: &Value) -> (Option<String>, bool) {
+    match v {
+        Value::Error(e) => match script_error_of(e) {
+            Some(text) => (Some(text), true),
+            None => (Some(error_chain_text(e)), false),
+        },
+        Value::String(s) => (
+            Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+            false,
+        ),
+        _ => (None, false),
+    }
+}
+
+fn script_error_of(e: &mlua::Error) -> Option<String> {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => script_error_of(cause),
+        mlua::Error::WithContext { cause, .. } => script_error_of(cause),
+        mlua::Error::ExternalError(inner) => {
+            inner.downcast_ref::<ScriptError>().map(|s| s.0.clone())
+        }
+        _ => None,
+    }
+}
+
+fn error_chain_text(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => error_chain_text(cause),
+        mlua::Error::RuntimeError(s) => s.clone(),
+        mlua::Error::MemoryError(_) => "not enough memory".into(),
+        mlua::Error::ExternalError(inner) => inner.to_string(),
+        mlua::Error::WithContext { cause, .. } => error_chain_text(cause),
+        other => other.to_string(),
+    }
+}
+
+/// EVAL's compile error: `Error compiling script (new function): user_script:1: …`.
+fn compile_error_text(e: &mlua::Error) -> String {
+    let msg = match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        other => error_chain_text(other),
+    };
+    format!("Error compiling script (new function): {msg}")
+}
+
+/// SHA1 of `bytes`, 40 lowercase hex digits.
+pub fn sha1_hex(bytes: &[u8]) -> String {
+    sha1_smol::Sha1::from(bytes).digest().to_string()
+}
+
+/// `7.0.0` as Redis's REDIS_VERSION_NUM: 0x070000.
+fn version_num(version: &str) -> i64 {
+    version
+        .split('.')
+        .take(3)
+        .fold(0, |acc, p| acc * 256 + p.parse::<i64>().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_numbers() {
+        assert_eq!(version_num("7.0.0"), 0x07_00_00);
+        assert_eq!(version_num("7.0.15"), 0x07_00_0f);
+    }
+
+    #[test]
+    fn sha1() {
+        assert_eq!(sha1_hex(b""), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    }
+}
