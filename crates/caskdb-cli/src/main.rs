@@ -80,7 +80,8 @@ enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
     },
-    /// Print how many keys (and engine records), files, live and dead bytes the database holds.
+    /// Print how many keys each database holds (and engine records), files, live and dead
+    /// bytes.
     Stats,
     /// Rewrite live data into compact files and delete the old ones (progress on stderr).
     Merge,
@@ -162,7 +163,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     // One command per process: an automatic merge started here would only be cut short by the
     // close at the end. `caskdb merge` merges on request.
-    let db = match caskdb::Options::default().auto_merge(false).open(&dir) {
+    // The server's limits (key, value and transaction sizes), so that import can write any key
+    // a server holds.
+    let db = match direct::options().auto_merge(false).open(&dir) {
         Ok(db) => db,
         Err(caskdb::Error::Locked { .. }) => anyhow::bail!(
             "{} is locked by another process, likely a running `caskdb serve`: stop it, or send \
@@ -257,8 +260,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Command::Stats => {
-            let keys = direct::count_keys(&db)?;
-            admin::print_stats(&mut out, keys, &db.stats()?)?;
+            let keys = direct::key_counts(&db)?;
+            admin::print_stats(&mut out, &keys, &db.stats()?)?;
             ExitCode::SUCCESS
         }
         Command::Merge => {
