@@ -87,9 +87,9 @@ pub fn check(dir: &Path, repair: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `keys`: the server's keys (what a user counts); `s.keys` counts engine records, members
-/// included.
-pub fn print_stats(out: &mut impl Write, keys: u64, s: &caskdb::Stats) -> std::io::Result<()> {
+/// `keys`: the server's keys in each database (what a user counts); `s.keys` counts engine
+/// records, members included.
+pub fn print_stats(out: &mut impl Write, keys: &[u64], s: &caskdb::Stats) -> std::io::Result<()> {
     let pct = |part: u64, whole: u64| {
         if whole == 0 {
             0.0
@@ -97,7 +97,12 @@ pub fn print_stats(out: &mut impl Write, keys: u64, s: &caskdb::Stats) -> std::i
             part as f64 * 100.0 / whole as f64
         }
     };
-    writeln!(out, "keys          {keys}")?;
+    let used = keys.iter().filter(|&&n| n > 0).count();
+    writeln!(out, "keys          {}", keys.iter().sum::<u64>())?;
+    writeln!(out, "databases     {used} of {} hold keys", keys.len())?;
+    for (d, n) in keys.iter().enumerate().filter(|(_, n)| **n > 0) {
+        writeln!(out, "  db{d:<9} {n}")?;
+    }
     writeln!(out, "records       {}", s.keys)?;
     writeln!(out, "data files    {}", s.data_files)?;
     writeln!(out, "total bytes   {}", s.total_bytes)?;

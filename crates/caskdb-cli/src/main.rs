@@ -23,9 +23,11 @@ struct Cli {
     #[arg(long, global = true, env = "CASKDB_DIR")]
     dir: Option<PathBuf>,
 
-    /// The server's database (SELECT's number) that set, get, remove, ttl and scan work on.
-    #[arg(long, global = true, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..16))]
-    db: u8,
+    /// The server's database (SELECT's number) that set, get, remove, ttl and scan work on
+    /// [default: 0]; export writes only this one (all of them without --db), import loads into
+    /// it.
+    #[arg(long, global = true, value_parser = clap::value_parser!(u8).range(0..16))]
+    db: Option<u8>,
 
     #[command(subcommand)]
     command: Command,
@@ -80,7 +82,8 @@ enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
     },
-    /// Print how many keys (and engine records), files, live and dead bytes the database holds.
+    /// Print how many keys each database holds (and engine records), files, live and dead
+    /// bytes.
     Stats,
     /// Rewrite live data into compact files and delete the old ones (progress on stderr).
     Merge,
@@ -96,10 +99,11 @@ enum Command {
         /// The directory to create.
         dest: PathBuf,
     },
-    /// Write every record of the store (every database's keys and collections' members, as the
-    /// server stores them) as one JSON object per line to stdout.
+    /// Write every key (of every database, or of --db N) to stdout as one JSON object per line:
+    /// database, key, type, value (a collection's contents), ttl_ms.
     Export,
-    /// Read JSON lines (as written by export) from stdin and store them.
+    /// Read JSON lines (as written by export, or by older versions) from stdin and store their
+    /// keys, replacing keys of the same name.
     Import,
     /// Run a Redis-compatible server (RESP2/RESP3) over the database until SIGINT, SIGTERM or
     /// SHUTDOWN.
@@ -162,7 +166,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     // One command per process: an automatic merge started here would only be cut short by the
     // close at the end. `caskdb merge` merges on request.
-    let db = match caskdb::Options::default().auto_merge(false).open(&dir) {
+    // The server's limits (key, value and transaction sizes), so that import can write any key
+    // a server holds.
+    let db = match direct::options().auto_merge(false).open(&dir) {
         Ok(db) => db,
         Err(caskdb::Error::Locked { .. }) => anyhow::bail!(
             "{} is locked by another process, likely a running `caskdb serve`: stop it, or send \
@@ -186,7 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             "{kept} keys of the old command-line encoding have the name of a key in database 0 and were left unmigrated"
         );
     }
-    let n = cli.db;
+    let n = cli.db.unwrap_or(0);
     let mut out = std::io::stdout().lock();
     let code = match cli.command {
         Command::Set { key, value, ttl } => {
@@ -257,8 +263,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Command::Stats => {
-            let keys = direct::count_keys(&db)?;
-            admin::print_stats(&mut out, keys, &db.stats()?)?;
+            let keys = direct::key_counts(&db)?;
+            admin::print_stats(&mut out, &keys, &db.stats()?)?;
             ExitCode::SUCCESS
         }
         Command::Merge => {
@@ -271,12 +277,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Command::Export => {
-            transfer::export(&db, &mut out)?;
+            transfer::export(&db, cli.db, &mut out)?;
             ExitCode::SUCCESS
         }
         Command::Import => {
-            let n = transfer::import(&db, std::io::stdin().lock())?;
-            writeln!(out, "imported {n} keys")?;
+            let n = transfer::import(&db, std::io::stdin().lock(), cli.db)?;
+            writeln!(out, "imported {}", transfer::keys(n))?;
             ExitCode::SUCCESS
         }
         Command::Check { .. } | Command::Serve(_) | Command::Completions { .. } => {

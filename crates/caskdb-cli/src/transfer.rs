@@ -1,8 +1,30 @@
-//! `export` and `import`: one JSON object per line.
+//! `export` and `import`: the server's keys as JSON lines, one object per Redis key.
 //!
-//! `{"key":"...","value":"...","ttl_ms":1234}`: keys and values that are UTF-8 are JSON strings;
-//! others are base64 under `key_base64` / `value_base64`, so any bytes survive a round trip.
-//! `ttl_ms` is present only for keys that expire (milliseconds left at export time).
+//! ```text
+//! {"db":0,"key":"greeting","type":"string","value":"hello","ttl_ms":59000}
+//! {"db":0,"key":"user:1","type":"hash","value":{"name":"Ada","born":"1815"}}
+//! {"db":0,"key":"queue","type":"list","value":["a","b","a"]}
+//! {"db":3,"key":"tags","type":"set","value":["red","blue"]}
+//! {"db":0,"key":"scores","type":"zset","value":[["low","-inf"],["ada",1.5],["top","inf"]]}
+//! ```
+//!
+//! - `db` is the database (SELECT's number), `type` what TYPE answers; `ttl_ms` is there only
+//!   for keys that expire (milliseconds left at export time).
+//! - `value`: a string's bytes; a hash's fields and values as an object; a set's members, a
+//!   list's elements (in order) as an array; a sorted set's `[member, score]` pairs in score
+//!   order, scores as JSON numbers, infinities as the strings `"inf"` and `"-inf"`.
+//! - Binary-safe: bytes that are not UTF-8 are base64 (standard alphabet, padded). A key or a
+//!   string value then goes under `key_base64` / `value_base64` instead of `key` / `value`; a
+//!   member, field, element or hash value becomes `{"base64":"..."}` in place of its string;
+//!   and a hash with a field that is not UTF-8 (which cannot be an object's name) is written as
+//!   an array of `[field, value]` pairs instead of an object.
+//!
+//! Import reads that format. A line without `type` is a string and one without `db` goes to
+//! database 0 (or `--db N`), so the older export format (`{"key":..,"value":..,"ttl_ms":..}`
+//! lines) still loads. A key that exists is replaced, as RESTORE REPLACE replaces it. Keys are
+//! written many per engine transaction (a large collection in one of its own), each whole:
+//! after a crash a key is all there or as it was. A bad line stops the import with its number;
+//! the lines before it are imported, nothing from it on.
 
 use std::io::{BufRead, Write};
 use std::time::Duration;
@@ -10,21 +32,420 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use caskdb_server::direct::{self, Contents, Item};
 use serde_json::{Map, Value};
 
-/// Operations per batch on import, and at most this many bytes of keys and values per batch
-/// (or half the database's `max_batch_size`, if smaller). A value too big for a batch is
-/// written on its own.
+/// At most this many keys per engine transaction on import, and this many bytes of keys and
+/// values (or half the database's `max_batch_size`, if smaller). A key too big for a batch is
+/// written in a transaction of its own.
 const IMPORT_BATCH: usize = 1000;
 const IMPORT_BATCH_BYTES: usize = 8 << 20;
+/// Bytes a record costs beyond its key and value (header, member-key prefix), for the budget.
+const RECORD_OVERHEAD: usize = 64;
+/// Databases in the server's keyspace.
+const DATABASES: u8 = 16;
 
-fn put_bytes(obj: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => obj.insert(name.into(), Value::String(s.into())),
-        Err(_) => obj.insert(format!("{name}_base64"), Value::String(B64.encode(bytes))),
+/// Writes every key of database `only` (all databases if `None`) as JSON lines to `out`;
+/// returns how many.
+pub fn export(db: &caskdb::Db, only: Option<u8>, out: &mut impl Write) -> anyhow::Result<u64> {
+    // Stdout writes a line at a time; one write per 64 KiB instead.
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
+    let mut line = Vec::new();
+    let mut n = 0;
+    let databases = match only {
+        Some(d) => d..d + 1,
+        None => 0..DATABASES,
     };
+    for d in databases {
+        for item in direct::entries(db, d)? {
+            let item = item.context("cannot export")?;
+            line.clear();
+            write_item(&mut line, &item)?;
+            line.push(b'\n');
+            out.write_all(&line)?;
+            n += 1;
+        }
+    }
+    out.flush()?;
+    Ok(n)
 }
 
+/// One key as a JSON object (no newline).
+fn write_item(out: &mut Vec<u8>, item: &Item) -> anyhow::Result<()> {
+    write!(out, "{{\"db\":{},", item.db)?;
+    write_named(out, "key", &item.key)?;
+    write!(out, ",\"type\":\"{}\",", item.contents.type_name())?;
+    match &item.contents {
+        Contents::String(s) => write_named(out, "value", s)?,
+        Contents::List(items) | Contents::Set(items) => {
+            out.extend_from_slice(b"\"value\":[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_element(out, item)?;
+            }
+            out.push(b']');
+        }
+        Contents::Hash(pairs) => {
+            out.extend_from_slice(b"\"value\":");
+            // Object names are strings: a field that is not UTF-8 needs the array of pairs.
+            let object = pairs.iter().all(|(f, _)| std::str::from_utf8(f).is_ok());
+            out.push(if object { b'{' } else { b'[' });
+            for (i, (field, value)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                if object {
+                    write_element(out, field)?;
+                    out.push(b':');
+                    write_element(out, value)?;
+                } else {
+                    out.push(b'[');
+                    write_element(out, field)?;
+                    out.push(b',');
+                    write_element(out, value)?;
+                    out.push(b']');
+                }
+            }
+            out.push(if object { b'}' } else { b']' });
+        }
+        Contents::ZSet(pairs) => {
+            out.extend_from_slice(b"\"value\":[");
+            for (i, (member, score)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.push(b'[');
+                write_element(out, member)?;
+                out.push(b',');
+                write_score(out, *score)?;
+                out.push(b']');
+            }
+            out.push(b']');
+        }
+        other => bail!(
+            "key \"{}\" of database {}: a {} this version cannot export",
+            item.key.escape_ascii(),
+            item.db,
+            other.type_name()
+        ),
+    }
+    if let Some(left) = item.ttl {
+        // At least 1: a key about to expire must not come back as one without expiry.
+        write!(out, ",\"ttl_ms\":{}", left.as_millis().max(1))?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// `"name":"text"`, or `"name_base64":"..."` for bytes that are not UTF-8.
+fn write_named(out: &mut Vec<u8>, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => {
+            write!(out, "\"{name}\":")?;
+            serde_json::to_writer(&mut *out, s)?;
+        }
+        Err(_) => write!(out, "\"{name}_base64\":\"{}\"", B64.encode(bytes))?,
+    }
+    Ok(())
+}
+
+/// A member, field, element or hash value: a string, or `{"base64":"..."}`.
+fn write_element(out: &mut Vec<u8>, bytes: &[u8]) -> anyhow::Result<()> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => serde_json::to_writer(&mut *out, s)?,
+        Err(_) => write!(out, "{{\"base64\":\"{}\"}}", B64.encode(bytes))?,
+    }
+    Ok(())
+}
+
+/// A score as the shortest JSON number that reads back to the same `f64`; JSON has no
+/// infinities, so those are strings (NaN never is a score; written as "nan" should one be
+/// stored).
+fn write_score(out: &mut Vec<u8>, score: f64) -> anyhow::Result<()> {
+    if score.is_finite() {
+        serde_json::to_writer(&mut *out, &score)?;
+    } else if score.is_nan() {
+        out.extend_from_slice(b"\"nan\"");
+    } else if score > 0.0 {
+        out.extend_from_slice(b"\"inf\"");
+    } else {
+        out.extend_from_slice(b"\"-inf\"");
+    }
+    Ok(())
+}
+
+/// Reads JSON lines from `input` and stores their keys; `into`: the `--db` given, if any (see
+/// the module's doc). Returns how many keys were stored.
+pub fn import(db: &caskdb::Db, input: impl BufRead, into: Option<u8>) -> anyhow::Result<u64> {
+    let budget = IMPORT_BATCH_BYTES.min(db.options().max_batch_size_bytes() / 2);
+    let mut batch = Batch {
+        db,
+        items: Vec::new(),
+        lines: Vec::new(),
+        bytes: 0,
+        stored: 0,
+    };
+    // With --db, the first database a line names, and that line (the others must name it too).
+    let mut named: Option<(u8, usize)> = None;
+    for (i, line) in input.lines().enumerate() {
+        let number = i + 1;
+        let parsed = line
+            .context("cannot read it")
+            .and_then(|line| parse_line(&line))
+            .and_then(|parsed| match parsed {
+                None => Ok(None),
+                Some((item, line_db)) => place(item, line_db, into, &mut named, number).map(Some),
+            });
+        let item = match parsed {
+            Ok(None) => continue,
+            Ok(Some(item)) => item,
+            Err(e) => {
+                // What came before the bad line is imported; then the error.
+                let stored = batch.commit()?;
+                return Err(e.context(format!(
+                    "line {number}: cannot import it ({} imported before it)",
+                    keys(stored)
+                )));
+            }
+        };
+        let size = weight(&item);
+        if size > budget {
+            // Too big for a batch: in a transaction of its own, after what came before it.
+            batch.commit()?;
+            batch.push(number, item, size);
+            batch.commit()?;
+            continue;
+        }
+        if batch.items.len() == IMPORT_BATCH || batch.bytes + size > budget {
+            batch.commit()?;
+        }
+        batch.push(number, item, size);
+    }
+    batch.commit()
+}
+
+/// The database `item` goes to: the one its line names (`line_db`), 0 if none; with `--db N`
+/// (`into`), N, provided every line that names a database names the same one (`named`: the
+/// first such, and its line number).
+fn place(
+    mut item: Item,
+    line_db: Option<u8>,
+    into: Option<u8>,
+    named: &mut Option<(u8, usize)>,
+    number: usize,
+) -> anyhow::Result<Item> {
+    let Some(n) = into else {
+        return Ok(item);
+    };
+    if let Some(d) = line_db {
+        match *named {
+            Some((first, at)) if first != d => bail!(
+                "it is of database {d} and line {at} of database {first}: --db {n} loads an \
+                 export of one database (made with --db)"
+            ),
+            Some(_) => {}
+            None => *named = Some((d, number)),
+        }
+    }
+    item.db = n;
+    Ok(item)
+}
+
+/// "1 key", "2 keys".
+pub fn keys(n: u64) -> String {
+    format!("{n} key{}", if n == 1 { "" } else { "s" })
+}
+
+/// Keys read and not stored yet, with their line numbers.
+struct Batch<'a> {
+    db: &'a caskdb::Db,
+    items: Vec<Item>,
+    lines: Vec<usize>,
+    bytes: usize,
+    /// Keys stored so far.
+    stored: u64,
+}
+
+impl Batch<'_> {
+    fn push(&mut self, line: usize, item: Item, size: usize) {
+        self.items.push(item);
+        self.lines.push(line);
+        self.bytes += size;
+    }
+
+    /// Stores the batch in one transaction; returns how many keys are stored so far. If the
+    /// engine refuses it, its keys are stored one at a time, to import every line before the
+    /// one refused and name that one.
+    fn commit(&mut self) -> anyhow::Result<u64> {
+        if self.items.is_empty() {
+            return Ok(self.stored);
+        }
+        let items = std::mem::take(&mut self.items);
+        let lines = std::mem::take(&mut self.lines);
+        self.bytes = 0;
+        if direct::put_many(self.db, &items).is_err() {
+            for (item, line) in items.iter().zip(&lines) {
+                direct::put(self.db, item.db, &item.key, &item.contents, item.ttl).with_context(
+                    || {
+                        format!(
+                            "line {line}: cannot store it ({} imported before it)",
+                            keys(self.stored)
+                        )
+                    },
+                )?;
+                self.stored += 1;
+            }
+            return Ok(self.stored);
+        }
+        self.stored += items.len() as u64;
+        Ok(self.stored)
+    }
+}
+
+/// Roughly the bytes `item` takes in a transaction.
+fn weight(item: &Item) -> usize {
+    let member = |b: &Bytes| b.len() + RECORD_OVERHEAD;
+    let members: usize = match &item.contents {
+        Contents::String(s) => s.len(),
+        Contents::List(v) | Contents::Set(v) => v.iter().map(member).sum(),
+        Contents::Hash(p) => p.iter().map(|(f, v)| member(f) + v.len()).sum(),
+        // Two records a member: the member with its score, the score index entry.
+        Contents::ZSet(p) => p.iter().map(|(m, _)| 2 * (member(m) + 8)).sum(),
+        _ => 0,
+    };
+    // The key record and the owner record.
+    members + 2 * (item.key.len() + RECORD_OVERHEAD)
+}
+
+const FIELDS: [&str; 7] = [
+    "db",
+    "key",
+    "key_base64",
+    "type",
+    "value",
+    "value_base64",
+    "ttl_ms",
+];
+
+/// One line: `None` if blank; else its key and the database the line names, if any.
+fn parse_line(line: &str) -> anyhow::Result<Option<(Item, Option<u8>)>> {
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    // The error says where in the line; the line is 1 (its number in the input comes with it).
+    let parsed = serde_json::from_str::<Value>(line).map_err(|e| {
+        anyhow::anyhow!(
+            "not valid JSON: {}",
+            e.to_string().replace(" at line 1 column ", " at column ")
+        )
+    })?;
+    let Value::Object(obj) = parsed else {
+        bail!("not a JSON object");
+    };
+    if let Some(name) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        bail!("unknown field \"{name}\"");
+    }
+    let db = match obj.get("db") {
+        None => None,
+        Some(d) => Some(
+            d.as_u64()
+                .filter(|&d| d < u64::from(DATABASES))
+                .and_then(|d| u8::try_from(d).ok())
+                .context("db is not a database number (0 to 15)")?,
+        ),
+    };
+    let ttl = match obj.get("ttl_ms") {
+        None => None,
+        Some(t) => Some(Duration::from_millis(
+            t.as_u64().context("ttl_ms is not a non-negative integer")?,
+        )),
+    };
+    let key = Bytes::from(get_bytes(&obj, "key")?);
+    let ty = match obj.get("type") {
+        None => "string",
+        Some(Value::String(t)) => t.as_str(),
+        Some(_) => bail!("type is not a string"),
+    };
+    let collection = |what: &str| -> anyhow::Result<&Value> {
+        if obj.contains_key("value_base64") {
+            bail!("value_base64 is for strings: a {ty}'s value is {what}");
+        }
+        obj.get("value")
+            .with_context(|| format!("no \"value\": a {ty}'s value is {what}"))
+    };
+    let contents = match ty {
+        "string" => Contents::String(Bytes::from(get_bytes(&obj, "value")?)),
+        "list" | "set" => {
+            let Value::Array(items) = collection("an array")? else {
+                bail!("a {ty}'s value must be an array");
+            };
+            let items = items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| element(v).with_context(|| format!("element {i}")))
+                .collect::<anyhow::Result<_>>()?;
+            if ty == "list" {
+                Contents::List(items)
+            } else {
+                Contents::Set(items)
+            }
+        }
+        "hash" => Contents::Hash(match collection("an object (or an array of pairs)")? {
+            Value::Object(fields) => fields
+                .iter()
+                .map(|(f, v)| {
+                    let v = element(v).with_context(|| format!("field \"{f}\""))?;
+                    Ok((Bytes::copy_from_slice(f.as_bytes()), v))
+                })
+                .collect::<anyhow::Result<_>>()?,
+            Value::Array(pairs) => pairs
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let pair = (|| match p.as_array().map(Vec::as_slice) {
+                        Some([f, v]) => Ok((element(f)?, element(v)?)),
+                        _ => bail!("not a [field, value] pair"),
+                    })();
+                    pair.with_context(|| format!("pair {i}"))
+                })
+                .collect::<anyhow::Result<_>>()?,
+            _ => bail!("a hash's value must be an object, or an array of [field, value] pairs"),
+        }),
+        "zset" => {
+            let Value::Array(pairs) = collection("an array of [member, score] pairs")? else {
+                bail!("a zset's value must be an array of [member, score] pairs");
+            };
+            Contents::ZSet(
+                pairs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let pair = (|| match p.as_array().map(Vec::as_slice) {
+                            Some([m, s]) => Ok((element(m)?, score(s)?)),
+                            _ => bail!("not a [member, score] pair"),
+                        })();
+                        pair.with_context(|| format!("pair {i}"))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+            )
+        }
+        other => bail!("unknown type \"{other}\" (string, hash, list, set or zset)"),
+    };
+    Ok(Some((
+        Item {
+            db: db.unwrap_or(0),
+            key,
+            contents,
+            ttl,
+        },
+        db,
+    )))
+}
+
+/// `obj[name]` as a string's bytes, or `obj[name_base64]` decoded.
 fn get_bytes(obj: &Map<String, Value>, name: &str) -> anyhow::Result<Vec<u8>> {
     match (obj.get(name), obj.get(&format!("{name}_base64"))) {
         (Some(Value::String(s)), None) => Ok(s.as_bytes().to_vec()),
@@ -35,110 +456,47 @@ fn get_bytes(obj: &Map<String, Value>, name: &str) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-pub fn export(db: &caskdb::Db, out: &mut impl Write) -> anyhow::Result<u64> {
-    let mut n = 0;
-    for key in db.keys() {
-        let k = key?;
-        // value and expiry read together: a key expiring meanwhile is skipped, never exported
-        // as permanent
-        let Some((v, ttl)) = db.get_with_ttl(&k)? else {
-            continue;
-        };
-        let mut obj = Map::new();
-        put_bytes(&mut obj, "key", &k);
-        put_bytes(&mut obj, "value", &v);
-        if let Some(left) = ttl {
-            obj.insert("ttl_ms".into(), Value::from(left.as_millis().max(1) as u64));
-        }
-        serde_json::to_writer(&mut *out, &Value::Object(obj))?;
-        out.write_all(b"\n")?;
-        n += 1;
+/// A member, field, element or hash value: a string, or `{"base64":"..."}`.
+fn element(v: &Value) -> anyhow::Result<Bytes> {
+    match v {
+        Value::String(s) => Ok(Bytes::copy_from_slice(s.as_bytes())),
+        Value::Object(o) if o.len() == 1 => match o.get("base64") {
+            Some(Value::String(s)) => Ok(Bytes::from(
+                B64.decode(s).context("base64 is not valid base64")?,
+            )),
+            _ => bail!("not a string or {{\"base64\":\"...\"}}"),
+        },
+        _ => bail!("not a string or {{\"base64\":\"...\"}}"),
     }
-    Ok(n)
 }
 
-pub fn import(db: &caskdb::Db, input: impl BufRead) -> anyhow::Result<u64> {
-    let mut n = 0;
-    let mut batch = db.batch();
-    let budget = IMPORT_BATCH_BYTES.min(db.options().max_batch_size_bytes() / 2);
-    let mut bytes = 0;
-    let mut first_line = 1;
-    let mut last_line = 0;
-    let commit = |batch: caskdb::WriteBatch, from: usize, to: usize| {
-        batch
-            .commit()
-            .with_context(|| format!("lines {from}-{to}: cannot store them"))
-    };
-    for (i, line) in input.lines().enumerate() {
-        let line = line?;
-        last_line = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let parsed = (|| -> anyhow::Result<_> {
-            let Value::Object(obj) = serde_json::from_str::<Value>(&line)? else {
-                bail!("not a JSON object");
-            };
-            let ttl = match obj.get("ttl_ms") {
-                None => None,
-                Some(t) => Some(Duration::from_millis(
-                    t.as_u64().context("ttl_ms is not a non-negative integer")?,
-                )),
-            };
-            let key = get_bytes(&obj, "key")?;
-            if key.is_empty() {
-                bail!("the key is empty");
-            }
-            Ok((key, get_bytes(&obj, "value")?, ttl))
-        })();
-        let (k, v, ttl) = parsed.with_context(|| {
-            format!(
-                "line {}: cannot import ({n} keys imported before it)",
-                i + 1
-            )
-        })?;
-        let size = k.len() + v.len();
-        if size > budget {
-            // too big for a batch: on its own, after what came before it
-            let full = std::mem::replace(&mut batch, db.batch());
-            n += full.len() as u64;
-            commit(full, first_line, i)?;
-            match ttl {
-                Some(t) => db.put_with_ttl(&k, &v, t),
-                None => db.put(&k, &v),
-            }
-            .with_context(|| format!("line {}: cannot store it", i + 1))?;
-            n += 1;
-            bytes = 0;
-            first_line = i + 2;
-            continue;
-        }
-        if batch.len() == IMPORT_BATCH || bytes + size > budget {
-            let full = std::mem::replace(&mut batch, db.batch());
-            n += full.len() as u64;
-            commit(full, first_line, i)?;
-            bytes = 0;
-            first_line = i + 1;
-        }
-        bytes += size;
-        match ttl {
-            Some(t) => batch.put_with_ttl(k, v, t),
-            None => batch.put(k, v),
-        };
+/// A score: a JSON number, or "inf", "+inf", "-inf" (as ZADD reads them, any case).
+fn score(v: &Value) -> anyhow::Result<f64> {
+    match v {
+        Value::Number(n) => n.as_f64().context("the score is not a number"),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "inf" | "+inf" => Ok(f64::INFINITY),
+            "-inf" => Ok(f64::NEG_INFINITY),
+            _ => bail!("the score {s:?} is not a number, \"inf\" or \"-inf\""),
+        },
+        _ => bail!("the score is not a number, \"inf\" or \"-inf\""),
     }
-    let rest = batch.len() as u64;
-    commit(batch, first_line, last_line)?;
-    Ok(n + rest)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn export_all(db: &caskdb::Db) -> String {
+        let mut out = Vec::new();
+        export(db, None, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn import_splits_by_size_and_stores_oversized_values_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let db = caskdb::Options::default()
+        let db = direct::options()
             .max_batch_size(64 << 10)
             .open(dir.path())
             .unwrap();
@@ -150,18 +508,107 @@ mod tests {
             );
         }
         input += &format!("{{\"key\":\"big\",\"value\":\"{}\"}}\n", "b".repeat(40_000));
+        let members: Vec<String> = (0..500).map(|i| format!("\"m{i:04}\"")).collect();
+        input += &format!(
+            "{{\"key\":\"bigset\",\"type\":\"set\",\"value\":[{}]}}\n",
+            members.join(",")
+        );
         input += "{\"key\":\"t\",\"value\":\"x\",\"ttl_ms\":60000}\n";
-        assert_eq!(import(&db, input.as_bytes()).unwrap(), 102);
-        assert_eq!(db.len(), 102);
-        assert_eq!(db.get("big").unwrap().unwrap().len(), 40_000);
-        assert!(db.ttl("t").unwrap().is_some());
-        let mut out = Vec::new();
-        assert_eq!(export(&db, &mut out).unwrap(), 102);
-        let text = String::from_utf8(out).unwrap();
+        assert_eq!(import(&db, input.as_bytes(), None).unwrap(), 103);
+        assert_eq!(direct::key_counts(&db).unwrap()[0], 103);
+        match direct::read(&db, 0, b"big").unwrap() {
+            Some((Contents::String(s), None)) => assert_eq!(s.len(), 40_000),
+            other => panic!("{other:?}"),
+        }
+        match direct::read(&db, 0, b"bigset").unwrap() {
+            Some((Contents::Set(m), None)) => assert_eq!(m.len(), 500),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(direct::ttl(&db, 0, b"t").unwrap(), Some(Some(_))));
+        let text = export_all(&db);
+        assert_eq!(text.lines().count(), 103);
         assert!(
-            text.lines()
-                .any(|l| l.starts_with("{\"key\":\"t\"") && l.contains("\"ttl_ms\":")),
+            text.lines().any(|l| {
+                l.starts_with(r#"{"db":0,"key":"t","type":"string","value":"x","ttl_ms":"#)
+            }),
             "the expiry is exported"
         );
+    }
+
+    #[test]
+    fn every_type_round_trips_binary_members_and_infinite_scores() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = direct::options().open(dir.path()).unwrap();
+        let b = |s: &[u8]| Bytes::copy_from_slice(s);
+        let values = [
+            Contents::String(b(b"\xff\x00text")),
+            Contents::Hash(vec![(b(b"f"), b(b"\xfe")), (b(b"g"), b(b"v"))]),
+            Contents::Hash(vec![(b(b"\xff"), b(b"x"))]),
+            Contents::List(vec![b(b"z"), b(b"a"), b(b"z"), b(b"\x80")]),
+            Contents::Set(vec![b(b"1"), b(b"\xc3")]),
+            Contents::ZSet(vec![
+                (b(b"lo"), f64::NEG_INFINITY),
+                (b(b"\x81"), -2.5),
+                (b(b"x"), 0.1 + 0.2),
+                (b(b"y"), 1e300),
+                (b(b"hi"), f64::INFINITY),
+            ]),
+        ];
+        for (i, v) in values.iter().enumerate() {
+            direct::put(&db, 1, format!("k{i}").as_bytes(), v, None).unwrap();
+        }
+        let text = export_all(&db);
+        assert!(text.contains(r#"["lo","-inf"]"#), "{text}");
+        assert!(text.contains(r#"[{"base64":"gQ=="},-2.5]"#), "{text}");
+        assert!(
+            text.contains(r#""value":[[{"base64":"/w=="},"x"]]"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""value":{"f":{"base64":"/g=="},"g":"v"}"#),
+            "{text}"
+        );
+        let other = tempfile::tempdir().unwrap();
+        let copy = direct::options().open(other.path()).unwrap();
+        assert_eq!(import(&copy, text.as_bytes(), None).unwrap(), 6);
+        for (i, v) in values.iter().enumerate() {
+            let (got, ttl) = direct::read(&copy, 1, format!("k{i}").as_bytes())
+                .unwrap()
+                .unwrap();
+            assert_eq!((&got, ttl), (v, None), "k{i}");
+        }
+        assert_eq!(export_all(&copy), text);
+    }
+
+    #[test]
+    fn bad_lines_name_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = direct::options().open(dir.path()).unwrap();
+        for (line, why) in [
+            (r#"{"key":"a","value":"1","colour":"red"}"#, "unknown field"),
+            (r#"{"key":"a","type":"stream","value":[]}"#, "unknown type"),
+            (r#"{"key":"a","type":"set","value":[]}"#, "empty set"),
+            (r#"{"key":"a","type":"set","value":["x","x"]}"#, "twice"),
+            (
+                r#"{"key":"a","type":"zset","value":[["x","nan"]]}"#,
+                "score",
+            ),
+            (r#"{"key":"a","type":"zset","value":[["x"]]}"#, "pair 0"),
+            (r#"{"key":"a","type":"list","value":[1]}"#, "element 0"),
+            (
+                r#"{"key":"a","type":"list","value_base64":"AA=="}"#,
+                "for strings",
+            ),
+            (r#"{"db":16,"key":"a","value":"1"}"#, "0 to 15"),
+            (r#"{"key":"a","value":"1","ttl_ms":-1}"#, "ttl_ms"),
+        ] {
+            let err = import(&db, format!("{line}\n").as_bytes(), None).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(
+                text.contains("line 1") && text.contains(why),
+                "{line}: {text}"
+            );
+        }
+        assert_eq!(direct::key_counts(&db).unwrap(), [0; 16]);
     }
 }

@@ -313,13 +313,13 @@ fn export_then_import_round_trips_binary_keys_and_values() {
         .clone();
     let text = String::from_utf8(exported.clone()).unwrap();
     assert_eq!(text.lines().count(), 5);
-    // Records as stored: the key in database 0 of the server's keyspace, the string's type byte.
+    // One line per key of the server's keyspace, binary bytes in base64.
     assert!(
-        text.contains(r#"{"key":"\u0000\u0000apple","value":"\u0000v-apple"}"#),
+        text.contains(r#"{"db":0,"key":"apple","type":"string","value":"v-apple"}"#),
         "{text}"
     );
     assert!(
-        text.contains("key_base64") && text.contains("value_base64"),
+        text.contains(r#"{"db":0,"key_base64":"//4=","type":"string","value_base64":"gAkK"}"#),
         "{text}"
     );
     let other = tempfile::tempdir().unwrap();
@@ -339,25 +339,44 @@ fn export_then_import_round_trips_binary_keys_and_values() {
 
 #[test]
 fn import_names_the_bad_line_and_what_came_before() {
-    let dir = tempfile::tempdir().unwrap();
     for (input, line, why) in [
         (
             "{\"key\":\"a\",\"value\":\"1\"}\nnot json\n",
             "line 2",
-            "0 keys imported before it",
+            "not valid JSON",
         ),
         (
-            "{\"key\":\"a\",\"value_base64\":\"!!\"}\n",
-            "line 1",
+            "{\"key\":\"a\",\"value\":\"1\"}\n{\"key\":\"b\",\"value_base64\":\"!!\"}\n",
+            "line 2",
             "base64",
         ),
+        // Refused when stored, not when read: a set holds a member once.
+        (
+            "{\"key\":\"a\",\"value\":\"1\"}\n{\"key\":\"b\",\"type\":\"set\",\"value\":[\"x\",\"x\"]}\n",
+            "line 2",
+            "twice",
+        ),
+        (
+            "{\"key\":\"a\",\"value\":\"1\"}\n{\"key\":\"b\",\"type\":\"list\",\"value\":[\"x\",\n",
+            "line 2",
+            "EOF",
+        ),
     ] {
+        let dir = tempfile::tempdir().unwrap();
         caskdb(dir.path())
             .arg("import")
             .write_stdin(input)
             .assert()
             .code(1)
-            .stderr(contains(line).and(contains(why)));
+            .stdout("")
+            .stderr(
+                contains(line)
+                    .and(contains(why))
+                    .and(contains("1 key imported before it")),
+            );
+        // The lines before the bad one are imported; nothing of the bad one.
+        prints(dir.path(), &["get", "a"], 0, "1\n");
+        prints(dir.path(), &["get", "b"], 0, NOT_FOUND);
     }
 }
 

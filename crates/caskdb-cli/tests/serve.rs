@@ -331,7 +331,12 @@ fn the_command_line_and_the_server_share_one_keyspace() {
         )
     );
     let (_, stats) = cask(d, &["stats"]);
-    assert!(stats.starts_with("keys          3\n"), "{stats}");
+    assert!(
+        stats.starts_with(
+            "keys          3\ndatabases     2 of 16 hold keys\n  db0         2\n  db2         1\n"
+        ),
+        "{stats}"
+    );
     // Written by the command line…
     assert_eq!(cask(d, &["set", "from-cli", "v"]).0, 0);
     assert_eq!(cask(d, &["remove", "hello"]).0, 0);

@@ -367,6 +367,42 @@ pub(crate) struct Runtime {
     knobs_logged: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
 
+/// The limits of Redis's compact encodings, which OBJECT ENCODING follows: hash entries and value
+/// bytes, sorted-set entries and member bytes, intset entries (`hash-max-listpack-entries`,
+/// `hash-max-listpack-value`, `zset-max-listpack-entries`, `zset-max-listpack-value`,
+/// `set-max-intset-entries`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompactLimits(pub [u64; 5]);
+
+impl CompactLimits {
+    /// Redis 7.0's defaults (what a server without those settings uses; what the command line's
+    /// import goes by, having no server configuration).
+    pub const REDIS_DEFAULT: CompactLimits = CompactLimits([128, 64, 128, 64, 512]);
+
+    /// The most members a collection of type `ty` has in its compact encoding.
+    pub fn max_len(&self, ty: crate::keyspace::Type) -> u64 {
+        use crate::keyspace::Type;
+        match ty {
+            Type::Hash => self.0[0],
+            Type::ZSet => self.0[2],
+            Type::Set => self.0[4],
+            _ => u64::MAX,
+        }
+    }
+
+    /// Whether member `member` (with `value`, for hashes) leaves the compact encoding of type
+    /// `ty`: too long for a listpack, or not an integer for an intset.
+    pub fn breaks(&self, ty: crate::keyspace::Type, member: &[u8], value: &[u8]) -> bool {
+        use crate::keyspace::Type;
+        match ty {
+            Type::Hash => member.len() as u64 > self.0[1] || value.len() as u64 > self.0[1],
+            Type::ZSet => member.len() as u64 > self.0[3],
+            Type::Set => !is_canonical_int(member),
+            _ => false,
+        }
+    }
+}
+
 /// Whether `s` is an integer as Redis writes one (what an intset or an `int` string holds): no
 /// sign but `-`, no leading zero, no blanks, within i64.
 pub(crate) fn is_canonical_int(s: &[u8]) -> bool {
@@ -416,7 +452,7 @@ impl Runtime {
                     .collect(),
             ),
             knobs_logged: Default::default(),
-            compact: [128, 64, 128, 64, 512].map(AtomicU64::new),
+            compact: CompactLimits::REDIS_DEFAULT.0.map(AtomicU64::new),
             slowlog_threshold: std::sync::atomic::AtomicI64::new(10_000),
             slowlog_max_len: AtomicU64::new(128),
             busy_threshold_ms: AtomicU64::new(5000),
@@ -474,27 +510,18 @@ impl Runtime {
 
     /// The most members a collection of type `ty` has in its compact encoding.
     pub fn compact_max_len(&self, ty: crate::keyspace::Type) -> u64 {
-        use crate::keyspace::Type;
-        let i = match ty {
-            Type::Hash => 0,
-            Type::ZSet => 2,
-            Type::Set => 4,
-            _ => return u64::MAX,
-        };
-        self.compact[i].load(Ordering::Relaxed)
+        self.compact_limits().max_len(ty)
     }
 
     /// Whether member `member` (with `value`, for hashes) leaves the compact encoding of type
     /// `ty`: too long for a listpack, or not an integer for an intset.
     pub fn breaks_compact(&self, ty: crate::keyspace::Type, member: &[u8], value: &[u8]) -> bool {
-        use crate::keyspace::Type;
-        let max = |i: usize| self.compact[i].load(Ordering::Relaxed);
-        match ty {
-            Type::Hash => member.len() as u64 > max(1) || value.len() as u64 > max(1),
-            Type::ZSet => member.len() as u64 > max(3),
-            Type::Set => !is_canonical_int(member),
-            _ => false,
-        }
+        self.compact_limits().breaks(ty, member, value)
+    }
+
+    /// The compact encodings' limits as set now.
+    fn compact_limits(&self) -> CompactLimits {
+        CompactLimits(self.compact.each_ref().map(|c| c.load(Ordering::Relaxed)))
     }
 
     /// How long a script runs before other clients get BUSY (`busy-reply-threshold`).

@@ -1,11 +1,14 @@
 //! The server's keys, read and written directly on a [`Db`] that no server has open: what the
-//! `caskdb` command line's `set`, `get`, `remove`, `ttl`, `scan` and `stats` use, so that both
-//! faces of caskdb see one keyspace (`redis-cli set hello world`, then, the server stopped,
-//! `caskdb get hello` prints `world`).
+//! `caskdb` command line's `set`, `get`, `remove`, `ttl`, `scan`, `stats`, `export` and
+//! `import` use, so that both faces of caskdb see one keyspace (`redis-cli set hello world`,
+//! then, the server stopped, `caskdb get hello` prints `world`).
 //!
 //! Values are stored as the server stores them (`docs/FORMAT.md`): a string under `SET`'s
-//! encoding; a collection is reported by its type and size, and removed as DEL removes it (its
-//! member records are reclaimed by the next server's sweeper).
+//! encoding. [`get`] and [`scan`] report a collection by its type and size; [`read`] and
+//! [`entries`] read it whole ([`Contents`]), and [`put`] / [`put_many`] write it whole, as
+//! RESTORE REPLACE would: key record, member records and owner record in one engine
+//! transaction. A key that is replaced or removed leaves its members to the next server's
+//! sweeper, as DEL does.
 //!
 //! ```
 //! # fn main() -> Result<(), caskdb::Error> {
@@ -19,14 +22,17 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::HashSet;
 use std::ops::Bound;
 use std::time::Duration;
 
 use bytes::Bytes;
-use caskdb::Db;
+use caskdb::{Db, Transaction};
 
+use crate::config::{CompactLimits, DEFAULT_PROTO_MAX_BULK_LEN};
 use crate::keyspace::{
-    self, DATABASES, DbMap, Entry, MEMBER_TAG_BASE, MEMBER_TAGS, Meta, NS_KEYS, Type,
+    self, DATABASES, DbMap, Entry, LIST_START, MAX_KEY_LEN, MEMBER_PREFIX_LEN, MEMBER_TAG_BASE,
+    MEMBER_TAGS, Meta, NS_KEYS, Type, kind,
 };
 
 /// What a key holds.
@@ -174,20 +180,480 @@ pub fn scan<'a>(
     Ok(iter.map(|item| item.map(|(k, raw)| (k.slice(2..), decode(raw, None)))))
 }
 
-/// The number of keys in every database (not counting collections' member records).
+/// The number of keys in each database, by SELECT's number (collections' member records are
+/// not keys).
 ///
 /// # Errors
-/// [`caskdb::Error::Closed`].
-pub fn count_keys(db: &Db) -> Result<u64, caskdb::Error> {
-    let mut n = 0;
-    for d in 0..DATABASES {
-        let (first, last) = keyspace::db_range(d);
+/// [`caskdb::Error::Closed`]; as [`db_map`].
+pub fn key_counts(db: &Db) -> Result<[u64; DATABASES as usize], caskdb::Error> {
+    let map = db_map(db)?;
+    let mut counts = [0; DATABASES as usize];
+    for (d, n) in (0..DATABASES).zip(counts.iter_mut()) {
+        let (first, last) = keyspace::db_range(map.physical(d));
         for k in db.range_keys(first..last) {
             k?;
-            n += 1;
+            *n += 1;
         }
     }
-    Ok(n)
+    Ok(counts)
+}
+
+/// The engine options a server opens a directory with (at its default `proto-max-bulk-len`):
+/// key, value and batch sizes that fit every key, member and command it writes. Open a
+/// directory with them (adding what suits the caller) to [`put`] any value a server holds.
+pub fn options() -> caskdb::Options {
+    engine_options(DEFAULT_PROTO_MAX_BULK_LEN)
+}
+
+/// [`options`] for a server accepting bulk strings up to `bulk_len_ceiling` bytes.
+pub(crate) fn engine_options(bulk_len_ceiling: u64) -> caskdb::Options {
+    caskdb::Options::default()
+        // Member keys: a 10-byte prefix, a score (sorted sets), the member.
+        .max_key_size(MAX_KEY_LEN + MEMBER_PREFIX_LEN + 8)
+        // Values carry one type byte.
+        .max_value_size(usize::try_from(bulk_len_ceiling + 1).unwrap_or(usize::MAX))
+        .max_batch_size(
+            usize::try_from(bulk_len_ceiling.saturating_mul(2))
+                .unwrap_or(usize::MAX)
+                .max(1 << 30),
+        )
+}
+
+/// A key's whole value: what [`read`] and [`entries`] return and [`put`] writes.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Contents {
+    /// A string.
+    String(Bytes),
+    /// A hash's (field, value) pairs, fields distinct (read in the fields' byte order).
+    Hash(Vec<(Bytes, Bytes)>),
+    /// A list's elements, head first.
+    List(Vec<Bytes>),
+    /// A set's members, distinct (read in byte order).
+    Set(Vec<Bytes>),
+    /// A sorted set's (member, score) pairs, members distinct, no NaN (read in Redis's order:
+    /// by score, then member).
+    ZSet(Vec<(Bytes, f64)>),
+}
+
+impl Contents {
+    /// The name TYPE replies with: `string`, `hash`, `list`, `set`, `zset`.
+    pub fn type_name(&self) -> &'static str {
+        self.ty().name()
+    }
+
+    fn ty(&self) -> Type {
+        match self {
+            Contents::String(_) => Type::String,
+            Contents::Hash(_) => Type::Hash,
+            Contents::List(_) => Type::List,
+            Contents::Set(_) => Type::Set,
+            Contents::ZSet(_) => Type::ZSet,
+        }
+    }
+
+    /// A collection's number of members; a string's length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Contents::String(s) => s.len(),
+            Contents::Hash(p) => p.len(),
+            Contents::List(v) | Contents::Set(v) => v.len(),
+            Contents::ZSet(p) => p.len(),
+        }
+    }
+
+    /// Whether [`Contents::len`] is 0 (an empty collection is no key: [`put`] refuses it).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A key with its whole value and time to live: what [`entries`] reads and [`put_many`] writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// The database, by SELECT's number.
+    pub db: u8,
+    /// The key.
+    pub key: Bytes,
+    /// Its value.
+    pub contents: Contents,
+    /// Its time to live (`None`: no expiry).
+    pub ttl: Option<Duration>,
+}
+
+/// Why a key could not be read or written whole.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The engine's error.
+    #[error(transparent)]
+    Engine(#[from] caskdb::Error),
+    /// The key record's type byte is one this version does not know (a newer one wrote it).
+    #[error(
+        "key \"{}\" of database {db} holds a value of an unknown type (type byte {byte}): written by a newer version?",
+        key.escape_ascii()
+    )]
+    UnknownType {
+        /// The database, by SELECT's number.
+        db: u8,
+        /// The key.
+        key: Bytes,
+        /// The type byte.
+        byte: u8,
+    },
+    /// The key's collection metadata or member records are malformed.
+    #[error("key \"{}\" of database {db} is corrupt: {what}", key.escape_ascii())]
+    Corrupt {
+        /// The database, by SELECT's number.
+        db: u8,
+        /// The key.
+        key: Bytes,
+        /// What is wrong.
+        what: String,
+    },
+    /// A value [`put`] refuses (an empty or duplicated collection, a NaN score, a key or member
+    /// too large, a database past 15); nothing was written.
+    #[error("key \"{}\" of database {db}: {what}", key.escape_ascii())]
+    Invalid {
+        /// The database, by SELECT's number.
+        db: u8,
+        /// The key.
+        key: Bytes,
+        /// Why.
+        what: String,
+    },
+}
+
+/// What `key` holds in database `db_index`, whole, and its time to live (`None`: no expiry);
+/// `None` if it does not exist. Key record and members are read in one transaction.
+///
+/// # Errors
+/// [`Error::UnknownType`], [`Error::Corrupt`]; the engine's errors ([`caskdb::Error::InvalidOptions`] for
+/// a database past 15).
+pub fn read(
+    db: &Db,
+    db_index: u8,
+    key: &[u8],
+) -> Result<Option<(Contents, Option<Duration>)>, Error> {
+    let physical = check_db(db, db_index)?;
+    db.transaction(|tx| read_in(tx, db_index, physical, key))
+}
+
+/// Every key of database `db_index`, in key order, read whole as [`read`] reads it (a key that
+/// expires meanwhile is left out).
+///
+/// # Errors
+/// As [`read`]: for the database at once, for a key as its item.
+pub fn entries<'a>(
+    db: &'a Db,
+    db_index: u8,
+) -> Result<impl Iterator<Item = Result<Item, Error>> + 'a, caskdb::Error> {
+    let physical = check_db(db, db_index)?;
+    let (first, last) = keyspace::db_range(physical);
+    Ok(db.range_keys(first..last).filter_map(move |ek| {
+        let key = match ek {
+            Ok(ek) => ek.slice(2..),
+            Err(e) => return Some(Err(e.into())),
+        };
+        match db.transaction(|tx| read_in(tx, db_index, physical, &key)) {
+            Ok(None) => None,
+            Ok(Some((contents, ttl))) => Some(Ok(Item {
+                db: db_index,
+                key,
+                contents,
+                ttl,
+            })),
+            Err(e) => Some(Err(e)),
+        }
+    }))
+}
+
+/// [`read`] inside a transaction, in stored database `physical` (`db_index` names it in errors).
+fn read_in(
+    tx: &Transaction<'_>,
+    db_index: u8,
+    physical: u8,
+    key: &[u8],
+) -> Result<Option<(Contents, Option<Duration>)>, Error> {
+    let Some((raw, ttl)) = tx.get_with_ttl(keyspace::engine_key(physical, key))? else {
+        return Ok(None);
+    };
+    let corrupt = |what: String| Error::Corrupt {
+        db: db_index,
+        key: Bytes::copy_from_slice(key),
+        what,
+    };
+    let Some(&byte) = raw.first() else {
+        return Err(corrupt("its value is empty (no type byte)".into()));
+    };
+    let Some(entry) = Entry::decode(raw, None) else {
+        return Err(Error::UnknownType {
+            db: db_index,
+            key: Bytes::copy_from_slice(key),
+            byte,
+        });
+    };
+    if entry.ty == Type::String {
+        return Ok(Some((Contents::String(entry.payload), ttl)));
+    }
+    let m = Meta::decode(&entry)
+        .ok_or_else(|| corrupt("its collection metadata has the wrong length".into()))?;
+    let (k, lo) = match m.ty {
+        // A list's elements are at indexes head, head + 1, …
+        Type::List => (
+            kind::MEMBER,
+            keyspace::member_key(m.id, kind::MEMBER, &m.head.to_be_bytes()),
+        ),
+        // A sorted set in score order: its score index.
+        Type::ZSet => (kind::SCORE, keyspace::member_key(m.id, kind::SCORE, b"")),
+        _ => (kind::MEMBER, keyspace::member_key(m.id, kind::MEMBER, b"")),
+    };
+    // Just past every record of this kind: the kind byte + 1.
+    let mut hi = keyspace::member_prefix(m.id, k);
+    hi[MEMBER_PREFIX_LEN - 1] += 1;
+    // One more than the metadata says, to tell an extra member.
+    let mut records = Vec::new();
+    for r in tx.range(lo.to_vec()..hi.to_vec()).take(
+        usize::try_from(m.len)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1),
+    ) {
+        let (k, v) = r?;
+        records.push((k.slice(MEMBER_PREFIX_LEN..), v));
+    }
+    if records.len() as u64 != m.len {
+        return Err(corrupt(format!(
+            "its metadata says {} members, its {} records {}",
+            m.len,
+            m.ty.name(),
+            if (records.len() as u64) < m.len {
+                format!("hold {}", records.len())
+            } else {
+                "hold more".to_string()
+            }
+        )));
+    }
+    let contents = match m.ty {
+        Type::List => Contents::List(records.into_iter().map(|(_, v)| v).collect()),
+        Type::Set => Contents::Set(records.into_iter().map(|(member, _)| member).collect()),
+        Type::Hash => Contents::Hash(records),
+        Type::ZSet => Contents::ZSet(
+            records
+                .into_iter()
+                .map(|(rest, _)| {
+                    let bits = rest
+                        .get(..8)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u64::from_be_bytes)
+                        .ok_or_else(|| corrupt("a score index entry is too short".into()))?;
+                    Ok((rest.slice(8..), keyspace::score_from_bits(bits)))
+                })
+                .collect::<Result<_, Error>>()?,
+        ),
+        Type::String => return Err(corrupt("a string with collection metadata".into())),
+    };
+    Ok(Some((contents, ttl)))
+}
+
+/// Stores `contents` under `key` in database `db_index`, replacing whatever it held (as RESTORE
+/// REPLACE), expiring after `ttl` (a zero `ttl` only removes the key). A collection is written
+/// as the server writes one: its key record, its member records under a new collection id and
+/// its owner record, all in one engine transaction, so after a crash the key is whole or as it
+/// was. Its encoding (OBJECT ENCODING) follows Redis's default limits.
+///
+/// # Errors
+/// [`Error::Invalid`] (nothing written); the engine's errors
+/// ([`caskdb::Error::BatchTooLarge`] if the collection does not fit one transaction).
+pub fn put(
+    db: &Db,
+    db_index: u8,
+    key: &[u8],
+    contents: &Contents,
+    ttl: Option<Duration>,
+) -> Result<(), Error> {
+    let map = db_map(db)?;
+    db.transaction(|tx| {
+        let mut next = next_collection_id(tx)?;
+        put_in(tx, &map, &mut next, db_index, key, contents, ttl)
+    })
+}
+
+/// [`put`] of several keys in one engine transaction: all of them are written, or none.
+///
+/// # Errors
+/// As [`put`], for the first key refused.
+pub fn put_many(db: &Db, items: &[Item]) -> Result<(), Error> {
+    let map = db_map(db)?;
+    db.transaction(|tx| {
+        let mut next = next_collection_id(tx)?;
+        for it in items {
+            put_in(tx, &map, &mut next, it.db, &it.key, &it.contents, it.ttl)?;
+        }
+        Ok(())
+    })
+}
+
+/// An id above every collection id that has any record left (as the server's
+/// `sweep::Collections::open` picks them), so no stale member shows up in a new collection.
+fn next_collection_id(tx: &Transaction<'_>) -> Result<u64, caskdb::Error> {
+    let mut max = 0;
+    for t in 0..MEMBER_TAGS {
+        let tag = MEMBER_TAG_BASE + t;
+        if let Some(k) = tx.range_keys([tag]..[tag + 1]).next_back()
+            && let Some((id, _)) = keyspace::parse_member_key(&k?)
+        {
+            max = max.max(id);
+        }
+    }
+    Ok(max + 1)
+}
+
+/// [`put`] inside a transaction; `next` is the next free collection id.
+fn put_in(
+    tx: &mut Transaction<'_>,
+    map: &DbMap,
+    next: &mut u64,
+    db_index: u8,
+    key: &[u8],
+    contents: &Contents,
+    ttl: Option<Duration>,
+) -> Result<(), Error> {
+    let invalid = |what: String| Error::Invalid {
+        db: db_index,
+        key: Bytes::copy_from_slice(key),
+        what,
+    };
+    if db_index >= DATABASES {
+        return Err(invalid(format!(
+            "database {db_index} does not exist (0 to {})",
+            DATABASES - 1
+        )));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(invalid(format!(
+            "the key is too large ({} bytes; the limit is {MAX_KEY_LEN})",
+            key.len()
+        )));
+    }
+    let physical = map.physical(db_index);
+    let ek = keyspace::engine_key(physical, key);
+    if ttl.is_some_and(|t| t.is_zero()) {
+        // Expired already: RESTORE REPLACE creates nothing, and the old key is gone.
+        tx.delete(&ek)?;
+        return Ok(());
+    }
+    let value = match contents {
+        Contents::String(s) => Entry::encode(Type::String, s),
+        _ => {
+            let id = *next;
+            let meta = put_members(tx, id, contents).map_err(|e| match e {
+                MemberError::Engine(e) => Error::Engine(e),
+                MemberError::Invalid(what) => invalid(what),
+            })?;
+            *next += 1;
+            tx.put(
+                keyspace::member_key(id, kind::OWNER, b""),
+                keyspace::owner_value(physical, key),
+            )?;
+            meta.encode()
+        }
+    };
+    match ttl {
+        None => tx.put(&ek, value)?,
+        Some(t) => tx.put_with_ttl(&ek, value, t)?,
+    }
+    Ok(())
+}
+
+enum MemberError {
+    Engine(caskdb::Error),
+    Invalid(String),
+}
+
+impl From<caskdb::Error> for MemberError {
+    fn from(e: caskdb::Error) -> MemberError {
+        MemberError::Engine(e)
+    }
+}
+
+/// Writes the member records of collection `contents` under `id`; returns its metadata.
+fn put_members(
+    tx: &mut Transaction<'_>,
+    id: u64,
+    contents: &Contents,
+) -> Result<Meta, MemberError> {
+    let ty = contents.ty();
+    let len = contents.len() as u64;
+    if len == 0 {
+        return Err(MemberError::Invalid(format!(
+            "an empty {} (a collection that loses its last member is deleted)",
+            ty.name()
+        )));
+    }
+    // Past the compact encoding's limits (by size, or by one member): marked for good, as the
+    // server marks it when it builds the collection.
+    let limits = CompactLimits::REDIS_DEFAULT;
+    let mut converted = len > limits.max_len(ty);
+    let mut seen = HashSet::new();
+    let mut member = |tx: &mut Transaction<'_>, m: &[u8], v: &[u8]| {
+        if m.len() > MAX_KEY_LEN {
+            return Err(MemberError::Invalid(format!(
+                "a member is too large ({} bytes; the limit is {MAX_KEY_LEN})",
+                m.len()
+            )));
+        }
+        if !seen.insert(Bytes::copy_from_slice(m)) {
+            return Err(MemberError::Invalid(format!(
+                "member \"{}\" is there twice",
+                m.escape_ascii()
+            )));
+        }
+        converted |= limits.breaks(ty, m, v);
+        tx.put(keyspace::member_key(id, kind::MEMBER, m), v)?;
+        Ok(())
+    };
+    match contents {
+        Contents::String(_) => {}
+        Contents::List(items) => {
+            for (i, item) in (0u64..).zip(items) {
+                let at = LIST_START.wrapping_add(i).to_be_bytes();
+                tx.put(keyspace::member_key(id, kind::MEMBER, &at), item)?;
+            }
+        }
+        Contents::Set(members) => {
+            for m in members {
+                member(tx, m, b"")?;
+            }
+        }
+        Contents::Hash(pairs) => {
+            for (field, v) in pairs {
+                member(tx, field, v)?;
+            }
+        }
+        Contents::ZSet(pairs) => {
+            for (m, score) in pairs {
+                if score.is_nan() {
+                    return Err(MemberError::Invalid("a score is NaN".into()));
+                }
+                // -0 is stored as 0, as Redis does.
+                let score = if *score == 0.0 { 0.0 } else { *score };
+                member(tx, m, &score.to_bits().to_be_bytes())?;
+                let mut index = Vec::with_capacity(8 + m.len());
+                index.extend_from_slice(&keyspace::score_bits(score).to_be_bytes());
+                index.extend_from_slice(m);
+                tx.put(keyspace::member_key(id, kind::SCORE, &index), b"")?;
+            }
+        }
+    }
+    Ok(Meta {
+        ty,
+        id,
+        len,
+        head: LIST_START,
+        expire_at: None,
+        fresh: false,
+        converted,
+    })
 }
 
 /// A range of engine keys.
@@ -266,6 +732,151 @@ pub fn migrate_raw_keys(db: &Db) -> Result<(u64, u64), caskdb::Error> {
 mod tests {
     use super::*;
 
+    fn b(s: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(s)
+    }
+
+    #[test]
+    fn put_and_read_every_type_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = options().open(dir.path()).unwrap();
+        let values = [
+            Contents::String(b(b"v")),
+            Contents::Hash(vec![(b(b"a"), b(b"1")), (b(b"b"), b(b""))]),
+            Contents::List(vec![b(b"x"), b(b"x"), b(b"")]),
+            Contents::Set(vec![b(b"1"), b(b"2")]),
+            Contents::ZSet(vec![
+                (b(b"n"), f64::NEG_INFINITY),
+                (b(b"z"), 0.0),
+                (b(b"a"), 2.5),
+                (b(b"p"), f64::INFINITY),
+            ]),
+        ];
+        for (i, v) in values.iter().enumerate() {
+            put(&db, 4, &[b'k', i as u8], v, None).unwrap();
+            assert_eq!(
+                read(&db, 4, &[b'k', i as u8]).unwrap(),
+                Some((v.clone(), None))
+            );
+        }
+        // As the server writes them: metadata, members, owner, a fresh id each.
+        let e = Entry::decode(
+            db.get(keyspace::engine_key(4, &[b'k', 3]))
+                .unwrap()
+                .unwrap(),
+            None,
+        )
+        .unwrap();
+        let m = Meta::decode(&e).unwrap();
+        assert_eq!((m.ty, m.len, m.converted), (Type::Set, 2, false));
+        assert_eq!(
+            db.get(keyspace::member_key(m.id, kind::OWNER, b""))
+                .unwrap(),
+            Some(keyspace::owner_value(4, &[b'k', 3]))
+        );
+        // Non-integer set members leave the intset encoding, as in Redis.
+        put(&db, 0, b"s", &Contents::Set(vec![b(b"a")]), None).unwrap();
+        let e = Entry::decode(
+            db.get(keyspace::engine_key(0, b"s")).unwrap().unwrap(),
+            None,
+        );
+        assert!(Meta::decode(&e.unwrap()).unwrap().converted);
+        let all: Vec<Item> = entries(&db, 4).unwrap().map(Result::unwrap).collect();
+        assert_eq!(all.len(), 5);
+        assert_eq!(all[4].contents, values[4]);
+        assert_eq!(key_counts(&db).unwrap()[4], 5);
+        // Replaced whole, whatever it held; a zero TTL only removes.
+        put(
+            &db,
+            4,
+            b"k\x01",
+            &Contents::List(vec![b(b"only")]),
+            Some(Duration::from_secs(60)),
+        )
+        .unwrap();
+        match read(&db, 4, b"k\x01").unwrap() {
+            Some((Contents::List(l), Some(ttl))) => {
+                assert_eq!(l, [b(b"only")]);
+                assert!(ttl > Duration::from_secs(50));
+            }
+            other => panic!("{other:?}"),
+        }
+        put(
+            &db,
+            4,
+            b"k\x01",
+            &Contents::String(b(b"x")),
+            Some(Duration::ZERO),
+        )
+        .unwrap();
+        assert_eq!(read(&db, 4, b"k\x01").unwrap(), None);
+    }
+
+    #[test]
+    fn put_refuses_what_the_server_never_holds_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = options().open(dir.path()).unwrap();
+        let refused = [
+            Contents::Set(vec![]),
+            Contents::Set(vec![b(b"x"), b(b"x")]),
+            Contents::Hash(vec![(b(b"f"), b(b"1")), (b(b"f"), b(b"2"))]),
+            Contents::ZSet(vec![(b(b"m"), f64::NAN)]),
+        ];
+        for v in &refused {
+            let items = [
+                Item {
+                    db: 0,
+                    key: b(b"fine"),
+                    contents: Contents::String(b(b"v")),
+                    ttl: None,
+                },
+                Item {
+                    db: 0,
+                    key: b(b"bad"),
+                    contents: v.clone(),
+                    ttl: None,
+                },
+            ];
+            assert!(
+                matches!(put_many(&db, &items), Err(Error::Invalid { .. })),
+                "{v:?}"
+            );
+            assert_eq!(read(&db, 0, b"fine").unwrap(), None, "all or nothing");
+        }
+        assert!(put(&db, 16, b"k", &Contents::String(b(b"v")), None).is_err());
+        assert_eq!(db.len(), 0);
+    }
+
+    #[test]
+    fn read_names_a_key_of_an_unknown_type_or_with_missing_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = options().open(dir.path()).unwrap();
+        db.put(keyspace::engine_key(2, b"new"), [9u8, 1, 2])
+            .unwrap();
+        let err = read(&db, 2, b"new").unwrap_err();
+        assert!(
+            matches!(err, Error::UnknownType { db: 2, byte: 9, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("\"new\""), "{err}");
+        put(&db, 0, b"l", &Contents::List(vec![b(b"a"), b(b"b")]), None).unwrap();
+        let e = Entry::decode(
+            db.get(keyspace::engine_key(0, b"l")).unwrap().unwrap(),
+            None,
+        );
+        let m = Meta::decode(&e.unwrap()).unwrap();
+        db.delete(keyspace::member_key(
+            m.id,
+            kind::MEMBER,
+            &(LIST_START + 1).to_be_bytes(),
+        ))
+        .unwrap();
+        let err = read(&db, 0, b"l").unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+        let items: Vec<_> = entries(&db, 0).unwrap().collect();
+        assert!(matches!(items[..], [Err(Error::Corrupt { .. })]));
+    }
+
     #[test]
     fn raw_keys_move_to_database_0_and_server_keys_stay() {
         let dir = tempfile::tempdir().unwrap();
@@ -302,6 +913,6 @@ mod tests {
         assert_eq!(db.get("hello").unwrap(), None);
         // A second pass finds only the key it must keep.
         assert_eq!(migrate_raw_keys(&db).unwrap(), (0, 1));
-        assert_eq!(count_keys(&db).unwrap(), 7);
+        assert_eq!(key_counts(&db).unwrap().iter().sum::<u64>(), 7);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-use caskdb::{Options, SyncPolicy};
+use caskdb::SyncPolicy;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -14,7 +14,6 @@ use crate::blocking::Blocking;
 use crate::clients::Clients;
 use crate::config::{self, Config, Runtime};
 use crate::connection::Connection;
-use crate::keyspace;
 use crate::pubsub::PubSub;
 use crate::shutdown::Shutdown;
 use crate::state::{Cursors, Shared, Stats, SyncPump, random_u64, unix_secs};
@@ -89,17 +88,9 @@ impl Server {
         let ceiling = config
             .proto_max_bulk_len
             .max(config::DEFAULT_PROTO_MAX_BULK_LEN);
-        let db = Options::default()
+        let db = crate::direct::engine_options(ceiling)
             // `always` waits through the fsync thread; the engine's own syncer covers the rest.
             .sync(SyncPolicy::Interval(std::time::Duration::from_secs(1)))
-            // Member keys: a 10-byte prefix, a score (sorted sets), the member.
-            .max_key_size(keyspace::MAX_KEY_LEN + keyspace::MEMBER_PREFIX_LEN + 8)
-            .max_value_size(usize::try_from(ceiling + 1).unwrap_or(usize::MAX))
-            .max_batch_size(
-                usize::try_from(ceiling.saturating_mul(2))
-                    .unwrap_or(usize::MAX)
-                    .max(1 << 30),
-            )
             .open(&config.dir)
             .map_err(|source| ServeError::Open {
                 dir: config.dir.clone(),
