@@ -666,13 +666,23 @@ fn outside_server_layout() -> Vec<KeyRange> {
     let mut ranges = Vec::new();
     for d in 0..DATABASES {
         ranges.push((Bound::Included(vec![d]), Bound::Excluded(vec![d, NS_KEYS])));
-        // (Database 0's namespace 1 holds the database map, key `[0, 1]` exactly.)
-        let after = if d == 0 {
-            Bound::Excluded(keyspace::DB_MAP_KEY.to_vec())
+        // (Database 0's namespace 1 holds the database map, key `[0, 1]` exactly; its
+        // namespace 2 the function libraries.)
+        if d == 0 {
+            ranges.push((
+                Bound::Excluded(keyspace::DB_MAP_KEY.to_vec()),
+                Bound::Excluded(keyspace::NS_FUNCTIONS.to_vec()),
+            ));
+            ranges.push((
+                Bound::Included(keyspace::functions_range().1.to_vec()),
+                Bound::Excluded(vec![1]),
+            ));
         } else {
-            Bound::Included(vec![d, NS_KEYS + 1])
-        };
-        ranges.push((after, Bound::Excluded(vec![d + 1])));
+            ranges.push((
+                Bound::Included(vec![d, NS_KEYS + 1]),
+                Bound::Excluded(vec![d + 1]),
+            ));
+        }
     }
     ranges.push((
         Bound::Included(vec![DATABASES]),

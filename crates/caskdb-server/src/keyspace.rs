@@ -24,6 +24,22 @@ pub const NS_KEYS: u8 = 0;
 /// there.
 pub const DB_MAP_KEY: [u8; 2] = [0, 1];
 
+/// The first byte pair of the records holding FUNCTION's libraries: namespace 2 of database
+/// 0, then the library's name; the value is the library's code.
+pub const NS_FUNCTIONS: [u8; 2] = [0, 2];
+
+/// The engine key of library `name`.
+pub fn function_key(name: &[u8]) -> Vec<u8> {
+    let mut k = NS_FUNCTIONS.to_vec();
+    k.extend_from_slice(name);
+    k
+}
+
+/// The first and (exclusive) last engine keys of the libraries.
+pub fn functions_range() -> ([u8; 2], [u8; 2]) {
+    (NS_FUNCTIONS, [0, 3])
+}
+
 /// Which stored database (the first byte of engine keys) holds each logical database (the
 /// number SELECT takes): the identity until SWAPDB, which swaps two entries and persists the
 /// map as one record ([`DB_MAP_KEY`]: 16 bytes, entry `i` the stored database of database

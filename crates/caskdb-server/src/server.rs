@@ -163,6 +163,7 @@ impl Server {
             slowlog: Default::default(),
             scripts: crate::script::Scripts::new(crate::state::REDIS_VERSION),
         });
+        load_libraries(&shared);
         let sweeper = Some(start_sweeper(shared.clone())?);
         Ok(Server {
             shared,
@@ -220,6 +221,25 @@ impl Server {
         db.close().map_err(ServeError::Close)?;
         tracing::info!("store closed; bye");
         Ok(())
+    }
+}
+
+/// Loads the FUNCTION libraries the store keeps. One that no longer loads is logged and left
+/// in the store (a FUNCTION LOAD REPLACE or DELETE of its name deals with it).
+fn load_libraries(shared: &Shared) {
+    let (start, end) = crate::keyspace::functions_range();
+    for item in shared.db.range(start.to_vec()..end.to_vec()) {
+        match item {
+            Ok((key, code)) => {
+                if let Err(e) = shared.scripts.load_library(&code, true) {
+                    tracing::error!(
+                        library = %String::from_utf8_lossy(&key[2..]),
+                        "a stored function library does not load: {e}"
+                    );
+                }
+            }
+            Err(e) => tracing::error!("reading the stored function libraries: {e}"),
+        }
     }
 }
 

@@ -244,3 +244,84 @@ fn eval_basics_and_conversions() {
         );
     });
 }
+
+#[test]
+fn functions_like_redis() {
+    differential(|d| {
+        d.script("function load and fcall");
+        d.run(
+            r##"
+            FUNCTION LOAD "#!lua name=mylib\nredis.register_function('f1', function(keys, args) return redis.call('get', keys[1]) end)"
+            SET k v
+            FCALL f1 1 k
+            FCALL f1 0
+            FCALL_RO f1 1 k
+            FCALL nosuch 0
+            FCALL f1 x
+            FCALL f1 -1
+            FCALL f1 3 a
+            FUNCTION LOAD "#!lua name=mylib\nredis.register_function('f1', function() return 1 end)"
+            FUNCTION LOAD REPLACE "#!lua name=mylib\nredis.register_function{function_name='f1', callback=function(k, a) return {k[1], a[1]} end, flags={'no-writes'}, description='one'}"
+            FCALL f1 1 key arg
+            FCALL_RO f1 1 key arg
+            FUNCTION LIST
+            FUNCTION LIST WITHCODE
+            FUNCTION LIST LIBRARYNAME my*
+            FUNCTION LIST LIBRARYNAME nomatch*
+            FUNCTION LIST LIBRARYNAME
+            FUNCTION LIST BOGUS
+            FUNCTION STATS
+            FUNCTION LOAD "#!lua name=other\nredis.register_function('f1', function() return 1 end)"
+            FUNCTION LOAD "#!lua name=bad\nreturn 1"
+            FUNCTION LOAD "#!lua name=bad\nredis.call('ping')"
+            FUNCTION LOAD "#!lua name=bad\nx ="
+            FUNCTION LOAD "#!lua name=bad\nlocal x = foo"
+            FUNCTION LOAD "#!lua name=bad\nredis.register_function('a-b', function() end)"
+            FUNCTION LOAD "#!lua name=bad\nredis.register_function('a', function() end)\nredis.register_function('a', function() end)"
+            FUNCTION LOAD "#!lua name=bad\nredis.register_function('a')"
+            FUNCTION LOAD "#!lua name=bad\nredis.register_function{function_name='a'}"
+            FUNCTION LOAD "#!lua name=bad\nredis.register_function{callback=function() end}"
+            FUNCTION LOAD "#!lua name=bad\nredis.register_function{function_name='a', callback=function() end, flags={'bogus'}}"
+            FUNCTION LOAD "#!lua name=bad\nredis.register_function{function_name='a', callback=function() end, foo=1}"
+            FUNCTION LOAD "#!lua name=bad\nredis.register_function(1, 2, 3)"
+            FUNCTION LOAD "return 1"
+            FUNCTION LOAD "#!lua\nreturn 1"
+            FUNCTION LOAD "#!js name=x\nreturn 1"
+            FUNCTION LOAD "#!lua name=a-b\nreturn 1"
+            FUNCTION LOAD "#!lua name=x name=y\nreturn 1"
+            FUNCTION LOAD "#!lua name=x foo=y\nreturn 1"
+            FUNCTION LOAD
+            FUNCTION LOAD BOGUS "#!lua name=x\nreturn 1"
+            FUNCTION LOAD REPLACE
+            EVAL "return redis.register_function" 0
+            FUNCTION DELETE nosuch
+            FUNCTION DELETE mylib
+            FCALL f1 0
+            FUNCTION LOAD "#!lua name=w\nredis.register_function('w', function(keys, args) redis.call('set', keys[1], args[1]); return redis.call('get', keys[1]) end)"
+            FCALL w 1 wk wv
+            FCALL_RO w 1 wk wv
+            GET wk
+            FUNCTION LOAD "#!lua name=e\nredis.register_function('e', function() error('boom') end)\nredis.register_function('e2', function() return redis.call('nosuch') end)"
+            FCALL e 0
+            FCALL e2 0
+            FUNCTION FLUSH
+            FUNCTION LIST
+            FUNCTION FLUSH BOGUS
+            FUNCTION FLUSH ASYNC
+            FUNCTION KILL
+            FUNCTION HELP
+            FUNCTION NOSUCH
+            "##,
+        );
+        d.script("function dump and restore");
+        d.run(
+            r##"
+            FUNCTION LOAD "#!lua name=lib1\nredis.register_function('g1', function() return 'one' end)"
+            FUNCTION RESTORE bogus
+            FUNCTION RESTORE "" FLUSH
+            FUNCTION RESTORE x BOGUS
+            FUNCTION DELETE lib1
+            "##,
+        );
+    });
+}

@@ -246,7 +246,7 @@ fn run_script(
     };
     let mut served = Vec::new();
     let result = shared.db.transaction_deferred(|tx| {
-        let reply = script_in_tx(shared, conn, tx, &prepared)?;
+        let reply = script_in_tx(shared, conn, tx, &prepared, args)?;
         serve_ready(shared, tx, conn, &mut served);
         Ok::<_, ScriptTxError>(reply)
     });
@@ -281,6 +281,7 @@ fn script_in_tx(
     conn: &mut ConnState,
     tx: &mut caskdb::Transaction<'_>,
     prepared: &scripting::Prepared,
+    command: &[Bytes],
 ) -> Result<Frame, ScriptTxError> {
     let mut sconn = ConnState::new(conn.info.clone(), true);
     sconn.db = conn.db;
@@ -326,13 +327,24 @@ fn script_in_tx(
         }
         Ok(frame)
     };
-    let ran = shared.scripts.run_eval(
-        &prepared.sha,
-        &prepared.keys,
-        &prepared.args,
-        conn.id,
-        &mut run_command,
-    );
+    let ran = match &prepared.target {
+        scripting::Target::Eval(sha) => shared.scripts.run_eval(
+            sha,
+            &prepared.keys,
+            &prepared.args,
+            conn.id,
+            command,
+            &mut run_command,
+        ),
+        scripting::Target::Function(name) => shared.scripts.run_function(
+            name,
+            &prepared.keys,
+            &prepared.args,
+            conn.id,
+            command,
+            &mut run_command,
+        ),
+    };
     conn.events.append(&mut sconn.events);
     for k in sconn.ready.drain(..) {
         if !conn.ready.contains(&k) {
@@ -583,7 +595,7 @@ fn exec(shared: &Shared, conn: &mut ConnState, token: &mut Option<SyncToken>) ->
                     ..
                 }) => match scripting::prepare(shared, args, *call) {
                     Err(e) => e,
-                    Ok(p) => match script_in_tx(shared, conn, tx, &p) {
+                    Ok(p) => match script_in_tx(shared, conn, tx, &p, args) {
                         Ok(f) => f,
                         // A shutdown stops it: EXEC's other writes stay (its reply is lost).
                         Err(_) => Frame::err("Script aborted: the server is shutting down"),

@@ -12,7 +12,7 @@
 //! - `spec`: a row of the command table, and `commands!`, which writes a group's rows.
 //! - the command groups: `connection`, `client` (over `connection`), `strings`, `keys`, `server`, `hashes`, `lists`, `sets`,
 //!   `zsets`, `zset_ranges`, `zset_algebra`, `transactions`, `pubsub`, `info`, `blocking` (over `lists` and
-//!   `zsets`), `sort` (over `lists` and `zsets`), `debug`, `memory`, `object`, `slowlog`, `scripting`, `dump` (DUMP/RESTORE, over `lists`,
+//!   `zsets`), `sort` (over `lists` and `zsets`), `debug`, `memory`, `object`, `slowlog`, `scripting`, `functions` (over `scripting`), `dump` (DUMP/RESTORE, over `lists`,
 //!   `zsets` and the payload format in `rdb`); each holds its rows (`COMMANDS`) and handlers.
 //! - `table`: every group's rows and the lookup by name; COMMAND.
 //! - `dispatch`: a request → its reply (checks, MULTI, EXEC); the one module the connection
@@ -30,6 +30,7 @@ mod debug;
 pub(crate) mod dispatch;
 mod dump;
 mod events;
+mod functions;
 mod hashes;
 mod info;
 mod keys;

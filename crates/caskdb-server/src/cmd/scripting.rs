@@ -29,10 +29,17 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     "script", -2, CONTAINER, 0, 0, 0 => script;
 };
 
+/// What a prepared call runs.
+pub(crate) enum Target {
+    /// A cached script, by SHA1.
+    Eval(String),
+    /// A library's function, by name.
+    Function(String),
+}
+
 /// A script call ready to run.
 pub(crate) struct Prepared {
-    /// The cached script's SHA1.
-    pub sha: String,
+    pub target: Target,
     pub keys: Vec<Bytes>,
     pub args: Vec<Bytes>,
     /// Write commands are refused (`_RO`, or a `no-writes` script).
@@ -46,6 +53,9 @@ pub(crate) fn prepare(
     args: &[Bytes],
     call: ScriptCall,
 ) -> Result<Prepared, Frame> {
+    if let ScriptCall::Fcall { ro } = call {
+        return prepare_fcall(shared, args, ro);
+    }
     let numkeys = parse_i64(&args[2]).ok_or_else(|| not_an_integer().into_frame())?;
     let given = args.len() as i64 - 3;
     if numkeys > given {
@@ -68,6 +78,7 @@ pub(crate) fn prepare(
             }
             (sha, ro)
         }
+        ScriptCall::Fcall { .. } => return Err(Frame::err("Function not found")),
     };
     let flags = shared.scripts.flags(&sha).unwrap_or_default();
     if !flags.compat && !flags.no_writes && ro {
@@ -77,10 +88,39 @@ pub(crate) fn prepare(
     }
     let n = numkeys as usize;
     Ok(Prepared {
-        sha,
+        target: Target::Eval(sha),
         keys: args[3..3 + n].to_vec(),
         args: args[3 + n..].to_vec(),
         read_only: ro || (!flags.compat && flags.no_writes),
+    })
+}
+
+/// Reads `FCALL function numkeys key… arg…`: Redis's errors, in Redis's order.
+fn prepare_fcall(shared: &Shared, args: &[Bytes], ro: bool) -> Result<Prepared, Frame> {
+    let name = String::from_utf8_lossy(&args[1]).into_owned();
+    let Some(flags) = shared.scripts.function_flags(&name) else {
+        return Err(Frame::err("Function not found"));
+    };
+    let numkeys = parse_i64(&args[2]).ok_or_else(|| Frame::err("Bad number of keys provided"))?;
+    if numkeys > args.len() as i64 - 3 {
+        return Err(Frame::err(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    if numkeys < 0 {
+        return Err(Frame::err("Number of keys can't be negative"));
+    }
+    if !flags.no_writes && ro {
+        return Err(Frame::err(
+            "Can not execute a script with write flag using *_ro command.",
+        ));
+    }
+    let n = numkeys as usize;
+    Ok(Prepared {
+        target: Target::Function(name),
+        keys: args[3..3 + n].to_vec(),
+        args: args[3 + n..].to_vec(),
+        read_only: ro || flags.no_writes,
     })
 }
 

@@ -58,6 +58,8 @@ pub(crate) enum ScriptCall {
     Eval { ro: bool },
     /// EVALSHA / EVALSHA_RO: the SHA1 of a cached body.
     EvalSha { ro: bool },
+    /// FCALL / FCALL_RO: a function of a loaded library.
+    Fcall { ro: bool },
 }
 
 /// One row of the command table.

@@ -13,9 +13,9 @@ use super::reply::{CmdResult, help, syntax_error, unknown_subcommand, wrong_arit
 use super::spec::flags::CONTAINER;
 use super::spec::{Spec, commands};
 use super::{
-    blocking, client, connection, debug, dump, hashes, info, keys, lists, memory, object, pubsub,
-    scripting, server, sets, slowlog, sort, strings, transactions, zset_algebra, zset_ranges,
-    zsets,
+    blocking, client, connection, debug, dump, functions, hashes, info, keys, lists, memory,
+    object, pubsub, scripting, server, sets, slowlog, sort, strings, transactions, zset_algebra,
+    zset_ranges, zsets,
 };
 use crate::command_info::{self, Begin, CommandInfo, Find, KeySpec};
 use crate::frame::Frame;
@@ -55,6 +55,7 @@ pub(crate) fn table() -> &'static [&'static Spec] {
             sort::COMMANDS,
             dump::COMMANDS,
             scripting::COMMANDS,
+            functions::COMMANDS,
         ];
         let mut t: Vec<&'static Spec> = groups.into_iter().flatten().collect();
         t.sort_by_key(|s| s.name);

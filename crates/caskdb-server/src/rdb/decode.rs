@@ -152,6 +152,28 @@ pub(super) fn payload_body(body: &[u8], max_string: u64) -> Result<Value> {
     Ok(value)
 }
 
+/// The libraries' codes in a FUNCTION DUMP body: `RDB_OPCODE_FUNCTION2` and a string, each;
+/// Redis's error texts.
+pub(super) fn libraries(body: &[u8]) -> std::result::Result<Vec<Vec<u8>>, &'static str> {
+    let mut r = Reader {
+        buf: body,
+        pos: 0,
+        max_string: u64::MAX,
+    };
+    let mut out = Vec::new();
+    while r.left() > 0 {
+        let t = r.byte().map_err(|_| "can not read data type")?;
+        if t != super::OPCODE_FUNCTION2 {
+            return Err("given type is not a function");
+        }
+        out.push(
+            r.string()
+                .map_err(|_| "failed loading the given functions payload")?,
+        );
+    }
+    Ok(out)
+}
+
 /// The object of RDB type `t`.
 fn object(t: u8, r: &mut Reader<'_>) -> Result<Value> {
     let value = match t {

@@ -81,3 +81,9 @@ mod tests {
         assert_eq!(enc(1 << 32), vec![0x81, 0, 0, 0, 1, 0, 0, 0, 0]);
     }
 }
+
+/// A function library, as Redis's `RDB_OPCODE_FUNCTION2`: the opcode, then its code.
+pub(super) fn library(code: &[u8], out: &mut Vec<u8>) {
+    out.push(super::OPCODE_FUNCTION2);
+    string(out, code);
+}

@@ -71,6 +71,36 @@ pub enum Error {
     Stream,
 }
 
+/// Redis's `RDB_OPCODE_FUNCTION2`: a function library in a FUNCTION DUMP payload.
+const OPCODE_FUNCTION2: u8 = 245;
+
+/// FUNCTION DUMP's payload: each library's code, then the footer.
+pub fn dump_libraries<'a>(codes: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for code in codes {
+        encode::library(code, &mut out);
+    }
+    out.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    let crc = CRC64.checksum(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The libraries' codes in a FUNCTION RESTORE payload, checked as RESTORE checks a payload;
+/// the error is Redis's text.
+pub fn restore_libraries(payload: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
+    const WRONG: &str = "DUMP payload version or checksum are wrong";
+    let body_len = payload.len().checked_sub(FOOTER).ok_or(WRONG)?;
+    let footer = &payload[body_len..];
+    if u16::from_le_bytes([footer[0], footer[1]]) > RDB_VERSION {
+        return Err(WRONG);
+    }
+    if CRC64.checksum(&payload[..body_len + 2]).to_le_bytes() != footer[2..] {
+        return Err(WRONG);
+    }
+    decode::libraries(&payload[..body_len])
+}
+
 /// Footer: 2 bytes of version, 8 of CRC.
 const FOOTER: usize = 10;
 

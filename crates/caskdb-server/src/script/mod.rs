@@ -9,6 +9,7 @@
 pub(crate) mod libs;
 
 mod convert;
+mod functions;
 mod vm;
 
 use std::collections::HashMap;
@@ -19,6 +20,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use functions::Registry;
+pub use functions::{FunctionInfo, Library, metadata as library_name};
 pub use vm::Call;
 use vm::Vm;
 
@@ -37,6 +40,20 @@ pub struct ScriptFlags {
 }
 
 impl ScriptFlags {
+    /// The flags' names, in Redis's order (FUNCTION LIST).
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            (self.no_writes, "no-writes"),
+            (self.allow_oom, "allow-oom"),
+            (self.allow_stale, "allow-stale"),
+            (self.no_cluster, "no-cluster"),
+            (self.allow_cross_slot_keys, "allow-cross-slot-keys"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+
     /// Reads a body's shebang line: the flags, and where the code starts (the line feed is
     /// kept, so that line numbers stay the user's). Redis's error texts.
     pub fn parse(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
@@ -88,6 +105,10 @@ struct Cached {
 /// The script running now.
 struct Running {
     started: Instant,
+    /// The function's name, or the script's SHA1.
+    name: String,
+    /// The command that started it.
+    command: Vec<Bytes>,
     /// Run by EVAL/EVALSHA (else FCALL): which BUSY text the others get.
     eval: bool,
     client: u64,
@@ -109,6 +130,9 @@ pub enum KillOutcome {
 /// Scripting's shared state.
 pub(crate) struct Scripts {
     vm: Mutex<Option<Vm>>,
+    /// FUNCTION's own VM (Redis runs libraries apart from EVAL's scripts), and its libraries.
+    fvm: Mutex<Option<Vm>>,
+    registry: Mutex<Registry>,
     cache: Mutex<HashMap<String, Cached>>,
     kill: Arc<AtomicBool>,
     /// Set by a shutdown: the running script stops and its writes are dropped.
@@ -129,6 +153,8 @@ impl Scripts {
     pub fn new(version: &str) -> Scripts {
         Scripts {
             vm: Mutex::new(None),
+            fvm: Mutex::new(None),
+            registry: Mutex::new(Registry::default()),
             cache: Mutex::new(HashMap::new()),
             kill: Arc::new(AtomicBool::new(false)),
             aborting: AtomicBool::new(false),
@@ -139,9 +165,18 @@ impl Scripts {
     }
 
     fn with_vm<T>(&self, f: impl FnOnce(&mut Vm) -> T) -> Result<T, String> {
-        let mut guard = self.vm.lock();
+        self.with(&self.vm, false, f)
+    }
+
+    fn with<T>(
+        &self,
+        slot: &Mutex<Option<Vm>>,
+        functions: bool,
+        f: impl FnOnce(&mut Vm) -> T,
+    ) -> Result<T, String> {
+        let mut guard = slot.lock();
         if guard.is_none() {
-            let vm = Vm::new(self.kill.clone(), &self.version)
+            let vm = Vm::new(self.kill.clone(), &self.version, functions)
                 .map_err(|e| format!("cannot start the Lua VM: {e}"))?;
             *guard = Some(vm);
         }
@@ -149,6 +184,103 @@ impl Scripts {
             Some(vm) => Ok(f(vm)),
             None => Err("cannot start the Lua VM".into()),
         }
+    }
+
+    /// FUNCTION LOAD: loads library `code` (replacing one of the same name if `replace`);
+    /// returns its name, or Redis's error text.
+    pub fn load_library(&self, code: &[u8], replace: bool) -> Result<String, String> {
+        let (name, start) = functions::metadata(code)?;
+        if !replace && self.registry.lock().libraries.contains_key(&name) {
+            return Err(format!("Library '{name}' already exists"));
+        }
+        let registered = self.with(&self.fvm, true, |vm| vm.load_library(&code[start..]))??;
+        let mut registry = self.registry.lock();
+        registry.check(&name, &registered, replace)?;
+        let lib = Library {
+            name: name.clone(),
+            code: Bytes::copy_from_slice(code),
+            functions: registered
+                .iter()
+                .map(|r| FunctionInfo {
+                    name: r.name.clone(),
+                    description: r.description.clone(),
+                    flags: r.flags,
+                })
+                .collect(),
+        };
+        let gone = registry.add(lib);
+        drop(registry);
+        self.with(&self.fvm, true, |vm| {
+            for f in &gone {
+                vm.uninstall(f);
+            }
+            for r in registered {
+                vm.install(&r.name, r.callback);
+            }
+        })?;
+        Ok(name)
+    }
+
+    /// FUNCTION DELETE: whether library `name` was there.
+    pub fn delete_library(&self, name: &str) -> bool {
+        let Some(lib) = self.registry.lock().remove(name) else {
+            return false;
+        };
+        let _ = self.with(&self.fvm, true, |vm| {
+            for f in &lib.functions {
+                vm.uninstall(&f.name);
+            }
+        });
+        true
+    }
+
+    /// Every loaded library, by name.
+    pub fn libraries(&self) -> Vec<Library> {
+        self.registry.lock().libraries.values().cloned().collect()
+    }
+
+    /// FUNCTION FLUSH: every library gone (a fresh VM).
+    pub fn flush_functions(&self) {
+        *self.registry.lock() = Registry::default();
+        *self.fvm.lock() = None;
+    }
+
+    /// A function's flags, if it exists.
+    pub fn function_flags(&self, name: &str) -> Option<ScriptFlags> {
+        let registry = self.registry.lock();
+        let lib = registry.libraries.get(registry.owner.get(name)?)?;
+        lib.functions
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.flags)
+    }
+
+    /// The running script's name (function name, or SHA1), command and duration, for
+    /// FUNCTION STATS; and whether it is an EVAL.
+    pub fn running_info(&self) -> Option<(String, Vec<Bytes>, u128, bool)> {
+        self.running.lock().as_ref().map(|r| {
+            (
+                r.name.clone(),
+                r.command.clone(),
+                r.started.elapsed().as_millis(),
+                r.eval,
+            )
+        })
+    }
+
+    /// Runs function `name` (FCALL) for client `client`.
+    pub fn run_function(
+        &self,
+        name: &str,
+        keys: &[Bytes],
+        args: &[Bytes],
+        client: u64,
+        command: &[Bytes],
+        call: &mut Call<'_>,
+    ) -> Ran {
+        self.run(
+            &self.fvm, name, name, keys, args, false, client, command, call,
+        )
     }
 
     /// SCRIPT LOAD and EVAL's first step: the body's SHA1, compiled and cached.
@@ -186,31 +318,40 @@ impl Scripts {
         keys: &[Bytes],
         args: &[Bytes],
         client: u64,
+        command: &[Bytes],
         call: &mut Call<'_>,
     ) -> Ran {
-        self.run(sha, sha, keys, args, true, client, call)
+        self.run(&self.vm, sha, sha, keys, args, true, client, command, call)
     }
 
     #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
+        slot: &Mutex<Option<Vm>>,
         name: &str,
         funcname: &str,
         keys: &[Bytes],
         args: &[Bytes],
         eval: bool,
         client: u64,
+        command: &[Bytes],
         call: &mut Call<'_>,
     ) -> Ran {
-        let mut guard = self.vm.lock();
+        let mut guard = slot.lock();
         let Some(vm) = guard.as_mut() else {
             return Ran {
-                reply: Frame::Error("NOSCRIPT No matching script. Please use EVAL.".into()),
+                reply: if eval {
+                    Frame::Error("NOSCRIPT No matching script. Please use EVAL.".into())
+                } else {
+                    Frame::err("Function not found")
+                },
                 aborted: false,
             };
         };
         *self.running.lock() = Some(Running {
             started: Instant::now(),
+            name: funcname.to_string(),
+            command: command.to_vec(),
             eval,
             client,
             wrote: false,

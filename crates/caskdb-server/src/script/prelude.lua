@@ -1,7 +1,9 @@
 -- The sandbox scripts run in, as Redis 7.0 shapes it: run once when the VM is made, with the
 -- bridge table (Rust functions, private to this file) as its argument. Scripts never see this
 -- file's locals. Frames of this file are named '@caskdb' and skipped when an error is located.
-local bridge = ...
+-- `mode` is 'eval' (EVAL's VM) or 'functions' (FUNCTION's: no `redis` global; while a
+-- library loads, `redis` holds only register_function, log and the version).
+local bridge, mode = ...
 local real = {
   rawset = rawset, rawget = rawget, next = next, pairs = pairs, ipairs = ipairs,
   setmetatable = setmetatable, getmetatable = getmetatable, pcall = pcall, xpcall = xpcall,
@@ -103,7 +105,7 @@ end
 local G = _G
 for k, v in real.pairs(safe) do real.rawset(G, k, v) end
 math.random, math.randomseed = bridge.random, bridge.randomseed
-real.rawset(G, 'redis', bridge.redis)
+if mode == 'eval' then real.rawset(G, 'redis', bridge.redis) end
 
 -- Globals redis-server 7.0.15 has (no getfenv, setfenv, newproxy, print, dofile…);
 -- everything else goes.
@@ -123,6 +125,26 @@ for _, k in real.ipairs(names) do
   if not allowed[k] then real.rawset(G, k, nil) end
 end
 
+local function missing(_, k)
+  real.error("Script attempted to access nonexistent global variable '" .. real.tostring(k) .. "'", 2)
+end
+
+-- FUNCTION's VM: `redis` comes from one of two tables, the one of a running function or the
+-- one of a loading library.
+local runtime_api, load_api
+if mode == 'functions' then
+  runtime_api = {redis = view(bridge.redis)}
+  local r = bridge.redis
+  local load_redis = {
+    register_function = bridge.register_function, log = r.log,
+    LOG_DEBUG = r.LOG_DEBUG, LOG_VERBOSE = r.LOG_VERBOSE, LOG_NOTICE = r.LOG_NOTICE,
+    LOG_WARNING = r.LOG_WARNING, REDIS_VERSION = r.REDIS_VERSION,
+    REDIS_VERSION_NUM = r.REDIS_VERSION_NUM,
+  }
+  real.setmetatable(load_redis, {__index = missing, __newindex = refuse, __metatable = false})
+  load_api = {redis = view(load_redis)}
+end
+
 -- Library tables become read-only views; so does the string metatable's view of them.
 for _, name in real.ipairs({'string', 'math', 'table', 'coroutine', 'cjson', 'bit', 'cmsgpack', 'struct', 'redis'}) do
   local lib = real.rawget(G, name)
@@ -136,11 +158,15 @@ end
 
 -- The globals themselves: reading an unknown one or writing any is an error.
 protected[G] = true
-real.setmetatable(G, {
-  __index = function(_, k)
-    real.error("Script attempted to access nonexistent global variable '" .. real.tostring(k) .. "'", 2)
-  end,
-  __newindex = refuse,
-  __metatable = false,
-})
+local index = missing
+if mode == 'functions' then
+  index = function(_, k)
+    local v = real.rawget(bridge.loading and load_api or runtime_api, k)
+    if v == nil then
+      real.error("Script attempted to access nonexistent global variable '" .. real.tostring(k) .. "'", 2)
+    end
+    return v
+  end
+end
+real.setmetatable(G, {__index = index, __newindex = refuse, __metatable = false})
 protected[bridge] = true

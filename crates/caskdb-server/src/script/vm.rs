@@ -64,6 +64,17 @@ pub struct Outcome {
     pub killed: bool,
 }
 
+/// A function a library registered while it loaded.
+pub struct Registered {
+    pub name: String,
+    pub callback: Function,
+    pub description: Option<String>,
+    pub flags: super::ScriptFlags,
+}
+
+/// Registrations of the library loading now (`None`: none is loading).
+type Loading = Arc<Mutex<Option<Vec<Registered>>>>;
+
 /// The VM, and the compiled scripts by name.
 pub struct Vm {
     lua: Lua,
@@ -73,11 +84,14 @@ pub struct Vm {
     run: Function,
     functions: HashMap<String, Function>,
     kill: Arc<AtomicBool>,
+    bridge: Table,
+    loading: Loading,
 }
 
 impl Vm {
-    /// A fresh VM; `kill` stops the running script at its next hook.
-    pub fn new(kill: Arc<AtomicBool>, version: &str) -> mlua::Result<Vm> {
+    /// A fresh VM, for EVAL or (`functions`) for FUNCTION's libraries; `kill` stops the
+    /// running script at its next hook.
+    pub fn new(kill: Arc<AtomicBool>, version: &str, functions: bool) -> mlua::Result<Vm> {
         let lua = Lua::new_with(
             StdLib::TABLE | StdLib::STRING | StdLib::MATH,
             LuaOptions::default(),
@@ -105,6 +119,28 @@ impl Vm {
         )?;
         let redis = redis_table(&lua, version)?;
         bridge.raw_set("redis", redis.clone())?;
+        let loading: Loading = Arc::new(Mutex::new(None));
+        let l = loading.clone();
+        bridge.raw_set(
+            "register_function",
+            lua.create_function(move |_, argv: Variadic<Value>| {
+                let mut guard = l.lock();
+                let Some(list) = guard.as_mut() else {
+                    return Err(raise(
+                        "ERR redis.register_function can only be called on FUNCTION LOAD command",
+                    ));
+                };
+                let r = registration(&argv).map_err(|e| raise(format!("ERR {e}")))?;
+                if !valid_name(&r.name) {
+                    return Err(raise(format!("ERR {BAD_NAME}")));
+                }
+                if list.iter().any(|f| f.name == r.name) {
+                    return Err(raise("ERR Function already exists in the library"));
+                }
+                list.push(r);
+                Ok(())
+            })?,
+        )?;
         bridge.raw_set(
             "locate",
             lua.create_function(|lua, ()| {
@@ -130,9 +166,10 @@ impl Vm {
             })?,
         )?;
         super::libs::register_all(&lua)?;
+        let mode = if functions { "functions" } else { "eval" };
         lua.load(include_str!("prelude.lua"))
             .set_name("@caskdb")
-            .call::<()>(bridge.clone())?;
+            .call::<()>((bridge.clone(), mode))?;
         let run: Function = bridge.raw_get("run")?;
         let flag = kill.clone();
         lua.set_hook(
@@ -150,7 +187,60 @@ impl Vm {
             run,
             functions: HashMap::new(),
             kill,
+            bridge,
+            loading,
         })
+    }
+
+    /// FUNCTION LOAD's work in the VM: compiles a library's code (chunk `@user_function`) and
+    /// runs it; returns the functions it registered, or Redis's error text.
+    pub fn load_library(&mut self, code: &[u8]) -> Result<Vec<Registered>, String> {
+        let f = self
+            .lua
+            .load(code)
+            .set_name("@user_function")
+            .set_mode(mlua::ChunkMode::Text)
+            .into_function()
+            .map_err(|e| {
+                let msg = match &e {
+                    mlua::Error::SyntaxError { message, .. } => message.clone(),
+                    other => error_chain_text(other),
+                };
+                format!("Error compiling function: {msg}")
+            })?;
+        *self.loading.lock() = Some(Vec::new());
+        let _ = self.bridge.raw_set("loading", true);
+        self.kill.store(false, Ordering::Relaxed);
+        let result: mlua::Result<(bool, Value)> = self.run.call((f,));
+        let _ = self.bridge.raw_set("loading", Value::Nil);
+        let registered = self.loading.lock().take().unwrap_or_default();
+        match result {
+            Ok((true, _)) => Ok(registered),
+            Ok((false, err)) => {
+                let text = match &err {
+                    Value::Table(t) => match t.raw_get::<Value>("err") {
+                        Ok(Value::String(s)) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+                        _ => "ERR execution failure".into(),
+                    },
+                    _ => "ERR execution failure".into(),
+                };
+                Err(format!("Error registering functions: {text}"))
+            }
+            Err(e) => Err(format!(
+                "Error registering functions: {}",
+                error_chain_text(&e)
+            )),
+        }
+    }
+
+    /// Makes `callback` callable as function `name` (FCALL).
+    pub fn install(&mut self, name: &str, callback: Function) {
+        self.functions.insert(name.to_string(), callback);
+    }
+
+    /// Forgets function `name`.
+    pub fn uninstall(&mut self, name: &str) {
+        self.functions.remove(name);
     }
 
     /// Compiles a script body under `name` (chunk `@user_script`, as Redis names it);
@@ -318,6 +408,116 @@ impl std::error::Error for ScriptError {}
 
 fn raise(text: impl Into<String>) -> mlua::Error {
     mlua::Error::external(ScriptError(text.into()))
+}
+
+/// Redis's text for a bad library or function name.
+pub const BAD_NAME: &str = "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
+
+/// Letters, digits and underscores, at least one.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `redis.register_function`'s arguments: `(name, callback)` or a table of named arguments.
+fn registration(argv: &[Value]) -> Result<Registered, &'static str> {
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+        Value::Number(n) => Some(crate::frame::format_double(*n)),
+        Value::Integer(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match argv {
+        [name, callback] => {
+            let name =
+                text(name).ok_or("first argument to redis.register_function must be a string")?;
+            let Value::Function(callback) = callback else {
+                return Err("second argument to redis.register_function must be a function");
+            };
+            Ok(Registered {
+                name,
+                callback: callback.clone(),
+                description: None,
+                flags: super::ScriptFlags::default(),
+            })
+        }
+        [named] => {
+            let Value::Table(t) = named else {
+                return Err(
+                    "calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).",
+                );
+            };
+            let (mut name, mut description, mut callback) = (None, None, None);
+            let mut flags = super::ScriptFlags::default();
+            for pair in t.pairs::<Value, Value>() {
+                let (k, v) = pair.map_err(
+                    |_| "named argument key given to redis.register_function is not a string",
+                )?;
+                let Some(key) = text(&k).filter(|_| {
+                    matches!(k, Value::String(_) | Value::Number(_) | Value::Integer(_))
+                }) else {
+                    return Err(
+                        "named argument key given to redis.register_function is not a string",
+                    );
+                };
+                match key.to_ascii_lowercase().as_str() {
+                    "function_name" => {
+                        name = Some(text(&v).ok_or(
+                            "function_name argument given to redis.register_function must be a string",
+                        )?);
+                    }
+                    "description" => {
+                        description = Some(text(&v).ok_or(
+                            "description argument given to redis.register_function must be a string",
+                        )?);
+                    }
+                    "callback" => {
+                        let Value::Function(f) = v else {
+                            return Err(
+                                "callback argument given to redis.register_function must be a function",
+                            );
+                        };
+                        callback = Some(f);
+                    }
+                    "flags" => {
+                        let Value::Table(list) = v else {
+                            return Err(
+                                "flags argument to redis.register_function must be a table representing function flags",
+                            );
+                        };
+                        for i in 1.. {
+                            match list.raw_get::<Value>(i) {
+                                Ok(Value::Nil) | Err(_) => break,
+                                Ok(f) => {
+                                    let f = text(&f).ok_or("unknown flag given")?;
+                                    match f.to_ascii_lowercase().as_str() {
+                                        "no-writes" => flags.no_writes = true,
+                                        "allow-oom" => flags.allow_oom = true,
+                                        "allow-stale" => flags.allow_stale = true,
+                                        "no-cluster" => flags.no_cluster = true,
+                                        "allow-cross-slot-keys" => {
+                                            flags.allow_cross_slot_keys = true
+                                        }
+                                        _ => return Err("unknown flag given"),
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    _ => return Err("unknown argument given to redis.register_function"),
+                }
+            }
+            let name = name.ok_or("redis.register_function must get a function name argument")?;
+            let callback =
+                callback.ok_or("redis.register_function must get a callback argument")?;
+            Ok(Registered {
+                name,
+                callback,
+                description,
+                flags,
+            })
+        }
+        _ => Err("wrong number of arguments to redis.register_function"),
+    }
 }
 
 /// `redis.call`: an error reply becomes a raised error.
@@ -584,9 +784,13 @@ fn redis_table(lua: &Lua, version: &str) -> mlua::Result<Table> {
 /// <source>:<line>.`, as Redis writes it.
 fn script_error(err: &Value, funcname: &str) -> Frame {
     let Value::Table(t) = err else {
-        return Frame::err(format!(
-            "Error running script {funcname}, execution failure"
-        ));
+        // Not through the handler (Lua does not call it for a memory error): Redis's text.
+        let msg = match err {
+            Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+            Value::Error(e) => error_chain_text(e),
+            _ => "execution failure".into(),
+        };
+        return Frame::err(format!("Error running script {funcname}, {msg}"));
     };
     let text = |field: &str| match t.raw_get::<Value>(field) {
         Ok(Value::String(s)) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
