@@ -34,6 +34,7 @@ mod notify;
 mod parse;
 mod pubsub;
 mod rdb;
+mod script;
 mod server;
 mod session;
 mod shutdown;
