@@ -11,6 +11,7 @@
 
 mod bit;
 mod capi;
+mod cjson;
 mod structs;
 
 use mlua::Lua;
@@ -20,6 +21,7 @@ use mlua::Lua;
 #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))]
 pub(crate) fn register_all(lua: &Lua) -> mlua::Result<()> {
     let globals = lua.globals();
+    globals.raw_set("cjson", cjson::module(lua)?)?;
     globals.raw_set("struct", structs::module(lua)?)?;
     globals.raw_set("bit", bit::module(lua)?)?;
     Ok(())
