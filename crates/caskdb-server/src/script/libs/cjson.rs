@@ -611,8 +611,13 @@ fn expected(what: &str, tok: &Tok, at: usize) -> Fail {
     error(format!(
         "Expected {what} but found {} at character {}",
         tok.name(),
-        at + 1
+        c_int(at + 1)
     ))
+}
+
+/// A position as Lua CJSON prints it: a `size_t` given to `%d`, so its low 32 bits, signed.
+fn c_int(n: usize) -> i32 {
+    n as u32 as i32
 }
 
 impl Parser<'_> {
@@ -802,7 +807,7 @@ impl Parser<'_> {
                     {
                         return Err(error(format!(
                             "Found too many nested data structures ({depth}) at character {}",
-                            self.pos
+                            c_int(self.pos)
                         )));
                     }
                     let t = self.lua.create_table()?;
