@@ -29,6 +29,9 @@ mod frame;
 pub mod fuzzing;
 mod glob;
 mod keyspace;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod lua_testing;
 mod metrics;
 mod notify;
 mod parse;

@@ -63,6 +63,12 @@ pub(super) fn value(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// A function library, as Redis's `RDB_OPCODE_FUNCTION2`: the opcode, then its code.
+pub(super) fn library(code: &[u8], out: &mut Vec<u8>) {
+    out.push(super::OPCODE_FUNCTION2);
+    string(out, code);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,10 +86,4 @@ mod tests {
         assert_eq!(enc(16384), vec![0x80, 0, 0, 0x40, 0]);
         assert_eq!(enc(1 << 32), vec![0x81, 0, 0, 0, 1, 0, 0, 0, 0]);
     }
-}
-
-/// A function library, as Redis's `RDB_OPCODE_FUNCTION2`: the opcode, then its code.
-pub(super) fn library(code: &[u8], out: &mut Vec<u8>) {
-    out.push(super::OPCODE_FUNCTION2);
-    string(out, code);
 }
