@@ -528,7 +528,37 @@ const TESTS = [
   testShapes,
   testPipelinesAndTransactions,
   testKeyspaceNotifications,
+  testScripts,
 ];
+
+// (f) Scripts: defineCommand (EVALSHA, falling back to EVAL on NOSCRIPT), eval, errors.
+async function testScripts() {
+  const r = client();
+  r.defineCommand("incrByTwice", {
+    numberOfKeys: 1,
+    lua: "redis.call('incrby', KEYS[1], ARGV[1]); return redis.call('incrby', KEYS[1], ARGV[1])",
+  });
+  const key = K("scripted");
+  eq(await r.incrByTwice(key, 3), 6, "defineCommand: first call");
+  eq(await r.incrByTwice(key, 1), 8, "defineCommand: again (EVALSHA)");
+  await r.script("FLUSH");
+  eq(await r.incrByTwice(key, 1), 10, "defineCommand: after SCRIPT FLUSH (NOSCRIPT, then EVAL)");
+  const p = r.pipeline();
+  p.incrByTwice(key, 5);
+  p.get(key);
+  const res = await p.exec();
+  eq(res.map((x) => x[1]), [20, "20"], "defineCommand in a pipeline");
+  eq(await r.eval("return {1, 'two', {ok='x'}}", 0), [1, "two", "x"], "eval: shapes");
+  let threw = null;
+  try {
+    await r.eval("return redis.call('incr', KEYS[1])", 1, K("notint"));
+    await r.set(K("notint"), "x");
+    await r.eval("return redis.call('incr', KEYS[1])", 1, K("notint"));
+  } catch (e) {
+    threw = e;
+  }
+  ok(threw && /not an integer/.test(threw.message), `eval error: ${threw && threw.message}`);
+}
 
 async function closeAll() {
   const open = clients.splice(0);

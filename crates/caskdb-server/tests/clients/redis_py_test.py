@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """redis-py (pinned 8.2.0) against a Redis-compatible server: pub/sub, blocking list and sorted
-set commands, sorted set and hash reply shapes, pipelines and transactions, and keyspace
-notifications, each as redis-py's users meet them.
+set commands, sorted set and hash reply shapes, pipelines and transactions, keyspace
+notifications, its Lock and scripts, each as redis-py's users meet them.
 
     python3 redis_py_test.py [--host H] [--port P] [--protocol 2|3]
 
@@ -629,6 +629,93 @@ def test_keyspace_notifications():
 
 
 # ---------------------------------------------------------------------------------------------
+# (f) Scripts: redis-py's Lock (its release, extend and reacquire are Lua scripts, run with
+# EVALSHA after SCRIPT LOAD), register_script, and functions.
+
+
+def test_lock():
+    from redis.exceptions import LockError, LockNotOwnedError
+
+    r = client()
+    name = K("lock")
+    try:
+        lock = r.lock(name, timeout=10)
+        ok(lock.acquire(blocking=False), "lock: acquired")
+        ok(lock.locked() and lock.owned(), "lock: locked and owned")
+        ok(0 < r.pttl(name) <= 10000, f"lock: pttl {r.pttl(name)}")
+        other = r.lock(name, timeout=10)
+        ok(not other.acquire(blocking=False), "lock: a second token does not get it")
+        ok(lock.extend(20), "lock: extend")
+        ok(10000 < r.pttl(name) <= 30000, f"lock: extended pttl {r.pttl(name)}")
+        ok(lock.reacquire(), "lock: reacquire")
+        ok(9000 < r.pttl(name) <= 10000, f"lock: reacquired pttl {r.pttl(name)}")
+        try:
+            other.release()
+            raise CheckFailed("lock: another token's release must fail")
+        except (LockNotOwnedError, LockError):
+            pass
+        ok(r.exists(name) == 1, "lock: still held after the other token's release")
+        lock.release()
+        ok(r.exists(name) == 0, "lock: released")
+        try:
+            lock.release()
+            raise CheckFailed("lock: releasing twice must fail")
+        except LockError:
+            pass
+        # A lock taken without a timeout has no TTL; extend refuses it, as redis-py says.
+        forever = r.lock(name)
+        ok(forever.acquire(blocking=False), "lock without timeout: acquired")
+        eq(r.ttl(name), -1, "lock without timeout: ttl")
+        forever.release()
+        ok(r.exists(name) == 0, "lock without timeout: released")
+        # Blocking acquire, as an application waits for a lock another client holds.
+        holder = r.lock(name, timeout=0.5)
+        ok(holder.acquire(blocking=False), "holder: acquired")
+        waiter = r.lock(name, timeout=5, blocking_timeout=5, sleep=0.05)
+        ok(waiter.acquire(), "waiter: acquired once the holder's lock expired")
+        waiter.release()
+    finally:
+        r.close()
+
+
+def test_scripts_and_functions():
+    r = client()
+    lib = f"lib_{RUN.replace('-', '_')}"
+    try:
+        incr_by = r.register_script("return redis.call('incrby', KEYS[1], ARGV[1])")
+        eq(incr_by(keys=[K("counter")], args=[5]), 5, "register_script: first call")
+        eq(incr_by(keys=[K("counter")], args=[2]), 7, "register_script: EVALSHA")
+        r.script_flush()
+        eq(incr_by(keys=[K("counter")], args=[1]), 8, "register_script: reloaded after SCRIPT FLUSH")
+        eq(r.eval("return {1, 'two', {ok='x'}}", 0), [1, b"two", b"x"], "eval: shapes")
+        try:
+            r.eval("return redis.call('nosuch')", 0)
+            raise CheckFailed("eval: error expected")
+        except redis.ResponseError as e:
+            ok("Unknown Redis command called from script" in str(e), f"eval error: {e}")
+        code = (
+            f"#!lua name={lib}\n"
+            f"redis.register_function('{lib}_get', function(keys) return redis.call('get', keys[1]) end)\n"
+            f"redis.register_function{{function_name='{lib}_ro', callback=function(keys) return redis.call('get', keys[1]) end, flags={{'no-writes'}}}}"
+        )
+        eq(r.function_load(code), lib.encode(), "function_load")
+        r.set(K("f"), "value")
+        eq(r.fcall(f"{lib}_get", 1, K("f")), b"value", "fcall")
+        eq(r.fcall_ro(f"{lib}_ro", 1, K("f")), b"value", "fcall_ro of a no-writes function")
+        try:
+            r.fcall_ro(f"{lib}_get", 1, K("f"))
+            raise CheckFailed("fcall_ro of a function that may write: error expected")
+        except redis.ResponseError as e:
+            ok("write flag" in str(e), f"fcall_ro error: {e}")
+    finally:
+        try:
+            r.function_delete(lib)
+        except Exception:  # noqa: BLE001
+            pass
+        r.close()
+
+
+# ---------------------------------------------------------------------------------------------
 
 TESTS = [
     test_pubsub_subscribe_get_message,
@@ -640,6 +727,8 @@ TESTS = [
     test_sorted_sets_and_shapes,
     test_pipelines_and_transactions,
     test_keyspace_notifications,
+    test_lock,
+    test_scripts_and_functions,
 ]
 
 
