@@ -6,6 +6,7 @@ run, and prints requests/s for both and caskdb's ratio to Redis.
     python3 scripts/bench-server.py                 # everysec and always, 1M requests per line
     N=200000 python3 scripts/bench-server.py        # shorter
     MODES=everysec python3 scripts/bench-server.py  # one durability mode
+    SCRIPTS=1 N=100000 python3 scripts/bench-server.py  # EVAL and EVALSHA of an INCR script
 
 Both servers log to disk the same way: Redis with `appendonly yes` and the same `appendfsync`,
 caskdb with the same `appendfsync`; each gets a fresh temporary directory per mode.
@@ -26,6 +27,8 @@ N = int(os.environ.get("N", "1000000"))
 MODES = os.environ.get("MODES", "everysec always").split()
 TESTS = os.environ.get("TESTS", "set,get,incr,mset")
 ROUNDS = int(os.environ.get("ROUNDS", "1"))
+SCRIPTS = os.environ.get("SCRIPTS") == "1"
+SCRIPT = "return redis.call('incr',KEYS[1])"
 
 
 def free_port():
@@ -67,20 +70,41 @@ def start_caskdb(mode, workdir):
     return proc, port
 
 
-def bench(port, pipeline):
-    args = ["redis-benchmark", "-p", str(port), "-t", TESTS, "-n", str(N), "-r", "1000000",
-            "-c", "50", "-d", "100", "--csv"]
-    if pipeline > 1:
-        args += ["-P", str(pipeline)]
+def run_csv(args):
     out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
     rows = list(csv.reader(io.StringIO(out)))
     return {r[0]: float(r[1]) for r in rows[1:] if len(r) > 1}
 
 
+def bench(port, pipeline):
+    if SCRIPTS:
+        return bench_scripts(port, pipeline)
+    args = ["redis-benchmark", "-p", str(port), "-t", TESTS, "-n", str(N), "-r", "1000000",
+            "-c", "50", "-d", "100", "--csv"]
+    if pipeline > 1:
+        args += ["-P", str(pipeline)]
+    return run_csv(args)
+
+
+def bench_scripts(port, pipeline):
+    """`redis-benchmark -n N -c 50 eval SCRIPT 1 k`, then the same by EVALSHA."""
+    sha = subprocess.run(["redis-cli", "-p", str(port), "SCRIPT", "LOAD", SCRIPT], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    out = {}
+    for name, cmd in (("EVAL", ["eval", SCRIPT]), ("EVALSHA", ["evalsha", sha])):
+        args = ["redis-benchmark", "-p", str(port), "-n", str(N), "-c", "50", "--csv"]
+        if pipeline > 1:
+            args += ["-P", str(pipeline)]
+        for rps in run_csv(args + cmd + ["1", "k"]).values():
+            out[name] = rps
+    return out
+
+
 def main():
     if not os.path.exists(CASKDB):
         sys.exit("build first: cargo build --release -p caskdb-cli")
-    print(f"redis-benchmark -t {TESTS} -n {N} -r 1000000 -c 50 -d 100 [-P 16], "
+    what = f"eval/evalsha of {SCRIPT!r} 1 k" if SCRIPTS else f"-t {TESTS} -r 1000000 -d 100"
+    print(f"redis-benchmark {what} -n {N} -c 50 [-P 16], "
           f"{ROUNDS} round(s), alternating servers")
     print(f"{'mode':9} {'pipeline':8} {'test':16} {'redis rps':>12} {'caskdb rps':>12} {'ratio':>7}")
     for mode in MODES:

@@ -86,7 +86,19 @@ impl Connection {
                     if !self.wait_unpaused(&args, &mut stop).await {
                         return Ok(());
                     }
-                    match self.handle(args, &mut token) {
+                    let gate = if dispatch::is_script(&args) {
+                        match self.wait_gate(&mut stop).await {
+                            Gate::Got(g) => Some(g),
+                            // Past busy-reply-threshold: dispatch answers BUSY.
+                            Gate::Busy => None,
+                            Gate::Closed => return Ok(()),
+                        }
+                    } else {
+                        None
+                    };
+                    let next = self.handle(args, &mut token);
+                    drop(gate);
+                    match next {
                         Next::Request => self.process(&mut token),
                         Next::Flush => true,
                         Next::Wait => false,
@@ -324,7 +336,21 @@ impl Connection {
                         self.postponed = Some(args);
                         return false;
                     }
-                    match self.handle(args, token) {
+                    // Scripts take turns at the gate; one that must wait waits in `serve`.
+                    let gate = if dispatch::is_script(&args) {
+                        match self.shared.scripts.gate.clone().try_lock_owned() {
+                            Ok(g) => Some(g),
+                            Err(_) => {
+                                self.postponed = Some(args);
+                                return false;
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    let next = self.handle(args, token);
+                    drop(gate);
+                    match next {
                         Next::Request => {}
                         Next::Flush => return true,
                         Next::Wait => return false,
@@ -354,14 +380,7 @@ impl Connection {
 
     /// Runs one request and encodes its reply (unless CLIENT REPLY turned replies off).
     fn handle(&mut self, args: Vec<Bytes>, token: &mut Option<SyncToken>) -> Next {
-        let reply = if dispatch::is_script(&args) && can_block_in_place() {
-            // A script may run long: the other connections' tasks move to other threads.
-            tokio::task::block_in_place(|| {
-                dispatch::request(&self.shared, &mut self.state, args, token)
-            })
-        } else {
-            dispatch::request(&self.shared, &mut self.state, args, token)
-        };
+        let reply = dispatch::request(&self.shared, &mut self.state, args, token);
         if self.state.parked.is_some() {
             // Blocked: its reply comes later; the requests after it wait.
             return Next::Wait;
@@ -380,6 +399,25 @@ impl Connection {
             return Next::Flush;
         }
         Next::Request
+    }
+
+    /// Waits for the scripts' gate (FIFO), or until the running script passes
+    /// `busy-reply-threshold`.
+    async fn wait_gate(&mut self, stop: &mut crate::shutdown::Listener) -> Gate {
+        let info = self.state.info.clone();
+        let threshold = self.shared.config.busy_threshold();
+        let since = self
+            .shared
+            .scripts
+            .running_for_other(self.state.id)
+            .map_or_else(std::time::Instant::now, |(s, _)| s);
+        let gate = self.shared.scripts.gate.clone();
+        tokio::select! {
+            g = gate.lock_owned() => Gate::Got(g),
+            _ = tokio::time::sleep_until((since + threshold).into()) => Gate::Busy,
+            _ = stop.wait() => Gate::Closed,
+            _ = info.killed() => Gate::Closed,
+        }
     }
 
     /// Waits while CLIENT PAUSE, or another client's script (until `busy-reply-threshold`),
@@ -415,6 +453,15 @@ impl Connection {
     }
 }
 
+/// How waiting for the scripts' gate ended.
+enum Gate {
+    Got(tokio::sync::OwnedMutexGuard<()>),
+    /// The running script passed `busy-reply-threshold`.
+    Busy,
+    /// The connection is to close (shutdown, CLIENT KILL).
+    Closed,
+}
+
 /// What `process` does after a request.
 enum Next {
     /// Parse the next request.
@@ -423,12 +470,6 @@ enum Next {
     Flush,
     /// Stop processing: blocked, paused or closing.
     Wait,
-}
-
-/// Whether the runtime lets a task block its thread (the multi-threaded one does).
-fn can_block_in_place() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// Resolves once `sub` went over its output limit; never without a subscriber.

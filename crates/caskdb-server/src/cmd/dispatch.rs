@@ -46,7 +46,10 @@ pub(crate) fn paused_until(
     // Another client's script runs: wait for it to end, or until `busy-reply-threshold`
     // (then dispatch answers BUSY, or runs the few commands allowed meanwhile), as Redis's
     // clients wait while it runs the script.
-    if let Some((started, _)) = shared.scripts.running_for_other(conn.id) {
+    // (Scripts wait for their turn at the scripts' gate instead, in the connection.)
+    if let Some((started, _)) = shared.scripts.running_for_other(conn.id)
+        && !is_script(args)
+    {
         let until = started + shared.config.busy_threshold();
         if until > std::time::Instant::now() {
             return Some(until);
@@ -169,7 +172,10 @@ fn run_request(
         flag_multi_failed(conn);
         return Frame::Error("NOAUTH Authentication required.".into());
     }
-    if let Some((_, eval)) = shared.scripts.running_for_other(conn.id)
+    // (A request that arrives while the script is young waits in the connection,
+    // `paused_until`; one that slipped past that runs, as the script's lock allows.)
+    if let Some((started, eval)) = shared.scripts.running_for_other(conn.id)
+        && started.elapsed() >= shared.config.busy_threshold()
         && !allowed_while_busy(spec, args)
     {
         flag_multi_failed(conn);

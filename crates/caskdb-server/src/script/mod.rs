@@ -138,7 +138,12 @@ pub(crate) struct Scripts {
     /// Set by a shutdown: the running script stops and its writes are dropped.
     aborting: AtomicBool,
     running: Mutex<Option<Running>>,
+    /// Whether `running` holds a script (read without the lock by every request).
+    busy: AtomicBool,
     ended: tokio::sync::Notify,
+    /// Scripts run one at a time: connections wait for this (asynchronously, in FIFO order)
+    /// rather than on the VM's lock, so that waiting scripts hold no thread.
+    pub gate: Arc<tokio::sync::Mutex<()>>,
     version: String,
 }
 
@@ -159,7 +164,9 @@ impl Scripts {
             kill: Arc::new(AtomicBool::new(false)),
             aborting: AtomicBool::new(false),
             running: Mutex::new(None),
+            busy: AtomicBool::new(false),
             ended: tokio::sync::Notify::new(),
+            gate: Arc::new(tokio::sync::Mutex::new(())),
             version: version.to_string(),
         }
     }
@@ -348,6 +355,7 @@ impl Scripts {
                 aborted: false,
             };
         };
+        self.busy.store(true, Ordering::Release);
         *self.running.lock() = Some(Running {
             started: Instant::now(),
             name: funcname.to_string(),
@@ -362,6 +370,7 @@ impl Scripts {
         let outcome = vm.run(name, funcname, keys, args, eval, call);
         drop(guard);
         *self.running.lock() = None;
+        self.busy.store(false, Ordering::Release);
         self.ended.notify_waiters();
         Ran {
             reply: outcome.reply,
@@ -378,6 +387,9 @@ impl Scripts {
 
     /// Since when a script of another client than `client` runs, and whether by EVAL.
     pub fn running_for_other(&self, client: u64) -> Option<(Instant, bool)> {
+        if !self.busy.load(Ordering::Acquire) {
+            return None;
+        }
         self.running
             .lock()
             .as_ref()
