@@ -355,6 +355,9 @@ impl Scripts {
                 aborted: false,
             };
         };
+        // Reset before the script shows as running: a SCRIPT KILL that sees it running must
+        // not be undone by a late reset (the thread may be descheduled in between).
+        self.kill.store(false, Ordering::Relaxed);
         self.busy.store(true, Ordering::Release);
         *self.running.lock() = Some(Running {
             started: Instant::now(),

@@ -284,7 +284,7 @@ impl Vm {
                 killed: false,
             };
         };
-        self.kill.store(false, Ordering::Relaxed);
+        // (The kill switch was reset by the caller, before the script showed as running.)
         let limit = self.lua.used_memory().saturating_add(SCRIPT_MEMORY);
         let _ = self.lua.set_memory_limit(limit);
         let result = self.run_scoped(&f, funcname, keys, args, as_eval, call);
