@@ -32,6 +32,11 @@ pub(crate) struct ClientInfo {
     pub multi: AtomicI64,
     /// CLIENT NO-EVICT ON (shown as flag `e`; nothing is evicted yet).
     pub no_evict: AtomicBool,
+    /// The queue of messages to this connection, once it subscribed or tracks (where
+    /// redirected invalidation messages go).
+    pub inbox: Mutex<Option<Arc<crate::pubsub::Subscriber>>>,
+    /// CLIENT TRACKING: on (flag `t`), BCAST (flag `B`).
+    pub tracking: AtomicU8,
     /// Set by CLIENT KILL; the connection closes at its next wait.
     killed: AtomicBool,
     kill_signal: tokio::sync::Notify,
@@ -107,6 +112,11 @@ impl ClientInfo {
         if self.blocked.load(Ordering::Relaxed) {
             f.push('b');
         }
+        match self.tracking.load(Ordering::Relaxed) {
+            1 => f.push('t'),
+            2 => f.push_str("tB"),
+            _ => {}
+        }
         if self.no_evict.load(Ordering::Relaxed) {
             f.push('e');
         }
@@ -170,6 +180,8 @@ impl Clients {
             blocked: AtomicBool::new(false),
             multi: AtomicI64::new(-1),
             no_evict: AtomicBool::new(false),
+            inbox: Mutex::new(None),
+            tracking: AtomicU8::new(0),
             killed: AtomicBool::new(false),
             kill_signal: tokio::sync::Notify::new(),
         });
@@ -192,6 +204,18 @@ impl Clients {
 
     pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
         self.map.lock().get(&id).cloned()
+    }
+
+    /// Where a tracking client's redirected messages go: client `id`'s queue, protocol and
+    /// subscription state.
+    pub fn tracking_target(&self, id: u64) -> Option<crate::tracking::Target> {
+        let c = self.get(id)?;
+        let inbox = c.inbox.lock().clone();
+        Some(crate::tracking::Target {
+            inbox,
+            resp3: c.resp.load(Ordering::Relaxed) == 3,
+            subscribed: c.subs.iter().any(|n| n.load(Ordering::Relaxed) > 0),
+        })
     }
 
     pub fn len(&self) -> usize {

@@ -73,6 +73,7 @@ impl Connection {
         if let Some(subs) = self.state.subs.take() {
             self.shared.pubsub.forget(&subs.names, subs.handle.id);
         }
+        self.shared.tracking.disable(self.state.id);
         self.shared.clients.remove(self.state.id);
     }
 
@@ -304,6 +305,25 @@ impl Connection {
         }
     }
 
+    /// Moves the messages waiting for this connection into the write buffer, but for
+    /// invalidations (CLIENT TRACKING), returned to be written after the reply.
+    fn drain_before_reply(&mut self) -> Vec<Message> {
+        let mut later = Vec::new();
+        loop {
+            let Some(subs) = self.state.subs.as_mut() else {
+                return later;
+            };
+            let Ok(m) = subs.rx.try_recv() else {
+                return later;
+            };
+            if matches!(m, Message::Invalidate { .. } | Message::RedirectBroken(_)) {
+                later.push(m);
+            } else {
+                self.queue_message(&m);
+            }
+        }
+    }
+
     /// A subscriber over its output limit: closed, as Redis does, and counted.
     fn overflowed(&self) -> std::io::Result<()> {
         self.shared.stats.output_limit_closes.add(1);
@@ -380,6 +400,8 @@ impl Connection {
 
     /// Runs one request and encodes its reply (unless CLIENT REPLY turned replies off).
     fn handle(&mut self, args: Vec<Bytes>, token: &mut Option<SyncToken>) -> Next {
+        // What was queued before this request goes first, as Redis would have sent it.
+        self.drain_messages(usize::MAX);
         let reply = dispatch::request(&self.shared, &mut self.state, args, token);
         if self.state.parked.is_some() {
             // Blocked: its reply comes later; the requests after it wait.
@@ -387,10 +409,14 @@ impl Connection {
         }
         // Messages published before the reply (a notification the command itself caused,
         // those before an UNSUBSCRIBE) come before it, as in Redis: all of them (the queue is
-        // bounded by the subscriber's limit).
-        self.drain_messages(usize::MAX);
+        // bounded by the subscriber's limit). Invalidations come after it: one sent before
+        // the reply of a read would let the client cache what the read saw, stale for good.
+        let invalidations = self.drain_before_reply();
         if self.state.reply_wanted() {
             reply.encode(&mut self.wbuf, self.state.resp3);
+        }
+        for m in &invalidations {
+            self.queue_message(m);
         }
         if self.state.close_after_reply {
             return Next::Wait;

@@ -1,6 +1,7 @@
-//! Announcing expirations: while `notify-keyspace-events` asks for `expired` events, a task
-//! walks the index a chunk at a time, deletes the keys whose time has passed, and publishes an
-//! `expired` event for each (as Redis's active expiry does). The engine itself already hides
+//! Announcing expirations: while `notify-keyspace-events` asks for `expired` events, or a
+//! client tracks keys (CLIENT TRACKING), a task walks the index a chunk at a time, deletes the
+//! keys whose time has passed, and publishes an `expired` event for each (as Redis's active
+//! expiry does) and tells the tracking clients. The engine itself already hides
 //! expired values from every read; this only makes their end visible.
 
 use std::ops::Bound;
@@ -28,7 +29,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             _ = stop.wait() => return,
             _ = tick.tick() => {}
         }
-        if !notify::wanted(shared.config.notify_flags(), notify::EXPIRED)
+        // Needed by `expired` events, and by tracking clients (their caches must learn that
+        // a key expired).
+        if !(notify::wanted(shared.config.notify_flags(), notify::EXPIRED)
+            || shared.tracking.active())
             || !shared
                 .active_expire
                 .load(std::sync::atomic::Ordering::Relaxed)
@@ -87,6 +91,8 @@ fn cycle(shared: &Shared, after: Option<&[u8]>) -> caskdb::Result<Option<Bytes>>
         Ok::<_, caskdb::Error>(events)
     })?;
     shared.stats.expired_keys.add(events.len() as u64);
+    let gone: Vec<Bytes> = events.iter().map(|e| e.key.clone()).collect();
+    shared.keys_changed(&gone, None);
     let flags = shared.config.notify_flags();
     shared
         .pubsub

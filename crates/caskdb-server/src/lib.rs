@@ -44,6 +44,7 @@ mod shutdown;
 mod state;
 mod strtod;
 mod sweep;
+mod tracking;
 mod watch;
 
 pub use config::{AppendFsync, Config};

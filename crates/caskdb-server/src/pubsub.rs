@@ -46,6 +46,15 @@ pub(crate) enum Message {
         channel: Bytes,
         payload: Bytes,
     },
+    /// Client-side caching: these keys (`None`: every key) changed. A push `invalidate` in
+    /// RESP3; to a RESP2 client a tracking client redirects to, a message of the
+    /// `__redis__:invalidate` channel (`as_message`).
+    Invalidate {
+        keys: Option<Vec<Bytes>>,
+        as_message: bool,
+    },
+    /// Client-side caching: the client a tracking client redirects to is gone.
+    RedirectBroken(u64),
 }
 
 impl Message {
@@ -75,6 +84,24 @@ impl Message {
                 Frame::Bulk(channel.clone()),
                 Frame::Bulk(payload.clone()),
             ]),
+            Message::Invalidate { keys, as_message } => {
+                let keys = keys.as_ref().map_or(Frame::Null, |k| {
+                    Frame::Array(k.iter().cloned().map(Frame::Bulk).collect())
+                });
+                if *as_message {
+                    Frame::Push(vec![
+                        Frame::Bulk(Bytes::from_static(b"message")),
+                        Frame::Bulk(Bytes::from_static(b"__redis__:invalidate")),
+                        keys,
+                    ])
+                } else {
+                    Frame::Push(vec![Frame::Bulk(Bytes::from_static(b"invalidate")), keys])
+                }
+            }
+            Message::RedirectBroken(id) => Frame::Push(vec![
+                Frame::Bulk(Bytes::from_static(b"tracking-redir-broken")),
+                Frame::Integer(i64::try_from(*id).unwrap_or(i64::MAX)),
+            ]),
         }
     }
 
@@ -89,6 +116,12 @@ impl Message {
                 channel,
                 payload,
             } => 64 + pattern.len() + channel.len() + payload.len(),
+            Message::RedirectBroken(_) => 48,
+            Message::Invalidate { keys, .. } => {
+                48 + keys
+                    .as_ref()
+                    .map_or(0, |k| k.iter().map(|k| k.len() + 16).sum())
+            }
         }
     }
 }
@@ -132,7 +165,9 @@ impl Subscriber {
         self.pending.fetch_sub(bytes, Ordering::AcqRel);
     }
 
-    fn deliver(&self, msg: Message, limit: Limit) {
+    /// Queues `msg` for the connection, within its output `limit` (over it, the connection
+    /// closes, as a subscriber's does).
+    pub fn deliver(&self, msg: Message, limit: Limit) {
         if self.is_closed() {
             return;
         }

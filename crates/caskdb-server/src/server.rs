@@ -162,6 +162,7 @@ impl Server {
             command_stats: Default::default(),
             slowlog: Default::default(),
             scripts: crate::script::Scripts::new(crate::state::REDIS_VERSION),
+            tracking: Default::default(),
         });
         load_libraries(&shared);
         let sweeper = Some(start_sweeper(shared.clone())?);

@@ -37,6 +37,9 @@ pub(crate) struct ConnState {
     /// runs).
     pub skip_next: bool,
     pub skip: bool,
+    /// CLIENT CACHING YES (OPTIN) or NO (OPTOUT) was given: applies to the next command (all
+    /// of a MULTI's), as Redis's `CLIENT_TRACKING_CACHING` flag.
+    pub caching: bool,
     /// Pub/sub subscriptions, from the first SUBSCRIBE (of any kind) on.
     pub subs: Option<Box<Subscriptions>>,
     /// Set by a blocking command that found nothing: the connection waits for its reply.
@@ -47,6 +50,10 @@ pub(crate) struct ConnState {
     pub touched: Vec<Touched>,
     /// Keyspace events of this request, published once it is committed.
     pub events: Vec<Event>,
+    /// Keys this request changed, while clients track keys (CLIENT TRACKING); and whether it
+    /// flushed a database. Their invalidations go out once it is committed.
+    pub invalidated: Vec<Bytes>,
+    pub invalidated_all: bool,
     /// The request passed dispatch's checks and ran (INFO commandstats).
     pub executed: bool,
 }
@@ -83,6 +90,22 @@ impl ConnState {
         wanted
     }
 
+    /// The connection's message queue (pub/sub messages, invalidation messages), made on
+    /// first use and published in its [`ClientInfo`] (where tracking redirections find it).
+    pub fn subscriptions(&mut self) -> &mut Subscriptions {
+        let id = self.id;
+        let info = self.info.clone();
+        self.subs.get_or_insert_with(|| {
+            let (handle, rx) = Subscriber::new(id);
+            *info.inbox.lock() = Some(handle.clone());
+            Box::new(Subscriptions {
+                handle,
+                rx,
+                names: Default::default(),
+            })
+        })
+    }
+
     /// The state of a new connection: database 0, RESP2, authenticated only if no password is
     /// set.
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> ConnState {
@@ -99,11 +122,14 @@ impl ConnState {
             reply_off: false,
             skip_next: false,
             skip: false,
+            caching: false,
             subs: None,
             parked: None,
             ready: Vec::new(),
             touched: Vec::new(),
             events: Vec::new(),
+            invalidated: Vec::new(),
+            invalidated_all: false,
             executed: false,
         }
     }

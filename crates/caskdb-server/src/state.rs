@@ -410,6 +410,34 @@ pub(crate) struct Shared {
     pub slowlog: SlowLog,
     /// Scripting: the script cache, the Lua VM, the running script.
     pub scripts: crate::script::Scripts,
+    /// Client-side caching (CLIENT TRACKING).
+    pub tracking: crate::tracking::Tracking,
+}
+
+impl Shared {
+    /// `keys` changed (by client `by`), their transaction committed: the tracking clients
+    /// that read them are told.
+    pub fn keys_changed(&self, keys: &[Bytes], by: Option<u64>) {
+        self.tracking
+            .changed(keys, by, &|id| self.clients.tracking_target(id));
+    }
+
+    /// Every key changed (FLUSHDB, FLUSHALL): every tracking client is told.
+    pub fn all_keys_changed(&self) {
+        self.tracking
+            .flushed(&|id| self.clients.tracking_target(id));
+    }
+
+    /// Client `id` (tracking, default mode) reads `keys`.
+    pub fn keys_read(&self, id: u64, keys: Vec<Bytes>) {
+        let max = self
+            .config
+            .knob("tracking-table-max-keys")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000);
+        self.tracking
+            .remember(id, keys, max, &|id| self.clients.tracking_target(id));
+    }
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).

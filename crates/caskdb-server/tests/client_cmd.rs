@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
-//! CLIENT KILL, PAUSE/UNPAUSE, REPLY, NO-EVICT, LIST filters, TRACKING (off), and the
+//! CLIENT KILL, PAUSE/UNPAUSE, REPLY, NO-EVICT, LIST filters, TRACKING OFF, and the
 //! subcommands' errors: differential scripts against redis-server (RESP2 and RESP3), and
 //! scenarios with several connections run the same way on both servers, whose observations
 //! must agree (client ids and addresses differ between the two, so they are not in a script).

@@ -1,5 +1,5 @@
 //! CLIENT and its subcommands: ID, INFO, LIST, SETNAME/GETNAME, KILL, PAUSE/UNPAUSE, REPLY,
-//! NO-EVICT, UNBLOCK, TRACKING (off only), GETREDIR, TRACKINGINFO, CACHING, HELP.
+//! NO-EVICT, UNBLOCK, TRACKING, GETREDIR, TRACKINGINFO, CACHING, HELP.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,6 +17,7 @@ use crate::blocking::Served;
 use crate::clients::ClientInfo;
 use crate::frame::Frame;
 use crate::parse::parse_i64;
+use crate::tracking::Mode;
 
 /// CLIENT.
 pub(super) static COMMANDS: &[Spec] = commands! {
@@ -307,49 +308,204 @@ fn unblock(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(1))
 }
 
-/// CLIENT TRACKING: client-side caching is not implemented. OFF (the state every client is
-/// in) is accepted; ON is refused with an error saying so, after Redis's own option checks.
-fn tracking(_ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p]... [BCAST] [OPTIN] [OPTOUT] [NOLOOP]: the
+/// options parsed, then checked against each other and the client's mode, as Redis 7.0 does.
+fn tracking(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let mut mode = Mode::default();
+    let mut prefixes: Vec<Bytes> = Vec::new();
     let mut i = 3;
     while i < args.len() {
         let more = i + 1 < args.len();
         let opt = &args[i];
-        if (is(opt, "redirect") || is(opt, "prefix")) && more {
+        if is(opt, "redirect") && more {
             i += 1;
-        } else if !["bcast", "optin", "optout", "noloop"]
-            .iter()
-            .any(|w| is(opt, w))
-        {
+            if mode.redirect != 0 {
+                return Ok(Frame::err(
+                    "A client can only redirect to a single other client",
+                ));
+            }
+            let id = parse_i64(&args[i])
+                .ok_or_else(|| Frame::err("value is not an integer or out of range"))?;
+            let found = u64::try_from(id)
+                .ok()
+                .filter(|id| ctx.shared.clients.get(*id).is_some());
+            let Some(id) = found else {
+                return Ok(Frame::err(
+                    "The client ID you want redirect to does not exist",
+                ));
+            };
+            mode.redirect = id;
+        } else if is(opt, "bcast") {
+            mode.bcast = true;
+        } else if is(opt, "optin") {
+            mode.optin = true;
+        } else if is(opt, "optout") {
+            mode.optout = true;
+        } else if is(opt, "noloop") {
+            mode.noloop = true;
+        } else if is(opt, "prefix") && more {
+            i += 1;
+            prefixes.push(args[i].clone());
+        } else {
             return Err(syntax_error());
         }
         i += 1;
     }
+    let id = ctx.conn.id;
     if is(&args[2], "off") {
-        Ok(Frame::OK)
-    } else if is(&args[2], "on") {
-        Ok(Frame::err(
-            "client-side caching (CLIENT TRACKING ON) is not supported by this server",
-        ))
-    } else {
-        Err(syntax_error())
+        ctx.shared.tracking.disable(id);
+        ctx.conn.info.tracking.store(0, Ordering::Relaxed);
+        ctx.conn.caching = false;
+        return Ok(Frame::OK);
     }
+    if !is(&args[2], "on") {
+        return Err(syntax_error());
+    }
+    if !mode.bcast && !prefixes.is_empty() {
+        return Ok(Frame::err(
+            "PREFIX option requires BCAST mode to be enabled",
+        ));
+    }
+    let old = ctx.shared.tracking.mode(id);
+    if old.as_ref().is_some_and(|o| o.bcast != mode.bcast) {
+        return Ok(Frame::err(
+            "You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.",
+        ));
+    }
+    if mode.bcast && (mode.optin || mode.optout) {
+        return Ok(Frame::err("OPTIN and OPTOUT are not compatible with BCAST"));
+    }
+    if mode.optin && mode.optout {
+        return Ok(Frame::err(
+            "You can't specify both OPTIN mode and OPTOUT mode",
+        ));
+    }
+    if old
+        .as_ref()
+        .is_some_and(|o| (mode.optin && o.optout) || (mode.optout && o.optin))
+    {
+        return Ok(Frame::err(
+            "You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.",
+        ));
+    }
+    if mode.bcast {
+        if let Some(e) = prefix_collision(old.as_ref(), &prefixes) {
+            return Ok(Frame::err(e));
+        }
+        if prefixes.is_empty() {
+            prefixes.push(Bytes::new());
+        }
+        mode.prefixes = prefixes.into_iter().collect();
+    }
+    ctx.conn
+        .info
+        .tracking
+        .store(if mode.bcast { 2 } else { 1 }, Ordering::Relaxed);
+    ctx.shared.tracking.enable(id, mode);
+    // A RESP3 client gets its invalidations as pushes, through its message queue.
+    ctx.conn.subscriptions();
+    Ok(Frame::OK)
 }
 
-fn caching(_ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
-    Ok(Frame::err(
-        "CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+/// Redis's check that no two BCAST prefixes of a client overlap (one starting the other),
+/// among those it has and those given: the error, if any.
+fn prefix_collision(old: Option<&Mode>, given: &[Bytes]) -> Option<String> {
+    let overlap = |a: &[u8], b: &[u8]| {
+        let n = a.len().min(b.len());
+        a[..n] == b[..n]
+    };
+    // (Redis prints them as C strings: up to a NUL byte.)
+    let text = |b: &[u8]| {
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        String::from_utf8_lossy(&b[..end]).into_owned()
+    };
+    for (i, p) in given.iter().enumerate() {
+        if let Some(o) = old.and_then(|o| o.prefixes.iter().find(|o| overlap(o, p))) {
+            return Some(format!(
+                "Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client must not overlap.",
+                text(p),
+                text(o)
+            ));
+        }
+        if let Some(q) = given[i + 1..].iter().find(|q| overlap(p, q)) {
+            return Some(format!(
+                "Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
+                text(p),
+                text(q)
+            ));
+        }
+    }
+    None
+}
+
+/// CLIENT CACHING YES|NO: whether the next command's reads are tracked, in OPTIN (YES) or
+/// OPTOUT (NO) mode.
+fn caching(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    let Some(mode) = ctx.shared.tracking.mode(ctx.conn.id) else {
+        return Ok(Frame::err(
+            "CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        ));
+    };
+    if is(&args[2], "yes") {
+        if !mode.optin {
+            return Ok(Frame::err(
+                "CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+            ));
+        }
+    } else if is(&args[2], "no") {
+        if !mode.optout {
+            return Ok(Frame::err(
+                "CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+            ));
+        }
+    } else {
+        return Err(syntax_error());
+    }
+    ctx.conn.caching = true;
+    Ok(Frame::OK)
+}
+
+/// CLIENT GETREDIR: the client tracking messages go to (0: itself), or -1 if not tracking.
+fn getredir(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    Ok(Frame::Integer(
+        ctx.shared
+            .tracking
+            .mode(ctx.conn.id)
+            .map_or(-1, |m| i64::try_from(m.redirect).unwrap_or(i64::MAX)),
     ))
 }
 
-fn getredir(_ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
-    Ok(Frame::Integer(-1))
-}
-
-fn trackinginfo(_ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+/// CLIENT TRACKINGINFO: the tracking flags, redirection and BCAST prefixes.
+fn trackinginfo(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    let mode = ctx.shared.tracking.mode(ctx.conn.id);
+    let mut flags = vec![if mode.is_some() { "on" } else { "off" }];
+    let mut redirect = -1;
+    let mut prefixes = Vec::new();
+    if let Some(m) = &mode {
+        let caching = ctx.conn.caching;
+        for (on, name) in [
+            (m.bcast, "bcast"),
+            (m.optin, "optin"),
+            (m.optin && caching, "caching-yes"),
+            (m.optout, "optout"),
+            (m.optout && caching, "caching-no"),
+            (m.noloop, "noloop"),
+            (m.broken, "broken_redirect"),
+        ] {
+            if on {
+                flags.push(name);
+            }
+        }
+        redirect = i64::try_from(m.redirect).unwrap_or(i64::MAX);
+        prefixes = m.prefixes.iter().cloned().map(Frame::Bulk).collect();
+    }
     Ok(Frame::Map(vec![
-        (Frame::bulk("flags"), Frame::Set(vec![Frame::bulk("off")])),
-        (Frame::bulk("redirect"), Frame::Integer(-1)),
-        (Frame::bulk("prefixes"), Frame::Array(Vec::new())),
+        (
+            Frame::bulk("flags"),
+            Frame::Set(flags.into_iter().map(Frame::bulk).collect()),
+        ),
+        (Frame::bulk("redirect"), Frame::Integer(redirect)),
+        (Frame::bulk("prefixes"), Frame::Array(prefixes)),
     ]))
 }
 

@@ -131,6 +131,7 @@ impl Ctx<'_, '_> {
             // command that changed nothing (SADD of a member already there…) touches nothing.
             if self.member_writes > 0 {
                 self.shared.watches.touch(db, key);
+                self.invalidate(key);
                 self.touched(db, key, false)?;
             }
             return Ok(());

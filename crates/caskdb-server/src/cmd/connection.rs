@@ -59,12 +59,18 @@ fn quit(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
 }
 
 /// RESET: the connection as new, except its authentication only if no password is set: no
-/// MULTI, no watched keys, no subscriptions, database 0, RESP2, no name, replies on, no
-/// NO-EVICT.
+/// MULTI, no watched keys, no subscriptions, no tracking, database 0, RESP2, no name, replies
+/// on, no NO-EVICT.
 fn reset(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     ctx.conn.multi = None;
     ctx.conn.watch.clear(&ctx.shared.watches);
     super::pubsub::unsubscribe_all(ctx);
+    ctx.shared.tracking.disable(ctx.conn.id);
+    ctx.conn
+        .info
+        .tracking
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    ctx.conn.caching = false;
     ctx.conn.db = 0;
     ctx.conn.info.set_db(0);
     ctx.conn.resp3 = false;
@@ -164,6 +170,11 @@ fn hello(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if let Some(p) = proto {
         ctx.conn.resp3 = p == 3;
         ctx.conn.info.set_resp(if p == 3 { 3 } else { 2 });
+        if p == 3 {
+            // Another client's CLIENT TRACKING may redirect its invalidations here: they
+            // arrive as pushes, through the connection's message queue.
+            ctx.conn.subscriptions();
+        }
     }
     let s = |v: &str| Frame::bulk(v);
     Ok(Frame::Map(vec![

@@ -138,6 +138,7 @@ impl<'db> Ctx<'_, 'db> {
         }
         let ek = keyspace::engine_key(db, key);
         self.shared.watches.touch(db, key);
+        self.invalidate(key);
         self.touched(db, key, false)?;
         if self.shared.blocking.waits_on(&ek) && !self.conn.ready.contains(&ek) {
             // Served at the end of this transaction (dispatch.rs).
@@ -201,9 +202,18 @@ impl<'db> Ctx<'_, 'db> {
         let existed = tx.delete(&ek)?;
         if existed {
             self.shared.watches.touch(db, key);
+            self.invalidate(key);
             self.touched(db, key, true)?;
         }
         Ok(existed)
+    }
+
+    /// Notes that `key` changed, for the clients tracking it (CLIENT TRACKING): told once
+    /// the transaction is committed.
+    pub fn invalidate(&mut self, key: &[u8]) {
+        if self.shared.tracking.active() {
+            self.conn.invalidated.push(Bytes::copy_from_slice(key));
+        }
     }
 
     /// Records that `key` in `db` changed, for keyspace notifications (when they are on); a key

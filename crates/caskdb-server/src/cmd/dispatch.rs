@@ -128,6 +128,10 @@ pub(crate) fn request(
             );
         }
     }
+    // CLIENT CACHING lasts one command (or a MULTI's), as in Redis.
+    if conn.caching && conn.multi.is_none() && found.is_none_or(|(_, s)| s.name != "client") {
+        conn.caching = false;
+    }
     // CLIENT LIST's `multi=`: the commands queued, or -1.
     let queued = conn.multi.as_ref().map_or(-1, |m| m.queue.len() as i64);
     conn.info
@@ -268,11 +272,11 @@ fn run_script(
         }
         Err(ScriptTxError::Engine(e)) => {
             deliver(served, Err(&e));
-            conn.events.clear();
+            drop_events(conn);
             engine_error(&e)
         }
         Err(ScriptTxError::Aborted) => {
-            conn.events.clear();
+            drop_events(conn);
             conn.ready.clear();
             Frame::err("Script aborted: the server is shutting down")
         }
@@ -291,6 +295,8 @@ fn script_in_tx(
 ) -> Result<Frame, ScriptTxError> {
     let mut sconn = ConnState::new(conn.info.clone(), true);
     sconn.db = conn.db;
+    // Its reads are the caller's, for CLIENT TRACKING.
+    sconn.caching = conn.caching;
     let mut run_command = |argv: Vec<Bytes>, resp3: bool| -> Result<Frame, String> {
         let Some(spec) = lookup(&argv[0]) else {
             return Err("Unknown Redis command called from script".into());
@@ -352,6 +358,8 @@ fn script_in_tx(
         ),
     };
     conn.events.append(&mut sconn.events);
+    conn.invalidated.append(&mut sconn.invalidated);
+    conn.invalidated_all |= sconn.invalidated_all;
     for k in sconn.ready.drain(..) {
         if !conn.ready.contains(&k) {
             conn.ready.push(k);
@@ -419,19 +427,51 @@ fn run_one(
         }
         Err(e) => {
             deliver(served, Err(&e));
-            conn.events.clear();
+            drop_events(conn);
             engine_error(&e)
         }
     }
 }
 
 /// Publishes the request's keyspace events, now that its writes are committed.
+/// And the invalidations for the clients tracking the keys it changed.
 fn publish_events(shared: &Shared, conn: &mut ConnState) {
     if !conn.events.is_empty() {
         let flags = shared.config.notify_flags();
         let limit = shared.config.pubsub_limit();
         shared.pubsub.publish_events(flags, &conn.events, limit);
         conn.events.clear();
+    }
+    if std::mem::take(&mut conn.invalidated_all) {
+        conn.invalidated.clear();
+        shared.all_keys_changed();
+    }
+    if !conn.invalidated.is_empty() {
+        shared.keys_changed(&conn.invalidated, Some(conn.id));
+        conn.invalidated.clear();
+    }
+}
+
+/// Drops the request's keyspace events and invalidations: its transaction failed.
+fn drop_events(conn: &mut ConnState) {
+    conn.events.clear();
+    conn.invalidated.clear();
+    conn.invalidated_all = false;
+}
+
+/// A tracking client (CLIENT TRACKING, default mode) is about to read the keys of `args`:
+/// it will be told when they change. Noted before the read, so that a change committed after
+/// it is always reported.
+fn track_reads(shared: &Shared, conn: &ConnState, args: &[Bytes]) {
+    let Some(mode) = shared.tracking.mode(conn.id) else {
+        return;
+    };
+    if mode.bcast || (mode.optin && !conn.caching) || (mode.optout && conn.caching) {
+        return;
+    }
+    let keys = super::table::request_keys(args);
+    if !keys.is_empty() {
+        shared.keys_read(conn.id, keys);
     }
 }
 
@@ -472,6 +512,7 @@ fn serve_ready(
                 _ => unknown_command(&args),
             };
             conn.events.append(&mut wconn.events);
+            conn.invalidated.append(&mut wconn.invalidated);
             // Keys the served command filled (BLMOVE's destination) join the queue, also one
             // served earlier in this loop.
             for k in wconn.ready.drain(..) {
@@ -631,7 +672,7 @@ fn exec(shared: &Shared, conn: &mut ConnState, token: &mut Option<SyncToken>) ->
         }
         Err(e) => {
             deliver(served, Err(&e));
-            conn.events.clear();
+            drop_events(conn);
             engine_error(&e)
         }
     }
@@ -648,6 +689,10 @@ fn execute(
     may_block: bool,
 ) -> Frame {
     let events_before = conn.events.len();
+    let invalidated_before = conn.invalidated.len();
+    if spec.has(flags::READONLY) && shared.tracking.active() {
+        track_reads(shared, conn, args);
+    }
     let mut ctx = Ctx {
         shared,
         conn,
@@ -680,6 +725,7 @@ fn execute(
         }
         Err(e) => {
             ctx.conn.events.truncate(events_before);
+            ctx.conn.invalidated.truncate(invalidated_before);
             if let (Some(sp), Store::Write(tx)) = (savepoint, &mut ctx.store) {
                 tx.rollback_to(sp);
             }

@@ -207,7 +207,7 @@ fn clients(sh: &Shared, f: &mut Fields<'_>) {
     f.put("client_recent_max_input_buffer", 0);
     f.put("client_recent_max_output_buffer", 0);
     f.put("blocked_clients", blocked);
-    f.put("tracking_clients", 0);
+    f.put("tracking_clients", sh.tracking.counts().0);
     f.put("clients_in_timeout_table", 0);
     f.put("pubsub_clients", subscribed);
 }
@@ -434,13 +434,14 @@ fn stats(sh: &Shared, f: &mut Fields<'_>) {
         "active_defrag_key_misses",
         "total_active_defrag_time",
         "current_active_defrag_time",
-        "tracking_total_keys",
-        "tracking_total_items",
-        "tracking_total_prefixes",
-        "unexpected_error_replies",
     ] {
         f.put(k, 0);
     }
+    let (_, keys, items, prefixes) = sh.tracking.counts();
+    f.put("tracking_total_keys", keys);
+    f.put("tracking_total_items", items);
+    f.put("tracking_total_prefixes", prefixes);
+    f.put("unexpected_error_replies", 0);
     f.put("total_error_replies", sh.command_stats.total_errors.get());
     f.put("dump_payload_sanitizations", 0);
     f.put("total_reads_processed", s.reads.get());

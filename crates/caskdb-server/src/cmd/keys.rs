@@ -191,6 +191,8 @@ fn rename_with(ctx: &mut Ctx<'_, '_>, args: &[Bytes], nx: bool) -> CmdResult {
         return Ok(Frame::Integer(0));
     }
     let db = ctx.conn.db;
+    // Tracking clients hear of the source first, then the destination, as from Redis.
+    ctx.invalidate(src);
     ctx.remove_counting_in(db, dst)?;
     ctx.put_raw(db, dst, entry.raw.clone(), entry.expire_at)?;
     ctx.remove(src)?;

@@ -11,7 +11,7 @@ use super::reply::{CmdResult, help, unknown_subcommand, wrong_arity};
 use super::spec::flags::{CONTAINER, FAST, SUBSCRIBED_OK};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
-use crate::pubsub::{Kind, Subscriber};
+use crate::pubsub::Kind;
 use crate::session::Subscriptions;
 
 /// The pub/sub commands.
@@ -74,15 +74,8 @@ fn subscribe(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: Kind) -> CmdResult {
             verb(kind, true)
         )));
     }
-    let id = ctx.conn.id;
-    let subs = ctx.conn.subs.get_or_insert_with(|| {
-        let (handle, rx) = Subscriber::new(id);
-        Box::new(Subscriptions {
-            handle,
-            rx,
-            names: Default::default(),
-        })
-    });
+    let info = ctx.conn.info.clone();
+    let subs = ctx.conn.subscriptions();
     let mut replies = Vec::with_capacity(args.len() - 1);
     for name in &args[1..] {
         if subs.names[kind.index()].insert(name.clone()) {
@@ -95,7 +88,7 @@ fn subscribe(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: Kind) -> CmdResult {
             count(subs, kind),
         ));
     }
-    ctx.conn.info.subs[kind.index()].store(subs.names[kind.index()].len(), Ordering::Relaxed);
+    info.subs[kind.index()].store(subs.names[kind.index()].len(), Ordering::Relaxed);
     Ok(Frame::Sequence(replies))
 }
 
@@ -138,6 +131,7 @@ pub(crate) fn unsubscribe_all(ctx: &mut Ctx<'_, '_>) {
         for n in &ctx.conn.info.subs {
             n.store(0, Ordering::Relaxed);
         }
+        *ctx.conn.info.inbox.lock() = None;
     }
 }
 

@@ -148,6 +148,8 @@ fn flush(ctx: &mut Ctx<'_, '_>, db: u8) -> Result<(), CmdError> {
 fn flushdb(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     flush_option(args)?;
     flush(ctx, ctx.conn.db)?;
+    // Tracking clients learn it once, as "every key" (as in Redis).
+    ctx.conn.invalidated_all = true;
     Ok(Frame::OK)
 }
 
@@ -193,6 +195,7 @@ fn flushall(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     for db in 0..DATABASES {
         flush(ctx, db)?;
     }
+    ctx.conn.invalidated_all = true;
     Ok(Frame::OK)
 }
 

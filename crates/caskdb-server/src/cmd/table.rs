@@ -216,6 +216,21 @@ fn full_info(args: &[Bytes]) -> Option<&'static CommandInfo> {
     command_info::get(spec.name)
 }
 
+/// The keys a request names (as COMMAND GETKEYS finds them); none if it names none or its
+/// arguments are off.
+pub(crate) fn request_keys(args: &[Bytes]) -> Vec<Bytes> {
+    let Some(info) = full_info(args) else {
+        return Vec::new();
+    };
+    let raw: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+    command_info::keys_by_specs(&info.specs, &raw)
+        .or_else(|| key_finder(info.name, &raw))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(at, _)| args.get(at).cloned())
+        .collect()
+}
+
 /// COMMAND GETKEYS / GETKEYSANDFLAGS: the keys of a full request, found with its key specs,
 /// or for the commands whose specs cannot say (SORT's STORE, SET's flags with GET, scripts'
 /// optional keys) as Redis's own key finders do.
