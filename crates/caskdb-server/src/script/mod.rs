@@ -14,7 +14,7 @@ mod vm;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -144,6 +144,8 @@ pub(crate) struct Scripts {
     /// Scripts run one at a time: connections wait for this (asynchronously, in FIFO order)
     /// rather than on the VM's lock, so that waiting scripts hold no thread.
     pub gate: Arc<tokio::sync::Mutex<()>>,
+    /// Connections waiting for the gate asynchronously (the gate goes to them first).
+    pub gate_waiters: AtomicUsize,
     version: String,
 }
 
@@ -167,6 +169,7 @@ impl Scripts {
             busy: AtomicBool::new(false),
             ended: tokio::sync::Notify::new(),
             gate: Arc::new(tokio::sync::Mutex::new(())),
+            gate_waiters: AtomicUsize::new(0),
             version: version.to_string(),
         }
     }

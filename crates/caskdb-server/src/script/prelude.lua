@@ -45,10 +45,15 @@ local function handler(err)
   return err
 end
 
--- Runs f(...) for the server: true and its result, or false and the error table.
-bridge.run = function(f, ...)
-  local args, n = {...}, real.select('#', ...)
-  return real.xpcall(function() return f(real.unpack(args, 1, n)) end, handler)
+-- Runs f() for the server (a script, a library's code): true and its result, or false and
+-- the error table.
+bridge.run = function(f)
+  return real.xpcall(f, handler)
+end
+
+-- Runs function f(keys, args) for FCALL, likewise.
+bridge.run_function = function(f, keys, args)
+  return real.xpcall(function() return f(keys, args) end, handler)
 end
 
 -- Redis replaces pcall: an error table caught by it comes back as its text.

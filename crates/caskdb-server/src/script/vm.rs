@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, Variadic, VmState};
 use parking_lot::Mutex;
@@ -56,6 +56,45 @@ impl Rand48 {
 /// (`Unknown Redis command called from script`…).
 pub type Call<'a> = dyn FnMut(Vec<bytes::Bytes>, bool) -> Result<Frame, String> + 'a;
 
+/// What the VM's `redis.call`, `redis.pcall` and `redis.setresp` work with during a run: they
+/// are made once with the VM (making them per run cost a closure allocation each and garbage
+/// for Lua's collector), so the run's command runner is lent to them through this slot.
+#[derive(Default)]
+struct Slot {
+    /// A `*mut &mut Call<'_>` while a run is on (null otherwise, and while a command it
+    /// called runs: a nested call finds it empty).
+    call: AtomicPtr<()>,
+    /// `redis.setresp(3)` was called in this run.
+    resp3: AtomicBool,
+}
+
+impl Slot {
+    /// Runs `f` with the running script's command runner; `None` outside a run.
+    fn with_call<R>(&self, f: impl FnOnce(&mut Call<'_>) -> R) -> Option<R> {
+        let p = self.call.swap(std::ptr::null_mut(), Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: `p` was stored by `Vm::run_scoped` from a `&mut &mut Call` that outlives the
+        // run, and is cleared (by `Lent`'s drop) before that borrow ends. It is taken out of
+        // the slot for the duration of `f`, so no second `&mut` to it can exist; the VM is used
+        // by one thread at a time (its owner holds the VM's mutex for the whole run).
+        let call = unsafe { &mut *(p as *mut &mut Call<'_>) };
+        let r = f(&mut **call);
+        self.call.store(p, Ordering::Release);
+        Some(r)
+    }
+}
+
+/// The command runner lent to the slot for one run: taken back when dropped, also on unwind.
+struct Lent<'s>(&'s Slot);
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        self.0.call.store(std::ptr::null_mut(), Ordering::Release);
+    }
+}
+
 /// The outcome of one run.
 pub struct Outcome {
     /// The reply to the caller.
@@ -78,14 +117,17 @@ type Loading = Arc<Mutex<Option<Vec<Registered>>>>;
 /// The VM, and the compiled scripts by name.
 pub struct Vm {
     lua: Lua,
-    /// The `redis` table behind its read-only view: `call`, `pcall` and `setresp` are set
-    /// for each run.
-    redis: Table,
+    /// `bridge.run`: a script or a library's code, protected.
     run: Function,
+    /// `bridge.run_function`: an FCALL'd function, protected.
+    run_function: Function,
     functions: HashMap<String, Function>,
     kill: Arc<AtomicBool>,
     bridge: Table,
     loading: Loading,
+    slot: Arc<Slot>,
+    /// The strings "KEYS" and "ARGV", made once.
+    names: (mlua::String, mlua::String),
 }
 
 impl Vm {
@@ -117,7 +159,8 @@ impl Vm {
             "errinfo",
             lua.create_function(|_, v: Value| Ok(error_info(&v)))?,
         )?;
-        let redis = redis_table(&lua, version)?;
+        let slot = Arc::new(Slot::default());
+        let redis = redis_table(&lua, version, &slot)?;
         bridge.raw_set("redis", redis.clone())?;
         let loading: Loading = Arc::new(Mutex::new(None));
         let l = loading.clone();
@@ -171,6 +214,7 @@ impl Vm {
             .set_name("@caskdb")
             .call::<()>((bridge.clone(), mode))?;
         let run: Function = bridge.raw_get("run")?;
+        let run_function: Function = bridge.raw_get("run_function")?;
         let flag = kill.clone();
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(HOOK_EVERY),
@@ -181,14 +225,17 @@ impl Vm {
                 Ok(VmState::Continue)
             },
         )?;
+        let names = (lua.create_string("KEYS")?, lua.create_string("ARGV")?);
         Ok(Vm {
             lua,
-            redis,
             run,
+            run_function,
             functions: HashMap::new(),
             kill,
             bridge,
             loading,
+            slot,
+            names,
         })
     }
 
@@ -285,10 +332,15 @@ impl Vm {
             };
         };
         // (The kill switch was reset by the caller, before the script showed as running.)
-        let limit = self.lua.used_memory().saturating_add(SCRIPT_MEMORY);
-        let _ = self.lua.set_memory_limit(limit);
-        let result = self.run_scoped(&f, funcname, keys, args, as_eval, call);
-        let _ = self.lua.set_memory_limit(0);
+        // The arguments are set up before the memory cap is: without a cap, mlua makes
+        // strings and tables without a protected call each.
+        let result = self.arguments(keys, args, as_eval).and_then(|arguments| {
+            let limit = self.lua.used_memory().saturating_add(SCRIPT_MEMORY);
+            let _ = self.lua.set_memory_limit(limit);
+            let result = self.run_lent(&f, funcname, arguments, call);
+            let _ = self.lua.set_memory_limit(0);
+            result
+        });
         let killed = self.kill.swap(false, Ordering::Relaxed);
         let reply = match result {
             Ok(reply) => reply,
@@ -300,15 +352,14 @@ impl Vm {
         Outcome { reply, killed }
     }
 
-    fn run_scoped(
+    /// The keys and arguments as Lua arrays: as EVAL's globals KEYS and ARGV (`None`
+    /// returned), or for a function's two arguments.
+    fn arguments(
         &self,
-        f: &Function,
-        funcname: &str,
         keys: &[bytes::Bytes],
         args: &[bytes::Bytes],
         as_eval: bool,
-        call: &mut Call<'_>,
-    ) -> mlua::Result<Frame> {
+    ) -> mlua::Result<Option<(Table, Table)>> {
         let lua = &self.lua;
         let array = |items: &[bytes::Bytes]| -> mlua::Result<Table> {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
@@ -318,43 +369,40 @@ impl Vm {
             Ok(t)
         };
         let (keys, args) = (array(keys)?, array(args)?);
-        let resp3 = std::cell::Cell::new(false);
-        let call = std::cell::RefCell::new(call);
-        lua.scope(|scope| {
-            self.redis.raw_set(
-                "call",
-                scope.create_function(|lua, argv: Variadic<Value>| {
-                    let reply = command(lua, &argv, resp3.get(), &mut **call.borrow_mut())?;
-                    raise_error_reply(reply)
-                })?,
-            )?;
-            self.redis.raw_set(
-                "pcall",
-                scope.create_function(|lua, argv: Variadic<Value>| {
-                    command(lua, &argv, resp3.get(), &mut **call.borrow_mut())
-                })?,
-            )?;
-            self.redis.raw_set(
-                "setresp",
-                scope.create_function(|_, argv: Variadic<Value>| {
-                    resp3.set(setresp_arg(&argv)? == 3);
-                    Ok(())
-                })?,
-            )?;
-            let globals = lua.globals();
-            let (ok, value): (bool, Value) = if as_eval {
-                globals.raw_set("KEYS", keys)?;
-                globals.raw_set("ARGV", args)?;
-                self.run.call((f.clone(),))?
-            } else {
-                self.run.call((f.clone(), keys, args))?
-            };
-            outside_a_run(lua, &self.redis)?;
-            Ok(if ok {
-                convert::lua_to_reply(&value, resp3.get())
-            } else {
-                script_error(&value, funcname)
-            })
+        if !as_eval {
+            return Ok(Some((keys, args)));
+        }
+        let globals = lua.globals();
+        globals.raw_set(&self.names.0, keys)?;
+        globals.raw_set(&self.names.1, args)?;
+        Ok(None)
+    }
+
+    /// Runs `f` (with a function's arguments, or as EVAL), `call` lent to `redis.call` for
+    /// the time of the run.
+    fn run_lent(
+        &self,
+        f: &Function,
+        funcname: &str,
+        arguments: Option<(Table, Table)>,
+        call: &mut Call<'_>,
+    ) -> mlua::Result<Frame> {
+        self.slot.resp3.store(false, Ordering::Relaxed);
+        let mut call: &mut Call<'_> = call;
+        self.slot
+            .call
+            .store((&raw mut call).cast::<()>(), Ordering::Release);
+        let lent = Lent(&self.slot);
+        let (ok, value): (bool, Value) = match arguments {
+            None => self.run.call((f.clone(),))?,
+            Some((keys, args)) => self.run_function.call((f.clone(), keys, args))?,
+        };
+        drop(lent);
+        let resp3 = self.slot.resp3.load(Ordering::Relaxed);
+        Ok(if ok {
+            convert::lua_to_reply(&value, resp3)
+        } else {
+            script_error(&value, funcname)
         })
     }
 }
@@ -530,23 +578,9 @@ fn raise_error_reply(reply: Value) -> mlua::Result<Value> {
     Ok(reply)
 }
 
-/// `redis.call`, `redis.pcall` and `redis.setresp` between runs: Redis's error.
-fn outside_a_run(lua: &Lua, redis: &Table) -> mlua::Result<()> {
-    let not_here = lua.create_function(|_, _: Variadic<Value>| -> mlua::Result<()> {
-        Err(raise(
-            "ERR redis.call/pcall can only be called inside a script invocation",
-        ))
-    })?;
-    redis.raw_set("call", not_here.clone())?;
-    redis.raw_set("pcall", not_here)?;
-    redis.raw_set(
-        "setresp",
-        lua.create_function(|_, argv: Variadic<Value>| {
-            setresp_arg(&argv)?;
-            Ok(())
-        })?,
-    )?;
-    Ok(())
+/// `redis.call` and `redis.pcall`, outside a run: Redis's error.
+fn outside_a_run() -> mlua::Error {
+    raise("ERR redis.call/pcall can only be called inside a script invocation")
 }
 
 fn setresp_arg(argv: &[Value]) -> mlua::Result<i64> {
@@ -642,10 +676,41 @@ fn random(lua: &Lua, r: &mut Rand48, args: &[Value]) -> mlua::Result<f64> {
     }
 }
 
-/// The `redis` table, but for the functions set at each run.
-fn redis_table(lua: &Lua, version: &str) -> mlua::Result<Table> {
+/// The `redis` table; `call`, `pcall` and `setresp` work on the run `slot` lends them.
+fn redis_table(lua: &Lua, version: &str, slot: &Arc<Slot>) -> mlua::Result<Table> {
     let redis = lua.create_table()?;
-    outside_a_run(lua, &redis)?;
+    let sl = slot.clone();
+    redis.raw_set(
+        "call",
+        lua.create_function(move |lua, argv: Variadic<Value>| {
+            let resp3 = sl.resp3.load(Ordering::Relaxed);
+            let reply = sl
+                .with_call(|call| command(lua, &argv, resp3, call))
+                .ok_or_else(outside_a_run)??;
+            raise_error_reply(reply)
+        })?,
+    )?;
+    let sl = slot.clone();
+    redis.raw_set(
+        "pcall",
+        lua.create_function(move |lua, argv: Variadic<Value>| {
+            let resp3 = sl.resp3.load(Ordering::Relaxed);
+            sl.with_call(|call| command(lua, &argv, resp3, call))
+                .ok_or_else(outside_a_run)?
+        })?,
+    )?;
+    let sl = slot.clone();
+    redis.raw_set(
+        "setresp",
+        lua.create_function(move |_, argv: Variadic<Value>| {
+            let v = setresp_arg(&argv)?;
+            // (Outside a run it only checks its argument, as in Redis.)
+            if !sl.call.load(Ordering::Acquire).is_null() {
+                sl.resp3.store(v == 3, Ordering::Relaxed);
+            }
+            Ok(())
+        })?,
+    )?;
     let single = |field: &'static str| {
         lua.create_function(move |lua, argv: Variadic<Value>| {
             let t = lua.create_table()?;
@@ -857,7 +922,16 @@ fn compile_error_text(e: &mlua::Error) -> String {
 
 /// SHA1 of `bytes`, 40 lowercase hex digits.
 pub fn sha1_hex(bytes: &[u8]) -> String {
-    sha1_smol::Sha1::from(bytes).digest().to_string()
+    // (By hand: `Digest`'s Display goes through the formatting machinery, a cost every
+    // EVAL pays.)
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = sha1_smol::Sha1::from(bytes).digest().bytes();
+    let mut out = String::with_capacity(40);
+    for b in digest {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// `7.0.0` as Redis's REDIS_VERSION_NUM: 0x070000.
