@@ -1,0 +1,60 @@
+//! What a Raft entry carries: the effects of one engine transaction (puts with their expiry
+//! times, deletions), not the command that made them. Every node applies the same effects, so
+//! INCR, SPOP, scripts and expiry replicate deterministically: the leader decided them.
+
+use bytes::Bytes;
+
+/// One write of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// `key` holds `value` from now on, until `expire_at` (milliseconds since the Unix epoch)
+    /// if set.
+    Put {
+        /// The key.
+        key: Bytes,
+        /// The value.
+        value: Bytes,
+        /// When the key expires, if it does.
+        expire_at: Option<u64>,
+    },
+    /// `key` is gone.
+    Delete {
+        /// The key.
+        key: Bytes,
+    },
+}
+
+/// The writes of one engine transaction, applied on every node as one transaction (all or
+/// none, one record in the data files).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// The writes, in the order they were made.
+    pub ops: Vec<Op>,
+}
+
+impl Effects {
+    /// Makes these writes in `tx`.
+    ///
+    /// # Errors
+    /// The engine's, for a key or value it refuses or a failed read.
+    pub fn apply_to(&self, tx: &mut caskdb::Transaction<'_>) -> caskdb::Result<()> {
+        for op in &self.ops {
+            match op {
+                Op::Put {
+                    key,
+                    value,
+                    expire_at: None,
+                } => tx.put(key, value)?,
+                Op::Put {
+                    key,
+                    value,
+                    expire_at: Some(at),
+                } => tx.put_expiring_at(key, value, *at)?,
+                Op::Delete { key } => {
+                    tx.delete(key)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

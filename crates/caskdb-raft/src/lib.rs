@@ -1,0 +1,61 @@
+//! Replication for caskdb, through [openraft](https://docs.rs/openraft) 0.9: the Raft log and
+//! the state machine, both kept by the caskdb engine.
+//!
+//! - [`LogStore`] ([`openraft::storage::RaftLogStorage`]): entries, the vote, the committed
+//!   and purged marks in an engine directory of their own, written with
+//!   [`caskdb::SyncPolicy::Always`] (group commit: concurrent appends share an fsync).
+//! - [`StateMachine`] ([`openraft::storage::RaftStateMachine`]): the data directory itself.
+//!   An entry carries [`Effects`], the writes of one engine transaction; applying it makes
+//!   those writes and records the applied log id and membership in the same transaction, so
+//!   the data and the applied index never disagree after a crash. Snapshots are files of every
+//!   key at an applied index.
+//!
+//! The bytes of each are in docs/FORMAT.md ("Raft"). Nothing here opens a socket: the network
+//! and the server's use of it come with the replication issue's next steps.
+
+mod codec;
+mod effects;
+mod log_store;
+mod state_machine;
+
+pub use effects::{Effects, Op};
+pub use log_store::LogStore;
+pub use state_machine::StateMachine;
+
+/// A node's id in the group.
+pub type NodeId = u64;
+
+/// What an applied entry answers (nothing yet: the leader computed the reply when it made the
+/// effects).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied;
+
+openraft::declare_raft_types!(
+    /// caskdb's choice of openraft's types: entries carry [`Effects`], nodes are
+    /// [`openraft::BasicNode`]s (an address), snapshots are files.
+    pub TypeConfig:
+        D = Effects,
+        R = Applied,
+        SnapshotData = tokio::fs::File,
+);
+
+/// What goes wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Stored bytes that do not decode (a newer format, or damage the engine's CRCs did not
+    /// catch).
+    #[error("{0}")]
+    Format(String),
+    /// The engine failed (I/O, a CRC mismatch naming file and offset, a locked directory…).
+    #[error(transparent)]
+    Engine(#[from] caskdb::Error),
+    /// A snapshot file could not be read or written.
+    #[error("snapshot file {path}: {source}")]
+    Snapshot {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
