@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 /// One write of a transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Op {
     /// `key` holds `value` from now on, until `expire_at` (milliseconds since the Unix epoch)
     /// if set.
@@ -26,7 +26,7 @@ pub enum Op {
 
 /// The writes of one engine transaction, applied on every node as one transaction (all or
 /// none, one record in the data files).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Effects {
     /// The writes, in the order they were made.
     pub ops: Vec<Op>,

@@ -10,16 +10,21 @@
 //!   the data and the applied index never disagree after a crash. Snapshots are files of every
 //!   key at an applied index.
 //!
-//! The bytes of each are in docs/FORMAT.md ("Raft"). Nothing here opens a socket: the network
-//! and the server's use of it come with the replication issue's next steps.
+//! - [`network`]: peers talk over TCP (a frame per request and per answer).
+//! - [`Node`]: one member — log, state machine, listener — that initialises a fresh group.
+//!
+//! The bytes kept on disk are in docs/FORMAT.md ("Raft"). The server does not use this yet.
 
 mod codec;
 mod effects;
 mod log_store;
+pub mod network;
+mod node;
 mod state_machine;
 
 pub use effects::{Effects, Op};
 pub use log_store::LogStore;
+pub use node::{Node, NodeOptions};
 pub use state_machine::StateMachine;
 
 /// A node's id in the group.
@@ -27,7 +32,7 @@ pub type NodeId = u64;
 
 /// What an applied entry answers (nothing yet: the leader computed the reply when it made the
 /// effects).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Applied;
 
 openraft::declare_raft_types!(
@@ -50,6 +55,23 @@ pub enum Error {
     /// The engine failed (I/O, a CRC mismatch naming file and offset, a locked directory…).
     #[error(transparent)]
     Engine(#[from] caskdb::Error),
+    /// openraft refused the options, failed to start, or failed a request.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// A write reached a node that is not the leader.
+    #[error("not the leader (the leader is {leader:?})")]
+    NotLeader {
+        /// The leader this node knows of, if any.
+        leader: Option<NodeId>,
+    },
+    /// The node's Raft address could not be listened on.
+    #[error("listening for raft peers on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A snapshot file could not be read or written.
     #[error("snapshot file {path}: {source}")]
     Snapshot {

@@ -1,0 +1,239 @@
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+//! A three-node group in one process, over TCP on 127.0.0.1: it elects a leader by itself,
+//! replicates writes to every node's data engine, refuses writes on followers (naming the
+//! leader), survives the loss of its leader (a new one is elected and takes writes), and a
+//! restarted node catches up. Waits are bounded; election timeouts are long enough not to flap
+//! on a loaded machine; nothing asserts on timing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use caskdb_raft::{Effects, Error, Node, NodeId, NodeOptions, Op};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn free_addrs(n: usize) -> Vec<String> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect()
+}
+
+fn options(id: NodeId, members: &BTreeMap<NodeId, String>, root: &Path) -> NodeOptions {
+    let mut o = NodeOptions::new(id, members.clone(), root.join(format!("n{id}/raft")));
+    o.election_timeout = Duration::from_millis(700);
+    o.heartbeat = Duration::from_millis(100);
+    o
+}
+
+/// Node `id`'s data engine; after a shutdown, openraft's state-machine task may still hold it
+/// a moment: retried while locked (bounded).
+fn data(id: NodeId, root: &Path) -> caskdb::Db {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        match caskdb::Options::default()
+            .sync(caskdb::SyncPolicy::Always)
+            .open(root.join(format!("n{id}/data")))
+        {
+            Ok(db) => return db,
+            Err(caskdb::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("node {id}'s data: {e}"),
+        }
+    }
+}
+
+async fn start(id: NodeId, members: &BTreeMap<NodeId, String>, root: &Path) -> Node {
+    Node::start(options(id, members, root), data(id, root))
+        .await
+        .unwrap()
+}
+
+/// As [`start`], snapshotting every 10 entries and keeping no entry behind a snapshot.
+async fn start_snapshotting(id: NodeId, members: &BTreeMap<NodeId, String>, root: &Path) -> Node {
+    let mut o = options(id, members, root);
+    o.snapshot_every = 10;
+    o.keep_after_snapshot = 0;
+    Node::start(o, data(id, root)).await.unwrap()
+}
+
+fn put(k: &str, v: &str) -> Effects {
+    Effects {
+        ops: vec![Op::Put {
+            key: Bytes::copy_from_slice(k.as_bytes()),
+            value: Bytes::copy_from_slice(v.as_bytes()),
+            expire_at: None,
+        }],
+    }
+}
+
+/// The leader every node in `nodes` agrees on, other than `gone` (waiting for one).
+async fn leader(nodes: &[&Node], gone: Option<NodeId>) -> NodeId {
+    let first = nodes[0]
+        .raft()
+        .wait(Some(WAIT))
+        .metrics(
+            |m| m.current_leader.is_some() && m.current_leader != gone,
+            "a leader",
+        )
+        .await
+        .unwrap()
+        .current_leader
+        .unwrap();
+    for n in &nodes[1..] {
+        n.raft()
+            .wait(Some(WAIT))
+            .metrics(
+                |m| m.current_leader == Some(first),
+                format!("node {} to follow {first}", n.id()),
+            )
+            .await
+            .unwrap();
+    }
+    first
+}
+
+/// Waits until `node` applied index `index`.
+async fn applied(node: &Node, index: u64) {
+    node.raft()
+        .wait(Some(WAIT))
+        .applied_index_at_least(Some(index), format!("node {} to apply {index}", node.id()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_elects_replicates_fails_over_and_catches_up() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let addrs = free_addrs(3);
+    let members: BTreeMap<NodeId, String> = (1..=3).zip(addrs).collect();
+    // Every node starts fresh, and every one initialises: they agree.
+    let mut nodes: BTreeMap<NodeId, Node> = BTreeMap::new();
+    for id in 1..=3 {
+        nodes.insert(id, start(id, &members, root).await);
+    }
+    let all: Vec<&Node> = nodes.values().collect();
+    let first_leader = leader(&all, None).await;
+
+    // Writes on the leader reach every node.
+    let mut last = 0;
+    for i in 0..20 {
+        last = nodes[&first_leader]
+            .write(put(&format!("k{i}"), &format!("v{i}")))
+            .await
+            .unwrap()
+            .index;
+    }
+    for n in nodes.values() {
+        applied(n, last).await;
+    }
+    // A follower refuses a write and names the leader.
+    let follower = *nodes.keys().find(|id| **id != first_leader).unwrap();
+    match nodes[&follower].write(put("x", "y")).await {
+        Err(Error::NotLeader { leader }) => assert_eq!(leader, Some(first_leader)),
+        other => panic!("a follower's write: {other:?}"),
+    }
+
+    // The leader goes away: the two others elect one of them and take writes.
+    let old = nodes.remove(&first_leader).unwrap();
+    old.shutdown().await;
+    let rest: Vec<&Node> = nodes.values().collect();
+    let second_leader = leader(&rest, Some(first_leader)).await;
+    assert_ne!(second_leader, first_leader);
+    for i in 20..30 {
+        last = nodes[&second_leader]
+            .write(put(&format!("k{i}"), &format!("v{i}")))
+            .await
+            .unwrap()
+            .index;
+    }
+    for n in nodes.values() {
+        applied(n, last).await;
+    }
+
+    // The old leader comes back from its directories and catches up.
+    nodes.insert(first_leader, start(first_leader, &members, root).await);
+    applied(&nodes[&first_leader], last).await;
+
+    // Every node's data engine holds every write.
+    for (id, n) in std::mem::take(&mut nodes) {
+        let db = n.data().clone();
+        for i in 0..30 {
+            assert_eq!(
+                db.get(format!("k{i}")).unwrap().as_deref(),
+                Some(format!("v{i}").as_bytes()),
+                "node {id}, key k{i}"
+            );
+        }
+        assert_eq!(db.get("x").unwrap(), None, "node {id}: the refused write");
+        drop(db);
+        n.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_a_purged_log_catches_up_from_a_snapshot() {
+    // `CASKDB_RAFT_LOG=openraft=info cargo test -p caskdb-raft --test group` shows what
+    // openraft does.
+    if let Ok(filter) = std::env::var("CASKDB_RAFT_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    }
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let addrs = free_addrs(3);
+    let members: BTreeMap<NodeId, String> = (1..=3).zip(addrs).collect();
+    let mut nodes: BTreeMap<NodeId, Node> = BTreeMap::new();
+    for id in 1..=3 {
+        nodes.insert(id, start_snapshotting(id, &members, root).await);
+    }
+    let all: Vec<&Node> = nodes.values().collect();
+    let lead = leader(&all, None).await;
+    let lagging = *nodes.keys().find(|id| **id != lead).unwrap();
+    nodes.remove(&lagging).unwrap().shutdown().await;
+    // Far more entries than the log keeps: the leader snapshots and purges behind itself.
+    let mut last = 0;
+    for i in 0..60 {
+        last = nodes[&lead]
+            .write(put(&format!("k{i}"), &format!("v{i}")))
+            .await
+            .unwrap()
+            .index;
+    }
+    nodes[&lead]
+        .raft()
+        .wait(Some(WAIT))
+        .metrics(
+            |m| m.purged.is_some_and(|p| p.index >= 40),
+            "the leader to purge its log behind a snapshot",
+        )
+        .await
+        .unwrap();
+    // The lagging node can only be brought up to date by a snapshot.
+    nodes.insert(lagging, start_snapshotting(lagging, &members, root).await);
+    applied(&nodes[&lagging], last).await;
+    let m = nodes[&lagging].raft().metrics().borrow().clone();
+    assert!(
+        m.snapshot.is_some_and(|s| s.index >= 40),
+        "the node installed a snapshot: {:?}",
+        m.snapshot
+    );
+    let db = nodes[&lagging].data().clone();
+    for i in 0..60 {
+        assert_eq!(
+            db.get(format!("k{i}")).unwrap().as_deref(),
+            Some(format!("v{i}").as_bytes()),
+            "key k{i}"
+        );
+    }
+    drop(db);
+    for (_, n) in nodes {
+        n.shutdown().await;
+    }
+}
