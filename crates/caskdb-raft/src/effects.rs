@@ -33,6 +33,23 @@ pub struct Effects {
 }
 
 impl Effects {
+    /// The effects of an engine transaction, from its
+    /// [`staged`](caskdb::Transaction::staged) writes.
+    pub fn from_staged(staged: Vec<caskdb::StagedWrite>) -> Effects {
+        let ops = staged
+            .into_iter()
+            .map(|(key, write)| match write {
+                Some((value, expire_at)) => Op::Put {
+                    key,
+                    value,
+                    expire_at,
+                },
+                None => Op::Delete { key },
+            })
+            .collect();
+        Effects { ops }
+    }
+
     /// Makes these writes in `tx`.
     ///
     /// # Errors

@@ -70,6 +70,6 @@ pub use options::{
     DEFAULT_MERGE_MIN_DEAD_BYTES, DEFAULT_MERGE_TRIGGER_RATIO, Options, SyncPolicy,
 };
 pub use stats::{FileStats, Stats};
-pub use transaction::{Savepoint, SyncToken, Transaction};
+pub use transaction::{Savepoint, StagedWrite, SyncToken, Transaction};
 pub use tx_iter::{TxIter, TxKeys};
 pub use vfs::{LogFile, OpenMode, StdVfs, Vfs, check_append, check_read};

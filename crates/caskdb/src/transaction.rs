@@ -68,6 +68,11 @@ pub struct Transaction<'db> {
     undo: Option<Vec<(Vec<u8>, Option<Pending>)>>,
 }
 
+/// One write a transaction staged ([`Transaction::staged`]): the key, and `Some((value,
+/// expiry))` for a put (expiry in milliseconds since the Unix epoch, `None` for never) or
+/// `None` for a deletion.
+pub type StagedWrite = (Bytes, Option<(Bytes, Option<u64>)>);
+
 /// A point in a transaction's writes to return to with [`Transaction::rollback_to`], from
 /// [`Transaction::savepoint`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -324,6 +329,49 @@ impl Transaction<'_> {
             undo.push((key.to_vec(), previous));
         }
         Ok(())
+    }
+
+    /// The writes staged so far, in key order, one per key (the latest): each key with
+    /// `Some((value, expiry))` for a put (expiry in milliseconds since the Unix epoch, `None` for
+    /// never) or `None` for a deletion. What a commit would write; replication sends it to
+    /// other nodes.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = caskdb::Db::open(dir.path())?;
+    /// db.put("b", "old")?;
+    /// let staged = db.transaction(|tx| {
+    ///     tx.put("c", "1")?;
+    ///     tx.put_expiring_at("a", "2", 4_000_000_000_000)?;
+    ///     tx.delete("b")?;
+    ///     tx.put("c", "3")?;
+    ///     Ok::<_, caskdb::Error>(tx.staged())
+    /// })?;
+    /// let shown: Vec<_> = staged
+    ///     .iter()
+    ///     .map(|(k, w)| (&k[..], w.as_ref().map(|(v, at)| (&v[..], *at))))
+    ///     .collect();
+    /// assert_eq!(
+    ///     shown,
+    ///     [
+    ///         (&b"a"[..], Some((&b"2"[..], Some(4_000_000_000_000)))),
+    ///         (&b"b"[..], None),
+    ///         (&b"c"[..], Some((&b"3"[..], None))),
+    ///     ]
+    /// );
+    /// # Ok(()) }
+    /// ```
+    pub fn staged(&self) -> Vec<StagedWrite> {
+        self.writes
+            .iter()
+            .map(|(k, w)| {
+                let write = w
+                    .as_ref()
+                    .map(|(v, at)| (v.clone(), (*at != 0).then_some(*at)));
+                (Bytes::copy_from_slice(k), write)
+            })
+            .collect()
     }
 
     /// Marks the current state of the pending writes, so that [`Transaction::rollback_to`] can
