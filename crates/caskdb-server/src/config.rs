@@ -83,6 +83,50 @@ pub struct Config {
     pub redis: Vec<(String, String)>,
 }
 
+/// The parameters Redis 7.0 knows by two names (its `alias`): setting one sets both.
+const ALIASES: &[(&str, &str)] = &[
+    ("cluster-replica-no-failover", "cluster-slave-no-failover"),
+    ("replica-lazy-flush", "slave-lazy-flush"),
+    ("replica-serve-stale-data", "slave-serve-stale-data"),
+    ("replica-read-only", "slave-read-only"),
+    ("replica-ignore-maxmemory", "slave-ignore-maxmemory"),
+    ("replica-announce-ip", "slave-announce-ip"),
+    (
+        "cluster-replica-validity-factor",
+        "cluster-slave-validity-factor",
+    ),
+    ("list-max-listpack-size", "list-max-ziplist-size"),
+    ("replica-priority", "slave-priority"),
+    ("replica-announce-port", "slave-announce-port"),
+    ("repl-ping-replica-period", "repl-ping-slave-period"),
+    ("min-replicas-to-write", "min-slaves-to-write"),
+    ("min-replicas-max-lag", "min-slaves-max-lag"),
+    ("busy-reply-threshold", "lua-time-limit"),
+    ("hash-max-listpack-entries", "hash-max-ziplist-entries"),
+    ("zset-max-listpack-entries", "zset-max-ziplist-entries"),
+    ("hash-max-listpack-value", "hash-max-ziplist-value"),
+    ("zset-max-listpack-value", "zset-max-ziplist-value"),
+    ("replicaof", "slaveof"),
+];
+
+/// The parameters Redis 7.0 declares as memory sizes (its `MEMORY_CONFIG` flag), aliases
+/// included: a value such as `1mb` is kept, and shown, in bytes.
+const MEMORY_PARAMS: &[&str] = &[
+    "repl-backlog-size",
+    "maxmemory",
+    "cluster-link-sendbuf-limit",
+    "active-defrag-ignore-bytes",
+    "hash-max-listpack-value",
+    "hash-max-ziplist-value",
+    "stream-node-max-bytes",
+    "zset-max-listpack-value",
+    "zset-max-ziplist-value",
+    "hll-sparse-max-bytes",
+    "client-query-buffer-limit",
+    "maxmemory-clients",
+    "auto-aof-rewrite-min-size",
+];
+
 /// Redis's default `client-output-buffer-limit`.
 pub const DEFAULT_OUTPUT_LIMITS: &str =
     "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60";
@@ -327,8 +371,14 @@ fn check_knob_value(name: &str, default: &str, value: &str) -> Result<(), String
     if (default == "yes" || default == "no") && value != "yes" && value != "no" {
         return Err("argument must be 'yes' or 'no'".into());
     }
+    // (`maxmemory-clients` also takes a share of `maxmemory`: `5%`.)
+    let percent = name == "maxmemory-clients"
+        && value
+            .strip_suffix('%')
+            .is_some_and(|n| n.parse::<u64>().is_ok_and(|n| n <= 100));
     if !default.is_empty()
         && default.bytes().all(|b| b.is_ascii_digit())
+        && !percent
         && parse_size(value).is_none()
         && value.parse::<i64>().is_err()
     {
@@ -361,6 +411,8 @@ pub(crate) struct Runtime {
     slowlog_max_len: AtomicU64,
     /// `busy-reply-threshold` (alias `lua-time-limit`), milliseconds.
     busy_threshold_ms: AtomicU64,
+    /// `client-query-buffer-limit`: a client whose unprocessed input passes it is closed.
+    query_buffer_limit: AtomicU64,
     /// Redis parameters caskdb accepts without implementing them, with their values.
     knobs: RwLock<std::collections::BTreeMap<String, String>>,
     /// Those whose no-effect CONFIG SET was logged.
@@ -456,6 +508,7 @@ impl Runtime {
             slowlog_threshold: std::sync::atomic::AtomicI64::new(10_000),
             slowlog_max_len: AtomicU64::new(128),
             busy_threshold_ms: AtomicU64::new(5000),
+            query_buffer_limit: AtomicU64::new(1 << 30),
             start,
         };
         // The config file's Redis parameters (checked when it was read), immutable ones too.
@@ -629,20 +682,27 @@ impl Runtime {
     /// Stores a Redis parameter's (checked) value and applies it where caskdb implements it;
     /// returns whether it has an effect.
     fn store_knob(&self, name: &str, value: &str) -> bool {
-        // Two names of one setting, as in Redis: CONFIG GET shows the new value under both.
-        let names: &[&str] = match name {
-            "busy-reply-threshold" | "lua-time-limit" => {
-                &["busy-reply-threshold", "lua-time-limit"]
+        // Redis keeps its memory parameters in bytes: CONFIG GET shows `1048576` for `1mb`.
+        let normalized;
+        let value = match parse_size(value) {
+            Some(n) if MEMORY_PARAMS.contains(&name) => {
+                normalized = n.to_string();
+                normalized.as_str()
             }
-            _ => &[name],
+            _ => value,
+        };
+        // Two names of one setting, as in Redis: CONFIG GET shows the new value under both.
+        let names: Vec<&str> = match ALIASES.iter().find(|(a, b)| *a == name || *b == name) {
+            Some((a, b)) => vec![a, b],
+            None => vec![name],
         };
         {
             let mut knobs = self.knobs.write();
-            for n in names {
+            for n in &names {
                 knobs.insert((*n).to_string(), value.to_string());
             }
         }
-        if names.len() == 2 {
+        if names.contains(&"busy-reply-threshold") {
             if let Ok(ms) = value.parse::<u64>() {
                 self.busy_threshold_ms.store(ms, Ordering::Relaxed);
             }
@@ -668,6 +728,12 @@ impl Runtime {
             }
             _ => {}
         }
+        if name == "client-query-buffer-limit"
+            && let Some(n) = parse_size(value)
+        {
+            self.query_buffer_limit.store(n, Ordering::Relaxed);
+            return true;
+        }
         if let (Some(i), Some(n)) = (slot, parse_size(value)) {
             // OBJECT ENCODING follows them.
             self.compact[i].store(n, Ordering::Relaxed);
@@ -681,6 +747,11 @@ impl Runtime {
                 | "latency-tracking"
                 | "latency-tracking-info-percentiles"
         )
+    }
+
+    /// `client-query-buffer-limit` (default 1 GB, as Redis).
+    pub fn query_buffer_limit(&self) -> u64 {
+        self.query_buffer_limit.load(Ordering::Relaxed)
     }
 
     /// `enable-debug-command`: `yes`, `local` (loopback clients only) or `no` (the default).

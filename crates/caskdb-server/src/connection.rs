@@ -16,7 +16,7 @@ use crate::blocking::Served;
 use crate::cmd::dispatch;
 use crate::config::AppendFsync;
 use crate::frame::Frame;
-use crate::parse::{Limits, Parsed, parse};
+use crate::parse::{Limits, Parsed, Parser};
 use crate::pubsub::{Message, Subscriber};
 use crate::session::{ConnState, Parked};
 use crate::state::Shared;
@@ -40,6 +40,8 @@ pub(crate) struct Connection {
     shared: Arc<Shared>,
     state: ConnState,
     rbuf: BytesMut,
+    /// Where it got to in a request still arriving.
+    parser: Parser,
     wbuf: BytesMut,
     /// A request CLIENT PAUSE holds back (the requests after it wait in `rbuf`).
     postponed: Option<Vec<Bytes>>,
@@ -60,6 +62,7 @@ impl Connection {
             shared,
             state,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
+            parser: Parser::default(),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
             postponed: None,
         }
@@ -200,7 +203,26 @@ impl Connection {
             }
             self.shared.stats.net_input.add(n as u64);
             self.shared.stats.reads.add(1);
+            if self.over_query_limit() {
+                return Ok(());
+            }
         }
+    }
+
+    /// Whether the unprocessed input passed `client-query-buffer-limit`: then the client is to
+    /// be closed (logged), as Redis does.
+    fn over_query_limit(&self) -> bool {
+        let limit = self.shared.config.query_buffer_limit();
+        if (self.rbuf.len() as u64) <= limit {
+            return false;
+        }
+        tracing::warn!(
+            client = self.state.id,
+            addr = %self.state.info.addr,
+            "closing client that reached max query buffer length ({} bytes, client-query-buffer-limit {limit})",
+            self.rbuf.len()
+        );
+        true
     }
 
     /// Waits for a blocked command's reply (served by a writer, its timeout, CLIENT UNBLOCK),
@@ -269,6 +291,10 @@ impl Connection {
                     }
                     self.shared.stats.net_input.add(n as u64);
                     self.shared.stats.reads.add(1);
+                    if self.over_query_limit() {
+                        leave(&self.shared);
+                        return Ok(false);
+                    }
                 }
             }
         };
@@ -356,7 +382,7 @@ impl Connection {
                     .unwrap_or(i64::MAX),
                 authenticated: self.state.authenticated,
             };
-            match parse(&mut self.rbuf, limits) {
+            match self.parser.parse(&mut self.rbuf, limits) {
                 Ok(Parsed::Request(args)) => {
                     if args.is_empty() {
                         continue;

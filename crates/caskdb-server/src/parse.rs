@@ -40,15 +40,155 @@ pub struct Limits {
     pub authenticated: bool,
 }
 
-/// Parses one request from the front of `buf`, removing it from the buffer when complete.
+/// Parses one request from the front of `buf`, removing it from the buffer when complete. (A
+/// fresh [`Parser`] each call: a connection keeps one, so that a request arriving in pieces is
+/// not parsed again from its start at every piece.)
+#[cfg(any(test, feature = "testing"))]
 pub fn parse(buf: &mut BytesMut, limits: Limits) -> Result<Parsed, ProtocolError> {
-    if buf.is_empty() {
-        return Ok(Parsed::Incomplete(1));
+    Parser::default().parse(buf, limits)
+}
+
+/// How far a multibulk request at the front of the buffer was parsed.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Arguments declared.
+    count: usize,
+    /// Where the next argument's `$` line starts.
+    pos: usize,
+    /// The arguments complete so far (ranges of the buffer).
+    ranges: Vec<std::ops::Range<usize>>,
+    /// The argument whose `$` line was read and whose bytes are still arriving.
+    waiting: Option<std::ops::Range<usize>>,
+}
+
+/// A request parser that remembers, between calls, how far it got into an incomplete
+/// multibulk request, so that parsing costs time linear in the bytes received however they are
+/// split. The buffer's front must stay as it was between calls (bytes are only appended) until
+/// a request is returned or an error ends the connection.
+#[derive(Debug, Default)]
+pub struct Parser {
+    progress: Option<Progress>,
+    /// Bytes examined so far (the tests' measure of the work done).
+    scanned: u64,
+}
+
+impl Parser {
+    /// Bytes this parser has examined, over all calls.
+    #[cfg_attr(not(test), allow(dead_code))] // the tests' measure
+    pub fn scanned(&self) -> u64 {
+        self.scanned
     }
-    if buf[0] == b'*' {
-        parse_multibulk(buf, limits)
-    } else {
-        parse_inline(buf)
+
+    /// Parses one request from the front of `buf`, removing it when complete.
+    ///
+    /// # Errors
+    /// A [`ProtocolError`] with Redis's text; the connection is then to be closed.
+    pub fn parse(&mut self, buf: &mut BytesMut, limits: Limits) -> Result<Parsed, ProtocolError> {
+        if buf.is_empty() {
+            return Ok(Parsed::Incomplete(1));
+        }
+        if buf[0] != b'*' {
+            self.progress = None;
+            return parse_inline(buf);
+        }
+        let result = self.multibulk(buf, limits);
+        if !matches!(result, Ok(Parsed::Incomplete(_))) {
+            self.progress = None;
+        }
+        result
+    }
+
+    /// The next `\r` at or after `from`, counting the bytes looked at.
+    fn find_cr(&mut self, buf: &[u8], from: usize) -> Option<usize> {
+        let found = find_cr(buf, from);
+        self.scanned += (found.map_or(buf.len(), |p| p + 1) - from) as u64;
+        found
+    }
+
+    fn multibulk(&mut self, buf: &mut BytesMut, limits: Limits) -> Result<Parsed, ProtocolError> {
+        let mut p = match self.progress.take() {
+            Some(p) => p,
+            None => {
+                let Some(cr) = self.find_cr(buf, 1) else {
+                    if buf.len() > INLINE_MAX {
+                        return Err(perr("too big mbulk count string"));
+                    }
+                    return Ok(Parsed::Incomplete(buf.len() + 1));
+                };
+                if cr + 1 >= buf.len() {
+                    return Ok(Parsed::Incomplete(cr + 2));
+                }
+                let count = match parse_i64(&buf[1..cr]) {
+                    Some(n) if n <= i64::from(i32::MAX) => n,
+                    _ => return Err(perr("invalid multibulk length")),
+                };
+                if !limits.authenticated && count > UNAUTH_MAX_ARGS {
+                    return Err(perr("unauthenticated multibulk length"));
+                }
+                if count <= 0 {
+                    let _ = buf.split_to(cr + 2);
+                    return Ok(Parsed::Request(Vec::new()));
+                }
+                Progress {
+                    count: count as usize,
+                    pos: cr + 2,
+                    // Grown as arguments arrive, not from the declared count.
+                    ranges: Vec::with_capacity((count as usize).min(1024)),
+                    waiting: None,
+                }
+            }
+        };
+        while p.ranges.len() < p.count {
+            if let Some(r) = p.waiting.take() {
+                // Like Redis, the two bytes after the data are skipped without being looked at.
+                if r.end + 2 > buf.len() {
+                    let need = r.end + 2;
+                    p.waiting = Some(r);
+                    self.progress = Some(p);
+                    return Ok(Parsed::Incomplete(need));
+                }
+                p.pos = r.end + 2;
+                p.ranges.push(r);
+                continue;
+            }
+            let pos = p.pos;
+            if pos >= buf.len() {
+                let need = pos + 1;
+                self.progress = Some(p);
+                return Ok(Parsed::Incomplete(need));
+            }
+            let Some(cr) = self.find_cr(buf, pos) else {
+                if buf.len() - pos > INLINE_MAX {
+                    return Err(perr("too big bulk count string"));
+                }
+                let need = buf.len() + 1;
+                self.progress = Some(p);
+                return Ok(Parsed::Incomplete(need));
+            };
+            if buf[pos] != b'$' {
+                return Err(ProtocolError(format!(
+                    "expected '$', got '{}'",
+                    buf[pos] as char
+                )));
+            }
+            if cr + 1 >= buf.len() {
+                self.progress = Some(p);
+                return Ok(Parsed::Incomplete(cr + 2));
+            }
+            let len = match parse_i64(&buf[pos + 1..cr]) {
+                Some(n) if (0..=limits.max_bulk).contains(&n) => n as usize,
+                _ => return Err(perr("invalid bulk length")),
+            };
+            if !limits.authenticated && len as i64 > UNAUTH_MAX_BULK {
+                return Err(perr("unauthenticated bulk length"));
+            }
+            let start = cr + 2;
+            p.waiting = Some(start..start + len);
+        }
+        let whole = buf.split_to(p.pos).freeze();
+        Ok(Parsed::Request(
+            p.ranges.into_iter().map(|r| whole.slice(r)).collect(),
+        ))
     }
 }
 
@@ -86,71 +226,6 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     } else {
         i64::try_from(v).ok()
     }
-}
-
-fn parse_multibulk(buf: &mut BytesMut, limits: Limits) -> Result<Parsed, ProtocolError> {
-    let Some(cr) = find_cr(buf, 1) else {
-        if buf.len() > INLINE_MAX {
-            return Err(perr("too big mbulk count string"));
-        }
-        return Ok(Parsed::Incomplete(buf.len() + 1));
-    };
-    if cr + 1 >= buf.len() {
-        return Ok(Parsed::Incomplete(cr + 2));
-    }
-    let count = match parse_i64(&buf[1..cr]) {
-        Some(n) if n <= i64::from(i32::MAX) => n,
-        _ => return Err(perr("invalid multibulk length")),
-    };
-    if !limits.authenticated && count > UNAUTH_MAX_ARGS {
-        return Err(perr("unauthenticated multibulk length"));
-    }
-    let mut pos = cr + 2;
-    if count <= 0 {
-        let _ = buf.split_to(pos);
-        return Ok(Parsed::Request(Vec::new()));
-    }
-    // Ranges first; the buffer is split only once the whole request is there.
-    let mut ranges = Vec::with_capacity((count as usize).min(1024));
-    for _ in 0..count {
-        if pos >= buf.len() {
-            return Ok(Parsed::Incomplete(pos + 1));
-        }
-        let Some(cr) = find_cr(buf, pos) else {
-            if buf.len() - pos > INLINE_MAX {
-                return Err(perr("too big bulk count string"));
-            }
-            return Ok(Parsed::Incomplete(buf.len() + 1));
-        };
-        if buf[pos] != b'$' {
-            return Err(ProtocolError(format!(
-                "expected '$', got '{}'",
-                buf[pos] as char
-            )));
-        }
-        if cr + 1 >= buf.len() {
-            return Ok(Parsed::Incomplete(cr + 2));
-        }
-        let len = match parse_i64(&buf[pos + 1..cr]) {
-            Some(n) if (0..=limits.max_bulk).contains(&n) => n as usize,
-            _ => return Err(perr("invalid bulk length")),
-        };
-        if !limits.authenticated && len as i64 > UNAUTH_MAX_BULK {
-            return Err(perr("unauthenticated bulk length"));
-        }
-        let start = cr + 2;
-        let end = start + len;
-        // Like Redis, the two bytes after the data are skipped without being looked at.
-        if end + 2 > buf.len() {
-            return Ok(Parsed::Incomplete(end + 2));
-        }
-        ranges.push(start..end);
-        pos = end + 2;
-    }
-    let whole = buf.split_to(pos).freeze();
-    Ok(Parsed::Request(
-        ranges.into_iter().map(|r| whole.slice(r)).collect(),
-    ))
 }
 
 fn parse_inline(buf: &mut BytesMut) -> Result<Parsed, ProtocolError> {
@@ -294,6 +369,75 @@ mod tests {
             assert!(
                 matches!(one(&full[..cut]), Ok(Parsed::Incomplete(n)) if n > cut),
                 "cut at {cut}"
+            );
+        }
+    }
+
+    /// Feeds `input` to one parser `step` bytes at a time; the requests it returns.
+    fn fed(input: &[u8], step: usize, parser: &mut Parser) -> Vec<Parsed> {
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for chunk in input.chunks(step) {
+            buf.extend_from_slice(chunk);
+            loop {
+                match parser.parse(&mut buf, OPEN) {
+                    Ok(Parsed::Incomplete(_)) => break,
+                    Ok(r) => out.push(r),
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+        }
+        out
+    }
+
+    fn multibulk(args: &[Vec<u8>]) -> Vec<u8> {
+        let mut v = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            v.extend_from_slice(a);
+            v.extend_from_slice(b"\r\n");
+        }
+        v
+    }
+
+    #[test]
+    fn requests_in_pieces_of_any_size_parse_as_whole_ones() {
+        let reqs: Vec<Vec<Vec<u8>>> = (0..20)
+            .map(|i| {
+                (0..i % 7 + 1)
+                    .map(|j| vec![b'a' + j as u8; i * j])
+                    .collect()
+            })
+            .collect();
+        let stream: Vec<u8> = reqs.iter().flat_map(|r| multibulk(r)).collect();
+        let want: Vec<Parsed> = reqs
+            .iter()
+            .map(|r| Parsed::Request(r.iter().map(|a| Bytes::copy_from_slice(a)).collect()))
+            .collect();
+        for step in [1, 2, 3, 7, 64, stream.len()] {
+            assert_eq!(
+                fed(&stream, step, &mut Parser::default()),
+                want,
+                "step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_large_request_sent_a_byte_at_a_time_is_parsed_in_linear_work() {
+        // Work per byte received, for two sizes ten times apart: the same bound for both.
+        for n in [20_000, 200_000] {
+            let args: Vec<Vec<u8>> = (0..n).map(|i| format!("m{i}").into_bytes()).collect();
+            let input = multibulk(&args);
+            let mut parser = Parser::default();
+            let got = fed(&input, 1, &mut parser);
+            assert_eq!(got.len(), 1);
+            let per_byte = parser.scanned() as f64 / input.len() as f64;
+            assert!(
+                per_byte < 2.0,
+                "{n} arguments: {} bytes examined for {} received",
+                parser.scanned(),
+                input.len()
             );
         }
     }

@@ -76,3 +76,30 @@ fn every_redis_parameter_is_known_and_set_as_redis_sets_it() {
         );
     });
 }
+
+#[test]
+fn memory_parameters_are_kept_in_bytes() {
+    differential(|d| {
+        d.script("memory parameters set with units");
+        d.run(
+            r"
+            CONFIG SET client-query-buffer-limit 2mb
+            CONFIG GET client-query-buffer-limit
+            CONFIG SET maxmemory 1gb
+            CONFIG GET maxmemory
+            CONFIG SET hash-max-ziplist-value 1k
+            CONFIG GET hash-max-listpack-value
+            CONFIG GET hash-max-ziplist-value
+            CONFIG SET stream-node-max-bytes 4kb
+            CONFIG GET stream-node-max-bytes
+            CONFIG SET maxmemory-clients 5%
+            CONFIG GET maxmemory-clients
+            CONFIG SET maxmemory 0
+            CONFIG SET maxmemory-clients 0
+            CONFIG SET client-query-buffer-limit 1gb
+            CONFIG SET hash-max-ziplist-value 64
+            CONFIG SET stream-node-max-bytes 4096
+            ",
+        );
+    });
+}

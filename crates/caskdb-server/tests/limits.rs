@@ -1,0 +1,80 @@
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+//! `client-query-buffer-limit`: a client whose unprocessed input passes it is closed, without a
+//! reply, and the others are served; under the limit nothing changes. Run the same way on
+//! caskdb and redis-server, whose observations must agree.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::SocketAddr;
+
+use common::Raw;
+use common::diff::start_redis;
+
+fn on_both(scenario: impl Fn(SocketAddr) -> Vec<String>) {
+    let Some(redis) = start_redis() else {
+        return;
+    };
+    let cask = common::start_fresh();
+    let expected = scenario(redis.addr);
+    let got = scenario(cask.addr);
+    assert_eq!(
+        got, expected,
+        "caskdb (left) and redis-server (right) differ"
+    );
+}
+
+/// Sends the start of a SET whose value is `declared` bytes, then `sent` of them (all of them:
+/// then the end too). Returns what followed: `OK`, or the server closing the connection
+/// without a word (end of stream or a reset; a wait past the read timeout fails the test).
+fn partial_set(addr: SocketAddr, declared: usize, sent: usize) -> String {
+    let mut c = Raw::connect(addr);
+    let head = format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${declared}\r\n");
+    c.stream.write_all(head.as_bytes()).unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut left = sent;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        if c.stream.write_all(&chunk[..n]).is_err() {
+            return "closed".into(); // while we wrote
+        }
+        left -= n;
+    }
+    if sent == declared {
+        c.stream.write_all(b"\r\n").unwrap();
+        return format!("{:?}", c.read());
+    }
+    let mut buf = [0u8; 64];
+    match c.stream.read(&mut buf) {
+        Ok(0) => "closed".into(),
+        Ok(n) => format!("answered {:?}", String::from_utf8_lossy(&buf[..n])),
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => "closed".into(),
+        Err(e) => panic!("no answer and not closed: {e}"),
+    }
+}
+
+#[test]
+fn a_client_over_the_query_buffer_limit_is_closed_and_others_are_served() {
+    on_both(|addr| {
+        let mut admin = Raw::connect(addr);
+        let mut seen = Vec::new();
+        seen.push(format!(
+            "{:?}",
+            admin.cmd(&["CONFIG", "SET", "client-query-buffer-limit", "1mb"])
+        ));
+        seen.push(format!(
+            "{:?}",
+            admin.cmd(&["CONFIG", "GET", "client-query-buffer-limit"])
+        ));
+        // Under the limit: served.
+        seen.push(format!("under: {}", partial_set(addr, 500_000, 500_000)));
+        // Over it while the value still arrives: closed.
+        seen.push(format!("over: {}", partial_set(addr, 3_000_000, 2_000_000)));
+        seen.push(format!("{:?}", admin.cmd(&["STRLEN", "big"])));
+        seen.push(format!(
+            "{:?}",
+            admin.cmd(&["CONFIG", "SET", "client-query-buffer-limit", "1gb"])
+        ));
+        seen
+    });
+}
