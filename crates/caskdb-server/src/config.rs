@@ -413,6 +413,8 @@ pub(crate) struct Runtime {
     busy_threshold_ms: AtomicU64,
     /// `client-query-buffer-limit`: a client whose unprocessed input passes it is closed.
     query_buffer_limit: AtomicU64,
+    /// `maxmemory` in bytes (0: no limit).
+    maxmemory: AtomicU64,
     /// Redis parameters caskdb accepts without implementing them, with their values.
     knobs: RwLock<std::collections::BTreeMap<String, String>>,
     /// Those whose no-effect CONFIG SET was logged.
@@ -509,6 +511,7 @@ impl Runtime {
             slowlog_max_len: AtomicU64::new(128),
             busy_threshold_ms: AtomicU64::new(5000),
             query_buffer_limit: AtomicU64::new(1 << 30),
+            maxmemory: AtomicU64::new(0),
             start,
         };
         // The config file's Redis parameters (checked when it was read), immutable ones too.
@@ -734,6 +737,12 @@ impl Runtime {
             self.query_buffer_limit.store(n, Ordering::Relaxed);
             return true;
         }
+        if name == "maxmemory"
+            && let Some(n) = parse_size(value)
+        {
+            self.maxmemory.store(n, Ordering::Relaxed);
+            return true;
+        }
         if let (Some(i), Some(n)) = (slot, parse_size(value)) {
             // OBJECT ENCODING follows them.
             self.compact[i].store(n, Ordering::Relaxed);
@@ -747,6 +756,11 @@ impl Runtime {
                 | "latency-tracking"
                 | "latency-tracking-info-percentiles"
         )
+    }
+
+    /// `maxmemory` in bytes (0, the default: no limit).
+    pub fn maxmemory(&self) -> u64 {
+        self.maxmemory.load(Ordering::Relaxed)
     }
 
     /// `client-query-buffer-limit` (default 1 GB, as Redis).

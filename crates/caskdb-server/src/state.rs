@@ -72,6 +72,8 @@ pub(crate) struct Stats {
     pub peak_memory: AtomicU64,
     /// Memory in use once the server was ready (`used_memory_startup`).
     pub startup_memory: AtomicU64,
+    /// Memory in use at the last sample (every 100 ms): what `maxmemory` is compared with.
+    pub used_memory: AtomicU64,
     /// Commands and network bytes per second, sampled every 100 ms.
     pub rates: Rates,
 }
@@ -98,8 +100,10 @@ impl Stats {
         self.peak_memory.store(0, Ordering::Relaxed);
     }
 
-    /// Takes one sample of the rates (every 100 ms).
+    /// Takes one sample of the rates and of the memory in use (every 100 ms).
     pub fn sample(&self) {
+        self.used_memory
+            .store(crate::metrics::rss_bytes(), Ordering::Relaxed);
         self.rates.sample([
             self.commands.get(),
             self.net_input.get(),
@@ -415,6 +419,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Whether memory in use is over `maxmemory` (0: no limit): then commands that may grow
+    /// the data (Redis's `denyoom` ones) are refused, as under Redis's `noeviction` policy.
+    pub fn over_maxmemory(&self) -> bool {
+        let max = self.config.maxmemory();
+        if max == 0 {
+            return false;
+        }
+        let mut used = self.stats.used_memory.load(Ordering::Relaxed);
+        if used == 0 {
+            // Not sampled yet.
+            used = crate::metrics::rss_bytes();
+            self.stats.used_memory.store(used, Ordering::Relaxed);
+        }
+        used > max
+    }
+
     /// `keys` changed (by client `by`), their transaction committed: the tracking clients
     /// that read them are told.
     pub fn keys_changed(&self, keys: &[Bytes], by: Option<u64>) {

@@ -78,3 +78,63 @@ fn a_client_over_the_query_buffer_limit_is_closed_and_others_are_served() {
         seen
     });
 }
+
+#[test]
+fn over_maxmemory_commands_that_may_grow_the_data_are_refused() {
+    common::diff::differential(|d| {
+        d.script("maxmemory, noeviction");
+        d.run(
+            r##"
+            SET kept v
+            RPUSH list a
+            CONFIG SET maxmemory 1
+            CONFIG GET maxmemory
+            SET a b
+            SETNX a b
+            APPEND kept more
+            LPUSH list b
+            INCR counter
+            HSET h f v
+            GET kept
+            LRANGE list 0 -1
+            EXPIRE kept 100
+            PERSIST kept
+            DEL list
+            EXISTS list
+            MULTI
+            SET a b
+            GET kept
+            EXEC
+            EVAL "return redis.call('set','a','b')" 0
+            EVAL "return redis.pcall('set','a','b')" 0
+            EVAL "redis.call('del','nothing') return redis.call('set','a','b')" 0
+            EVAL "return redis.call('get','kept')" 0
+            EVAL "#!lua\nreturn redis.call('get','kept')" 0
+            EVAL "#!lua flags=no-writes\nreturn redis.call('get','kept')" 0
+            EVAL "#!lua flags=allow-oom\nreturn redis.call('set','a','b')" 0
+            GET a
+            CONFIG SET maxmemory 0
+            SET a c
+            GET a
+            "##,
+        );
+    });
+}
+
+#[test]
+fn exec_of_a_queue_that_may_grow_the_data_is_aborted_over_maxmemory() {
+    common::diff::differential(|d| {
+        d.script("EXEC over maxmemory");
+        d.run(
+            r"
+            MULTI
+            SET a b
+            GET a
+            CONFIG SET maxmemory 1
+            EXEC
+            GET a
+            CONFIG SET maxmemory 0
+            ",
+        );
+    });
+}

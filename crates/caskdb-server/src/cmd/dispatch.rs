@@ -24,7 +24,9 @@ use super::ctx::{Ctx, Store};
 use super::events;
 use std::sync::Arc;
 
-use super::reply::{BlockOn, CmdError, arity_message, engine_error, unknown_command, wrong_arity};
+use super::reply::{
+    BlockOn, CmdError, OOM, arity_message, engine_error, unknown_command, wrong_arity,
+};
 use super::scripting;
 use super::spec::{Handler, Run, ScriptCall, Spec, flags};
 use super::table::{lookup, lookup_numbered, table};
@@ -176,6 +178,31 @@ fn run_request(
         flag_multi_failed(conn);
         return Frame::Error("NOAUTH Authentication required.".into());
     }
+    // maxmemory (noeviction): commands that may grow the data are refused while over it;
+    // EXEC of a queue holding one is aborted, as Redis does.
+    if shared.over_maxmemory() {
+        if let Run::Exec = spec.run {
+            let denies = conn.multi.as_ref().is_some_and(|m| {
+                m.queue.iter().any(|q| {
+                    q.first()
+                        .and_then(|n| lookup(n))
+                        .is_some_and(|s| denies_oom(s, q))
+                })
+            });
+            if denies {
+                conn.multi = None;
+                conn.watch.clear(&shared.watches);
+                return Frame::Error(format!("EXECABORT Transaction discarded because of: {OOM}"));
+            }
+        } else if denies_oom(spec, args)
+            // Queuing takes memory too: inside MULTI every command is refused but those that
+            // end it.
+            || (conn.multi.is_some() && !matches!(spec.name, "discard" | "quit" | "reset"))
+        {
+            flag_multi_failed(conn);
+            return Frame::Error(OOM.into());
+        }
+    }
     // (A request that arrives while the script is young waits in the connection,
     // `paused_until`; one that slipped past that runs, as the script's lock allows.)
     if let Some((started, eval)) = shared.scripts.running_for_other(conn.id)
@@ -214,9 +241,13 @@ pub(crate) fn is_script(args: &[Bytes]) -> bool {
         .is_some_and(|s| matches!(s.run, Run::Script(_) | Run::Exec))
 }
 
-/// Whether a command may run while another client's script is past `busy-reply-threshold`:
-/// those Redis flags `allow_busy` (SCRIPT KILL, FUNCTION KILL, SHUTDOWN, AUTH, HELLO…).
-fn allowed_while_busy(spec: &Spec, args: &[Bytes]) -> bool {
+/// Whether Redis flags the command (or subcommand) `denyoom`: it may grow the data.
+pub(crate) fn denies_oom(spec: &Spec, args: &[Bytes]) -> bool {
+    command_flag(spec, args, "denyoom")
+}
+
+/// Whether Redis's command table gives the command (its subcommand, for a container) `flag`.
+fn command_flag(spec: &Spec, args: &[Bytes], flag: &str) -> bool {
     let name = match args.get(1).filter(|_| spec.has(flags::CONTAINER)) {
         Some(sub) => format!(
             "{}|{}",
@@ -225,7 +256,13 @@ fn allowed_while_busy(spec: &Spec, args: &[Bytes]) -> bool {
         ),
         None => spec.name.to_string(),
     };
-    crate::command_info::get(&name).is_some_and(|i| i.flags.contains(&"allow_busy"))
+    crate::command_info::get(&name).is_some_and(|i| i.flags.contains(&flag))
+}
+
+/// Whether a command may run while another client's script is past `busy-reply-threshold`:
+/// those Redis flags `allow_busy` (SCRIPT KILL, FUNCTION KILL, SHUTDOWN, AUTH, HELLO…).
+fn allowed_while_busy(spec: &Spec, args: &[Bytes]) -> bool {
+    command_flag(spec, args, "allow_busy")
 }
 
 /// Why a script's transaction is not committed.
@@ -297,6 +334,7 @@ fn script_in_tx(
     sconn.db = conn.db;
     // Its reads are the caller's, for CLIENT TRACKING.
     sconn.caching = conn.caching;
+    let mut dirty = false;
     let mut run_command = |argv: Vec<Bytes>, resp3: bool| -> Result<Frame, String> {
         let Some(spec) = lookup(&argv[0]) else {
             return Err("Unknown Redis command called from script".into());
@@ -324,6 +362,10 @@ fn script_in_tx(
         if writes && prepared.read_only {
             return Err("Write commands are not allowed from read-only scripts.".into());
         }
+        // Over maxmemory when the script started, and nothing written yet: as Redis.
+        if prepared.oom_at_start && !dirty && flagged("denyoom") {
+            return Ok(Frame::Error(OOM.into()));
+        }
         sconn.resp3 = resp3;
         let frame = execute(
             shared,
@@ -336,6 +378,7 @@ fn script_in_tx(
         );
         if writes && !matches!(frame, Frame::Error(_)) {
             shared.scripts.note_write();
+            dirty = true;
         }
         Ok(frame)
     };

@@ -6,6 +6,9 @@ use bytes::Bytes;
 use crate::frame::Frame;
 use crate::keyspace;
 
+/// The reply to a command refused for `maxmemory`.
+pub(crate) const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
 /// What a command returns: its reply, or an early reply (an error, usually) through `?`.
 pub(crate) type CmdResult = Result<Frame, CmdError>;
 

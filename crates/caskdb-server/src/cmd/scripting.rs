@@ -44,6 +44,9 @@ pub(crate) struct Prepared {
     pub args: Vec<Bytes>,
     /// Write commands are refused (`_RO`, or a `no-writes` script).
     pub read_only: bool,
+    /// A script without a shebang started while memory was over `maxmemory`: its first
+    /// command that may grow the data is refused, unless it wrote before (as Redis).
+    pub oom_at_start: bool,
 }
 
 /// Reads `EVAL script numkeys key… arg…` (or EVALSHA's), compiling and caching the body;
@@ -81,6 +84,7 @@ pub(crate) fn prepare(
         ScriptCall::Fcall { .. } => return Err(Frame::err("Function not found")),
     };
     let flags = shared.scripts.flags(&sha).unwrap_or_default();
+    refuse_if_oom(shared, flags)?;
     if !flags.compat && !flags.no_writes && ro {
         return Err(Frame::err(
             "Can not execute a script with write flag using *_ro command.",
@@ -92,7 +96,18 @@ pub(crate) fn prepare(
         keys: args[3..3 + n].to_vec(),
         args: args[3 + n..].to_vec(),
         read_only: ro || (!flags.compat && flags.no_writes),
+        oom_at_start: flags.compat && shared.over_maxmemory(),
     })
+}
+
+/// A script with flags (a shebang, or a function) that neither allows running over
+/// `maxmemory` nor promises not to write is refused while memory is over it (Redis counts it
+/// among the `denyoom` commands then).
+fn refuse_if_oom(shared: &Shared, flags: crate::script::ScriptFlags) -> Result<(), Frame> {
+    if !flags.compat && !flags.allow_oom && !flags.no_writes && shared.over_maxmemory() {
+        return Err(Frame::Error(super::reply::OOM.into()));
+    }
+    Ok(())
 }
 
 /// Reads `FCALL function numkeys key… arg…`: Redis's errors, in Redis's order.
@@ -101,6 +116,7 @@ fn prepare_fcall(shared: &Shared, args: &[Bytes], ro: bool) -> Result<Prepared, 
     let Some(flags) = shared.scripts.function_flags(&name) else {
         return Err(Frame::err("Function not found"));
     };
+    refuse_if_oom(shared, flags)?;
     let numkeys = parse_i64(&args[2]).ok_or_else(|| Frame::err("Bad number of keys provided"))?;
     if numkeys > args.len() as i64 - 3 {
         return Err(Frame::err(
@@ -121,6 +137,7 @@ fn prepare_fcall(shared: &Shared, args: &[Bytes], ro: bool) -> Result<Prepared, 
         keys: args[3..3 + n].to_vec(),
         args: args[3 + n..].to_vec(),
         read_only: ro || flags.no_writes,
+        oom_at_start: false,
     })
 }
 
