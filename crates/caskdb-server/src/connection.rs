@@ -10,7 +10,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use caskdb::SyncToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::blocking::Served;
 use crate::cmd::dispatch;
@@ -20,6 +19,7 @@ use crate::parse::{Limits, Parsed, Parser};
 use crate::pubsub::{Message, Subscriber};
 use crate::session::{ConnState, Parked};
 use crate::state::Shared;
+use crate::tls::Socket;
 
 /// Replies are written out once this many bytes are waiting, even mid-pipeline.
 const FLUSH_AT: usize = 1 << 20;
@@ -36,7 +36,7 @@ const GATE_BATCH: u32 = 32;
 
 /// A client's socket, its session, and its read and write buffers.
 pub(crate) struct Connection {
-    socket: TcpStream,
+    socket: Socket,
     shared: Arc<Shared>,
     state: ConnState,
     rbuf: BytesMut,
@@ -50,7 +50,7 @@ pub(crate) struct Connection {
 impl Connection {
     /// Registers the client; call before the next accept so that `maxclients` holds.
     pub fn new(
-        socket: TcpStream,
+        socket: Socket,
         addr: SocketAddr,
         laddr: SocketAddr,
         shared: Arc<Shared>,

@@ -44,6 +44,7 @@ mod shutdown;
 mod state;
 mod strtod;
 mod sweep;
+mod tls;
 mod tracking;
 mod watch;
 

@@ -9,6 +9,9 @@ use std::time::Instant;
 use caskdb::SyncPolicy;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::tls::{Socket, TlsSettings};
 
 use crate::blocking::Blocking;
 use crate::clients::Clients;
@@ -59,7 +62,8 @@ pub enum ServeError {
 /// port 0).
 pub struct Server {
     shared: Arc<Shared>,
-    listeners: Vec<TcpListener>,
+    /// Each listener, with the TLS acceptor of those on `tls-port`.
+    listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
     sweeper: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -122,7 +126,26 @@ impl Server {
             let l = TcpListener::bind(addr)
                 .await
                 .map_err(|source| ServeError::Listen { addr, source })?;
-            listeners.push(l);
+            listeners.push((l, None));
+        }
+        // TLS, on a port of its own beside the plain one, as Redis.
+        let tls = TlsSettings::from_params(|name| {
+            config
+                .redis
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        });
+        if tls.port != 0 {
+            let acceptor = tls.acceptor().map_err(ServeError::Config)?;
+            for ip in &config.bind {
+                let addr = SocketAddr::new(*ip, tls.port);
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Listen { addr, source })?;
+                listeners.push((l, Some(acceptor.clone())));
+            }
         }
         let collections = Collections::open(&db).map_err(|source| ServeError::Open {
             dir: config.dir.clone(),
@@ -131,7 +154,7 @@ impl Server {
         let pump = SyncPump::start(db.clone())?;
         let port = listeners
             .first()
-            .and_then(|l| l.local_addr().ok())
+            .and_then(|(l, _)| l.local_addr().ok())
             .map_or(config.port, |a| a.port());
         config.port = port;
         let runtime = Runtime::new(config, ceiling);
@@ -173,11 +196,21 @@ impl Server {
         })
     }
 
-    /// The addresses the server listens on.
+    /// The addresses the server listens on for plain connections.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter(|(_, tls)| tls.is_none())
+            .filter_map(|(l, _)| l.local_addr().ok())
+            .collect()
+    }
+
+    /// The addresses the server listens on for TLS connections (`tls-port`).
+    pub fn tls_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter(|(_, tls)| tls.is_some())
+            .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
     }
 
@@ -195,7 +228,7 @@ impl Server {
         let signals = install_signal_handlers(shared.clone())?;
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
-            addrs = ?listeners.iter().filter_map(|l| l.local_addr().ok()).collect::<Vec<_>>(),
+            addrs = ?listeners.iter().filter_map(|(l, _)| l.local_addr().ok()).collect::<Vec<_>>(),
             dir = %shared.config.dir().display(),
             appendfsync = shared.config.appendfsync().name(),
             "caskdb server ready to accept connections"
@@ -207,8 +240,8 @@ impl Server {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(crate::expire::run(shared.clone()));
         tasks.spawn(sample_rates(shared.clone()));
-        for l in listeners {
-            tasks.spawn(accept_loop(l, shared.clone()));
+        for (l, tls) in listeners {
+            tasks.spawn(accept_loop(l, tls, shared.clone()));
         }
         while tasks.join_next().await.is_some() {}
         signals.abort();
@@ -283,7 +316,7 @@ fn install_signal_handlers(shared: Arc<Shared>) -> std::io::Result<tokio::task::
 }
 
 /// Accepts until shutdown; then waits for this listener's connections to finish.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
     let mut conns = tokio::task::JoinSet::new();
     let mut stop = shared.shutdown.subscribe();
     loop {
@@ -306,10 +339,17 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                     continue;
                 }
                 let _ = socket.set_nodelay(true);
-                // Registered before the next accept, so maxclients is exact.
                 let laddr = socket.local_addr().unwrap_or(addr);
-                let conn = Connection::new(socket, addr, laddr, shared.clone());
-                conns.spawn(conn.run());
+                match &tls {
+                    None => {
+                        // Registered before the next accept, so maxclients is exact.
+                        let conn = Connection::new(Socket::Plain(socket), addr, laddr, shared.clone());
+                        conns.spawn(conn.run());
+                    }
+                    Some(acceptor) => {
+                        conns.spawn(handshake(acceptor.clone(), socket, addr, laddr, shared.clone()));
+                    }
+                }
                 // Reap finished connections so the set does not grow.
                 while conns.try_join_next().is_some() {}
             }
@@ -317,6 +357,39 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
     drop(listener);
     while conns.join_next().await.is_some() {}
+}
+
+/// How long a client has to complete its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A TLS client: its handshake (bounded in time, cut short by a shutdown), then its
+/// connection. A failed handshake (a bad or missing certificate, plain text sent to the TLS
+/// port) is logged and closes the connection.
+async fn handshake(
+    acceptor: TlsAcceptor,
+    socket: TcpStream,
+    addr: SocketAddr,
+    laddr: SocketAddr,
+    shared: Arc<Shared>,
+) {
+    let mut stop = shared.shutdown.subscribe();
+    let stream = tokio::select! {
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)) => match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::info!(%addr, "TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%addr, "TLS handshake timed out");
+                return;
+            }
+        },
+        _ = stop.wait() => return,
+    };
+    Connection::new(Socket::Tls(Box::new(stream)), addr, laddr, shared)
+        .run()
+        .await;
 }
 
 async fn refuse(mut socket: TcpStream) {
