@@ -7,6 +7,7 @@ run, and prints requests/s for both and caskdb's ratio to Redis.
     N=200000 python3 scripts/bench-server.py        # shorter
     MODES=everysec python3 scripts/bench-server.py  # one durability mode
     SCRIPTS=1 N=100000 python3 scripts/bench-server.py  # EVAL and EVALSHA of an INCR script
+    TLS=1 TESTS=set,get python3 scripts/bench-server.py # over TLS (certificates made by openssl)
 
 Both servers log to disk the same way: Redis with `appendonly yes` and the same `appendfsync`,
 caskdb with the same `appendfsync`; each gets a fresh temporary directory per mode.
@@ -16,6 +17,7 @@ import io
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,9 @@ MODES = os.environ.get("MODES", "everysec always").split()
 TESTS = os.environ.get("TESTS", "set,get,incr,mset")
 ROUNDS = int(os.environ.get("ROUNDS", "1"))
 SCRIPTS = os.environ.get("SCRIPTS") == "1"
+# TLS=1: both servers also listen with TLS (no client certificates), and the benchmark uses it.
+TLS = os.environ.get("TLS") == "1"
+CERTS = None
 SCRIPT = "return redis.call('incr',KEYS[1])"
 
 
@@ -51,23 +56,50 @@ def wait_ready(port, proc):
     sys.exit(f"server on {port} never answered")
 
 
+def make_certs(d):
+    """A CA and a server certificate for 127.0.0.1, by openssl, in directory d."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=bench CA",
+        "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.crt")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", f"{d}/server.key", "-out", f"{d}/server.csr")
+    with open(f"{d}/ext.cnf", "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", f"{d}/server.csr", "-CA", f"{d}/ca.crt", "-CAkey", f"{d}/ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", f"{d}/ext.cnf", "-out", f"{d}/server.crt")
+    return d
+
+
 def start_redis(mode, workdir):
     port = free_port()
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
-         "--save", "", "--appendonly", "yes", "--appendfsync", mode, "--daemonize", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
+            "--save", "", "--appendonly", "yes", "--appendfsync", mode, "--daemonize", "no"]
+    tls_port = None
+    if TLS:
+        tls_port = free_port()
+        args += ["--tls-port", str(tls_port), "--tls-cert-file", f"{CERTS}/server.crt",
+                 "--tls-key-file", f"{CERTS}/server.key", "--tls-ca-cert-file", f"{CERTS}/ca.crt",
+                 "--tls-auth-clients", "no"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_ready(port, proc)
-    return proc, port
+    return proc, tls_port or port
 
 
 def start_caskdb(mode, workdir):
     port = free_port()
-    proc = subprocess.Popen(
-        [CASKDB, "--dir", workdir, "serve", "--port", str(port), "--appendfsync", mode],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = [CASKDB, "--dir", workdir, "serve", "--port", str(port), "--appendfsync", mode]
+    tls_port = None
+    if TLS:
+        tls_port = free_port()
+        conf = os.path.join(os.path.dirname(workdir), "caskdb-tls.toml")
+        with open(conf, "w") as f:
+            f.write(f'tls-port = {tls_port}\ntls-cert-file = "{CERTS}/server.crt"\n'
+                    f'tls-key-file = "{CERTS}/server.key"\ntls-auth-clients = "no"\n')
+        args += ["--config", conf]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_ready(port, proc)
-    return proc, port
+    return proc, tls_port or port
 
 
 def run_csv(args):
@@ -81,6 +113,8 @@ def bench(port, pipeline):
         return bench_scripts(port, pipeline)
     args = ["redis-benchmark", "-p", str(port), "-t", TESTS, "-n", str(N), "-r", "1000000",
             "-c", "50", "-d", "100", "--csv"]
+    if TLS:
+        args += ["--tls", "--cacert", f"{CERTS}/ca.crt"]
     if pipeline > 1:
         args += ["-P", str(pipeline)]
     return run_csv(args)
@@ -101,9 +135,13 @@ def bench_scripts(port, pipeline):
 
 
 def main():
+    global CERTS
     if not os.path.exists(CASKDB):
         sys.exit("build first: cargo build --release -p caskdb-cli")
     what = f"eval/evalsha of {SCRIPT!r} 1 k" if SCRIPTS else f"-t {TESTS} -r 1000000 -d 100"
+    if TLS:
+        CERTS = make_certs(tempfile.mkdtemp(prefix="caskdb-bench-certs-"))
+        what += " over TLS"
     print(f"redis-benchmark {what} -n {N} -c 50 [-P 16], "
           f"{ROUNDS} round(s), alternating servers")
     print(f"{'mode':9} {'pipeline':8} {'test':16} {'redis rps':>12} {'caskdb rps':>12} {'ratio':>7}")
@@ -121,8 +159,8 @@ def main():
                             for test, rps in bench(port, pipeline).items():
                                 totals[name].setdefault(test, []).append(rps)
                     for test in totals["redis"]:
-                        r = sum(totals["redis"][test]) / ROUNDS
-                        c = sum(totals["caskdb"].get(test, [0])) / ROUNDS
+                        r = statistics.median(totals["redis"][test])
+                        c = statistics.median(totals["caskdb"].get(test, [0]))
                         print(f"{mode:9} {pipeline:<8} {test:16} {r:12.0f} {c:12.0f} {c / r:7.2f}",
                               flush=True)
             finally:
