@@ -153,6 +153,25 @@ impl<'db> Ctx<'_, 'db> {
         Ok(())
     }
 
+    /// Stores string `value` under `key` again in Redis's `raw` encoding, as a change of
+    /// representation only: no WATCH, tracking or keyspace event hears of it (Redis's
+    /// `dbUnshareStringValue`, which SETBIT does even when no bit changes).
+    pub fn reencode_raw_string(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expire_at: Option<u64>,
+    ) -> Result<(), CmdError> {
+        let ek = keyspace::engine_key(self.stored(self.conn.db), key);
+        let raw = Entry::encode_raw_string(value);
+        let tx = self.tx()?;
+        match expire_at {
+            None => tx.put(&ek, raw)?,
+            Some(at) => tx.put_expiring_at(&ek, raw, at)?,
+        }
+        Ok(())
+    }
+
     /// Refuses a string of `len` bytes if it is over `proto-max-bulk-len` (checked before a
     /// command builds a long value, and by every string write).
     pub fn check_string_len(&self, len: u64) -> Result<(), CmdError> {

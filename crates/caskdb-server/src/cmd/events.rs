@@ -89,6 +89,8 @@ pub(crate) fn derive(name: &str, args: &[Bytes], touched: &[Touched], out: &mut 
         }
         "append" => (STRING, "append", false),
         "setrange" => (STRING, "setrange", false),
+        "setbit" => (STRING, "setbit", false),
+        "bitop" => (STRING, "set", false),
         "incr" | "decr" | "incrby" | "decrby" => (STRING, "incrby", false),
         "incrbyfloat" => (STRING, "incrbyfloat", false),
         "del" | "unlink" | "getdel" => (GENERIC, "del", false),

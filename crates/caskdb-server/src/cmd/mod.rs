@@ -21,6 +21,7 @@
 //! This file only declares them.
 
 mod args;
+mod bits;
 mod blocking;
 mod client;
 mod collection;

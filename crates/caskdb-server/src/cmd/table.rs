@@ -13,7 +13,7 @@ use super::reply::{CmdResult, help, syntax_error, unknown_subcommand, wrong_arit
 use super::spec::flags::CONTAINER;
 use super::spec::{Spec, commands};
 use super::{
-    blocking, client, connection, debug, dump, functions, hashes, info, keys, lists, memory,
+    bits, blocking, client, connection, debug, dump, functions, hashes, info, keys, lists, memory,
     object, pubsub, scripting, server, sets, slowlog, sort, strings, transactions, zset_algebra,
     zset_ranges, zsets,
 };
@@ -40,6 +40,7 @@ pub(crate) fn table() -> &'static [&'static Spec] {
             debug::COMMANDS,
             memory::COMMANDS,
             strings::COMMANDS,
+            bits::COMMANDS,
             keys::COMMANDS,
             hashes::COMMANDS,
             sets::COMMANDS,
