@@ -51,7 +51,11 @@ impl LogStore {
     /// # Errors
     /// As [`LogStore::open`].
     pub fn open_with(dir: impl AsRef<Path>, options: caskdb::Options) -> Result<LogStore, Error> {
-        let db = options.sync(caskdb::SyncPolicy::Always).open(dir)?;
+        // (Entries are appended as one batch: allow 1 GiB of them, not the default 64 MiB.)
+        let db = options
+            .sync(caskdb::SyncPolicy::Always)
+            .max_batch_size(1 << 30)
+            .open(dir)?;
         Ok(LogStore { db })
     }
 

@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -89,6 +90,7 @@ impl Peer {
         kind: u8,
         req: &Req,
         ttl: Duration,
+        entries_hint: u64,
     ) -> Result<Resp, RpcErr<E>>
     where
         Req: Serialize,
@@ -98,6 +100,13 @@ impl Peer {
         let mut body = vec![kind];
         rmp_serde::encode::write(&mut body, req)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        if body.len() > MAX_FRAME {
+            // Too many entries at once: openraft sends fewer next time (retrying the same
+            // frame would fail forever).
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(entries_hint.max(1)),
+            ));
+        }
         let exchange = async {
             if self.stream.is_none() {
                 let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
@@ -148,7 +157,9 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
-        self.call(APPEND, &rpc, option.hard_ttl()).await
+        // (Half the entries, should the frame be too large.)
+        let hint = rpc.entries.len() as u64 / 2;
+        self.call(APPEND, &rpc, option.hard_ttl(), hint).await
     }
 
     async fn install_snapshot(
@@ -156,7 +167,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
-        self.call(SNAPSHOT, &rpc, option.hard_ttl()).await
+        self.call(SNAPSHOT, &rpc, option.hard_ttl(), 1).await
     }
 
     async fn vote(
@@ -164,7 +175,7 @@ impl RaftNetwork<TypeConfig> for Peer {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RpcErr> {
-        self.call(VOTE, &rpc, option.hard_ttl()).await
+        self.call(VOTE, &rpc, option.hard_ttl(), 1).await
     }
 }
 

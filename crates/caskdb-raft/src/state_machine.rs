@@ -41,6 +41,8 @@ pub struct StateMachine {
     current: Arc<Mutex<Option<(Meta, PathBuf)>>>,
     /// Makes snapshot ids and temporary names unique within the process.
     counter: Arc<AtomicU64>,
+    /// The file the snapshot being received is written to.
+    incoming: Arc<Mutex<Option<PathBuf>>>,
 }
 
 fn write_meta(w: &mut Writer, state: &AppliedState) {
@@ -69,11 +71,17 @@ impl StateMachine {
         let mut newest: Option<(Meta, PathBuf)> = None;
         for item in std::fs::read_dir(&dir).map_err(io)? {
             let path = item.map_err(io)?.path();
-            let is_snapshot = path
+            let name = path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("snapshot-") && !n.ends_with(".tmp"));
-            if !is_snapshot {
+                .unwrap_or_default()
+                .to_string();
+            if !name.starts_with("snapshot-") {
+                continue;
+            }
+            if name.ends_with(".tmp") {
+                // Left by a crash: a build, a transfer or an install that did not finish.
+                let _ = std::fs::remove_file(&path);
                 continue;
             }
             match read_header(&path) {
@@ -94,6 +102,7 @@ impl StateMachine {
             dir,
             current: Arc::new(Mutex::new(newest)),
             counter: Arc::new(AtomicU64::new(0)),
+            incoming: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -118,6 +127,27 @@ impl StateMachine {
         let mut w = Writer::versioned();
         write_meta(&mut w, state);
         w.0
+    }
+
+    /// Makes snapshot `meta` at `path` the current one unless a newer one is (a build and an
+    /// install may finish in either order); the file of the one that loses is deleted.
+    fn make_current(&self, meta: &Meta, path: &Path) {
+        let mut current = self.current.lock();
+        let stale = current
+            .as_ref()
+            .is_some_and(|(m, _)| m.last_log_id > meta.last_log_id);
+        let loser = if stale {
+            Some(path.to_path_buf())
+        } else {
+            current
+                .replace((meta.clone(), path.to_path_buf()))
+                .map(|(_, p)| p)
+                .filter(|p| p != path)
+        };
+        drop(current);
+        if let Some(p) = loser {
+            let _ = std::fs::remove_file(p);
+        }
     }
 
     fn unique(&self) -> u64 {
@@ -406,12 +436,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
                 source,
             })
         })?;
-        let old = self.current.lock().replace((meta.clone(), path.clone()));
-        if let Some((_, old)) = old
-            && old != path
-        {
-            let _ = std::fs::remove_file(old);
-        }
+        self.make_current(&meta, &path);
         Ok(Snapshot {
             meta,
             snapshot: Box::new(file),
@@ -469,6 +494,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let path = self
             .dir
             .join(format!("snapshot-incoming-{}.tmp", self.unique()));
+        if let Some(old) = self.incoming.lock().replace(path.clone()) {
+            let _ = std::fs::remove_file(old);
+        }
         let file = tokio::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -501,6 +529,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             std::io::copy(&mut from, &mut to).map_err(io(&tmp))?;
             to.sync_all().map_err(io(&tmp))?;
         }
+        drop(from);
+        // The received copy is no longer needed.
+        if let Some(incoming) = self.incoming.lock().take() {
+            let _ = std::fs::remove_file(incoming);
+        }
         let checked = read_header(&tmp).and_then(|m| {
             if m.last_log_id == meta.last_log_id {
                 Ok(())
@@ -517,15 +550,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let _ = std::fs::remove_file(&tmp);
             return Err(snapshot_err(e));
         }
+        // Loaded first, then named as a snapshot: a crash in between leaves a `.tmp` file, not
+        // a snapshot newer than the data.
+        self.load(meta, &tmp).map_err(sm_write)?;
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
         sync_dir(&self.dir).map_err(io(&self.dir))?;
-        self.load(meta, &path).map_err(sm_write)?;
-        let old = self.current.lock().replace((meta.clone(), path.clone()));
-        if let Some((_, old)) = old
-            && old != path
-        {
-            let _ = std::fs::remove_file(old);
-        }
+        self.make_current(meta, &path);
         Ok(())
     }
 

@@ -368,6 +368,10 @@ fn check_knob_value(name: &str, default: &str, value: &str) -> Result<(), String
             _ => Err("argument(s) must be one of the following: no, yes, local".into()),
         };
     }
+    // Below this, a client could not send even a small request: Redis refuses it.
+    if name == "client-query-buffer-limit" && parse_size(value).is_some_and(|n| n < 1 << 20) {
+        return Err("argument must be between 1048576 and 9223372036854775807 inclusive".into());
+    }
     if (default == "yes" || default == "no") && value != "yes" && value != "no" {
         return Err("argument must be 'yes' or 'no'".into());
     }

@@ -138,7 +138,11 @@ impl Connection {
                 let sub = self.state.subs.as_ref().map(|s| s.handle.clone());
                 tokio::select! {
                     biased;
-                    r = self.socket.write_all(&self.wbuf) => r?,
+                    // (Flushed too: TLS keeps encrypted records back until then.)
+                    r = async {
+                        self.socket.write_all(&self.wbuf).await?;
+                        self.socket.flush().await
+                    } => r?,
                     _ = stop.wait() => return Ok(()),
                     _ = info.killed() => return Ok(()),
                     _ = closed(sub.as_deref()) => return self.overflowed(),

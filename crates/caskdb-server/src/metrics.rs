@@ -1,18 +1,35 @@
 //! What INFO measures beyond plain counters: per-command latency histograms (`latencystats`)
 //! and the rates sampled every 100 ms (`instantaneous_ops_per_sec`, `…_kbps`), both as Redis
-//! defines them; and the process's resident memory.
+//! defines them; and the process's memory.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
 
-/// Resident memory of this process in bytes (0 if unknown).
+/// Resident memory of this process in bytes, all of it (0 if unknown): INFO's
+/// `used_memory_rss`. It counts the pages of the store's memory-mapped data files that reads
+/// touched.
 pub(crate) fn rss_bytes() -> u64 {
+    // SAFETY: sysconf only reads a system setting.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
+        .map_or(0, |pages| pages * page)
+}
+
+/// Memory this process allocated and holds (anonymous resident memory: keys' index, buffers,
+/// caches, not the data files' mapped pages), in bytes (0 if unknown): INFO's `used_memory`,
+/// and what `maxmemory` is compared with.
+pub(crate) fn used_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("RssAnon:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or_else(rss_bytes, |kb| kb * 1024)
 }
 
 /// Sub-buckets per power of two: values are kept to 1/16 (about 6 %) precision.

@@ -68,6 +68,9 @@ struct Progress {
 #[derive(Debug, Default)]
 pub struct Parser {
     progress: Option<Progress>,
+    /// A line still arriving: where it starts, and how far it was searched for its end (so
+    /// that a long line sent in pieces is not searched again from its start).
+    line: Option<(usize, usize)>,
     /// Bytes examined so far (the tests' measure of the work done).
     scanned: u64,
 }
@@ -87,22 +90,48 @@ impl Parser {
         if buf.is_empty() {
             return Ok(Parsed::Incomplete(1));
         }
-        if buf[0] != b'*' {
+        let result = if buf[0] == b'*' {
+            self.multibulk(buf, limits)
+        } else {
             self.progress = None;
-            return parse_inline(buf);
-        }
-        let result = self.multibulk(buf, limits);
+            if let Some(nl) = self.find_byte(buf, 0, b'\n') {
+                self.line = None;
+                inline_line(buf, nl)
+            } else if buf.len() > INLINE_MAX {
+                Err(perr("too big inline request"))
+            } else {
+                Ok(Parsed::Incomplete(buf.len() + 1))
+            }
+        };
         if !matches!(result, Ok(Parsed::Incomplete(_))) {
             self.progress = None;
+            self.line = None;
         }
         result
     }
 
-    /// The next `\r` at or after `from`, counting the bytes looked at.
-    fn find_cr(&mut self, buf: &[u8], from: usize) -> Option<usize> {
-        let found = find_cr(buf, from);
-        self.scanned += (found.map_or(buf.len(), |p| p + 1) - from) as u64;
+    /// The first `byte` at or after `from` (the start of a line), resuming where the last
+    /// search of that line stopped; counts the bytes looked at.
+    fn find_byte(&mut self, buf: &[u8], from: usize, byte: u8) -> Option<usize> {
+        let start = match self.line {
+            Some((line, searched)) if line == from && searched <= buf.len() => searched,
+            _ => from,
+        };
+        let found = buf[start..]
+            .iter()
+            .position(|&b| b == byte)
+            .map(|p| p + start);
+        self.scanned += (found.map_or(buf.len(), |p| p + 1) - start) as u64;
+        self.line = match found {
+            Some(_) => None,
+            None => Some((from, buf.len())),
+        };
         found
+    }
+
+    /// The next `\r` at or after `from` (the start of a `*` or `$` line).
+    fn find_cr(&mut self, buf: &[u8], from: usize) -> Option<usize> {
+        self.find_byte(buf, from, b'\r')
     }
 
     fn multibulk(&mut self, buf: &mut BytesMut, limits: Limits) -> Result<Parsed, ProtocolError> {
@@ -192,13 +221,6 @@ impl Parser {
     }
 }
 
-fn find_cr(buf: &[u8], from: usize) -> Option<usize> {
-    buf[from..]
-        .iter()
-        .position(|&b| b == b'\r')
-        .map(|p| p + from)
-}
-
 /// Redis's `string2ll`: optional '-', digits, no leading zeros, no '+', no spaces.
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
     let (neg, digits) = match s {
@@ -228,13 +250,8 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     }
 }
 
-fn parse_inline(buf: &mut BytesMut) -> Result<Parsed, ProtocolError> {
-    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
-        if buf.len() > INLINE_MAX {
-            return Err(perr("too big inline request"));
-        }
-        return Ok(Parsed::Incomplete(buf.len() + 1));
-    };
+/// An inline request whose line ends at `nl`.
+fn inline_line(buf: &mut BytesMut, nl: usize) -> Result<Parsed, ProtocolError> {
     if nl > INLINE_MAX {
         return Err(perr("too big inline request"));
     }
@@ -440,6 +457,35 @@ mod tests {
                 input.len()
             );
         }
+    }
+
+    #[test]
+    fn long_lines_sent_a_byte_at_a_time_are_searched_once() {
+        // An inline request arriving byte by byte: the bytes examined stay about the bytes
+        // received.
+        let inline = format!("SET k {}\r\n", "v".repeat(60_000)).into_bytes();
+        let mut parser = Parser::default();
+        assert_eq!(fed(&inline, 1, &mut parser).len(), 1);
+        assert!(
+            parser.scanned() < 2 * inline.len() as u64,
+            "{}",
+            parser.scanned()
+        );
+        // A count line with no end yet (refused past 64 KB, but searched once until then).
+        let mut parser = Parser::default();
+        let mut buf = BytesMut::from(&b"*"[..]);
+        for _ in 0..60_000 {
+            buf.extend_from_slice(b"1");
+            assert!(matches!(
+                parser.parse(&mut buf, OPEN),
+                Ok(Parsed::Incomplete(_))
+            ));
+        }
+        assert!(
+            parser.scanned() < 2 * buf.len() as u64,
+            "{}",
+            parser.scanned()
+        );
     }
 
     #[test]

@@ -186,6 +186,7 @@ impl Server {
             slowlog: Default::default(),
             scripts: crate::script::Scripts::new(crate::state::REDIS_VERSION),
             tracking: Default::default(),
+            handshakes: AtomicU64::new(0),
         });
         load_libraries(&shared);
         let sweeper = Some(start_sweeper(shared.clone())?);
@@ -234,7 +235,7 @@ impl Server {
             "caskdb server ready to accept connections"
         );
         shared.stats.startup_memory.store(
-            crate::metrics::rss_bytes(),
+            crate::metrics::used_bytes(),
             std::sync::atomic::Ordering::Relaxed,
         );
         let mut tasks = tokio::task::JoinSet::new();
@@ -333,7 +334,8 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
                     }
                 };
                 shared.stats.connections.add(1);
-                if shared.clients.len() as u64 >= shared.config.maxclients() {
+                let handshaking = shared.handshakes.load(std::sync::atomic::Ordering::Relaxed);
+                if shared.clients.len() as u64 + handshaking >= shared.config.maxclients() {
                     shared.stats.rejected.add(1);
                     tokio::spawn(refuse(socket));
                     continue;
@@ -347,6 +349,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
                         conns.spawn(conn.run());
                     }
                     Some(acceptor) => {
+                        shared.handshakes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         conns.spawn(handshake(acceptor.clone(), socket, addr, laddr, shared.clone()));
                     }
                 }
@@ -372,6 +375,7 @@ async fn handshake(
     laddr: SocketAddr,
     shared: Arc<Shared>,
 ) {
+    let counted = Handshaking(shared.clone());
     let mut stop = shared.shutdown.subscribe();
     let stream = tokio::select! {
         r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)) => match r {
@@ -387,9 +391,21 @@ async fn handshake(
         },
         _ = stop.wait() => return,
     };
-    Connection::new(Socket::Tls(Box::new(stream)), addr, laddr, shared)
-        .run()
-        .await;
+    // Registered (counted as a client) before it stops counting as a handshake.
+    let conn = Connection::new(Socket::Tls(Box::new(stream)), addr, laddr, shared.clone());
+    drop(counted);
+    conn.run().await;
+}
+
+/// Counts a TLS handshake in progress until dropped (whichever way the handshake ends).
+struct Handshaking(Arc<Shared>);
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0
+            .handshakes
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 async fn refuse(mut socket: TcpStream) {

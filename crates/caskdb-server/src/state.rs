@@ -103,7 +103,7 @@ impl Stats {
     /// Takes one sample of the rates and of the memory in use (every 100 ms).
     pub fn sample(&self) {
         self.used_memory
-            .store(crate::metrics::rss_bytes(), Ordering::Relaxed);
+            .store(crate::metrics::used_bytes(), Ordering::Relaxed);
         self.rates.sample([
             self.commands.get(),
             self.net_input.get(),
@@ -416,6 +416,8 @@ pub(crate) struct Shared {
     pub scripts: crate::script::Scripts,
     /// Client-side caching (CLIENT TRACKING).
     pub tracking: crate::tracking::Tracking,
+    /// TLS clients still in their handshake: they count toward `maxclients`.
+    pub handshakes: AtomicU64,
 }
 
 impl Shared {
@@ -429,7 +431,7 @@ impl Shared {
         let mut used = self.stats.used_memory.load(Ordering::Relaxed);
         if used == 0 {
             // Not sampled yet.
-            used = crate::metrics::rss_bytes();
+            used = crate::metrics::used_bytes();
             self.stats.used_memory.store(used, Ordering::Relaxed);
         }
         used > max

@@ -19,6 +19,9 @@ use parking_lot::Mutex;
 use crate::config::OutputLimit;
 use crate::pubsub::{Message, Subscriber};
 
+/// Keys forgotten at most per read when the table is over `tracking-table-max-keys`.
+const EVICT_AT_ONCE: usize = 1000;
+
 /// How one client tracks.
 #[derive(Clone, Default)]
 pub(crate) struct Mode {
@@ -122,12 +125,15 @@ impl Tracking {
                 inner.items += 1;
             }
         }
-        while max_keys > 0 && inner.keys.len() > max_keys {
-            let Some(k) = inner.keys.keys().next().cloned() else {
-                break;
-            };
+        if max_keys > 0 && inner.keys.len() > max_keys {
+            // At most EVICT_AT_ONCE per read (in one pass over the table): a lowered limit is
+            // reached over several reads, never by one long stall under the lock.
+            let excess = (inner.keys.len() - max_keys).min(EVICT_AT_ONCE);
+            let victims: Vec<Bytes> = inner.keys.keys().take(excess).cloned().collect();
             let mut out = Vec::new();
-            invalidate_key(&mut inner, &k, None, &mut out);
+            for k in &victims {
+                invalidate_key(&mut inner, k, None, &mut out);
+            }
             send_all(&mut inner, out, target);
         }
     }

@@ -85,6 +85,9 @@ fn memory_parameters_are_kept_in_bytes() {
             r"
             CONFIG SET client-query-buffer-limit 2mb
             CONFIG GET client-query-buffer-limit
+            CONFIG SET client-query-buffer-limit 0
+            CONFIG SET client-query-buffer-limit 100
+            CONFIG GET client-query-buffer-limit
             CONFIG SET maxmemory 1gb
             CONFIG GET maxmemory
             CONFIG SET hash-max-ziplist-value 1k

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::args::is;
 use super::connection::set_name;
-use super::ctx::Ctx;
+use super::ctx::{Ctx, Store};
 use super::reply::{CmdResult, help, syntax_error, unknown_subcommand, wrong_arity};
 use super::spec::flags::CONTAINER;
 use super::spec::{Spec, commands};
@@ -402,6 +402,13 @@ fn tracking(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         .tracking
         .store(if mode.bcast { 2 } else { 1 }, Ordering::Relaxed);
     ctx.shared.tracking.enable(id, mode);
+    // A transaction that staged writes before tracking was on recorded no keys to invalidate:
+    // let any such one commit before this client reads (it then reads the new values). Inside
+    // EXEC the writer lock is held already, so none is in flight.
+    if let Store::Read(db) = &ctx.store {
+        db.transaction(|_| Ok::<_, caskdb::Error>(()))
+            .map_err(|e| super::reply::engine_error(&e))?;
+    }
     // A RESP3 client gets its invalidations as pushes, through its message queue.
     ctx.conn.subscriptions();
     Ok(Frame::OK)

@@ -227,7 +227,7 @@ fn system_memory() -> u64 {
 /// INFO's figures.
 pub(super) fn memory_figures(sh: &Shared) -> (u64, u64, u64) {
     use std::sync::atomic::Ordering::Relaxed;
-    let used = crate::metrics::rss_bytes();
+    let used = crate::metrics::used_bytes();
     let peak = sh.stats.peak_memory.fetch_max(used, Relaxed).max(used);
     (used, peak, sh.stats.startup_memory.load(Relaxed))
 }
@@ -242,15 +242,17 @@ pub(super) fn total_keys(ctx: &mut Ctx<'_, '_>) -> Result<[u64; DATABASES as usi
 }
 
 /// The memory section. caskdb has no allocator statistics: `used_memory` is the process's
-/// resident memory (keys, the index, buffers), and the allocator's ratios are 1.
+/// anonymous resident memory (the index, buffers, caches), `used_memory_rss` all of its resident
+/// memory (with the data files' mapped pages), and the allocator's ratios are 1.
 fn memory(sh: &Shared, f: &mut Fields<'_>) {
     let (used, peak, startup) = memory_figures(sh);
     let system = system_memory();
     let maxmemory = knob_or(sh, "maxmemory", "0").parse::<u64>().unwrap_or(0);
     f.put("used_memory", used);
     f.put("used_memory_human", human(used));
-    f.put("used_memory_rss", used);
-    f.put("used_memory_rss_human", human(used));
+    let rss = crate::metrics::rss_bytes();
+    f.put("used_memory_rss", rss);
+    f.put("used_memory_rss_human", human(rss));
     f.put("used_memory_peak", peak);
     f.put("used_memory_peak_human", human(peak));
     f.put(
