@@ -9,7 +9,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::diff::{differential, start_redis};
+use common::diff::{differential, on_both};
 use common::{Raw, Reply, wait_for};
 
 #[test]
@@ -114,20 +114,6 @@ fn reply_off_and_skip() {
             ",
         );
     });
-}
-
-/// Runs `scenario` against redis-server and caskdb and checks that both saw the same.
-fn on_both(scenario: impl Fn(SocketAddr) -> Vec<String>) {
-    let Some(redis) = start_redis() else {
-        return;
-    };
-    let cask = common::start_fresh();
-    let expected = scenario(redis.addr);
-    let got = scenario(cask.addr);
-    assert_eq!(
-        got, expected,
-        "caskdb (left) and redis-server (right) differ"
-    );
 }
 
 /// `name=value` of a CLIENT LIST/INFO line.

@@ -9,20 +9,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
 
 use common::Raw;
-use common::diff::start_redis;
-
-fn on_both(scenario: impl Fn(SocketAddr) -> Vec<String>) {
-    let Some(redis) = start_redis() else {
-        return;
-    };
-    let cask = common::start_fresh();
-    let expected = scenario(redis.addr);
-    let got = scenario(cask.addr);
-    assert_eq!(
-        got, expected,
-        "caskdb (left) and redis-server (right) differ"
-    );
-}
+use common::diff::on_both;
 
 /// Sends the start of a SET whose value is `declared` bytes, then `sent` of them (all of them:
 /// then the end too). Returns what followed: `OK`, or the server closing the connection

@@ -11,7 +11,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::diff::{differential, start_redis};
+use common::diff::{differential, on_both};
 use common::{Raw, Reply, wait_for};
 
 #[test]
@@ -83,20 +83,6 @@ fn options_and_errors() {
             ",
         );
     });
-}
-
-/// Runs `scenario` against redis-server, then caskdb; their observations must agree.
-fn on_both(scenario: impl Fn(SocketAddr) -> Vec<String>) {
-    let Some(redis) = start_redis() else {
-        return;
-    };
-    let cask = common::start_fresh();
-    let expected = scenario(redis.addr);
-    let got = scenario(cask.addr);
-    assert_eq!(
-        got, expected,
-        "caskdb (left) and redis-server (right) differ"
-    );
 }
 
 /// A reply as readable text: bulk strings as UTF-8.

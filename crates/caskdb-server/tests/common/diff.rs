@@ -50,6 +50,21 @@ pub fn answers_ping(addr: SocketAddr) -> bool {
 }
 
 /// Starts `redis-server` on a free loopback port; `None` (skip) when it is not installed.
+/// Runs `scenario` (several connections, observations as text) against redis-server, then
+/// caskdb; their observations must agree. Without redis-server, nothing runs.
+pub fn on_both(scenario: impl Fn(std::net::SocketAddr) -> Vec<String>) {
+    let Some(redis) = start_redis() else {
+        return;
+    };
+    let cask = super::start_fresh();
+    let expected = scenario(redis.addr);
+    let got = scenario(cask.addr);
+    assert_eq!(
+        got, expected,
+        "caskdb (left) and redis-server (right) differ"
+    );
+}
+
 pub fn start_redis() -> Option<RedisServer> {
     start_redis_with(&[])
 }
