@@ -25,6 +25,25 @@ type Meta = SnapshotMeta<NodeId, BasicNode>;
 /// The applied state: the last applied log id and the membership in force.
 type AppliedState = (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>);
 
+/// Bytes of effects applied per engine transaction (the engine's default batch limit is
+/// 64 MiB).
+const CHUNK: usize = 16 << 20;
+
+/// About how many bytes an entry's effects take in an engine batch.
+fn effects_size(e: &openraft::Entry<TypeConfig>) -> usize {
+    match &e.payload {
+        EntryPayload::Normal(effects) => effects
+            .ops
+            .iter()
+            .map(|op| match op {
+                crate::Op::Put { key, value, .. } => key.len() + value.len() + 32,
+                crate::Op::Delete { key } => key.len() + 32,
+            })
+            .sum(),
+        _ => 0,
+    }
+}
+
 const RECORD: u8 = 1;
 const END: u8 = 0;
 
@@ -461,26 +480,42 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(Vec::new());
         }
         let (_, mut membership) = self.applied().map_err(sm_read)?;
-        let mut last = None;
         let n = entries.len();
-        // One transaction for the batch: its effects and the applied state land together.
-        self.db
-            .transaction(|tx| -> Result<(), Error> {
-                for e in &entries {
-                    match &e.payload {
-                        EntryPayload::Blank => {}
-                        EntryPayload::Normal(effects) => effects.apply_to(tx)?,
-                        EntryPayload::Membership(m) => {
-                            membership = StoredMembership::new(Some(e.log_id), m.clone());
+        // Entries are applied in transactions of at most about CHUNK bytes of effects (each
+        // entry whole: the leader's own transaction bounded it), each recording the applied
+        // state with its effects: a crash between two leaves the state of a prefix of the log.
+        let mut rest = &entries[..];
+        while !rest.is_empty() {
+            let mut size = 0;
+            let take = rest
+                .iter()
+                .take_while(|e| {
+                    let first = size == 0;
+                    size += effects_size(e);
+                    first || size <= CHUNK
+                })
+                .count();
+            let (chunk, tail) = rest.split_at(take);
+            rest = tail;
+            self.db
+                .transaction(|tx| -> Result<(), Error> {
+                    let mut last = None;
+                    for e in chunk {
+                        match &e.payload {
+                            EntryPayload::Blank => {}
+                            EntryPayload::Normal(effects) => effects.apply_to(tx)?,
+                            EntryPayload::Membership(m) => {
+                                membership = StoredMembership::new(Some(e.log_id), m.clone());
+                            }
                         }
+                        last = Some(e.log_id);
                     }
-                    last = Some(e.log_id);
-                }
-                let state = (last, membership.clone());
-                tx.put(&self.meta_key, Self::encoded_applied(&state))?;
-                Ok(())
-            })
-            .map_err(sm_write)?;
+                    let state = (last, membership.clone());
+                    tx.put(&self.meta_key, Self::encoded_applied(&state))?;
+                    Ok(())
+                })
+                .map_err(sm_write)?;
+        }
         Ok(vec![Applied; n])
     }
 

@@ -306,3 +306,32 @@ async fn a_damaged_snapshot_is_refused_and_changes_nothing() {
     );
     assert!(sm_f.get_current_snapshot().await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_batch_larger_than_one_engine_transaction_is_applied_in_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut sm) = open(dir.path());
+    // Three entries of 30 MB each: 90 MB, over the engine's 64 MiB batch limit together.
+    let big = |i: u64| {
+        normal(
+            1,
+            i,
+            Effects {
+                ops: vec![Op::Put {
+                    key: Bytes::from(format!("big{i}")),
+                    value: Bytes::from(vec![i as u8; 30 << 20]),
+                    expire_at: None,
+                }],
+            },
+        )
+    };
+    let replies = sm.apply(vec![big(1), big(2), big(3)]).await.unwrap();
+    assert_eq!(replies.len(), 3);
+    assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 3)));
+    drop(sm);
+    let db = caskdb::Db::open(dir.path().join("data")).unwrap();
+    for i in 1..=3u64 {
+        let v = db.get(format!("big{i}")).unwrap().unwrap();
+        assert_eq!((v.len(), v[0]), (30 << 20, i as u8));
+    }
+}
