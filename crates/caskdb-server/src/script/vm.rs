@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, Variadic, VmState};
 use parking_lot::Mutex;
@@ -14,6 +14,23 @@ use crate::frame::Frame;
 
 /// Instructions between two looks at the kill flag (Redis: 100,000).
 const HOOK_EVERY: u32 = 100_000;
+/// Hooks between two hand-offs of a long script's runtime thread (about every 100 ms).
+const HAND_OFF_EVERY: u32 = 100;
+
+/// Gives the tasks queued on this tokio worker thread to another thread, for a script that
+/// runs long: tokio cannot steal a worker's next task (its LIFO slot), so a client woken just
+/// before the script started would otherwise wait for the script to end — no BUSY reply, no
+/// SCRIPT KILL. `block_in_place` moves that task to the stealable queue and hands the worker
+/// to a new thread; the short pause lets that thread take it, so that this one finishes the
+/// script outside the worker pool.
+fn hand_off_worker() {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+    }
+}
+
 /// Memory a script may allocate beyond what the VM holds when it starts.
 pub const SCRIPT_MEMORY: usize = 256 << 20;
 
@@ -66,6 +83,8 @@ struct Slot {
     call: AtomicPtr<()>,
     /// `redis.setresp(3)` was called in this run.
     resp3: AtomicBool,
+    /// Hooks (every HOOK_EVERY instructions) reached in this run.
+    hooks: AtomicU32,
 }
 
 impl Slot {
@@ -216,11 +235,17 @@ impl Vm {
         let run: Function = bridge.raw_get("run")?;
         let run_function: Function = bridge.raw_get("run_function")?;
         let flag = kill.clone();
+        let sl = slot.clone();
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(HOOK_EVERY),
             move |_, _| {
                 if flag.load(Ordering::Relaxed) {
                     return Err(mlua::Error::external(Killed));
+                }
+                // A long script (and again every HAND_OFF_EVERY hooks): the tasks waiting on
+                // this runtime thread go to another one.
+                if sl.hooks.fetch_add(1, Ordering::Relaxed) % HAND_OFF_EVERY == 0 {
+                    hand_off_worker();
                 }
                 Ok(VmState::Continue)
             },
@@ -388,6 +413,7 @@ impl Vm {
         call: &mut Call<'_>,
     ) -> mlua::Result<Frame> {
         self.slot.resp3.store(false, Ordering::Relaxed);
+        self.slot.hooks.store(0, Ordering::Relaxed);
         let mut call: &mut Call<'_> = call;
         self.slot
             .call
