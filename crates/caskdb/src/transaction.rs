@@ -500,6 +500,45 @@ impl Db {
         Ok((out, SyncToken(lsn)))
     }
 
+    /// Runs `f` as a transaction that writes nothing: it reads and stages writes as
+    /// [`Db::transaction`]'s `f` does, under the writer lock, and then its writes are dropped
+    /// and returned, as [`Transaction::staged`] shows them. A replicated server uses it to learn
+    /// what a command would write, propose that, and apply it once agreed.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = caskdb::Db::open(dir.path())?;
+    /// let (n, staged) = db.stage(|tx| {
+    ///     tx.put("a", "1")?;
+    ///     Ok::<_, caskdb::Error>(1)
+    /// })?;
+    /// assert_eq!((n, staged.len()), (1, 1));
+    /// assert_eq!(db.get("a")?, None); // nothing was written
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Whatever `f` returns; [`Error::Poisoned`] and the like if the database refuses writes.
+    pub fn stage<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<(T, Vec<StagedWrite>), E> {
+        let core = &self.inner.core;
+        let _w = core.log.lock();
+        core.check_open()?;
+        let mut tx = Transaction {
+            db: self,
+            core,
+            writes: BTreeMap::new(),
+            encoded: 0,
+            undo: None,
+        };
+        let out = f(&mut tx)?;
+        let staged = tx.staged();
+        Ok((out, staged))
+    }
+
     /// Returns once every write up to `token` is on stable storage, syncing if needed (one
     /// fsync covers all writers waiting at the time: group commit). Works under every
     /// [`SyncPolicy`](crate::SyncPolicy).
