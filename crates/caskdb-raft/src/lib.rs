@@ -11,13 +11,17 @@
 //!   key at an applied index.
 //!
 //! - [`network`]: peers talk over TCP (a frame per request and per answer).
-//! - [`Node`]: one member — log, state machine, listener — that initialises a fresh group.
+//! - [`membership`]: Raft ids (a node id and an incarnation), addresses, joins and removals.
+//! - [`Node`]: one member — log, state machine, listener — that initialises a fresh group, or
+//!   joins a live one as a new incarnation when it has no state (a wiped directory).
 //!
-//! The bytes kept on disk are in docs/FORMAT.md ("Raft"). The server does not use this yet.
+//! The bytes kept on disk are in docs/FORMAT.md ("Raft"). `caskdb serve --node-id --cluster`
+//! runs one `Node` per server.
 
 mod codec;
 mod effects;
 mod log_store;
+pub mod membership;
 pub mod network;
 mod node;
 mod state_machine;

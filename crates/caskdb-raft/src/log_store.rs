@@ -32,6 +32,17 @@ pub struct LogStore {
 }
 
 impl LogStore {
+    /// Whether this log never held a vote or an entry: a node that never started, or whose
+    /// directory was wiped.
+    ///
+    /// # Errors
+    /// The engine's, reading.
+    pub fn is_fresh(&self) -> Result<bool, Error> {
+        Ok(self.db.get(VOTE)?.is_none()
+            && self.db.get(PURGED)?.is_none()
+            && self.db.range_keys(&b"e"[..]..&b"f"[..]).next().is_none())
+    }
+
     /// Opens (or creates) the log in directory `dir`.
     ///
     /// # Errors

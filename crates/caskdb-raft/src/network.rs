@@ -1,7 +1,8 @@
 //! Raft's traffic between nodes: one TCP connection per peer, each request a frame and its
 //! answer a frame. A frame is a `u32` length (little-endian) then a MessagePack body: a request
-//! is a kind byte (1 append-entries, 2 vote, 3 install-snapshot) then the request; an answer is
-//! the handler's `Result`. The wire format is openraft's types through serde (it is not kept
+//! is a kind byte (1 append-entries, 2 vote, 3 install-snapshot, 4 status, 5 join), the Raft
+//! id of the member it is for (`u64`, 0 for status and join), then the request; an answer is the handler's `Result`. Status and join are caskdb's own: a starting
+//! node asks its peers whether a group exists, and a new member asks the leader to take it in. The wire format is openraft's types through serde (it is not kept
 //! on disk). A connection that fails or times out is dropped and made again at the next
 //! request; frames over [`MAX_FRAME`] are refused before anything is allocated.
 
@@ -32,6 +33,46 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const APPEND: u8 = 1;
 const VOTE: u8 = 2;
 const SNAPSHOT: u8 = 3;
+const STATUS: u8 = 4;
+const JOIN: u8 = 5;
+
+/// What a node says of itself to a starting peer.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Status {
+    /// It has Raft state (a membership).
+    pub initialized: bool,
+    /// The leader it follows or is, if any.
+    pub leader: Option<NodeId>,
+    /// Its last log index.
+    pub last_log_index: Option<u64>,
+    /// The members of its current membership (voters and learners), with their addresses.
+    pub nodes: Vec<(NodeId, String)>,
+    /// The voters among them.
+    pub voters: Vec<NodeId>,
+}
+
+impl Status {
+    /// Whether the group has done more than initialise (a leader was elected): a fresh node
+    /// then joins it as a new member rather than initialising.
+    pub fn live(&self) -> bool {
+        self.initialized && (self.leader.is_some() || self.last_log_index.unwrap_or(0) > 0)
+    }
+}
+
+/// A new member's request to the leader.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Join {
+    /// Its Raft id.
+    pub id: NodeId,
+    /// Its address (`bus [client]`).
+    pub addr: String,
+    /// The members it replaces (its own earlier incarnations).
+    pub replaces: Vec<NodeId>,
+}
+
+/// The Raft handle a listener answers with, once made (a starting node answers status
+/// requests before it has one).
+pub type Slot = std::sync::Arc<std::sync::OnceLock<Raft<TypeConfig>>>;
 
 type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
 
@@ -45,7 +86,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
         Peer {
             target,
-            addr: node.addr.clone(),
+            addr: crate::membership::bus_of(&node.addr).to_string(),
             stream: None,
         }
     }
@@ -98,6 +139,7 @@ impl Peer {
         E: std::error::Error + DeserializeOwned,
     {
         let mut body = vec![kind];
+        body.extend_from_slice(&self.target.to_le_bytes());
         rmp_serde::encode::write(&mut body, req)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if body.len() > MAX_FRAME {
@@ -181,7 +223,8 @@ impl RaftNetwork<TypeConfig> for Peer {
 
 /// Answers the Raft requests of peers on `listener` until the task is dropped or aborted;
 /// its connections end with it (a peer must not keep talking to a stopped node's handle).
-pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
+/// Until `raft` holds a handle, only status requests are answered.
+pub async fn serve(listener: TcpListener, raft: Slot) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -211,17 +254,46 @@ fn decode<T: DeserializeOwned>(b: &[u8]) -> std::io::Result<T> {
     rmp_serde::from_slice(b).map_err(std::io::Error::other)
 }
 
-async fn serve_connection(mut socket: TcpStream, raft: Raft<TypeConfig>) -> std::io::Result<()> {
+async fn serve_connection(mut socket: TcpStream, slot: Slot) -> std::io::Result<()> {
     loop {
         let frame = match read_frame(&mut socket).await {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),
         };
-        let Some((&kind, body)) = frame.split_first() else {
+        let Some((&kind, rest)) = frame.split_first() else {
             return Err(std::io::Error::other("empty frame"));
         };
+        let (Some(target), Some(body)) = (rest.get(..8), rest.get(8..)) else {
+            return Err(std::io::Error::other("frame without a target"));
+        };
+        let target = u64::from_le_bytes(target.try_into().map_err(std::io::Error::other)?);
+        let Some(raft) = slot.get() else {
+            if kind != STATUS {
+                return Err(std::io::Error::other("raft is not started yet"));
+            }
+            write_frame(&mut socket, &encode(&Status::default())?).await?;
+            continue;
+        };
+        // Raft's requests name the member they are for: a node that came back as a new
+        // incarnation must not answer for the old one (whose vote and log it lost).
+        let me = raft.metrics().borrow().id;
+        if matches!(kind, APPEND | VOTE | SNAPSHOT) && target != me {
+            return Err(std::io::Error::other(format!(
+                "a request for member {target} reached member {me}"
+            )));
+        }
         let answer = match kind {
+            STATUS => encode(&status_of(raft))?,
+            JOIN => {
+                let req: Join = decode(body)?;
+                let r = if raft.metrics().borrow().state.is_leader() {
+                    crate::membership::add_voter(raft, req.id, &req.addr, &req.replaces).await
+                } else {
+                    Err("not the leader".to_string())
+                };
+                encode(&r)?
+            }
             APPEND => encode(&raft.append_entries(decode(body)?).await)?,
             VOTE => encode(&raft.vote(decode(body)?).await)?,
             SNAPSHOT => encode(&raft.install_snapshot(decode(body)?).await)?,
@@ -229,4 +301,64 @@ async fn serve_connection(mut socket: TcpStream, raft: Raft<TypeConfig>) -> std:
         };
         write_frame(&mut socket, &answer).await?;
     }
+}
+
+/// This node's [`Status`].
+fn status_of(raft: &Raft<TypeConfig>) -> Status {
+    let m = raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership();
+    Status {
+        initialized: m.membership_config.log_id().is_some() || m.last_log_index.is_some(),
+        leader: m.current_leader,
+        last_log_index: m.last_log_index,
+        nodes: membership
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect(),
+        voters: membership.voter_ids().collect(),
+    }
+}
+
+/// One request of `kind` to the node at `addr` on a connection of its own, within `ttl`.
+async fn ask<Req: Serialize, Resp: DeserializeOwned>(
+    addr: &str,
+    kind: u8,
+    req: &Req,
+    ttl: Duration,
+) -> std::io::Result<Resp> {
+    let exchange = async {
+        let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+            })??;
+        s.set_nodelay(true)?;
+        let mut body = vec![kind];
+        body.extend_from_slice(&0u64.to_le_bytes());
+        rmp_serde::encode::write(&mut body, req).map_err(std::io::Error::other)?;
+        write_frame(&mut s, &body).await?;
+        decode(&read_frame(&mut s).await?)
+    };
+    tokio::time::timeout(ttl, exchange)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "request timed out"))?
+}
+
+/// Asks the node at `addr` (its bus address) for its [`Status`].
+///
+/// # Errors
+/// It cannot be reached, or does not answer within a second.
+pub async fn status(addr: &str) -> std::io::Result<Status> {
+    ask(addr, STATUS, &(), Duration::from_secs(1)).await
+}
+
+/// Asks the leader at `addr` to take `join` in (it answers once the new member is a voter,
+/// after catching up: this may take a while).
+///
+/// # Errors
+/// It cannot be reached; or its refusal, as text.
+pub async fn join(addr: &str, join: &Join) -> Result<(), String> {
+    ask::<_, Result<(), String>>(addr, JOIN, join, Duration::from_secs(600))
+        .await
+        .map_err(|e| e.to_string())?
 }

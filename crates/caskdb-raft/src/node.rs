@@ -1,10 +1,12 @@
 //! One member of a replicated group: its Raft log and snapshots in a directory, its state
 //! machine over the data engine it is given, and the listener that answers its peers.
 //!
-//! A fresh node initialises the group with the members it was given. Every node computes the
-//! same first membership entry (log id 0, from no leader), so several fresh nodes doing so at
-//! once agree; a node with any Raft state of its own (a restart) skips this and rejoins from
-//! its log.
+//! A node without Raft state asks its peers first: if the group has elected a leader, this
+//! node may be a wiped member (its vote and log lost), so it joins as a new incarnation in
+//! place of the old one; otherwise, once a majority of the members is up and fresh, it
+//! initialises the group with them. Every node computes the same first membership entry (log
+//! id 0, from no leader), so several fresh nodes doing so at once agree. A node with Raft state
+//! (a restart) rejoins from its log.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ use openraft::{BasicNode, LogId, Raft, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::membership::{bus_of, incarnation_of, node_of, raft_id};
 use crate::network::{self, Network};
 use crate::{Effects, Error, LogStore, NodeId, StateMachine, TypeConfig};
 
@@ -96,48 +99,88 @@ impl Node {
         }
         .validate()
         .map_err(|e| Error::Raft(e.to_string()))?;
+        std::fs::create_dir_all(&options.dir).map_err(|source| Error::Snapshot {
+            path: options.dir.clone(),
+            source,
+        })?;
         let log = LogStore::open(options.dir.join("log"))?;
         let sm = StateMachine::open(
             data.clone(),
             options.meta_key.clone(),
             options.dir.join("snapshots"),
         )?;
-        let listener = TcpListener::bind(&addr)
+        let bus = bus_of(&addr).to_string();
+        let listener = TcpListener::bind(&bus)
             .await
             .map_err(|source| Error::Listen {
-                addr: addr.clone(),
+                addr: bus.clone(),
                 source,
             })?;
-        let raft = Raft::new(options.id, Arc::new(config), Network, log, sm)
+        // Peers may ask for this node's status while it decides how to start.
+        let slot: network::Slot = Arc::default();
+        let server = tokio::spawn(network::serve(listener, slot.clone()));
+        let incarnation_file = options.dir.join("incarnation");
+        let stored = read_incarnation(&incarnation_file)?;
+        let plan = if log.is_fresh()? {
+            decide(&options, stored).await
+        } else {
+            Plan::Restart(stored.unwrap_or(0))
+        };
+        let incarnation = match &plan {
+            Plan::Restart(i) | Plan::Init(i) => *i,
+            Plan::Join { incarnation, .. } => *incarnation,
+        };
+        if stored != Some(incarnation) {
+            write_incarnation(&incarnation_file, incarnation)?;
+        }
+        let id = raft_id(options.id, incarnation);
+        let raft = Raft::new(id, Arc::new(config), Network, log, sm)
             .await
             .map_err(|e| Error::Raft(e.to_string()))?;
-        let server = tokio::spawn(network::serve(listener, raft.clone()));
-        let fresh = !raft
-            .is_initialized()
-            .await
-            .map_err(|e| Error::Raft(e.to_string()))?;
-        if fresh {
-            let nodes: BTreeMap<NodeId, BasicNode> = options
-                .members
-                .iter()
-                .map(|(id, addr)| (*id, BasicNode::new(addr)))
-                .collect();
-            match raft.initialize(nodes).await {
-                Ok(()) => tracing::info!("node {}: initialised the group", options.id),
-                // A peer's first entry reached this node first: the same one.
-                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-                Err(e) => return Err(Error::Raft(e.to_string())),
+        let _ = slot.set(raft.clone());
+        match plan {
+            Plan::Restart(_) => {}
+            Plan::Init(_) => {
+                let nodes: BTreeMap<NodeId, BasicNode> = options
+                    .members
+                    .iter()
+                    .map(|(node, addr)| (raft_id(*node, 0), BasicNode::new(addr)))
+                    .collect();
+                match raft.initialize(nodes).await {
+                    Ok(()) => tracing::info!("node {}: initialised the group", options.id),
+                    // A peer's first entry reached this node first: the same one.
+                    Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                    Err(e) => return Err(Error::Raft(e.to_string())),
+                }
+            }
+            Plan::Join { replaces, .. } => {
+                tracing::info!(
+                    "node {}: joining the group as incarnation {incarnation}{}",
+                    options.id,
+                    if replaces.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" in place of {replaces:?} (its directory was new or wiped)")
+                    }
+                );
+                let join = network::Join {
+                    id,
+                    addr: addr.clone(),
+                    replaces,
+                };
+                let peers = peers(&options);
+                tokio::spawn(join_group(raft.clone(), peers, join));
             }
         }
         Ok(Node {
-            id: options.id,
+            id,
             raft,
             data,
             server,
         })
     }
 
-    /// This node's id.
+    /// This node's Raft id (its node id and incarnation: [`crate::membership::raft_id`]).
     pub fn id(&self) -> NodeId {
         self.id
     }
@@ -180,4 +223,166 @@ impl Node {
         self.server.abort();
         let _ = self.server.await;
     }
+}
+
+/// How a node starts.
+enum Plan {
+    /// It has Raft state: it rejoins from it (as the incarnation it was).
+    Restart(u64),
+    /// A fresh group: it initialises with the others (incarnation 0).
+    Init(u64),
+    /// The group exists and this node has no state: it joins as a new incarnation, in place
+    /// of its earlier ones.
+    Join {
+        incarnation: u64,
+        replaces: Vec<NodeId>,
+    },
+}
+
+/// Pause between rounds of asking the peers.
+const ASK_AGAIN: Duration = Duration::from_millis(200);
+
+/// The other members' bus addresses.
+fn peers(options: &NodeOptions) -> Vec<String> {
+    options
+        .members
+        .iter()
+        .filter(|(id, _)| **id != options.id)
+        .map(|(_, a)| bus_of(a).to_string())
+        .collect()
+}
+
+/// A node without Raft state decides: if a peer reports a group that elected a leader, this
+/// node's vote and log may have been lost (a wiped directory), so it joins as a new
+/// incarnation; otherwise, once a majority of the members (itself included) is up and fresh,
+/// it initialises the group with them. A node that was already told to join (a stored
+/// incarnation above 0) never initialises.
+async fn decide(options: &NodeOptions, stored: Option<u64>) -> Plan {
+    let majority = options.members.len() / 2 + 1;
+    let mut said = false;
+    loop {
+        let mut fresh = 1;
+        for peer in peers(options) {
+            let Ok(status) = network::status(&peer).await else {
+                continue;
+            };
+            if status.live() {
+                // Earlier incarnations that were voters may have voted and acknowledged
+                // entries: replaced by a new one. One that is only a learner (RAFT.NODE ADD
+                // made it, or a join cut short) never did: taken over as it is.
+                let mine = |ids: &mut dyn Iterator<Item = NodeId>| -> Vec<NodeId> {
+                    ids.filter(|id| node_of(*id) == options.id).collect()
+                };
+                let voters = mine(&mut status.voters.iter().copied());
+                let all = mine(&mut status.nodes.iter().map(|(id, _)| *id));
+                let newest_voter = voters.iter().map(|id| incarnation_of(*id)).max();
+                let learner = all
+                    .iter()
+                    .filter(|id| !voters.contains(id))
+                    .map(|id| incarnation_of(*id))
+                    .filter(|inc| newest_voter.is_none_or(|v| *inc > v))
+                    .max();
+                let incarnation = learner.unwrap_or_else(|| {
+                    all.iter()
+                        .map(|id| incarnation_of(*id) + 1)
+                        .chain(stored.map(|s| s + 1))
+                        .max()
+                        .unwrap_or(0)
+                });
+                return Plan::Join {
+                    incarnation,
+                    replaces: voters,
+                };
+            }
+            fresh += 1;
+        }
+        if stored.unwrap_or(0) == 0 && fresh >= majority {
+            return Plan::Init(0);
+        }
+        if !said {
+            tracing::info!(
+                "node {}: waiting for a majority of the group ({majority} of {}) to start",
+                options.id,
+                options.members.len()
+            );
+            said = true;
+        }
+        tokio::time::sleep(ASK_AGAIN).await;
+    }
+}
+
+/// Asks the leader, found through the peers, to take `join` in; until it has.
+async fn join_group(raft: Raft<TypeConfig>, peers: Vec<String>, join: network::Join) {
+    loop {
+        let mut leader_addr = None;
+        for peer in &peers {
+            if let Ok(s) = network::status(peer).await
+                && let Some(l) = s.leader
+                && let Some((_, a)) = s.nodes.iter().find(|(id, _)| *id == l)
+            {
+                leader_addr = Some(bus_of(a).to_string());
+                break;
+            }
+        }
+        if let Some(addr) = leader_addr {
+            match network::join(&addr, &join).await {
+                Ok(()) => {
+                    tracing::info!("node {}: joined the group", node_of(join.id));
+                    return;
+                }
+                Err(e) => tracing::info!("node {}: joining: {e}", node_of(join.id)),
+            }
+        }
+        if raft.is_initialized().await.unwrap_or(false)
+            && crate::membership::voters(&raft).contains(&join.id)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The incarnation stored in `path`, if any.
+fn read_incarnation(path: &std::path::Path) -> Result<Option<u64>, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let v = text
+                .trim()
+                .strip_prefix("caskdb-incarnation 1 ")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| {
+                    Error::Format(format!("{}: not an incarnation file", path.display()))
+                })?;
+            Ok(Some(v))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::Snapshot {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Stores `incarnation` in `path` durably (a temporary file renamed over it, then the
+/// directory synced).
+fn write_incarnation(path: &std::path::Path, incarnation: u64) -> Result<(), Error> {
+    let err = |source| Error::Snapshot {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        f.write_all(format!("caskdb-incarnation 1 {incarnation}\n").as_bytes())
+            .map_err(err)?;
+        f.sync_all().map_err(err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(err)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
+    }
+    Ok(())
 }

@@ -114,11 +114,13 @@ async fn a_group_elects_replicates_fails_over_and_catches_up() {
     let root = root.path();
     let addrs = free_addrs(3);
     let members: BTreeMap<NodeId, String> = (1..=3).zip(addrs).collect();
-    // Every node starts fresh, and every one initialises: they agree.
-    let mut nodes: BTreeMap<NodeId, Node> = BTreeMap::new();
-    for id in 1..=3 {
-        nodes.insert(id, start(id, &members, root).await);
-    }
+    // Every node starts fresh; once a majority is up they initialise, and agree.
+    let (a, b, c) = tokio::join!(
+        start(1, &members, root),
+        start(2, &members, root),
+        start(3, &members, root)
+    );
+    let mut nodes: BTreeMap<NodeId, Node> = [(1, a), (2, b), (3, c)].into();
     let all: Vec<&Node> = nodes.values().collect();
     let first_leader = leader(&all, None).await;
 
@@ -189,10 +191,12 @@ async fn a_node_behind_a_purged_log_catches_up_from_a_snapshot() {
     let root = root.path();
     let addrs = free_addrs(3);
     let members: BTreeMap<NodeId, String> = (1..=3).zip(addrs).collect();
-    let mut nodes: BTreeMap<NodeId, Node> = BTreeMap::new();
-    for id in 1..=3 {
-        nodes.insert(id, start_snapshotting(id, &members, root).await);
-    }
+    let (a, b, c) = tokio::join!(
+        start_snapshotting(1, &members, root),
+        start_snapshotting(2, &members, root),
+        start_snapshotting(3, &members, root)
+    );
+    let mut nodes: BTreeMap<NodeId, Node> = [(1, a), (2, b), (3, c)].into();
     let all: Vec<&Node> = nodes.values().collect();
     let lead = leader(&all, None).await;
     let lagging = *nodes.keys().find(|id| **id != lead).unwrap();
@@ -236,4 +240,94 @@ async fn a_node_behind_a_purged_log_catches_up_from_a_snapshot() {
     for (_, n) in nodes {
         n.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_node_comes_back_as_a_new_incarnation_that_replaces_it() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let addrs = free_addrs(3);
+    let members: BTreeMap<NodeId, String> = (1..=3).zip(addrs).collect();
+    let (a, b, c) = tokio::join!(
+        start(1, &members, root),
+        start(2, &members, root),
+        start(3, &members, root)
+    );
+    let mut nodes: BTreeMap<NodeId, Node> = [(1, a), (2, b), (3, c)].into();
+    let all: Vec<&Node> = nodes.values().collect();
+    let lead = leader(&all, None).await;
+    let mut last = 0;
+    for i in 0..20 {
+        last = nodes[&lead]
+            .write(put(&format!("k{i}"), &format!("v{i}")))
+            .await
+            .unwrap()
+            .index;
+    }
+    // A follower loses its disk: vote, log and data.
+    let wiped = *nodes.keys().find(|id| **id != lead).unwrap();
+    nodes.remove(&wiped).unwrap().shutdown().await;
+    let dir = root.join(format!("n{wiped}"));
+    let deadline = std::time::Instant::now() + WAIT;
+    // (openraft's state-machine task may hold the data engine a moment after the shutdown.)
+    while data_locked(&dir) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {wiped}'s data stays locked"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Started again with the same id, it is not the old member: incarnation 1 replaces it.
+    let back = start(wiped, &members, root).await;
+    let new_id = caskdb_raft::membership::raft_id(wiped, 1);
+    assert_eq!(back.id(), new_id);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("raft/incarnation")).unwrap(),
+        "caskdb-incarnation 1 1\n"
+    );
+    nodes[&lead]
+        .raft()
+        .wait(Some(WAIT))
+        .metrics(
+            |m| {
+                let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+                voters.contains(&new_id) && !voters.contains(&wiped) && voters.len() == 3
+            },
+            "the new incarnation to replace the old one among the voters",
+        )
+        .await
+        .unwrap();
+    applied(&back, last).await;
+    nodes.insert(wiped, back);
+    // The group goes on, the new member included.
+    for i in 20..25 {
+        last = nodes[&lead]
+            .write(put(&format!("k{i}"), &format!("v{i}")))
+            .await
+            .unwrap()
+            .index;
+    }
+    for (id, n) in std::mem::take(&mut nodes) {
+        applied(&n, last).await;
+        let db = n.data().clone();
+        for i in 0..25 {
+            assert_eq!(
+                db.get(format!("k{i}")).unwrap().as_deref(),
+                Some(format!("v{i}").as_bytes()),
+                "node {id}, key k{i}"
+            );
+        }
+        drop(db);
+        n.shutdown().await;
+    }
+}
+
+/// Whether node directory `dir`'s data engine is still locked by a stopped node's task.
+fn data_locked(dir: &Path) -> bool {
+    matches!(
+        caskdb::Db::open(dir.join("data")),
+        Err(caskdb::Error::Locked { .. })
+    )
 }
