@@ -1,6 +1,7 @@
 //! `caskdb`: the command line over a caskdb data directory.
 
 mod admin;
+mod cluster;
 mod serve;
 mod transfer;
 
@@ -108,10 +109,33 @@ enum Command {
     /// Run a Redis-compatible server (RESP2/RESP3) over the database until SIGINT, SIGTERM or
     /// SHUTDOWN.
     Serve(serve::ServeArgs),
+    /// The replicated group a server belongs to, as a table: each node's role, Raft term and
+    /// applied index.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
     /// Print a shell completion script (e.g. `caskdb completions bash > ~/.local/share/bash-completion/completions/caskdb`).
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// What `caskdb cluster` does.
+#[derive(Subcommand, Debug)]
+enum ClusterAction {
+    /// Print every member of the group of the server at --host/--port.
+    Status {
+        /// A member's address.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Its client port.
+        #[arg(long, default_value_t = 6380)]
+        port: u16,
+        /// The group's password (requirepass), also read from CASKDB_REQUIREPASS.
+        #[arg(long, env = "CASKDB_REQUIREPASS", hide_env_values = true)]
+        password: Option<String>,
     },
 }
 
@@ -153,6 +177,22 @@ const DEFAULT_DIR: &str = "caskdb-data";
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Serve(args) = cli.command {
         return serve::run(args, cli.dir);
+    }
+    if let Command::Cluster {
+        action:
+            ClusterAction::Status {
+                host,
+                port,
+                password,
+            },
+    } = &cli.command
+    {
+        cluster::status(
+            &format!("{host}:{port}"),
+            password.as_deref(),
+            &mut std::io::stdout().lock(),
+        )?;
+        return Ok(ExitCode::SUCCESS);
     }
     if let Command::Completions { shell } = cli.command {
         use clap::CommandFactory;
@@ -285,7 +325,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             writeln!(out, "imported {}", transfer::keys(n))?;
             ExitCode::SUCCESS
         }
-        Command::Check { .. } | Command::Serve(_) | Command::Completions { .. } => {
+        Command::Check { .. }
+        | Command::Serve(_)
+        | Command::Completions { .. }
+        | Command::Cluster { .. } => {
             unreachable!("handled before opening")
         }
     };

@@ -35,6 +35,14 @@ pub struct ServeArgs {
     /// Refuse a non-loopback bind without a password: yes or no [default: yes].
     #[arg(long, value_parser = ["yes", "no"])]
     protected_mode: Option<String>,
+    /// This node's id in a replicated group (with --cluster).
+    #[arg(long, value_name = "N")]
+    node_id: Option<u64>,
+    /// The replicated group's members, the same list on every node:
+    /// "1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003" (client addresses; Raft traffic
+    /// goes to the port + 10000, or to the port given as id=host:port@busport).
+    #[arg(long, value_name = "MEMBERS")]
+    cluster: Option<String>,
 }
 
 pub fn run(args: ServeArgs, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -66,6 +74,12 @@ pub fn run(args: ServeArgs, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     }
     if let Some(p) = &args.protected_mode {
         config.protected_mode = p == "yes";
+    }
+    if let Some(id) = args.node_id {
+        config.node_id = Some(id);
+    }
+    if let Some(c) = &args.cluster {
+        config.apply("cluster", c).map_err(anyhow::Error::msg)?;
     }
     // Descriptors: one per client plus the store's files; raise the soft limit as far as the
     // hard one allows, as Redis does for maxclients.

@@ -81,6 +81,17 @@ pub struct Config {
     /// included, such as `enable-debug-command`): those caskdb implements take effect, the
     /// others are stored for CONFIG GET (default: none).
     pub redis: Vec<(String, String)>,
+    /// This node's id in a replicated group (`node-id`; default none: a single node).
+    pub node_id: Option<u64>,
+    /// The group's members, `id=host:port[@busport],…` (`cluster`; default none). Raft
+    /// traffic goes to the bus port, by default the client port + 10000.
+    pub cluster: Option<String>,
+    /// How long a command waits for a leader before `-CLUSTERDOWN` (`cluster-timeout`, in
+    /// milliseconds; default 2000).
+    pub cluster_timeout_ms: u64,
+    /// A follower that hears no leader for between this and twice this starts an election
+    /// (`cluster-election-timeout`, in milliseconds; default 500).
+    pub cluster_election_timeout_ms: u64,
 }
 
 /// The parameters Redis 7.0 knows by two names (its `alias`): setting one sets both.
@@ -201,6 +212,10 @@ impl Default for Config {
             notify_keyspace_events: String::new(),
             client_output_buffer_limit: DEFAULT_OUTPUT_LIMITS.to_string(),
             redis: Vec::new(),
+            node_id: None,
+            cluster: None,
+            cluster_timeout_ms: 2000,
+            cluster_election_timeout_ms: 500,
         }
     }
 }
@@ -338,6 +353,27 @@ impl Config {
                 crate::notify::parse_flags(value.as_bytes())
                     .ok_or_else(|| bad("expected letters of Ag$lshzxeKEtmdn"))?;
                 self.notify_keyspace_events = value.to_string();
+            }
+            "node-id" => {
+                self.node_id = Some(value.parse().map_err(|_| bad("expected a node number"))?)
+            }
+            "cluster" => {
+                crate::cluster::parse_members(value)?;
+                self.cluster = Some(value.to_string());
+            }
+            "cluster-timeout" => {
+                self.cluster_timeout_ms = value
+                    .parse()
+                    .ok()
+                    .filter(|&ms| ms > 0)
+                    .ok_or_else(|| bad("expected milliseconds"))?
+            }
+            "cluster-election-timeout" => {
+                self.cluster_election_timeout_ms = value
+                    .parse()
+                    .ok()
+                    .filter(|&ms| ms >= 10)
+                    .ok_or_else(|| bad("expected at least 10 milliseconds"))?
             }
             "client-output-buffer-limit" => {
                 parse_output_limits([OutputLimit::default(); 3], value).map_err(bad)?;

@@ -1,6 +1,9 @@
 //! One client connection: read, parse every complete request in the buffer and hand each to
 //! `cmd::dispatch`, wait for the disk once if `appendfsync always` and something was written,
-//! write all replies at once.
+//! write all replies at once. In a replicated group, `route.rs` takes the requests that are
+//! not this node's to answer at once (writes, reads, forwarding).
+
+mod route;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +48,13 @@ pub(crate) struct Connection {
     wbuf: BytesMut,
     /// A request CLIENT PAUSE holds back (the requests after it wait in `rbuf`).
     postponed: Option<Vec<Bytes>>,
+    /// In a replicated group: a request `route.rs` runs (the requests after it wait).
+    routed: Option<Vec<Bytes>>,
+    /// In a replicated group: reads may be served here until more input is read (a read
+    /// barrier confirmed this node's leadership after the buffered requests arrived).
+    read_ok: bool,
+    /// A follower's link to the leader for this client (`cluster/forward.rs`).
+    link: Option<crate::cluster::forward::Link>,
 }
 
 impl Connection {
@@ -65,6 +75,9 @@ impl Connection {
             parser: Parser::default(),
             wbuf: BytesMut::with_capacity(READ_CHUNK),
             postponed: None,
+            routed: None,
+            read_ok: false,
+            link: None,
         }
     }
 
@@ -91,30 +104,41 @@ impl Connection {
         let info = self.state.info.clone();
         loop {
             let mut token: Option<SyncToken> = None;
-            let more_buffered = match self.postponed.take() {
-                Some(args) => {
-                    if !self.wait_unpaused(&args, &mut stop).await {
-                        return Ok(());
-                    }
-                    let gate = if dispatch::is_script(&args) {
-                        match self.wait_gate(&mut stop).await {
-                            Gate::Got(g) => Some(g),
-                            // Past busy-reply-threshold: dispatch answers BUSY.
-                            Gate::Busy => None,
-                            Gate::Closed => return Ok(()),
-                        }
-                    } else {
-                        None
-                    };
-                    let next = self.handle(args, &mut token);
-                    drop(gate);
-                    match next {
-                        Next::Request => self.process(&mut token),
-                        Next::Flush => true,
-                        Next::Wait => false,
-                    }
+            let more_buffered = if let Some(args) = self.routed.take() {
+                if !self.run_routed(args, &mut stop).await {
+                    return Ok(());
                 }
-                None => self.process(&mut token),
+                true
+            } else {
+                match self.postponed.take() {
+                    Some(args) => {
+                        if !self.wait_unpaused(&args, &mut stop).await {
+                            return Ok(());
+                        }
+                        if self.shared.cluster.is_some() && self.routes(&args) {
+                            self.routed = Some(args);
+                            continue;
+                        }
+                        let gate = if dispatch::is_script(&args) {
+                            match self.wait_gate(&mut stop).await {
+                                Gate::Got(g) => Some(g),
+                                // Past busy-reply-threshold: dispatch answers BUSY.
+                                Gate::Busy => None,
+                                Gate::Closed => return Ok(()),
+                            }
+                        } else {
+                            None
+                        };
+                        let next = self.handle(args, &mut token);
+                        drop(gate);
+                        match next {
+                            Next::Request => self.process(&mut token),
+                            Next::Flush => true,
+                            Next::Wait => false,
+                        }
+                    }
+                    None => self.process(&mut token),
+                }
             };
             if info.is_killed() {
                 return Ok(());
@@ -155,7 +179,7 @@ impl Connection {
                 let _ = self.socket.shutdown().await;
                 return Ok(());
             }
-            if self.postponed.is_some() {
+            if self.postponed.is_some() || self.routed.is_some() {
                 continue;
             }
             if let Some(parked) = self.state.parked.take() {
@@ -205,6 +229,7 @@ impl Connection {
             if n == 0 {
                 return Ok(());
             }
+            self.read_ok = false;
             self.shared.stats.net_input.add(n as u64);
             self.shared.stats.reads.add(1);
             if self.over_query_limit() {
@@ -396,6 +421,11 @@ impl Connection {
                         self.postponed = Some(args);
                         return false;
                     }
+                    // In a group, what is not this node's to answer at once goes to `route.rs`.
+                    if self.shared.cluster.is_some() && self.routes(&args) {
+                        self.routed = Some(args);
+                        return false;
+                    }
                     // Scripts take turns at the gate; one that must wait waits in `serve`.
                     if dispatch::is_script(&args) {
                         if batch >= GATE_BATCH {
@@ -449,11 +479,24 @@ impl Connection {
     fn handle(&mut self, args: Vec<Bytes>, token: &mut Option<SyncToken>) -> Next {
         // What was queued before this request goes first, as Redis would have sent it.
         self.drain_messages(usize::MAX);
-        let reply = dispatch::request(&self.shared, &mut self.state, args, token);
+        let mut reply = dispatch::request(&self.shared, &mut self.state, args, token);
+        if let Some(p) = self.state.proposal.take() {
+            // Writes staged outside `route.rs` (a request routed as local that wrote): never
+            // acknowledged unless proposed.
+            let text = "CLUSTERDOWN the write was not routed to the group, not executed";
+            tracing::error!(client = self.state.id, "{text}");
+            dispatch::proposal_done(&self.shared, &mut self.state, p.served, Some(text));
+            reply = Frame::Error(text.into());
+        }
         if self.state.parked.is_some() {
             // Blocked: its reply comes later; the requests after it wait.
             return Next::Wait;
         }
+        self.finish(reply)
+    }
+
+    /// Encodes a request's reply, with the messages due before and after it.
+    fn finish(&mut self, reply: Frame) -> Next {
         // Messages published before the reply (a notification the command itself caused,
         // those before an UNSUBSCRIBE) come before it, as in Redis: all of them (the queue is
         // bounded by the subscriber's limit). Invalidations come after it: one sent before

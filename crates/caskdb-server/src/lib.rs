@@ -17,6 +17,7 @@
 
 mod blocking;
 mod clients;
+mod cluster;
 mod cmd;
 mod command_info;
 pub mod config;

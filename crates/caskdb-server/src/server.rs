@@ -151,6 +151,7 @@ impl Server {
             dir: config.dir.clone(),
             source,
         })?;
+        let cluster = start_cluster(&config, &db).await?;
         let pump = SyncPump::start(db.clone())?;
         let port = listeners
             .first()
@@ -187,9 +188,15 @@ impl Server {
             scripts: crate::script::Scripts::new(crate::state::REDIS_VERSION),
             tracking: Default::default(),
             handshakes: AtomicU64::new(0),
+            cluster,
         });
         load_libraries(&shared);
-        let sweeper = Some(start_sweeper(shared.clone())?);
+        // In a group, orphaned members stay: the sweeper's deletions would be this node's
+        // alone, and a new leader must see every collection id the old one gave out.
+        let sweeper = match shared.cluster {
+            None => Some(start_sweeper(shared.clone())?),
+            Some(_) => None,
+        };
         Ok(Server {
             shared,
             listeners,
@@ -239,7 +246,11 @@ impl Server {
             std::sync::atomic::Ordering::Relaxed,
         );
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(crate::expire::run(shared.clone()));
+        // In a group only applied entries change the data (an expiry's deletion would be this
+        // node's alone; the engine hides expired values from reads on every node anyway).
+        if shared.cluster.is_none() {
+            tasks.spawn(crate::expire::run(shared.clone()));
+        }
         tasks.spawn(sample_rates(shared.clone()));
         for (l, tls) in listeners {
             tasks.spawn(accept_loop(l, tls, shared.clone()));
@@ -250,6 +261,9 @@ impl Server {
         if let Some(t) = sweeper.take() {
             let _ = t.join();
         }
+        if let Some(c) = &shared.cluster {
+            c.shutdown().await;
+        }
         tracing::info!("shutting down: all connections closed, syncing the store");
         let db = shared.db.clone();
         drop(shared);
@@ -257,6 +271,35 @@ impl Server {
         tracing::info!("store closed; bye");
         Ok(())
     }
+}
+
+/// Starts this node's member of its replicated group, if `node-id` and `cluster` are set.
+async fn start_cluster(
+    config: &Config,
+    db: &caskdb::Db,
+) -> Result<Option<Arc<crate::cluster::Cluster>>, ServeError> {
+    let (id, spec) = match (config.node_id, &config.cluster) {
+        (None, None) => return Ok(None),
+        (Some(id), Some(spec)) => (id, spec),
+        _ => {
+            return Err(ServeError::Config(
+                "a replicated group needs both node-id and cluster".into(),
+            ));
+        }
+    };
+    let members = crate::cluster::parse_members(spec).map_err(ServeError::Config)?;
+    let settings = crate::cluster::Settings {
+        id,
+        members,
+        dir: &config.dir,
+        election_timeout: std::time::Duration::from_millis(config.cluster_election_timeout_ms),
+        timeout: std::time::Duration::from_millis(config.cluster_timeout_ms),
+        password: config.requirepass.clone(),
+    };
+    let cluster = crate::cluster::Cluster::start(settings, db.clone())
+        .await
+        .map_err(ServeError::Config)?;
+    Ok(Some(Arc::new(cluster)))
 }
 
 /// Loads the FUNCTION libraries the store keeps. One that no longer loads is logged and left

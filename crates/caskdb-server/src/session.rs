@@ -56,6 +56,20 @@ pub(crate) struct ConnState {
     pub invalidated_all: bool,
     /// The request passed dispatch's checks and ran (INFO commandstats).
     pub executed: bool,
+    /// In a replicated group: the writes the request staged, to be proposed before its reply.
+    pub proposal: Option<Proposal>,
+    /// READONLY: in a replicated group, reads are served from this node's state (possibly
+    /// behind the leader) rather than the leader's.
+    pub readonly: bool,
+    /// A follower's link (`CASKDB.LINK`): never forwarded further.
+    pub is_link: bool,
+}
+
+/// What a request on a group's leader waits for before its reply: its writes agreed on and
+/// applied; then the blocked clients it served get their replies.
+pub(crate) struct Proposal {
+    pub effects: caskdb_raft::Effects,
+    pub served: Vec<(Arc<Waiter>, crate::frame::Frame)>,
 }
 
 /// A blocked command: its registration, the reply channel, and when it times out.
@@ -131,6 +145,9 @@ impl ConnState {
             invalidated: Vec::new(),
             invalidated_all: false,
             executed: false,
+            proposal: None,
+            readonly: false,
+            is_link: false,
         }
     }
 }

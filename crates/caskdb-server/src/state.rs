@@ -418,6 +418,8 @@ pub(crate) struct Shared {
     pub tracking: crate::tracking::Tracking,
     /// TLS clients still in their handshake: they count toward `maxclients`.
     pub handshakes: AtomicU64,
+    /// This node's replicated group, if it is in one (`--node-id`, `--cluster`).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Shared {

@@ -51,27 +51,42 @@ struct State {
     running_rewrite: bool,
 }
 
+/// The highest collection id the store holds members of (0 if none).
+fn highest_id(db: &Db) -> caskdb::Result<u64> {
+    let mut max = 0;
+    for t in 0..MEMBER_TAGS {
+        let tag = MEMBER_TAG_BASE + t;
+        if let Some(k) = db.range_keys([tag]..[tag + 1]).next_back()
+            && let Some((id, _)) = keyspace::parse_member_key(&k?)
+        {
+            max = max.max(id);
+        }
+    }
+    Ok(max)
+}
+
 impl Collections {
     /// Reads the highest id in use: new ids start above it, so no id with a record left is
     /// reused (after a restart too).
     pub fn open(db: &Db) -> caskdb::Result<Collections> {
-        let mut max = 0;
-        for t in 0..MEMBER_TAGS {
-            let tag = MEMBER_TAG_BASE + t;
-            if let Some(k) = db.range_keys([tag]..[tag + 1]).next_back()
-                && let Some((id, _)) = keyspace::parse_member_key(&k?)
-            {
-                max = max.max(id);
-            }
-        }
         Ok(Collections {
-            next: AtomicU64::new(max + 1),
+            next: AtomicU64::new(highest_id(db)? + 1),
             orphans: AtomicU64::new(0),
             reclaimed: AtomicU64::new(0),
             rewrites: AtomicU64::new(0),
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
         })
+    }
+
+    /// Raises the next id above every id the store holds members of (a new leader of a group
+    /// calls it: the ids its predecessor gave out are in its data by then).
+    ///
+    /// # Errors
+    /// The engine's, reading the member keys.
+    pub fn refresh(&self, db: &Db) -> caskdb::Result<()> {
+        self.next.fetch_max(highest_id(db)? + 1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// A collection id never used before.

@@ -42,6 +42,18 @@ fn connection_and_server_commands() {
             "#,
         );
 
+        // Outside a replicated group, as outside Redis Cluster.
+        d.script("readonly/readwrite");
+        d.run(
+            r"
+            READONLY
+            READWRITE
+            READONLY x
+            WAIT 0 0
+            ROLE
+            ",
+        );
+
         d.script("select");
         for db in 0..16 {
             let db = db.to_string();

@@ -29,7 +29,21 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     "auth", -2, FAST | NO_AUTH, 0, 0, 0 => auth;
     /// Changes the selected database.
     "select", 2, FAST, 0, 0, 0 => select;
+    /// Enables read queries for a connection to a cluster replica node
+    "readonly", 1, FAST, 0, 0, 0 => readonly(true);
+    /// Disables read queries for a connection to a cluster replica node
+    "readwrite", 1, FAST, 0, 0, 0 => readonly(false);
 };
+
+/// READONLY / READWRITE: in a replicated group, whether this connection's reads are served
+/// from this node's own state (possibly behind the leader).
+fn readonly(ctx: &mut Ctx<'_, '_>, _args: &[Bytes], on: bool) -> CmdResult {
+    if ctx.shared.cluster.is_none() {
+        return Ok(Frame::err("This instance has cluster support disabled"));
+    }
+    ctx.conn.readonly = on;
+    Ok(Frame::OK)
+}
 
 fn ping(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if !ctx.conn.resp3 && ctx.conn.subscribed() {

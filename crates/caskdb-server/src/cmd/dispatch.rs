@@ -33,7 +33,7 @@ use super::table::{lookup, lookup_numbered, table};
 use crate::blocking::{Served, Waiter};
 use crate::frame::Frame;
 use crate::keyspace::{Entry, Type};
-use crate::session::{ConnState, Parked};
+use crate::session::{ConnState, Parked, Proposal};
 use crate::state::Shared;
 
 /// Until when CLIENT PAUSE holds this request back: any request under `CLIENT PAUSE ALL`;
@@ -219,6 +219,13 @@ fn run_request(
             spec.name
         ));
     }
+    if shared.cluster.is_some() && unsupported_in_group(spec, args) {
+        flag_multi_failed(conn);
+        return Frame::err(format!(
+            "{} is not supported in a replicated group yet",
+            String::from_utf8_lossy(&args[0]).to_uppercase()
+        ));
+    }
     if let Some(m) = &mut conn.multi
         && !spec.has(flags::NO_QUEUE)
     {
@@ -230,6 +237,102 @@ fn run_request(
         Run::Store(handler) => run_one(shared, conn, spec, handler, args, token),
         Run::Exec => exec(shared, conn, token),
         Run::Script(call) => run_script(shared, conn, args, call, token),
+    }
+}
+
+/// What a replicated group's node needs to know of a request to route it
+/// (`connection/route.rs`).
+pub(crate) struct Class {
+    /// The connection's own business, or this node's: answered here, never forwarded.
+    pub local: bool,
+    /// May write (a write command, EXEC, a script): through the leader's gate and Raft.
+    pub writes: bool,
+    /// Reads the data.
+    pub reads: bool,
+    /// Runs at once inside MULTI (MULTI, EXEC, DISCARD, WATCH…).
+    pub no_queue: bool,
+    /// May block (its forwarding waits as long as it takes).
+    pub blocking: bool,
+}
+
+/// The commands a node of a group answers itself: the connection's state, this node's own
+/// state and administration, pub/sub (per node, as in Redis Cluster).
+const LOCAL_IN_GROUP: &[&str] = &[
+    "ping",
+    "echo",
+    "quit",
+    "reset",
+    "hello",
+    "auth",
+    "select",
+    "readonly",
+    "readwrite",
+    "client",
+    "role",
+    "info",
+    "command",
+    "config",
+    "debug",
+    "shutdown",
+    "monitor",
+    "subscribe",
+    "unsubscribe",
+    "psubscribe",
+    "punsubscribe",
+    "ssubscribe",
+    "sunsubscribe",
+    "publish",
+    "spublish",
+    "pubsub",
+    "time",
+    "lastsave",
+    "save",
+    "bgsave",
+    "bgrewriteaof",
+    "slowlog",
+    "latency",
+    "memory",
+    "wait",
+    "lolwut",
+    "swapdb",
+];
+
+/// How a group's node routes `args`; `None` for an unknown command (answered here).
+pub(crate) fn classify(args: &[Bytes]) -> Option<Class> {
+    let spec = lookup(args.first()?)?;
+    Some(Class {
+        // (Refused in a group: answered here.)
+        local: LOCAL_IN_GROUP.contains(&spec.name) || unsupported_in_group(spec, args),
+        writes: spec.has(flags::WRITE) || matches!(spec.run, Run::Exec | Run::Script(_)),
+        reads: spec.has(flags::READONLY),
+        no_queue: spec.has(flags::NO_QUEUE),
+        blocking: matches!(
+            spec.name,
+            "blpop"
+                | "brpop"
+                | "brpoplpush"
+                | "blmove"
+                | "blmpop"
+                | "bzpopmin"
+                | "bzpopmax"
+                | "bzmpop"
+                | "xread"
+                | "xreadgroup"
+        ),
+    })
+}
+
+/// The commands whose writes bypass the engine transactions a group replicates: SWAPDB (the
+/// database map lives in memory too), FUNCTION's writes (the libraries too), DEBUG's.
+fn unsupported_in_group(spec: &Spec, args: &[Bytes]) -> bool {
+    match spec.name {
+        "swapdb" | "debug" => true,
+        "function" => args.get(1).is_some_and(|s| {
+            ["load", "delete", "flush", "restore"]
+                .iter()
+                .any(|w| s.eq_ignore_ascii_case(w.as_bytes()))
+        }),
+        _ => false,
     }
 }
 
@@ -292,13 +395,17 @@ fn run_script(
         Err(e) => return e,
     };
     let mut served = Vec::new();
-    let result = shared.db.transaction_deferred(|tx| {
+    let result = commit(shared, |tx| {
         let reply = script_in_tx(shared, conn, tx, &prepared, args)?;
         serve_ready(shared, tx, conn, &mut served);
         Ok::<_, ScriptTxError>(reply)
     });
     match result {
-        Ok((frame, t)) => {
+        Ok((frame, Landed::Proposed(effects))) => {
+            conn.proposal = Some(Proposal { effects, served });
+            frame
+        }
+        Ok((frame, Landed::Now(t))) => {
             *token = (*token).max(Some(t));
             if !prepared.read_only {
                 shared.stats.dirty.add(1);
@@ -443,7 +550,7 @@ fn run_one(
         );
     }
     let mut served = Vec::new();
-    let result = shared.db.transaction_deferred(|tx| {
+    let result = commit(shared, |tx| {
         let frame = execute(
             shared,
             conn,
@@ -457,7 +564,12 @@ fn run_one(
         Ok::<_, caskdb::Error>(frame)
     });
     match result {
-        Ok((frame, t)) => {
+        Ok((frame, Landed::Proposed(effects))) => {
+            shared.stats.dirty.add(1);
+            conn.proposal = Some(Proposal { effects, served });
+            frame
+        }
+        Ok((frame, Landed::Now(t))) => {
             if spec.has(flags::WRITE) {
                 *token = (*token).max(Some(t));
                 if !matches!(frame, Frame::Error(_)) {
@@ -472,6 +584,62 @@ fn run_one(
             deliver(served, Err(&e));
             drop_events(conn);
             engine_error(&e)
+        }
+    }
+}
+
+/// Where a command's writes went.
+enum Landed {
+    /// Committed to the store (the token covers them).
+    Now(SyncToken),
+    /// Staged for the group: the connection proposes them before replying.
+    Proposed(caskdb_raft::Effects),
+}
+
+/// Commits a command's engine transaction; in a replicated group, stages it instead: its
+/// writes become the connection's proposal, made by every node once the group agrees.
+fn commit<T, E: From<caskdb::Error>>(
+    shared: &Shared,
+    f: impl FnOnce(&mut caskdb::Transaction<'_>) -> Result<T, E>,
+) -> Result<(T, Landed), E> {
+    if shared.cluster.is_none() {
+        return shared
+            .db
+            .transaction_deferred(f)
+            .map(|(out, t)| (out, Landed::Now(t)));
+    }
+    let (out, staged) = shared.db.stage(f)?;
+    if staged.is_empty() {
+        return Ok((out, Landed::Now(SyncToken::default())));
+    }
+    Ok((
+        out,
+        Landed::Proposed(caskdb_raft::Effects::from_staged(staged)),
+    ))
+}
+
+/// A proposal's end: on success the served clients get their replies and the request's
+/// events and invalidations go out; otherwise the served clients get `error` (their pops may
+/// not have happened) and the events are dropped.
+pub(crate) fn proposal_done(
+    shared: &Shared,
+    conn: &mut ConnState,
+    served: Vec<(Arc<Waiter>, Frame)>,
+    error: Option<&str>,
+) {
+    match error {
+        None => {
+            deliver(served, Ok(SyncToken::default()));
+            publish_events(shared, conn);
+        }
+        Some(text) => {
+            for (w, _) in served {
+                w.send(Served {
+                    frame: Frame::Error(text.to_string()),
+                    token: None,
+                });
+            }
+            drop_events(conn);
         }
     }
 }
@@ -658,7 +826,7 @@ fn exec(shared: &Shared, conn: &mut ConnState, token: &mut Option<SyncToken>) ->
         return Frame::Error("EXECABORT Transaction discarded because of previous errors.".into());
     }
     let mut served = Vec::new();
-    let result = shared.db.transaction_deferred(|tx| {
+    let result = commit(shared, |tx| {
         // Checked under the writer lock: no write can come between this and ours.
         if conn.watch.is_dirty() {
             return Ok::<_, caskdb::Error>(None);
@@ -703,11 +871,12 @@ fn exec(shared: &Shared, conn: &mut ConnState, token: &mut Option<SyncToken>) ->
     });
     conn.watch.clear(&shared.watches);
     match result {
-        Ok((None, t)) => {
-            deliver(served, Ok(t));
-            Frame::NullArray
+        Ok((None, _)) => Frame::NullArray,
+        Ok((Some(replies), Landed::Proposed(effects))) => {
+            conn.proposal = Some(Proposal { effects, served });
+            Frame::Array(replies)
         }
-        Ok((Some(replies), t)) => {
+        Ok((Some(replies), Landed::Now(t))) => {
             *token = (*token).max(Some(t));
             deliver(served, Ok(t));
             publish_events(shared, conn);

@@ -459,6 +459,9 @@ fn stats(sh: &Shared, f: &mut Fields<'_>) {
 }
 
 fn replication(sh: &Shared, f: &mut Fields<'_>) {
+    if let Some(cluster) = &sh.cluster {
+        return group_replication(sh, cluster, f);
+    }
     f.put("role", "master");
     f.put("connected_slaves", 0);
     f.put("master_failover_state", "no-failover");
@@ -473,6 +476,68 @@ fn replication(sh: &Shared, f: &mut Fields<'_>) {
     );
     f.put("repl_backlog_first_byte_offset", 0);
     f.put("repl_backlog_histlen", 0);
+}
+
+/// INFO replication of a node of a replicated group: Redis's fields for the role, the
+/// leader's address and the followers, then the Raft state.
+fn group_replication(sh: &Shared, cluster: &crate::cluster::Cluster, f: &mut Fields<'_>) {
+    let m = cluster.metrics();
+    let applied = m.last_applied.map_or(0, |l| l.index);
+    let role = cluster.role();
+    match role {
+        crate::cluster::Role::Leader => {
+            f.put("role", "master");
+            let followers = cluster.followers();
+            f.put("connected_slaves", followers.len());
+            for (i, (id, matched)) in followers.iter().enumerate() {
+                let addr = cluster.client_addr(*id).unwrap_or_default();
+                let (ip, port) = addr.rsplit_once(':').unwrap_or((&addr, "0"));
+                let offset = matched.unwrap_or(0);
+                f.put(
+                    &format!("slave{i}"),
+                    format!(
+                        "ip={ip},port={port},state=online,offset={offset},lag={}",
+                        applied.saturating_sub(offset)
+                    ),
+                );
+            }
+        }
+        _ => {
+            f.put("role", "slave");
+            let leader = match role {
+                crate::cluster::Role::Follower(l) => cluster.client_addr(l),
+                _ => None,
+            };
+            let addr = leader.clone().unwrap_or_default();
+            let (ip, port) = addr.rsplit_once(':').unwrap_or(("", "0"));
+            f.put("master_host", ip);
+            f.put("master_port", port);
+            f.put(
+                "master_link_status",
+                if leader.is_some() { "up" } else { "down" },
+            );
+            f.put("connected_slaves", 0);
+        }
+    }
+    f.put("master_replid", &sh.run_id);
+    f.put("master_repl_offset", applied);
+    f.put("raft_node_id", cluster.id);
+    f.put(
+        "raft_leader_id",
+        m.current_leader.map_or(String::new(), |l| {
+            caskdb_raft::membership::node_of(l).to_string()
+        }),
+    );
+    f.put("raft_term", m.current_term);
+    f.put("raft_last_log_index", m.last_log_index.unwrap_or(0));
+    f.put("raft_applied_index", applied);
+    f.put("raft_members", cluster.members.len());
+    for (id, m) in &cluster.members {
+        f.put(
+            &format!("raft_member{id}"),
+            format!("client={},bus={}", m.client, m.bus),
+        );
+    }
 }
 
 /// User and system CPU seconds of the process (`None` if unknown), from `/proc/<path>/stat`.

@@ -82,12 +82,23 @@ fn exists(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 /// WAIT `numreplicas timeout`: there are no replicas, so 0, at once. (Redis, asked for more
 /// replicas than it has, answers 0 only when the timeout is over, never for a timeout of 0.)
-fn wait(_ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+fn wait(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     int_arg(&args[1])?;
     let ms = int_arg(&args[2])
         .map_err(|_| CmdError::from(Frame::err("timeout is not an integer or out of range")))?;
     if ms < 0 {
         return Err(Frame::err("timeout is negative").into());
+    }
+    // In a replicated group a write is acknowledged once a majority holds it: the followers
+    // that hold everything this node applied so far have the client's writes.
+    if let Some(cluster) = &ctx.shared.cluster {
+        let applied = cluster.metrics().last_applied.map(|l| l.index);
+        let n = cluster
+            .followers()
+            .iter()
+            .filter(|(_, matched)| *matched >= applied)
+            .count();
+        return Ok(Frame::Integer(n as i64));
     }
     Ok(Frame::Integer(0))
 }

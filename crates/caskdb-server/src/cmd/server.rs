@@ -259,13 +259,63 @@ fn lastsave(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     Ok(Frame::Integer(t.min(i64::MAX as u64) as i64))
 }
 
-/// ROLE: a master without replicas (role, replication offset, replicas).
-fn role(_ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
-    Ok(Frame::Array(vec![
-        Frame::bulk("master"),
-        Frame::Integer(0),
-        Frame::Array(Vec::new()),
-    ]))
+/// ROLE: a master without replicas (role, replication offset, replicas); in a replicated
+/// group, the leader as `master` with its followers (their applied index as offset), and a
+/// follower as `slave` of the leader.
+fn role(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
+    let Some(cluster) = &ctx.shared.cluster else {
+        return Ok(Frame::Array(vec![
+            Frame::bulk("master"),
+            Frame::Integer(0),
+            Frame::Array(Vec::new()),
+        ]));
+    };
+    let m = cluster.metrics();
+    let applied = m.last_applied.map_or(0, |l| l.index) as i64;
+    let split = |addr: &str| -> (String, i64) {
+        match addr.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().unwrap_or(0)),
+            None => (addr.to_string(), 0),
+        }
+    };
+    match cluster.role() {
+        crate::cluster::Role::Leader => {
+            let followers = cluster
+                .followers()
+                .into_iter()
+                .filter_map(|(id, matched)| {
+                    let addr = cluster.client_addr(id)?;
+                    let (host, port) = split(&addr);
+                    Some(Frame::Array(vec![
+                        Frame::Bulk(host.into()),
+                        Frame::Bulk(port.to_string().into()),
+                        Frame::Bulk(matched.unwrap_or(0).to_string().into()),
+                    ]))
+                })
+                .collect();
+            Ok(Frame::Array(vec![
+                Frame::bulk("master"),
+                Frame::Integer(applied),
+                Frame::Array(followers),
+            ]))
+        }
+        role => {
+            let (host, port, state) = match role {
+                crate::cluster::Role::Follower(l) => {
+                    let (h, p) = split(&cluster.client_addr(l).unwrap_or_default());
+                    (h, p, "connected")
+                }
+                _ => (String::new(), -1, "connect"),
+            };
+            Ok(Frame::Array(vec![
+                Frame::bulk("slave"),
+                Frame::Bulk(host.into()),
+                Frame::Integer(port),
+                Frame::bulk(state),
+                Frame::Integer(applied),
+            ]))
+        }
+    }
 }
 
 fn shutdown(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

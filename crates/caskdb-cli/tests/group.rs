@@ -1,0 +1,411 @@
+//! A replicated group of three `caskdb serve` processes on 127.0.0.1: eight clients write
+//! through every node under `appendfsync always` while faults come in turn — the leader
+//! killed with SIGKILL and restarted, the leader paused (SIGSTOP) for 3 s, a follower killed,
+//! a follower's directory wiped — one per round, four rounds (`CASKDB_RAFT_ROUNDS` for more);
+//! then every acknowledged write must be on every node, each counter between its acknowledged
+//! and its attempted increments, and no acknowledged INCR reply may repeat.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const NODES: u64 = 3;
+const WRITERS: usize = 8;
+const COUNTERS: usize = 4;
+
+/// How long any one wait of this test may take before it fails.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Group {
+    ports: BTreeMap<u64, u16>,
+    spec: String,
+    root: PathBuf,
+    children: BTreeMap<u64, Child>,
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        for c in self.children.values_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Group {
+    fn new(root: &Path) -> Group {
+        let ports: BTreeMap<u64, u16> = (1..=NODES).map(|id| (id, free_port())).collect();
+        let spec = ports
+            .iter()
+            .map(|(id, p)| format!("{id}=127.0.0.1:{p}@{}", free_port()))
+            .collect::<Vec<_>>()
+            .join(",");
+        // Election and leader timeouts a loaded CI machine does not trip over.
+        std::fs::write(
+            root.join("group.toml"),
+            "cluster-election-timeout = 1000\ncluster-timeout = 10000\n",
+        )
+        .unwrap();
+        Group {
+            ports,
+            spec,
+            root: root.to_path_buf(),
+            children: BTreeMap::new(),
+        }
+    }
+
+    /// Starts node `id`; the receiver says when it accepts clients (`true`), or that it
+    /// exited first (`false`).
+    fn spawn(&mut self, id: u64) -> std::sync::mpsc::Receiver<bool> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_caskdb"))
+            .env_remove("CASKDB_DIR")
+            .env("RUST_LOG", "info")
+            .arg("--dir")
+            .arg(self.root.join(format!("node{id}")))
+            .arg("serve")
+            .args(["--port", &self.ports[&id].to_string()])
+            .args(["--node-id", &id.to_string()])
+            .args(["--cluster", &self.spec])
+            .args(["--appendfsync", "always"])
+            .arg("--config")
+            .arg(self.root.join("group.toml"))
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        self.children.insert(id, child);
+        // The log goes to `node<id>.log` (shown if the test fails).
+        let path = self.root.join(format!("node{id}.log"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap();
+            let mut ready = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(log, "{line}");
+                if line.contains("ready to accept connections")
+                    && let Some(tx) = ready.take()
+                {
+                    let _ = tx.send(true);
+                }
+            }
+            if let Some(tx) = ready {
+                let _ = tx.send(false);
+            }
+        });
+        rx
+    }
+
+    /// Starts node `id` and returns once it accepts clients.
+    fn start(&mut self, id: u64) {
+        let ready = self.spawn(id);
+        assert!(ready.recv().unwrap(), "node {id} exited before listening");
+    }
+
+    /// Starts every node (a fresh group initialises once a majority is up).
+    fn start_all(&mut self) {
+        let ready: Vec<_> = (1..=NODES).map(|id| (id, self.spawn(id))).collect();
+        for (id, r) in ready {
+            assert!(r.recv().unwrap(), "node {id} exited before listening");
+        }
+    }
+
+    fn kill(&mut self, id: u64) {
+        let mut c = self.children.remove(&id).unwrap();
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    fn conn(&self, id: u64) -> redis::RedisResult<redis::Connection> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.ports[&id]))?;
+        let c = client.get_connection_with_timeout(Duration::from_secs(5))?;
+        c.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(c)
+    }
+
+    /// The node every running node names as leader (`ROLE`), once they agree.
+    fn leader(&self) -> u64 {
+        let until = Instant::now() + PATIENCE;
+        loop {
+            let mut masters = BTreeSet::new();
+            let mut followers_of = Vec::new();
+            for &id in self.children.keys() {
+                let Ok(mut c) = self.conn(id) else { continue };
+                let Ok(role) = redis::cmd("ROLE").query::<Vec<redis::Value>>(&mut c) else {
+                    continue;
+                };
+                match role.first() {
+                    Some(redis::Value::BulkString(r)) if r == b"master" => {
+                        masters.insert(id);
+                    }
+                    Some(redis::Value::BulkString(r)) if r == b"slave" => {
+                        if let Some(redis::Value::Int(port)) = role.get(2) {
+                            followers_of.push(*port as u16);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if masters.len() == 1 {
+                let m = *masters.first().unwrap();
+                let port = self.ports[&m];
+                if followers_of.iter().all(|p| *p == port)
+                    && followers_of.len() + 1 == self.children.len()
+                {
+                    return m;
+                }
+            }
+            if Instant::now() >= until {
+                for &id in self.children.keys() {
+                    let log = std::fs::read_to_string(self.root.join(format!("node{id}.log")))
+                        .unwrap_or_default();
+                    let tail: Vec<_> = log.lines().rev().take(15).collect();
+                    eprintln!(
+                        "--- node {id}, last lines:\n{}",
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    );
+                }
+                panic!(
+                    "no agreed leader: masters {masters:?}, followers of ports {followers_of:?}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// What the writers saw.
+#[derive(Default)]
+struct Seen {
+    /// Per counter: the replies of acknowledged INCRs.
+    incr_acked: BTreeMap<String, Vec<i64>>,
+    /// Per counter: INCRs sent (acknowledged or not).
+    incr_attempted: BTreeMap<String, u64>,
+    /// Acknowledged SETs: key → value.
+    set_acked: BTreeMap<String, String>,
+}
+
+fn writer(
+    group: Arc<Mutex<Vec<u16>>>,
+    t: usize,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Seen>>,
+    acks: Arc<AtomicU64>,
+) {
+    let counter = format!("ctr{}", t % COUNTERS);
+    let mut n = 0u64;
+    let mut conn: Option<redis::Connection> = None;
+    let mut attempt = t;
+    while !stop.load(Ordering::Relaxed) {
+        if conn.is_none() {
+            attempt += 1;
+            let ports = group.lock().unwrap().clone();
+            let port = ports[attempt % ports.len()];
+            conn = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+                .ok();
+            if let Some(c) = &mut conn {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(30)));
+            }
+            continue;
+        }
+        let c = conn.as_mut().unwrap();
+        *seen
+            .lock()
+            .unwrap()
+            .incr_attempted
+            .entry(counter.clone())
+            .or_default() += 1;
+        match redis::cmd("INCR").arg(&counter).query::<i64>(c) {
+            Ok(v) => {
+                seen.lock()
+                    .unwrap()
+                    .incr_acked
+                    .entry(counter.clone())
+                    .or_default()
+                    .push(v);
+                acks.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if e.is_io_error() || e.is_connection_dropped() {
+                    conn = None;
+                }
+                continue;
+            }
+        }
+        n += 1;
+        let key = format!("w{t}:{n}");
+        let value = format!("v{n}");
+        match redis::cmd("SET").arg(&key).arg(&value).query::<String>(c) {
+            Ok(_) => {
+                seen.lock().unwrap().set_acked.insert(key, value);
+                acks.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if e.is_io_error() || e.is_connection_dropped() {
+                    conn = None;
+                }
+            }
+        }
+    }
+}
+
+fn wait_for_acks(acks: &AtomicU64, at_least: u64) {
+    let until = Instant::now() + PATIENCE;
+    while acks.load(Ordering::Relaxed) < at_least {
+        assert!(
+            Instant::now() < until,
+            "writes stalled at {} acknowledgements",
+            acks.load(Ordering::Relaxed)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn faults_in_turn_lose_no_acknowledged_write() {
+    let rounds: usize = std::env::var("CASKDB_RAFT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let dir = tempfile::tempdir().unwrap();
+    let mut group = Group::new(dir.path());
+    group.start_all();
+    let first = group.leader();
+
+    let ports = Arc::new(Mutex::new(
+        group.ports.values().copied().collect::<Vec<_>>(),
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let acks = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|t| {
+            let (p, s, seen, a) = (ports.clone(), stop.clone(), seen.clone(), acks.clone());
+            std::thread::spawn(move || writer(p, t, s, seen, a))
+        })
+        .collect();
+
+    let mut leader = first;
+    let mut faults: BTreeMap<&str, usize> = BTreeMap::new();
+    for round in 0..rounds {
+        wait_for_acks(&acks, acks.load(Ordering::Relaxed) + 200);
+        let follower = *group.children.keys().find(|id| **id != leader).unwrap();
+        let fault = match round % 4 {
+            0 => {
+                group.kill(leader);
+                let next = group.leader();
+                assert_ne!(next, leader);
+                // The survivors go on acknowledging writes without the old leader.
+                wait_for_acks(&acks, acks.load(Ordering::Relaxed) + 200);
+                group.start(leader);
+                "leader kill -9"
+            }
+            1 => {
+                // Paused past the election timeout: when it resumes it must not acknowledge
+                // anything as the leader it was.
+                let pid = group.children[&leader].id() as i32;
+                // SAFETY: signals to a child this test started.
+                unsafe { libc::kill(pid, libc::SIGSTOP) };
+                std::thread::sleep(Duration::from_secs(3));
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+                "leader SIGSTOP 3 s"
+            }
+            2 => {
+                group.kill(follower);
+                wait_for_acks(&acks, acks.load(Ordering::Relaxed) + 200);
+                group.start(follower);
+                "follower kill -9"
+            }
+            _ => {
+                // Its disk is lost: it comes back as a new incarnation and catches up.
+                group.kill(follower);
+                std::fs::remove_dir_all(group.root.join(format!("node{follower}"))).unwrap();
+                group.start(follower);
+                "follower disk wiped"
+            }
+        };
+        *faults.entry(fault).or_default() += 1;
+        leader = group.leader();
+        wait_for_acks(&acks, acks.load(Ordering::Relaxed) + 100);
+    }
+    wait_for_acks(&acks, acks.load(Ordering::Relaxed) + 100);
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+
+    // A last write through the leader: once a node has it, it applied everything before.
+    let mut c = group.conn(leader).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("fence")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    let mut checked = 0;
+    for id in 1..=NODES {
+        let mut c = group.conn(id).unwrap();
+        let _: () = redis::cmd("READONLY").query(&mut c).unwrap();
+        let until = Instant::now() + PATIENCE;
+        while redis::cmd("GET")
+            .arg("fence")
+            .query::<Option<String>>(&mut c)
+            .unwrap()
+            .is_none()
+        {
+            assert!(Instant::now() < until, "node {id} never applied the fence");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for (key, value) in &seen.set_acked {
+            let got: Option<String> = redis::cmd("GET").arg(key).query(&mut c).unwrap();
+            assert_eq!(got.as_deref(), Some(value.as_str()), "node {id}, key {key}");
+            checked += 1;
+        }
+        for (key, acked) in &seen.incr_acked {
+            let value: i64 = redis::cmd("GET")
+                .arg(key)
+                .query::<Option<i64>>(&mut c)
+                .unwrap()
+                .unwrap_or(0);
+            let max = *acked.iter().max().unwrap();
+            let attempted = seen.incr_attempted[key] as i64;
+            assert!(
+                max <= value && value <= attempted,
+                "node {id}, {key}: value {value}, highest acknowledged {max}, attempted {attempted}"
+            );
+            let distinct: BTreeSet<_> = acked.iter().collect();
+            assert_eq!(distinct.len(), acked.len(), "{key}: an INCR reply repeated");
+            checked += acked.len();
+        }
+    }
+    // Exactly one leader, and the others follow it.
+    group.leader();
+    eprintln!(
+        "faults {faults:?}; {} acknowledged writes checked on {NODES} nodes ({} SETs, {} INCRs)",
+        checked,
+        seen.set_acked.len(),
+        seen.incr_acked.values().map(Vec::len).sum::<usize>()
+    );
+    assert_eq!(faults.values().sum::<usize>(), rounds);
+}
