@@ -121,23 +121,68 @@ impl Node {
         let server = tokio::spawn(network::serve(listener, slot.clone()));
         let incarnation_file = options.dir.join("incarnation");
         let stored = read_incarnation(&incarnation_file)?;
-        let plan = if log.is_fresh()? {
+        let fresh = log.is_fresh()?;
+        // Data from before the group is in no log entry: only a group of this node alone may
+        // start from it (its first snapshot carries it to the others); joining a group, it
+        // would be mixed with the group's.
+        let has_data = fresh
+            && data
+                .range_keys::<&[u8], _>(..)
+                .any(|k| k.is_ok_and(|k| k != options.meta_key));
+        if has_data && options.members.len() > 1 {
+            server.abort();
+            return Err(Error::Raft(format!(
+                "node {}: the data directory already holds data but no Raft state. To make it \
+                 the first member of a group, start it as a group of itself alone (--cluster \
+                 listing only this node), then start the others with the whole list: they \
+                 join and copy the data. To add it to a group that has the data, move the \
+                 directory aside first",
+                options.id
+            )));
+        }
+        let plan = if fresh {
             decide(&options, stored).await
         } else {
             Plan::Restart(stored.unwrap_or(0))
         };
-        let incarnation = match &plan {
-            Plan::Restart(i) | Plan::Init(i) => *i,
-            Plan::Join { incarnation, .. } => *incarnation,
+        let incarnation = incarnation_of_plan(&plan);
+        let started = async {
+            if stored != Some(incarnation) {
+                write_incarnation(&incarnation_file, incarnation)?;
+            }
+            let id = raft_id(options.id, incarnation);
+            let raft = Raft::new(id, Arc::new(config), Network, log, sm)
+                .await
+                .map_err(|e| Error::Raft(e.to_string()))?;
+            let _ = slot.set(raft.clone());
+            Self::begin(&options, &addr, raft.clone(), plan, has_data).await?;
+            Ok::<_, Error>((id, raft))
         };
-        if stored != Some(incarnation) {
-            write_incarnation(&incarnation_file, incarnation)?;
-        }
-        let id = raft_id(options.id, incarnation);
-        let raft = Raft::new(id, Arc::new(config), Network, log, sm)
-            .await
-            .map_err(|e| Error::Raft(e.to_string()))?;
-        let _ = slot.set(raft.clone());
+        let (id, raft) = match started.await {
+            Ok(x) => x,
+            Err(e) => {
+                server.abort();
+                return Err(e);
+            }
+        };
+        Ok(Node {
+            id,
+            raft,
+            data,
+            server,
+        })
+    }
+
+    /// Carries out `plan` once Raft runs: initialise the group (and hand data already there to
+    /// its first snapshot), or ask to join it.
+    async fn begin(
+        options: &NodeOptions,
+        addr: &str,
+        raft: Raft<TypeConfig>,
+        plan: Plan,
+        has_data: bool,
+    ) -> Result<(), Error> {
+        let id = raft_id(options.id, incarnation_of_plan(&plan));
         match plan {
             Plan::Restart(_) => {}
             Plan::Init(_) => {
@@ -152,11 +197,15 @@ impl Node {
                     Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
                     Err(e) => return Err(Error::Raft(e.to_string())),
                 }
+                if has_data {
+                    adopt(&raft, options.id).await?;
+                }
             }
             Plan::Join { replaces, .. } => {
                 tracing::info!(
-                    "node {}: joining the group as incarnation {incarnation}{}",
+                    "node {}: joining the group as incarnation {}{}",
                     options.id,
+                    incarnation_of(id),
                     if replaces.is_empty() {
                         String::new()
                     } else {
@@ -165,19 +214,13 @@ impl Node {
                 );
                 let join = network::Join {
                     id,
-                    addr: addr.clone(),
+                    addr: addr.to_string(),
                     replaces,
                 };
-                let peers = peers(&options);
-                tokio::spawn(join_group(raft.clone(), peers, join));
+                tokio::spawn(join_group(raft, peers(options), join));
             }
         }
-        Ok(Node {
-            id,
-            raft,
-            data,
-            server,
-        })
+        Ok(())
     }
 
     /// This node's Raft id (its node id and incarnation: [`crate::membership::raft_id`]).
@@ -237,6 +280,45 @@ enum Plan {
         incarnation: u64,
         replaces: Vec<NodeId>,
     },
+}
+
+/// A one-member group started over existing data: once it leads, a snapshot (which holds
+/// every key) is made and the log purged behind it, so that members joining later copy the
+/// data from the snapshot rather than replay a log that never held it.
+async fn adopt(raft: &Raft<TypeConfig>, node: u64) -> Result<(), Error> {
+    let raft_err = |e: &dyn std::fmt::Display| Error::Raft(e.to_string());
+    let m = raft
+        .wait(Some(Duration::from_secs(60)))
+        .metrics(
+            |m| m.state.is_leader() && m.last_applied.is_some(),
+            "the one-member group to elect itself",
+        )
+        .await
+        .map_err(|e| raft_err(&e))?;
+    raft.trigger().snapshot().await.map_err(|e| raft_err(&e))?;
+    let applied = m.last_applied.map_or(0, |l| l.index);
+    raft.wait(Some(Duration::from_secs(600)))
+        .metrics(
+            |m| m.snapshot.is_some_and(|s| s.index >= applied),
+            "the snapshot of the adopted data",
+        )
+        .await
+        .map_err(|e| raft_err(&e))?;
+    raft.trigger()
+        .purge_log(applied)
+        .await
+        .map_err(|e| raft_err(&e))?;
+    tracing::info!(
+        "node {node}: the data already in the directory is in the group's first snapshot (index {applied})"
+    );
+    Ok(())
+}
+
+fn incarnation_of_plan(plan: &Plan) -> u64 {
+    match plan {
+        Plan::Restart(i) | Plan::Init(i) => *i,
+        Plan::Join { incarnation, .. } => *incarnation,
+    }
 }
 
 /// Pause between rounds of asking the peers.

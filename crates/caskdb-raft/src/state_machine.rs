@@ -176,6 +176,10 @@ impl StateMachine {
     /// Writes a snapshot of the current state to a new file: every key but the meta key, read
     /// in one engine transaction (writers wait meanwhile).
     fn build(&self) -> Result<(Meta, PathBuf), Error> {
+        // openraft purges the log behind a snapshot: the applied state must not be able to
+        // fall back behind it (a data engine that syncs on an interval could, at a power
+        // loss, and the entries to re-apply would be gone).
+        self.db.sync()?;
         let n = self.unique();
         let tmp = self.dir.join(format!("snapshot-build-{n}.tmp"));
         let io = |path: &Path| {
@@ -588,6 +592,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // Loaded first, then named as a snapshot: a crash in between leaves a `.tmp` file, not
         // a snapshot newer than the data.
         self.load(meta, &tmp).map_err(sm_write)?;
+        // Durable before openraft purges the log behind it (see `build`).
+        self.db.sync().map_err(|e| sm_write(e.into()))?;
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
         sync_dir(&self.dir).map_err(io(&self.dir))?;
         self.make_current(meta, &path);

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
+use caskdb_raft::membership::node_of;
 use caskdb_raft::{Effects, Error, Node, NodeId, NodeOptions, Op};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -73,13 +74,15 @@ fn put(k: &str, v: &str) -> Effects {
     }
 }
 
-/// The leader every node in `nodes` agrees on, other than `gone` (waiting for one).
+/// The node id of the leader every node in `nodes` agrees on, other than node `gone`
+/// (waiting for one). (Raft ids carry an incarnation: a node that started after the others
+/// elected a leader joined as incarnation 1.)
 async fn leader(nodes: &[&Node], gone: Option<NodeId>) -> NodeId {
     let first = nodes[0]
         .raft()
         .wait(Some(WAIT))
         .metrics(
-            |m| m.current_leader.is_some() && m.current_leader != gone,
+            |m| m.current_leader.is_some_and(|l| Some(node_of(l)) != gone),
             "a leader",
         )
         .await
@@ -96,7 +99,7 @@ async fn leader(nodes: &[&Node], gone: Option<NodeId>) -> NodeId {
             .await
             .unwrap();
     }
-    first
+    node_of(first)
 }
 
 /// Waits until `node` applied index `index`.
@@ -139,7 +142,7 @@ async fn a_group_elects_replicates_fails_over_and_catches_up() {
     // A follower refuses a write and names the leader.
     let follower = *nodes.keys().find(|id| **id != first_leader).unwrap();
     match nodes[&follower].write(put("x", "y")).await {
-        Err(Error::NotLeader { leader }) => assert_eq!(leader, Some(first_leader)),
+        Err(Error::NotLeader { leader }) => assert_eq!(leader.map(node_of), Some(first_leader)),
         other => panic!("a follower's write: {other:?}"),
     }
 
@@ -266,6 +269,9 @@ async fn a_wiped_node_comes_back_as_a_new_incarnation_that_replaces_it() {
     }
     // A follower loses its disk: vote, log and data.
     let wiped = *nodes.keys().find(|id| **id != lead).unwrap();
+    // (Its first incarnation may already be above 0: a node that starts after the others
+    // elected a leader joins as a new incarnation too.)
+    let old_id = nodes[&wiped].id();
     nodes.remove(&wiped).unwrap().shutdown().await;
     let dir = root.join(format!("n{wiped}"));
     let deadline = std::time::Instant::now() + WAIT;
@@ -279,13 +285,15 @@ async fn a_wiped_node_comes_back_as_a_new_incarnation_that_replaces_it() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 
-    // Started again with the same id, it is not the old member: incarnation 1 replaces it.
+    // Started again with the same id, it is not the old member: the next incarnation
+    // replaces it.
     let back = start(wiped, &members, root).await;
-    let new_id = caskdb_raft::membership::raft_id(wiped, 1);
+    let next = caskdb_raft::membership::incarnation_of(old_id) + 1;
+    let new_id = caskdb_raft::membership::raft_id(wiped, next);
     assert_eq!(back.id(), new_id);
     assert_eq!(
         std::fs::read_to_string(dir.join("raft/incarnation")).unwrap(),
-        "caskdb-incarnation 1 1\n"
+        format!("caskdb-incarnation 1 {next}\n")
     );
     nodes[&lead]
         .raft()
@@ -293,7 +301,7 @@ async fn a_wiped_node_comes_back_as_a_new_incarnation_that_replaces_it() {
         .metrics(
             |m| {
                 let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
-                voters.contains(&new_id) && !voters.contains(&wiped) && voters.len() == 3
+                voters.contains(&new_id) && !voters.contains(&old_id) && voters.len() == 3
             },
             "the new incarnation to replace the old one among the voters",
         )
@@ -330,4 +338,58 @@ fn data_locked(dir: &Path) -> bool {
         caskdb::Db::open(dir.join("data")),
         Err(caskdb::Error::Locked { .. })
     )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_node_directory_becomes_the_first_member_of_a_group() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let addrs = free_addrs(3);
+    let members: BTreeMap<NodeId, String> = (1..=3).zip(addrs).collect();
+    // Data written before there was a group.
+    {
+        let db = data(1, root);
+        for i in 0..50 {
+            db.put(format!("old{i}"), format!("o{i}")).unwrap();
+        }
+    }
+    // Started with the whole list, it refuses: the others could not get that data.
+    let refused = Node::start(options(1, &members, root), data(1, root)).await;
+    match refused {
+        Err(Error::Raft(why)) => assert!(why.contains("already holds data"), "{why}"),
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => panic!("a node over existing data started a group of three"),
+    }
+    std::fs::remove_dir_all(root.join("n1/raft")).unwrap();
+    // Alone first: its first snapshot holds the data.
+    let alone: BTreeMap<NodeId, String> = [(1, members[&1].clone())].into();
+    let first = start(1, &alone, root).await;
+    assert!(first.raft().metrics().borrow().snapshot.is_some());
+    // The others join it and copy the data from that snapshot.
+    let (b, c) = tokio::join!(start(2, &members, root), start(3, &members, root));
+    let nodes: BTreeMap<NodeId, Node> = [(1, first), (2, b), (3, c)].into();
+    nodes[&1]
+        .raft()
+        .wait(Some(WAIT))
+        .metrics(
+            |m| m.membership_config.membership().voter_ids().count() == 3,
+            "three voters",
+        )
+        .await
+        .unwrap();
+    let last = nodes[&1].write(put("new", "n")).await.unwrap().index;
+    for (id, n) in nodes {
+        applied(&n, last).await;
+        let db = n.data().clone();
+        for i in 0..50 {
+            assert_eq!(
+                db.get(format!("old{i}")).unwrap().as_deref(),
+                Some(format!("o{i}").as_bytes()),
+                "node {id}, key old{i}"
+            );
+        }
+        assert_eq!(db.get("new").unwrap().as_deref(), Some(&b"n"[..]));
+        drop(db);
+        n.shutdown().await;
+    }
 }

@@ -667,14 +667,15 @@ fn outside_server_layout() -> Vec<KeyRange> {
     for d in 0..DATABASES {
         ranges.push((Bound::Included(vec![d]), Bound::Excluded(vec![d, NS_KEYS])));
         // (Database 0's namespace 1 holds the database map, key `[0, 1]` exactly; its
-        // namespace 2 the function libraries.)
+        // namespace 2 the function libraries; its namespace 3 a group's applied state, key
+        // `[0, 3]` exactly.)
         if d == 0 {
             ranges.push((
                 Bound::Excluded(keyspace::DB_MAP_KEY.to_vec()),
                 Bound::Excluded(keyspace::NS_FUNCTIONS.to_vec()),
             ));
             ranges.push((
-                Bound::Included(keyspace::functions_range().1.to_vec()),
+                Bound::Excluded(keyspace::RAFT_APPLIED_KEY.to_vec()),
                 Bound::Excluded(vec![1]),
             ));
         } else {

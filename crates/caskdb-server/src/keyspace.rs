@@ -28,6 +28,11 @@ pub const DB_MAP_KEY: [u8; 2] = [0, 1];
 /// 0, then the library's name; the value is the library's code.
 pub const NS_FUNCTIONS: [u8; 2] = [0, 2];
 
+/// The engine key of a replicated group's applied state (the last applied log id and the
+/// membership, written by `caskdb-raft`'s state machine with each applied entry): namespace 3
+/// of database 0, the only key there.
+pub const RAFT_APPLIED_KEY: [u8; 2] = [0, 3];
+
 /// The engine key of library `name`.
 pub fn function_key(name: &[u8]) -> Vec<u8> {
     let mut k = NS_FUNCTIONS.to_vec();

@@ -141,6 +141,7 @@ impl Cluster {
         }
         let bus = members.iter().map(|(id, m)| (*id, m.bus.clone())).collect();
         let mut options = NodeOptions::new(id, bus, dir.join("raft"));
+        options.meta_key = bytes::Bytes::from_static(&crate::keyspace::RAFT_APPLIED_KEY);
         options.election_timeout = election_timeout;
         options.heartbeat = (election_timeout / 5).max(Duration::from_millis(20));
         let node = Node::start(options, data)
