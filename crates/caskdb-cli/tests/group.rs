@@ -197,8 +197,8 @@ impl Group {
 /// What the writers saw.
 #[derive(Default)]
 struct Seen {
-    /// Per counter: the replies of acknowledged INCRs.
-    incr_acked: BTreeMap<String, Vec<i64>>,
+    /// Per counter: the acknowledged INCRs — when sent, when answered, the reply.
+    incr_acked: BTreeMap<String, Vec<(Instant, Instant, i64)>>,
     /// Per counter: INCRs sent (acknowledged or not).
     incr_attempted: BTreeMap<String, u64>,
     /// Acknowledged SETs: key → value.
@@ -236,14 +236,16 @@ fn writer(
             .incr_attempted
             .entry(counter.clone())
             .or_default() += 1;
+        let sent = Instant::now();
         match redis::cmd("INCR").arg(&counter).query::<i64>(c) {
             Ok(v) => {
+                let answered = Instant::now();
                 seen.lock()
                     .unwrap()
                     .incr_acked
                     .entry(counter.clone())
                     .or_default()
-                    .push(v);
+                    .push((sent, answered, v));
                 acks.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
@@ -266,6 +268,35 @@ fn writer(
                     conn = None;
                 }
             }
+        }
+    }
+}
+
+/// A counter's acknowledged INCRs are linearizable: their replies are distinct, and one
+/// answered before another was sent got the smaller reply (real-time order). INCRs whose
+/// outcome is unknown may fill the gaps.
+fn check_counter_history(key: &str, acked: &[(Instant, Instant, i64)]) {
+    let distinct: BTreeSet<i64> = acked.iter().map(|a| a.2).collect();
+    assert_eq!(distinct.len(), acked.len(), "{key}: an INCR reply repeated");
+    let mut by_answer: Vec<_> = acked.to_vec();
+    by_answer.sort_by_key(|a| a.1);
+    let mut by_send: Vec<_> = acked.to_vec();
+    by_send.sort_by_key(|a| a.0);
+    // Sweep the INCRs in the order they were sent, keeping the highest reply among those
+    // answered before the current one was sent.
+    let mut answered = by_answer.iter().peekable();
+    let mut highest: Option<(i64, Instant)> = None;
+    for (sent, _, value) in by_send {
+        while let Some(a) = answered.next_if(|a| a.1 < sent) {
+            if highest.is_none_or(|(v, _)| a.2 > v) {
+                highest = Some((a.2, a.1));
+            }
+        }
+        if let Some((before, _)) = highest {
+            assert!(
+                before < value,
+                "{key}: an INCR answered {before} before another was sent, which got {value}"
+            );
         }
     }
 }
@@ -388,15 +419,26 @@ fn faults_in_turn_lose_no_acknowledged_write() {
                 .query::<Option<i64>>(&mut c)
                 .unwrap()
                 .unwrap_or(0);
-            let max = *acked.iter().max().unwrap();
+            let max = acked.iter().map(|a| a.2).max().unwrap();
             let attempted = seen.incr_attempted[key] as i64;
             assert!(
                 max <= value && value <= attempted,
                 "node {id}, {key}: value {value}, highest acknowledged {max}, attempted {attempted}"
             );
-            let distinct: BTreeSet<_> = acked.iter().collect();
-            assert_eq!(distinct.len(), acked.len(), "{key}: an INCR reply repeated");
+            check_counter_history(key, acked);
             checked += acked.len();
+        }
+    }
+    // Nothing but the clients' keys in the keyspace (the group's own state is kept apart).
+    for id in 1..=NODES {
+        let mut c = group.conn(id).unwrap();
+        let _: () = redis::cmd("READONLY").query(&mut c).unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+        for k in &keys {
+            assert!(
+                k == "fence" || k.starts_with("ctr") || k.starts_with('w'),
+                "node {id}: unexpected key {k:?}"
+            );
         }
     }
     // Exactly one leader, and the others follow it.
@@ -408,4 +450,59 @@ fn faults_in_turn_lose_no_acknowledged_write() {
         seen.incr_acked.values().map(Vec::len).sum::<usize>()
     );
     assert_eq!(faults.values().sum::<usize>(), rounds);
+}
+
+/// Runs a client-library script of `crates/caskdb-server/tests/clients` with `--ports` of the
+/// group; `false` (skipped, with a notice) if `program` is missing outside CI.
+fn client_script(program: &str, script: &str, ports: &str, protocol: &str) -> bool {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../caskdb-server/tests/clients");
+    let probe = match program {
+        "python3" => Command::new("python3")
+            .args(["-c", "import redis"])
+            .status(),
+        _ => Command::new("node")
+            .arg("-e")
+            .arg("require('ioredis')")
+            .current_dir(&dir)
+            .status(),
+    };
+    if !probe.is_ok_and(|s| s.success()) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{program} with its Redis client is missing: CI must install it"
+        );
+        eprintln!("notice: {program} with its Redis client is missing; {script} skipped");
+        return false;
+    }
+    let out = Command::new(program)
+        .arg(dir.join(script))
+        .args(["--ports", ports, "--protocol", protocol])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} --protocol {protocol} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
+#[test]
+fn sentinel_aware_clients_find_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut group = Group::new(dir.path());
+    group.start_all();
+    group.leader();
+    let ports = group
+        .ports
+        .values()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    for protocol in ["2", "3"] {
+        client_script("python3", "sentinel_test.py", &ports, protocol);
+    }
+    client_script("node", "sentinel_test.js", &ports, "2");
 }
