@@ -329,7 +329,20 @@ mod sled_store {
 
     /// Default config. Durable puts add `flush()` after each insert, sled's durability point.
     pub fn open(dir: &Path, durability: Durability) -> Result<Sled> {
-        let db = sled::Config::new().path(dir).open()?;
+        // sled's background threads let go of its directory lock a moment after the handle
+        // is dropped: a reopen right after a close retries while the lock is still held.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other?,
+            }
+        };
         Ok(Sled {
             db,
             durable: durability == Durability::Durable,
