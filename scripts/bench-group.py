@@ -31,6 +31,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASKDB = os.path.join(ROOT, "target", "release", "caskdb")
 N = int(os.environ.get("N", "200000"))
 KILLS = int(os.environ.get("KILLS", "20"))
+# ELECTION=ms: cluster-election-timeout for the failover part (default: the server's own).
+ELECTION = os.environ.get("ELECTION")
 PART = os.environ.get("PART", "throughput failover").split()
 MODES = os.environ.get("MODES", "always everysec").split()
 
@@ -41,21 +43,37 @@ def free_port():
         return s.getsockname()[1]
 
 
+def read_reply(f):
+    """One RESP2 reply from file `f`: str for status/error/integer lines, bytes or None for
+    bulks, lists for arrays."""
+    line = f.readline().decode().rstrip("\r\n")
+    kind, rest = line[:1], line[1:]
+    if kind == "$":
+        n = int(rest)
+        return None if n < 0 else f.read(n + 2)[:-2]
+    if kind == "*":
+        n = int(rest)
+        return None if n < 0 else [read_reply(f) for _ in range(n)]
+    return line
+
+
 def call(port, *args, timeout=2.0):
-    """One command over a fresh connection; the reply's first line (bulk bodies read)."""
+    """One command over a fresh connection; its reply (see `read_reply`)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         req = f"*{len(args)}\r\n" + "".join(f"${len(str(a))}\r\n{a}\r\n" for a in args)
         s.sendall(req.encode())
-        f = s.makefile("rb")
-        line = f.readline().decode().rstrip("\r\n")
-        if line.startswith("*"):
-            return [f.readline().decode().rstrip("\r\n") for _ in range(2 * int(line[1:]))]
-        return line
+        return read_reply(s.makefile("rb"))
 
 
 class Group:
-    def __init__(self, root, mode="always", nodes=3):
+    def __init__(self, root, mode="always", nodes=3, election=None):
         self.root = root
+        self.extra = []
+        if election:
+            conf = os.path.join(root, "group.toml")
+            with open(conf, "w") as f:
+                f.write(f"cluster-election-timeout = {election}\n")
+            self.extra = ["--config", conf]
         self.mode = mode
         self.ports = {i: free_port() for i in range(1, nodes + 1)}
         self.spec = ",".join(f"{i}=127.0.0.1:{p}@{free_port()}" for i, p in self.ports.items())
@@ -66,7 +84,7 @@ class Group:
         self.procs[i] = subprocess.Popen(
             [CASKDB, "--dir", os.path.join(self.root, f"node{i}"), "serve",
              "--port", str(self.ports[i]), "--node-id", str(i), "--cluster", self.spec,
-             "--appendfsync", self.mode],
+             "--appendfsync", self.mode, *self.extra],
             stdout=subprocess.DEVNULL, stderr=log)
 
     def wait_ready(self, i):
@@ -85,12 +103,16 @@ class Group:
             self.wait_ready(i)
 
     def leader(self):
+        """The leader, once every member is a voter (a late node joins as a learner first)."""
         for _ in range(3000):
             for i in self.procs:
                 try:
-                    if call(self.ports[i], "ROLE")[0] == "master":
-                        return i
-                except (OSError, IndexError):
+                    if call(self.ports[i], "ROLE")[0] == b"master":
+                        info = call(self.ports[i], "INFO", "replication").decode()
+                        if (f"raft_voters:{len(self.ports)}\r\n" in info
+                                and "raft_learners:0\r\n" in info):
+                            return i
+                except (OSError, IndexError, TypeError, AttributeError):
                     pass
             time.sleep(0.01)
         sys.exit("no leader")
@@ -147,7 +169,7 @@ def throughput():
 
 def failover():
     tmp = tempfile.mkdtemp(prefix="caskdb-failover-")
-    group = Group(tmp, "everysec")
+    group = Group(tmp, "everysec", election=ELECTION)
     times = []
     try:
         group.start_all()
@@ -170,7 +192,8 @@ def failover():
             print(f"kill {k + 1}: node {lead}, first write acknowledged after "
                   f"{times[-1] * 1000:.0f} ms", flush=True)
         print(f"{KILLS} leader kills: median {statistics.median(times) * 1000:.0f} ms, "
-              f"max {max(times) * 1000:.0f} ms (default cluster-election-timeout)")
+              f"max {max(times) * 1000:.0f} ms (cluster-election-timeout "
+              f"{ELECTION or 'default'})")
     finally:
         group.stop()
         shutil.rmtree(tmp, ignore_errors=True)

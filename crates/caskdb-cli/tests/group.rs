@@ -169,7 +169,17 @@ impl Group {
             if masters.len() == 1 {
                 let m = *masters.first().unwrap();
                 let port = self.ports[&m];
-                if followers_of.iter().all(|p| *p == port)
+                // Every member a voter: a node that started late, or came back wiped, joins
+                // as a learner first.
+                let settled = self.conn(m).ok().and_then(|mut c| {
+                    let info: String = redis::cmd("INFO").arg("replication").query(&mut c).ok()?;
+                    Some(
+                        info.contains(&format!("raft_voters:{NODES}\r\n"))
+                            && info.contains("raft_learners:0\r\n"),
+                    )
+                });
+                if settled == Some(true)
+                    && followers_of.iter().all(|p| *p == port)
                     && followers_of.len() + 1 == self.children.len()
                 {
                     return m;

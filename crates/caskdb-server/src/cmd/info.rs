@@ -532,6 +532,13 @@ fn group_replication(sh: &Shared, cluster: &crate::cluster::Cluster, f: &mut Fie
     f.put("raft_last_log_index", m.last_log_index.unwrap_or(0));
     f.put("raft_applied_index", applied);
     f.put("raft_members", cluster.members.len());
+    let membership = m.membership_config.membership();
+    let voters: Vec<u64> = membership.voter_ids().collect();
+    f.put("raft_voters", voters.len());
+    f.put(
+        "raft_learners",
+        membership.nodes().count().saturating_sub(voters.len()),
+    );
     for (id, m) in &cluster.members {
         f.put(
             &format!("raft_member{id}"),
