@@ -146,22 +146,23 @@ const FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The server logs its start and stop; one-shot commands only their problems.
-    let default_level = if matches!(cli.command, Command::Serve(_)) {
-        "info"
-    } else {
-        "warn"
-    };
-    tracing_subscriber::fmt()
+    // The server logs its start and stop, each line timed (a group's elections and failovers
+    // are read from its nodes' logs side by side); one-shot commands only their problems.
+    let serve = matches!(cli.command, Command::Serve(_));
+    let logger = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(if serve { "info" } else { "warn" })
+            }),
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if serve {
+        logger.init();
+    } else {
+        logger.without_time().init();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(err) => {

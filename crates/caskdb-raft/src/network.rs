@@ -12,7 +12,7 @@ use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
     Unreachable,
 };
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
@@ -77,8 +77,11 @@ pub type Slot = std::sync::Arc<std::sync::OnceLock<Raft<TypeConfig>>>;
 type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
 
 /// Makes the clients Raft uses to reach its peers.
-#[derive(Clone, Default)]
-pub struct Network;
+#[derive(Clone)]
+pub struct Network {
+    /// How long the leader waits before trying an unreachable peer again.
+    pub retry: Duration,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Peer;
@@ -88,6 +91,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             addr: crate::membership::bus_of(&node.addr).to_string(),
             stream: None,
+            retry: self.retry,
         }
     }
 }
@@ -97,6 +101,7 @@ pub struct Peer {
     target: NodeId,
     addr: String,
     stream: Option<TcpStream>,
+    retry: Duration,
 }
 
 async fn write_frame(s: &mut TcpStream, body: &[u8]) -> std::io::Result<()> {
@@ -194,6 +199,13 @@ impl Peer {
 }
 
 impl RaftNetwork<TypeConfig> for Peer {
+    /// A peer that was down is tried again every heartbeat (openraft's default waits 500 ms):
+    /// a restarted node must hear from the leader before its election timer runs out, or its
+    /// election (which it cannot win, its log being behind) makes the leader step down.
+    fn backoff(&self) -> Backoff {
+        Backoff::new(std::iter::repeat(self.retry))
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,

@@ -146,12 +146,15 @@ impl Node {
             Plan::Restart(stored.unwrap_or(0))
         };
         let incarnation = incarnation_of_plan(&plan);
+        let network = Network {
+            retry: options.heartbeat,
+        };
         let started = async {
             if stored != Some(incarnation) {
                 write_incarnation(&incarnation_file, incarnation)?;
             }
             let id = raft_id(options.id, incarnation);
-            let raft = Raft::new(id, Arc::new(config), Network, log, sm)
+            let raft = Raft::new(id, Arc::new(config), network, log, sm)
                 .await
                 .map_err(|e| Error::Raft(e.to_string()))?;
             let _ = slot.set(raft.clone());

@@ -89,8 +89,9 @@ pub struct Config {
     /// How long a command waits for a leader before `-CLUSTERDOWN` (`cluster-timeout`, in
     /// milliseconds; default 2000).
     pub cluster_timeout_ms: u64,
-    /// A follower that hears no leader for between this and twice this starts an election
-    /// (`cluster-election-timeout`, in milliseconds; default 500).
+    /// Raft's election timeout (`cluster-election-timeout`, in milliseconds; default 150, as
+    /// openraft's own): a follower that hears nothing from its leader for three to four times
+    /// this (openraft first waits out the leader's lease, twice this) starts an election.
     pub cluster_election_timeout_ms: u64,
 }
 
@@ -215,7 +216,7 @@ impl Default for Config {
             node_id: None,
             cluster: None,
             cluster_timeout_ms: 2000,
-            cluster_election_timeout_ms: 500,
+            cluster_election_timeout_ms: 150,
         }
     }
 }
