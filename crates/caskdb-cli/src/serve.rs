@@ -17,7 +17,8 @@ pub struct ServeArgs {
     #[arg(long)]
     port: Option<u16>,
     /// A TOML file with redis.conf names: bind, port, dir, appendfsync, requirepass,
-    /// maxclients, timeout, proto-max-bulk-len, protected-mode.
+    /// maxclients, timeout, proto-max-bulk-len, protected-mode; for a group also node-id,
+    /// cluster, cluster-timeout, cluster-election-timeout, cluster-secret, masterauth.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// When writes reach the disk: always (before the reply), everysec, no [default: everysec].

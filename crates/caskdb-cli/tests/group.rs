@@ -58,7 +58,7 @@ impl Group {
         // Election and leader timeouts a loaded CI machine does not trip over.
         std::fs::write(
             root.join("group.toml"),
-            "cluster-election-timeout = 1000\ncluster-timeout = 10000\n",
+            "cluster-election-timeout = 1000\ncluster-timeout = 10000\ncluster-secret = \"group-test-secret\"\n",
         )
         .unwrap();
         Group {

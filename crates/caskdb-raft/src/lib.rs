@@ -10,7 +10,8 @@
 //!   the data and the applied index never disagree after a crash. Snapshots are files of every
 //!   key at an applied index.
 //!
-//! - [`network`]: peers talk over TCP (a frame per request and per answer).
+//! - [`network`]: peers talk over TCP (a frame per request and per answer), each connection
+//!   opened by a handshake proving the group's [`Secret`] (HMAC-SHA256 over fresh nonces).
 //! - [`membership`]: Raft ids (a node id and an incarnation), addresses, joins and removals.
 //! - [`Node`]: one member — log, state machine, listener — that initialises a fresh group, or
 //!   joins a live one as a new incarnation when it has no state (a wiped directory).
@@ -20,6 +21,7 @@
 
 mod codec;
 mod effects;
+mod handshake;
 mod log_store;
 pub mod membership;
 pub mod network;
@@ -27,6 +29,7 @@ mod node;
 mod state_machine;
 
 pub use effects::{Effects, Op};
+pub use handshake::Secret;
 pub use log_store::LogStore;
 pub use node::{Node, NodeOptions};
 pub use state_machine::StateMachine;

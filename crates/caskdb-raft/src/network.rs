@@ -1,5 +1,6 @@
-//! Raft's traffic between nodes: one TCP connection per peer, each request a frame and its
-//! answer a frame. A frame is a `u32` length (little-endian) then a MessagePack body: a request
+//! Raft's traffic between nodes: one TCP connection per peer, opened with a handshake in which
+//! both ends prove they hold the group's secret (`handshake.rs`), then each request a frame
+//! and its answer a frame. A frame is a `u32` length (little-endian) then a MessagePack body: a request
 //! is a kind byte (1 append-entries, 2 vote, 3 install-snapshot, 4 status, 5 join), the Raft
 //! id of the member it is for (`u64`, 0 for status and join), then the request; an answer is the handler's `Result`. Status and join are caskdb's own: a starting
 //! node asks its peers whether a group exists, and a new member asks the leader to take it in. The wire format is openraft's types through serde (it is not kept
@@ -23,6 +24,7 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::handshake::{self, Secret};
 use crate::{NodeId, TypeConfig};
 
 /// The largest frame either side accepts (a snapshot chunk is far smaller).
@@ -81,6 +83,8 @@ type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, BasicNode, RaftE
 pub struct Network {
     /// How long the leader waits before trying an unreachable peer again.
     pub retry: Duration,
+    /// The group's secret, proven on each connection.
+    pub secret: Secret,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -92,6 +96,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             addr: crate::membership::bus_of(&node.addr).to_string(),
             stream: None,
             retry: self.retry,
+            secret: self.secret.clone(),
         }
     }
 }
@@ -102,6 +107,7 @@ pub struct Peer {
     addr: String,
     stream: Option<TcpStream>,
     retry: Duration,
+    secret: Secret,
 }
 
 async fn write_frame(s: &mut TcpStream, body: &[u8]) -> std::io::Result<()> {
@@ -156,12 +162,13 @@ impl Peer {
         }
         let exchange = async {
             if self.stream.is_none() {
-                let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
+                let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
                     .await
                     .map_err(|_| {
                         std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
                     })??;
                 s.set_nodelay(true)?;
+                handshake::connect(&mut s, &self.secret).await?;
                 self.stream = Some(s);
             }
             let Some(s) = self.stream.as_mut() else {
@@ -235,8 +242,9 @@ impl RaftNetwork<TypeConfig> for Peer {
 
 /// Answers the Raft requests of peers on `listener` until the task is dropped or aborted;
 /// its connections end with it (a peer must not keep talking to a stopped node's handle).
-/// Until `raft` holds a handle, only status requests are answered.
-pub async fn serve(listener: TcpListener, raft: Slot) {
+/// Until `raft` holds a handle, only status requests are answered. A connection whose
+/// handshake fails (another secret, not a caskdb node) is closed and logged.
+pub async fn serve(listener: TcpListener, raft: Slot, secret: Secret) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -246,7 +254,20 @@ pub async fn serve(listener: TcpListener, raft: Slot) {
                 };
                 let _ = socket.set_nodelay(true);
                 let raft = raft.clone();
+                let secret = secret.clone();
                 connections.spawn(async move {
+                    let mut socket = socket;
+                    let shaken =
+                        tokio::time::timeout(handshake::TIMEOUT, handshake::accept(&mut socket, &secret))
+                            .await
+                            .unwrap_or_else(|_| Err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "no handshake in time",
+                            )));
+                    if let Err(e) = shaken {
+                        refused(&peer, &e);
+                        return;
+                    }
                     if let Err(e) = serve_connection(socket, raft).await {
                         tracing::debug!("raft connection from {peer} ended: {e}");
                     }
@@ -255,6 +276,26 @@ pub async fn serve(listener: TcpListener, raft: Slot) {
             // Reap the finished ones, so the set stays the size of the live connections.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
+    }
+}
+
+/// Logs a refused connection: a warning at most every ten seconds (a peer with the wrong
+/// secret retries every heartbeat), the others at debug level.
+fn refused(peer: &std::net::SocketAddr, e: &std::io::Error) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST.load(Ordering::Relaxed);
+    if now >= last + 10
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!("raft bus: refused a connection from {peer}: {e}");
+    } else {
+        tracing::debug!("raft bus: refused a connection from {peer}: {e}");
     }
 }
 
@@ -334,6 +375,7 @@ fn status_of(raft: &Raft<TypeConfig>) -> Status {
 /// One request of `kind` to the node at `addr` on a connection of its own, within `ttl`.
 async fn ask<Req: Serialize, Resp: DeserializeOwned>(
     addr: &str,
+    secret: &Secret,
     kind: u8,
     req: &Req,
     ttl: Duration,
@@ -345,6 +387,7 @@ async fn ask<Req: Serialize, Resp: DeserializeOwned>(
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
             })??;
         s.set_nodelay(true)?;
+        handshake::connect(&mut s, secret).await?;
         let mut body = vec![kind];
         body.extend_from_slice(&0u64.to_le_bytes());
         rmp_serde::encode::write(&mut body, req).map_err(std::io::Error::other)?;
@@ -359,9 +402,10 @@ async fn ask<Req: Serialize, Resp: DeserializeOwned>(
 /// Asks the node at `addr` (its bus address) for its [`Status`].
 ///
 /// # Errors
-/// It cannot be reached, or does not answer within a second.
-pub async fn status(addr: &str) -> std::io::Result<Status> {
-    ask(addr, STATUS, &(), Duration::from_secs(1)).await
+/// It cannot be reached, does not answer within a second, or does not hold `secret`
+/// (`PermissionDenied`).
+pub async fn status(addr: &str, secret: &Secret) -> std::io::Result<Status> {
+    ask(addr, secret, STATUS, &(), Duration::from_secs(1)).await
 }
 
 /// Asks the leader at `addr` to take `join` in (it answers once the new member is a voter,
@@ -369,8 +413,8 @@ pub async fn status(addr: &str) -> std::io::Result<Status> {
 ///
 /// # Errors
 /// It cannot be reached; or its refusal, as text.
-pub async fn join(addr: &str, join: &Join) -> Result<(), String> {
-    ask::<_, Result<(), String>>(addr, JOIN, join, Duration::from_secs(600))
+pub async fn join(addr: &str, secret: &Secret, join: &Join) -> Result<(), String> {
+    ask::<_, Result<(), String>>(addr, secret, JOIN, join, Duration::from_secs(600))
         .await
         .map_err(|e| e.to_string())?
 }

@@ -19,6 +19,7 @@ use openraft::{BasicNode, LogId, Raft, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::handshake::Secret;
 use crate::membership::{bus_of, incarnation_of, node_of, raft_id};
 use crate::network::{self, Network};
 use crate::{Effects, Error, LogStore, NodeId, StateMachine, TypeConfig};
@@ -45,6 +46,9 @@ pub struct NodeOptions {
     /// Entries kept in the log behind a snapshot, so that a follower a little behind catches
     /// up from the log rather than a snapshot. Default 1,000.
     pub keep_after_snapshot: u64,
+    /// The secret every connection between members proves (`handshake.rs`). Default: none
+    /// (the empty secret; members must agree on that too).
+    pub secret: Secret,
 }
 
 impl NodeOptions {
@@ -60,6 +64,7 @@ impl NodeOptions {
             heartbeat: Duration::from_millis(100),
             snapshot_every: 100_000,
             keep_after_snapshot: 1000,
+            secret: Secret::default(),
         }
     }
 }
@@ -118,7 +123,11 @@ impl Node {
             })?;
         // Peers may ask for this node's status while it decides how to start.
         let slot: network::Slot = Arc::default();
-        let server = tokio::spawn(network::serve(listener, slot.clone()));
+        let server = tokio::spawn(network::serve(
+            listener,
+            slot.clone(),
+            options.secret.clone(),
+        ));
         let incarnation_file = options.dir.join("incarnation");
         let stored = read_incarnation(&incarnation_file)?;
         let fresh = log.is_fresh()?;
@@ -148,6 +157,7 @@ impl Node {
         let incarnation = incarnation_of_plan(&plan);
         let network = Network {
             retry: options.heartbeat,
+            secret: options.secret.clone(),
         };
         let started = async {
             if stored != Some(incarnation) {
@@ -220,7 +230,12 @@ impl Node {
                     addr: addr.to_string(),
                     replaces,
                 };
-                tokio::spawn(join_group(raft, peers(options), join));
+                tokio::spawn(join_group(
+                    raft,
+                    peers(options),
+                    options.secret.clone(),
+                    join,
+                ));
             }
         }
         Ok(())
@@ -348,8 +363,14 @@ async fn decide(options: &NodeOptions, stored: Option<u64>) -> Plan {
     loop {
         let mut fresh = 1;
         for peer in peers(options) {
-            let Ok(status) = network::status(&peer).await else {
-                continue;
+            let status = match network::status(&peer, &options.secret).await {
+                Ok(s) => s,
+                Err(e) => {
+                    if e.kind() == std::io::ErrorKind::PermissionDenied {
+                        tracing::error!("node {}: the peer at {peer}: {e}", options.id);
+                    }
+                    continue;
+                }
             };
             if status.live() {
                 // Earlier incarnations that were voters may have voted and acknowledged
@@ -397,11 +418,16 @@ async fn decide(options: &NodeOptions, stored: Option<u64>) -> Plan {
 }
 
 /// Asks the leader, found through the peers, to take `join` in; until it has.
-async fn join_group(raft: Raft<TypeConfig>, peers: Vec<String>, join: network::Join) {
+async fn join_group(
+    raft: Raft<TypeConfig>,
+    peers: Vec<String>,
+    secret: Secret,
+    join: network::Join,
+) {
     loop {
         let mut leader_addr = None;
         for peer in &peers {
-            if let Ok(s) = network::status(peer).await
+            if let Ok(s) = network::status(peer, &secret).await
                 && let Some(l) = s.leader
                 && let Some((_, a)) = s.nodes.iter().find(|(id, _)| *id == l)
             {
@@ -410,7 +436,7 @@ async fn join_group(raft: Raft<TypeConfig>, peers: Vec<String>, join: network::J
             }
         }
         if let Some(addr) = leader_addr {
-            match network::join(&addr, &join).await {
+            match network::join(&addr, &secret, &join).await {
                 Ok(()) => {
                     tracing::info!("node {}: joined the group", node_of(join.id));
                     return;

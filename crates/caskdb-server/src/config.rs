@@ -93,6 +93,12 @@ pub struct Config {
     /// openraft's own): a follower that hears nothing from its leader for three to four times
     /// this (openraft first waits out the leader's lease, twice this) starts an election.
     pub cluster_election_timeout_ms: u64,
+    /// The secret a group's nodes prove to each other on every Raft connection
+    /// (`cluster-secret`; default none). Without it `masterauth`, then `requirepass`, is used.
+    pub cluster_secret: Option<String>,
+    /// The password of the group's other nodes (`masterauth`, as redis.conf names a replica's
+    /// password for its master); here, the bus secret when `cluster-secret` is not set.
+    pub masterauth: Option<String>,
 }
 
 /// The parameters Redis 7.0 knows by two names (its `alias`): setting one sets both.
@@ -217,6 +223,8 @@ impl Default for Config {
             cluster: None,
             cluster_timeout_ms: 2000,
             cluster_election_timeout_ms: 150,
+            cluster_secret: None,
+            masterauth: None,
         }
     }
 }
@@ -298,8 +306,9 @@ pub fn parse_bind(s: &str) -> Result<Vec<IpAddr>, String> {
 
 impl Config {
     /// Reads a TOML file with redis.conf names (`bind`, `port`, `dir`, `appendfsync`,
-    /// `requirepass`, `maxclients`, `timeout`, `proto-max-bulk-len`, `protected-mode`) over the
-    /// defaults.
+    /// `requirepass`, `maxclients`, `timeout`, `proto-max-bulk-len`, `protected-mode`; a
+    /// group's `node-id`, `cluster`, `cluster-timeout`, `cluster-election-timeout`,
+    /// `cluster-secret`, `masterauth`) over the defaults.
     ///
     /// # Errors
     /// If the file cannot be read, is not TOML, or has an unknown key or a bad value.
@@ -358,6 +367,10 @@ impl Config {
             "node-id" => {
                 self.node_id = Some(value.parse().map_err(|_| bad("expected a node number"))?)
             }
+            "cluster-secret" => {
+                self.cluster_secret = (!value.is_empty()).then(|| value.to_string())
+            }
+            "masterauth" => self.masterauth = (!value.is_empty()).then(|| value.to_string()),
             "cluster" => {
                 crate::cluster::parse_members(value)?;
                 self.cluster = Some(value.to_string());

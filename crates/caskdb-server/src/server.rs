@@ -295,6 +295,14 @@ async fn start_cluster(
         election_timeout: std::time::Duration::from_millis(config.cluster_election_timeout_ms),
         timeout: std::time::Duration::from_millis(config.cluster_timeout_ms),
         password: config.requirepass.clone(),
+        secret: config
+            .cluster_secret
+            .as_ref()
+            .or(config.masterauth.as_ref())
+            .or(config.requirepass.as_ref())
+            .map_or_else(caskdb_raft::Secret::default, |s| {
+                caskdb_raft::Secret::new(s.as_bytes())
+            }),
     };
     let cluster = crate::cluster::Cluster::start(settings, db.clone())
         .await

@@ -119,6 +119,8 @@ pub(crate) struct Settings<'a> {
     pub election_timeout: Duration,
     pub timeout: Duration,
     pub password: Option<String>,
+    /// What the Raft bus's connections prove (`handshake.rs` in caskdb-raft).
+    pub secret: caskdb_raft::Secret,
 }
 
 impl Cluster {
@@ -135,6 +137,7 @@ impl Cluster {
             election_timeout,
             timeout,
             password,
+            secret,
         } = settings;
         if !members.contains_key(&id) {
             return Err(format!("node-id {id} is not among the cluster's members"));
@@ -144,6 +147,7 @@ impl Cluster {
         options.meta_key = bytes::Bytes::from_static(&crate::keyspace::RAFT_APPLIED_KEY);
         options.election_timeout = election_timeout;
         options.heartbeat = (election_timeout / 5).max(Duration::from_millis(20));
+        options.secret = secret;
         let node = Node::start(options, data)
             .await
             .map_err(|e| format!("starting node {id}: {e}"))?;
