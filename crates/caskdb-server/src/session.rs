@@ -63,11 +63,17 @@ pub(crate) struct ConnState {
     pub readonly: bool,
     /// A follower's link (`CASKDB.LINK`): never forwarded further.
     pub is_link: bool,
+    /// The request running is a group leader's write (`connection/route.rs`): it is staged
+    /// over the writes in flight.
+    pub write_routed: bool,
 }
 
 /// What a request on a group's leader waits for before its reply: its writes agreed on and
 /// applied; then the blocked clients it served get their replies.
 pub(crate) struct Proposal {
+    /// Its number in the leader's pipeline (`cluster::Pipeline`); with no effects, the last
+    /// proposal whose writes the request read.
+    pub seq: u64,
     pub effects: caskdb_raft::Effects,
     pub served: Vec<(Arc<Waiter>, crate::frame::Frame)>,
 }
@@ -146,6 +152,7 @@ impl ConnState {
             invalidated_all: false,
             executed: false,
             proposal: None,
+            write_routed: false,
             readonly: false,
             is_link: false,
         }

@@ -44,6 +44,7 @@ mod keydir;
 mod log;
 mod merge;
 mod options;
+mod overlay;
 mod rebuild;
 mod recovery;
 mod shared;
@@ -69,6 +70,7 @@ pub use options::{
     DEFAULT_DATA_FILE_SIZE, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_KEY_SIZE, DEFAULT_MAX_VALUE_SIZE,
     DEFAULT_MERGE_MIN_DEAD_BYTES, DEFAULT_MERGE_TRIGGER_RATIO, Options, SyncPolicy,
 };
+pub use overlay::Overlay;
 pub use stats::{FileStats, Stats};
 pub use transaction::{Savepoint, StagedWrite, SyncToken, Transaction};
 pub use tx_iter::{TxIter, TxKeys};

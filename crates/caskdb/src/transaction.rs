@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::iter::prefix_bounds;
 use crate::log::record::MAX_RECORD_HEADER_LEN;
 use crate::log::writer::RawOp;
+use crate::overlay::Overlay;
 use crate::shared::Core;
 use crate::tx_iter::{Pending, PendingRange, TxIter, TxKeys, is_empty_range};
 
@@ -524,18 +525,82 @@ impl Db {
         &self,
         f: impl FnOnce(&mut Transaction<'_>) -> std::result::Result<T, E>,
     ) -> std::result::Result<(T, Vec<StagedWrite>), E> {
+        self.stage_over(&mut Overlay::new(), 0, f)
+    }
+
+    /// As [`Db::stage`], reading through `overlay` (the writes of earlier stages, not yet in
+    /// the database); the writes `f` stages are returned and also added to `overlay` as stage
+    /// `seq`'s, so the next stage sees them. If `f` fails, `overlay` is left as it was.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let db = caskdb::Db::open(dir.path())?;
+    /// let mut overlay = caskdb::Overlay::new();
+    /// db.stage_over(&mut overlay, 1, |tx| tx.put("n", "1"))?;
+    /// // The second stage sees the first one's write, though the database does not have it.
+    /// let (_, staged) = db.stage_over(&mut overlay, 2, |tx| {
+    ///     let n: u32 = std::str::from_utf8(&tx.get("n")?.unwrap_or_default())?.parse()?;
+    ///     tx.put("n", (n + 1).to_string())?;
+    ///     Ok::<_, Box<dyn std::error::Error>>(())
+    /// })?;
+    /// assert_eq!(staged[0].1.as_ref().map(|(v, _)| &v[..]), Some(&b"2"[..]));
+    /// assert_eq!(db.get("n")?, None);
+    /// // Stage 1 was made: its write is forgotten only where no later stage replaced it.
+    /// overlay.settle(1, &[bytes::Bytes::from_static(b"n")]);
+    /// assert_eq!(overlay.len(), 1);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// Whatever `f` returns; [`Error::Poisoned`] and the like if the database refuses writes.
+    pub fn stage_over<T, E: From<Error>>(
+        &self,
+        overlay: &mut Overlay,
+        seq: u64,
+        f: impl FnOnce(&mut Transaction<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<(T, Vec<StagedWrite>), E> {
         let core = &self.inner.core;
         let _w = core.log.lock();
         core.check_open()?;
         let mut tx = Transaction {
             db: self,
             core,
-            writes: BTreeMap::new(),
+            writes: std::mem::take(&mut overlay.writes),
             encoded: 0,
-            undo: None,
+            // Every write keeps what it replaced: the keys this stage wrote, and what to put
+            // back should it fail.
+            undo: Some(Vec::new()),
         };
-        let out = f(&mut tx)?;
-        let staged = tx.staged();
+        let result = f(&mut tx);
+        let undo = tx.undo.take().unwrap_or_default();
+        let mut writes = std::mem::take(&mut tx.writes);
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => {
+                for (key, previous) in undo.into_iter().rev() {
+                    match previous {
+                        Some(w) => writes.insert(key, w),
+                        None => writes.remove(&key),
+                    };
+                }
+                overlay.writes = writes;
+                return Err(e);
+            }
+        };
+        let keys: std::collections::BTreeSet<Vec<u8>> =
+            undo.into_iter().map(|(key, _)| key).collect();
+        let mut staged = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(write) = writes.get(&key) {
+                let write = write
+                    .as_ref()
+                    .map(|(v, at)| (v.clone(), (*at != 0).then_some(*at)));
+                staged.push((Bytes::copy_from_slice(&key), write));
+            }
+            overlay.own(key, seq);
+        }
+        overlay.writes = writes;
         Ok((out, staged))
     }
 

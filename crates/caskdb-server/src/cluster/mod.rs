@@ -3,15 +3,20 @@
 //! each request (answer here, read here after a barrier, write through Raft, or forward to the
 //! leader) is in `connection.rs`; forwarding itself is `forward.rs`.
 //!
-//! Writes, first version: one in flight. On the leader a write command runs in an engine
-//! transaction that commits nothing ([`caskdb::Db::stage`]); its writes become the proposal,
-//! which every node applies (the leader too) once a majority holds it; only then is the reply
-//! sent and the gate passed to the next write.
+//! Writes are pipelined. On the leader a write command runs in an engine transaction that
+//! commits nothing, reading through the writes still in flight ([`caskdb::Db::stage_over`]
+//! over the [`Pipeline`]'s overlay); its writes become a proposal, submitted in staging order
+//! (the gate covers staging and submission only), which every node applies once a majority
+//! holds it; only then is the reply sent. Proposals waiting while Raft is busy are batched
+//! into one entry (`submit`), so many clients' writes share a round trip and an fsync. A write that wrote nothing but read writes in flight is answered once those are
+//! applied; a read waits for the writes staged before it. Should a proposal fail, those
+//! staged after it (over its writes) fail too, as Raft's log order guarantees, and staging
+//! stops until none is left in flight.
 
 pub(crate) mod forward;
 pub(crate) mod sentinel;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +25,7 @@ use std::time::{Duration, Instant};
 use caskdb_raft::membership::{client_of, node_of};
 use caskdb_raft::{Effects, Node, NodeId, NodeOptions};
 use openraft::ServerState;
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::ClientWriteError;
 
 /// One member of the group as `--cluster` lists it: `id=host:port[@busport]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +83,7 @@ pub enum Role {
 }
 
 /// Why a proposal or a read barrier did not succeed.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Refused {
     /// Certainly not applied: this node does not lead.
     NotLeader,
@@ -96,13 +101,227 @@ impl Refused {
     }
 }
 
+/// The leader's writes in flight (see the module's comment).
+pub(crate) struct Pipeline {
+    /// The writes in flight, read through by the next stage. Locked only under the gate
+    /// (staging can be long, a script's): nothing else waits for it.
+    overlay: parking_lot::Mutex<caskdb::Overlay>,
+    /// Proposals made since the last stage, and their keys: the overlay forgets them before
+    /// the next stage reads it.
+    settled: parking_lot::Mutex<Vec<(u64, Vec<bytes::Bytes>)>>,
+    /// The proposals' numbers and fates (short critical sections).
+    state: parking_lot::Mutex<Flight>,
+    /// Bumped whenever a proposal resolves.
+    changed: tokio::sync::watch::Sender<u64>,
+    /// Proposals staged and not yet handed to Raft, in staging order.
+    queue: parking_lot::Mutex<Vec<Queued>>,
+    /// Wakes `submit` when the queue gets one.
+    wake: tokio::sync::Notify,
+}
+
+/// A proposal waiting for `submit`.
+struct Queued {
+    seq: u64,
+    effects: Effects,
+    reply: tokio::sync::oneshot::Sender<Result<(), Refused>>,
+}
+
+/// Raft entries of batched proposals in flight at once: one being made while the next
+/// gathers the proposals staged meanwhile.
+const ENTRIES_IN_FLIGHT: usize = 2;
+
+/// A batch stops growing past this many bytes of keys and values (an entry is applied in one
+/// engine transaction).
+const BATCH_BYTES: usize = 4 << 20;
+
+/// The keys `effects` writes.
+fn keys_of(effects: &Effects) -> Vec<bytes::Bytes> {
+    effects
+        .ops
+        .iter()
+        .map(|op| match op {
+            caskdb_raft::Op::Put { key, .. } | caskdb_raft::Op::Delete { key } => key.clone(),
+        })
+        .collect()
+}
+
+fn size_of(effects: &Effects) -> usize {
+    effects
+        .ops
+        .iter()
+        .map(|op| match op {
+            caskdb_raft::Op::Put { key, value, .. } => key.len() + value.len(),
+            caskdb_raft::Op::Delete { key } => key.len(),
+        })
+        .sum()
+}
+
+/// Hands the queued proposals to Raft, batched: whatever was staged while the entries before
+/// were being made goes in one entry (applied as one transaction, in staging order), so one
+/// append, round trip and fsync serve them all. Runs for the node's life.
+async fn submit(pipeline: Arc<Pipeline>, raft: openraft::Raft<caskdb_raft::TypeConfig>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(ENTRIES_IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let batch = loop {
+            let taken = {
+                let mut queue = pipeline.queue.lock();
+                let mut bytes = 0;
+                let n = queue
+                    .iter()
+                    .take_while(|q| {
+                        let first = bytes == 0;
+                        bytes += size_of(&q.effects).max(1);
+                        first || bytes <= BATCH_BYTES
+                    })
+                    .count();
+                queue.drain(..n).collect::<Vec<_>>()
+            };
+            if !taken.is_empty() {
+                break taken;
+            }
+            pipeline.wake.notified().await;
+        };
+        // One staged over a proposal that failed since is never submitted.
+        let failed = pipeline.state.lock().failed;
+        let mut ops = Vec::new();
+        let mut members = Vec::with_capacity(batch.len());
+        for q in batch {
+            let keys = keys_of(&q.effects);
+            if failed.is_some_and(|f| f < q.seq) {
+                pipeline.resolve(q.seq, keys, false);
+                let _ = q.reply.send(Err(Refused::NotLeader));
+                continue;
+            }
+            ops.extend(q.effects.ops);
+            members.push((q.seq, keys, q.reply));
+        }
+        if members.is_empty() {
+            continue;
+        }
+        let outcome = match raft.client_write_ff(Effects { ops }).await {
+            Ok(rx) => rx,
+            Err(e) => {
+                for (seq, keys, reply) in members {
+                    pipeline.resolve(seq, keys, false);
+                    let _ = reply.send(Err(Refused::Unknown(format!("raft: {e}"))));
+                }
+                continue;
+            }
+        };
+        let pipeline = pipeline.clone();
+        tokio::spawn(async move {
+            let result = match outcome.await {
+                Ok(Ok(_)) => Ok(()),
+                // Refused before it was appended, or appended and then truncated by a new
+                // leader's log: never committed.
+                Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(Refused::NotLeader),
+                Ok(Err(e)) => Err(Refused::Unknown(format!("raft: {e}"))),
+                Err(_) => Err(Refused::Unknown("raft stopped".into())),
+            };
+            for (seq, keys, reply) in members {
+                pipeline.resolve(seq, keys, result.is_ok());
+                let _ = reply.send(result.clone());
+            }
+            drop(slot);
+        });
+    }
+}
+
+struct Flight {
+    /// The next proposal's number (from 1).
+    next: u64,
+    /// Proposals staged and not yet resolved.
+    in_flight: usize,
+    /// Every proposal up to this one has resolved.
+    resolved: u64,
+    /// Those resolved beyond `resolved`, out of order.
+    ahead: BTreeSet<u64>,
+    /// The first proposal that failed while this run of proposals was in flight: every later
+    /// one was staged over it.
+    failed: Option<u64>,
+    /// Earlier runs' failures: the proposals from the first failed one to the run's last.
+    tainted: Vec<(u64, u64)>,
+    /// The term this run's proposals are made in.
+    term: u64,
+}
+
+impl Flight {
+    fn is_tainted(&self, seq: u64) -> bool {
+        self.failed.is_some_and(|f| seq >= f)
+            || self.tainted.iter().any(|(a, b)| (*a..=*b).contains(&seq))
+    }
+}
+
+impl Pipeline {
+    fn new() -> Pipeline {
+        Pipeline {
+            overlay: parking_lot::Mutex::new(caskdb::Overlay::new()),
+            settled: parking_lot::Mutex::new(Vec::new()),
+            state: parking_lot::Mutex::new(Flight {
+                next: 1,
+                in_flight: 0,
+                resolved: 0,
+                ahead: BTreeSet::new(),
+                failed: None,
+                tainted: Vec::new(),
+                term: 0,
+            }),
+            changed: tokio::sync::watch::Sender::new(0),
+            queue: parking_lot::Mutex::new(Vec::new()),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Proposal `seq` is made (`ok`: the overlay forgets its writes before the next stage) or
+    /// will never be (the run is marked failed from it on).
+    fn resolve(&self, seq: u64, keys: Vec<bytes::Bytes>, ok: bool) {
+        if ok {
+            self.settled.lock().push((seq, keys));
+        }
+        let mut f = self.state.lock();
+        f.in_flight = f.in_flight.saturating_sub(1);
+        if !ok {
+            f.failed = Some(f.failed.map_or(seq, |first| first.min(seq)));
+        }
+        f.ahead.insert(seq);
+        loop {
+            let n = f.resolved + 1;
+            if !f.ahead.remove(&n) {
+                break;
+            }
+            f.resolved = n;
+        }
+        drop(f);
+        self.changed.send_modify(|n| *n += 1);
+    }
+}
+
+/// What a leader's write command left to do, from [`Cluster::stage`].
+pub(crate) enum Staged {
+    /// Nothing: it wrote nothing and read no write in flight.
+    Nothing,
+    /// It wrote nothing, but read writes in flight: answered once proposals up to this one
+    /// are made.
+    After(u64),
+    /// Its writes, proposal `seq`, to submit.
+    Proposal(u64, Effects),
+}
+
 /// This node's membership in the group.
 pub(crate) struct Cluster {
     pub id: NodeId,
     node: Node,
     pub members: BTreeMap<NodeId, Member>,
-    /// The leader's writes, one at a time from staging to applied.
+    /// The leader's writes, one at a time through staging and submission.
     pub gate: Arc<tokio::sync::Mutex<()>>,
+    /// The leader's writes in flight.
+    pipeline: Arc<Pipeline>,
+    /// Read barriers started so far; the last one that succeeded (held while one runs).
+    barriers_started: AtomicU64,
+    barrier: tokio::sync::Mutex<u64>,
     /// How long a request waits for a leader (`cluster-timeout`).
     pub timeout: Duration,
     /// The term this node last started leading in (collection ids are refreshed then).
@@ -156,11 +375,16 @@ impl Cluster {
             members.len(),
             members[&id].bus
         );
+        let pipeline = Arc::new(Pipeline::new());
+        tokio::spawn(submit(pipeline.clone(), node.raft().clone()));
         Ok(Cluster {
             id,
             node,
             members,
             gate: Arc::new(tokio::sync::Mutex::new(())),
+            pipeline,
+            barriers_started: AtomicU64::new(0),
+            barrier: tokio::sync::Mutex::new(0),
             timeout,
             led_term: AtomicU64::new(0),
             password,
@@ -193,64 +417,166 @@ impl Cluster {
         }
     }
 
-    /// Once a leader holds the gate: waits until everything in its log is applied (entries of
-    /// earlier terms included), so the write about to be staged sees all that was committed.
-    /// Returns `true` if this is the first write of a new term (the caller then refreshes what
-    /// it derives from the data).
+    /// Once a leader holds the gate: whether a write may be staged now. With writes in flight
+    /// (of this term, none failed) it may at once: it stages over them. Otherwise it waits
+    /// until none is in flight and everything in the log is applied (entries of earlier terms
+    /// included), so the write sees all that was committed. Returns `true` if this is the
+    /// first write of a new term (the caller then refreshes what it derives from the data).
     pub async fn ready_to_write(&self) -> Result<bool, Refused> {
         let until = Instant::now() + self.timeout;
-        let mut rx = self.node.raft().metrics();
+        let mut metrics = self.node.raft().metrics();
+        let mut changed = self.pipeline.changed.subscribe();
         loop {
-            let m = rx.borrow().clone();
+            let m = metrics.borrow().clone();
             if m.state != ServerState::Leader {
                 return Err(Refused::NotLeader);
             }
-            let applied = m.last_applied.map(|l| l.index);
-            if applied >= m.last_log_index {
-                let term = m.current_term;
-                return Ok(self.led_term.swap(term, Ordering::AcqRel) != term);
+            {
+                let mut f = self.pipeline.state.lock();
+                if f.in_flight > 0 {
+                    if f.failed.is_none() && f.term == m.current_term {
+                        return Ok(false);
+                    }
+                } else {
+                    if let Some(first) = f.failed.take() {
+                        let last = f.next - 1;
+                        f.tainted.push((first, last));
+                        // (Waiters look back a little; older runs no longer matter.)
+                        if f.tainted.len() > 64 {
+                            f.tainted.remove(0);
+                        }
+                    }
+                    // (No stage runs: the caller holds the gate.)
+                    self.pipeline.settled.lock().clear();
+                    self.pipeline.overlay.lock().clear();
+                    let applied = m.last_applied.map(|l| l.index);
+                    if applied >= m.last_log_index {
+                        let term = m.current_term;
+                        f.term = term;
+                        return Ok(self.led_term.swap(term, Ordering::AcqRel) != term);
+                    }
+                }
             }
-            match tokio::time::timeout_at(until.into(), rx.changed()).await {
-                Ok(Ok(())) => {}
-                _ => return Err(Refused::NotLeader),
+            tokio::select! {
+                r = tokio::time::timeout_at(until.into(), metrics.changed()) => {
+                    if !matches!(r, Ok(Ok(()))) {
+                        return Err(Refused::NotLeader);
+                    }
+                }
+                _ = changed.changed() => {}
             }
         }
     }
 
-    /// Proposes `effects` and waits until this node applied them (a majority holds them). The
-    /// gate guard goes with the proposal: if this gives up waiting (`cluster-timeout` five
-    /// times over), the next write still waits until the entry is committed or dropped.
+    /// Stages `f` over the writes in flight, under the gate ([`Cluster::ready_to_write`]).
+    /// A proposal it returns must be submitted ([`Cluster::propose`]) before the gate is let
+    /// go.
+    ///
+    /// # Errors
+    /// Whatever `f` returns (the overlay is then as it was).
+    pub fn stage<T, E: From<caskdb::Error>>(
+        &self,
+        db: &caskdb::Db,
+        f: impl FnOnce(&mut caskdb::Transaction<'_>) -> Result<T, E>,
+    ) -> Result<(T, Staged), E> {
+        let mut overlay = self.pipeline.overlay.lock();
+        for (seq, keys) in self.pipeline.settled.lock().drain(..) {
+            overlay.settle(seq, &keys);
+        }
+        let seq = self.pipeline.state.lock().next;
+        let (out, staged) = db.stage_over(&mut overlay, seq, f)?;
+        let mut flight = self.pipeline.state.lock();
+        if !staged.is_empty() {
+            flight.next += 1;
+            flight.in_flight += 1;
+            return Ok((out, Staged::Proposal(seq, Effects::from_staged(staged))));
+        }
+        if flight.resolved < seq - 1 {
+            return Ok((out, Staged::After(seq - 1)));
+        }
+        Ok((out, Staged::Nothing))
+    }
+
+    /// Queues proposal `seq` (from [`Cluster::stage`]) for Raft and lets the gate go; then
+    /// waits until this node applied it (a majority holds it). Gives up waiting after
+    /// `cluster-timeout` five times over; the pipeline still follows the proposal until it is
+    /// made or dropped.
     pub async fn propose(
         &self,
+        seq: u64,
         effects: Effects,
         gate: tokio::sync::OwnedMutexGuard<()>,
     ) -> Result<(), Refused> {
-        let raft = self.node.raft().clone();
-        let task = tokio::spawn(async move {
-            let r = raft.client_write(effects).await;
-            drop(gate);
-            r
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.pipeline.queue.lock().push(Queued {
+            seq,
+            effects,
+            reply,
         });
-        match tokio::time::timeout(self.timeout * 5, task).await {
-            Ok(Ok(Ok(_))) => Ok(()),
-            // Refused before it was appended, or appended and then truncated by a new
-            // leader's log: never committed.
-            Ok(Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))))) => {
-                Err(Refused::NotLeader)
-            }
-            Ok(Ok(Err(e))) => Err(Refused::Unknown(format!("raft: {e}"))),
-            Ok(Err(e)) => Err(Refused::Unknown(format!("raft: {e}"))),
+        self.pipeline.wake.notify_one();
+        drop(gate);
+        match tokio::time::timeout(self.timeout * 5, outcome).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Refused::Unknown("raft stopped".into())),
             Err(_) => Err(Refused::Unknown(
                 "the write was not committed in time".into(),
             )),
         }
     }
 
+    /// Waits until proposals up to `seq` are resolved; an error if one of them failed (a
+    /// write that read them must not be answered as if they were made).
+    pub async fn after(&self, seq: u64) -> Result<(), Refused> {
+        self.wait_resolved(seq).await?;
+        if self.pipeline.state.lock().is_tainted(seq) {
+            return Err(Refused::NotLeader);
+        }
+        Ok(())
+    }
+
+    /// The last proposal staged so far, if it is not yet resolved: a read waits for it
+    /// ([`Cluster::wait_resolved`]).
+    pub fn last_in_flight(&self) -> Option<u64> {
+        let f = self.pipeline.state.lock();
+        (f.resolved < f.next - 1).then_some(f.next - 1)
+    }
+
+    /// Waits until proposals up to `seq` are resolved (made, or dropped), within
+    /// `cluster-timeout` five times over.
+    pub async fn wait_resolved(&self, seq: u64) -> Result<(), Refused> {
+        let until = Instant::now() + self.timeout * 5;
+        let mut changed = self.pipeline.changed.subscribe();
+        loop {
+            if self.pipeline.state.lock().resolved >= seq {
+                return Ok(());
+            }
+            if !matches!(
+                tokio::time::timeout_at(until.into(), changed.changed()).await,
+                Ok(Ok(()))
+            ) {
+                return Err(Refused::Unknown(
+                    "the writes before it were not committed in time".into(),
+                ));
+            }
+        }
+    }
+
     /// A read barrier: confirms with a quorum that this node still leads, and waits until it
     /// applied everything committed before (openraft's `ensure_linearizable`, a ReadIndex).
+    /// Barriers run one at a time, and one that started after a read arrived serves it: the
+    /// reads arriving while one runs share the next.
     pub async fn read_barrier(&self) -> Result<(), Refused> {
+        let arrived = self.barriers_started.load(Ordering::Acquire);
+        let mut last_ok = self.barrier.lock().await;
+        if *last_ok > arrived {
+            return Ok(());
+        }
+        let id = self.barriers_started.fetch_add(1, Ordering::AcqRel) + 1;
         match tokio::time::timeout(self.timeout, self.node.raft().ensure_linearizable()).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => {
+                *last_ok = id;
+                Ok(())
+            }
             Ok(Err(e)) => {
                 tracing::debug!("read barrier: {e}");
                 Err(Refused::NotLeader)

@@ -31,6 +31,7 @@ use super::scripting;
 use super::spec::{Handler, Run, ScriptCall, Spec, flags};
 use super::table::{lookup, lookup_numbered, table};
 use crate::blocking::{Served, Waiter};
+use crate::cluster::Staged;
 use crate::frame::Frame;
 use crate::keyspace::{Entry, Type};
 use crate::session::{ConnState, Parked, Proposal};
@@ -395,14 +396,18 @@ fn run_script(
         Err(e) => return e,
     };
     let mut served = Vec::new();
-    let result = commit(shared, |tx| {
+    let result = commit(shared, conn.write_routed, |tx| {
         let reply = script_in_tx(shared, conn, tx, &prepared, args)?;
         serve_ready(shared, tx, conn, &mut served);
         Ok::<_, ScriptTxError>(reply)
     });
     match result {
-        Ok((frame, Landed::Proposed(effects))) => {
-            conn.proposal = Some(Proposal { effects, served });
+        Ok((frame, Landed::Proposed(seq, effects))) => {
+            conn.proposal = Some(Proposal {
+                seq,
+                effects,
+                served,
+            });
             frame
         }
         Ok((frame, Landed::Now(t))) => {
@@ -550,7 +555,7 @@ fn run_one(
         );
     }
     let mut served = Vec::new();
-    let result = commit(shared, |tx| {
+    let result = commit(shared, conn.write_routed, |tx| {
         let frame = execute(
             shared,
             conn,
@@ -564,9 +569,13 @@ fn run_one(
         Ok::<_, caskdb::Error>(frame)
     });
     match result {
-        Ok((frame, Landed::Proposed(effects))) => {
+        Ok((frame, Landed::Proposed(seq, effects))) => {
             shared.stats.dirty.add(1);
-            conn.proposal = Some(Proposal { effects, served });
+            conn.proposal = Some(Proposal {
+                seq,
+                effects,
+                served,
+            });
             frame
         }
         Ok((frame, Landed::Now(t))) => {
@@ -592,29 +601,43 @@ fn run_one(
 enum Landed {
     /// Committed to the store (the token covers them).
     Now(SyncToken),
-    /// Staged for the group: the connection proposes them before replying.
-    Proposed(caskdb_raft::Effects),
+    /// Staged for the group: the connection proposes them (proposal `seq`) before replying;
+    /// with no writes, it waits for proposals up to `seq`, whose writes it read.
+    Proposed(u64, caskdb_raft::Effects),
 }
 
 /// Commits a command's engine transaction; in a replicated group, stages it instead: its
-/// writes become the connection's proposal, made by every node once the group agrees.
+/// writes become the connection's proposal, made by every node once the group agrees. A
+/// leader's write (`routed`) is staged over the writes in flight; anything else reads the
+/// applied state only.
 fn commit<T, E: From<caskdb::Error>>(
     shared: &Shared,
+    routed: bool,
     f: impl FnOnce(&mut caskdb::Transaction<'_>) -> Result<T, E>,
 ) -> Result<(T, Landed), E> {
-    if shared.cluster.is_none() {
+    let Some(cluster) = &shared.cluster else {
         return shared
             .db
             .transaction_deferred(f)
             .map(|(out, t)| (out, Landed::Now(t)));
+    };
+    if routed {
+        let (out, staged) = cluster.stage(&shared.db, f)?;
+        let landed = match staged {
+            Staged::Nothing => Landed::Now(SyncToken::default()),
+            Staged::After(seq) => Landed::Proposed(seq, caskdb_raft::Effects::default()),
+            Staged::Proposal(seq, effects) => Landed::Proposed(seq, effects),
+        };
+        return Ok((out, landed));
     }
     let (out, staged) = shared.db.stage(f)?;
     if staged.is_empty() {
         return Ok((out, Landed::Now(SyncToken::default())));
     }
+    // (Refused by the connection: a write must go through `route.rs`.)
     Ok((
         out,
-        Landed::Proposed(caskdb_raft::Effects::from_staged(staged)),
+        Landed::Proposed(0, caskdb_raft::Effects::from_staged(staged)),
     ))
 }
 
@@ -826,7 +849,7 @@ fn exec(shared: &Shared, conn: &mut ConnState, token: &mut Option<SyncToken>) ->
         return Frame::Error("EXECABORT Transaction discarded because of previous errors.".into());
     }
     let mut served = Vec::new();
-    let result = commit(shared, |tx| {
+    let result = commit(shared, conn.write_routed, |tx| {
         // Checked under the writer lock: no write can come between this and ours.
         if conn.watch.is_dirty() {
             return Ok::<_, caskdb::Error>(None);
@@ -872,8 +895,12 @@ fn exec(shared: &Shared, conn: &mut ConnState, token: &mut Option<SyncToken>) ->
     conn.watch.clear(&shared.watches);
     match result {
         Ok((None, _)) => Frame::NullArray,
-        Ok((Some(replies), Landed::Proposed(effects))) => {
-            conn.proposal = Some(Proposal { effects, served });
+        Ok((Some(replies), Landed::Proposed(seq, effects))) => {
+            conn.proposal = Some(Proposal {
+                seq,
+                effects,
+                served,
+            });
             Frame::Array(replies)
         }
         Ok((Some(replies), Landed::Now(t))) => {

@@ -1,7 +1,8 @@
 //! A request of a replicated group's client that this node does not answer at once:
-//! - on the leader, a write: it takes the write gate, runs staged (`cmd/dispatch.rs`), is
-//!   proposed, and is answered once applied; a read: it is answered after a read barrier
-//!   (which then covers every request already buffered);
+//! - on the leader, a write: it takes the write gate, runs staged over the writes in flight
+//!   (`cmd/dispatch.rs`), is proposed, lets the gate go, and is answered once applied; a
+//!   read: it is answered after a read barrier (which then covers every request already
+//!   buffered), and once the writes staged before it are resolved;
 //! - on a follower, anything but the connection's own commands is forwarded to the leader over
 //!   this client's link, and the reply relayed as it came; with READONLY, reads are answered
 //!   from this node's state;
@@ -53,7 +54,7 @@ impl Connection {
         }
         match self.route(cluster, args) {
             Route::Local => false,
-            Route::Read => !self.read_ok,
+            Route::Read => !self.read_ok || cluster.last_in_flight().is_some(),
             _ => true,
         }
     }
@@ -143,7 +144,7 @@ impl Connection {
                     self.finish(Frame::Error(NOT_LEADER.into()));
                     return true;
                 }
-                Route::Read => match cluster.read_barrier().await {
+                Route::Read => match self.read_after_writes(&cluster).await {
                     Ok(()) => {
                         self.read_ok = true;
                         let mut token = None;
@@ -197,6 +198,20 @@ impl Connection {
         }
     }
 
+    /// The leader's read: a read barrier unless one covers it already, then a wait for the
+    /// writes staged before it (a client that saw them staged, by WATCH or by their replies,
+    /// must read them).
+    async fn read_after_writes(&self, cluster: &Cluster) -> Result<(), Refused> {
+        let staged = cluster.last_in_flight();
+        if !self.read_ok {
+            cluster.read_barrier().await?;
+        }
+        match staged {
+            Some(seq) => cluster.wait_resolved(seq).await,
+            None => Ok(()),
+        }
+    }
+
     /// The leader's write: staged, proposed, answered once applied.
     async fn write_as_leader(
         &mut self,
@@ -205,7 +220,9 @@ impl Connection {
         gate: tokio::sync::OwnedMutexGuard<()>,
     ) {
         let mut token = None;
+        self.state.write_routed = true;
         let reply = dispatch::request(&self.shared, &mut self.state, args, &mut token);
+        self.state.write_routed = false;
         let Some(proposal) = self.state.proposal.take() else {
             drop(gate);
             if self.state.parked.is_none() {
@@ -213,7 +230,13 @@ impl Connection {
             }
             return;
         };
-        match cluster.propose(proposal.effects, gate).await {
+        let outcome = if proposal.effects.ops.is_empty() {
+            drop(gate);
+            cluster.after(proposal.seq).await
+        } else {
+            cluster.propose(proposal.seq, proposal.effects, gate).await
+        };
+        match outcome {
             Ok(()) => {
                 dispatch::proposal_done(&self.shared, &mut self.state, proposal.served, None);
                 self.finish(reply);
