@@ -149,8 +149,10 @@ def bench(port, pipeline):
             "-c", "50", "-d", "100", "-r", "1000000", "--csv"]
     if pipeline > 1:
         args += ["-P", str(pipeline)]
-    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
-    return {r[0]: float(r[1]) for r in list(csv.reader(io.StringIO(out)))[1:] if len(r) > 1}
+    run = subprocess.run(args, capture_output=True, text=True)
+    if run.returncode != 0:
+        print(f"redis-benchmark failed ({run.returncode}): {run.stderr.strip()[-300:]}", flush=True)
+    return {r[0]: float(r[1]) for r in list(csv.reader(io.StringIO(run.stdout)))[1:] if len(r) > 1}
 
 
 def throughput():
@@ -183,6 +185,8 @@ def throughput():
                     for test in a:
                         print(f"{mode:9} {pipeline:<8} {test:6} {a[test]:11.0f} "
                               f"{b.get(test, 0):11.0f} {b.get(test, 0) / a[test]:6.2f}", flush=True)
+                    if not a:
+                        print(f"{mode:9} {pipeline:<8} (the single node's run failed)", flush=True)
                 # An election under load would show here (and cost the group its throughput).
                 print(f"{mode}: Raft term {before} before, {term()} after", flush=True)
             finally:

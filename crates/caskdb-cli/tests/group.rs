@@ -604,3 +604,79 @@ fn concurrent_writes_keep_redis_answers() {
         }
     }
 }
+
+/// PUBLISH on one node reaches the subscribers of every node (channel and pattern), as over
+/// Redis Cluster's bus; its reply counts this node's receivers.
+#[test]
+fn publish_reaches_subscribers_on_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut group = Group::new(dir.path());
+    group.start_all();
+    group.leader();
+    // (A PubSub unsubscribes when dropped: they live until the end.)
+    let mut conns: Vec<redis::Connection> = (1..=NODES).map(|id| group.conn(id).unwrap()).collect();
+    let mut subscribers: Vec<redis::PubSub<'_>> = conns
+        .iter_mut()
+        .map(|c| {
+            let mut ps = c.as_pubsub();
+            ps.subscribe("news").unwrap();
+            ps.psubscribe("ne*").unwrap();
+            ps.set_read_timeout(Some(PATIENCE)).unwrap();
+            ps
+        })
+        .collect();
+    let mut publisher = group.conn(NODES).unwrap();
+    // Node 3's own subscriber gets it on the channel and on the pattern: 2.
+    let receivers: i64 = redis::cmd("PUBLISH")
+        .arg("news")
+        .arg("hello")
+        .query(&mut publisher)
+        .unwrap();
+    assert_eq!(receivers, 2);
+    for (i, ps) in subscribers.iter_mut().enumerate() {
+        let mut got = BTreeSet::new();
+        for _ in 0..2 {
+            let m = ps.get_message().unwrap();
+            assert_eq!(m.get_channel_name(), "news");
+            assert_eq!(m.get_payload::<String>().unwrap(), "hello");
+            got.insert(m.from_pattern());
+        }
+        assert_eq!(got, [false, true].into(), "node {}'s subscriber", i + 1);
+    }
+    drop(subscribers);
+
+    // Keyspace events of a write fire on every node, by each node's own settings.
+    for id in 1..=NODES {
+        let mut c = group.conn(id).unwrap();
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("notify-keyspace-events")
+            .arg("E$")
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    let mut subscribers: Vec<redis::PubSub<'_>> = conns
+        .iter_mut()
+        .map(|c| {
+            let mut ps = c.as_pubsub();
+            ps.subscribe("__keyevent@0__:set").unwrap();
+            ps
+        })
+        .collect();
+    let mut writer = group.conn(1).unwrap();
+    redis::cmd("SET")
+        .arg("watched")
+        .arg("1")
+        .query::<()>(&mut writer)
+        .unwrap();
+    for (i, ps) in subscribers.iter_mut().enumerate() {
+        let m = ps.get_message().unwrap();
+        assert_eq!(m.get_channel_name(), "__keyevent@0__:set", "node {}", i + 1);
+        assert_eq!(
+            m.get_payload::<String>().unwrap(),
+            "watched",
+            "node {}",
+            i + 1
+        );
+    }
+}

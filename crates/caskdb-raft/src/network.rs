@@ -1,6 +1,8 @@
 //! Raft's traffic between nodes: one TCP connection per peer, opened with a handshake in which
 //! both ends prove they hold the group's secret (`handshake.rs`), then each request a frame
-//! and its answer a frame. A frame is a `u32` length (little-endian) then a MessagePack body: a request
+//! and its answer a frame. Besides Raft's requests, members send each other *messages*
+//! ([`Broadcast`]: a server's PUBLISH reaches the subscribers of every node), best effort and
+//! in order per peer, outside the Raft log. A frame is a `u32` length (little-endian) then a MessagePack body: a request
 //! is a kind byte (1 append-entries, 2 vote, 3 install-snapshot, 4 status, 5 join), the Raft
 //! id of the member it is for (`u64`, 0 for status and join), then the request; an answer is the handler's `Result`. Status and join are caskdb's own: a starting
 //! node asks its peers whether a group exists, and a new member asks the leader to take it in. The wire format is openraft's types through serde (it is not kept
@@ -37,6 +39,23 @@ const VOTE: u8 = 2;
 const SNAPSHOT: u8 = 3;
 const STATUS: u8 = 4;
 const JOIN: u8 = 5;
+const MESSAGE: u8 = 6;
+
+/// What a node does with a message from a peer ([`Broadcast`]).
+#[derive(Clone)]
+pub struct OnMessage(pub std::sync::Arc<dyn Fn(bytes::Bytes) + Send + Sync>);
+
+impl std::fmt::Debug for OnMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnMessage(..)")
+    }
+}
+
+/// Messages waiting for one peer, beyond which new ones are dropped (a peer that is down or
+/// too slow).
+const MESSAGE_QUEUE: usize = 10_000;
+/// Messages sent before their answers are read.
+const MESSAGE_BATCH: usize = 256;
 
 /// What a node says of itself to a starting peer.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -244,7 +263,12 @@ impl RaftNetwork<TypeConfig> for Peer {
 /// its connections end with it (a peer must not keep talking to a stopped node's handle).
 /// Until `raft` holds a handle, only status requests are answered. A connection whose
 /// handshake fails (another secret, not a caskdb node) is closed and logged.
-pub async fn serve(listener: TcpListener, raft: Slot, secret: Secret) {
+pub async fn serve(
+    listener: TcpListener,
+    raft: Slot,
+    secret: Secret,
+    on_message: Option<OnMessage>,
+) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -255,6 +279,7 @@ pub async fn serve(listener: TcpListener, raft: Slot, secret: Secret) {
                 let _ = socket.set_nodelay(true);
                 let raft = raft.clone();
                 let secret = secret.clone();
+                let on_message = on_message.clone();
                 connections.spawn(async move {
                     let mut socket = socket;
                     let shaken =
@@ -268,7 +293,7 @@ pub async fn serve(listener: TcpListener, raft: Slot, secret: Secret) {
                         refused(&peer, &e);
                         return;
                     }
-                    if let Err(e) = serve_connection(socket, raft).await {
+                    if let Err(e) = serve_connection(socket, raft, on_message).await {
                         tracing::debug!("raft connection from {peer} ended: {e}");
                     }
                 });
@@ -307,7 +332,11 @@ fn decode<T: DeserializeOwned>(b: &[u8]) -> std::io::Result<T> {
     rmp_serde::from_slice(b).map_err(std::io::Error::other)
 }
 
-async fn serve_connection(mut socket: TcpStream, slot: Slot) -> std::io::Result<()> {
+async fn serve_connection(
+    mut socket: TcpStream,
+    slot: Slot,
+    on_message: Option<OnMessage>,
+) -> std::io::Result<()> {
     loop {
         let frame = match read_frame(&mut socket).await {
             Ok(f) => f,
@@ -321,6 +350,13 @@ async fn serve_connection(mut socket: TcpStream, slot: Slot) -> std::io::Result<
             return Err(std::io::Error::other("frame without a target"));
         };
         let target = u64::from_le_bytes(target.try_into().map_err(std::io::Error::other)?);
+        if kind == MESSAGE {
+            if let Some(handle) = &on_message {
+                (handle.0)(bytes::Bytes::copy_from_slice(body));
+            }
+            write_frame(&mut socket, &encode(&())?).await?;
+            continue;
+        }
         let Some(raft) = slot.get() else {
             if kind != STATUS {
                 return Err(std::io::Error::other("raft is not started yet"));
@@ -417,4 +453,113 @@ pub async fn join(addr: &str, secret: &Secret, join: &Join) -> Result<(), String
     ask::<_, Result<(), String>>(addr, secret, JOIN, join, Duration::from_secs(600))
         .await
         .map_err(|e| e.to_string())?
+}
+
+/// Sends messages to peers: one task and connection per peer, messages in the order sent,
+/// best effort — a peer that cannot be reached, or whose queue is full, loses them (counted).
+pub struct Broadcast {
+    peers: parking_lot::Mutex<
+        std::collections::HashMap<String, tokio::sync::mpsc::Sender<bytes::Bytes>>,
+    >,
+    secret: Secret,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Broadcast {
+    /// Sends over connections opened with `secret`.
+    pub fn new(secret: Secret) -> Broadcast {
+        Broadcast {
+            peers: parking_lot::Mutex::default(),
+            secret,
+            dropped: std::sync::Arc::default(),
+        }
+    }
+
+    /// Queues `msg` for each peer at the bus addresses `to`. Must run within a tokio runtime.
+    pub fn send(&self, to: impl IntoIterator<Item = String>, msg: &bytes::Bytes) {
+        use std::sync::atomic::Ordering;
+        let mut peers = self.peers.lock();
+        for addr in to {
+            let tx = peers.entry(addr.clone()).or_insert_with(|| {
+                let (tx, rx) = tokio::sync::mpsc::channel(MESSAGE_QUEUE);
+                tokio::spawn(send_to_peer(
+                    addr,
+                    self.secret.clone(),
+                    rx,
+                    self.dropped.clone(),
+                ));
+                tx
+            });
+            if tx.try_send(msg.clone()).is_err() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Messages dropped so far (a peer down, or too slow).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// One peer's messages, sent in batches over one connection (made again after a failure).
+async fn send_to_peer(
+    addr: String,
+    secret: Secret,
+    mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    let mut stream: Option<TcpStream> = None;
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MESSAGE_BATCH {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        let exchange = async {
+            if stream.is_none() {
+                let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+                    })??;
+                s.set_nodelay(true)?;
+                handshake::connect(&mut s, &secret).await?;
+                stream = Some(s);
+            }
+            let Some(s) = stream.as_mut() else {
+                return Err(std::io::Error::other("no connection"));
+            };
+            let mut out = Vec::new();
+            for m in &batch {
+                let len = u32::try_from(1 + 8 + m.len())
+                    .ok()
+                    .filter(|n| (*n as usize) <= MAX_FRAME)
+                    .ok_or_else(|| std::io::Error::other("message too large"))?;
+                out.extend_from_slice(&len.to_le_bytes());
+                out.push(MESSAGE);
+                out.extend_from_slice(&0u64.to_le_bytes());
+                out.extend_from_slice(m);
+            }
+            s.write_all(&out).await?;
+            for _ in &batch {
+                read_frame(s).await?;
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        match tokio::time::timeout(Duration::from_secs(5), exchange).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!("messages to {addr}: {e}");
+                stream = None;
+                dropped.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(_) => {
+                stream = None;
+                dropped.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
 }

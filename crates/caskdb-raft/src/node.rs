@@ -49,6 +49,8 @@ pub struct NodeOptions {
     /// The secret every connection between members proves (`handshake.rs`). Default: none
     /// (the empty secret; members must agree on that too).
     pub secret: Secret,
+    /// What to do with a message from a peer ([`Node::broadcast`]). Default: drop it.
+    pub on_message: Option<network::OnMessage>,
 }
 
 impl NodeOptions {
@@ -65,6 +67,7 @@ impl NodeOptions {
             snapshot_every: 100_000,
             keep_after_snapshot: 1000,
             secret: Secret::default(),
+            on_message: None,
         }
     }
 }
@@ -75,6 +78,7 @@ pub struct Node {
     raft: Raft<TypeConfig>,
     data: caskdb::Db,
     server: JoinHandle<()>,
+    broadcast: network::Broadcast,
 }
 
 impl Node {
@@ -127,6 +131,7 @@ impl Node {
             listener,
             slot.clone(),
             options.secret.clone(),
+            options.on_message.clone(),
         ));
         let incarnation_file = options.dir.join("incarnation");
         let stored = read_incarnation(&incarnation_file)?;
@@ -183,6 +188,7 @@ impl Node {
             raft,
             data,
             server,
+            broadcast: network::Broadcast::new(options.secret.clone()),
         })
     }
 
@@ -273,6 +279,26 @@ impl Node {
             }
             Err(e) => Err(Error::Raft(e.to_string())),
         }
+    }
+
+    /// Sends `msg` to every other member of the current membership (voters and learners),
+    /// best effort: a member that is down, or too slow, does not get it. Their node's
+    /// [`NodeOptions::on_message`] receives it.
+    pub fn broadcast(&self, msg: &Bytes) {
+        let m = self.raft.metrics().borrow().clone();
+        let to: Vec<String> = m
+            .membership_config
+            .membership()
+            .nodes()
+            .filter(|(id, _)| **id != self.id)
+            .map(|(_, n)| bus_of(&n.addr).to_string())
+            .collect();
+        self.broadcast.send(to, msg);
+    }
+
+    /// Messages [`Node::broadcast`] could not deliver so far.
+    pub fn broadcast_dropped(&self) -> u64 {
+        self.broadcast.dropped()
     }
 
     /// Stops the node: Raft, then its listener. (openraft's state-machine task lets the data

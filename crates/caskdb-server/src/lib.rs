@@ -38,6 +38,7 @@ mod notify;
 mod parse;
 mod pubsub;
 mod rdb;
+mod relay;
 mod script;
 mod server;
 mod session;

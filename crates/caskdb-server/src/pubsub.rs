@@ -300,15 +300,32 @@ impl PubSub {
         if self.is_empty() {
             return;
         }
-        for e in events.iter().filter(|e| notify::wanted(flags, e.class)) {
-            if flags & notify::KEYSPACE != 0 {
-                let ch = notify::keyspace_channel(e.db, &e.key);
-                self.publish(false, &ch, &Bytes::from_static(e.name.as_bytes()), limit);
-            }
-            if flags & notify::KEYEVENT != 0 {
-                let ch = notify::keyevent_channel(e.db, e.name);
-                self.publish(false, &ch, &e.key, limit);
-            }
+        for e in events {
+            self.publish_event(flags, e.class, e.name, e.db, &e.key, limit);
+        }
+    }
+
+    /// Publishes one keyspace event (class `class`, named `name`, of `key` in database `db`)
+    /// if `flags` selects it.
+    pub fn publish_event(
+        &self,
+        flags: u32,
+        class: u32,
+        name: &str,
+        db: u8,
+        key: &Bytes,
+        limit: Limit,
+    ) {
+        if !notify::wanted(flags, class) {
+            return;
+        }
+        if flags & notify::KEYSPACE != 0 {
+            let ch = notify::keyspace_channel(db, key);
+            self.publish(false, &ch, &Bytes::copy_from_slice(name.as_bytes()), limit);
+        }
+        if flags & notify::KEYEVENT != 0 {
+            let ch = notify::keyevent_channel(db, name);
+            self.publish(false, &ch, key, limit);
         }
     }
 

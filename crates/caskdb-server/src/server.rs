@@ -151,7 +151,10 @@ impl Server {
             dir: config.dir.clone(),
             source,
         })?;
-        let cluster = start_cluster(&config, &db).await?;
+        // Messages from the group's other nodes (their PUBLISHes) reach this node's
+        // subscribers once the state they are published to exists.
+        let inbox: Arc<std::sync::OnceLock<std::sync::Weak<Shared>>> = Arc::default();
+        let cluster = start_cluster(&config, &db, inbox.clone()).await?;
         let pump = SyncPump::start(db.clone())?;
         let port = listeners
             .first()
@@ -190,6 +193,7 @@ impl Server {
             handshakes: AtomicU64::new(0),
             cluster,
         });
+        let _ = inbox.set(Arc::downgrade(&shared));
         load_libraries(&shared);
         // In a group, orphaned members stay: the sweeper's deletions would be this node's
         // alone, and a new leader must see every collection id the old one gave out.
@@ -277,6 +281,7 @@ impl Server {
 async fn start_cluster(
     config: &Config,
     db: &caskdb::Db,
+    inbox: Arc<std::sync::OnceLock<std::sync::Weak<Shared>>>,
 ) -> Result<Option<Arc<crate::cluster::Cluster>>, ServeError> {
     let (id, spec) = match (config.node_id, &config.cluster) {
         (None, None) => return Ok(None),
@@ -303,6 +308,11 @@ async fn start_cluster(
             .map_or_else(caskdb_raft::Secret::default, |s| {
                 caskdb_raft::Secret::new(s.as_bytes())
             }),
+        on_message: caskdb_raft::network::OnMessage(Arc::new(move |msg| {
+            if let Some(shared) = inbox.get().and_then(std::sync::Weak::upgrade) {
+                crate::relay::received(&shared, &msg);
+            }
+        })),
     };
     let cluster = crate::cluster::Cluster::start(settings, db.clone())
         .await

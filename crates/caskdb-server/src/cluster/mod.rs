@@ -340,6 +340,8 @@ pub(crate) struct Settings<'a> {
     pub password: Option<String>,
     /// What the Raft bus's connections prove (`handshake.rs` in caskdb-raft).
     pub secret: caskdb_raft::Secret,
+    /// Where the other nodes' messages go (`relay::received`).
+    pub on_message: caskdb_raft::network::OnMessage,
 }
 
 impl Cluster {
@@ -357,6 +359,7 @@ impl Cluster {
             timeout,
             password,
             secret,
+            on_message,
         } = settings;
         if !members.contains_key(&id) {
             return Err(format!("node-id {id} is not among the cluster's members"));
@@ -367,6 +370,7 @@ impl Cluster {
         options.election_timeout = election_timeout;
         options.heartbeat = (election_timeout / 5).max(Duration::from_millis(20));
         options.secret = secret;
+        options.on_message = Some(on_message);
         let node = Node::start(options, data)
             .await
             .map_err(|e| format!("starting node {id}: {e}"))?;
@@ -583,6 +587,18 @@ impl Cluster {
             }
             Err(_) => Err(Refused::NotLeader),
         }
+    }
+
+    /// Sends `msg` to the group's other nodes (`relay.rs`: PUBLISHes, keyspace events),
+    /// best effort.
+    pub fn broadcast(&self, msg: &bytes::Bytes) {
+        self.node.broadcast(msg);
+    }
+
+    /// Messages sent to other nodes (PUBLISHes, keyspace events) that were lost (a node down,
+    /// or too slow).
+    pub fn messages_dropped(&self) -> u64 {
+        self.node.broadcast_dropped()
     }
 
     /// The Raft metrics (INFO, ROLE).

@@ -674,6 +674,8 @@ fn publish_events(shared: &Shared, conn: &mut ConnState) {
         let flags = shared.config.notify_flags();
         let limit = shared.config.pubsub_limit();
         shared.pubsub.publish_events(flags, &conn.events, limit);
+        // In a group, every node's subscribers get them (each by its own settings).
+        crate::relay::events(shared, &conn.events);
         conn.events.clear();
     }
     if std::mem::take(&mut conn.invalidated_all) {

@@ -532,6 +532,9 @@ fn group_replication(sh: &Shared, cluster: &crate::cluster::Cluster, f: &mut Fie
     f.put("raft_last_log_index", m.last_log_index.unwrap_or(0));
     f.put("raft_applied_index", applied);
     f.put("raft_members", cluster.members.len());
+    // PUBLISHes and keyspace events this node sent to others that were lost (a node down, or
+    // too slow).
+    f.put("raft_messages_dropped", cluster.messages_dropped());
     let membership = m.membership_config.membership();
     let voters: Vec<u64> = membership.voter_ids().collect();
     f.put("raft_voters", voters.len());

@@ -138,6 +138,9 @@ pub(crate) fn unsubscribe_all(ctx: &mut Ctx<'_, '_>) {
 fn publish(ctx: &mut Ctx<'_, '_>, args: &[Bytes], shard: bool) -> CmdResult {
     let limit = ctx.shared.config.pubsub_limit();
     let n = ctx.shared.pubsub.publish(shard, &args[1], &args[2], limit);
+    // In a group, the other nodes' subscribers get it too; the count is this node's, as in
+    // Redis Cluster.
+    crate::relay::publish(ctx.shared, shard, &args[1], &args[2]);
     Ok(Frame::Integer(n as i64))
 }
 
