@@ -23,15 +23,26 @@ const COUNTERS: usize = 4;
 /// How long any one wait of this test may take before it fails.
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// A port nothing listens on now, never handed out before in this process (the kernel may
+/// give a just-released port again: two nodes, or a node's client and bus ports, must not
+/// get the same one).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 struct Group {
+    /// How many members the group has (running or not).
+    voters: usize,
     ports: BTreeMap<u64, u16>,
     spec: String,
     root: PathBuf,
@@ -62,6 +73,7 @@ impl Group {
         )
         .unwrap();
         Group {
+            voters: NODES as usize,
             ports,
             spec,
             root: root.to_path_buf(),
@@ -114,6 +126,39 @@ impl Group {
             }
         });
         rx
+    }
+
+    /// Starts a node that is not in the group yet (its `--cluster` lists the members and
+    /// itself): it joins as a learner, catches up, and is made a voter.
+    fn start_new(&mut self, id: u64) {
+        let port = free_port();
+        self.ports.insert(id, port);
+        self.spec = format!("{},{id}=127.0.0.1:{port}@{}", self.spec, free_port());
+        self.voters += 1;
+        self.start(id);
+    }
+
+    /// Waits until the leader counts `voters` voters and no learner.
+    fn wait_voters(&self, voters: usize) {
+        let until = Instant::now() + PATIENCE;
+        loop {
+            let infos = self.children.keys().filter_map(|id| {
+                let mut c = self.conn(*id).ok()?;
+                redis::cmd("INFO")
+                    .arg("replication")
+                    .query::<String>(&mut c)
+                    .ok()
+            });
+            if infos.into_iter().any(|info| {
+                info.contains("role:master\r\n")
+                    && info.contains(&format!("raft_voters:{voters}\r\n"))
+                    && info.contains("raft_learners:0\r\n")
+            }) {
+                return;
+            }
+            assert!(Instant::now() < until, "never {voters} voters");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Starts node `id` and returns once it accepts clients.
@@ -174,7 +219,7 @@ impl Group {
                 let settled = self.conn(m).ok().and_then(|mut c| {
                     let info: String = redis::cmd("INFO").arg("replication").query(&mut c).ok()?;
                     Some(
-                        info.contains(&format!("raft_voters:{NODES}\r\n"))
+                        info.contains(&format!("raft_voters:{}\r\n", self.voters))
                             && info.contains("raft_learners:0\r\n"),
                     )
                 });
@@ -328,7 +373,7 @@ fn faults_in_turn_lose_no_acknowledged_write() {
     let rounds: usize = std::env::var("CASKDB_RAFT_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+        .unwrap_or(5);
     let dir = tempfile::tempdir().unwrap();
     let mut group = Group::new(dir.path());
     group.start_all();
@@ -352,7 +397,7 @@ fn faults_in_turn_lose_no_acknowledged_write() {
     for round in 0..rounds {
         wait_for_acks(&acks, acks.load(Ordering::Relaxed) + 200);
         let follower = *group.children.keys().find(|id| **id != leader).unwrap();
-        let fault = match round % 4 {
+        let fault = match round % 5 {
             0 => {
                 group.kill(leader);
                 let next = group.leader();
@@ -378,12 +423,30 @@ fn faults_in_turn_lose_no_acknowledged_write() {
                 group.start(follower);
                 "follower kill -9"
             }
-            _ => {
+            3 => {
                 // Its disk is lost: it comes back as a new incarnation and catches up.
                 group.kill(follower);
                 std::fs::remove_dir_all(group.root.join(format!("node{follower}"))).unwrap();
                 group.start(follower);
                 "follower disk wiped"
+            }
+            _ => {
+                // A fourth node joins (learner, caught up, voter) while the writes go on, then
+                // is removed again through RAFT.NODE REMOVE, sent to a follower (forwarded).
+                let extra = NODES + 1 + round as u64;
+                group.start_new(extra);
+                group.wait_voters(NODES as usize + 1);
+                wait_for_acks(&acks, acks.load(Ordering::Relaxed) + 200);
+                let mut c = group.conn(follower).unwrap();
+                let _: () = redis::cmd("RAFT.NODE")
+                    .arg("REMOVE")
+                    .arg(extra)
+                    .query(&mut c)
+                    .unwrap();
+                group.voters -= 1;
+                group.wait_voters(NODES as usize);
+                group.kill(extra);
+                "fourth node added, then removed"
             }
         };
         *faults.entry(fault).or_default() += 1;
