@@ -742,4 +742,46 @@ fn publish_reaches_subscribers_on_every_node() {
             i + 1
         );
     }
+    drop(subscribers);
+
+    // The leader expires keys (its deletions replicate); every node hears `expired`.
+    for id in 1..=NODES {
+        let mut c = group.conn(id).unwrap();
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("notify-keyspace-events")
+            .arg("Ex")
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    let mut subscribers: Vec<redis::PubSub<'_>> = conns
+        .iter_mut()
+        .map(|c| {
+            let mut ps = c.as_pubsub();
+            ps.subscribe("__keyevent@0__:expired").unwrap();
+            ps
+        })
+        .collect();
+    redis::cmd("SET")
+        .arg("short")
+        .arg("1")
+        .arg("PX")
+        .arg(50)
+        .query::<()>(&mut writer)
+        .unwrap();
+    for (i, ps) in subscribers.iter_mut().enumerate() {
+        let m = ps.get_message().unwrap();
+        assert_eq!(
+            m.get_channel_name(),
+            "__keyevent@0__:expired",
+            "node {}",
+            i + 1
+        );
+        assert_eq!(
+            m.get_payload::<String>().unwrap(),
+            "short",
+            "node {}",
+            i + 1
+        );
+    }
 }

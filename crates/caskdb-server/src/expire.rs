@@ -3,6 +3,10 @@
 //! keys whose time has passed, and publishes an `expired` event for each (as Redis's active
 //! expiry does) and tells the tracking clients. The engine itself already hides
 //! expired values from every read; this only makes their end visible.
+//!
+//! In a replicated group the leader alone does it, and its deletions are a write like any
+//! other (staged over the writes in flight, proposed, applied on every node): followers never
+//! expire keys on their own clock. Every node's subscribers get the `expired` events.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -39,6 +43,15 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         {
             continue;
         }
+        if let Some(cluster) = &shared.cluster {
+            if cluster.role() == crate::cluster::Role::Leader {
+                match in_group(&shared, cluster, cursor.take()).await {
+                    Ok(next) => cursor = next,
+                    Err(e) => tracing::debug!("expiry in the group: {e}"),
+                }
+            }
+            continue;
+        }
         // The scan and the deletes take the engine's locks: off the async workers.
         let (sh, after) = (shared.clone(), cursor.take());
         match tokio::task::spawn_blocking(move || cycle(&sh, after.as_deref())).await {
@@ -49,9 +62,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// One chunk: deletes the expired top-level keys after `after` and announces them; returns
-/// where to resume.
-fn cycle(shared: &Shared, after: Option<&[u8]>) -> caskdb::Result<Option<Bytes>> {
+/// The expired top-level keys of a chunk after `after`, and where to resume.
+fn scan(shared: &Shared, after: Option<&[u8]>) -> caskdb::Result<(Vec<Bytes>, Option<Bytes>)> {
     let start = after.map_or(Bound::Unbounded, Bound::Excluded);
     // Top-level keys sort before every member record (whose first byte is a tag from
     // MEMBER_TAG_BASE up): the scan stops there. Members are reclaimed by the sweeper once
@@ -60,42 +72,118 @@ fn cycle(shared: &Shared, after: Option<&[u8]>) -> caskdb::Result<Option<Bytes>>
     let (expired, next) = shared
         .db
         .expired_keys(start, Bound::Excluded(&end[..]), CHUNK)?;
-    let keys: Vec<Bytes> = expired
+    let keys = expired
         .into_iter()
         .filter(|k| k.len() >= 2 && k[1] == NS_KEYS)
         .collect();
-    if keys.is_empty() {
-        return Ok(next);
+    Ok((keys, next))
+}
+
+/// The deletion of `k` if it is still stored and expired, and its event.
+fn expire_one(
+    shared: &Shared,
+    tx: &mut caskdb::Transaction<'_>,
+    k: &Bytes,
+) -> caskdb::Result<Option<Event>> {
+    let (still, _) = shared
+        .db
+        .expired_keys(Bound::Included(k), Bound::Included(k), 1)?;
+    // (In a group, a write in flight may have set it again: the transaction sees it.)
+    if still.is_empty() || tx.get(k)?.is_some() {
+        return Ok(None);
     }
-    let events = shared.db.transaction(|tx| {
-        let mut events = Vec::new();
-        for k in &keys {
-            // Still stored and expired (not rewritten nor deleted since the scan; writers wait
-            // for this transaction, so it stays so): delete it.
-            let (still, _) = shared
-                .db
-                .expired_keys(Bound::Included(k), Bound::Included(k), 1)?;
-            if !still.is_empty() {
-                tx.delete(k)?;
-                // Registries and events speak logical databases (SWAPDB).
-                let db = shared.dbs.logical(k[0]);
-                shared.watches.touch(db, &k[2..]);
-                events.push(Event {
-                    class: notify::EXPIRED,
-                    name: "expired",
-                    db,
-                    key: k.slice(2..),
-                });
-            }
-        }
-        Ok::<_, caskdb::Error>(events)
-    })?;
+    tx.delete(k)?;
+    // Registries and events speak logical databases (SWAPDB).
+    let db = shared.dbs.logical(k[0]);
+    shared.watches.touch(db, &k[2..]);
+    Ok(Some(Event {
+        class: notify::EXPIRED,
+        name: "expired",
+        db,
+        key: k.slice(2..),
+    }))
+}
+
+/// Makes the expiry's end known: counted, told to tracking clients and subscribers.
+fn announce(shared: &Shared, events: &[Event]) {
     shared.stats.expired_keys.add(events.len() as u64);
     let gone: Vec<Bytes> = events.iter().map(|e| e.key.clone()).collect();
     shared.keys_changed(&gone, None);
     let flags = shared.config.notify_flags();
     shared
         .pubsub
-        .publish_events(flags, &events, shared.config.pubsub_limit());
+        .publish_events(flags, events, shared.config.pubsub_limit());
+}
+
+/// One chunk on a group's leader: the deletions go through the write path (gate, stage,
+/// proposal); the events go out once they are applied, here and on the other nodes.
+async fn in_group(
+    shared: &Arc<Shared>,
+    cluster: &crate::cluster::Cluster,
+    after: Option<Bytes>,
+) -> Result<Option<Bytes>, String> {
+    let (sh, from) = (shared.clone(), after.clone());
+    let (keys, next) = tokio::task::spawn_blocking(move || scan(&sh, from.as_deref()))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    if keys.is_empty() {
+        return Ok(next);
+    }
+    let gate = cluster.gate.clone().lock_owned().await;
+    if cluster.ready_to_write().await.map_err(|r| r.reply_text())? {
+        // The first write of this term: collection ids given out before are in the data.
+        shared
+            .collections
+            .refresh(&shared.db)
+            .map_err(|e| e.to_string())?;
+    }
+    let (events, staged) = cluster
+        .stage(&shared.db, |tx| {
+            let mut events = Vec::new();
+            for k in &keys {
+                events.extend(expire_one(shared, tx, k)?);
+            }
+            Ok::<_, caskdb::Error>(events)
+        })
+        .map_err(|e| e.to_string())?;
+    let outcome = match staged {
+        crate::cluster::Staged::Nothing => {
+            drop(gate);
+            Ok(())
+        }
+        crate::cluster::Staged::After(seq) => {
+            drop(gate);
+            cluster.after(seq).await
+        }
+        crate::cluster::Staged::Proposal(seq, effects) => cluster.propose(seq, effects, gate).await,
+    };
+    match outcome {
+        Ok(()) => {
+            announce(shared, &events);
+            crate::relay::events(shared, &events);
+            Ok(next)
+        }
+        // Tried again from the same place.
+        Err(r) => Err(r.reply_text()),
+    }
+}
+
+/// One chunk: deletes the expired top-level keys after `after` and announces them; returns
+/// where to resume.
+fn cycle(shared: &Shared, after: Option<&[u8]>) -> caskdb::Result<Option<Bytes>> {
+    let (keys, next) = scan(shared, after)?;
+    if keys.is_empty() {
+        return Ok(next);
+    }
+    // Writers wait for this transaction: what it finds expired stays so until it deletes it.
+    let events = shared.db.transaction(|tx| {
+        let mut events = Vec::new();
+        for k in &keys {
+            events.extend(expire_one(shared, tx, k)?);
+        }
+        Ok::<_, caskdb::Error>(events)
+    })?;
+    announce(shared, &events);
     Ok(next)
 }

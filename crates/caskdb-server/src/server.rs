@@ -250,11 +250,8 @@ impl Server {
             std::sync::atomic::Ordering::Relaxed,
         );
         let mut tasks = tokio::task::JoinSet::new();
-        // In a group only applied entries change the data (an expiry's deletion would be this
-        // node's alone; the engine hides expired values from reads on every node anyway).
-        if shared.cluster.is_none() {
-            tasks.spawn(crate::expire::run(shared.clone()));
-        }
+        // (In a group it runs on the leader only, and its deletions are proposed.)
+        tasks.spawn(crate::expire::run(shared.clone()));
         tasks.spawn(sample_rates(shared.clone()));
         for (l, tls) in listeners {
             tasks.spawn(accept_loop(l, tls, shared.clone()));
