@@ -595,6 +595,16 @@ fn concurrent_writes_keep_redis_answers() {
     let leader = group.leader();
     let group = &group;
     let (replies, setnx_wins) = std::thread::scope(|s| {
+        // A BLPOP blocks while the writes fly (staged over them, it must not answer at once),
+        // and gets what is pushed later.
+        let blocked = s.spawn(move || {
+            let mut c = group.conn(leader).unwrap();
+            redis::cmd("BLPOP")
+                .arg("queue")
+                .arg(0)
+                .query::<(String, String)>(&mut c)
+                .unwrap()
+        });
         let handles: Vec<_> = (0..CLIENTS)
             .map(|i| {
                 s.spawn(move || {
@@ -619,6 +629,22 @@ fn concurrent_writes_keep_redis_answers() {
             replies.extend(got);
             wins += won;
         }
+        let mut c = group.conn(leader).unwrap();
+        // (Pushed until the BLPOP has it: it may have been parked after the first push.)
+        let until = Instant::now() + PATIENCE;
+        while !blocked.is_finished() {
+            redis::cmd("RPUSH")
+                .arg("queue")
+                .arg("job")
+                .query::<i64>(&mut c)
+                .unwrap();
+            assert!(Instant::now() < until, "the BLPOP never got a job");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            blocked.join().unwrap(),
+            ("queue".to_string(), "job".to_string())
+        );
         (replies, wins)
     });
     let total = CLIENTS as i64 * EACH;

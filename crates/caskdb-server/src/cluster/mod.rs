@@ -234,7 +234,7 @@ struct Flight {
     /// The next proposal's number (from 1).
     next: u64,
     /// Proposals staged and not yet resolved.
-    in_flight: usize,
+    flying: BTreeSet<u64>,
     /// Every proposal up to this one has resolved.
     resolved: u64,
     /// Those resolved beyond `resolved`, out of order.
@@ -262,7 +262,7 @@ impl Pipeline {
             settled: parking_lot::Mutex::new(Vec::new()),
             state: parking_lot::Mutex::new(Flight {
                 next: 1,
-                in_flight: 0,
+                flying: BTreeSet::new(),
                 resolved: 0,
                 ahead: BTreeSet::new(),
                 failed: None,
@@ -277,12 +277,17 @@ impl Pipeline {
 
     /// Proposal `seq` is made (`ok`: the overlay forgets its writes before the next stage) or
     /// will never be (the run is marked failed from it on).
+    /// A proposal given up on already (`Cluster::ready_to_write` after a new term) is
+    /// ignored.
     fn resolve(&self, seq: u64, keys: Vec<bytes::Bytes>, ok: bool) {
+        let mut f = self.state.lock();
+        if !f.flying.remove(&seq) {
+            return;
+        }
         if ok {
+            // (Under the state lock: a reset that clears `settled` comes before or after.)
             self.settled.lock().push((seq, keys));
         }
-        let mut f = self.state.lock();
-        f.in_flight = f.in_flight.saturating_sub(1);
         if !ok {
             f.failed = Some(f.failed.map_or(seq, |first| first.min(seq)));
         }
@@ -296,6 +301,22 @@ impl Pipeline {
         }
         drop(f);
         self.changed.send_modify(|n| *n += 1);
+    }
+}
+
+/// Marks the pipeline failed if staging unwinds (see `Cluster::stage`).
+struct PoisonOnUnwind<'a> {
+    pipeline: &'a Pipeline,
+    seq: u64,
+}
+
+impl Drop for PoisonOnUnwind<'_> {
+    fn drop(&mut self) {
+        let mut f = self.pipeline.state.lock();
+        let first = f.flying.first().copied().unwrap_or(self.seq);
+        f.failed = Some(f.failed.map_or(first, |x| x.min(first)));
+        // (The overlay is emptied by the next `ready_to_write`, once none is in flight: its
+        // lock is still held here.)
     }
 }
 
@@ -436,9 +457,23 @@ impl Cluster {
                 return Err(Refused::NotLeader);
             }
             {
+                // (Lock order: state, then settled, then overlay. `stage` takes the overlay
+                // first, then state; no deadlock: both run only under the gate.)
                 let mut f = self.pipeline.state.lock();
-                if f.in_flight > 0 {
-                    if f.failed.is_none() && f.term == m.current_term {
+                if !f.flying.is_empty() && f.term != m.current_term {
+                    // Leading again in a new term with proposals of an old one unresolved: an
+                    // entry skipped by a snapshot install never answers. Given up on: their
+                    // clients got (or get) `outcome unknown`; whatever of them is in this
+                    // node's log is applied before the next stage (below).
+                    let first = f.flying.first().copied().unwrap_or(f.next);
+                    f.failed = Some(f.failed.map_or(first, |x| x.min(first)));
+                    f.flying.clear();
+                    f.resolved = f.next - 1;
+                    f.ahead.clear();
+                    self.pipeline.changed.send_modify(|n| *n += 1);
+                }
+                if !f.flying.is_empty() {
+                    if f.failed.is_none() {
                         return Ok(false);
                     }
                 } else {
@@ -487,15 +522,25 @@ impl Cluster {
         for (seq, keys) in self.pipeline.settled.lock().drain(..) {
             overlay.settle(seq, &keys);
         }
+        // What it reads rests on the proposals whose writes are in the overlay.
+        let read_in_flight = !overlay.is_empty();
         let seq = self.pipeline.state.lock().next;
-        let (out, staged) = db.stage_over(&mut overlay, seq, f)?;
+        // Should `f` panic, the overlay (moved into its transaction) is lost: the writes in
+        // flight are then treated as failed, so nothing is staged without them.
+        let guard = PoisonOnUnwind {
+            pipeline: &self.pipeline,
+            seq,
+        };
+        let result = db.stage_over(&mut overlay, seq, f);
+        std::mem::forget(guard);
+        let (out, staged) = result?;
         let mut flight = self.pipeline.state.lock();
         if !staged.is_empty() {
             flight.next += 1;
-            flight.in_flight += 1;
+            flight.flying.insert(seq);
             return Ok((out, Staged::Proposal(seq, Effects::from_staged(staged))));
         }
-        if flight.resolved < seq - 1 {
+        if read_in_flight || flight.resolved < seq - 1 {
             return Ok((out, Staged::After(seq - 1)));
         }
         Ok((out, Staged::Nothing))
@@ -571,12 +616,17 @@ impl Cluster {
     /// reads arriving while one runs share the next.
     pub async fn read_barrier(&self) -> Result<(), Refused> {
         let arrived = self.barriers_started.load(Ordering::Acquire);
-        let mut last_ok = self.barrier.lock().await;
+        let until = Instant::now() + self.timeout;
+        // (Behind others' barriers, it still gives up after `cluster-timeout`.)
+        let Ok(mut last_ok) = tokio::time::timeout_at(until.into(), self.barrier.lock()).await
+        else {
+            return Err(Refused::NotLeader);
+        };
         if *last_ok > arrived {
             return Ok(());
         }
         let id = self.barriers_started.fetch_add(1, Ordering::AcqRel) + 1;
-        match tokio::time::timeout(self.timeout, self.node.raft().ensure_linearizable()).await {
+        match tokio::time::timeout_at(until.into(), self.node.raft().ensure_linearizable()).await {
             Ok(Ok(_)) => {
                 *last_ok = id;
                 Ok(())

@@ -230,6 +230,11 @@ impl Connection {
             }
             return;
         };
+        if proposal.effects.ops.is_empty() && self.state.parked.is_some() {
+            // Blocked, having written nothing: its reply comes when it is served.
+            drop(gate);
+            return;
+        }
         let outcome = if proposal.effects.ops.is_empty() {
             drop(gate);
             cluster.after(proposal.seq).await
