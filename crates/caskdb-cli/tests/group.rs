@@ -734,80 +734,45 @@ fn publish_reaches_subscribers_on_every_node() {
     }
     drop(subscribers);
 
-    // Keyspace events of a write fire on every node, by each node's own settings.
-    for id in 1..=NODES {
-        let mut c = group.conn(id).unwrap();
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("notify-keyspace-events")
-            .arg("E$")
-            .query::<()>(&mut c)
-            .unwrap();
-    }
-    let mut subscribers: Vec<redis::PubSub<'_>> = conns
-        .iter_mut()
-        .map(|c| {
-            let mut ps = c.as_pubsub();
-            ps.subscribe("__keyevent@0__:set").unwrap();
-            ps
-        })
-        .collect();
+    // Keyspace events of a write fire on every node, by each node's own settings; the leader
+    // expires keys (its deletions replicate), and every node hears `expired`.
     let mut writer = group.conn(1).unwrap();
-    redis::cmd("SET")
-        .arg("watched")
-        .arg("1")
-        .query::<()>(&mut writer)
-        .unwrap();
-    for (i, ps) in subscribers.iter_mut().enumerate() {
-        let m = ps.get_message().unwrap();
-        assert_eq!(m.get_channel_name(), "__keyevent@0__:set", "node {}", i + 1);
-        assert_eq!(
-            m.get_payload::<String>().unwrap(),
-            "watched",
-            "node {}",
-            i + 1
-        );
-    }
-    drop(subscribers);
-
-    // The leader expires keys (its deletions replicate); every node hears `expired`.
-    for id in 1..=NODES {
-        let mut c = group.conn(id).unwrap();
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("notify-keyspace-events")
-            .arg("Ex")
-            .query::<()>(&mut c)
+    let cases: [(&str, &str, &[&str]); 2] = [
+        ("E$", "set", &["SET", "watched", "1"]),
+        ("Ex", "expired", &["SET", "short", "1", "PX", "50"]),
+    ];
+    for (flags, event, write) in cases {
+        for id in 1..=NODES {
+            let mut c = group.conn(id).unwrap();
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("notify-keyspace-events")
+                .arg(flags)
+                .query::<()>(&mut c)
+                .unwrap();
+        }
+        let channel = format!("__keyevent@0__:{event}");
+        let mut subscribers: Vec<redis::PubSub<'_>> = conns
+            .iter_mut()
+            .map(|c| {
+                let mut ps = c.as_pubsub();
+                ps.subscribe(&channel).unwrap();
+                ps
+            })
+            .collect();
+        redis::cmd(write[0])
+            .arg(&write[1..])
+            .query::<()>(&mut writer)
             .unwrap();
-    }
-    let mut subscribers: Vec<redis::PubSub<'_>> = conns
-        .iter_mut()
-        .map(|c| {
-            let mut ps = c.as_pubsub();
-            ps.subscribe("__keyevent@0__:expired").unwrap();
-            ps
-        })
-        .collect();
-    redis::cmd("SET")
-        .arg("short")
-        .arg("1")
-        .arg("PX")
-        .arg(50)
-        .query::<()>(&mut writer)
-        .unwrap();
-    for (i, ps) in subscribers.iter_mut().enumerate() {
-        let m = ps.get_message().unwrap();
-        assert_eq!(
-            m.get_channel_name(),
-            "__keyevent@0__:expired",
-            "node {}",
-            i + 1
-        );
-        assert_eq!(
-            m.get_payload::<String>().unwrap(),
-            "short",
-            "node {}",
-            i + 1
-        );
+        for (i, ps) in subscribers.iter_mut().enumerate() {
+            let m = ps.get_message().unwrap();
+            assert_eq!(m.get_channel_name(), channel, "node {}", i + 1);
+            assert_eq!(
+                m.get_payload::<String>().unwrap(),
+                write[1],
+                "node {}",
+                i + 1
+            );
+        }
     }
 }
