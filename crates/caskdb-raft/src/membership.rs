@@ -37,6 +37,9 @@ pub fn client_of(addr: &str) -> Option<&str> {
     addr.split_whitespace().nth(1)
 }
 
+/// Serialises this process's membership changes (`add_voter`, `remove_node`).
+static CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// On the leader: makes `id` (address `addr`) a learner, waits until it caught up (from a
 /// snapshot if need be), then makes it a voter in place of `replaces`.
 ///
@@ -48,6 +51,9 @@ pub async fn add_voter(
     addr: &str,
     replaces: &[NodeId],
 ) -> Result<(), String> {
+    // One membership change at a time: two joins at once would each compute the voters
+    // from the same old set, and the second change would undo the first.
+    let _one = CHANGES.lock().await;
     tracing::info!(
         "adding node {} (incarnation {}) at {addr} as a learner",
         node_of(id),
@@ -82,6 +88,7 @@ pub async fn add_voter(
 /// # Errors
 /// openraft's, as text; or the node is not a member.
 pub async fn remove_node(raft: &Raft<TypeConfig>, node: u64) -> Result<(), String> {
+    let _one = CHANGES.lock().await;
     let mut voters = voters(raft);
     let before = voters.len();
     voters.retain(|id| node_of(*id) != node);

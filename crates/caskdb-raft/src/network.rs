@@ -225,9 +225,9 @@ impl Peer {
 }
 
 impl RaftNetwork<TypeConfig> for Peer {
-    /// A peer that was down is tried again every heartbeat (openraft's default waits 500 ms):
-    /// a restarted node must hear from the leader before its election timer runs out, or its
-    /// election (which it cannot win, its log being behind) makes the leader step down.
+    /// A peer that was down is tried again after `retry` (`Node::start` sets it): a restarted
+    /// node must hear from the leader before its election timer runs out, or its election
+    /// (which it cannot win, its log being behind) makes the leader step down.
     fn backoff(&self) -> Backoff {
         Backoff::new(std::iter::repeat(self.retry))
     }

