@@ -105,8 +105,8 @@ pub fn keyspace_channel(db: u8, key: &[u8]) -> Bytes {
 }
 
 /// The channel `__keyevent@<db>__:<event>`, which carries the key.
-pub fn keyevent_channel(db: u8, event: &str) -> Bytes {
-    channel(b"__keyevent@", db, event.as_bytes())
+pub fn keyevent_channel(db: u8, event: &[u8]) -> Bytes {
+    channel(b"__keyevent@", db, event)
 }
 
 fn channel(prefix: &[u8], db: u8, tail: &[u8]) -> Bytes {
@@ -132,7 +132,7 @@ mod tests {
         assert!(wanted(parse_flags(b"K$").unwrap(), STRING));
         assert!(!wanted(parse_flags(b"$").unwrap(), STRING));
         assert_eq!(&keyspace_channel(3, b"k")[..], b"__keyspace@3__:k");
-        assert_eq!(&keyevent_channel(0, "set")[..], b"__keyevent@0__:set");
+        assert_eq!(&keyevent_channel(0, b"set")[..], b"__keyevent@0__:set");
     }
 }
 

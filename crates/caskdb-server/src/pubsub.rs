@@ -301,7 +301,8 @@ impl PubSub {
             return;
         }
         for e in events {
-            self.publish_event(flags, e.class, e.name, e.db, &e.key, limit);
+            let name = Bytes::from_static(e.name.as_bytes());
+            self.publish_event(flags, e.class, &name, e.db, &e.key, limit);
         }
     }
 
@@ -311,7 +312,7 @@ impl PubSub {
         &self,
         flags: u32,
         class: u32,
-        name: &str,
+        name: &Bytes,
         db: u8,
         key: &Bytes,
         limit: Limit,
@@ -321,7 +322,7 @@ impl PubSub {
         }
         if flags & notify::KEYSPACE != 0 {
             let ch = notify::keyspace_channel(db, key);
-            self.publish(false, &ch, &Bytes::copy_from_slice(name.as_bytes()), limit);
+            self.publish(false, &ch, name, limit);
         }
         if flags & notify::KEYEVENT != 0 {
             let ch = notify::keyevent_channel(db, name);

@@ -53,6 +53,11 @@ pub(crate) fn events(shared: &Shared, events: &[Event]) {
     cluster.broadcast(&Bytes::from(msg));
 }
 
+/// A little-endian `u32` from its 4 bytes.
+fn le32(b: &[u8]) -> Option<u32> {
+    b.try_into().ok().map(u32::from_le_bytes)
+}
+
 /// A message from another node: its PUBLISH, or its write's keyspace events, reach this
 /// node's subscribers. Unknown or malformed messages are ignored (a newer node may send kinds
 /// this one does not know).
@@ -68,11 +73,12 @@ pub(crate) fn received(shared: &Shared, msg: &[u8]) {
     let limit = shared.config.pubsub_limit();
     match kind {
         PUBLISH => {
-            let (Some(&[shard]), Some(len)) = (take(1), take(4)) else {
+            let (Some(&[shard]), Some(len)) = (take(1), take(4).and_then(le32)) else {
                 return;
             };
-            let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-            let Some(channel) = take(len) else { return };
+            let Some(channel) = take(len as usize) else {
+                return;
+            };
             let channel = Bytes::copy_from_slice(channel);
             let payload = Bytes::copy_from_slice(rest);
             shared.pubsub.publish(shard != 0, &channel, &payload, limit);
@@ -83,21 +89,21 @@ pub(crate) fn received(shared: &Shared, msg: &[u8]) {
             }
             let flags = shared.config.notify_flags();
             loop {
-                let Some(class) = take(4) else { return };
-                let class = u32::from_le_bytes([class[0], class[1], class[2], class[3]]);
+                let Some(class) = take(4).and_then(le32) else {
+                    return;
+                };
                 let (Some(&[db]), Some(&[name_len])) = (take(1), take(1)) else {
                     return;
                 };
-                let Some(name) = take(name_len as usize) else {
+                let Some(name) = take(name_len as usize).map(Bytes::copy_from_slice) else {
                     return;
                 };
-                let Ok(name) = std::str::from_utf8(name).map(str::to_string) else {
+                let Some(len) = take(4).and_then(le32) else {
                     return;
                 };
-                let Some(len) = take(4) else { return };
-                let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-                let Some(key) = take(len) else { return };
-                let key = Bytes::copy_from_slice(key);
+                let Some(key) = take(len as usize).map(Bytes::copy_from_slice) else {
+                    return;
+                };
                 shared
                     .pubsub
                     .publish_event(flags, class, &name, db, &key, limit);
