@@ -167,6 +167,14 @@ impl Group {
         assert!(ready.recv().unwrap(), "node {id} exited before listening");
     }
 
+    /// A group in `root` with every node started, once they agree on a leader (returned).
+    fn running(root: &Path) -> (Group, u64) {
+        let mut group = Group::new(root);
+        group.start_all();
+        let leader = group.leader();
+        (group, leader)
+    }
+
     /// Starts every node (a fresh group initialises once a majority is up).
     fn start_all(&mut self) {
         let ready: Vec<_> = (1..=NODES).map(|id| (id, self.spawn(id))).collect();
@@ -375,9 +383,7 @@ fn faults_in_turn_lose_no_acknowledged_write() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let dir = tempfile::tempdir().unwrap();
-    let mut group = Group::new(dir.path());
-    group.start_all();
-    let first = group.leader();
+    let (mut group, first) = Group::running(dir.path());
 
     let ports = Arc::new(Mutex::new(
         group.ports.values().copied().collect::<Vec<_>>(),
@@ -565,9 +571,7 @@ fn client_script(program: &str, script: &str, ports: &str, protocol: &str) -> bo
 #[test]
 fn sentinel_aware_clients_find_the_leader() {
     let dir = tempfile::tempdir().unwrap();
-    let mut group = Group::new(dir.path());
-    group.start_all();
-    group.leader();
+    let (group, _) = Group::running(dir.path());
     let ports = group
         .ports
         .values()
@@ -590,9 +594,7 @@ fn concurrent_writes_keep_redis_answers() {
     const CLIENTS: u64 = 12;
     const EACH: i64 = 40;
     let dir = tempfile::tempdir().unwrap();
-    let mut group = Group::new(dir.path());
-    group.start_all();
-    let leader = group.leader();
+    let (group, leader) = Group::running(dir.path());
     let group = &group;
     let (replies, setnx_wins) = std::thread::scope(|s| {
         // A BLPOP blocks while the writes fly (staged over them, it must not answer at once),
@@ -699,9 +701,7 @@ fn concurrent_writes_keep_redis_answers() {
 #[test]
 fn publish_reaches_subscribers_on_every_node() {
     let dir = tempfile::tempdir().unwrap();
-    let mut group = Group::new(dir.path());
-    group.start_all();
-    group.leader();
+    let (group, _) = Group::running(dir.path());
     // (A PubSub unsubscribes when dropped: they live until the end.)
     let mut conns: Vec<redis::Connection> = (1..=NODES).map(|id| group.conn(id).unwrap()).collect();
     let mut subscribers: Vec<redis::PubSub<'_>> = conns

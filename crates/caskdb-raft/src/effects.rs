@@ -50,6 +50,27 @@ impl Effects {
         Effects { ops }
     }
 
+    /// The keys these writes touch, in order.
+    pub fn keys(&self) -> Vec<Bytes> {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                Op::Put { key, .. } | Op::Delete { key } => key.clone(),
+            })
+            .collect()
+    }
+
+    /// The bytes of their keys and values.
+    pub fn bytes(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|op| match op {
+                Op::Put { key, value, .. } => key.len() + value.len(),
+                Op::Delete { key } => key.len(),
+            })
+            .sum()
+    }
+
     /// Makes these writes in `tx`.
     ///
     /// # Errors

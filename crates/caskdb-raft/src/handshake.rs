@@ -35,21 +35,18 @@ impl Secret {
         }
     }
 
+    /// What `role`'s proof signs: the role, then both nonces.
+    fn message(role: &[u8], client: &[u8], server: &[u8]) -> Vec<u8> {
+        [role, client, server].concat()
+    }
+
     fn tag(&self, role: &[u8], client: &[u8], server: &[u8]) -> hmac::Tag {
-        let mut ctx = hmac::Context::with_key(&self.key);
-        ctx.update(role);
-        ctx.update(client);
-        ctx.update(server);
-        ctx.sign()
+        hmac::sign(&self.key, &Self::message(role, client, server))
     }
 
     fn check(&self, role: &[u8], client: &[u8], server: &[u8], tag: &[u8]) -> bool {
-        let mut msg = Vec::with_capacity(role.len() + 2 * NONCE);
-        msg.extend_from_slice(role);
-        msg.extend_from_slice(client);
-        msg.extend_from_slice(server);
         // (Constant time.)
-        hmac::verify(&self.key, &msg, tag).is_ok()
+        hmac::verify(&self.key, &Self::message(role, client, server), tag).is_ok()
     }
 }
 

@@ -2,7 +2,8 @@
 //! both ends prove they hold the group's secret (`handshake.rs`), then each request a frame
 //! and its answer a frame. Besides Raft's requests, members send each other *messages*
 //! ([`Broadcast`]: a server's PUBLISH reaches the subscribers of every node), best effort and
-//! in order per peer, outside the Raft log. A frame is a `u32` length (little-endian) then a MessagePack body: a request
+//! in order per peer, outside the Raft log. A frame is a `u32` length (little-endian) then a
+//! MessagePack body: a request
 //! is a kind byte (1 append-entries, 2 vote, 3 install-snapshot, 4 status, 5 join), the Raft
 //! id of the member it is for (`u64`, 0 for status and join), then the request; an answer is the handler's `Result`. Status and join are caskdb's own: a starting
 //! node asks its peers whether a group exists, and a new member asks the leader to take it in. The wire format is openraft's types through serde (it is not kept
@@ -129,6 +130,17 @@ pub struct Peer {
     secret: Secret,
 }
 
+/// A connection to the peer at `addr`, made within [`CONNECT_TIMEOUT`] and through the
+/// handshake.
+async fn open(addr: &str, secret: &Secret) -> std::io::Result<TcpStream> {
+    let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    s.set_nodelay(true)?;
+    handshake::connect(&mut s, secret).await?;
+    Ok(s)
+}
+
 async fn write_frame(s: &mut TcpStream, body: &[u8]) -> std::io::Result<()> {
     let len = u32::try_from(body.len())
         .ok()
@@ -181,14 +193,7 @@ impl Peer {
         }
         let exchange = async {
             if self.stream.is_none() {
-                let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
-                    .await
-                    .map_err(|_| {
-                        std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
-                    })??;
-                s.set_nodelay(true)?;
-                handshake::connect(&mut s, &self.secret).await?;
-                self.stream = Some(s);
+                self.stream = Some(open(&self.addr, &self.secret).await?);
             }
             let Some(s) = self.stream.as_mut() else {
                 return Err(std::io::Error::other("no connection"));
@@ -417,13 +422,7 @@ async fn ask<Req: Serialize, Resp: DeserializeOwned>(
     ttl: Duration,
 ) -> std::io::Result<Resp> {
     let exchange = async {
-        let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
-            })??;
-        s.set_nodelay(true)?;
-        handshake::connect(&mut s, secret).await?;
+        let mut s = open(addr, secret).await?;
         let mut body = vec![kind];
         body.extend_from_slice(&0u64.to_le_bytes());
         rmp_serde::encode::write(&mut body, req).map_err(std::io::Error::other)?;
@@ -520,14 +519,7 @@ async fn send_to_peer(
         }
         let exchange = async {
             if stream.is_none() {
-                let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
-                    .await
-                    .map_err(|_| {
-                        std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
-                    })??;
-                s.set_nodelay(true)?;
-                handshake::connect(&mut s, &secret).await?;
-                stream = Some(s);
+                stream = Some(open(&addr, &secret).await?);
             }
             let Some(s) = stream.as_mut() else {
                 return Err(std::io::Error::other("no connection"));
@@ -549,17 +541,13 @@ async fn send_to_peer(
             }
             Ok::<_, std::io::Error>(())
         };
-        match tokio::time::timeout(Duration::from_secs(5), exchange).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::debug!("messages to {addr}: {e}");
-                stream = None;
-                dropped.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-            Err(_) => {
-                stream = None;
-                dropped.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
+        let sent = tokio::time::timeout(Duration::from_secs(5), exchange)
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("timed out")));
+        if let Err(e) = sent {
+            tracing::debug!("messages to {addr}: {e}");
+            stream = None;
+            dropped.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }

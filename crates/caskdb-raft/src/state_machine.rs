@@ -32,14 +32,7 @@ const CHUNK: usize = 16 << 20;
 /// About how many bytes an entry's effects take in an engine batch.
 fn effects_size(e: &openraft::Entry<TypeConfig>) -> usize {
     match &e.payload {
-        EntryPayload::Normal(effects) => effects
-            .ops
-            .iter()
-            .map(|op| match op {
-                crate::Op::Put { key, value, .. } => key.len() + value.len() + 32,
-                crate::Op::Delete { key } => key.len() + 32,
-            })
-            .sum(),
+        EntryPayload::Normal(effects) => effects.bytes() + 32 * effects.ops.len(),
         _ => 0,
     }
 }

@@ -79,6 +79,19 @@ fn scan(shared: &Shared, after: Option<&[u8]>) -> caskdb::Result<(Vec<Bytes>, Op
     Ok((keys, next))
 }
 
+/// The deletions of those of `keys` still stored and expired, and their events.
+fn expire_all(
+    shared: &Shared,
+    tx: &mut caskdb::Transaction<'_>,
+    keys: &[Bytes],
+) -> caskdb::Result<Vec<Event>> {
+    let mut events = Vec::new();
+    for k in keys {
+        events.extend(expire_one(shared, tx, k)?);
+    }
+    Ok(events)
+}
+
 /// The deletion of `k` if it is still stored and expired, and its event.
 fn expire_one(
     shared: &Shared,
@@ -139,13 +152,7 @@ async fn in_group(
             .map_err(|e| e.to_string())?;
     }
     let (events, staged) = cluster
-        .stage(&shared.db, |tx| {
-            let mut events = Vec::new();
-            for k in &keys {
-                events.extend(expire_one(shared, tx, k)?);
-            }
-            Ok::<_, caskdb::Error>(events)
-        })
+        .stage(&shared.db, |tx| expire_all(shared, tx, &keys))
         .map_err(|e| e.to_string())?;
     let outcome = match staged {
         crate::cluster::Staged::Nothing => {
@@ -177,13 +184,7 @@ fn cycle(shared: &Shared, after: Option<&[u8]>) -> caskdb::Result<Option<Bytes>>
         return Ok(next);
     }
     // Writers wait for this transaction: what it finds expired stays so until it deletes it.
-    let events = shared.db.transaction(|tx| {
-        let mut events = Vec::new();
-        for k in &keys {
-            events.extend(expire_one(shared, tx, k)?);
-        }
-        Ok::<_, caskdb::Error>(events)
-    })?;
+    let events = shared.db.transaction(|tx| expire_all(shared, tx, &keys))?;
     announce(shared, &events);
     Ok(next)
 }

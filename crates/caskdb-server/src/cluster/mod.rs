@@ -8,8 +8,9 @@
 //! over the [`Pipeline`]'s overlay); its writes become a proposal, submitted in staging order
 //! (the gate covers staging and submission only), which every node applies once a majority
 //! holds it; only then is the reply sent. Proposals waiting while Raft is busy are batched
-//! into one entry (`submit`), so many clients' writes share a round trip and an fsync. A write that wrote nothing but read writes in flight is answered once those are
-//! applied; a read waits for the writes staged before it. Should a proposal fail, those
+//! into one entry (`submit`), so many clients' writes share a round trip and an fsync. A
+//! write that wrote nothing but read writes in flight is answered once those are applied; a
+//! read waits for the writes staged before it. Should a proposal fail, those
 //! staged after it (over its writes) fail too, as Raft's log order guarantees, and staging
 //! stops until none is left in flight.
 
@@ -134,28 +135,6 @@ const ENTRIES_IN_FLIGHT: usize = 2;
 /// engine transaction).
 const BATCH_BYTES: usize = 4 << 20;
 
-/// The keys `effects` writes.
-fn keys_of(effects: &Effects) -> Vec<bytes::Bytes> {
-    effects
-        .ops
-        .iter()
-        .map(|op| match op {
-            caskdb_raft::Op::Put { key, .. } | caskdb_raft::Op::Delete { key } => key.clone(),
-        })
-        .collect()
-}
-
-fn size_of(effects: &Effects) -> usize {
-    effects
-        .ops
-        .iter()
-        .map(|op| match op {
-            caskdb_raft::Op::Put { key, value, .. } => key.len() + value.len(),
-            caskdb_raft::Op::Delete { key } => key.len(),
-        })
-        .sum()
-}
-
 /// Hands the queued proposals to Raft, batched: whatever was staged while the entries before
 /// were being made goes in one entry (applied as one transaction, in staging order), so one
 /// append, round trip and fsync serve them all. Runs for the node's life.
@@ -173,7 +152,7 @@ async fn submit(pipeline: Arc<Pipeline>, raft: openraft::Raft<caskdb_raft::TypeC
                     .iter()
                     .take_while(|q| {
                         let first = bytes == 0;
-                        bytes += size_of(&q.effects).max(1);
+                        bytes += q.effects.bytes().max(1);
                         first || bytes <= BATCH_BYTES
                     })
                     .count();
@@ -189,7 +168,7 @@ async fn submit(pipeline: Arc<Pipeline>, raft: openraft::Raft<caskdb_raft::TypeC
         let mut ops = Vec::new();
         let mut members = Vec::with_capacity(batch.len());
         for q in batch {
-            let keys = keys_of(&q.effects);
+            let keys = q.effects.keys();
             if failed.is_some_and(|f| f < q.seq) {
                 pipeline.resolve(q.seq, keys, false);
                 let _ = q.reply.send(Err(Refused::NotLeader));
@@ -249,6 +228,11 @@ struct Flight {
 }
 
 impl Flight {
+    /// Proposal `seq` failed, or is given up on: it and every later one in this run fail.
+    fn fail_from(&mut self, seq: u64) {
+        self.failed = Some(self.failed.map_or(seq, |first| first.min(seq)));
+    }
+
     fn is_tainted(&self, seq: u64) -> bool {
         self.failed.is_some_and(|f| seq >= f)
             || self.tainted.iter().any(|(a, b)| (*a..=*b).contains(&seq))
@@ -287,9 +271,8 @@ impl Pipeline {
         if ok {
             // (Under the state lock: a reset that clears `settled` comes before or after.)
             self.settled.lock().push((seq, keys));
-        }
-        if !ok {
-            f.failed = Some(f.failed.map_or(seq, |first| first.min(seq)));
+        } else {
+            f.fail_from(seq);
         }
         f.ahead.insert(seq);
         loop {
@@ -314,7 +297,7 @@ impl Drop for PoisonOnUnwind<'_> {
     fn drop(&mut self) {
         let mut f = self.pipeline.state.lock();
         let first = f.flying.first().copied().unwrap_or(self.seq);
-        f.failed = Some(f.failed.map_or(first, |x| x.min(first)));
+        f.fail_from(first);
         // (The overlay is emptied by the next `ready_to_write`, once none is in flight: its
         // lock is still held here.)
     }
@@ -466,7 +449,7 @@ impl Cluster {
                     // clients got (or get) `outcome unknown`; whatever of them is in this
                     // node's log is applied before the next stage (below).
                     let first = f.flying.first().copied().unwrap_or(f.next);
-                    f.failed = Some(f.failed.map_or(first, |x| x.min(first)));
+                    f.fail_from(first);
                     f.flying.clear();
                     f.resolved = f.next - 1;
                     f.ahead.clear();
