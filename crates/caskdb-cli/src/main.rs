@@ -165,6 +165,16 @@ fn main() -> ExitCode {
     }
     match run(cli) {
         Ok(code) => code,
+        // The reader of stdout went away (`caskdb scan | head`): it has what it wanted, as
+        // with any Unix filter; nothing was wrong with the database.
+        Err(err)
+            if err.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("caskdb: error: {err:#}");
             ExitCode::from(FAILURE)

@@ -427,3 +427,38 @@ fn completions_for_each_shell_name_the_commands() {
     }
     exits(dir.path(), &["completions", "nosuchshell"], 2);
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: String = (0..50_000)
+        .map(|i| {
+            format!("{{\"db\":0,\"key\":\"key{i:05}\",\"type\":\"string\",\"value\":\"{i}\"}}\n")
+        })
+        .collect();
+    caskdb(dir.path())
+        .arg("import")
+        .write_stdin(lines)
+        .assert()
+        .success();
+    // `caskdb scan | head -1`: the reader closes the pipe after one line.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("caskdb"))
+        .env_remove("CASKDB_DIR")
+        .arg("--dir")
+        .arg(dir.path())
+        .arg("scan")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert_eq!(first, "key00000\t0\n");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert!(out.status.success(), "{:?}", out.status);
+}

@@ -120,6 +120,20 @@ impl Node {
             source,
         })?;
         let log = LogStore::open(options.dir.join("log"))?;
+        let fresh = log.is_fresh()?;
+        // No Raft state, yet the data says it applied some log: the data came from another
+        // node (a backup, a copied directory) or its `raft/` was removed. That position names
+        // entries of a log this node does not have (openraft would refuse to start a group
+        // over it): keep the data, forget the position.
+        if fresh && data.get(&options.meta_key)?.is_some() {
+            tracing::warn!(
+                "node {}: the data directory was applied from a Raft log this node does not \
+                 hold (a backup, or a directory whose raft/ was removed): its data is kept, \
+                 its old log position dropped",
+                options.id
+            );
+            data.delete(&options.meta_key)?;
+        }
         let sm = StateMachine::open(
             data.clone(),
             options.meta_key.clone(),
@@ -142,7 +156,6 @@ impl Node {
         ));
         let incarnation_file = options.dir.join("incarnation");
         let stored = read_incarnation(&incarnation_file)?;
-        let fresh = log.is_fresh()?;
         // Data from before the group is in no log entry: only a group of this node alone may
         // start from it (its first snapshot carries it to the others); joining a group, it
         // would be mixed with the group's.

@@ -402,3 +402,78 @@ async fn a_single_node_directory_becomes_the_first_member_of_a_group() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_one_node_starts_a_new_group() {
+    let old_root = tempfile::tempdir().unwrap();
+    let old_root = old_root.path();
+    let members: BTreeMap<NodeId, String> = (1..=3).zip(free_addrs(3)).collect();
+    let (a, b, c) = tokio::join!(
+        start(1, &members, old_root),
+        start(2, &members, old_root),
+        start(3, &members, old_root)
+    );
+    let nodes: BTreeMap<NodeId, Node> = [(1, a), (2, b), (3, c)].into();
+    let all: Vec<&Node> = nodes.values().collect();
+    let first = leader(&all, None).await;
+    let mut last = 0;
+    for i in 0..30 {
+        last = nodes[&first]
+            .write(put(&format!("k{i}"), &format!("v{i}")))
+            .await
+            .unwrap()
+            .index;
+    }
+    // One node's data, copied while the group runs (a follower's, at a known index).
+    let follower = *nodes.keys().find(|id| **id != first).unwrap();
+    applied(&nodes[&follower], last).await;
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    nodes[&follower]
+        .data()
+        .backup(root.join("n1/data"))
+        .unwrap();
+    nodes[&first].write(put("later", "l")).await.unwrap();
+    for n in nodes.into_values() {
+        n.shutdown().await;
+    }
+
+    // The copy starts a new group: alone first (its data, and the old group's applied index
+    // it carries, are not in any log of the new group), then two fresh nodes join it.
+    let members: BTreeMap<NodeId, String> = (1..=3).zip(free_addrs(3)).collect();
+    let alone: BTreeMap<NodeId, String> = [(1, members[&1].clone())].into();
+    let first = start(1, &alone, root).await;
+    let (b, c) = tokio::join!(start(2, &members, root), start(3, &members, root));
+    let nodes: BTreeMap<NodeId, Node> = [(1, first), (2, b), (3, c)].into();
+    nodes[&1]
+        .raft()
+        .wait(Some(WAIT))
+        .metrics(
+            |m| m.membership_config.membership().voter_ids().count() == 3,
+            "three voters",
+        )
+        .await
+        .unwrap();
+    let last = nodes[&1].write(put("new", "n")).await.unwrap().index;
+    for n in nodes.values() {
+        applied(n, last).await;
+    }
+    for (id, n) in nodes {
+        let db = n.data().clone();
+        for i in 0..30 {
+            assert_eq!(
+                db.get(format!("k{i}")).unwrap().as_deref(),
+                Some(format!("v{i}").as_bytes()),
+                "node {id}, key k{i}"
+            );
+        }
+        assert_eq!(db.get("new").unwrap().as_deref(), Some(&b"n"[..]));
+        assert_eq!(
+            db.get("later").unwrap(),
+            None,
+            "node {id}: written after the backup"
+        );
+        drop(db);
+        n.shutdown().await;
+    }
+}
