@@ -25,8 +25,14 @@ impl Drop for Served {
 
 /// Starts `caskdb serve --port 0` with `extra` flags and reads the port from its start-up log.
 fn serve(dir: &Path, extra: &[&str]) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_caskdb"))
-        .env_remove("CASKDB_DIR")
+    serve_limited(dir, extra, None)
+}
+
+/// As [`serve`]; with `file_size`, the server's files cannot grow past it (`RLIMIT_FSIZE`, the
+/// soft limit only: [`raise_file_size_limit`] lifts it), as if the disk were full there.
+fn serve_limited(dir: &Path, extra: &[&str], file_size: Option<u64>) -> Served {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_caskdb"));
+    cmd.env_remove("CASKDB_DIR")
         .env_remove("RUST_LOG")
         .arg("--dir")
         .arg(dir)
@@ -34,9 +40,26 @@ fn serve(dir: &Path, extra: &[&str]) -> Served {
         .args(["--port", "0"])
         .args(extra)
         .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stdout(Stdio::null());
+    if let Some(limit) = file_size {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: async-signal-safe libc calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Past the limit a write fails with EFBIG instead of killing the process.
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                let lim = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: libc::RLIM_INFINITY,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd.spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     let port = loop {
@@ -374,4 +397,88 @@ fn a_directory_of_the_old_raw_encoding_is_migrated_at_open() {
     drop((s, r));
     shutdown(server);
     assert_eq!(cask(d, &["get", "old"]), (0, "value\n".into()));
+}
+
+/// Lifts the file size limit of `server` (space comes back).
+fn raise_file_size_limit(server: &Served) {
+    let lim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: a plain syscall on our own child's limits.
+    let rc = unsafe {
+        libc::prlimit(
+            server.child.id() as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &lim,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_full_disk_refuses_writes_with_misconf_until_space_is_back_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let always = ["--appendfsync", "always"];
+    // The data file's first 4 MiB are allocated at once; the next step passes 6 MiB.
+    let server = serve_limited(dir.path(), &always, Some(6 << 20));
+    let (mut s, mut r) = connect(server.port);
+    let value = "v".repeat(1000);
+    let full = "-MISCONF Errors writing to the AOF file: File too large";
+    let mut acked = 0;
+    let refused = loop {
+        let reply = call(&mut s, &mut r, &["SET", &format!("k{acked}"), &value]).unwrap();
+        if reply != "+OK" {
+            break reply;
+        }
+        acked += 1;
+    };
+    assert_eq!(refused, full, "after {acked} writes");
+    assert!(acked > 3000, "only {acked} writes before the disk was full");
+    // Reads go on; writes and PING are refused, as Redis refuses them after an AOF error.
+    assert_eq!(call(&mut s, &mut r, &["GET", "k0"]).unwrap(), value);
+    assert_eq!(
+        call(&mut s, &mut r, &["DBSIZE"]).unwrap(),
+        format!(":{acked}")
+    );
+    assert_eq!(call(&mut s, &mut r, &["PING"]).unwrap(), full);
+    let info = call(&mut s, &mut r, &["INFO", "persistence"]).unwrap();
+    assert!(info.contains("aof_last_write_status:err\r\n"), "{info}");
+    assert_eq!(call(&mut s, &mut r, &["DEL", "k0"]).unwrap(), full);
+    let script = ["EVAL", "return redis.call('SET', KEYS[1], 'x')", "1", "k0"];
+    let script_reply = call(&mut s, &mut r, &script).unwrap();
+    assert!(script_reply.contains(&full[1..]), "{script_reply}");
+    assert_eq!(call(&mut s, &mut r, &["MULTI"]).unwrap(), "+OK");
+    assert_eq!(call(&mut s, &mut r, &["INCR", "n"]).unwrap(), full);
+    assert_eq!(
+        call(&mut s, &mut r, &["EXEC"]).unwrap(),
+        "-EXECABORT Transaction discarded because of previous errors."
+    );
+    // Space comes back: the server finds out by itself (it probes once a second).
+    raise_file_size_limit(&server);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while call(&mut s, &mut r, &["PING"]).unwrap() != "+PONG" {
+        assert!(std::time::Instant::now() < deadline, "writes never resumed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        call(&mut s, &mut r, &["SET", "after", "back"]).unwrap(),
+        "+OK"
+    );
+    // Nothing acknowledged is lost, across a kill -9.
+    drop(server);
+    let server = serve(dir.path(), &always);
+    let (mut s, mut r) = connect(server.port);
+    assert_eq!(
+        call(&mut s, &mut r, &["DBSIZE"]).unwrap(),
+        format!(":{}", acked + 1)
+    );
+    for i in (0..acked).step_by(97).chain([acked - 1]) {
+        assert_eq!(
+            call(&mut s, &mut r, &["GET", &format!("k{i}")]).unwrap(),
+            value
+        );
+    }
+    assert_eq!(call(&mut s, &mut r, &["GET", "after"]).unwrap(), "back");
 }

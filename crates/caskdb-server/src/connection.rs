@@ -149,6 +149,7 @@ impl Connection {
             {
                 // The writes are in memory but maybe not on disk: say nothing rather than
                 // acknowledge them. The store now refuses writes until restarted.
+                self.shared.disk.sync_failed(&e);
                 tracing::error!(
                     client = self.state.id,
                     "fsync failed, dropping the connection: {e}"
@@ -331,6 +332,7 @@ impl Connection {
             && self.shared.config.appendfsync() == AppendFsync::Always
             && let Err(e) = self.shared.pump.wait(t).await
         {
+            self.shared.disk.sync_failed(&e);
             tracing::error!(
                 client = self.state.id,
                 "fsync failed, dropping the connection: {e}"

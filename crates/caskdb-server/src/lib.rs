@@ -23,6 +23,7 @@ mod command_info;
 pub mod config;
 mod connection;
 pub mod direct;
+mod disk;
 mod expire;
 mod frame;
 #[cfg(feature = "testing")]

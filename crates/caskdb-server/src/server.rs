@@ -17,6 +17,7 @@ use crate::blocking::Blocking;
 use crate::clients::Clients;
 use crate::config::{self, Config, Runtime};
 use crate::connection::Connection;
+use crate::disk;
 use crate::pubsub::PubSub;
 use crate::shutdown::Shutdown;
 use crate::state::{Cursors, Shared, Stats, SyncPump, random_u64, unix_secs};
@@ -183,6 +184,7 @@ impl Server {
             ),
             shutdown: Shutdown::new(),
             pump,
+            disk: Default::default(),
             collections,
             pubsub: PubSub::default(),
             blocking: Blocking::default(),
@@ -253,6 +255,7 @@ impl Server {
         // (In a group it runs on the leader only, and its deletions are proposed.)
         tasks.spawn(crate::expire::run(shared.clone()));
         tasks.spawn(sample_rates(shared.clone()));
+        tasks.spawn(probe_disk(shared.clone()));
         for (l, tls) in listeners {
             tasks.spawn(accept_loop(l, tls, shared.clone()));
         }
@@ -345,6 +348,29 @@ async fn sample_rates(shared: Arc<Shared>) {
         tokio::select! {
             _ = stop.wait() => return,
             _ = tick.tick() => shared.stats.sample(),
+        }
+    }
+}
+
+/// While writes are refused for a disk error (`disk.rs`), asks the engine for room once a
+/// second, and lets writes resume once it gets it; until shutdown.
+async fn probe_disk(shared: Arc<Shared>) {
+    let mut stop = shared.shutdown.subscribe();
+    let mut tick = tokio::time::interval(disk::PROBE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.wait() => return,
+            _ = tick.tick() => {}
+        }
+        if !shared.disk.failed() {
+            continue;
+        }
+        let db = shared.db.clone();
+        // (Allocating, or starting a new data file, blocks on the disk.)
+        let reserved = tokio::task::spawn_blocking(move || db.reserve(disk::PROBE_BYTES)).await;
+        if let Ok(Ok(())) = reserved {
+            shared.disk.recovered();
         }
     }
 }

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use crate::blocking::Blocking;
 use crate::clients::{Clients, Pause};
 use crate::config::Runtime;
+use crate::disk::DiskState;
 use crate::keyspace::DbMap;
 use crate::metrics::{Histogram, Rates};
 use crate::pubsub::PubSub;
@@ -407,6 +408,8 @@ pub(crate) struct Shared {
     pub run_id: String,
     pub shutdown: Shutdown,
     pub pump: SyncPump,
+    /// Writes refused after one failed on the disk (MISCONF).
+    pub disk: DiskState,
     pub collections: Collections,
     pub pubsub: PubSub,
     pub blocking: Blocking,

@@ -161,6 +161,9 @@ impl LogFile for FaultFile {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.inner.read_at(offset, buf)
     }
+    fn allocate(&self, end: u64) -> io::Result<()> {
+        self.inner.allocate(end)
+    }
     fn append(&self, parts: &[&[u8]]) -> io::Result<()> {
         self.inner.append(parts)
     }

@@ -351,6 +351,30 @@ impl Db {
         core.log.sync_upto(lsn)
     }
 
+    /// Reserves disk space for the next `bytes` bytes of writes now, as a write of that size
+    /// would (in the active data file, or in a new one if they would not fit there), without
+    /// writing anything. After a write failed for want of space, this tells whether there is
+    /// space again.
+    ///
+    /// ```
+    /// # fn main() -> caskdb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = caskdb::Db::open(dir.path())?;
+    /// db.reserve(1 << 20)?; // the next MiB of writes will find disk blocks
+    /// db.put("k", "v")?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the space cannot be had (a full disk, a file size limit);
+    /// [`Error::Poisoned`] after an earlier fsync failure; [`Error::Closed`].
+    pub fn reserve(&self, bytes: u64) -> Result<()> {
+        let core = &self.inner.core;
+        let mut w = core.log.lock();
+        core.check_writable()?;
+        core.log.make_room(&mut w, bytes)
+    }
+
     /// Counts of keys, files, and live and dead bytes.
     ///
     /// # Errors

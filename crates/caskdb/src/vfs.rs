@@ -78,6 +78,14 @@ pub trait LogFile: Send + Sync {
     }
     /// Fills `buf` from `offset`; fails with `UnexpectedEof` if the range passes `len()`.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Makes sure appends up to `end` bytes (at most `capacity()`) will find disk space,
+    /// reserving it now: a full disk fails here rather than part-way through a write. The
+    /// default reserves nothing, for files that cannot run out of space or say so from
+    /// `append`.
+    fn allocate(&self, end: u64) -> io::Result<()> {
+        let _ = end;
+        Ok(())
+    }
     /// Appends the concatenation of `parts`. Callers serialize appends. On error nothing is
     /// visible: `len()` is unchanged.
     fn append(&self, parts: &[&[u8]]) -> io::Result<()>;
@@ -343,6 +351,10 @@ impl LogFile for MmapFile {
             }
         }
         Ok(())
+    }
+
+    fn allocate(&self, end: u64) -> io::Result<()> {
+        self.reserve(end.min(self.capacity))
     }
 
     fn append(&self, parts: &[&[u8]]) -> io::Result<()> {

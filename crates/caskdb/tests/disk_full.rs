@@ -2,7 +2,8 @@
 //! file, nothing acknowledged is lost, and the database reopens with every acknowledged write.
 //!
 //! The child process lowers its file-size limit (`RLIMIT_FSIZE`), so growing the active file
-//! fails in `posix_fallocate` exactly where a full disk would make it fail.
+//! fails in `posix_fallocate` exactly where a full disk would make it fail; raising it again
+//! is space coming back: `Db::reserve` succeeds and writes go on.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -26,9 +27,10 @@ fn disk_full_child() {
     // SAFETY: plain libc calls in a single-threaded child before any file is opened.
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        // (Only the soft limit: the child raises it again later, as space coming back.)
         let lim = libc::rlimit {
             rlim_cur: FILE_SIZE_LIMIT,
-            rlim_max: FILE_SIZE_LIMIT,
+            rlim_max: libc::RLIM_INFINITY,
         };
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
     }
@@ -58,6 +60,21 @@ fn disk_full_child() {
         "the failed put left nothing behind"
     );
     assert_eq!(db.len(), i);
+    assert!(
+        matches!(db.reserve(1 << 20), Err(Error::Io(_))),
+        "no space yet"
+    );
+    // Space comes back: the same handle takes writes again, no reopen needed.
+    // SAFETY: a plain libc call raising this process's own soft limit.
+    unsafe {
+        let lim = libc::rlimit {
+            rlim_cur: libc::RLIM_INFINITY,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &lim), 0);
+    }
+    db.reserve(1 << 20).unwrap();
+    db.put(key(i), value(i)).unwrap();
     db.close().unwrap();
     child::report("closed", true);
 }
@@ -84,9 +101,10 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
         error.contains("0000000001.data"),
         "error names the file: {error}"
     );
+    // Every acknowledged put, and the one made once space came back.
     let db = Db::open(dir.path()).unwrap();
-    assert_eq!(db.len(), acked);
-    for i in 0..acked {
+    assert_eq!(db.len(), acked + 1);
+    for i in 0..=acked {
         assert_eq!(db.get(key(i)).unwrap().unwrap(), value(i), "key {i}");
     }
     db.put("after", "space came back").unwrap();

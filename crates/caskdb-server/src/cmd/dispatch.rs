@@ -204,6 +204,30 @@ fn run_request(
             return Frame::Error(OOM.into());
         }
     }
+    // A write failed on the disk (MISCONF, `disk.rs`): write commands and PING are refused,
+    // as Redis refuses them after a failed AOF write; EXEC of a queue holding a write is
+    // aborted.
+    if let Some(refusal) = shared.disk.refusal() {
+        if let Run::Exec = spec.run {
+            let writes = conn.multi.as_ref().is_some_and(|m| {
+                m.queue.iter().any(|q| {
+                    q.first()
+                        .and_then(|n| lookup(n))
+                        .is_some_and(|s| s.has(flags::WRITE))
+                })
+            });
+            if writes && let Frame::Error(text) = refusal {
+                conn.multi = None;
+                conn.watch.clear(&shared.watches);
+                return Frame::Error(format!(
+                    "EXECABORT Transaction discarded because of: {text}"
+                ));
+            }
+        } else if spec.has(flags::WRITE) || spec.name == "ping" {
+            flag_multi_failed(conn);
+            return refusal;
+        }
+    }
     // (A request that arrives while the script is young waits in the connection,
     // `paused_until`; one that slipped past that runs, as the script's lock allows.)
     if let Some((started, eval)) = shared.scripts.running_for_other(conn.id)
@@ -419,11 +443,7 @@ fn run_script(
             publish_events(shared, conn);
             frame
         }
-        Err(ScriptTxError::Engine(e)) => {
-            deliver(served, Err(&e));
-            drop_events(conn);
-            engine_error(&e)
-        }
+        Err(ScriptTxError::Engine(e)) => failed(shared, conn, served, &e),
         Err(ScriptTxError::Aborted) => {
             drop_events(conn);
             conn.ready.clear();
@@ -477,6 +497,9 @@ fn script_in_tx(
         // Over maxmemory when the script started, and nothing written yet: as Redis.
         if prepared.oom_at_start && !dirty && flagged("denyoom") {
             return Ok(Frame::Error(OOM.into()));
+        }
+        if writes && let Some(refusal) = shared.disk.refusal() {
+            return Ok(refusal);
         }
         sconn.resp3 = resp3;
         let frame = execute(
@@ -589,11 +612,7 @@ fn run_one(
             publish_events(shared, conn);
             frame
         }
-        Err(e) => {
-            deliver(served, Err(&e));
-            drop_events(conn);
-            engine_error(&e)
-        }
+        Err(e) => failed(shared, conn, served, &e),
     }
 }
 
@@ -798,6 +817,20 @@ fn single_key_args(args: &[Bytes], key: &[u8]) -> Vec<Bytes> {
     }
 }
 
+/// A command's transaction failed with `e`: the clients it served get the error (their pops
+/// did not happen), its events are dropped, and it replies the error — MISCONF if the disk
+/// failed (writes are refused from then on, `disk.rs`).
+fn failed(
+    shared: &Shared,
+    conn: &mut ConnState,
+    served: Vec<(Arc<Waiter>, Frame)>,
+    e: &caskdb::Error,
+) -> Frame {
+    deliver(served, Err(e));
+    drop_events(conn);
+    shared.disk.note(e).unwrap_or_else(|| engine_error(e))
+}
+
 /// Sends the served clients their replies, with the commit's sync token; if the transaction
 /// failed, the error instead (their pops did not happen).
 fn deliver(served: Vec<(Arc<Waiter>, Frame)>, result: Result<SyncToken, &caskdb::Error>) {
@@ -911,11 +944,7 @@ fn exec(shared: &Shared, conn: &mut ConnState, token: &mut Option<SyncToken>) ->
             publish_events(shared, conn);
             Frame::Array(replies)
         }
-        Err(e) => {
-            deliver(served, Err(&e));
-            drop_events(conn);
-            engine_error(&e)
-        }
+        Err(e) => failed(shared, conn, served, &e),
     }
 }
 

@@ -355,7 +355,14 @@ fn persistence(sh: &Shared, f: &mut Fields<'_>) -> Result<(), CmdError> {
     f.put("aof_last_bgrewrite_status", "ok");
     f.put("aof_rewrites", sh.collections.rewrites.load(Relaxed));
     f.put("aof_rewrites_consecutive_failures", 0);
-    f.put("aof_last_write_status", "ok");
+    f.put(
+        "aof_last_write_status",
+        if sh.disk.refusal().is_some() {
+            "err"
+        } else {
+            "ok"
+        },
+    );
     f.put("aof_last_cow_size", 0);
     f.put("module_fork_in_progress", 0);
     f.put("module_fork_last_cow_size", 0);

@@ -102,10 +102,18 @@ pub(crate) fn prepare(
 
 /// A script with flags (a shebang, or a function) that neither allows running over
 /// `maxmemory` nor promises not to write is refused while memory is over it (Redis counts it
-/// among the `denyoom` commands then).
+/// among the `denyoom` commands then); one that may write, while a write has failed on the
+/// disk (MISCONF).
 fn refuse_if_oom(shared: &Shared, flags: crate::script::ScriptFlags) -> Result<(), Frame> {
     if !flags.compat && !flags.allow_oom && !flags.no_writes && shared.over_maxmemory() {
         return Err(Frame::Error(super::reply::OOM.into()));
+    }
+    // So is one that may write while a write has failed on the disk (MISCONF).
+    if !flags.compat
+        && !flags.no_writes
+        && let Some(refusal) = shared.disk.refusal()
+    {
+        return Err(refusal);
     }
     Ok(())
 }

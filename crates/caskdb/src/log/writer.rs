@@ -290,13 +290,8 @@ impl Log {
     /// Appends one record (given as parts) to the active file, rotating first if it would pass
     /// `data_file_size`. Returns where it landed. Nothing is visible on error.
     fn append(&self, w: &mut Writer, parts: &[&[u8]], expire_at: u64) -> Result<Loc> {
-        self.check_writable()?;
         let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
-        let used = w.active.file.len();
-        let has_records = used > FILE_HEADER_LEN as u64;
-        if (has_records && used + len > self.data_file_size) || w.active.file.room() < len {
-            self.rotate(w, len)?;
-        }
+        self.make_room(w, len)?;
         let active = &w.active;
         let offset = active.file.len();
         active
@@ -312,6 +307,23 @@ impl Log {
             offset,
             expire_at,
         })
+    }
+
+    /// Readies the active file for `len` more bytes: rotates first if they would pass
+    /// `data_file_size` (or the file's capacity), then allocates their disk blocks, so that a
+    /// full disk fails here, before anything is written.
+    pub fn make_room(&self, w: &mut Writer, len: u64) -> Result<()> {
+        self.check_writable()?;
+        let used = w.active.file.len();
+        let has_records = used > FILE_HEADER_LEN as u64;
+        if (has_records && used + len > self.data_file_size) || w.active.file.room() < len {
+            self.rotate(w, len)?;
+        }
+        let active = &w.active;
+        active
+            .file
+            .allocate(active.file.len() + len)
+            .map_err(|e| io_context(e, "allocate space in", &active.path))
     }
 
     /// Seals the active file (trim, fsync) and starts the next one, big enough for a record of
