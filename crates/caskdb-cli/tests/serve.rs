@@ -482,3 +482,58 @@ fn a_full_disk_refuses_writes_with_misconf_until_space_is_back_and_loses_nothing
     }
     assert_eq!(call(&mut s, &mut r, &["GET", "after"]).unwrap(), "back");
 }
+
+#[test]
+fn a_data_file_cut_short_underneath_the_server_gives_errors_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let (mut s, mut r) = connect(server.port);
+    let n = 2000;
+    let value = |i: usize| format!("{i:0>200}");
+    for i in 0..n {
+        assert_eq!(
+            call(&mut s, &mut r, &["SET", &format!("k{i}"), &value(i)]).unwrap(),
+            "+OK"
+        );
+    }
+    shutdown(server);
+    // A merge moves the values into a sealed file of their own.
+    assert_eq!(cask(dir.path(), &["merge"]).0, 0);
+    let server = serve(dir.path(), &[]);
+    let (mut s, mut r) = connect(server.port);
+    let biggest = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "data"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let name = biggest.file_name().unwrap().to_string_lossy().into_owned();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&biggest)
+        .unwrap()
+        .set_len(8192)
+        .unwrap();
+    let mut errors = 0;
+    for i in 0..n {
+        let reply = call(&mut s, &mut r, &["GET", &format!("k{i}")]).unwrap();
+        if reply.starts_with('-') {
+            assert!(
+                reply.starts_with("-ERR storage: read the record at offset"),
+                "{reply}"
+            );
+            assert!(reply.contains(&name), "names the file: {reply}");
+            errors += 1;
+        } else {
+            assert_eq!(reply, value(i), "k{i}");
+        }
+    }
+    assert!(errors > n / 2, "only {errors} records past the cut");
+    // The server is up and takes writes (into another file).
+    assert_eq!(call(&mut s, &mut r, &["PING"]).unwrap(), "+PONG");
+    assert_eq!(
+        call(&mut s, &mut r, &["SET", "after", "cut"]).unwrap(),
+        "+OK"
+    );
+    assert_eq!(call(&mut s, &mut r, &["GET", "after"]).unwrap(), "cut");
+}

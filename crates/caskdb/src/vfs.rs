@@ -8,9 +8,12 @@ use std::any::Any;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
+
+#[cfg(unix)]
+mod guard;
 
 /// File-system operations the engine needs.
 pub trait Vfs: Send + Sync + std::fmt::Debug + 'static {
@@ -238,6 +241,11 @@ struct MmapFile {
     len: AtomicU64,
     /// Bytes backed by disk blocks (the file's size). Only the appending thread changes it.
     allocated: AtomicU64,
+    /// Some page of the mapping could not be read (SIGBUS, `vfs/guard.rs`): see `bad_pages`.
+    damaged: AtomicBool,
+    /// The file offsets of the pages that could not be read. The mapping now holds zeros
+    /// there, so reads touching them fail for good, and the file takes no more appends.
+    bad_pages: parking_lot::Mutex<Vec<u64>>,
 }
 
 impl MmapFile {
@@ -261,7 +269,20 @@ impl MmapFile {
             capacity,
             len: AtomicU64::new(len),
             allocated: AtomicU64::new(len),
+            damaged: AtomicBool::new(false),
+            bad_pages: parking_lot::Mutex::new(Vec::new()),
         })
+    }
+
+    /// The first page of `[offset, offset + n)` that could not be read before, if any.
+    fn bad_page_in(&self, offset: u64, n: usize) -> Option<u64> {
+        let end = offset + n as u64;
+        self.bad_pages
+            .lock()
+            .iter()
+            .copied()
+            .filter(|&p| p < end && offset < p + page_size())
+            .min()
     }
 
     fn file(&self) -> io::Result<&File> {
@@ -287,6 +308,22 @@ impl MmapFile {
         self.allocated.store(target, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// The machine's page size: what a SIGBUS makes unreadable.
+fn page_size() -> u64 {
+    #[cfg(unix)]
+    return guard::page_size();
+    #[cfg(not(unix))]
+    4096
+}
+
+/// The error for a read touching the page at file offset `page` that could not be read.
+fn unreadable(page: u64) -> io::Error {
+    io::Error::other(format!(
+        "the page at offset {page} cannot be read (SIGBUS: the file was truncated underneath, \
+         or the disk failed)"
+    ))
 }
 
 #[cfg(unix)]
@@ -339,18 +376,43 @@ impl LogFile for MmapFile {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         check_read(offset, buf.len(), self.len())?;
-        if !buf.is_empty() {
-            // SAFETY: the range lies below `len`, inside the mapping; those bytes were published
-            // by `append` (Release/Acquire on `len`) and are never written again.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    self.base().add(offset as usize),
-                    buf.as_mut_ptr(),
-                    buf.len(),
-                );
-            }
+        if buf.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        if self.damaged.load(Ordering::Acquire)
+            && let Some(page) = self.bad_page_in(offset, buf.len())
+        {
+            return Err(unreadable(page));
+        }
+        // SAFETY: the range lies below `len`, inside the mapping; those bytes were published
+        // by `append` (Release/Acquire on `len`) and are never written again.
+        let src = unsafe { self.base().add(offset as usize) };
+        // SAFETY: as above; the mapping lives as long as `self`.
+        #[cfg(unix)]
+        let copied = unsafe { guard::copy(src, buf) };
+        #[cfg(not(unix))]
+        let copied: Result<(), (usize, usize)> = {
+            // SAFETY: as above.
+            unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
+            Ok(())
+        };
+        copied.map_err(|(low, high)| {
+            let base = self.base() as usize;
+            let (at, last) = ((low - base) as u64, (high - base) as u64);
+            let page = at - at % page_size();
+            // Every page between the faults: those that did not fault may have been read
+            // before their neighbours failed; a zero page may sit over any of the others.
+            self.bad_pages
+                .lock()
+                .extend((page..=last).step_by(page_size() as usize));
+            self.damaged.store(true, Ordering::Release);
+            tracing::error!(
+                offset = at,
+                "a mapped page could not be read (SIGBUS): the file was truncated underneath, \
+                 or the disk failed; reads of it fail from now on"
+            );
+            unreadable(page)
+        })
     }
 
     fn allocate(&self, end: u64) -> io::Result<()> {
@@ -358,6 +420,13 @@ impl LogFile for MmapFile {
     }
 
     fn append(&self, parts: &[&[u8]]) -> io::Result<()> {
+        // Part of the mapping is a zero page now: what is written there would not reach the
+        // file.
+        if self.damaged.load(Ordering::Acquire) {
+            return Err(io::Error::other(
+                "a page of this file could not be read; it takes no more writes",
+            ));
+        }
         let len = self.len.load(Ordering::Relaxed);
         let end = check_append(len, parts, self.capacity)?;
         self.reserve(end)?;

@@ -168,9 +168,19 @@ impl DataFile {
     /// Reads the whole value record at `loc` and checks it: length as indexed, CRC, type, key.
     pub fn read_checked(&self, loc: Loc, key: &[u8]) -> Result<(RecordHeader, Vec<u8>)> {
         let mut buf = vec![0u8; loc.len as usize];
-        self.file
-            .read_at(loc.offset, &mut buf)
-            .map_err(|e| self.corrupted(loc.offset, format!("cannot read record: {e}")))?;
+        self.file.read_at(loc.offset, &mut buf).map_err(|e| {
+            // Past the file's end, the index and the file disagree; otherwise the read itself
+            // failed (the disk, a file cut underneath): not corruption, and maybe passing.
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                self.corrupted(loc.offset, format!("cannot read record: {e}"))
+            } else {
+                io_context(
+                    e,
+                    &format!("read the record at offset {} of", loc.offset),
+                    &self.path,
+                )
+            }
+        })?;
         let header = record::decode_header(&buf)
             .map_err(|e| self.corrupted(loc.offset, format!("bad record header: {e:?}")))?;
         if header.total_len() != u64::from(loc.len) {
