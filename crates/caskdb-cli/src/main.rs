@@ -170,7 +170,8 @@ fn main() -> ExitCode {
         Err(err)
             if err.chain().any(|e| {
                 e.downcast_ref::<std::io::Error>()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+                    .and_then(std::io::Error::get_ref)
+                    .is_some_and(|inner| inner.is::<StdoutClosed>())
             }) =>
         {
             ExitCode::SUCCESS
@@ -179,6 +180,40 @@ fn main() -> ExitCode {
             eprintln!("caskdb: error: {err:#}");
             ExitCode::from(FAILURE)
         }
+    }
+}
+
+/// Standard output, whose closing by its reader (a broken pipe) is told apart from other
+/// broken pipes (a server's socket): see `main`.
+struct Stdout<W>(W);
+
+/// The error a write to a closed standard output carries.
+#[derive(Debug)]
+struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("standard output closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+impl<W: Write> Write for Stdout<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(closed)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(closed)
+    }
+}
+
+fn closed(e: std::io::Error) -> std::io::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::io::Error::new(std::io::ErrorKind::BrokenPipe, StdoutClosed)
+    } else {
+        e
     }
 }
 
@@ -201,7 +236,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         cluster::status(
             &format!("{host}:{port}"),
             password.as_deref(),
-            &mut std::io::stdout().lock(),
+            &mut Stdout(std::io::stdout().lock()),
         )?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -244,7 +279,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         );
     }
     let n = cli.db.unwrap_or(0);
-    let mut out = std::io::stdout().lock();
+    let mut out = Stdout(std::io::stdout().lock());
     let code = match cli.command {
         Command::Set { key, value, ttl } => {
             let ttl = ttl.map(Duration::from_secs);

@@ -133,6 +133,10 @@ impl Node {
                 options.id
             );
             data.delete(&options.meta_key)?;
+            // Durable before Raft writes anything: a crash after the new log's first entries
+            // must not bring the old position back (openraft would take the new entries up
+            // to it for applied).
+            data.sync()?;
         }
         let sm = StateMachine::open(
             data.clone(),

@@ -164,6 +164,9 @@ impl LogFile for FaultFile {
     fn allocate(&self, end: u64) -> io::Result<()> {
         self.inner.allocate(end)
     }
+    fn is_damaged(&self) -> bool {
+        self.inner.is_damaged()
+    }
     fn append(&self, parts: &[&[u8]]) -> io::Result<()> {
         self.inner.append(parts)
     }

@@ -89,6 +89,11 @@ pub trait LogFile: Send + Sync {
         let _ = end;
         Ok(())
     }
+    /// Whether a page of the file could not be read (it then takes no appends: the writer
+    /// moves on to a new file). The default: never.
+    fn is_damaged(&self) -> bool {
+        false
+    }
     /// Appends the concatenation of `parts`. Callers serialize appends. On error nothing is
     /// visible: `len()` is unchanged.
     fn append(&self, parts: &[&[u8]]) -> io::Result<()>;
@@ -310,6 +315,17 @@ impl MmapFile {
     }
 }
 
+impl Drop for MmapFile {
+    fn drop(&mut self) {
+        // Before the mapping goes: its zero pages must not be taken for a later mapping's.
+        #[cfg(unix)]
+        if self.damaged.load(Ordering::Acquire) {
+            let base = self.base() as usize;
+            guard::forget(base, base + self.capacity as usize);
+        }
+    }
+}
+
 /// The machine's page size: what a SIGBUS makes unreadable.
 fn page_size() -> u64 {
     #[cfg(unix)]
@@ -417,6 +433,10 @@ impl LogFile for MmapFile {
 
     fn allocate(&self, end: u64) -> io::Result<()> {
         self.reserve(end.min(self.capacity))
+    }
+
+    fn is_damaged(&self) -> bool {
+        self.damaged.load(Ordering::Acquire)
     }
 
     fn append(&self, parts: &[&[u8]]) -> io::Result<()> {

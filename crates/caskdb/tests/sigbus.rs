@@ -122,3 +122,41 @@ fn a_fault_outside_the_engines_reads_still_kills_the_process() {
         .expect("the fault ends the process (it must not loop on it)");
     assert_eq!(status.signal(), Some(libc::SIGBUS), "{status:?}");
 }
+
+#[test]
+fn an_active_file_truncated_underneath_gives_errors_and_writes_move_to_a_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = files_of(1 << 20)
+        .auto_merge(false)
+        .open(dir.path())
+        .unwrap();
+    let n = 100;
+    for i in 0..n {
+        db.put(key(i), value(i)).unwrap();
+    }
+    let active = dir.path().join("0000000001.data");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&active)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    let lost = (0..n)
+        .filter(|&i| match db.get(key(i)) {
+            Ok(v) => {
+                assert_eq!(v.as_deref(), Some(&value(i)[..]), "key {i}");
+                false
+            }
+            Err(Error::Io(e)) => {
+                assert!(e.to_string().contains("0000000001.data"), "{e}");
+                true
+            }
+            Err(e) => panic!("key {i}: not an I/O error: {e:?}"),
+        })
+        .count();
+    assert!(lost > 0);
+    // The damaged file takes no more records; the next write starts a new file.
+    db.put("after", "the cut").unwrap();
+    assert_eq!(db.get("after").unwrap().as_deref(), Some(&b"the cut"[..]));
+    assert!(dir.path().join("0000000002.data").exists());
+}

@@ -316,7 +316,11 @@ impl Log {
         self.check_writable()?;
         let used = w.active.file.len();
         let has_records = used > FILE_HEADER_LEN as u64;
-        if (has_records && used + len > self.data_file_size) || w.active.file.room() < len {
+        // (A file with a page that could not be read takes no more appends: a new one does.)
+        if (has_records && used + len > self.data_file_size)
+            || w.active.file.room() < len
+            || w.active.file.is_damaged()
+        {
             self.rotate(w, len)?;
         }
         let active = &w.active;

@@ -8,16 +8,43 @@
 //! copy goes to the handler that was there before (Rust's runtime installs one to report stack
 //! overflows), and then to the default action: the process dies as it would have.
 
-use std::cell::Cell;
 use std::sync::OnceLock;
-use std::sync::atomic::{Ordering, compiler_fence};
+use std::sync::atomic::{AtomicUsize, Ordering, compiler_fence};
 
+// What the handler and the interrupted copy share: atomics, as state shared with a signal
+// handler must be.
 thread_local! {
-    /// The range `[start, end)` this thread is copying from, if any.
-    static GUARDED: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
-    /// The lowest and highest addresses that faulted during the current guarded copy (0, 0:
-    /// none). A copy may fault on several pages, in any order (memcpy may copy the tail first).
-    static FAULTS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    /// The range `[start, end)` this thread is copying from (0, 0: none).
+    static GUARD_START: AtomicUsize = const { AtomicUsize::new(0) };
+    static GUARD_END: AtomicUsize = const { AtomicUsize::new(0) };
+    /// The lowest and highest addresses that faulted during the current guarded copy (0: none).
+    /// A copy may fault on several pages, in any order (memcpy may copy the tail first).
+    static FAULT_LOW: AtomicUsize = const { AtomicUsize::new(0) };
+    static FAULT_HIGH: AtomicUsize = const { AtomicUsize::new(0) };
+}
+
+/// The pages the handler replaced with zero pages, latest last (a ring): a copy by another
+/// thread over such a page reads zeros without faulting, so every copy looks here too.
+static REPLACED: [AtomicUsize; 64] = [const { AtomicUsize::new(0) }; 64];
+/// Where the next replaced page goes in `REPLACED`.
+static REPLACED_NEXT: AtomicUsize = AtomicUsize::new(0);
+/// Pages in `REPLACED` (0: none, the fast path; may overcount after the ring wraps).
+static REPLACED_LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// A mapping at `[start, end)` is going away: its replaced pages are forgotten, so that a new
+/// mapping at the same addresses reads normally.
+pub(super) fn forget(start: usize, end: usize) {
+    for slot in &REPLACED {
+        let p = slot.load(Ordering::Acquire);
+        if p != 0
+            && (start..end).contains(&p)
+            && slot
+                .compare_exchange(p, 0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            REPLACED_LIVE.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 /// The SIGBUS handler that was installed before ours; and the page size.
@@ -73,34 +100,63 @@ pub(super) unsafe fn copy(src: *const u8, dst: &mut [u8]) -> Result<(), (usize, 
         return Ok(());
     }
     let start = src as usize;
-    GUARDED.set((start, start + dst.len()));
-    FAULTS.set((0, 0));
+    let end = start + dst.len();
+    FAULT_LOW.with(|f| f.store(0, Ordering::Relaxed));
+    FAULT_HIGH.with(|f| f.store(0, Ordering::Relaxed));
+    GUARD_START.with(|g| g.store(start, Ordering::Relaxed));
+    GUARD_END.with(|g| g.store(end, Ordering::Relaxed));
     // The copy must happen between the marks, as written.
     compiler_fence(Ordering::SeqCst);
     // SAFETY: the caller's contract; a page that faults is replaced by the handler.
     unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) };
     compiler_fence(Ordering::SeqCst);
-    GUARDED.set((0, 0));
-    match FAULTS.get() {
-        (0, _) => Ok(()),
-        range => Err(range),
+    GUARD_START.with(|g| g.store(0, Ordering::Relaxed));
+    GUARD_END.with(|g| g.store(0, Ordering::Relaxed));
+    let mut low = FAULT_LOW.with(|f| f.load(Ordering::Relaxed));
+    let mut high = FAULT_HIGH.with(|f| f.load(Ordering::Relaxed));
+    // A page another thread faulted on reads as zeros here, without a fault.
+    if REPLACED_LIVE.load(Ordering::Acquire) != 0 {
+        let page = page_size() as usize;
+        for slot in &REPLACED {
+            let p = slot.load(Ordering::Acquire);
+            if p != 0 && p < end && start < p + page {
+                let at = p.max(start);
+                low = if low == 0 { at } else { low.min(at) };
+                high = high.max(at);
+            }
+        }
+    }
+    match low {
+        0 => Ok(()),
+        _ => Err((low, high)),
     }
 }
 
 extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for an SA_SIGINFO handler.
-    let addr = unsafe { (*info).si_addr() } as usize;
-    let (start, end) = GUARDED.try_with(Cell::get).unwrap_or((0, 0));
+    let (addr, code) = unsafe { ((*info).si_addr() as usize, (*info).si_code) };
+    let start = GUARD_START
+        .try_with(|g| g.load(Ordering::Relaxed))
+        .unwrap_or(0);
+    let end = GUARD_END
+        .try_with(|g| g.load(Ordering::Relaxed))
+        .unwrap_or(0);
     let installed = INSTALLED.get().and_then(Option::as_ref);
+    // (A code <= 0 is a signal someone sent, not a fault.)
     if let Some(i) = installed
-        && (start..end).contains(&addr)
+        && code > 0
+        && start != 0
+        // A machine-check fault reports its page's start, which may lie before `start`.
+        && ((start & !(i.page - 1))..end).contains(&addr)
     {
         let page = addr & !(i.page - 1);
         // SAFETY: replaces one page of a mapping this thread is copying from with a private
-        // zero page, read-only (a write there would fault again rather than be lost).
+        // zero page, read-only (a write there would fault again rather than be lost). The raw
+        // system call, not libc's wrapper: the call must be async-signal-safe.
         let mapped = unsafe {
-            libc::mmap(
-                page as *mut libc::c_void,
+            libc::syscall(
+                libc::SYS_mmap,
+                page,
                 i.page,
                 libc::PROT_READ,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
@@ -108,13 +164,17 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, context: *
                 0,
             )
         };
-        if mapped != libc::MAP_FAILED {
-            let _ = FAULTS.try_with(|f| {
-                f.set(match f.get() {
-                    (0, _) => (addr, addr),
-                    (low, high) => (low.min(addr), high.max(addr)),
-                });
+        if mapped != -1 {
+            let n = REPLACED_NEXT.fetch_add(1, Ordering::AcqRel);
+            if REPLACED[n % REPLACED.len()].swap(page, Ordering::AcqRel) == 0 {
+                REPLACED_LIVE.fetch_add(1, Ordering::AcqRel);
+            }
+            let at = addr.max(start);
+            let _ = FAULT_LOW.try_with(|f| {
+                let low = f.load(Ordering::Relaxed);
+                f.store(if low == 0 { at } else { low.min(at) }, Ordering::Relaxed);
             });
+            let _ = FAULT_HIGH.try_with(|f| f.fetch_max(at, Ordering::Relaxed));
             return;
         }
     }
