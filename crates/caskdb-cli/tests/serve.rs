@@ -424,6 +424,13 @@ fn a_full_disk_refuses_writes_with_misconf_until_space_is_back_and_loses_nothing
     // The data file's first 4 MiB are allocated at once; the next step passes 6 MiB.
     let server = serve_limited(dir.path(), &always, Some(6 << 20));
     let (mut s, mut r) = connect(server.port);
+    // A transaction queued before the disk fills: its EXEC comes after.
+    let (mut s2, mut r2) = connect(server.port);
+    assert_eq!(call(&mut s2, &mut r2, &["MULTI"]).unwrap(), "+OK");
+    assert_eq!(
+        call(&mut s2, &mut r2, &["SET", "queued", "x"]).unwrap(),
+        "+QUEUED"
+    );
     let value = "v".repeat(1000);
     let full = "-MISCONF Errors writing to the AOF file: File too large";
     let mut acked = 0;
@@ -446,6 +453,19 @@ fn a_full_disk_refuses_writes_with_misconf_until_space_is_back_and_loses_nothing
     let info = call(&mut s, &mut r, &["INFO", "persistence"]).unwrap();
     assert!(info.contains("aof_last_write_status:err\r\n"), "{info}");
     assert_eq!(call(&mut s, &mut r, &["DEL", "k0"]).unwrap(), full);
+    assert_eq!(
+        call(&mut s2, &mut r2, &["EXEC"]).unwrap(),
+        format!(
+            "-EXECABORT Transaction discarded because of: {}",
+            &full[1..]
+        )
+    );
+    // A subcommand that writes is a write too.
+    assert_eq!(
+        call(&mut s, &mut r, &["FUNCTION", "FLUSH"]).unwrap(),
+        full,
+        "FUNCTION FLUSH"
+    );
     let script = ["EVAL", "return redis.call('SET', KEYS[1], 'x')", "1", "k0"];
     let script_reply = call(&mut s, &mut r, &script).unwrap();
     assert!(script_reply.contains(&full[1..]), "{script_reply}");

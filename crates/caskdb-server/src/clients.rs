@@ -20,6 +20,8 @@ pub(crate) struct ClientInfo {
     last_active: AtomicU64,
     db: AtomicU8,
     name: Mutex<Option<Bytes>>,
+    /// The ACL user it runs as.
+    user: Mutex<Bytes>,
     /// The last command's full name (`client|info` for a subcommand).
     last_cmd: Mutex<String>,
     /// 2 or 3.
@@ -53,6 +55,14 @@ impl ClientInfo {
 
     pub fn name(&self) -> Option<Bytes> {
         self.name.lock().clone()
+    }
+
+    pub fn set_user(&self, user: Bytes) {
+        *self.user.lock() = user;
+    }
+
+    pub fn user(&self) -> Bytes {
+        self.user.lock().clone()
     }
 
     pub fn set_resp(&self, resp: u8) {
@@ -136,7 +146,7 @@ impl ClientInfo {
             .map(|n| String::from_utf8_lossy(&n).into_owned())
             .unwrap_or_default();
         format!(
-            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={}",
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={}",
             self.id,
             self.addr,
             self.laddr,
@@ -150,6 +160,7 @@ impl ClientInfo {
             self.subs[2].load(Ordering::Relaxed),
             self.multi.load(Ordering::Relaxed),
             self.last_cmd.lock(),
+            String::from_utf8_lossy(&self.user()),
             self.resp.load(Ordering::Relaxed),
         )
     }
@@ -174,6 +185,7 @@ impl Clients {
             last_active: AtomicU64::new(0),
             db: AtomicU8::new(0),
             name: Mutex::new(None),
+            user: Mutex::new(Bytes::from_static(b"default")),
             last_cmd: Mutex::new("NULL".to_string()),
             resp: AtomicU8::new(2),
             subs: Default::default(),

@@ -146,6 +146,26 @@ fn all() -> &'static HashMap<&'static str, (usize, CommandInfo)> {
     })
 }
 
+/// Whether `name` has subcommands (`config`, `client`…).
+pub fn is_container(name: &str) -> bool {
+    static CONTAINERS: OnceLock<std::collections::HashSet<&'static str>> = OnceLock::new();
+    CONTAINERS
+        .get_or_init(|| {
+            all()
+                .keys()
+                .filter_map(|n| n.split_once('|').map(|(parent, _)| parent))
+                .collect()
+        })
+        .contains(name)
+}
+
+/// Every command and subcommand, in the table's order (redis-server's).
+pub fn table() -> Vec<&'static CommandInfo> {
+    let mut all: Vec<&(usize, CommandInfo)> = all().values().collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, c)| c).collect()
+}
+
 /// Redis's COMMAND INFO of `name` (`config|get` for a subcommand).
 pub fn get(name: &str) -> Option<&'static CommandInfo> {
     all().get(name).map(|(_, c)| c)

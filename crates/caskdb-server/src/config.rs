@@ -61,6 +61,8 @@ pub struct Config {
     pub appendfsync: AppendFsync,
     /// Password for AUTH; `None` (default) lets every client in.
     pub requirepass: Option<String>,
+    /// ACL users' file (`aclfile`), loaded at start; ACL LOAD and ACL SAVE use it. Default none.
+    pub aclfile: Option<PathBuf>,
     /// Most clients connected at once (default 10000).
     pub maxclients: u64,
     /// Close clients idle this many seconds (0, the default: never).
@@ -211,6 +213,7 @@ impl Default for Config {
             dir: PathBuf::from("caskdb-data"),
             appendfsync: AppendFsync::Everysec,
             requirepass: None,
+            aclfile: None,
             maxclients: DEFAULT_MAXCLIENTS,
             timeout: 0,
             proto_max_bulk_len: DEFAULT_PROTO_MAX_BULK_LEN,
@@ -346,6 +349,7 @@ impl Config {
             "requirepass" => {
                 self.requirepass = (!value.is_empty()).then(|| value.to_string());
             }
+            "aclfile" => self.aclfile = (!value.is_empty()).then(|| PathBuf::from(value)),
             "maxclients" => {
                 self.maxclients = parse_maxclients(value)
                     .ok_or_else(|| bad("expected a number of clients >= 1"))?
@@ -600,10 +604,6 @@ impl Runtime {
 
     pub fn requirepass(&self) -> Option<String> {
         self.requirepass.read().clone()
-    }
-
-    pub fn has_password(&self) -> bool {
-        self.requirepass.read().is_some()
     }
 
     pub fn maxclients(&self) -> u64 {

@@ -66,7 +66,10 @@ impl Connection {
         shared: Arc<Shared>,
     ) -> Connection {
         let info = shared.clients.add(addr, laddr);
-        let state = ConnState::new(info, !shared.config.has_password());
+        // As Redis: a client starts as `default`, authenticated if that user needs no password.
+        let user = shared.acl.default_user();
+        let mut state = ConnState::new(info, user.enabled() && user.nopass(), user);
+        state.acl_generation = shared.acl.generation();
         Connection {
             socket,
             shared,

@@ -8,7 +8,7 @@
 //! then lasts until a restart.
 
 use std::io::ErrorKind;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -27,6 +27,8 @@ pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(1);
 #[derive(Default)]
 pub(crate) struct DiskState {
     failed: AtomicBool,
+    /// Bumped by every failure: the probe lifts the state only if none came after its try.
+    failures: AtomicU64,
     /// The error, as C's `strerror` words it (Redis's MISCONF reply carries that).
     reason: Mutex<&'static str>,
 }
@@ -51,6 +53,7 @@ impl DiskState {
                 ErrorKind::StorageFull => "No space left on device",
                 ErrorKind::FileTooLarge => "File too large",
                 ErrorKind::QuotaExceeded => "Disk quota exceeded",
+                ErrorKind::ReadOnlyFilesystem => "Read-only file system",
                 _ => return None,
             },
             caskdb::Error::Poisoned { .. } => "Input/output error",
@@ -71,14 +74,21 @@ impl DiskState {
         self.failed.load(Ordering::Acquire)
     }
 
-    /// The engine found room again (the probe): writes resume.
-    pub fn recovered(&self) {
-        if self.failed.swap(false, Ordering::AcqRel) {
+    /// The count of failures so far, taken before the probe tries.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Acquire)
+    }
+
+    /// The engine found room again (the probe, which began when `failures` failures had
+    /// happened): writes resume, unless a write failed meanwhile.
+    pub fn recovered(&self, failures: u64) {
+        if self.failures() == failures && self.failed.swap(false, Ordering::AcqRel) {
             tracing::info!("the disk takes writes again: write commands resume");
         }
     }
 
     fn fail(&self, reason: &'static str, error: impl std::fmt::Display) {
+        self.failures.fetch_add(1, Ordering::AcqRel);
         *self.reason.lock() = reason;
         if !self.failed.swap(true, Ordering::AcqRel) {
             tracing::error!(

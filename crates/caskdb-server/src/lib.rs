@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+mod acl;
 mod blocking;
 mod clients;
 mod cluster;

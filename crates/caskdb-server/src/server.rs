@@ -13,6 +13,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::tls::{Socket, TlsSettings};
 
+use crate::acl::Acl;
 use crate::blocking::Blocking;
 use crate::clients::Clients;
 use crate::config::{self, Config, Runtime};
@@ -75,8 +76,16 @@ impl Server {
     /// [`ServeError::Config`] for a non-loopback bind without a password in protected mode;
     /// [`ServeError::Open`] if the data directory is locked or damaged; [`ServeError::Listen`].
     pub async fn bind(mut config: Config) -> Result<Server, ServeError> {
+        let acl = Acl::new(config.requirepass.as_deref());
+        if let Some(path) = &config.aclfile {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ServeError::Config(format!("aclfile {}: {e}", path.display())))?;
+            let users = crate::acl::parse_file(&text)
+                .map_err(|e| ServeError::Config(format!("aclfile {}: {e}", path.display())))?;
+            acl.replace(users);
+        }
         if config.protected_mode
-            && config.requirepass.is_none()
+            && acl.default_user().nopass()
             && config.bind.iter().any(|a| !is_loopback(a))
         {
             return Err(ServeError::Config(format!(
@@ -162,6 +171,7 @@ impl Server {
             .and_then(|(l, _)| l.local_addr().ok())
             .map_or(config.port, |a| a.port());
         config.port = port;
+        let acl_file = config.aclfile.clone();
         let runtime = Runtime::new(config, ceiling);
         let shared = Arc::new(Shared {
             db,
@@ -185,6 +195,8 @@ impl Server {
             shutdown: Shutdown::new(),
             pump,
             disk: Default::default(),
+            acl,
+            acl_file,
             collections,
             pubsub: PubSub::default(),
             blocking: Blocking::default(),
@@ -367,10 +379,11 @@ async fn probe_disk(shared: Arc<Shared>) {
             continue;
         }
         let db = shared.db.clone();
+        let failures = shared.disk.failures();
         // (Allocating, or starting a new data file, blocks on the disk.)
         let reserved = tokio::task::spawn_blocking(move || db.reserve(disk::PROBE_BYTES)).await;
         if let Ok(Ok(())) = reserved {
-            shared.disk.recovered();
+            shared.disk.recovered(failures);
         }
     }
 }

@@ -23,6 +23,9 @@ pub(crate) struct ConnState {
     /// Whether HELLO 3 switched the connection to RESP3.
     pub resp3: bool,
     pub authenticated: bool,
+    /// The ACL user it runs as, as of ACL generation `acl_generation` (`acl.rs`).
+    pub user: Arc<crate::acl::User>,
+    pub acl_generation: u64,
     pub info: Arc<ClientInfo>,
     /// Set between MULTI and EXEC/DISCARD.
     pub multi: Option<Multi>,
@@ -128,12 +131,18 @@ impl ConnState {
 
     /// The state of a new connection: database 0, RESP2, authenticated only if no password is
     /// set.
-    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> ConnState {
+    pub fn new(
+        info: Arc<ClientInfo>,
+        authenticated: bool,
+        user: Arc<crate::acl::User>,
+    ) -> ConnState {
         ConnState {
             id: info.id,
             db: 0,
             resp3: false,
             authenticated,
+            user,
+            acl_generation: 0,
             info,
             multi: None,
             watch: WatchState::default(),

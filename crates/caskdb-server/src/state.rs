@@ -15,6 +15,7 @@ use caskdb::{Db, SyncToken};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use crate::acl::Acl;
 use crate::blocking::Blocking;
 use crate::clients::{Clients, Pause};
 use crate::config::Runtime;
@@ -410,6 +411,10 @@ pub(crate) struct Shared {
     pub pump: SyncPump,
     /// Writes refused after one failed on the disk (MISCONF).
     pub disk: DiskState,
+    /// ACL users and the log of denials.
+    pub acl: Acl,
+    /// `aclfile`: where ACL LOAD and ACL SAVE read and write users.
+    pub acl_file: Option<std::path::PathBuf>,
     pub collections: Collections,
     pub pubsub: PubSub,
     pub blocking: Blocking,

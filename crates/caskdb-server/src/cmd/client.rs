@@ -143,6 +143,7 @@ fn kill(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let mut laddr: Option<&[u8]> = None;
     let mut ty: Option<&str> = None;
     let mut id: Option<u64> = None;
+    let mut user: Option<Bytes> = None;
     // The old form may kill the caller; the new one skips it unless told SKIPME NO.
     let mut skipme = !old_form;
     if old_form {
@@ -166,13 +167,13 @@ fn kill(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             } else if is(opt, "laddr") {
                 laddr = Some(value);
             } else if is(opt, "user") {
-                // Only the default user exists (no ACL yet).
-                if &value[..] != b"default" {
+                if ctx.shared.acl.get(value).is_none() {
                     return Ok(Frame::err(format!(
                         "No such user '{}'",
                         String::from_utf8_lossy(value)
                     )));
                 }
+                user = Some(value.clone());
             } else if is(opt, "skipme") {
                 skipme = if is(value, "yes") {
                     true
@@ -194,6 +195,7 @@ fn kill(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             && laddr.is_none_or(|a| c.laddr.to_string().as_bytes() == a)
             && ty.is_none_or(|t| c.kind() == t)
             && id.is_none_or(|i| c.id == i)
+            && user.as_ref().is_none_or(|u| c.user() == *u)
             && !(skipme && c.id == me);
         if !matches {
             continue;

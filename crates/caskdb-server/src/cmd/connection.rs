@@ -96,44 +96,61 @@ fn reset(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
         .info
         .no_evict
         .store(false, std::sync::atomic::Ordering::Relaxed);
-    ctx.conn.authenticated = !ctx.shared.config.has_password();
+    // Back to the default user, authenticated only if it needs no password (as Redis).
+    let user = ctx.shared.acl.default_user();
+    ctx.conn.authenticated = user.enabled() && user.nopass();
+    ctx.conn.info.set_user(user.name.clone());
+    ctx.conn.user = user;
     Ok(Frame::Simple("RESET"))
 }
 
-/// Checks a username/password pair against `requirepass`.
-fn check_password(ctx: &mut Ctx<'_, '_>, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Frame> {
-    let wrong =
-        || Frame::Error("WRONGPASS invalid username-password pair or user is disabled.".into());
-    if user.is_some_and(|u| u != b"default") {
-        return Err(wrong());
-    }
-    match ctx.shared.config.requirepass() {
-        // The default user has no password: any password works for it by name.
-        None if user.is_some() => Ok(()),
-        None => Err(Frame::err(
+/// Authenticates as `user` (`default` if none) with `pass`: its ACL user must exist, be on,
+/// and have that password (or none). A failure is logged (ACL LOG, reason `auth`).
+fn check_password(
+    ctx: &mut Ctx<'_, '_>,
+    command: &Bytes,
+    user: Option<&[u8]>,
+    pass: &[u8],
+) -> Result<(), Frame> {
+    let name = user.unwrap_or(b"default");
+    let found = ctx.shared.acl.get(name);
+    if user.is_none() && found.as_ref().is_some_and(|u| u.nopass()) {
+        return Err(Frame::err(
             "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
-        )),
-        Some(expected) if constant_time_eq(expected.as_bytes(), pass) => {
+        ));
+    }
+    match found {
+        Some(u) if u.enabled() && u.password_matches(pass) => {
             ctx.conn.authenticated = true;
+            ctx.conn.info.set_user(u.name.clone());
+            ctx.conn.user = u;
+            ctx.conn.acl_generation = ctx.shared.acl.generation();
             Ok(())
         }
-        Some(_) => Err(wrong()),
+        _ => {
+            let context = if ctx.conn.multi.is_some() {
+                "multi"
+            } else {
+                "toplevel"
+            };
+            ctx.shared.acl.log(crate::acl::entry(
+                "auth",
+                context,
+                command.clone(),
+                Bytes::copy_from_slice(name),
+                ctx.conn.info.describe(),
+            ));
+            Err(Frame::Error(
+                "WRONGPASS invalid username-password pair or user is disabled.".into(),
+            ))
+        }
     }
-}
-
-/// Compares without an early exit, so response time does not reveal a matching prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
-    for (i, &x) in a.iter().enumerate() {
-        diff |= x ^ b.get(i).copied().unwrap_or(!x);
-    }
-    diff == 0
 }
 
 fn auth(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let result = match args {
-        [_, pass] => check_password(ctx, None, pass),
-        [_, user, pass] => check_password(ctx, Some(user), pass),
+        [cmd, pass] => check_password(ctx, cmd, None, pass),
+        [cmd, user, pass] => check_password(ctx, cmd, Some(user), pass),
         _ => return Err(syntax_error()),
     };
     Ok(result.map_or_else(|e| e, |()| Frame::OK))
@@ -159,7 +176,7 @@ fn hello(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let mut name = None;
     while i < args.len() {
         if is(&args[i], "auth") && i + 2 < args.len() {
-            if let Err(e) = check_password(ctx, Some(&args[i + 1]), &args[i + 2]) {
+            if let Err(e) = check_password(ctx, &args[0], Some(&args[i + 1]), &args[i + 2]) {
                 return Ok(e);
             }
             i += 3;
@@ -174,7 +191,7 @@ fn hello(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         }
     }
     if !ctx.conn.authenticated {
-        return Ok(Frame::Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
+        return Ok(Frame::Error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time".into()));
     }
     if let Some(name) = name
         && let Err(e) = set_name(ctx, name)
@@ -225,7 +242,7 @@ pub(super) fn set_name(ctx: &mut Ctx<'_, '_>, name: Bytes) -> Result<(), Frame> 
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use crate::acl::constant_time_eq;
 
     #[test]
     fn password_comparison() {

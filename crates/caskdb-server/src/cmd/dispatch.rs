@@ -179,6 +179,17 @@ fn run_request(
         flag_multi_failed(conn);
         return Frame::Error("NOAUTH Authentication required.".into());
     }
+    if let Some(text) = acl_refusal(shared, conn, spec, args) {
+        if let Run::Exec = spec.run {
+            conn.multi = None;
+            conn.watch.clear(&shared.watches);
+            return Frame::Error(format!(
+                "EXECABORT Transaction discarded because of: {text}"
+            ));
+        }
+        flag_multi_failed(conn);
+        return Frame::Error(text);
+    }
     // maxmemory (noeviction): commands that may grow the data are refused while over it;
     // EXEC of a queue holding one is aborted, as Redis does.
     if shared.over_maxmemory() {
@@ -213,7 +224,7 @@ fn run_request(
                 m.queue.iter().any(|q| {
                     q.first()
                         .and_then(|n| lookup(n))
-                        .is_some_and(|s| s.has(flags::WRITE))
+                        .is_some_and(|s| is_write(s, q))
                 })
             });
             if writes && let Frame::Error(text) = refusal {
@@ -223,7 +234,7 @@ fn run_request(
                     "EXECABORT Transaction discarded because of: {text}"
                 ));
             }
-        } else if spec.has(flags::WRITE) || spec.name == "ping" {
+        } else if is_write(spec, args) || spec.name == "ping" {
             flag_multi_failed(conn);
             return refusal;
         }
@@ -263,6 +274,48 @@ fn run_request(
         Run::Exec => exec(shared, conn, token),
         Run::Script(call) => run_script(shared, conn, args, call, token),
     }
+}
+
+/// The NOPERM error if the connection's ACL user may not run `args` (`acl.rs`), logged.
+fn acl_refusal(
+    shared: &Shared,
+    conn: &mut ConnState,
+    spec: &Spec,
+    args: &[Bytes],
+) -> Option<String> {
+    // A change to the users since this connection last looked: take its user's new rules.
+    let generation = shared.acl.generation();
+    if generation != conn.acl_generation {
+        conn.acl_generation = generation;
+        if let Some(user) = shared.acl.get(&conn.user.name) {
+            conn.user = user;
+        }
+    }
+    if conn.user.unrestricted() {
+        return None;
+    }
+    let info = super::keyspec::full_info(args);
+    let name = info.map_or(spec.name, |i| i.name);
+    let denied = conn
+        .user
+        .check(name, spec.has(flags::NO_AUTH), args, || {
+            info.map_or_else(Vec::new, |i| super::keyspec::keys_of(i, args))
+        })
+        .err()?;
+    let context = if conn.multi.is_some() {
+        "multi"
+    } else {
+        "toplevel"
+    };
+    shared.acl.log(crate::acl::denial_entry(
+        denied,
+        name,
+        args,
+        context,
+        conn.user.name.clone(),
+        conn.info.describe(),
+    ));
+    Some(denied.reply(name))
 }
 
 /// What a replicated group's node needs to know of a request to route it
@@ -374,6 +427,12 @@ pub(crate) fn denies_oom(spec: &Spec, args: &[Bytes]) -> bool {
     command_flag(spec, args, "denyoom")
 }
 
+/// Whether the command (its subcommand, for a container: FUNCTION LOAD, XGROUP CREATE…) is a
+/// write.
+fn is_write(spec: &Spec, args: &[Bytes]) -> bool {
+    spec.has(flags::WRITE) || command_flag(spec, args, "write")
+}
+
 /// Whether Redis's command table gives the command (its subcommand, for a container) `flag`.
 fn command_flag(spec: &Spec, args: &[Bytes], flag: &str) -> bool {
     let name = match args.get(1).filter(|_| spec.has(flags::CONTAINER)) {
@@ -462,7 +521,8 @@ fn script_in_tx(
     prepared: &scripting::Prepared,
     command: &[Bytes],
 ) -> Result<Frame, ScriptTxError> {
-    let mut sconn = ConnState::new(conn.info.clone(), true);
+    // (Its calls are checked against the caller's ACL user.)
+    let mut sconn = ConnState::new(conn.info.clone(), true, conn.user.clone());
     sconn.db = conn.db;
     // Its reads are the caller's, for CLIENT TRACKING.
     sconn.caching = conn.caching;
@@ -494,11 +554,35 @@ fn script_in_tx(
         if writes && prepared.read_only {
             return Err("Write commands are not allowed from read-only scripts.".into());
         }
+        // The caller's ACL user must be allowed the call (as Redis's scriptVerifyACL).
+        if !sconn.user.unrestricted()
+            && let Some(info) = info
+            && let Err(denied) =
+                sconn
+                    .user
+                    .check(info.name, spec.has(flags::NO_AUTH), &argv, || {
+                        super::keyspec::keys_of(info, &argv)
+                    })
+        {
+            shared.acl.log(crate::acl::denial_entry(
+                denied,
+                info.name,
+                &argv,
+                "lua",
+                sconn.user.name.clone(),
+                sconn.info.describe(),
+            ));
+            return Err(denied.script_reply());
+        }
         // Over maxmemory when the script started, and nothing written yet: as Redis.
         if prepared.oom_at_start && !dirty && flagged("denyoom") {
             return Ok(Frame::Error(OOM.into()));
         }
-        if writes && let Some(refusal) = shared.disk.refusal() {
+        // (Not once the script wrote: as Redis, it finishes rather than commit half.)
+        if writes
+            && !dirty
+            && let Some(refusal) = shared.disk.refusal()
+        {
             return Ok(refusal);
         }
         sconn.resp3 = resp3;
@@ -724,7 +808,7 @@ fn track_reads(shared: &Shared, conn: &ConnState, args: &[Bytes]) {
     if mode.bcast || (mode.optin && !conn.caching) || (mode.optout && conn.caching) {
         return;
     }
-    let keys = super::table::request_keys(args);
+    let keys = super::keyspec::request_keys(args);
     if !keys.is_empty() {
         shared.keys_read(conn.id, keys);
     }
@@ -753,7 +837,7 @@ fn serve_ready(
             if !shared.blocking.remove(&w) {
                 continue; // timed out meanwhile: the next one
             }
-            let mut wconn = ConnState::new(w.info.clone(), true);
+            let mut wconn = ConnState::new(w.info.clone(), true, crate::acl::unrestricted());
             wconn.db = w.db;
             wconn.resp3 = w.resp3;
             // Served from this key, as Redis does, whatever its other keys hold.

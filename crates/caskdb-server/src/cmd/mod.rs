@@ -20,6 +20,7 @@
 //!
 //! This file only declares them.
 
+mod acl;
 mod args;
 mod bits;
 mod blocking;
@@ -35,6 +36,7 @@ mod functions;
 mod hashes;
 mod info;
 mod keys;
+mod keyspec;
 mod lists;
 mod memory;
 mod object;

@@ -73,6 +73,11 @@ fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             if let Err(msg) = ctx.shared.config.set(&pair[0], &pair[1]) {
                 return Ok(Frame::err(msg));
             }
+            // `requirepass` is the default user's password, as in Redis.
+            if pair[0].eq_ignore_ascii_case(b"requirepass") {
+                let pass = ctx.shared.config.requirepass();
+                ctx.shared.acl.set_default_password(pass.as_deref());
+            }
         }
         return Ok(Frame::OK);
     }

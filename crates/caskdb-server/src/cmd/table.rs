@@ -9,13 +9,14 @@ use bytes::Bytes;
 
 use super::args::is;
 use super::ctx::Ctx;
+use super::keyspec;
 use super::reply::{CmdResult, help, syntax_error, unknown_subcommand, wrong_arity};
 use super::spec::flags::CONTAINER;
 use super::spec::{Spec, commands};
 use super::{
-    bits, blocking, client, connection, debug, dump, functions, hashes, info, keys, lists, memory,
-    object, pubsub, scripting, server, sets, slowlog, sort, strings, transactions, zset_algebra,
-    zset_ranges, zsets,
+    acl, bits, blocking, client, connection, debug, dump, functions, hashes, info, keys, lists,
+    memory, object, pubsub, scripting, server, sets, slowlog, sort, strings, transactions,
+    zset_algebra, zset_ranges, zsets,
 };
 use crate::command_info::{self, Begin, CommandInfo, Find, KeySpec};
 use crate::frame::Frame;
@@ -33,6 +34,7 @@ pub(crate) fn table() -> &'static [&'static Spec] {
     TABLE.get_or_init(|| {
         let groups = [
             COMMANDS,
+            acl::COMMANDS,
             connection::COMMANDS,
             client::COMMANDS,
             server::COMMANDS,
@@ -206,61 +208,21 @@ fn command_docs(s: &Spec) -> (Frame, Frame) {
     )
 }
 
-/// The command a full request names, as COMMAND GETKEYS looks it up: `name`, or
-/// `name|subcommand` for a container.
-fn full_info(args: &[Bytes]) -> Option<&'static CommandInfo> {
-    let spec = lookup(args.first()?)?;
-    if spec.has(CONTAINER) {
-        let sub = String::from_utf8_lossy(args.get(1)?).to_lowercase();
-        return command_info::get(&format!("{}|{sub}", spec.name));
-    }
-    command_info::get(spec.name)
-}
-
-/// The keys a request names (as COMMAND GETKEYS finds them); none if it names none or its
-/// arguments are off.
-pub(crate) fn request_keys(args: &[Bytes]) -> Vec<Bytes> {
-    let Some(info) = full_info(args) else {
-        return Vec::new();
-    };
-    let raw: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
-    command_info::keys_by_specs(&info.specs, &raw)
-        .or_else(|| key_finder(info.name, &raw))
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(at, _)| args.get(at).cloned())
-        .collect()
-}
-
 /// COMMAND GETKEYS / GETKEYSANDFLAGS: the keys of a full request, found with its key specs,
 /// or for the commands whose specs cannot say (SORT's STORE, SET's flags with GET, scripts'
 /// optional keys) as Redis's own key finders do.
 fn getkeys(args: &[Bytes], with_flags: bool) -> Frame {
-    let Some(info) = full_info(args) else {
+    let Some(info) = keyspec::full_info(args) else {
         return Frame::err("Invalid command specified");
     };
-    let has_keys = info.specs.iter().any(|k| !k.flags.contains(&"not_key"))
-        || info.flags.contains(&"movablekeys");
-    if !has_keys {
+    if !keyspec::has_keys(info) {
         return Frame::err("The command has no key arguments");
     }
     let argc = args.len() as i64;
     if (info.arity > 0 && info.arity != argc) || argc < -info.arity {
         return Frame::err("Invalid number of arguments specified for command");
     }
-    let raw: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
-    let variable = info
-        .specs
-        .iter()
-        .any(|k| k.flags.contains(&"variable_flags"));
-    let by_specs = if variable {
-        None
-    } else {
-        command_info::keys_by_specs(&info.specs, &raw)
-    };
-    let keys = by_specs
-        .or_else(|| key_finder(info.name, &raw))
-        .unwrap_or_default();
+    let keys = keyspec::keys_of(info, args);
     if keys.is_empty() {
         return if info.flags.contains(&"no_mandatory_keys") {
             Frame::Array(Vec::new())
@@ -283,43 +245,6 @@ fn getkeys(args: &[Bytes], with_flags: bool) -> Frame {
             })
             .collect(),
     )
-}
-
-/// Redis's own key finders, for the commands whose key specs are incomplete or whose flags
-/// vary.
-fn key_finder(name: &str, args: &[&[u8]]) -> Option<Vec<command_info::KeyAt>> {
-    let is = |a: &[u8], w: &str| a.eq_ignore_ascii_case(w.as_bytes());
-    match name {
-        "sort_ro" => Some(vec![(1, vec!["RO", "access"])]),
-        "sort" => {
-            let mut keys = vec![(1, vec!["RO", "access"])];
-            let mut store = None;
-            let mut i = 2;
-            while i < args.len() {
-                if is(args[i], "limit") {
-                    i += 2;
-                } else if is(args[i], "store") && i + 1 < args.len() {
-                    // The last STORE counts, as in SORT.
-                    store = Some(i + 1);
-                } else if is(args[i], "get") || is(args[i], "by") {
-                    i += 1;
-                }
-                i += 1;
-            }
-            keys.extend(store.map(|at| (at, vec!["OW", "update"])));
-            Some(keys)
-        }
-        "set" => {
-            let get = args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
-            let flags = if get {
-                vec!["RW", "access", "update"]
-            } else {
-                vec!["OW", "update"]
-            };
-            Some(vec![(1, flags)])
-        }
-        _ => None,
-    }
 }
 
 /// COMMAND LIST's filters: the commands (and subcommands) an ACL category or a pattern

@@ -230,6 +230,9 @@ pub enum Check {
     /// Not at all: the command is sent to both to keep them in the same state around a
     /// documented, accepted difference.
     Unchecked,
+    /// ACL rules (GETUSER, LIST): the single-command rules after the last category rule as a
+    /// set. Redis emits them in its command hash table's order, seeded at random per process.
+    AclRules,
 }
 
 impl Check {
@@ -240,6 +243,7 @@ impl Check {
             Check::Unordered => sort_units(r, 1),
             Check::Pairs => sort_units(r, 2),
             Check::Sorted => sorted(r),
+            Check::AclRules => acl_rules(r),
             _ => r,
         }
     }
@@ -265,6 +269,27 @@ impl Check {
             (Check::Unchecked, _, _) => true,
             _ => r == c,
         }
+    }
+}
+
+/// `r` with every string's trailing single-command ACL rules sorted (see [`Check::AclRules`]).
+fn acl_rules(r: Reply) -> Reply {
+    match r {
+        Reply::Bulk(b) => {
+            let text = String::from_utf8_lossy(&b).into_owned();
+            let mut words: Vec<&str> = text.split(' ').collect();
+            let from = words
+                .iter()
+                .rposition(|w| w.starts_with("+@") || w.starts_with("-@"))
+                .map_or(words.len(), |i| i + 1);
+            words[from..].sort_unstable();
+            Reply::Bulk(words.join(" ").into_bytes())
+        }
+        Reply::Array(items) => Reply::Array(items.into_iter().map(acl_rules).collect()),
+        Reply::Map(pairs) => {
+            Reply::Map(pairs.into_iter().map(|(k, v)| (k, acl_rules(v))).collect())
+        }
+        other => other,
     }
 }
 
@@ -326,6 +351,7 @@ pub fn steps(script: &str) -> Vec<Step> {
             "pairs:" => (How::Check(Check::Pairs), tail),
             "sorted:" => (How::Check(Check::Sorted), tail),
             "float:" => (How::Check(Check::Float), tail),
+            "acl:" => (How::Check(Check::AclRules), tail),
             "shape:" => (How::Check(Check::Shape), tail),
             "unchecked:" => (How::Check(Check::Unchecked), tail),
             "random:" => (How::Random, tail),
