@@ -28,6 +28,9 @@ type AppliedState = (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>)
 /// Bytes of effects applied per engine transaction (the engine's default batch limit is
 /// 64 MiB).
 const CHUNK: usize = 16 << 20;
+/// Bytes of keys and values per transaction when a snapshot is loaded (well under any engine's
+/// batch limit: the server's is at least 1 GiB).
+const LOAD_CHUNK: usize = 4 << 20;
 
 /// About how many bytes an entry's effects take in an engine batch.
 fn effects_size(e: &openraft::Entry<TypeConfig>) -> usize {
@@ -80,6 +83,9 @@ impl StateMachine {
             source,
         };
         std::fs::create_dir_all(&dir).map_err(io)?;
+        let meta_key: Bytes = meta_key.into();
+        // The file of an install a crash interrupted (see `load`): kept, and finished below.
+        let loading = db.get([&meta_key[..], b"-installing"].concat())?;
         let mut newest: Option<(Meta, PathBuf)> = None;
         for item in std::fs::read_dir(&dir).map_err(io)? {
             let path = item.map_err(io)?.path();
@@ -88,6 +94,13 @@ impl StateMachine {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_string();
+            if name.starts_with("loading-") {
+                if loading.as_deref() != Some(name.as_bytes()) {
+                    // Left by an install a crash cut short after its last step.
+                    let _ = std::fs::remove_file(&path);
+                }
+                continue;
+            }
             if !name.starts_with("snapshot-") {
                 continue;
             }
@@ -108,14 +121,16 @@ impl StateMachine {
                 Err(e) => tracing::warn!("ignoring snapshot {}: {e}", path.display()),
             }
         }
-        Ok(StateMachine {
+        let sm = StateMachine {
             db,
-            meta_key: meta_key.into(),
+            meta_key,
             dir,
             current: Arc::new(Mutex::new(newest)),
             counter: Arc::new(AtomicU64::new(0)),
             incoming: Arc::new(Mutex::new(None)),
-        })
+        };
+        sm.resume_load()?;
+        Ok(sm)
     }
 
     /// The last applied log id and the membership, as stored.
@@ -204,7 +219,7 @@ impl StateMachine {
             out.write_all(&header(&meta)).map_err(io(&tmp))?;
             for key in tx.keys() {
                 let key = key?;
-                if key == self.meta_key {
+                if self.is_own(&key) {
                     continue;
                 }
                 let Some((value, expire_at)) = tx.get_with_expiry(&key)? else {
@@ -227,50 +242,129 @@ impl StateMachine {
         Ok((meta, path))
     }
 
-    /// Replaces the whole keyspace with snapshot file `path` (already checked), in one
-    /// transaction, and records its applied state.
+    /// The key that marks an install in progress: it names the snapshot file being loaded.
+    fn marker_key(&self) -> Vec<u8> {
+        [&self.meta_key[..], b"-installing"].concat()
+    }
+
+    /// Whether `key` is one of the state machine's own (not the user's).
+    fn is_own(&self, key: &[u8]) -> bool {
+        key.starts_with(&self.meta_key)
+    }
+
+    /// Replaces the whole keyspace with snapshot file `path` (already checked, and named
+    /// `loading-…` in the snapshot directory) and records its applied state. The keyspace can
+    /// be far larger than one engine transaction, so it goes in steps of about `LOAD_CHUNK` bytes;
+    /// a marker naming the file is written first and removed with the last step, so that a
+    /// crash in between leaves a state that `open` finishes loading (never half of two).
     fn load(&self, meta: &Meta, path: &Path) -> Result<(), Error> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        self.db.put(self.marker_key(), name.as_bytes())?;
+        self.db.sync()?;
+        self.finish_load(meta, path)
+    }
+
+    /// The steps of `load` after the marker: clear the user's keys, load the file's records,
+    /// then record the applied state and drop the marker in one last transaction.
+    fn finish_load(&self, meta: &Meta, path: &Path) -> Result<(), Error> {
         let io = |source| Error::Snapshot {
             path: path.to_path_buf(),
             source,
         };
+        // Every user key goes, a bounded batch at a time.
+        loop {
+            let batch: Vec<Bytes> = self
+                .db
+                .range_keys::<&[u8], _>(..)
+                .filter(|k| k.as_ref().is_ok_and(|k| !self.is_own(k)))
+                .take(10_000)
+                .collect::<caskdb::Result<_>>()?;
+            if batch.is_empty() {
+                break;
+            }
+            self.db.transaction(|tx| -> Result<(), Error> {
+                for k in &batch {
+                    tx.delete(k)?;
+                }
+                Ok(())
+            })?;
+        }
         let mut input = BufReader::new(std::fs::File::open(path).map_err(io)?);
         let mut head = Vec::new();
         read_header_from(&mut input, &mut head).map_err(|e| match e {
             HeaderError::Io(source) => io(source),
             HeaderError::Format(e) => e,
         })?;
-        self.db.transaction(|tx| -> Result<(), Error> {
-            let old: Vec<Bytes> = tx.keys().collect::<caskdb::Result<_>>()?;
-            for k in old {
-                tx.delete(&k)?;
-            }
-            loop {
-                let mut tag = [0u8; 1];
-                input.read_exact(&mut tag).map_err(io)?;
-                if tag[0] == END {
-                    break;
+        let mut done = false;
+        while !done {
+            self.db.transaction(|tx| -> Result<(), Error> {
+                let mut size = 0;
+                while size < LOAD_CHUNK {
+                    let mut tag = [0u8; 1];
+                    input.read_exact(&mut tag).map_err(io)?;
+                    if tag[0] == END {
+                        done = true;
+                        break;
+                    }
+                    if tag[0] != RECORD {
+                        return Err(Error::Format(format!(
+                            "snapshot {}: bad record tag {}",
+                            path.display(),
+                            tag[0]
+                        )));
+                    }
+                    let key = read_bytes(&mut input).map_err(io)?;
+                    let value = read_bytes(&mut input).map_err(io)?;
+                    let mut at = [0u8; 8];
+                    input.read_exact(&mut at).map_err(io)?;
+                    match u64::from_le_bytes(at) {
+                        0 => tx.put(&key, &value)?,
+                        at => tx.put_expiring_at(&key, &value, at)?,
+                    }
+                    size += key.len() + value.len();
                 }
-                if tag[0] != RECORD {
-                    return Err(Error::Format(format!(
-                        "snapshot {}: bad record tag {}",
-                        path.display(),
-                        tag[0]
-                    )));
+                if done {
+                    let state = (meta.last_log_id, meta.last_membership.clone());
+                    tx.put(&self.meta_key, Self::encoded_applied(&state))?;
+                    tx.delete(self.marker_key())?;
                 }
-                let key = read_bytes(&mut input).map_err(io)?;
-                let value = read_bytes(&mut input).map_err(io)?;
-                let mut at = [0u8; 8];
-                input.read_exact(&mut at).map_err(io)?;
-                match u64::from_le_bytes(at) {
-                    0 => tx.put(&key, &value)?,
-                    at => tx.put_expiring_at(&key, &value, at)?,
-                }
-            }
-            let state = (meta.last_log_id, meta.last_membership.clone());
-            tx.put(&self.meta_key, Self::encoded_applied(&state))?;
-            Ok(())
-        })
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// At open: an install a crash interrupted is finished from its file (see `load`).
+    fn resume_load(&self) -> Result<(), Error> {
+        let Some(name) = self.db.get(self.marker_key())? else {
+            return Ok(());
+        };
+        let path = self.dir.join(String::from_utf8_lossy(&name).as_ref());
+        let meta = read_header(&path)?;
+        tracing::info!(
+            "finishing the install of snapshot {} that a crash interrupted",
+            path.display()
+        );
+        self.finish_load(&meta, &path)?;
+        self.db.sync()?;
+        self.name_loaded(&meta, &path)
+    }
+
+    /// A loaded snapshot's file becomes a snapshot (`snapshot-<id>`), and the current one.
+    fn name_loaded(&self, meta: &Meta, loading: &Path) -> Result<(), Error> {
+        let path = self.dir.join(format!("snapshot-{}", meta.snapshot_id));
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| Error::Snapshot { path: p, source }
+        };
+        std::fs::rename(loading, &path).map_err(io(&path))?;
+        sync_dir(&self.dir).map_err(io(&self.dir))?;
+        self.make_current(meta, &path);
+        Ok(())
     }
 }
 
@@ -546,7 +640,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError<NodeId>> {
         // Copied into a file of our own (the one received may be anyone's), checked, loaded.
-        let path = self.dir.join(format!("snapshot-{}", meta.snapshot_id));
         let tmp = self
             .dir
             .join(format!("snapshot-install-{}.tmp", self.unique()));
@@ -582,15 +675,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let _ = std::fs::remove_file(&tmp);
             return Err(snapshot_err(e));
         }
-        // Loaded first, then named as a snapshot: a crash in between leaves a `.tmp` file, not
-        // a snapshot newer than the data.
-        self.load(meta, &tmp).map_err(sm_write)?;
+        // Loaded under the name `loading-…` (kept at open while an install is marked), then
+        // named as a snapshot: a crash in between never leaves a snapshot newer than the data.
+        let loading = self.dir.join(format!("loading-{}", meta.snapshot_id));
+        std::fs::rename(&tmp, &loading).map_err(io(&loading))?;
+        sync_dir(&self.dir).map_err(io(&self.dir))?;
+        self.load(meta, &loading).map_err(sm_write)?;
         // Durable before openraft purges the log behind it (see `build`).
         self.db.sync().map_err(|e| sm_write(e.into()))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
-        sync_dir(&self.dir).map_err(io(&self.dir))?;
-        self.make_current(meta, &path);
-        Ok(())
+        self.name_loaded(meta, &loading).map_err(snapshot_err)
     }
 
     async fn get_current_snapshot(

@@ -127,3 +127,160 @@ async fn the_applied_index_and_the_data_agree_after_power_loss() {
         );
     }
 }
+
+/// The snapshot installs in the test below: keys `s0`… of 150 KiB, about 9 MiB in all (three
+/// load steps), at index `SNAP_INDEX`.
+const SNAP_KEYS: u64 = 60;
+const SNAP_INDEX: u64 = 50;
+
+fn snapshot_value(i: u64) -> Bytes {
+    Bytes::from(vec![b'a' + (i % 26) as u8; 150 << 10])
+}
+
+/// A leader's snapshot (built on the real file system): its meta and its bytes.
+async fn leader_snapshot() -> (
+    openraft::SnapshotMeta<caskdb_raft::NodeId, openraft::BasicNode>,
+    Vec<u8>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = caskdb::Db::open(dir.path().join("data")).unwrap();
+    let mut sm = StateMachine::open(db, META, dir.path().join("snapshots")).unwrap();
+    let ops = (0..SNAP_KEYS)
+        .map(|i| Op::Put {
+            key: Bytes::from(format!("s{i}")),
+            value: snapshot_value(i),
+            expire_at: None,
+        })
+        .collect();
+    sm.apply([Entry {
+        log_id: LogId::new(CommittedLeaderId::new(2, 0), SNAP_INDEX),
+        payload: EntryPayload::Normal(Effects { ops }),
+    }])
+    .await
+    .unwrap();
+    use openraft::storage::RaftSnapshotBuilder;
+    let snap = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let mut bytes = Vec::new();
+    let mut file = sm.get_current_snapshot().await.unwrap().unwrap().snapshot;
+    tokio::io::AsyncReadExt::read_to_end(&mut *file, &mut bytes)
+        .await
+        .unwrap();
+    (snap.meta, bytes)
+}
+
+fn open_big(sim: &SimVfs, dir: &Path, snapshots: &Path) -> caskdb::Result<StateMachine> {
+    let db = sim
+        .options(
+            caskdb::Options::default()
+                .sync(caskdb::SyncPolicy::Always)
+                .data_file_size(4 << 20),
+        )
+        .open(dir)?;
+    StateMachine::open(db, META, snapshots)
+        .map_err(|e| caskdb::Error::Io(std::io::Error::other(e.to_string())))
+}
+
+/// Applies three entries, then installs the snapshot; stops at the first failure.
+async fn install_run(
+    sim: &SimVfs,
+    dir: &Path,
+    snapshots: &Path,
+    snap: &(
+        openraft::SnapshotMeta<caskdb_raft::NodeId, openraft::BasicNode>,
+        Vec<u8>,
+    ),
+) {
+    let Ok(mut sm) = open_big(sim, dir, snapshots) else {
+        return;
+    };
+    for i in 1..=3 {
+        if sm.apply([entry(i)]).await.is_err() {
+            return;
+        }
+    }
+    let Ok(mut incoming) = sm.begin_receiving_snapshot().await else {
+        return;
+    };
+    if tokio::io::AsyncWriteExt::write_all(&mut *incoming, &snap.1)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = sm.install_snapshot(&snap.0, incoming).await;
+}
+
+#[tokio::test]
+async fn a_snapshot_install_cut_by_power_loss_is_finished_at_reopen() {
+    let dir = Path::new("/sim/data");
+    let snap = leader_snapshot().await;
+    let total = {
+        let sim = SimVfs::new();
+        let snapshots = tempfile::tempdir().unwrap();
+        install_run(&sim, dir, snapshots.path(), &snap).await;
+        sim.calls().1
+    };
+    assert!(total > 20, "the run makes {total} changes");
+    let mut rng = Rng::new(caskdb_testkit::rng::seed("CASKDB_RAFT_SEED"));
+    let snapshot_model: BTreeMap<Bytes, Bytes> = (0..SNAP_KEYS)
+        .map(|i| (Bytes::from(format!("s{i}")), snapshot_value(i)))
+        .collect();
+    let (mut finished, mut resumed) = (0, 0);
+    for cut in 0..total {
+        let sim = SimVfs::new();
+        sim.set_fault(Fault::PowerCut(cut));
+        let snapshots = tempfile::tempdir().unwrap();
+        install_run(&sim, dir, snapshots.path(), &snap).await;
+        let (after, _) = sim.crash(&mut rng, Tear::Random);
+        {
+            let db = after.options(caskdb::Options::default()).open(dir);
+            if db.is_ok_and(|db| db.get([META, b"-installing"].concat()).unwrap().is_some()) {
+                resumed += 1;
+            }
+        }
+        // The reopen finishes an install the cut interrupted.
+        let mut sm = open_big(&after, dir, snapshots.path())
+            .unwrap_or_else(|e| panic!("power cut before change {cut}: reopen failed: {e}"));
+        let applied = sm.applied_state().await.unwrap().0.map_or(0, |l| l.index);
+        drop(sm);
+        let db = after.options(caskdb::Options::default()).open(dir).unwrap();
+        let got: BTreeMap<Bytes, Bytes> = db
+            .iter()
+            .map(Result::unwrap)
+            .filter(|(k, _)| !k.starts_with(META))
+            .collect();
+        assert!(
+            db.get([META, b"-installing"].concat()).unwrap().is_none(),
+            "power cut before change {cut}: the install marker is left"
+        );
+        if applied == SNAP_INDEX {
+            finished += 1;
+            assert!(
+                got == snapshot_model,
+                "power cut before change {cut}: not the snapshot's data"
+            );
+        } else {
+            assert!(
+                applied <= 3,
+                "power cut before change {cut}: applied {applied}"
+            );
+            assert!(
+                got == model(applied),
+                "power cut before change {cut}: the data is not the state at index {applied}"
+            );
+        }
+    }
+    assert!(finished > 0, "some cuts fell after the install began");
+    assert!(
+        resumed > 0,
+        "some cuts fell in the middle of the install ({total} changes)"
+    );
+    eprintln!(
+        "{total} power cuts, {resumed} in the middle of an install, {finished} with the snapshot installed"
+    );
+}

@@ -335,3 +335,53 @@ async fn a_batch_larger_than_one_engine_transaction_is_applied_in_parts() {
         assert_eq!((v.len(), v[0]), (30 << 20, i as u8));
     }
 }
+
+#[tokio::test]
+async fn a_snapshot_larger_than_one_engine_transaction_installs() {
+    let leader = tempfile::tempdir().unwrap();
+    let follower = tempfile::tempdir().unwrap();
+    let (_, mut sm_l) = open(leader.path());
+    // 20 MiB of values, in entries of 2 MiB.
+    let value = "v".repeat(200 << 10);
+    let mut entries = vec![membership(1, 1)];
+    for e in 0..10 {
+        let ops = (0..10)
+            .map(|i| put(&format!("k{e}-{i}"), &value, None))
+            .collect();
+        entries.push(normal(1, 2 + e, effects(ops)));
+    }
+    sm_l.apply(entries).await.unwrap();
+    let snap = sm_l
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    // The follower's engine takes transactions of 8 MiB at most: the snapshot is not one.
+    let db = caskdb::Options::default()
+        .max_batch_size(8 << 20)
+        .open(follower.path().join("data"))
+        .unwrap();
+    let mut sm_f = StateMachine::open(db, META, follower.path().join("snapshots")).unwrap();
+    let mut incoming = sm_f.begin_receiving_snapshot().await.unwrap();
+    let mut from = sm_l.get_current_snapshot().await.unwrap().unwrap();
+    tokio::io::copy(&mut from.snapshot, &mut *incoming)
+        .await
+        .unwrap();
+    sm_f.install_snapshot(&snap.meta, incoming).await.unwrap();
+    assert_eq!(
+        sm_f.applied_state().await.unwrap(),
+        sm_l.applied_state().await.unwrap()
+    );
+    drop(sm_f);
+    let db = caskdb::Db::open(follower.path().join("data")).unwrap();
+    let keys = db.keys().map(Result::unwrap).filter(|k| k != META).count();
+    assert_eq!(keys, 100);
+    assert_eq!(db.get("k9-9").unwrap().unwrap().len(), 200 << 10);
+    assert!(
+        db.keys()
+            .map(Result::unwrap)
+            .all(|k| !k.starts_with(b"\0raft-applied-")),
+        "no install marker is left"
+    );
+}
