@@ -773,6 +773,18 @@ fn publish_reaches_subscribers_on_every_node() {
                 "node {}",
                 i + 1
             );
+            // Each node fires the event as it applies the write: its own data has it.
+            if event == "set" {
+                let mut local = group.conn(i as u64 + 1).unwrap();
+                redis::cmd("READONLY").query::<()>(&mut local).unwrap();
+                let v: Option<String> = redis::cmd("GET").arg(write[1]).query(&mut local).unwrap();
+                assert_eq!(
+                    v.as_deref(),
+                    Some("1"),
+                    "node {}: event before its write",
+                    i + 1
+                );
+            }
         }
     }
 }

@@ -279,7 +279,8 @@ const PUT_EXPIRING: u8 = 2;
 const DELETE: u8 = 3;
 
 /// Appends the bytes of `effects`: a `u32` count, then per op a tag (1 put, 2 put with
-/// an expiry, 3 delete), the key, and for a put the value and (tag 2) the expiry `u64`.
+/// an expiry, 3 delete), the key, and for a put the value and (tag 2) the expiry `u64`; then,
+/// if there are notes, their bytes (length-prefixed). Effects end their entry.
 pub fn encode_effects(effects: &Effects, w: &mut Writer) {
     w.u32(effects.ops.len() as u32);
     for op in &effects.ops {
@@ -309,6 +310,9 @@ pub fn encode_effects(effects: &Effects, w: &mut Writer) {
             }
         }
     }
+    if !effects.notes.is_empty() {
+        w.bytes(&effects.notes);
+    }
 }
 
 /// The effects [`encode_effects`] wrote.
@@ -337,5 +341,12 @@ pub fn decode_effects(r: &mut Reader<'_>) -> Result<Effects, Error> {
             t => return Err(Error::Format(format!("raft effects: bad op tag {t}"))),
         });
     }
-    Ok(Effects { ops })
+    // The notes follow the ops when there are any (entries written before they existed end
+    // with the ops).
+    let notes = if r.buf.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(r.bytes()?)
+    };
+    Ok(Effects { ops, notes })
 }

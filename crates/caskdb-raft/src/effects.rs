@@ -30,6 +30,13 @@ pub enum Op {
 pub struct Effects {
     /// The writes, in the order they were made.
     pub ops: Vec<Op>,
+    /// What the writer wants every node to have when it applies these writes (the server: the
+    /// keyspace events they caused), handed to [`StateMachine::on_apply`]'s hook; opaque here.
+    /// Effects merged into one entry have their notes concatenated.
+    ///
+    /// [`StateMachine::on_apply`]: crate::StateMachine::on_apply
+    #[serde(default)]
+    pub notes: Bytes,
 }
 
 impl Effects {
@@ -47,7 +54,10 @@ impl Effects {
                 None => Op::Delete { key },
             })
             .collect();
-        Effects { ops }
+        Effects {
+            ops,
+            notes: Bytes::new(),
+        }
     }
 
     /// The keys these writes touch, in order.

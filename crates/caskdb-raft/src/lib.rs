@@ -32,7 +32,7 @@ pub use effects::{Effects, Op};
 pub use handshake::Secret;
 pub use log_store::LogStore;
 pub use node::{Node, NodeOptions};
-pub use state_machine::StateMachine;
+pub use state_machine::{OnApply, StateMachine};
 
 /// A node's id in the group.
 pub type NodeId = u64;

@@ -54,6 +54,9 @@ pub struct NodeOptions {
     pub secret: Secret,
     /// What to do with a message from a peer ([`Node::broadcast`]). Default: drop it.
     pub on_message: Option<network::OnMessage>,
+    /// Given the notes of each entry this node applies ([`crate::Effects::notes`]). Default:
+    /// none.
+    pub on_apply: Option<crate::state_machine::OnApply>,
 }
 
 impl NodeOptions {
@@ -71,6 +74,7 @@ impl NodeOptions {
             keep_after_snapshot: 1000,
             secret: Secret::default(),
             on_message: None,
+            on_apply: None,
         }
     }
 }
@@ -142,7 +146,8 @@ impl Node {
             data.clone(),
             options.meta_key.clone(),
             options.dir.join("snapshots"),
-        )?;
+        )?
+        .on_apply(options.on_apply.clone());
         let bus = bus_of(&addr).to_string();
         let listener = TcpListener::bind(&bus)
             .await

@@ -58,6 +58,19 @@ pub struct StateMachine {
     counter: Arc<AtomicU64>,
     /// The file the snapshot being received is written to.
     incoming: Arc<Mutex<Option<PathBuf>>>,
+    /// Given each applied entry's notes, once its transaction committed.
+    on_apply: Option<OnApply>,
+}
+
+/// A hook given the [`notes`](crate::Effects::notes) of each entry applied (not empty ones),
+/// in log order, once they are committed to the data engine.
+#[derive(Clone)]
+pub struct OnApply(pub Arc<dyn Fn(&Bytes) + Send + Sync>);
+
+impl std::fmt::Debug for OnApply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnApply(..)")
+    }
 }
 
 fn write_meta(w: &mut Writer, state: &AppliedState) {
@@ -128,9 +141,17 @@ impl StateMachine {
             current: Arc::new(Mutex::new(newest)),
             counter: Arc::new(AtomicU64::new(0)),
             incoming: Arc::new(Mutex::new(None)),
+            on_apply: None,
         };
         sm.resume_load()?;
         Ok(sm)
+    }
+
+    /// Calls `hook` with the notes of every entry applied from now on (see [`OnApply`]).
+    #[must_use]
+    pub fn on_apply(mut self, hook: Option<OnApply>) -> Self {
+        self.on_apply = hook;
+        self
     }
 
     /// The last applied log id and the membership, as stored.
@@ -606,6 +627,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     Ok(())
                 })
                 .map_err(sm_write)?;
+            if let Some(hook) = &self.on_apply {
+                for e in chunk {
+                    if let EntryPayload::Normal(effects) = &e.payload
+                        && !effects.notes.is_empty()
+                    {
+                        (hook.0)(&effects.notes);
+                    }
+                }
+            }
         }
         Ok(vec![Applied; n])
     }

@@ -42,7 +42,10 @@ fn ops(i: u64) -> Vec<Op> {
 fn entry(i: u64) -> Entry<TypeConfig> {
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
-        payload: EntryPayload::Normal(Effects { ops: ops(i) }),
+        payload: EntryPayload::Normal(Effects {
+            ops: ops(i),
+            ..Default::default()
+        }),
     }
 }
 
@@ -154,7 +157,10 @@ async fn leader_snapshot() -> (
         .collect();
     sm.apply([Entry {
         log_id: LogId::new(CommittedLeaderId::new(2, 0), SNAP_INDEX),
-        payload: EntryPayload::Normal(Effects { ops }),
+        payload: EntryPayload::Normal(Effects {
+            ops,
+            ..Default::default()
+        }),
     }])
     .await
     .unwrap();

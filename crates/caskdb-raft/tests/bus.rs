@@ -61,6 +61,7 @@ async fn only_peers_with_the_secret_are_answered() {
             value: bytes::Bytes::from_static(b"v"),
             expire_at: None,
         }],
+        ..Default::default()
     };
     node.write(put).await.unwrap();
     assert!(

@@ -71,6 +71,7 @@ fn put(k: &str, v: &str) -> Effects {
             value: Bytes::copy_from_slice(v.as_bytes()),
             expire_at: None,
         }],
+        ..Default::default()
     }
 }
 

@@ -24,6 +24,12 @@ fn entry(index: u64) -> Entry<TypeConfig> {
                 value: Bytes::from(vec![index as u8; 100 + (index as usize * 37) % 900]),
                 expire_at: None,
             }],
+            // Some entries carry notes (their bytes follow the ops).
+            notes: if index.is_multiple_of(3) {
+                Bytes::from(format!("notes of {index}"))
+            } else {
+                Bytes::new()
+            },
         }),
     }
 }

@@ -45,7 +45,10 @@ fn log_id(term: u64, index: u64) -> LogId<NodeId> {
 }
 
 fn effects(ops: Vec<Op>) -> Effects {
-    Effects { ops }
+    Effects {
+        ops,
+        ..Default::default()
+    }
 }
 
 fn put(k: &str, v: &str, expire_at: Option<u64>) -> Op {
@@ -322,6 +325,7 @@ async fn a_batch_larger_than_one_engine_transaction_is_applied_in_parts() {
                     value: Bytes::from(vec![i as u8; 30 << 20]),
                     expire_at: None,
                 }],
+                ..Default::default()
             },
         )
     };
@@ -383,5 +387,41 @@ async fn a_snapshot_larger_than_one_engine_transaction_installs() {
             .map(Result::unwrap)
             .all(|k| !k.starts_with(b"\0raft-applied-")),
         "no install marker is left"
+    );
+}
+
+#[tokio::test]
+async fn each_applied_entrys_notes_reach_the_hook_once_its_writes_are_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = caskdb::Db::open(dir.path().join("data")).unwrap();
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let hook = {
+        let (seen, db) = (seen.clone(), db.clone());
+        caskdb_raft::OnApply(std::sync::Arc::new(move |notes: &Bytes| {
+            // What a reader sees when the hook runs.
+            seen.lock().push((notes.clone(), db.get("k").unwrap()));
+        }))
+    };
+    let mut sm = StateMachine::open(db, META, dir.path().join("snapshots"))
+        .unwrap()
+        .on_apply(Some(hook));
+    let with = |v: &str, notes: &'static str| Effects {
+        ops: vec![put("k", v, None)],
+        notes: Bytes::from_static(notes.as_bytes()),
+    };
+    sm.apply(vec![
+        normal(1, 1, with("1", "first")),
+        normal(1, 2, with("2", "")),
+        normal(1, 3, with("3", "third")),
+    ])
+    .await
+    .unwrap();
+    let v3 = Some(Bytes::from_static(b"3"));
+    assert_eq!(
+        *seen.lock(),
+        vec![
+            (Bytes::from_static(b"first"), v3.clone()),
+            (Bytes::from_static(b"third"), v3),
+        ]
     );
 }

@@ -119,13 +119,18 @@ fn expire_one(
 
 /// Makes the expiry's end known: counted, told to tracking clients and subscribers.
 fn announce(shared: &Shared, events: &[Event]) {
-    shared.stats.expired_keys.add(events.len() as u64);
-    let gone: Vec<Bytes> = events.iter().map(|e| e.key.clone()).collect();
-    shared.keys_changed(&gone, None);
+    count_and_invalidate(shared, events);
     let flags = shared.config.notify_flags();
     shared
         .pubsub
         .publish_events(flags, events, shared.config.pubsub_limit());
+}
+
+/// Counts the expired keys of `events` (INFO) and tells the clients tracking them.
+fn count_and_invalidate(shared: &Shared, events: &[Event]) {
+    shared.stats.expired_keys.add(events.len() as u64);
+    let gone: Vec<Bytes> = events.iter().map(|e| e.key.clone()).collect();
+    shared.keys_changed(&gone, None);
 }
 
 /// One chunk on a group's leader: the deletions go through the write path (gate, stage,
@@ -163,12 +168,21 @@ async fn in_group(
             drop(gate);
             cluster.after(seq).await
         }
-        crate::cluster::Staged::Proposal(seq, effects) => cluster.propose(seq, effects, gate).await,
+        crate::cluster::Staged::Proposal(seq, mut effects) => {
+            // The `expired` events travel with the deletions: each node publishes them as it
+            // applies them.
+            effects.notes = crate::relay::encode_events(&events);
+            let outcome = cluster.propose(seq, effects, gate).await;
+            if outcome.is_ok() {
+                count_and_invalidate(shared, &events);
+                return Ok(next);
+            }
+            outcome
+        }
     };
     match outcome {
         Ok(()) => {
             announce(shared, &events);
-            crate::relay::events(shared, &events);
             Ok(next)
         }
         // Tried again from the same place.

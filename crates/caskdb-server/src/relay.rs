@@ -1,8 +1,9 @@
-//! In a replicated group, what one node's pub/sub sends to the others' subscribers: a PUBLISH
-//! (or SPUBLISH) sent to any node, and the keyspace events of the writes it made, go to every
-//! other node as bus messages (`Cluster::broadcast`; Redis Cluster's bus does the same for
-//! PUBLISH), where [`received`] publishes them. Best effort: a node that is down misses them.
-//! The bytes are in docs/FORMAT.md ("The bus").
+//! In a replicated group, what reaches the subscribers of every node. A PUBLISH (or SPUBLISH)
+//! sent to any node goes to the others as a bus message (`Cluster::broadcast`, as Redis
+//! Cluster's bus does), where [`received`] publishes it: best effort, a node that is down
+//! misses it. The keyspace events of a write travel inside its Raft entry (the entry's notes,
+//! [`encode_events`]), and each node publishes them as it applies the entry ([`applied`]).
+//! The bytes are in docs/FORMAT.md ("The bus", "Entries").
 
 use bytes::Bytes;
 
@@ -12,8 +13,7 @@ use crate::state::Shared;
 /// A message carrying a PUBLISH: then the shard flag (0 or 1), the channel's length (`u32`,
 /// little-endian), the channel, the payload.
 const PUBLISH: u8 = 1;
-/// A message carrying keyspace events: per event its class (`u32`), database (`u8`), name (a
-/// `u8` length, then the name) and key (a `u32` length, then the key), until the message ends.
+/// A message carrying keyspace events ([`encode_events`]'s bytes), as older versions sent them.
 const EVENTS: u8 = 2;
 
 /// Sends a PUBLISH made on this node to the group's other nodes.
@@ -30,27 +30,62 @@ pub(crate) fn publish(shared: &Shared, shard: bool, channel: &[u8], payload: &[u
     cluster.broadcast(&Bytes::from(msg));
 }
 
-/// Sends the keyspace events of a write this node made to the group's other nodes; each
-/// publishes those its own `notify-keyspace-events` selects.
-pub(crate) fn events(shared: &Shared, events: &[Event]) {
-    let Some(cluster) = &shared.cluster else {
-        return;
-    };
-    if events.is_empty() {
-        return;
-    }
-    let mut msg = vec![EVENTS];
+/// The keyspace events of a write, as its entry's notes: per event its class (`u32`),
+/// database (`u8`), name (a `u8` length, then the name) and key (a `u32` length, then the
+/// key). Notes of several writes concatenate.
+pub(crate) fn encode_events(events: &[Event]) -> Bytes {
+    let mut out = Vec::new();
     for e in events {
-        msg.extend_from_slice(&e.class.to_le_bytes());
-        msg.push(e.db);
+        out.extend_from_slice(&e.class.to_le_bytes());
+        out.push(e.db);
         // (Event names are short literals.)
         let name = &e.name.as_bytes()[..e.name.len().min(255)];
-        msg.push(name.len() as u8);
-        msg.extend_from_slice(name);
-        msg.extend_from_slice(&(e.key.len() as u32).to_le_bytes());
-        msg.extend_from_slice(&e.key);
+        out.push(name.len() as u8);
+        out.extend_from_slice(name);
+        out.extend_from_slice(&(e.key.len() as u32).to_le_bytes());
+        out.extend_from_slice(&e.key);
     }
-    cluster.broadcast(&Bytes::from(msg));
+    Bytes::from(out)
+}
+
+/// An entry this node applied carried `notes`: its keyspace events reach this node's
+/// subscribers, as this node's `notify-keyspace-events` selects them.
+pub(crate) fn applied(shared: &Shared, notes: &[u8]) {
+    if shared.pubsub.is_empty() {
+        return;
+    }
+    publish_events(shared, notes);
+}
+
+/// Publishes the events encoded in `bytes` (see [`encode_events`]); stops at a malformed one.
+fn publish_events(shared: &Shared, mut rest: &[u8]) {
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (head, tail) = (rest.get(..n)?, rest.get(n..)?);
+        rest = tail;
+        Some(head)
+    };
+    let flags = shared.config.notify_flags();
+    let limit = shared.config.pubsub_limit();
+    loop {
+        let Some(class) = take(4).and_then(le32) else {
+            return;
+        };
+        let (Some(&[db]), Some(&[name_len])) = (take(1), take(1)) else {
+            return;
+        };
+        let Some(name) = take(name_len as usize).map(Bytes::copy_from_slice) else {
+            return;
+        };
+        let Some(len) = take(4).and_then(le32) else {
+            return;
+        };
+        let Some(key) = take(len as usize).map(Bytes::copy_from_slice) else {
+            return;
+        };
+        shared
+            .pubsub
+            .publish_event(flags, class, &name, db, &key, limit);
+    }
 }
 
 /// A little-endian `u32` from its 4 bytes.
@@ -83,32 +118,8 @@ pub(crate) fn received(shared: &Shared, msg: &[u8]) {
             let payload = Bytes::copy_from_slice(rest);
             shared.pubsub.publish(shard != 0, &channel, &payload, limit);
         }
-        EVENTS => {
-            if shared.pubsub.is_empty() {
-                return;
-            }
-            let flags = shared.config.notify_flags();
-            loop {
-                let Some(class) = take(4).and_then(le32) else {
-                    return;
-                };
-                let (Some(&[db]), Some(&[name_len])) = (take(1), take(1)) else {
-                    return;
-                };
-                let Some(name) = take(name_len as usize).map(Bytes::copy_from_slice) else {
-                    return;
-                };
-                let Some(len) = take(4).and_then(le32) else {
-                    return;
-                };
-                let Some(key) = take(len as usize).map(Bytes::copy_from_slice) else {
-                    return;
-                };
-                shared
-                    .pubsub
-                    .publish_event(flags, class, &name, db, &key, limit);
-            }
-        }
+        // (Sent by nodes of an older version, before events travelled in entries.)
+        EVENTS if !shared.pubsub.is_empty() => publish_events(shared, rest),
         _ => {}
     }
 }

@@ -320,9 +320,17 @@ async fn start_cluster(
             .map_or_else(caskdb_raft::Secret::default, |s| {
                 caskdb_raft::Secret::new(s.as_bytes())
             }),
-        on_message: caskdb_raft::network::OnMessage(Arc::new(move |msg| {
+        on_message: caskdb_raft::network::OnMessage({
+            let inbox = inbox.clone();
+            Arc::new(move |msg| {
+                if let Some(shared) = inbox.get().and_then(std::sync::Weak::upgrade) {
+                    crate::relay::received(&shared, &msg);
+                }
+            })
+        }),
+        on_apply: caskdb_raft::OnApply(Arc::new(move |notes| {
             if let Some(shared) = inbox.get().and_then(std::sync::Weak::upgrade) {
-                crate::relay::received(&shared, &msg);
+                crate::relay::applied(&shared, notes);
             }
         })),
     };

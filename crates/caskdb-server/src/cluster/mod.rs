@@ -166,6 +166,7 @@ async fn submit(pipeline: Arc<Pipeline>, raft: openraft::Raft<caskdb_raft::TypeC
         // One staged over a proposal that failed since is never submitted.
         let failed = pipeline.state.lock().failed;
         let mut ops = Vec::new();
+        let mut notes = Vec::new();
         let mut members = Vec::with_capacity(batch.len());
         for q in batch {
             let keys = q.effects.keys();
@@ -175,12 +176,17 @@ async fn submit(pipeline: Arc<Pipeline>, raft: openraft::Raft<caskdb_raft::TypeC
                 continue;
             }
             ops.extend(q.effects.ops);
+            notes.extend_from_slice(&q.effects.notes);
             members.push((q.seq, keys, q.reply));
         }
         if members.is_empty() {
             continue;
         }
-        let outcome = match raft.client_write_ff(Effects { ops }).await {
+        let effects = Effects {
+            ops,
+            notes: notes.into(),
+        };
+        let outcome = match raft.client_write_ff(effects).await {
             Ok(rx) => rx,
             Err(e) => {
                 for (seq, keys, reply) in members {
@@ -346,6 +352,8 @@ pub(crate) struct Settings<'a> {
     pub secret: caskdb_raft::Secret,
     /// Where the other nodes' messages go (`relay::received`).
     pub on_message: caskdb_raft::network::OnMessage,
+    /// What this node does with an entry's notes once applied (`relay::applied`).
+    pub on_apply: caskdb_raft::OnApply,
 }
 
 impl Cluster {
@@ -364,6 +372,7 @@ impl Cluster {
             password,
             secret,
             on_message,
+            on_apply,
         } = settings;
         if !members.contains_key(&id) {
             return Err(format!("node-id {id} is not among the cluster's members"));
@@ -375,6 +384,7 @@ impl Cluster {
         options.heartbeat = (election_timeout / 5).max(Duration::from_millis(20));
         options.secret = secret;
         options.on_message = Some(on_message);
+        options.on_apply = Some(on_apply);
         let node = Node::start(options, data)
             .await
             .map_err(|e| format!("starting node {id}: {e}"))?;

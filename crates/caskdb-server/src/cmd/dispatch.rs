@@ -756,6 +756,9 @@ pub(crate) fn proposal_done(
     match error {
         None => {
             deliver(served, Ok(SyncToken::default()));
+            // Its keyspace events went in the entry: every node, this one too, published
+            // them as it applied it (`relay::applied`).
+            conn.events.clear();
             publish_events(shared, conn);
         }
         Some(text) => {
@@ -777,8 +780,6 @@ fn publish_events(shared: &Shared, conn: &mut ConnState) {
         let flags = shared.config.notify_flags();
         let limit = shared.config.pubsub_limit();
         shared.pubsub.publish_events(flags, &conn.events, limit);
-        // In a group, every node's subscribers get them (each by its own settings).
-        crate::relay::events(shared, &conn.events);
         conn.events.clear();
     }
     if std::mem::take(&mut conn.invalidated_all) {

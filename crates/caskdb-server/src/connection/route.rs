@@ -239,7 +239,10 @@ impl Connection {
             drop(gate);
             cluster.after(proposal.seq).await
         } else {
-            cluster.propose(proposal.seq, proposal.effects, gate).await
+            // Its keyspace events travel with it: each node publishes them as it applies it.
+            let mut effects = proposal.effects;
+            effects.notes = crate::relay::encode_events(&self.state.events);
+            cluster.propose(proposal.seq, effects, gate).await
         };
         match outcome {
             Ok(()) => {
