@@ -118,8 +118,13 @@ impl StateMachine {
                 continue;
             }
             if name.ends_with(".tmp") {
-                // Left by a crash: a build, a transfer or an install that did not finish.
-                let _ = std::fs::remove_file(&path);
+                // Left by a crash: a build (its file, or its copy of the data), a transfer or
+                // an install that did not finish.
+                if path.is_dir() {
+                    let _ = std::fs::remove_dir_all(&path);
+                } else {
+                    let _ = std::fs::remove_file(&path);
+                }
                 continue;
             }
             match read_header(&path) {
@@ -205,17 +210,31 @@ impl StateMachine {
     /// Writes a snapshot of the current state to a new file: every key but the meta key, read
     /// in one engine transaction (writers wait meanwhile).
     fn build(&self) -> Result<(Meta, PathBuf), Error> {
+        let n = self.unique();
+        // A consistent copy of the data, taken without stopping writers: the engine's backup
+        // holds the writer lock only to note where the active file ends, and hard-links the
+        // sealed files. The dump then reads the copy.
+        let copy_dir = self.dir.join(format!("snapshot-build-{n}.data.tmp"));
+        self.db.backup(&copy_dir)?;
+        let built = self.dump(n, &copy_dir);
+        let _ = std::fs::remove_dir_all(&copy_dir);
+        built
+    }
+
+    /// Writes the snapshot of the data copied into `copy_dir` (see `build`).
+    fn dump(&self, n: u64, copy_dir: &Path) -> Result<(Meta, PathBuf), Error> {
         // openraft purges the log behind a snapshot: the applied state must not be able to
         // fall back behind it (a data engine that syncs on an interval could, at a power
-        // loss, and the entries to re-apply would be gone).
+        // loss, and the entries to re-apply would be gone). Everything up to the copy's cut
+        // is durable once this returns.
         self.db.sync()?;
-        let n = self.unique();
+        let copy = self.db.options().clone().auto_merge(false).open(copy_dir)?;
         let tmp = self.dir.join(format!("snapshot-build-{n}.tmp"));
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| Error::Snapshot { path, source }
         };
-        let meta = self.db.transaction(|tx| -> Result<Meta, Error> {
+        let meta = copy.transaction(|tx| -> Result<Meta, Error> {
             let state = match tx.get(&self.meta_key)? {
                 None => (None, StoredMembership::default()),
                 Some(v) => {

@@ -344,6 +344,32 @@ fn data_locked(dir: &Path) -> bool {
     )
 }
 
+/// Node 1's directory (data already in `root`) starts a group alone, whose first snapshot
+/// holds the data; nodes 2 and 3 of `members` join it and copy the data from that snapshot.
+/// Returns the three once every one applied a write of `new` made after.
+async fn adopted(members: &BTreeMap<NodeId, String>, root: &Path) -> BTreeMap<NodeId, Node> {
+    let alone: BTreeMap<NodeId, String> = [(1, members[&1].clone())].into();
+    let first = start(1, &alone, root).await;
+    assert!(first.raft().metrics().borrow().snapshot.is_some());
+    let (b, c) = tokio::join!(start(2, members, root), start(3, members, root));
+    let nodes: BTreeMap<NodeId, Node> = [(1, first), (2, b), (3, c)].into();
+    nodes[&1]
+        .raft()
+        .wait(Some(WAIT))
+        .metrics(
+            |m| m.membership_config.membership().voter_ids().count() == 3,
+            "three voters",
+        )
+        .await
+        .unwrap();
+    let last = nodes[&1].write(put("new", "n")).await.unwrap().index;
+    // Every node applies before any stops: the joiners get their entries from node 1, the leader.
+    for n in nodes.values() {
+        applied(n, last).await;
+    }
+    nodes
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_node_directory_becomes_the_first_member_of_a_group() {
     if let Ok(filter) = std::env::var("CASKDB_RAFT_LOG") {
@@ -368,27 +394,7 @@ async fn a_single_node_directory_becomes_the_first_member_of_a_group() {
         Ok(_) => panic!("a node over existing data started a group of three"),
     }
     std::fs::remove_dir_all(root.join("n1/raft")).unwrap();
-    // Alone first: its first snapshot holds the data.
-    let alone: BTreeMap<NodeId, String> = [(1, members[&1].clone())].into();
-    let first = start(1, &alone, root).await;
-    assert!(first.raft().metrics().borrow().snapshot.is_some());
-    // The others join it and copy the data from that snapshot.
-    let (b, c) = tokio::join!(start(2, &members, root), start(3, &members, root));
-    let nodes: BTreeMap<NodeId, Node> = [(1, first), (2, b), (3, c)].into();
-    nodes[&1]
-        .raft()
-        .wait(Some(WAIT))
-        .metrics(
-            |m| m.membership_config.membership().voter_ids().count() == 3,
-            "three voters",
-        )
-        .await
-        .unwrap();
-    let last = nodes[&1].write(put("new", "n")).await.unwrap().index;
-    // Every node applies before any stops: the joiners get their entries from node 1, the leader.
-    for n in nodes.values() {
-        applied(n, last).await;
-    }
+    let nodes = adopted(&members, root).await;
     for (id, n) in nodes {
         let db = n.data().clone();
         for i in 0..50 {
@@ -442,23 +448,7 @@ async fn a_backup_of_one_node_starts_a_new_group() {
     // The copy starts a new group: alone first (its data, and the old group's applied index
     // it carries, are not in any log of the new group), then two fresh nodes join it.
     let members: BTreeMap<NodeId, String> = (1..=3).zip(free_addrs(3)).collect();
-    let alone: BTreeMap<NodeId, String> = [(1, members[&1].clone())].into();
-    let first = start(1, &alone, root).await;
-    let (b, c) = tokio::join!(start(2, &members, root), start(3, &members, root));
-    let nodes: BTreeMap<NodeId, Node> = [(1, first), (2, b), (3, c)].into();
-    nodes[&1]
-        .raft()
-        .wait(Some(WAIT))
-        .metrics(
-            |m| m.membership_config.membership().voter_ids().count() == 3,
-            "three voters",
-        )
-        .await
-        .unwrap();
-    let last = nodes[&1].write(put("new", "n")).await.unwrap().index;
-    for n in nodes.values() {
-        applied(n, last).await;
-    }
+    let nodes = adopted(&members, root).await;
     for (id, n) in nodes {
         let db = n.data().clone();
         for i in 0..30 {

@@ -203,6 +203,25 @@ async fn an_entry_the_engine_refuses_fails_the_whole_batch() {
     assert_eq!(applied, None, "nothing of the batch is applied");
 }
 
+/// Sends the leader's current snapshot (`meta`) to the follower, which installs it: then both
+/// report the same applied state.
+async fn send_snapshot(
+    sm_l: &mut StateMachine,
+    sm_f: &mut StateMachine,
+    meta: &openraft::SnapshotMeta<NodeId, openraft::BasicNode>,
+) {
+    let mut incoming = sm_f.begin_receiving_snapshot().await.unwrap();
+    let mut from = sm_l.get_current_snapshot().await.unwrap().unwrap();
+    tokio::io::copy(&mut from.snapshot, &mut *incoming)
+        .await
+        .unwrap();
+    sm_f.install_snapshot(meta, incoming).await.unwrap();
+    assert_eq!(
+        sm_f.applied_state().await.unwrap(),
+        sm_l.applied_state().await.unwrap()
+    );
+}
+
 #[tokio::test]
 async fn a_snapshot_carries_the_data_to_another_node() {
     let leader = tempfile::tempdir().unwrap();
@@ -235,16 +254,7 @@ async fn a_snapshot_carries_the_data_to_another_node() {
     sm_f.apply(vec![normal(1, 1, effects(vec![put("stale", "x", None)]))])
         .await
         .unwrap();
-    let mut incoming = sm_f.begin_receiving_snapshot().await.unwrap();
-    let mut from = sm_l.get_current_snapshot().await.unwrap().unwrap();
-    tokio::io::copy(&mut from.snapshot, &mut *incoming)
-        .await
-        .unwrap();
-    sm_f.install_snapshot(&snap.meta, incoming).await.unwrap();
-    assert_eq!(
-        sm_f.applied_state().await.unwrap(),
-        sm_l.applied_state().await.unwrap()
-    );
+    send_snapshot(&mut sm_l, &mut sm_f, &snap.meta).await;
     drop(sm_f);
     let db = caskdb::Db::open(follower.path().join("data")).unwrap();
     let keys: Vec<Bytes> = db
@@ -367,16 +377,7 @@ async fn a_snapshot_larger_than_one_engine_transaction_installs() {
         .open(follower.path().join("data"))
         .unwrap();
     let mut sm_f = StateMachine::open(db, META, follower.path().join("snapshots")).unwrap();
-    let mut incoming = sm_f.begin_receiving_snapshot().await.unwrap();
-    let mut from = sm_l.get_current_snapshot().await.unwrap().unwrap();
-    tokio::io::copy(&mut from.snapshot, &mut *incoming)
-        .await
-        .unwrap();
-    sm_f.install_snapshot(&snap.meta, incoming).await.unwrap();
-    assert_eq!(
-        sm_f.applied_state().await.unwrap(),
-        sm_l.applied_state().await.unwrap()
-    );
+    send_snapshot(&mut sm_l, &mut sm_f, &snap.meta).await;
     drop(sm_f);
     let db = caskdb::Db::open(follower.path().join("data")).unwrap();
     let keys = db.keys().map(Result::unwrap).filter(|k| k != META).count();

@@ -667,17 +667,14 @@ fn outside_server_layout() -> Vec<KeyRange> {
     for d in 0..DATABASES {
         ranges.push((Bound::Included(vec![d]), Bound::Excluded(vec![d, NS_KEYS])));
         // (Database 0's namespace 1 holds the database map, key `[0, 1]` exactly; its
-        // namespace 2 the function libraries; its namespace 3 a group's applied state, key
-        // `[0, 3]` exactly.)
+        // namespace 2 the function libraries; its namespace 3 a group's Raft state: the
+        // applied state `[0, 3]`, and while a snapshot installs its marker after it.)
         if d == 0 {
             ranges.push((
                 Bound::Excluded(keyspace::DB_MAP_KEY.to_vec()),
                 Bound::Excluded(keyspace::NS_FUNCTIONS.to_vec()),
             ));
-            ranges.push((
-                Bound::Excluded(keyspace::RAFT_APPLIED_KEY.to_vec()),
-                Bound::Excluded(vec![1]),
-            ));
+            ranges.push((Bound::Included(vec![0, 4]), Bound::Excluded(vec![1])));
         } else {
             ranges.push((
                 Bound::Included(vec![d, NS_KEYS + 1]),
@@ -925,5 +922,16 @@ mod tests {
         // A second pass finds only the key it must keep.
         assert_eq!(migrate_raw_keys(&db).unwrap(), (0, 1));
         assert_eq!(key_counts(&db).unwrap().iter().sum::<u64>(), 7);
+    }
+
+    #[test]
+    fn a_groups_raft_state_is_not_taken_for_raw_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let marker = [&keyspace::RAFT_APPLIED_KEY[..], b"-installing"].concat();
+        db.put(keyspace::RAFT_APPLIED_KEY, "applied").unwrap();
+        db.put(&marker, "loading-1").unwrap();
+        assert_eq!(migrate_raw_keys(&db).unwrap(), (0, 0));
+        assert_eq!(db.get(&marker).unwrap().as_deref(), Some(&b"loading-1"[..]));
     }
 }

@@ -30,7 +30,8 @@ pub const NS_FUNCTIONS: [u8; 2] = [0, 2];
 
 /// The engine key of a replicated group's applied state (the last applied log id and the
 /// membership, written by `caskdb-raft`'s state machine with each applied entry): namespace 3
-/// of database 0, the only key there.
+/// of database 0, which is the group's own (a snapshot install's marker follows this key
+/// there).
 pub const RAFT_APPLIED_KEY: [u8; 2] = [0, 3];
 
 /// The engine key of library `name`.

@@ -165,12 +165,7 @@ fn run_request(
     if !spec.arity_ok(args.len()) {
         if let Run::Exec = spec.run {
             // Redis discards the transaction (if any) and says why.
-            conn.multi = None;
-            conn.watch.clear(&shared.watches);
-            return Frame::Error(format!(
-                "EXECABORT Transaction discarded because of: {}",
-                arity_message(spec.name)
-            ));
+            return exec_abort(shared, conn, &arity_message(spec.name));
         }
         flag_multi_failed(conn);
         return wrong_arity(spec.name);
@@ -181,11 +176,7 @@ fn run_request(
     }
     if let Some(text) = acl_refusal(shared, conn, spec, args) {
         if let Run::Exec = spec.run {
-            conn.multi = None;
-            conn.watch.clear(&shared.watches);
-            return Frame::Error(format!(
-                "EXECABORT Transaction discarded because of: {text}"
-            ));
+            return exec_abort(shared, conn, &text);
         }
         flag_multi_failed(conn);
         return Frame::Error(text);
@@ -194,17 +185,8 @@ fn run_request(
     // EXEC of a queue holding one is aborted, as Redis does.
     if shared.over_maxmemory() {
         if let Run::Exec = spec.run {
-            let denies = conn.multi.as_ref().is_some_and(|m| {
-                m.queue.iter().any(|q| {
-                    q.first()
-                        .and_then(|n| lookup(n))
-                        .is_some_and(|s| denies_oom(s, q))
-                })
-            });
-            if denies {
-                conn.multi = None;
-                conn.watch.clear(&shared.watches);
-                return Frame::Error(format!("EXECABORT Transaction discarded because of: {OOM}"));
+            if queued_any(conn, denies_oom) {
+                return exec_abort(shared, conn, OOM);
             }
         } else if denies_oom(spec, args)
             // Queuing takes memory too: inside MULTI every command is refused but those that
@@ -220,19 +202,10 @@ fn run_request(
     // aborted.
     if let Some(refusal) = shared.disk.refusal() {
         if let Run::Exec = spec.run {
-            let writes = conn.multi.as_ref().is_some_and(|m| {
-                m.queue.iter().any(|q| {
-                    q.first()
-                        .and_then(|n| lookup(n))
-                        .is_some_and(|s| is_write(s, q))
-                })
-            });
-            if writes && let Frame::Error(text) = refusal {
-                conn.multi = None;
-                conn.watch.clear(&shared.watches);
-                return Frame::Error(format!(
-                    "EXECABORT Transaction discarded because of: {text}"
-                ));
+            if queued_any(conn, is_write)
+                && let Frame::Error(text) = refusal
+            {
+                return exec_abort(shared, conn, &text);
             }
         } else if is_write(spec, args) || spec.name == "ping" {
             flag_multi_failed(conn);
@@ -425,6 +398,24 @@ pub(crate) fn is_script(args: &[Bytes]) -> bool {
 /// Whether Redis flags the command (or subcommand) `denyoom`: it may grow the data.
 pub(crate) fn denies_oom(spec: &Spec, args: &[Bytes]) -> bool {
     command_flag(spec, args, "denyoom")
+}
+
+/// Whether a command queued since MULTI (one whose name is known) satisfies `pred`.
+fn queued_any(conn: &ConnState, pred: impl Fn(&Spec, &[Bytes]) -> bool) -> bool {
+    conn.multi.as_ref().is_some_and(|m| {
+        m.queue.iter().any(|q| {
+            q.first()
+                .and_then(|n| lookup(n))
+                .is_some_and(|s| pred(s, q))
+        })
+    })
+}
+
+/// EXEC refused for `why`: the transaction is discarded, as Redis's EXECABORT says.
+fn exec_abort(shared: &Shared, conn: &mut ConnState, why: &str) -> Frame {
+    conn.multi = None;
+    conn.watch.clear(&shared.watches);
+    Frame::Error(format!("EXECABORT Transaction discarded because of: {why}"))
 }
 
 /// Whether the command (its subcommand, for a container: FUNCTION LOAD, XGROUP CREATE…) is a
