@@ -103,6 +103,36 @@ async fn leader(nodes: &[&Node], gone: Option<NodeId>) -> NodeId {
     node_of(first)
 }
 
+/// A fresh group of three in `root`, once they agree on a leader (returned with them).
+async fn three(
+    members: &BTreeMap<NodeId, String>,
+    root: &Path,
+) -> (BTreeMap<NodeId, Node>, NodeId) {
+    let (a, b, c) = tokio::join!(
+        start(1, members, root),
+        start(2, members, root),
+        start(3, members, root)
+    );
+    let nodes: BTreeMap<NodeId, Node> = [(1, a), (2, b), (3, c)].into();
+    let all: Vec<&Node> = nodes.values().collect();
+    let lead = leader(&all, None).await;
+    (nodes, lead)
+}
+
+/// Writes `k{i}` = `v{i}` for `i` in `range` through `node` (the leader); returns the index of
+/// the last.
+async fn write_keys(node: &Node, range: std::ops::Range<usize>) -> u64 {
+    let mut last = 0;
+    for i in range {
+        last = node
+            .write(put(&format!("k{i}"), &format!("v{i}")))
+            .await
+            .unwrap()
+            .index;
+    }
+    last
+}
+
 /// Waits until `node` applied index `index`.
 async fn applied(node: &Node, index: u64) {
     node.raft()
@@ -119,24 +149,9 @@ async fn a_group_elects_replicates_fails_over_and_catches_up() {
     let addrs = free_addrs(3);
     let members: BTreeMap<NodeId, String> = (1..=3).zip(addrs).collect();
     // Every node starts fresh; once a majority is up they initialise, and agree.
-    let (a, b, c) = tokio::join!(
-        start(1, &members, root),
-        start(2, &members, root),
-        start(3, &members, root)
-    );
-    let mut nodes: BTreeMap<NodeId, Node> = [(1, a), (2, b), (3, c)].into();
-    let all: Vec<&Node> = nodes.values().collect();
-    let first_leader = leader(&all, None).await;
-
+    let (mut nodes, first_leader) = three(&members, root).await;
     // Writes on the leader reach every node.
-    let mut last = 0;
-    for i in 0..20 {
-        last = nodes[&first_leader]
-            .write(put(&format!("k{i}"), &format!("v{i}")))
-            .await
-            .unwrap()
-            .index;
-    }
+    let last = write_keys(&nodes[&first_leader], 0..20).await;
     for n in nodes.values() {
         applied(n, last).await;
     }
@@ -153,13 +168,7 @@ async fn a_group_elects_replicates_fails_over_and_catches_up() {
     let rest: Vec<&Node> = nodes.values().collect();
     let second_leader = leader(&rest, Some(first_leader)).await;
     assert_ne!(second_leader, first_leader);
-    for i in 20..30 {
-        last = nodes[&second_leader]
-            .write(put(&format!("k{i}"), &format!("v{i}")))
-            .await
-            .unwrap()
-            .index;
-    }
+    let last = write_keys(&nodes[&second_leader], 20..30).await;
     for n in nodes.values() {
         applied(n, last).await;
     }
@@ -206,14 +215,7 @@ async fn a_node_behind_a_purged_log_catches_up_from_a_snapshot() {
     let lagging = *nodes.keys().find(|id| **id != lead).unwrap();
     nodes.remove(&lagging).unwrap().shutdown().await;
     // Far more entries than the log keeps: the leader snapshots and purges behind itself.
-    let mut last = 0;
-    for i in 0..60 {
-        last = nodes[&lead]
-            .write(put(&format!("k{i}"), &format!("v{i}")))
-            .await
-            .unwrap()
-            .index;
-    }
+    let last = write_keys(&nodes[&lead], 0..60).await;
     nodes[&lead]
         .raft()
         .wait(Some(WAIT))
@@ -252,22 +254,8 @@ async fn a_wiped_node_comes_back_as_a_new_incarnation_that_replaces_it() {
     let root = root.path();
     let addrs = free_addrs(3);
     let members: BTreeMap<NodeId, String> = (1..=3).zip(addrs).collect();
-    let (a, b, c) = tokio::join!(
-        start(1, &members, root),
-        start(2, &members, root),
-        start(3, &members, root)
-    );
-    let mut nodes: BTreeMap<NodeId, Node> = [(1, a), (2, b), (3, c)].into();
-    let all: Vec<&Node> = nodes.values().collect();
-    let lead = leader(&all, None).await;
-    let mut last = 0;
-    for i in 0..20 {
-        last = nodes[&lead]
-            .write(put(&format!("k{i}"), &format!("v{i}")))
-            .await
-            .unwrap()
-            .index;
-    }
+    let (mut nodes, lead) = three(&members, root).await;
+    let last = write_keys(&nodes[&lead], 0..20).await;
     // A follower loses its disk: vote, log and data.
     let wiped = *nodes.keys().find(|id| **id != lead).unwrap();
     // (Its first incarnation may already be above 0: a node that starts after the others
@@ -311,13 +299,7 @@ async fn a_wiped_node_comes_back_as_a_new_incarnation_that_replaces_it() {
     applied(&back, last).await;
     nodes.insert(wiped, back);
     // The group goes on, the new member included.
-    for i in 20..25 {
-        last = nodes[&lead]
-            .write(put(&format!("k{i}"), &format!("v{i}")))
-            .await
-            .unwrap()
-            .index;
-    }
+    let last = write_keys(&nodes[&lead], 20..25).await;
     // Every node applies before any stops: a leader stopped early would strand the others.
     for n in nodes.values() {
         applied(n, last).await;
@@ -415,22 +397,8 @@ async fn a_backup_of_one_node_starts_a_new_group() {
     let old_root = tempfile::tempdir().unwrap();
     let old_root = old_root.path();
     let members: BTreeMap<NodeId, String> = (1..=3).zip(free_addrs(3)).collect();
-    let (a, b, c) = tokio::join!(
-        start(1, &members, old_root),
-        start(2, &members, old_root),
-        start(3, &members, old_root)
-    );
-    let nodes: BTreeMap<NodeId, Node> = [(1, a), (2, b), (3, c)].into();
-    let all: Vec<&Node> = nodes.values().collect();
-    let first = leader(&all, None).await;
-    let mut last = 0;
-    for i in 0..30 {
-        last = nodes[&first]
-            .write(put(&format!("k{i}"), &format!("v{i}")))
-            .await
-            .unwrap()
-            .index;
-    }
+    let (nodes, first) = three(&members, old_root).await;
+    let last = write_keys(&nodes[&first], 0..30).await;
     // One node's data, copied while the group runs (a follower's, at a known index).
     let follower = *nodes.keys().find(|id| **id != first).unwrap();
     applied(&nodes[&follower], last).await;
