@@ -133,6 +133,17 @@ async fn write_keys(node: &Node, range: std::ops::Range<usize>) -> u64 {
     last
 }
 
+/// Asserts that node `id`'s data holds `{key}{i}` = `{value}{i}` for every `i` below `n`.
+fn assert_keys(db: &caskdb::Db, id: NodeId, key: &str, value: &str, n: usize) {
+    for i in 0..n {
+        assert_eq!(
+            db.get(format!("{key}{i}")).unwrap().as_deref(),
+            Some(format!("{value}{i}").as_bytes()),
+            "node {id}, key {key}{i}"
+        );
+    }
+}
+
 /// Waits until `node` applied index `index`.
 async fn applied(node: &Node, index: u64) {
     node.raft()
@@ -180,13 +191,7 @@ async fn a_group_elects_replicates_fails_over_and_catches_up() {
     // Every node's data engine holds every write.
     for (id, n) in std::mem::take(&mut nodes) {
         let db = n.data().clone();
-        for i in 0..30 {
-            assert_eq!(
-                db.get(format!("k{i}")).unwrap().as_deref(),
-                Some(format!("v{i}").as_bytes()),
-                "node {id}, key k{i}"
-            );
-        }
+        assert_keys(&db, id, "k", "v", 30);
         assert_eq!(db.get("x").unwrap(), None, "node {id}: the refused write");
         drop(db);
         n.shutdown().await;
@@ -306,13 +311,7 @@ async fn a_wiped_node_comes_back_as_a_new_incarnation_that_replaces_it() {
     }
     for (id, n) in std::mem::take(&mut nodes) {
         let db = n.data().clone();
-        for i in 0..25 {
-            assert_eq!(
-                db.get(format!("k{i}")).unwrap().as_deref(),
-                Some(format!("v{i}").as_bytes()),
-                "node {id}, key k{i}"
-            );
-        }
+        assert_keys(&db, id, "k", "v", 25);
         drop(db);
         n.shutdown().await;
     }
@@ -379,13 +378,7 @@ async fn a_single_node_directory_becomes_the_first_member_of_a_group() {
     let nodes = adopted(&members, root).await;
     for (id, n) in nodes {
         let db = n.data().clone();
-        for i in 0..50 {
-            assert_eq!(
-                db.get(format!("old{i}")).unwrap().as_deref(),
-                Some(format!("o{i}").as_bytes()),
-                "node {id}, key old{i}"
-            );
-        }
+        assert_keys(&db, id, "old", "o", 50);
         assert_eq!(db.get("new").unwrap().as_deref(), Some(&b"n"[..]));
         drop(db);
         n.shutdown().await;
@@ -419,13 +412,7 @@ async fn a_backup_of_one_node_starts_a_new_group() {
     let nodes = adopted(&members, root).await;
     for (id, n) in nodes {
         let db = n.data().clone();
-        for i in 0..30 {
-            assert_eq!(
-                db.get(format!("k{i}")).unwrap().as_deref(),
-                Some(format!("v{i}").as_bytes()),
-                "node {id}, key k{i}"
-            );
-        }
+        assert_keys(&db, id, "k", "v", 30);
         assert_eq!(db.get("new").unwrap().as_deref(), Some(&b"n"[..]));
         assert_eq!(
             db.get("later").unwrap(),
