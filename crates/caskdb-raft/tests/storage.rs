@@ -203,6 +203,15 @@ async fn an_entry_the_engine_refuses_fails_the_whole_batch() {
     assert_eq!(applied, None, "nothing of the batch is applied");
 }
 
+/// Builds a snapshot of `sm` now.
+async fn build(sm: &mut StateMachine) -> openraft::Snapshot<TypeConfig> {
+    sm.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap()
+}
+
 /// Sends the leader's current snapshot (`meta`) to the follower, which installs it: then both
 /// report the same applied state.
 async fn send_snapshot(
@@ -241,12 +250,7 @@ async fn a_snapshot_carries_the_data_to_another_node() {
     ])
     .await
     .unwrap();
-    let snap = sm_l
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let snap = build(&mut sm_l).await;
     assert_eq!(snap.meta.last_log_id, Some(log_id(1, 2)));
 
     let (_, mut sm_f) = open(follower.path());
@@ -283,12 +287,7 @@ async fn a_damaged_snapshot_is_refused_and_changes_nothing() {
     sm_l.apply(vec![normal(1, 1, effects(vec![put("k", "v", None)]))])
         .await
         .unwrap();
-    let snap = sm_l
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let snap = build(&mut sm_l).await;
     let path = std::fs::read_dir(leader.path().join("snapshots"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -365,12 +364,7 @@ async fn a_snapshot_larger_than_one_engine_transaction_installs() {
         entries.push(normal(1, 2 + e, effects(ops)));
     }
     sm_l.apply(entries).await.unwrap();
-    let snap = sm_l
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let snap = build(&mut sm_l).await;
     // The follower's engine takes transactions of 8 MiB at most: the snapshot is not one.
     let db = caskdb::Options::default()
         .max_batch_size(8 << 20)
