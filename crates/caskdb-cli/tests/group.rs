@@ -788,3 +788,80 @@ fn publish_reaches_subscribers_on_every_node() {
         }
     }
 }
+
+/// FUNCTION's libraries and SWAPDB's database map, which every node also keeps in memory,
+/// follow the group's writes: a library loaded through a follower is there on a new leader
+/// after a failover, and a swap is seen by every node's local reads.
+#[test]
+fn functions_and_swapdb_reach_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut group, leader) = Group::running(dir.path());
+    let follower = (1..=NODES).find(|id| *id != leader).unwrap();
+    let mut c = group.conn(follower).unwrap();
+    let code = "#!lua name=lib\nredis.register_function('hello', function() return 'hi' end)";
+    let name: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(code)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(name, "lib");
+    let hi: String = redis::cmd("FCALL")
+        .arg("hello")
+        .arg(0)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(hi, "hi");
+    redis::cmd("SET")
+        .arg("x")
+        .arg("1")
+        .query::<()>(&mut c)
+        .unwrap();
+    redis::cmd("SWAPDB")
+        .arg(0)
+        .arg(1)
+        .query::<()>(&mut c)
+        .unwrap();
+    // Every node's own reads see the swap once it applied it.
+    for id in 1..=NODES {
+        let mut local = group.conn(id).unwrap();
+        redis::cmd("READONLY").query::<()>(&mut local).unwrap();
+        redis::cmd("SELECT").arg(1).query::<()>(&mut local).unwrap();
+        let until = Instant::now() + PATIENCE;
+        loop {
+            let v: Option<String> = redis::cmd("GET").arg("x").query(&mut local).unwrap();
+            if v.as_deref() == Some("1") {
+                break;
+            }
+            assert!(Instant::now() < until, "node {id} never saw the swap");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        redis::cmd("SELECT").arg(0).query::<()>(&mut local).unwrap();
+        let v: Option<String> = redis::cmd("GET").arg("x").query(&mut local).unwrap();
+        assert_eq!(v, None, "node {id}: database 0 after the swap");
+    }
+    // The leader goes: the new one has the library.
+    group.kill(leader);
+    let new_leader = group.leader();
+    assert_ne!(new_leader, leader);
+    let mut c = group.conn(new_leader).unwrap();
+    let hi: String = redis::cmd("FCALL")
+        .arg("hello")
+        .arg(0)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(hi, "hi");
+    redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query::<()>(&mut c)
+        .unwrap();
+    let other = (1..=NODES)
+        .find(|id| *id != leader && *id != new_leader)
+        .unwrap();
+    let mut c = group.conn(other).unwrap();
+    let gone = redis::cmd("FCALL")
+        .arg("hello")
+        .arg(0)
+        .query::<String>(&mut c)
+        .unwrap_err();
+    assert!(gone.to_string().contains("Function not found"), "{gone}");
+}

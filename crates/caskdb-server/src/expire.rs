@@ -171,7 +171,7 @@ async fn in_group(
         crate::cluster::Staged::Proposal(seq, mut effects) => {
             // The `expired` events travel with the deletions: each node publishes them as it
             // applies them.
-            effects.notes = crate::relay::encode_events(&events);
+            effects.notes = crate::relay::encode_notes(&events, false, false);
             let outcome = cluster.propose(seq, effects, gate).await;
             if outcome.is_ok() {
                 count_and_invalidate(shared, &events);

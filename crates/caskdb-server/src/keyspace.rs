@@ -105,6 +105,14 @@ impl DbMap {
             .map_or(physical, |i| i as u8)
     }
 
+    /// Takes the map `other` holds (a group's node, after applying a SWAPDB).
+    pub fn assign(&self, other: &DbMap) {
+        use std::sync::atomic::Ordering::Relaxed;
+        for (mine, theirs) in self.0.iter().zip(&other.0) {
+            mine.store(theirs.load(Relaxed), Relaxed);
+        }
+    }
+
     /// SWAPDB: databases `a` and `b` trade their contents. (Callers hold the engine's writer
     /// lock, so two swaps never interleave.)
     pub fn swap(&self, a: usize, b: usize) {

@@ -13,7 +13,7 @@ use crate::state::Shared;
 /// A message carrying a PUBLISH: then the shard flag (0 or 1), the channel's length (`u32`,
 /// little-endian), the channel, the payload.
 const PUBLISH: u8 = 1;
-/// A message carrying keyspace events ([`encode_events`]'s bytes), as older versions sent them.
+/// A message carrying keyspace events (`encode_events`'s bytes), as older versions sent them.
 const EVENTS: u8 = 2;
 
 /// Sends a PUBLISH made on this node to the group's other nodes.
@@ -30,10 +30,37 @@ pub(crate) fn publish(shared: &Shared, shard: bool, channel: &[u8], payload: &[u
     cluster.broadcast(&Bytes::from(msg));
 }
 
-/// The keyspace events of a write, as its entry's notes: per event its class (`u32`),
-/// database (`u8`), name (a `u8` length, then the name) and key (a `u32` length, then the
-/// key). Notes of several writes concatenate.
-pub(crate) fn encode_events(events: &[Event]) -> Bytes {
+/// A note carrying keyspace events: then a `u32` length and [`encode_events`]'s bytes.
+const NOTE_EVENTS: u8 = 1;
+/// A note saying the FUNCTION libraries changed: each node reloads them from its store.
+const NOTE_LIBRARIES: u8 = 2;
+/// A note saying the database map changed (SWAPDB): each node reloads it from its store.
+const NOTE_DB_MAP: u8 = 3;
+
+/// What a write's entry tells every node besides its writes (its notes): its keyspace events,
+/// and whether it changed the FUNCTION libraries or the database map, which nodes keep in
+/// memory too. A sequence of tagged notes, so that the notes of writes batched into one entry
+/// concatenate.
+pub(crate) fn encode_notes(events: &[Event], libraries: bool, db_map: bool) -> Bytes {
+    let mut out = Vec::new();
+    if !events.is_empty() {
+        let bytes = encode_events(events);
+        out.push(NOTE_EVENTS);
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    if libraries {
+        out.push(NOTE_LIBRARIES);
+    }
+    if db_map {
+        out.push(NOTE_DB_MAP);
+    }
+    Bytes::from(out)
+}
+
+/// The bytes of keyspace events: per event its class (`u32`), database (`u8`), name (a `u8`
+/// length, then the name) and key (a `u32` length, then the key).
+fn encode_events(events: &[Event]) -> Vec<u8> {
     let mut out = Vec::new();
     for e in events {
         out.extend_from_slice(&e.class.to_le_bytes());
@@ -45,16 +72,41 @@ pub(crate) fn encode_events(events: &[Event]) -> Bytes {
         out.extend_from_slice(&(e.key.len() as u32).to_le_bytes());
         out.extend_from_slice(&e.key);
     }
-    Bytes::from(out)
+    out
 }
 
-/// An entry this node applied carried `notes`: its keyspace events reach this node's
-/// subscribers, as this node's `notify-keyspace-events` selects them.
-pub(crate) fn applied(shared: &Shared, notes: &[u8]) {
-    if shared.pubsub.is_empty() {
-        return;
+/// An entry this node applied carried `notes` ([`encode_notes`]): its keyspace events reach
+/// this node's subscribers (as its `notify-keyspace-events` selects them), and the libraries
+/// or the database map are reloaded from the store if it changed them. Stops at a malformed
+/// note.
+pub(crate) fn applied(shared: &Shared, mut notes: &[u8]) {
+    let (mut libraries, mut db_map) = (false, false);
+    while let Some((&tag, rest)) = notes.split_first() {
+        notes = rest;
+        match tag {
+            NOTE_EVENTS => {
+                let Some(len) = notes.get(..4).and_then(le32) else {
+                    break;
+                };
+                let Some(events) = notes.get(4..4 + len as usize) else {
+                    break;
+                };
+                if !shared.pubsub.is_empty() {
+                    publish_events(shared, events);
+                }
+                notes = &notes[4 + len as usize..];
+            }
+            NOTE_LIBRARIES => libraries = true,
+            NOTE_DB_MAP => db_map = true,
+            _ => break,
+        }
     }
-    publish_events(shared, notes);
+    if libraries {
+        shared.reload_libraries();
+    }
+    if db_map {
+        shared.reload_db_map();
+    }
 }
 
 /// Publishes the events encoded in `bytes` (see [`encode_events`]); stops at a malformed one.

@@ -208,7 +208,7 @@ impl Server {
             cluster,
         });
         let _ = inbox.set(Arc::downgrade(&shared));
-        load_libraries(&shared);
+        shared.load_libraries();
         // In a group, orphaned members stay: the sweeper's deletions would be this node's
         // alone, and a new leader must see every collection id the old one gave out.
         let sweeper = match shared.cluster {
@@ -338,25 +338,6 @@ async fn start_cluster(
         .await
         .map_err(ServeError::Config)?;
     Ok(Some(Arc::new(cluster)))
-}
-
-/// Loads the FUNCTION libraries the store keeps. One that no longer loads is logged and left
-/// in the store (a FUNCTION LOAD REPLACE or DELETE of its name deals with it).
-fn load_libraries(shared: &Shared) {
-    let (start, end) = crate::keyspace::functions_range();
-    for item in shared.db.range(start.to_vec()..end.to_vec()) {
-        match item {
-            Ok((key, code)) => {
-                if let Err(e) = shared.scripts.load_library(&code, true) {
-                    tracing::error!(
-                        library = %String::from_utf8_lossy(&key[2..]),
-                        "a stored function library does not load: {e}"
-                    );
-                }
-            }
-            Err(e) => tracing::error!("reading the stored function libraries: {e}"),
-        }
-    }
 }
 
 /// Samples INFO's instantaneous rates every 100 ms (as Redis's cron does), until shutdown.

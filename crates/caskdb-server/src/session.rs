@@ -23,6 +23,10 @@ pub(crate) struct ConnState {
     /// Whether HELLO 3 switched the connection to RESP3.
     pub resp3: bool,
     pub authenticated: bool,
+    /// The request changed the FUNCTION libraries, or the database map (SWAPDB): in a group,
+    /// its entry tells every node to reload them (`relay::encode_notes`).
+    pub libraries_changed: bool,
+    pub db_map_changed: bool,
     /// The ACL user it runs as, as of ACL generation `acl_generation` (`acl.rs`).
     pub user: Arc<crate::acl::User>,
     pub acl_generation: u64,
@@ -141,6 +145,8 @@ impl ConnState {
             db: 0,
             resp3: false,
             authenticated,
+            libraries_changed: false,
+            db_map_changed: false,
             user,
             acl_generation: 0,
             info,

@@ -431,6 +431,40 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Loads the FUNCTION libraries the store keeps. One that no longer loads is logged and
+    /// left in the store (a FUNCTION LOAD REPLACE or DELETE of its name deals with it).
+    pub fn load_libraries(&self) {
+        let (start, end) = crate::keyspace::functions_range();
+        for item in self.db.range(start.to_vec()..end.to_vec()) {
+            match item {
+                Ok((key, code)) => {
+                    if let Err(e) = self.scripts.load_library(&code, true) {
+                        tracing::error!(
+                            library = %String::from_utf8_lossy(&key[2..]),
+                            "a stored function library does not load: {e}"
+                        );
+                    }
+                }
+                Err(e) => tracing::error!("reading the stored function libraries: {e}"),
+            }
+        }
+    }
+
+    /// Makes the libraries in memory those the store keeps (a group's node, after applying a
+    /// change to them, or after one it staged failed).
+    pub fn reload_libraries(&self) {
+        self.scripts.flush_functions();
+        self.load_libraries();
+    }
+
+    /// Makes the database map in memory the one the store keeps (as `reload_libraries`).
+    pub fn reload_db_map(&self) {
+        match crate::direct::db_map(&self.db) {
+            Ok(map) => self.dbs.assign(&map),
+            Err(e) => tracing::error!("reading the database map: {e}"),
+        }
+    }
+
     /// Whether memory in use is over `maxmemory` (0: no limit): then commands that may grow
     /// the data (Redis's `denyoom` ones) are refused, as under Redis's `noeviction` policy.
     pub fn over_maxmemory(&self) -> bool {

@@ -345,7 +345,8 @@ const LOCAL_IN_GROUP: &[&str] = &[
     "memory",
     "wait",
     "lolwut",
-    "swapdb",
+    // ACL users are per node (and refused in a group: requirepass serves there).
+    "acl",
 ];
 
 /// How a group's node routes `args`; `None` for an unknown command (answered here).
@@ -354,7 +355,7 @@ pub(crate) fn classify(args: &[Bytes]) -> Option<Class> {
     Some(Class {
         // (Refused in a group: answered here.)
         local: LOCAL_IN_GROUP.contains(&spec.name) || unsupported_in_group(spec, args),
-        writes: spec.has(flags::WRITE) || matches!(spec.run, Run::Exec | Run::Script(_)),
+        writes: is_write(spec, args) || matches!(spec.run, Run::Exec | Run::Script(_)),
         reads: spec.has(flags::READONLY),
         no_queue: spec.has(flags::NO_QUEUE),
         blocking: matches!(
@@ -373,18 +374,9 @@ pub(crate) fn classify(args: &[Bytes]) -> Option<Class> {
     })
 }
 
-/// The commands whose writes bypass the engine transactions a group replicates: SWAPDB (the
-/// database map lives in memory too), FUNCTION's writes (the libraries too), DEBUG's.
-fn unsupported_in_group(spec: &Spec, args: &[Bytes]) -> bool {
-    match spec.name {
-        "swapdb" | "debug" => true,
-        "function" => args.get(1).is_some_and(|s| {
-            ["load", "delete", "flush", "restore"]
-                .iter()
-                .any(|w| s.eq_ignore_ascii_case(w.as_bytes()))
-        }),
-        _ => false,
-    }
+/// The commands whose writes bypass the engine transactions a group replicates: DEBUG's.
+fn unsupported_in_group(spec: &Spec, _args: &[Bytes]) -> bool {
+    spec.name == "debug"
 }
 
 /// Whether a request runs a script (EVAL, EVALSHA, their `_RO` forms, EXEC of a queue holding
@@ -641,7 +633,12 @@ fn run_one(
     args: &[Bytes],
     token: &mut Option<SyncToken>,
 ) -> Frame {
-    if !spec.needs_tx() {
+    // (In a group, FUNCTION's writes go through the transaction like any write: it is what
+    // the group replicates. Alone, they write in a transaction of their own, so that KILL and
+    // STATS need none.)
+    let replicated_function_write =
+        shared.cluster.is_some() && spec.name == "function" && is_write(spec, args);
+    if !spec.needs_tx() && !replicated_function_write {
         return execute(
             shared,
             conn,
@@ -748,7 +745,7 @@ pub(crate) fn proposal_done(
         None => {
             deliver(served, Ok(SyncToken::default()));
             // Its keyspace events went in the entry: every node, this one too, published
-            // them as it applied it (`relay::applied`).
+            // them as it applied it (`relay::applied`), and reloaded what it changed.
             conn.events.clear();
             publish_events(shared, conn);
         }
@@ -759,6 +756,13 @@ pub(crate) fn proposal_done(
                     token: None,
                 });
             }
+            // What it changed in memory when it was staged goes back to the store's.
+            if conn.libraries_changed {
+                shared.reload_libraries();
+            }
+            if conn.db_map_changed {
+                shared.reload_db_map();
+            }
             drop_events(conn);
         }
     }
@@ -767,6 +771,8 @@ pub(crate) fn proposal_done(
 /// Publishes the request's keyspace events, now that its writes are committed.
 /// And the invalidations for the clients tracking the keys it changed.
 fn publish_events(shared: &Shared, conn: &mut ConnState) {
+    conn.libraries_changed = false;
+    conn.db_map_changed = false;
     if !conn.events.is_empty() {
         let flags = shared.config.notify_flags();
         let limit = shared.config.pubsub_limit();
@@ -788,6 +794,8 @@ fn drop_events(conn: &mut ConnState) {
     conn.events.clear();
     conn.invalidated.clear();
     conn.invalidated_all = false;
+    conn.libraries_changed = false;
+    conn.db_map_changed = false;
 }
 
 /// A tracking client (CLIENT TRACKING, default mode) is about to read the keys of `args`:

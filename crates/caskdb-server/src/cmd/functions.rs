@@ -52,10 +52,11 @@ fn function(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         }
         return Ok(match scripts.load_library(&args[i], replace) {
             Ok(name) => {
-                let code = args[i].clone();
-                ctx.shared
-                    .db
-                    .transaction(|tx| tx.put(keyspace::function_key(name.as_bytes()), code))?;
+                store(
+                    ctx,
+                    keyspace::function_key(name.as_bytes()),
+                    Some(args[i].clone()),
+                )?;
                 Frame::bulk(name)
             }
             Err(e) => Frame::err(e),
@@ -66,9 +67,7 @@ fn function(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         if !scripts.delete_library(&name) {
             return Ok(Frame::err("Library not found"));
         }
-        ctx.shared
-            .db
-            .transaction(|tx| tx.delete(keyspace::function_key(name.as_bytes())))?;
+        store(ctx, keyspace::function_key(name.as_bytes()), None)?;
         return Ok(Frame::OK);
     }
     if is(sub, "list") {
@@ -117,10 +116,34 @@ fn subcommand_syntax(sub: &[u8]) -> CmdError {
     .into()
 }
 
+/// Runs `f` on the transaction the library changes go in: in a group, the command's own (what
+/// the group replicates: every node reloads its libraries once it applies it); alone, one of
+/// their own.
+fn in_store(
+    ctx: &mut Ctx<'_, '_>,
+    f: impl FnOnce(&mut caskdb::Transaction<'_>) -> caskdb::Result<()>,
+) -> Result<(), CmdError> {
+    if ctx.shared.cluster.is_some() {
+        ctx.conn.libraries_changed = true;
+        f(ctx.tx()?)?;
+    } else {
+        ctx.shared.db.transaction(f)?;
+    }
+    Ok(())
+}
+
+/// Stores library record `key` (`None`: deletes it).
+fn store(ctx: &mut Ctx<'_, '_>, key: Vec<u8>, code: Option<Bytes>) -> Result<(), CmdError> {
+    in_store(ctx, |tx| match code {
+        Some(code) => tx.put(key, code),
+        None => tx.delete(key).map(|_| ()),
+    })
+}
+
 /// Rewrites the functions namespace of the store to hold exactly `libs`, in one transaction.
 fn persist_all(ctx: &mut Ctx<'_, '_>, libs: &[Library]) -> Result<(), CmdError> {
     let (start, end) = keyspace::functions_range();
-    ctx.shared.db.transaction(|tx| {
+    in_store(ctx, |tx| {
         let old: Vec<Bytes> = tx
             .range_keys(start.to_vec()..end.to_vec())
             .collect::<caskdb::Result<_>>()?;
@@ -130,9 +153,8 @@ fn persist_all(ctx: &mut Ctx<'_, '_>, libs: &[Library]) -> Result<(), CmdError> 
         for l in libs {
             tx.put(keyspace::function_key(l.name.as_bytes()), l.code.clone())?;
         }
-        Ok::<_, caskdb::Error>(())
-    })?;
-    Ok(())
+        Ok(())
+    })
 }
 
 /// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]: all the payload's libraries or none.

@@ -180,6 +180,8 @@ fn swapdb(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     ctx.shared.dbs.swap(a as usize, b as usize);
     let map = ctx.shared.dbs.encode();
     ctx.tx()?.put(keyspace::DB_MAP_KEY, map)?;
+    // (In a group, every node reloads its map once it applies the write.)
+    ctx.conn.db_map_changed = true;
     for db in [a, b] {
         for key in ctx.shared.watches.keys_in_db(db) {
             if ctx.exists_in(a, &key)? || ctx.exists_in(b, &key)? {

@@ -239,9 +239,14 @@ impl Connection {
             drop(gate);
             cluster.after(proposal.seq).await
         } else {
-            // Its keyspace events travel with it: each node publishes them as it applies it.
+            // Its keyspace events travel with it (each node publishes them as it applies it),
+            // and word of a change to the libraries or the database map.
             let mut effects = proposal.effects;
-            effects.notes = crate::relay::encode_events(&self.state.events);
+            effects.notes = crate::relay::encode_notes(
+                &self.state.events,
+                self.state.libraries_changed,
+                self.state.db_map_changed,
+            );
             cluster.propose(proposal.seq, effects, gate).await
         };
         match outcome {
