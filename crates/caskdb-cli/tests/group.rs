@@ -60,6 +60,11 @@ impl Drop for Group {
 
 impl Group {
     fn new(root: &Path) -> Group {
+        Group::with_config(root, "")
+    }
+
+    /// As [`Group::new`], with `extra` lines in every node's config file.
+    fn with_config(root: &Path, extra: &str) -> Group {
         let ports: BTreeMap<u64, u16> = (1..=NODES).map(|id| (id, free_port())).collect();
         let spec = ports
             .iter()
@@ -69,7 +74,9 @@ impl Group {
         // Election and leader timeouts a loaded CI machine does not trip over.
         std::fs::write(
             root.join("group.toml"),
-            "cluster-election-timeout = 1000\ncluster-timeout = 10000\ncluster-secret = \"group-test-secret\"\n",
+            format!(
+                "cluster-election-timeout = 1000\ncluster-timeout = 10000\ncluster-secret = \"group-test-secret\"\n{extra}"
+            ),
         )
         .unwrap();
         Group {
@@ -864,4 +871,72 @@ fn functions_and_swapdb_reach_every_node() {
         .query::<String>(&mut c)
         .unwrap_err();
     assert!(gone.to_string().contains("Function not found"), "{gone}");
+}
+
+/// A node whose directory was wiped, behind a log purged past what it lacks, catches up from
+/// a snapshot built in the server's layout (the Raft files inside the data directory), and
+/// holds what the snapshot carries besides keys: the FUNCTION libraries, SWAPDB's map.
+#[test]
+fn a_wiped_node_catches_up_from_a_snapshot_with_the_libraries_and_the_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut group = Group::with_config(dir.path(), "cluster-snapshot-every = 20\n");
+    group.start_all();
+    let leader = group.leader();
+    let mut c = group.conn(leader).unwrap();
+    let code = "#!lua name=lib\nredis.register_function('hello', function() return 'hi' end)";
+    redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(code)
+        .query::<String>(&mut c)
+        .unwrap();
+    redis::cmd("SET")
+        .arg("x")
+        .arg("1")
+        .query::<()>(&mut c)
+        .unwrap();
+    redis::cmd("SWAPDB")
+        .arg(0)
+        .arg(1)
+        .query::<()>(&mut c)
+        .unwrap();
+    let wiped = (1..=NODES).find(|id| *id != leader).unwrap();
+    group.kill(wiped);
+    std::fs::remove_dir_all(group.root.join(format!("node{wiped}"))).unwrap();
+    // Many snapshots later, the log no longer holds what it lacks.
+    for i in 0..200 {
+        redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    group.start(wiped);
+    group.leader();
+    let log = std::fs::read_to_string(group.root.join(format!("node{wiped}.log"))).unwrap();
+    assert!(
+        log.contains("install"),
+        "node {wiped} installed a snapshot:\n{log}"
+    );
+    let mut local = group.conn(wiped).unwrap();
+    redis::cmd("READONLY").query::<()>(&mut local).unwrap();
+    let until = Instant::now() + PATIENCE;
+    loop {
+        let v: Option<String> = redis::cmd("GET").arg("k199").query(&mut local).unwrap();
+        if v.as_deref() == Some("199") {
+            break;
+        }
+        assert!(Instant::now() < until, "node {wiped} never caught up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    redis::cmd("SELECT").arg(1).query::<()>(&mut local).unwrap();
+    let x: Option<String> = redis::cmd("GET").arg("x").query(&mut local).unwrap();
+    assert_eq!(x.as_deref(), Some("1"), "node {wiped}: the swap");
+    let libs: redis::Value = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .query(&mut local)
+        .unwrap();
+    assert!(
+        format!("{libs:?}").contains("lib"),
+        "node {wiped}: {libs:?}"
+    );
 }

@@ -57,6 +57,9 @@ pub struct NodeOptions {
     /// Given the notes of each entry this node applies ([`crate::Effects::notes`]). Default:
     /// none.
     pub on_apply: Option<crate::state_machine::OnApply>,
+    /// Called (with empty notes) once a snapshot from the leader replaced this node's data.
+    /// Default: none.
+    pub on_install: Option<crate::state_machine::OnApply>,
 }
 
 impl NodeOptions {
@@ -75,6 +78,7 @@ impl NodeOptions {
             secret: Secret::default(),
             on_message: None,
             on_apply: None,
+            on_install: None,
         }
     }
 }
@@ -147,7 +151,8 @@ impl Node {
             options.meta_key.clone(),
             options.dir.join("snapshots"),
         )?
-        .on_apply(options.on_apply.clone());
+        .on_apply(options.on_apply.clone())
+        .on_install(options.on_install.clone());
         let bus = bus_of(&addr).to_string();
         let listener = TcpListener::bind(&bus)
             .await

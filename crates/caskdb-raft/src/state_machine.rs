@@ -60,6 +60,11 @@ pub struct StateMachine {
     incoming: Arc<Mutex<Option<PathBuf>>>,
     /// Given each applied entry's notes, once its transaction committed.
     on_apply: Option<OnApply>,
+    /// Called once a snapshot was installed (with empty notes).
+    on_install: Option<OnApply>,
+    /// Held by an install for its whole run, and by a build while it copies the data: a
+    /// build (openraft runs it beside the applies) never copies half an install.
+    installing: Arc<Mutex<()>>,
 }
 
 /// A hook given the [`notes`](crate::Effects::notes) of each entry applied (not empty ones),
@@ -147,6 +152,8 @@ impl StateMachine {
             counter: Arc::new(AtomicU64::new(0)),
             incoming: Arc::new(Mutex::new(None)),
             on_apply: None,
+            on_install: None,
+            installing: Arc::new(Mutex::new(())),
         };
         sm.resume_load()?;
         Ok(sm)
@@ -156,6 +163,14 @@ impl StateMachine {
     #[must_use]
     pub fn on_apply(mut self, hook: Option<OnApply>) -> Self {
         self.on_apply = hook;
+        self
+    }
+
+    /// Calls `hook` once each snapshot received from the leader is installed (the data it
+    /// replaced may be mirrored in memory).
+    #[must_use]
+    pub fn on_install(mut self, hook: Option<OnApply>) -> Self {
+        self.on_install = hook;
         self
     }
 
@@ -215,7 +230,10 @@ impl StateMachine {
         // holds the writer lock only to note where the active file ends, and hard-links the
         // sealed files. The dump then reads the copy.
         let copy_dir = self.dir.join(format!("snapshot-build-{n}.data.tmp"));
-        self.db.backup(&copy_dir)?;
+        {
+            let _no_install = self.installing.lock();
+            self.db.checkpoint(&copy_dir)?;
+        }
         let built = self.dump(n, &copy_dir);
         let _ = std::fs::remove_dir_all(&copy_dir);
         built
@@ -303,6 +321,7 @@ impl StateMachine {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_string();
+        let _installing = self.installing.lock();
         self.db.put(self.marker_key(), name.as_bytes())?;
         self.db.sync()?;
         self.finish_load(meta, path)
@@ -732,7 +751,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.load(meta, &loading).map_err(sm_write)?;
         // Durable before openraft purges the log behind it (see `build`).
         self.db.sync().map_err(|e| sm_write(e.into()))?;
-        self.name_loaded(meta, &loading).map_err(snapshot_err)
+        self.name_loaded(meta, &loading).map_err(snapshot_err)?;
+        if let Some(hook) = &self.on_install {
+            (hook.0)(&Bytes::new());
+        }
+        Ok(())
     }
 
     async fn get_current_snapshot(

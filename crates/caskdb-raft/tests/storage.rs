@@ -420,3 +420,25 @@ async fn each_applied_entrys_notes_reach_the_hook_once_its_writes_are_committed(
         ]
     );
 }
+
+#[tokio::test]
+async fn a_snapshot_builds_when_the_raft_files_sit_inside_the_data_directory() {
+    // The server's layout: data in DIR, the Raft state in DIR/raft.
+    let dir = tempfile::tempdir().unwrap();
+    let db = caskdb::Db::open(dir.path()).unwrap();
+    let mut sm = StateMachine::open(db, META, dir.path().join("raft/snapshots")).unwrap();
+    sm.apply(vec![
+        membership(1, 1),
+        normal(1, 2, effects(vec![put("k", "v", None)])),
+    ])
+    .await
+    .unwrap();
+    let snap = build(&mut sm).await;
+    assert_eq!(snap.meta.last_log_id, Some(log_id(1, 2)));
+    // The copy it was made from is gone.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("raft/snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}

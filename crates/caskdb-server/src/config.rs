@@ -95,6 +95,9 @@ pub struct Config {
     /// openraft's own): a follower that hears nothing from its leader for three to four times
     /// this (openraft first waits out the leader's lease, twice this) starts an election.
     pub cluster_election_timeout_ms: u64,
+    /// Entries applied between two snapshots of a group's node (`cluster-snapshot-every`;
+    /// default 100000). The log keeps at most 1000 entries behind a snapshot.
+    pub cluster_snapshot_every: u64,
     /// The secret a group's nodes prove to each other on every Raft connection
     /// (`cluster-secret`; default none). Without it `masterauth`, then `requirepass`, is used.
     pub cluster_secret: Option<String>,
@@ -226,6 +229,7 @@ impl Default for Config {
             cluster: None,
             cluster_timeout_ms: 2000,
             cluster_election_timeout_ms: 150,
+            cluster_snapshot_every: 100_000,
             cluster_secret: None,
             masterauth: None,
         }
@@ -310,7 +314,7 @@ pub fn parse_bind(s: &str) -> Result<Vec<IpAddr>, String> {
 impl Config {
     /// Reads a TOML file with redis.conf names (`bind`, `port`, `dir`, `appendfsync`,
     /// `requirepass`, `maxclients`, `timeout`, `proto-max-bulk-len`, `protected-mode`; a
-    /// group's `node-id`, `cluster`, `cluster-timeout`, `cluster-election-timeout`,
+    /// group's `node-id`, `cluster`, `cluster-timeout`, `cluster-election-timeout`, `cluster-snapshot-every`,
     /// `cluster-secret`, `masterauth`) over the defaults.
     ///
     /// # Errors
@@ -385,6 +389,13 @@ impl Config {
                     .ok()
                     .filter(|&ms| ms > 0)
                     .ok_or_else(|| bad("expected milliseconds"))?
+            }
+            "cluster-snapshot-every" => {
+                self.cluster_snapshot_every = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| bad("expected a number of entries, at least 1"))?
             }
             "cluster-election-timeout" => {
                 self.cluster_election_timeout_ms = value

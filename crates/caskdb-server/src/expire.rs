@@ -150,11 +150,7 @@ async fn in_group(
     }
     let gate = cluster.gate.clone().lock_owned().await;
     if cluster.ready_to_write().await.map_err(|r| r.reply_text())? {
-        // The first write of this term: collection ids given out before are in the data.
-        shared
-            .collections
-            .refresh(&shared.db)
-            .map_err(|e| e.to_string())?;
+        shared.leading_a_new_term()?;
     }
     let (events, staged) = cluster
         .stage(&shared.db, |tx| expire_all(shared, tx, &keys))

@@ -101,6 +101,16 @@ pub(crate) fn applied(shared: &Shared, mut notes: &[u8]) {
             _ => break,
         }
     }
+    // The leader staged these changes in memory already, and maybe later ones over them
+    // that a reload now would undo; it reloads when it begins a term, or when a proposal of
+    // its fails.
+    let leads = shared
+        .cluster
+        .as_ref()
+        .is_some_and(|c| matches!(c.role(), crate::cluster::Role::Leader));
+    if leads {
+        return;
+    }
     if libraries {
         shared.reload_libraries();
     }

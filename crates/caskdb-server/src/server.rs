@@ -77,6 +77,14 @@ impl Server {
     /// [`ServeError::Open`] if the data directory is locked or damaged; [`ServeError::Listen`].
     pub async fn bind(mut config: Config) -> Result<Server, ServeError> {
         let acl = Acl::new(config.requirepass.as_deref());
+        // (A follower forwards requests without checking users: a group has the default user
+        // only, and `requirepass`.)
+        if config.aclfile.is_some() && config.cluster.is_some() {
+            return Err(ServeError::Config(
+                "aclfile: ACL users are not supported in a replicated group yet (use requirepass)"
+                    .into(),
+            ));
+        }
         if let Some(path) = &config.aclfile {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| ServeError::Config(format!("aclfile {}: {e}", path.display())))?;
@@ -126,10 +134,6 @@ impl Server {
                 });
             }
         }
-        let dbs = crate::direct::db_map(&db).map_err(|source| ServeError::Open {
-            dir: config.dir.clone(),
-            source,
-        })?;
         let mut listeners = Vec::new();
         for ip in &config.bind {
             let addr = SocketAddr::new(*ip, config.port);
@@ -157,14 +161,19 @@ impl Server {
                 listeners.push((l, Some(acceptor.clone())));
             }
         }
-        let collections = Collections::open(&db).map_err(|source| ServeError::Open {
-            dir: config.dir.clone(),
-            source,
-        })?;
         // Messages from the group's other nodes (their PUBLISHes) reach this node's
         // subscribers once the state they are published to exists.
         let inbox: Arc<std::sync::OnceLock<std::sync::Weak<Shared>>> = Arc::default();
         let cluster = start_cluster(&config, &db, inbox.clone()).await?;
+        // (Read once the group's start finished any snapshot install a crash interrupted.)
+        let dbs = crate::direct::db_map(&db).map_err(|source| ServeError::Open {
+            dir: config.dir.clone(),
+            source,
+        })?;
+        let collections = Collections::open(&db).map_err(|source| ServeError::Open {
+            dir: config.dir.clone(),
+            source,
+        })?;
         let pump = SyncPump::start(db.clone())?;
         let port = listeners
             .first()
@@ -310,6 +319,7 @@ async fn start_cluster(
         members,
         dir: &config.dir,
         election_timeout: std::time::Duration::from_millis(config.cluster_election_timeout_ms),
+        snapshot_every: config.cluster_snapshot_every,
         timeout: std::time::Duration::from_millis(config.cluster_timeout_ms),
         password: config.requirepass.clone(),
         secret: config
@@ -328,9 +338,19 @@ async fn start_cluster(
                 }
             })
         }),
-        on_apply: caskdb_raft::OnApply(Arc::new(move |notes| {
+        on_apply: caskdb_raft::OnApply({
+            let inbox = inbox.clone();
+            Arc::new(move |notes| {
+                if let Some(shared) = inbox.get().and_then(std::sync::Weak::upgrade) {
+                    crate::relay::applied(&shared, notes);
+                }
+            })
+        }),
+        // A snapshot replaced the store: what the node also holds in memory follows it.
+        on_install: caskdb_raft::OnApply(Arc::new(move |_| {
             if let Some(shared) = inbox.get().and_then(std::sync::Weak::upgrade) {
-                crate::relay::applied(&shared, notes);
+                shared.reload_libraries();
+                shared.reload_db_map();
             }
         })),
     };

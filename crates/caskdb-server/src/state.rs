@@ -458,11 +458,32 @@ impl Shared {
     }
 
     /// Makes the database map in memory the one the store keeps (as `reload_libraries`).
+    /// Under the engine's writer lock: a SWAPDB staged meanwhile (which holds it) never
+    /// interleaves with this.
     pub fn reload_db_map(&self) {
-        match crate::direct::db_map(&self.db) {
-            Ok(map) => self.dbs.assign(&map),
-            Err(e) => tracing::error!("reading the database map: {e}"),
+        let read = self.db.transaction(|tx| -> caskdb::Result<()> {
+            let stored = tx.get(crate::keyspace::DB_MAP_KEY)?;
+            let map = stored
+                .and_then(|v| crate::keyspace::DbMap::decode(&v))
+                .unwrap_or_default();
+            self.dbs.assign(&map);
+            Ok(())
+        });
+        if let Err(e) = read {
+            tracing::error!("reading the database map: {e}");
         }
+    }
+
+    /// A node that leads a new term is about to write its first write: what it derives from
+    /// the data follows what the previous leaders committed (collection ids, the FUNCTION
+    /// libraries, the database map).
+    pub fn leading_a_new_term(&self) -> Result<(), String> {
+        self.collections
+            .refresh(&self.db)
+            .map_err(|e| format!("reading the collection ids: {e}"))?;
+        self.reload_libraries();
+        self.reload_db_map();
+        Ok(())
     }
 
     /// Whether memory in use is over `maxmemory` (0: no limit): then commands that may grow

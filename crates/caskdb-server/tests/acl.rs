@@ -304,10 +304,20 @@ fn users_come_from_the_aclfile_and_go_back_to_it() {
     assert!(saved.contains("user app on #"), "{saved}");
     // The file is the truth again after a LOAD: a user added since is gone…
     assert_eq!(
-        admin.cmd(&["ACL", "SETUSER", "temp", "on"]),
+        admin.cmd(&["ACL", "SETUSER", "temp", "on", ">tp", "+@all"]),
+        Reply::Simple("OK".into())
+    );
+    let mut temp = common::Raw::connect(server.addr);
+    assert_eq!(
+        temp.cmd(&["AUTH", "temp", "tp"]),
         Reply::Simple("OK".into())
     );
     assert_eq!(admin.cmd(&["ACL", "LOAD"]), Reply::Simple("OK".into()));
+    assert_eq!(
+        temp.read_to_end(),
+        b"",
+        "a removed user's connection is closed"
+    );
     assert_eq!(
         admin.cmd(&["ACL", "USERS"]),
         Reply::Array(vec![
@@ -327,4 +337,31 @@ fn users_come_from_the_aclfile_and_go_back_to_it() {
         matches!(admin.cmd(&["CLIENT", "INFO"]), Reply::Bulk(b) if String::from_utf8_lossy(&b).contains(" user=default ")),
     );
     server.stop();
+}
+
+#[test]
+fn exec_checks_queued_commands_against_the_rules_of_its_time() {
+    differential(|d| {
+        d.script("exec re-check");
+        d.run(
+            r"
+            ACL SETUSER u on >p +@all ~*
+            ACL SETUSER low on >l +get +exec +multi +auth ~*
+            @1 AUTH u p
+            @1 MULTI
+            @1 SET k v
+            @1 GET k
+            ACL SETUSER u -set
+            @1 EXEC
+            @2 MULTI
+            @2 AUTH low l
+            @2 SET k2 v
+            @2 GET k2
+            @2 EXEC
+            @2 ACL WHOAMI
+            ",
+        );
+        let (redis, cask) = d.exchange(0, &[b"ACL", b"LOG", b"2"]);
+        assert_eq!(without_age_and_client(cask), without_age_and_client(redis));
+    });
 }

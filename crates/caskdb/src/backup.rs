@@ -38,6 +38,36 @@ impl Db {
                 dest,
             ));
         }
+        self.copy_to(dest)
+    }
+
+    /// A consistent copy like [`Db::backup`]'s, which may be made in a subdirectory of the
+    /// database's own directory: the engine never reads subdirectories, and a layer that keeps
+    /// its files there (a replicated group's Raft state and snapshots) can copy the data
+    /// beside them, on the same file system, with hard links. (A backup is refused there:
+    /// losing the database's directory would lose it too.)
+    ///
+    /// # Errors
+    /// As [`Db::backup`]; [`Error::Io`](crate::Error::Io) if `dest` is the database's directory
+    /// itself.
+    pub fn checkpoint(&self, dest: impl AsRef<Path>) -> Result<()> {
+        let dest = dest.as_ref();
+        let log = &self.inner.core.log;
+        let vfs = log.vfs();
+        let canon = |p: &Path| vfs.canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        if canon(dest) == canon(log.dir()) {
+            return Err(io_context(
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "is the database"),
+                "copy into",
+                dest,
+            ));
+        }
+        self.copy_to(dest)
+    }
+
+    /// Copies into `dest`, removing what it made if the copy fails.
+    fn copy_to(&self, dest: &Path) -> Result<()> {
+        let vfs = self.inner.core.log.vfs();
         let created = !vfs.exists(dest);
         let result = self.backup_into(dest);
         if result.is_err() && created {

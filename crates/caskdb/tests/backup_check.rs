@@ -286,3 +286,23 @@ fn a_backup_into_the_database_itself_is_refused() {
     }
     assert!(!dir.path().join("backup").exists());
 }
+
+#[test]
+fn a_checkpoint_may_lie_inside_the_database_and_opens_with_its_data() {
+    let (dir, db) = temp_db(opts());
+    for i in 0..50 {
+        db.put(format!("k{i}"), format!("v{i}")).unwrap();
+    }
+    let inside = dir.path().join("raft/copy");
+    db.checkpoint(&inside).unwrap();
+    db.put("after", "x").unwrap();
+    let copy = Db::open(&inside).unwrap();
+    assert_eq!(copy.len(), 50);
+    assert_eq!(copy.get("k7").unwrap().as_deref(), Some(&b"v7"[..]));
+    drop(copy);
+    // The database's own directory is not a place for a copy of it.
+    assert!(matches!(db.checkpoint(dir.path()), Err(Error::Io(_))));
+    // The database ignores the copy's directory inside its own.
+    drop(db);
+    assert_eq!(Db::open(dir.path()).unwrap().len(), 51);
+}

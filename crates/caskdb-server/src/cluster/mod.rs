@@ -346,6 +346,8 @@ pub(crate) struct Settings<'a> {
     pub members: BTreeMap<NodeId, Member>,
     pub dir: &'a Path,
     pub election_timeout: Duration,
+    /// Entries between snapshots.
+    pub snapshot_every: u64,
     pub timeout: Duration,
     pub password: Option<String>,
     /// What the Raft bus's connections prove (`handshake.rs` in caskdb-raft).
@@ -354,6 +356,8 @@ pub(crate) struct Settings<'a> {
     pub on_message: caskdb_raft::network::OnMessage,
     /// What this node does with an entry's notes once applied (`relay::applied`).
     pub on_apply: caskdb_raft::OnApply,
+    /// What it does once a snapshot replaced its data.
+    pub on_install: caskdb_raft::OnApply,
 }
 
 impl Cluster {
@@ -368,11 +372,13 @@ impl Cluster {
             members,
             dir,
             election_timeout,
+            snapshot_every,
             timeout,
             password,
             secret,
             on_message,
             on_apply,
+            on_install,
         } = settings;
         if !members.contains_key(&id) {
             return Err(format!("node-id {id} is not among the cluster's members"));
@@ -381,10 +387,14 @@ impl Cluster {
         let mut options = NodeOptions::new(id, bus, dir.join("raft"));
         options.meta_key = bytes::Bytes::from_static(&crate::keyspace::RAFT_APPLIED_KEY);
         options.election_timeout = election_timeout;
+        options.snapshot_every = snapshot_every;
+        // (A follower further behind catches up from the snapshot.)
+        options.keep_after_snapshot = options.keep_after_snapshot.min(snapshot_every);
         options.heartbeat = (election_timeout / 5).max(Duration::from_millis(20));
         options.secret = secret;
         options.on_message = Some(on_message);
         options.on_apply = Some(on_apply);
+        options.on_install = Some(on_install);
         let node = Node::start(options, data)
             .await
             .map_err(|e| format!("starting node {id}: {e}"))?;

@@ -72,9 +72,15 @@ fn deluser(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         return Ok(Frame::err("The 'default' user cannot be removed"));
     }
     let deleted = ctx.shared.acl.delete(&args[2..]);
-    // As Redis: the clients authenticated as a deleted user are closed.
+    close_clients_of_gone_users(ctx);
+    Ok(Frame::Integer(deleted as i64))
+}
+
+/// As Redis: the clients authenticated as a user that no longer exists are closed (this one
+/// after its reply).
+fn close_clients_of_gone_users(ctx: &mut Ctx<'_, '_>) {
     for c in ctx.shared.clients.all() {
-        if args[2..].iter().any(|n| *n == c.user()) {
+        if ctx.shared.acl.get(&c.user()).is_none() {
             if c.id == ctx.conn.id {
                 ctx.conn.close_after_reply = true;
             } else {
@@ -82,7 +88,6 @@ fn deluser(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             }
         }
     }
-    Ok(Frame::Integer(deleted as i64))
 }
 
 fn getuser(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
@@ -281,6 +286,7 @@ fn load(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
     Ok(match acl::parse_file(&text) {
         Ok(users) => {
             ctx.shared.acl.replace(users);
+            close_clients_of_gone_users(ctx);
             Frame::OK
         }
         Err(e) => Frame::err(e),

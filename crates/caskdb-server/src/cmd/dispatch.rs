@@ -260,10 +260,34 @@ fn acl_refusal(
     let generation = shared.acl.generation();
     if generation != conn.acl_generation {
         conn.acl_generation = generation;
-        if let Some(user) = shared.acl.get(&conn.user.name) {
-            conn.user = user;
+        match shared.acl.get(&conn.user.name) {
+            Some(user) => conn.user = user,
+            // Deleted (DELUSER, ACL LOAD) while this request came: as Redis, the user's
+            // connections close.
+            None => {
+                conn.close_after_reply = true;
+                return Some("NOPERM this user no longer exists".into());
+            }
         }
     }
+    let context = if conn.multi.is_some() {
+        "multi"
+    } else {
+        "toplevel"
+    };
+    let (denied, name) = acl_denial(shared, conn, spec, args, context)?;
+    Some(denied.reply(name))
+}
+
+/// Whether the connection's user is refused `args` (and the command's full name), logged in
+/// the ACL LOG with `context`.
+fn acl_denial(
+    shared: &Shared,
+    conn: &ConnState,
+    spec: &Spec,
+    args: &[Bytes],
+    context: &'static str,
+) -> Option<(crate::acl::Denied, &'static str)> {
     if conn.user.unrestricted() {
         return None;
     }
@@ -275,11 +299,6 @@ fn acl_refusal(
             info.map_or_else(Vec::new, |i| super::keyspec::keys_of(i, args))
         })
         .err()?;
-    let context = if conn.multi.is_some() {
-        "multi"
-    } else {
-        "toplevel"
-    };
     shared.acl.log(crate::acl::denial_entry(
         denied,
         name,
@@ -288,7 +307,24 @@ fn acl_refusal(
         conn.user.name.clone(),
         conn.info.describe(),
     ));
-    Some(denied.reply(name))
+    Some((denied, name))
+}
+
+/// The error for queued command `args` if the connection's user may no longer run it (at
+/// EXEC), logged.
+fn queued_acl_refusal(shared: &Shared, conn: &ConnState, args: &[Bytes]) -> Option<Frame> {
+    let spec = lookup(&args[0])?;
+    let (denied, _) = acl_denial(shared, conn, spec, args, "multi")?;
+    let reason = match denied {
+        crate::acl::Denied::Command => "no permission to execute the command or subcommand",
+        crate::acl::Denied::Key(_) => "no permission to touch the specified keys",
+        crate::acl::Denied::Channel(_) => {
+            "no permission to access one of the channels used as arguments"
+        }
+    };
+    Some(Frame::Error(format!(
+        "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}"
+    )))
 }
 
 /// What a replicated group's node needs to know of a request to route it
@@ -354,7 +390,9 @@ pub(crate) fn classify(args: &[Bytes]) -> Option<Class> {
     let spec = lookup(args.first()?)?;
     Some(Class {
         // (Refused in a group: answered here.)
-        local: LOCAL_IN_GROUP.contains(&spec.name) || unsupported_in_group(spec, args),
+        local: LOCAL_IN_GROUP.contains(&spec.name)
+            || local_subcommand(spec, args)
+            || unsupported_in_group(spec, args),
         writes: is_write(spec, args) || matches!(spec.run, Run::Exec | Run::Script(_)),
         reads: spec.has(flags::READONLY),
         no_queue: spec.has(flags::NO_QUEUE),
@@ -372,6 +410,17 @@ pub(crate) fn classify(args: &[Bytes]) -> Option<Class> {
                 | "xreadgroup"
         ),
     })
+}
+
+/// Whether a node of a group answers `args` itself although its command is not always local:
+/// FUNCTION LIST, STATS and DUMP describe this node's own libraries.
+fn local_subcommand(spec: &Spec, args: &[Bytes]) -> bool {
+    spec.name == "function"
+        && args.get(1).is_some_and(|s| {
+            ["list", "stats", "dump", "help"]
+                .iter()
+                .any(|w| s.eq_ignore_ascii_case(w.as_bytes()))
+        })
 }
 
 /// The commands whose writes bypass the engine transactions a group replicates: DEBUG's.
@@ -533,10 +582,6 @@ fn script_in_tx(
         if flagged("noscript") {
             return Err("This Redis command is not allowed from script".into());
         }
-        let writes = spec.has(flags::WRITE) || flagged("write");
-        if writes && prepared.read_only {
-            return Err("Write commands are not allowed from read-only scripts.".into());
-        }
         // The caller's ACL user must be allowed the call (as Redis's scriptVerifyACL).
         if !sconn.user.unrestricted()
             && let Some(info) = info
@@ -557,6 +602,11 @@ fn script_in_tx(
             ));
             return Err(denied.script_reply());
         }
+        let writes = spec.has(flags::WRITE) || flagged("write");
+        if writes && prepared.read_only {
+            return Err("Write commands are not allowed from read-only scripts.".into());
+        }
+
         // Over maxmemory when the script started, and nothing written yet: as Redis.
         if prepared.oom_at_start && !dirty && flagged("denyoom") {
             return Ok(Frame::Error(OOM.into()));
@@ -911,6 +961,13 @@ fn failed(
     e: &caskdb::Error,
 ) -> Frame {
     deliver(served, Err(e));
+    // What it changed in memory before its transaction failed goes back to the store's.
+    if conn.libraries_changed {
+        shared.reload_libraries();
+    }
+    if conn.db_map_changed {
+        shared.reload_db_map();
+    }
     drop_events(conn);
     shared.disk.note(e).unwrap_or_else(|| engine_error(e))
 }
@@ -975,6 +1032,12 @@ fn exec(shared: &Shared, conn: &mut ConnState, token: &mut Option<SyncToken>) ->
         }
         let mut replies = Vec::with_capacity(multi.queue.len());
         for args in &multi.queue {
+            // The rules may have changed since it was queued (or an AUTH queued before it
+            // changed the user): checked again, as Redis does.
+            if let Some(refusal) = queued_acl_refusal(shared, conn, args) {
+                replies.push(refusal);
+                continue;
+            }
             let reply = match lookup(&args[0]) {
                 Some(
                     spec @ Spec {

@@ -161,12 +161,8 @@ impl Connection {
                     match cluster.ready_to_write().await {
                         Err(_) => true,
                         Ok(new_term) => {
-                            if new_term {
-                                // Collection ids the previous leader gave out are in the data
-                                // now: new ones start above them.
-                                if let Err(e) = self.shared.collections.refresh(&self.shared.db) {
-                                    tracing::error!("reading the collection ids: {e}");
-                                }
+                            if new_term && let Err(e) = self.shared.leading_a_new_term() {
+                                tracing::error!("{e}");
                             }
                             self.write_as_leader(&cluster, args, gate).await;
                             return true;
