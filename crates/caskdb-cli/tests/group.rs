@@ -940,3 +940,63 @@ fn a_wiped_node_catches_up_from_a_snapshot_with_the_libraries_and_the_swap() {
         "node {wiped}: {libs:?}"
     );
 }
+
+/// `tls-replication yes`: a group whose nodes talk TLS to each other (certificates made here,
+/// for 127.0.0.1, signed by one CA) elects a leader and replicates through every node.
+#[test]
+fn a_group_over_a_tls_bus_replicates() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "group CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let node_key = KeyPair::generate().unwrap();
+    let node = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&node_key, &ca, &ca_key)
+        .unwrap();
+    let file = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let extra = format!(
+        "tls-replication = \"yes\"\ntls-cert-file = \"{}\"\ntls-key-file = \"{}\"\ntls-ca-cert-file = \"{}\"\n",
+        file("node.crt", node.pem()),
+        file("node.key", node_key.serialize_pem()),
+        file("ca.crt", ca.pem()),
+    );
+    let mut group = Group::with_config(dir.path(), &extra);
+    group.start_all();
+    group.leader();
+    for id in 1..=NODES {
+        let log = std::fs::read_to_string(dir.path().join(format!("node{id}.log"))).unwrap();
+        assert!(
+            log.contains("raft bus: TLS"),
+            "node {id} runs a plain bus:\n{log}"
+        );
+    }
+    for id in 1..=NODES {
+        let mut c = group.conn(id).unwrap();
+        redis::cmd("SET")
+            .arg(format!("from{id}"))
+            .arg(id)
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    for id in 1..=NODES {
+        let mut c = group.conn(id).unwrap();
+        redis::cmd("READONLY").query::<()>(&mut c).unwrap();
+        let until = Instant::now() + PATIENCE;
+        loop {
+            let n: usize = redis::cmd("DBSIZE").query(&mut c).unwrap();
+            if n == NODES as usize {
+                break;
+            }
+            assert!(Instant::now() < until, "node {id} has {n} keys");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

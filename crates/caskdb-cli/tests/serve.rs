@@ -557,3 +557,34 @@ fn a_data_file_cut_short_underneath_the_server_gives_errors_not_a_crash() {
     );
     assert_eq!(call(&mut s, &mut r, &["GET", "after"]).unwrap(), "cut");
 }
+
+#[test]
+fn a_tls_bus_without_its_files_refuses_to_start_and_says_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "tls-replication = \"yes\"\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_caskdb"))
+        .env_remove("CASKDB_DIR")
+        .arg("--dir")
+        .arg(dir.path().join("data"))
+        .arg("serve")
+        .args(["--port", &port.to_string(), "--node-id", "1"])
+        .args(["--cluster", &format!("1=127.0.0.1:{port}")])
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "tls-replication yes: tls-cert-file, tls-key-file and tls-ca-cert-file are required"
+        ),
+        "{err}"
+    );
+}

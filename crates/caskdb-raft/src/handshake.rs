@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// What a connecting node sends first: this, the version, its nonce.
 const MAGIC: &[u8; 10] = b"CASKDB-BUS";
@@ -22,9 +21,11 @@ const HELLO: usize = MAGIC.len() + 1 + NONCE;
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The group's shared secret (`cluster-secret`, else `masterauth`, else `requirepass`).
+/// Also what the bus's connections are wrapped in, if anything (`tls-replication`).
 #[derive(Clone)]
 pub struct Secret {
     key: hmac::Key,
+    tls: Option<std::sync::Arc<crate::tls::BusTls>>,
 }
 
 impl Secret {
@@ -32,7 +33,20 @@ impl Secret {
     pub fn new(bytes: &[u8]) -> Secret {
         Secret {
             key: hmac::Key::new(hmac::HMAC_SHA256, bytes),
+            tls: None,
         }
+    }
+
+    /// The same secret, proven inside TLS connections (see [`crate::tls::BusTls`]).
+    #[must_use]
+    pub fn with_tls(mut self, tls: crate::tls::BusTls) -> Secret {
+        self.tls = Some(std::sync::Arc::new(tls));
+        self
+    }
+
+    /// The TLS of the bus, if any.
+    pub(crate) fn tls(&self) -> Option<&crate::tls::BusTls> {
+        self.tls.as_deref()
     }
 
     /// What `role`'s proof signs: the role, then both nonces.
@@ -84,13 +98,17 @@ fn refused(what: &str) -> std::io::Error {
 ///
 /// # Errors
 /// The socket's; `PermissionDenied` if the peer's proof is wrong.
-pub async fn connect(s: &mut TcpStream, secret: &Secret) -> std::io::Result<()> {
+pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    secret: &Secret,
+) -> std::io::Result<()> {
     let mine = nonce()?;
     let mut hello = [0u8; HELLO];
     hello[..MAGIC.len()].copy_from_slice(MAGIC);
     hello[MAGIC.len()] = VERSION;
     hello[MAGIC.len() + 1..].copy_from_slice(&mine);
     s.write_all(&hello).await?;
+    s.flush().await?;
     let mut answer = [0u8; NONCE + TAG];
     s.read_exact(&mut answer).await?;
     let (theirs, proof) = answer.split_at(NONCE);
@@ -98,7 +116,8 @@ pub async fn connect(s: &mut TcpStream, secret: &Secret) -> std::io::Result<()> 
         return Err(refused("the peer"));
     }
     s.write_all(secret.tag(b"client", &mine, theirs).as_ref())
-        .await
+        .await?;
+    s.flush().await
 }
 
 /// The accepting end's half.
@@ -106,7 +125,10 @@ pub async fn connect(s: &mut TcpStream, secret: &Secret) -> std::io::Result<()> 
 /// # Errors
 /// The socket's; `InvalidData` for a greeting that is not a caskdb node's;
 /// `PermissionDenied` if the peer's proof is wrong.
-pub async fn accept(s: &mut TcpStream, secret: &Secret) -> std::io::Result<()> {
+pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    secret: &Secret,
+) -> std::io::Result<()> {
     let mut hello = [0u8; HELLO];
     s.read_exact(&mut hello).await?;
     let (magic, rest) = hello.split_at(MAGIC.len());
@@ -122,6 +144,7 @@ pub async fn accept(s: &mut TcpStream, secret: &Secret) -> std::io::Result<()> {
     answer.extend_from_slice(&mine);
     answer.extend_from_slice(secret.tag(b"server", theirs, &mine).as_ref());
     s.write_all(&answer).await?;
+    s.flush().await?;
     let mut proof = [0u8; TAG];
     s.read_exact(&mut proof).await?;
     if !secret.check(b"client", theirs, &mine, &proof) {

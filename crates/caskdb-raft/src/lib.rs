@@ -27,6 +27,7 @@ pub mod membership;
 pub mod network;
 mod node;
 mod state_machine;
+pub mod tls;
 
 pub use effects::{Effects, Op};
 pub use handshake::Secret;

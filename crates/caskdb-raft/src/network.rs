@@ -27,6 +27,8 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::tls::BusStream;
+
 use crate::handshake::{self, Secret};
 use crate::{NodeId, TypeConfig};
 
@@ -125,23 +127,27 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct Peer {
     target: NodeId,
     addr: String,
-    stream: Option<TcpStream>,
+    stream: Option<BusStream>,
     retry: Duration,
     secret: Secret,
 }
 
 /// A connection to the peer at `addr`, made within [`CONNECT_TIMEOUT`] and through the
 /// handshake.
-async fn open(addr: &str, secret: &Secret) -> std::io::Result<TcpStream> {
-    let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+async fn open(addr: &str, secret: &Secret) -> std::io::Result<BusStream> {
+    let made = async {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let mut s = crate::tls::connect(tcp, addr, secret.tls()).await?;
+        handshake::connect(&mut s, secret).await?;
+        Ok::<_, std::io::Error>(s)
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, made)
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    s.set_nodelay(true)?;
-    handshake::connect(&mut s, secret).await?;
-    Ok(s)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))?
 }
 
-async fn write_frame(s: &mut TcpStream, body: &[u8]) -> std::io::Result<()> {
+async fn write_frame(s: &mut BusStream, body: &[u8]) -> std::io::Result<()> {
     let len = u32::try_from(body.len())
         .ok()
         .filter(|n| (*n as usize) <= MAX_FRAME)
@@ -149,10 +155,12 @@ async fn write_frame(s: &mut TcpStream, body: &[u8]) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(4 + body.len());
     buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(body);
-    s.write_all(&buf).await
+    s.write_all(&buf).await?;
+    // (TLS holds written records back until flushed.)
+    s.flush().await
 }
 
-async fn read_frame(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+async fn read_frame(s: &mut BusStream) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len).await?;
     let len = u32::from_le_bytes(len) as usize;
@@ -286,18 +294,24 @@ pub async fn serve(
                 let secret = secret.clone();
                 let on_message = on_message.clone();
                 connections.spawn(async move {
-                    let mut socket = socket;
-                    let shaken =
-                        tokio::time::timeout(handshake::TIMEOUT, handshake::accept(&mut socket, &secret))
-                            .await
-                            .unwrap_or_else(|_| Err(std::io::Error::new(
-                                std::io::ErrorKind::TimedOut,
-                                "no handshake in time",
-                            )));
-                    if let Err(e) = shaken {
-                        refused(&peer, &e);
-                        return;
-                    }
+                    let shake = async {
+                        let mut s = crate::tls::accept(socket, secret.tls()).await?;
+                        handshake::accept(&mut s, &secret).await?;
+                        Ok::<_, std::io::Error>(s)
+                    };
+                    let shaken = tokio::time::timeout(handshake::TIMEOUT, shake)
+                        .await
+                        .unwrap_or_else(|_| Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "no handshake in time",
+                        )));
+                    let socket = match shaken {
+                        Ok(s) => s,
+                        Err(e) => {
+                            refused(&peer, &e);
+                            return;
+                        }
+                    };
                     if let Err(e) = serve_connection(socket, raft, on_message).await {
                         tracing::debug!("raft connection from {peer} ended: {e}");
                     }
@@ -338,7 +352,7 @@ fn decode<T: DeserializeOwned>(b: &[u8]) -> std::io::Result<T> {
 }
 
 async fn serve_connection(
-    mut socket: TcpStream,
+    mut socket: BusStream,
     slot: Slot,
     on_message: Option<OnMessage>,
 ) -> std::io::Result<()> {
@@ -508,7 +522,7 @@ async fn send_to_peer(
     mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
     dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) {
-    let mut stream: Option<TcpStream> = None;
+    let mut stream: Option<BusStream> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MESSAGE_BATCH {
@@ -536,6 +550,7 @@ async fn send_to_peer(
                 out.extend_from_slice(m);
             }
             s.write_all(&out).await?;
+            s.flush().await?;
             for _ in &batch {
                 read_frame(s).await?;
             }

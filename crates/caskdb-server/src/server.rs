@@ -298,6 +298,35 @@ impl Server {
     }
 }
 
+/// What the group's Raft bus proves on each connection (`cluster-secret`, else `masterauth`,
+/// else `requirepass`), inside TLS when `tls-replication` is `yes`.
+fn bus_secret(config: &Config) -> Result<caskdb_raft::Secret, ServeError> {
+    let secret = config
+        .cluster_secret
+        .as_ref()
+        .or(config.masterauth.as_ref())
+        .or(config.requirepass.as_ref())
+        .map_or_else(caskdb_raft::Secret::default, |s| {
+            caskdb_raft::Secret::new(s.as_bytes())
+        });
+    let param = |name: &str| {
+        config
+            .redis
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    if !param("tls-replication").is_some_and(|v| v.eq_ignore_ascii_case("yes")) {
+        return Ok(secret);
+    }
+    let tls = TlsSettings::from_params(param)
+        .bus_tls()
+        .map_err(ServeError::Config)?;
+    tracing::info!("raft bus: TLS with client certificates (tls-replication yes)");
+    Ok(secret.with_tls(tls))
+}
+
 /// Starts this node's member of its replicated group, if `node-id` and `cluster` are set.
 async fn start_cluster(
     config: &Config,
@@ -322,14 +351,7 @@ async fn start_cluster(
         snapshot_every: config.cluster_snapshot_every,
         timeout: std::time::Duration::from_millis(config.cluster_timeout_ms),
         password: config.requirepass.clone(),
-        secret: config
-            .cluster_secret
-            .as_ref()
-            .or(config.masterauth.as_ref())
-            .or(config.requirepass.as_ref())
-            .map_or_else(caskdb_raft::Secret::default, |s| {
-                caskdb_raft::Secret::new(s.as_bytes())
-            }),
+        secret: bus_secret(config)?,
         on_message: caskdb_raft::network::OnMessage({
             let inbox = inbox.clone();
             Arc::new(move |msg| {

@@ -100,6 +100,50 @@ impl TlsSettings {
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
 
+    /// The TLS of a group's Raft bus (`tls-replication yes`): this node's certificate both
+    /// ways, and the peers' checked against `tls-ca-cert-file` in both directions.
+    pub fn bus_tls(&self) -> Result<caskdb_raft::tls::BusTls, String> {
+        if self.cert_file.is_empty() || self.key_file.is_empty() || self.ca_cert_file.is_empty() {
+            return Err(
+                "tls-replication yes: tls-cert-file, tls-key-file and tls-ca-cert-file are required"
+                    .into(),
+            );
+        }
+        let certs = read_certs(&self.cert_file)?;
+        let key = || {
+            PrivateKeyDer::from_pem_file(&self.key_file)
+                .map_err(|e| format!("tls-key-file {}: {e}", self.key_file))
+        };
+        let provider = Arc::new(provider());
+        let versions = self.versions()?;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in read_certs(&self.ca_cert_file)? {
+            roots
+                .add(c)
+                .map_err(|e| format!("tls-ca-cert-file {}: {e}", self.ca_cert_file))?;
+        }
+        let roots = Arc::new(roots);
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .map_err(|e| format!("tls-ca-cert-file {}: {e}", self.ca_cert_file))?;
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)
+            .map_err(|e| format!("tls-protocols: {e}"))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs.clone(), key()?)
+            .map_err(|e| format!("tls-cert-file/tls-key-file: {e}"))?;
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&versions)
+            .map_err(|e| format!("tls-protocols: {e}"))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key()?)
+            .map_err(|e| format!("tls-cert-file/tls-key-file: {e}"))?;
+        Ok(caskdb_raft::tls::BusTls::new(
+            Arc::new(client),
+            Arc::new(server),
+        ))
+    }
+
     fn versions(&self) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
         if self.protocols.trim().is_empty() {
             return Ok(vec![&rustls::version::TLS13, &rustls::version::TLS12]);
