@@ -264,6 +264,15 @@ impl Group {
     }
 }
 
+/// Waits (bounded by [`PATIENCE`]) until `done` holds; fails naming `what` otherwise.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < until, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// What the writers saw.
 #[derive(Default)]
 struct Seen {
@@ -833,15 +842,10 @@ fn functions_and_swapdb_reach_every_node() {
         let mut local = group.conn(id).unwrap();
         redis::cmd("READONLY").query::<()>(&mut local).unwrap();
         redis::cmd("SELECT").arg(1).query::<()>(&mut local).unwrap();
-        let until = Instant::now() + PATIENCE;
-        loop {
+        eventually(&format!("node {id} never saw the swap"), || {
             let v: Option<String> = redis::cmd("GET").arg("x").query(&mut local).unwrap();
-            if v.as_deref() == Some("1") {
-                break;
-            }
-            assert!(Instant::now() < until, "node {id} never saw the swap");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            v.as_deref() == Some("1")
+        });
         redis::cmd("SELECT").arg(0).query::<()>(&mut local).unwrap();
         let v: Option<String> = redis::cmd("GET").arg("x").query(&mut local).unwrap();
         assert_eq!(v, None, "node {id}: database 0 after the swap");
@@ -919,15 +923,10 @@ fn a_wiped_node_catches_up_from_a_snapshot_with_the_libraries_and_the_swap() {
     );
     let mut local = group.conn(wiped).unwrap();
     redis::cmd("READONLY").query::<()>(&mut local).unwrap();
-    let until = Instant::now() + PATIENCE;
-    loop {
+    eventually(&format!("node {wiped} never caught up"), || {
         let v: Option<String> = redis::cmd("GET").arg("k199").query(&mut local).unwrap();
-        if v.as_deref() == Some("199") {
-            break;
-        }
-        assert!(Instant::now() < until, "node {wiped} never caught up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        v.as_deref() == Some("199")
+    });
     redis::cmd("SELECT").arg(1).query::<()>(&mut local).unwrap();
     let x: Option<String> = redis::cmd("GET").arg("x").query(&mut local).unwrap();
     assert_eq!(x.as_deref(), Some("1"), "node {wiped}: the swap");
@@ -989,14 +988,9 @@ fn a_group_over_a_tls_bus_replicates() {
     for id in 1..=NODES {
         let mut c = group.conn(id).unwrap();
         redis::cmd("READONLY").query::<()>(&mut c).unwrap();
-        let until = Instant::now() + PATIENCE;
-        loop {
+        eventually(&format!("node {id} never had every key"), || {
             let n: usize = redis::cmd("DBSIZE").query(&mut c).unwrap();
-            if n == NODES as usize {
-                break;
-            }
-            assert!(Instant::now() < until, "node {id} has {n} keys");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            n == NODES as usize
+        });
     }
 }

@@ -312,6 +312,15 @@ pub fn parse_bind(s: &str) -> Result<Vec<IpAddr>, String> {
 }
 
 impl Config {
+    /// The last value given for redis.conf parameter `name` among [`Config::redis`].
+    pub fn redis_param(&self, name: &str) -> Option<String> {
+        self.redis
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+
     /// Reads a TOML file with redis.conf names (`bind`, `port`, `dir`, `appendfsync`,
     /// `requirepass`, `maxclients`, `timeout`, `proto-max-bulk-len`, `protected-mode`; a
     /// group's `node-id`, `cluster`, `cluster-timeout`, `cluster-election-timeout`, `cluster-snapshot-every`,

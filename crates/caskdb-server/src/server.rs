@@ -143,14 +143,7 @@ impl Server {
             listeners.push((l, None));
         }
         // TLS, on a port of its own beside the plain one, as Redis.
-        let tls = TlsSettings::from_params(|name| {
-            config
-                .redis
-                .iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        });
+        let tls = TlsSettings::from_params(|name| config.redis_param(name));
         if tls.port != 0 {
             let acceptor = tls.acceptor().map_err(ServeError::Config)?;
             for ip in &config.bind {
@@ -309,18 +302,13 @@ fn bus_secret(config: &Config) -> Result<caskdb_raft::Secret, ServeError> {
         .map_or_else(caskdb_raft::Secret::default, |s| {
             caskdb_raft::Secret::new(s.as_bytes())
         });
-    let param = |name: &str| {
-        config
-            .redis
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    if !param("tls-replication").is_some_and(|v| v.eq_ignore_ascii_case("yes")) {
+    if !config
+        .redis_param("tls-replication")
+        .is_some_and(|v| v.eq_ignore_ascii_case("yes"))
+    {
         return Ok(secret);
     }
-    let tls = TlsSettings::from_params(param)
+    let tls = TlsSettings::from_params(|name| config.redis_param(name))
         .bus_tls()
         .map_err(ServeError::Config)?;
     tracing::info!("raft bus: TLS with client certificates (tls-replication yes)");
