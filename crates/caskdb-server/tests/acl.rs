@@ -159,6 +159,8 @@ fn a_matrix_of_users_commands_keys_and_channels() {
             @2 GET cache:1
             @2 PING
             @3 AUTH first f
+            @3 CONFIG NOSUCH x
+            @3 CONFIG GET maxmemory
             @3 SELECT 0
             @3 SELECT 1
             @3 GET other

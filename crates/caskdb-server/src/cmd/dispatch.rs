@@ -292,6 +292,10 @@ fn acl_denial(
         return None;
     }
     let info = super::keyspec::full_info(args);
+    // A container's unknown subcommand is answered as such, as Redis's lookup fails first.
+    if info.is_none() && spec.has(flags::CONTAINER) {
+        return None;
+    }
     let name = info.map_or(spec.name, |i| i.name);
     let denied = conn
         .user
