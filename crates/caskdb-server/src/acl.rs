@@ -648,6 +648,19 @@ impl User {
         }
     }
 
+    /// Whether this user may use `channel`: a channel by its patterns, a subscription pattern
+    /// (PSUBSCRIBE's) only if one of them is that very pattern, as Redis.
+    pub fn channel_allowed(&self, channel: &[u8], is_pattern: bool) -> bool {
+        self.allchannels
+            || self.channels.iter().any(|c| {
+                if is_pattern {
+                    c[..] == *channel
+                } else {
+                    crate::glob::matches(c, channel)
+                }
+            })
+    }
+
     /// Whether this user may run the request `args` (Redis's ACLSelectorCheckCmd). `command`
     /// is the command's full name; `no_auth` whether it is one anyone may run (AUTH, HELLO…);
     /// `keys` gives the request's keys with their key-spec flags, asked only when needed.
@@ -710,14 +723,7 @@ impl User {
                 args.len()
             };
             for (at, channel) in args.iter().enumerate().take(last).skip(from) {
-                let ok = self.channels.iter().any(|c| {
-                    if pattern {
-                        c == channel
-                    } else {
-                        crate::glob::matches(c, channel)
-                    }
-                });
-                if !ok {
+                if !self.channel_allowed(channel, pattern) {
                     return Err(Denied::Channel(at));
                 }
             }

@@ -247,6 +247,21 @@ impl PubSub {
         }
     }
 
+    /// What connection `id` subscribed to (a scan of every subscription: for rare callers,
+    /// such as ACL SETUSER).
+    pub fn subscriptions_of(&self, id: u64) -> Vec<(Kind, Bytes)> {
+        let reg = self.inner.read();
+        let mut out = Vec::new();
+        for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            for (name, subs) in &reg.names[kind.index()] {
+                if subs.iter().any(|s| s.id == id) {
+                    out.push((kind, name.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// Removes connection `id` from every name it subscribed to (`names` in [`Kind`] order).
     pub fn forget(&self, names: &[std::collections::HashSet<Bytes>; 3], id: u64) {
         for (kind, set) in [Kind::Channel, Kind::Pattern, Kind::Shard]

@@ -223,6 +223,26 @@ fn requirepass_is_the_default_users_password() {
     });
 }
 
+/// The id of connection `c` (CLIENT ID).
+fn client_id(c: &mut common::Raw) -> i64 {
+    match c.cmd(&["CLIENT", "ID"]) {
+        common::Reply::Int(id) => id,
+        other => panic!("CLIENT ID answered {other:?}"),
+    }
+}
+
+/// Whether the server still lists connection `id` (CLIENT LIST, asked on `admin`): a closed
+/// client leaves the list at once.
+fn listed(admin: &mut common::Raw, id: i64) -> bool {
+    let text = match admin.cmd(&["CLIENT", "LIST"]) {
+        common::Reply::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        common::Reply::Verbatim(t) => t,
+        other => panic!("CLIENT LIST answered {other:?}"),
+    };
+    let needle = format!("id={id} ");
+    text.lines().any(|l| l.starts_with(&needle))
+}
+
 /// `r` without the fields whose values depend on the moment and the connection.
 fn without_age_and_client(r: common::Reply) -> common::Reply {
     use common::Reply;
@@ -292,6 +312,7 @@ fn users_come_from_the_aclfile_and_go_back_to_it() {
         c.aclfile = Some(path.clone());
     });
     let mut c = common::Raw::connect(server.addr);
+    let app_id = client_id(&mut c);
     assert_eq!(c.cmd(&["AUTH", "app", "apppw"]), Reply::Simple("OK".into()));
     assert_eq!(c.cmd(&["SET", "app:1", "x"]), Reply::Simple("OK".into()));
     assert!(matches!(c.cmd(&["SET", "other", "x"]), Reply::Error(e) if e.starts_with("NOPERM")));
@@ -314,10 +335,10 @@ fn users_come_from_the_aclfile_and_go_back_to_it() {
         temp.cmd(&["AUTH", "temp", "tp"]),
         Reply::Simple("OK".into())
     );
+    let temp_id = client_id(&mut temp);
     assert_eq!(admin.cmd(&["ACL", "LOAD"]), Reply::Simple("OK".into()));
-    assert_eq!(
-        temp.read_to_end(),
-        b"",
+    assert!(
+        !listed(&mut admin, temp_id),
         "a removed user's connection is closed"
     );
     assert_eq!(
@@ -334,7 +355,7 @@ fn users_come_from_the_aclfile_and_go_back_to_it() {
     assert!(matches!(admin.cmd(&["ACL", "USERS"]), Reply::Array(u) if u.len() == 3));
     // Deleting a user closes its connections.
     assert_eq!(admin.cmd(&["ACL", "DELUSER", "app"]), Reply::Int(1));
-    assert_eq!(c.read_to_end(), b"", "app's connection is closed");
+    assert!(!listed(&mut admin, app_id), "app's connection is closed");
     assert!(
         matches!(admin.cmd(&["CLIENT", "INFO"]), Reply::Bulk(b) if String::from_utf8_lossy(&b).contains(" user=default ")),
     );
@@ -366,4 +387,38 @@ fn exec_checks_queued_commands_against_the_rules_of_its_time() {
         let (redis, cask) = d.exchange(0, &[b"ACL", b"LOG", b"2"]);
         assert_eq!(without_age_and_client(cask), without_age_and_client(redis));
     });
+}
+
+#[test]
+fn a_subscriber_whose_channels_are_taken_away_is_closed() {
+    use common::Reply;
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::start_with(dir.path(), |_| {});
+    let mut admin = common::Raw::connect(server.addr);
+    assert_eq!(
+        admin.cmd(&[
+            "ACL", "SETUSER", "sub", "on", ">s", "&news.*", "&other", "+@all"
+        ]),
+        Reply::Simple("OK".into())
+    );
+    let mut news = common::Raw::connect(server.addr);
+    assert_eq!(news.cmd(&["AUTH", "sub", "s"]), Reply::Simple("OK".into()));
+    let news_id = client_id(&mut news);
+    news.cmd(&["SUBSCRIBE", "news.a"]);
+    let mut other = common::Raw::connect(server.addr);
+    assert_eq!(other.cmd(&["AUTH", "sub", "s"]), Reply::Simple("OK".into()));
+    let other_id = client_id(&mut other);
+    other.cmd(&["SUBSCRIBE", "other"]);
+    // `news.*` goes: its subscriber is closed; the one on `other` stays.
+    assert_eq!(
+        admin.cmd(&["ACL", "SETUSER", "sub", "resetchannels", "&other"]),
+        Reply::Simple("OK".into())
+    );
+    assert!(
+        !listed(&mut admin, news_id),
+        "the news subscriber is closed"
+    );
+    assert!(listed(&mut admin, other_id), "the other subscriber stays");
+    assert_eq!(admin.cmd(&["PUBLISH", "other", "still"]), Reply::Int(1));
+    server.stop();
 }

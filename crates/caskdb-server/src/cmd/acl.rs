@@ -62,9 +62,38 @@ fn setuser(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         ));
     }
     Ok(match ctx.shared.acl.set_user(name.clone(), &args[3..]) {
-        Ok(()) => Frame::OK,
+        Ok(()) => {
+            close_subscribers_no_longer_allowed(ctx, name);
+            Frame::OK
+        }
         Err(e) => Frame::err(e),
     })
+}
+
+/// As Redis: a subscriber authenticated as `name` whose subscriptions the user's new rules no
+/// longer allow is closed (this one after its reply).
+fn close_subscribers_no_longer_allowed(ctx: &mut Ctx<'_, '_>, name: &Bytes) {
+    let Some(user) = ctx.shared.acl.get(name) else {
+        return;
+    };
+    for c in ctx.shared.clients.all() {
+        if c.user() != *name || c.kind() != "pubsub" {
+            continue;
+        }
+        let barred = ctx
+            .shared
+            .pubsub
+            .subscriptions_of(c.id)
+            .iter()
+            .any(|(kind, ch)| !user.channel_allowed(ch, *kind == crate::pubsub::Kind::Pattern));
+        if barred {
+            if c.id == ctx.conn.id {
+                ctx.conn.close_after_reply = true;
+            } else {
+                ctx.shared.clients.kill(c.id);
+            }
+        }
+    }
 }
 
 fn deluser(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
