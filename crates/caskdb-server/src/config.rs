@@ -596,6 +596,10 @@ impl Runtime {
         for (k, v) in std::mem::take(&mut runtime.start.redis) {
             runtime.store_knob(&k, &v);
         }
+        // (Kept apart for the server's start; CONFIG GET shows it as Redis does.)
+        if let Some(path) = runtime.start.aclfile.clone() {
+            runtime.store_knob("aclfile", &path.display().to_string());
+        }
         runtime
     }
 

@@ -312,6 +312,13 @@ fn users_come_from_the_aclfile_and_go_back_to_it() {
         c.aclfile = Some(path.clone());
     });
     let mut c = common::Raw::connect(server.addr);
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "aclfile"]),
+        Reply::Array(vec![
+            Reply::Bulk(b"aclfile".to_vec()),
+            Reply::Bulk(file.display().to_string().into_bytes()),
+        ])
+    );
     let app_id = client_id(&mut c);
     assert_eq!(c.cmd(&["AUTH", "app", "apppw"]), Reply::Simple("OK".into()));
     assert_eq!(c.cmd(&["SET", "app:1", "x"]), Reply::Simple("OK".into()));
