@@ -5,7 +5,9 @@ use bytes::Bytes;
 
 use super::args::is;
 use super::ctx::Ctx;
-use super::reply::{CmdResult, help, unknown_subcommand, wrong_arity};
+use super::reply::{
+    CmdResult, help, subcommand_error, subcommand_syntax_error, unknown_subcommand,
+};
 use super::spec::flags::CONTAINER;
 use super::spec::{Spec, commands};
 use crate::acl;
@@ -20,32 +22,31 @@ pub(super) static COMMANDS: &[Spec] = commands! {
 
 type Sub = fn(&mut Ctx<'_, '_>, &[Bytes]) -> CmdResult;
 
-/// Subcommands and their arities (the subcommand counted as the second argument).
-const SUBCOMMANDS: &[(&str, i32, Sub)] = &[
-    ("cat", -2, cat),
-    ("deluser", -3, deluser),
-    ("dryrun", -4, dryrun),
-    ("genpass", -2, genpass),
-    ("getuser", 3, getuser),
-    ("help", 2, acl_help),
-    ("list", 2, list),
-    ("load", 2, load),
-    ("log", -2, log),
-    ("save", 2, save),
-    ("setuser", -3, setuser),
-    ("users", 2, users),
-    ("whoami", 2, whoami),
+/// The subcommands (their arities are Redis's table's: `subcommand_error`).
+const SUBCOMMANDS: &[(&str, Sub)] = &[
+    ("cat", cat),
+    ("deluser", deluser),
+    ("dryrun", dryrun),
+    ("genpass", genpass),
+    ("getuser", getuser),
+    ("help", acl_help),
+    ("list", list),
+    ("load", load),
+    ("log", log),
+    ("save", save),
+    ("setuser", setuser),
+    ("users", users),
+    ("whoami", whoami),
 ];
 
 fn acl(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+    if let Some(e) = subcommand_error("acl", args) {
+        return Ok(e);
+    }
     let sub = &args[1];
-    let Some(&(name, arity, run)) = SUBCOMMANDS.iter().find(|(n, ..)| is(sub, n)) else {
+    let Some(&(name, run)) = SUBCOMMANDS.iter().find(|(n, _)| is(sub, n)) else {
         return Ok(unknown_subcommand(sub, "acl"));
     };
-    let n = args.len() as i32;
-    if (arity >= 0 && n != arity) || n < -arity {
-        return Ok(wrong_arity(&format!("acl|{name}")));
-    }
     if ctx.shared.cluster.is_some() && matches!(name, "setuser" | "deluser" | "load") {
         return Ok(Frame::err(
             "ACL users are not supported in a replicated group yet (use requirepass)",
@@ -87,11 +88,7 @@ fn close_subscribers_no_longer_allowed(ctx: &mut Ctx<'_, '_>, name: &Bytes) {
             .iter()
             .any(|(kind, ch)| !user.channel_allowed(ch, *kind == crate::pubsub::Kind::Pattern));
         if barred {
-            if c.id == ctx.conn.id {
-                ctx.conn.close_after_reply = true;
-            } else {
-                ctx.shared.clients.kill(c.id);
-            }
+            close(ctx, c.id);
         }
     }
 }
@@ -110,12 +107,17 @@ fn deluser(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 fn close_clients_of_gone_users(ctx: &mut Ctx<'_, '_>) {
     for c in ctx.shared.clients.all() {
         if ctx.shared.acl.get(&c.user()).is_none() {
-            if c.id == ctx.conn.id {
-                ctx.conn.close_after_reply = true;
-            } else {
-                ctx.shared.clients.kill(c.id);
-            }
+            close(ctx, c.id);
         }
+    }
+}
+
+/// Closes client `id`: at once, or this one after its reply.
+fn close(ctx: &mut Ctx<'_, '_>, id: u64) {
+    if id == ctx.conn.id {
+        ctx.conn.close_after_reply = true;
+    } else {
+        ctx.shared.clients.kill(id);
     }
 }
 
@@ -185,7 +187,7 @@ fn cat(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                 None => Ok(Frame::err(format!("Unknown category '{name}'"))),
             }
         }
-        _ => Ok(subcommand_syntax_error(&args[1])),
+        _ => Ok(subcommand_syntax_error(&args[1], "acl")),
     }
 }
 
@@ -200,7 +202,7 @@ fn log(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             Some(n) => n.max(0) as usize,
             None => return Ok(Frame::err("value is not an integer or out of range")),
         },
-        _ => return Ok(subcommand_syntax_error(&args[1])),
+        _ => return Ok(subcommand_syntax_error(&args[1], "acl")),
     };
     let now = acl::now_ms();
     let s = |v: &str| Frame::bulk(v);
@@ -279,7 +281,7 @@ fn genpass(_ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         },
     };
     if args.len() > 3 {
-        return Ok(subcommand_syntax_error(&args[1]));
+        return Ok(subcommand_syntax_error(&args[1], "acl"));
     }
     if bits <= 0 || bits > 4096 {
         return Ok(Frame::err(
@@ -375,12 +377,4 @@ fn acl_help(_ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
         "HELP",
         "    Print this help.",
     ]))
-}
-
-/// Redis's reply to a subcommand it knows with arguments it does not take.
-fn subcommand_syntax_error(sub: &[u8]) -> Frame {
-    Frame::err(format!(
-        "unknown subcommand or wrong number of arguments for '{}'. Try ACL HELP.",
-        String::from_utf8_lossy(sub)
-    ))
 }

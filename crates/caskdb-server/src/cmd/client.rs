@@ -10,7 +10,9 @@ use bytes::Bytes;
 use super::args::is;
 use super::connection::set_name;
 use super::ctx::{Ctx, Store};
-use super::reply::{CmdResult, help, syntax_error, unknown_subcommand, wrong_arity};
+use super::reply::{
+    CmdResult, help, subcommand_syntax_error, syntax_error, unknown_subcommand, wrong_arity,
+};
 use super::spec::flags::CONTAINER;
 use super::spec::{Spec, commands};
 use crate::blocking::Served;
@@ -61,14 +63,6 @@ fn client(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         return Ok(wrong_arity(&format!("client|{name}")));
     }
     run(ctx, args)
-}
-
-/// Redis's reply to a subcommand it knows with arguments it does not take.
-fn subcommand_syntax_error(sub: &[u8]) -> Frame {
-    Frame::err(format!(
-        "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-        String::from_utf8_lossy(sub)
-    ))
 }
 
 fn id(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
@@ -218,7 +212,7 @@ fn kill(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 /// CLIENT PAUSE timeout [WRITE|ALL].
 fn pause(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if args.len() > 4 {
-        return Ok(subcommand_syntax_error(&args[1]));
+        return Ok(subcommand_syntax_error(&args[1], "client"));
     }
     let all = match args.get(3) {
         None => true,
@@ -276,7 +270,7 @@ fn no_evict(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 /// CLIENT UNBLOCK id [TIMEOUT|ERROR].
 fn unblock(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if args.len() > 4 {
-        return Ok(subcommand_syntax_error(&args[1]));
+        return Ok(subcommand_syntax_error(&args[1], "client"));
     }
     let error = match args.get(3) {
         None => false,

@@ -109,11 +109,7 @@ fn function(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn subcommand_syntax(sub: &[u8]) -> CmdError {
-    Frame::err(format!(
-        "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
-        String::from_utf8_lossy(sub)
-    ))
-    .into()
+    super::reply::subcommand_syntax_error(sub, "function").into()
 }
 
 /// Runs `f` on the transaction the library changes go in: in a group, the command's own (what

@@ -136,6 +136,16 @@ pub(crate) fn unknown_subcommand(sub: &[u8], cmd: &str) -> Frame {
     ))
 }
 
+/// Redis's reply to a subcommand of `container` (as `acl`) it knows, with arguments it does not
+/// take.
+pub(crate) fn subcommand_syntax_error(sub: &[u8], container: &str) -> Frame {
+    Frame::err(format!(
+        "unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        String::from_utf8_lossy(sub),
+        container.to_ascii_uppercase()
+    ))
+}
+
 /// For a subcommand of `container` (`args[1]`): Redis's "unknown subcommand" or arity error,
 /// from the arities of Redis's table (`command_info`), or `None` when the call is well formed.
 pub(crate) fn subcommand_error(container: &str, args: &[Bytes]) -> Option<Frame> {
