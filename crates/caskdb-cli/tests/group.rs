@@ -805,6 +805,20 @@ fn publish_reaches_subscribers_on_every_node() {
     }
 }
 
+/// Through `c`: loads library `lib` (function `hello`, answering `hi`), sets `x` to 1 in
+/// database 0, and swaps databases 0 and 1 (`x` is then in database 1).
+fn load_library_and_swap(c: &mut redis::Connection) {
+    let code = "#!lua name=lib\nredis.register_function('hello', function() return 'hi' end)";
+    let name: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(code)
+        .query(c)
+        .unwrap();
+    assert_eq!(name, "lib");
+    redis::cmd("SET").arg("x").arg("1").query::<()>(c).unwrap();
+    redis::cmd("SWAPDB").arg(0).arg(1).query::<()>(c).unwrap();
+}
+
 /// FUNCTION's libraries and SWAPDB's database map, which every node also keeps in memory,
 /// follow the group's writes: a library loaded through a follower is there on a new leader
 /// after a failover, and a swap is seen by every node's local reads.
@@ -814,29 +828,13 @@ fn functions_and_swapdb_reach_every_node() {
     let (mut group, leader) = Group::running(dir.path());
     let follower = (1..=NODES).find(|id| *id != leader).unwrap();
     let mut c = group.conn(follower).unwrap();
-    let code = "#!lua name=lib\nredis.register_function('hello', function() return 'hi' end)";
-    let name: String = redis::cmd("FUNCTION")
-        .arg("LOAD")
-        .arg(code)
-        .query(&mut c)
-        .unwrap();
-    assert_eq!(name, "lib");
+    load_library_and_swap(&mut c);
     let hi: String = redis::cmd("FCALL")
         .arg("hello")
         .arg(0)
         .query(&mut c)
         .unwrap();
     assert_eq!(hi, "hi");
-    redis::cmd("SET")
-        .arg("x")
-        .arg("1")
-        .query::<()>(&mut c)
-        .unwrap();
-    redis::cmd("SWAPDB")
-        .arg(0)
-        .arg(1)
-        .query::<()>(&mut c)
-        .unwrap();
     // Every node's own reads see the swap once it applied it.
     for id in 1..=NODES {
         let mut local = group.conn(id).unwrap();
@@ -887,22 +885,7 @@ fn a_wiped_node_catches_up_from_a_snapshot_with_the_libraries_and_the_swap() {
     group.start_all();
     let leader = group.leader();
     let mut c = group.conn(leader).unwrap();
-    let code = "#!lua name=lib\nredis.register_function('hello', function() return 'hi' end)";
-    redis::cmd("FUNCTION")
-        .arg("LOAD")
-        .arg(code)
-        .query::<String>(&mut c)
-        .unwrap();
-    redis::cmd("SET")
-        .arg("x")
-        .arg("1")
-        .query::<()>(&mut c)
-        .unwrap();
-    redis::cmd("SWAPDB")
-        .arg(0)
-        .arg(1)
-        .query::<()>(&mut c)
-        .unwrap();
+    load_library_and_swap(&mut c);
     let wiped = (1..=NODES).find(|id| *id != leader).unwrap();
     group.kill(wiped);
     std::fs::remove_dir_all(group.root.join(format!("node{wiped}"))).unwrap();

@@ -103,7 +103,7 @@ impl StateMachine {
         std::fs::create_dir_all(&dir).map_err(io)?;
         let meta_key: Bytes = meta_key.into();
         // The file of an install a crash interrupted (see `load`): kept, and finished below.
-        let loading = db.get([&meta_key[..], b"-installing"].concat())?;
+        let loading = db.get(marker_key(&meta_key))?;
         let mut newest: Option<(Meta, PathBuf)> = None;
         for item in std::fs::read_dir(&dir).map_err(io)? {
             let path = item.map_err(io)?.path();
@@ -300,9 +300,9 @@ impl StateMachine {
         Ok((meta, path))
     }
 
-    /// The key that marks an install in progress: it names the snapshot file being loaded.
+    /// This state machine's install marker key.
     fn marker_key(&self) -> Vec<u8> {
-        [&self.meta_key[..], b"-installing"].concat()
+        marker_key(&self.meta_key)
     }
 
     /// Whether `key` is one of the state machine's own (not the user's).
@@ -590,6 +590,12 @@ fn sm_read(e: Error) -> StorageError<NodeId> {
 
 fn sm_write(e: Error) -> StorageError<NodeId> {
     StorageIOError::write_state_machine(&e).into()
+}
+
+/// The key that marks an install in progress (see `StateMachine::load`), beside the applied
+/// state's `meta_key`: it names the snapshot file being loaded.
+fn marker_key(meta_key: &[u8]) -> Vec<u8> {
+    [meta_key, b"-installing"].concat()
 }
 
 fn snapshot_err(e: Error) -> StorageError<NodeId> {

@@ -13,8 +13,6 @@ use crate::state::Shared;
 /// A message carrying a PUBLISH: then the shard flag (0 or 1), the channel's length (`u32`,
 /// little-endian), the channel, the payload.
 const PUBLISH: u8 = 1;
-/// A message carrying keyspace events (`encode_events`'s bytes), as older versions sent them.
-const EVENTS: u8 = 2;
 
 /// Sends a PUBLISH made on this node to the group's other nodes.
 pub(crate) fn publish(shared: &Shared, shard: bool, channel: &[u8], payload: &[u8]) {
@@ -85,16 +83,15 @@ pub(crate) fn applied(shared: &Shared, mut notes: &[u8]) {
         notes = rest;
         match tag {
             NOTE_EVENTS => {
-                let Some(len) = notes.get(..4).and_then(le32) else {
+                let Some(len) = take(&mut notes, 4).and_then(le32) else {
                     break;
                 };
-                let Some(events) = notes.get(4..4 + len as usize) else {
+                let Some(events) = take(&mut notes, len as usize) else {
                     break;
                 };
                 if !shared.pubsub.is_empty() {
                     publish_events(shared, events);
                 }
-                notes = &notes[4 + len as usize..];
             }
             NOTE_LIBRARIES => libraries = true,
             NOTE_DB_MAP => db_map = true,
@@ -111,21 +108,12 @@ pub(crate) fn applied(shared: &Shared, mut notes: &[u8]) {
     if leads {
         return;
     }
-    if libraries {
-        shared.reload_libraries();
-    }
-    if db_map {
-        shared.reload_db_map();
-    }
+    shared.reload(libraries, db_map);
 }
 
 /// Publishes the events encoded in `bytes` (see [`encode_events`]); stops at a malformed one.
 fn publish_events(shared: &Shared, mut rest: &[u8]) {
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let (head, tail) = (rest.get(..n)?, rest.get(n..)?);
-        rest = tail;
-        Some(head)
-    };
+    let mut take = |n: usize| take(&mut rest, n);
     let flags = shared.config.notify_flags();
     let limit = shared.config.pubsub_limit();
     loop {
@@ -150,38 +138,36 @@ fn publish_events(shared: &Shared, mut rest: &[u8]) {
     }
 }
 
+/// The first `n` bytes of `rest`, which then starts after them; `None` if it is shorter.
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    let (head, tail) = (rest.get(..n)?, rest.get(n..)?);
+    *rest = tail;
+    Some(head)
+}
+
 /// A little-endian `u32` from its 4 bytes.
 fn le32(b: &[u8]) -> Option<u32> {
     b.try_into().ok().map(u32::from_le_bytes)
 }
 
-/// A message from another node: its PUBLISH, or its write's keyspace events, reach this
-/// node's subscribers. Unknown or malformed messages are ignored (a newer node may send kinds
-/// this one does not know).
+/// A message from another node: its PUBLISH reaches this node's subscribers. Unknown or
+/// malformed messages are ignored (a newer node may send kinds this one does not know).
 pub(crate) fn received(shared: &Shared, msg: &[u8]) {
     let Some((&kind, mut rest)) = msg.split_first() else {
         return;
     };
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let (head, tail) = (rest.get(..n)?, rest.get(n..)?);
-        rest = tail;
-        Some(head)
-    };
-    let limit = shared.config.pubsub_limit();
-    match kind {
-        PUBLISH => {
-            let (Some(&[shard]), Some(len)) = (take(1), take(4).and_then(le32)) else {
-                return;
-            };
-            let Some(channel) = take(len as usize) else {
-                return;
-            };
-            let channel = Bytes::copy_from_slice(channel);
-            let payload = Bytes::copy_from_slice(rest);
-            shared.pubsub.publish(shard != 0, &channel, &payload, limit);
-        }
-        // (Sent by nodes of an older version, before events travelled in entries.)
-        EVENTS if !shared.pubsub.is_empty() => publish_events(shared, rest),
-        _ => {}
+    if kind != PUBLISH {
+        return;
     }
+    let mut take = |n: usize| take(&mut rest, n);
+    let (Some(&[shard]), Some(len)) = (take(1), take(4).and_then(le32)) else {
+        return;
+    };
+    let Some(channel) = take(len as usize) else {
+        return;
+    };
+    let channel = Bytes::copy_from_slice(channel);
+    let payload = Bytes::copy_from_slice(rest);
+    let limit = shared.config.pubsub_limit();
+    shared.pubsub.publish(shard != 0, &channel, &payload, limit);
 }

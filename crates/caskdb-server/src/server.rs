@@ -342,32 +342,29 @@ async fn start_cluster(
         secret: bus_secret(config)?,
         on_message: caskdb_raft::network::OnMessage({
             let inbox = inbox.clone();
-            Arc::new(move |msg| {
-                if let Some(shared) = inbox.get().and_then(std::sync::Weak::upgrade) {
-                    crate::relay::received(&shared, &msg);
-                }
-            })
+            Arc::new(move |msg| when_up(&inbox, |s| crate::relay::received(s, &msg)))
         }),
         on_apply: caskdb_raft::OnApply({
             let inbox = inbox.clone();
-            Arc::new(move |notes| {
-                if let Some(shared) = inbox.get().and_then(std::sync::Weak::upgrade) {
-                    crate::relay::applied(&shared, notes);
-                }
-            })
+            Arc::new(move |notes| when_up(&inbox, |s| crate::relay::applied(s, notes)))
         }),
         // A snapshot replaced the store: what the node also holds in memory follows it.
         on_install: caskdb_raft::OnApply(Arc::new(move |_| {
-            if let Some(shared) = inbox.get().and_then(std::sync::Weak::upgrade) {
-                shared.reload_libraries();
-                shared.reload_db_map();
-            }
+            when_up(&inbox, |s| s.reload(true, true));
         })),
     };
     let cluster = crate::cluster::Cluster::start(settings, db.clone())
         .await
         .map_err(ServeError::Config)?;
     Ok(Some(Arc::new(cluster)))
+}
+
+/// Runs `f` on the server's shared state once it exists (and while it does): the group's
+/// hooks are made before it.
+fn when_up(inbox: &std::sync::OnceLock<std::sync::Weak<Shared>>, f: impl FnOnce(&Shared)) {
+    if let Some(shared) = inbox.get().and_then(std::sync::Weak::upgrade) {
+        f(&shared);
+    }
 }
 
 /// Samples INFO's instantaneous rates every 100 ms (as Redis's cron does), until shutdown.

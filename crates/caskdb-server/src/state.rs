@@ -450,17 +450,27 @@ impl Shared {
         }
     }
 
-    /// Makes the libraries in memory those the store keeps (a group's node, after applying a
-    /// change to them, or after one it staged failed).
-    pub fn reload_libraries(&self) {
+    /// Makes what this node also holds in memory — the FUNCTION libraries, the database map —
+    /// what the store keeps, for those named: a group's node after applying a change to them,
+    /// or installing a snapshot, or beginning a term; any node after a change it staged
+    /// failed.
+    pub fn reload(&self, libraries: bool, db_map: bool) {
+        if libraries {
+            self.reload_libraries();
+        }
+        if db_map {
+            self.reload_db_map();
+        }
+    }
+
+    fn reload_libraries(&self) {
         self.scripts.flush_functions();
         self.load_libraries();
     }
 
-    /// Makes the database map in memory the one the store keeps (as `reload_libraries`).
-    /// Under the engine's writer lock: a SWAPDB staged meanwhile (which holds it) never
-    /// interleaves with this.
-    pub fn reload_db_map(&self) {
+    /// (Under the engine's writer lock: a SWAPDB staged meanwhile, which holds it, never
+    /// interleaves with this.)
+    fn reload_db_map(&self) {
         let read = self.db.transaction(|tx| -> caskdb::Result<()> {
             let stored = tx.get(crate::keyspace::DB_MAP_KEY)?;
             let map = stored
@@ -481,8 +491,7 @@ impl Shared {
         self.collections
             .refresh(&self.db)
             .map_err(|e| format!("reading the collection ids: {e}"))?;
-        self.reload_libraries();
-        self.reload_db_map();
+        self.reload(true, true);
         Ok(())
     }
 

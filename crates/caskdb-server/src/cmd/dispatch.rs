@@ -540,7 +540,7 @@ fn run_script(
         }
         Err(ScriptTxError::Engine(e)) => failed(shared, conn, served, &e),
         Err(ScriptTxError::Aborted) => {
-            drop_events(conn);
+            drop_events(shared, conn);
             conn.ready.clear();
             Frame::err("Script aborted: the server is shutting down")
         }
@@ -810,14 +810,7 @@ pub(crate) fn proposal_done(
                     token: None,
                 });
             }
-            // What it changed in memory when it was staged goes back to the store's.
-            if conn.libraries_changed {
-                shared.reload_libraries();
-            }
-            if conn.db_map_changed {
-                shared.reload_db_map();
-            }
-            drop_events(conn);
+            drop_events(shared, conn);
         }
     }
 }
@@ -843,13 +836,16 @@ fn publish_events(shared: &Shared, conn: &mut ConnState) {
     }
 }
 
-/// Drops the request's keyspace events and invalidations: its transaction failed.
-fn drop_events(conn: &mut ConnState) {
+/// Drops the request's keyspace events and invalidations: its transaction failed. What it
+/// changed in memory before (the libraries, the database map) goes back to the store's.
+fn drop_events(shared: &Shared, conn: &mut ConnState) {
     conn.events.clear();
     conn.invalidated.clear();
     conn.invalidated_all = false;
-    conn.libraries_changed = false;
-    conn.db_map_changed = false;
+    shared.reload(
+        std::mem::take(&mut conn.libraries_changed),
+        std::mem::take(&mut conn.db_map_changed),
+    );
 }
 
 /// A tracking client (CLIENT TRACKING, default mode) is about to read the keys of `args`:
@@ -965,14 +961,7 @@ fn failed(
     e: &caskdb::Error,
 ) -> Frame {
     deliver(served, Err(e));
-    // What it changed in memory before its transaction failed goes back to the store's.
-    if conn.libraries_changed {
-        shared.reload_libraries();
-    }
-    if conn.db_map_changed {
-        shared.reload_db_map();
-    }
-    drop_events(conn);
+    drop_events(shared, conn);
     shared.disk.note(e).unwrap_or_else(|| engine_error(e))
 }
 
