@@ -587,23 +587,7 @@ fn script_in_tx(
             return Err("This Redis command is not allowed from script".into());
         }
         // The caller's ACL user must be allowed the call (as Redis's scriptVerifyACL).
-        if !sconn.user.unrestricted()
-            && let Some(info) = info
-            && let Err(denied) =
-                sconn
-                    .user
-                    .check(info.name, spec.has(flags::NO_AUTH), &argv, || {
-                        super::keyspec::keys_of(info, &argv)
-                    })
-        {
-            shared.acl.log(crate::acl::denial_entry(
-                denied,
-                info.name,
-                &argv,
-                "lua",
-                sconn.user.name.clone(),
-                sconn.info.describe(),
-            ));
+        if let Some((denied, _)) = acl_denial(shared, &sconn, spec, &argv, "lua") {
             return Err(denied.script_reply());
         }
         let writes = spec.has(flags::WRITE) || flagged("write");
