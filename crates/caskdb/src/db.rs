@@ -15,12 +15,13 @@ use parking_lot::Mutex;
 use crate::background::Background;
 use crate::error::{Error, Result, io_context};
 use crate::keydir::Loc;
-use crate::log::file::{lock_dir, not_open};
+use crate::log::file::{DataFile, lock_dir, not_open};
 use crate::log::writer::{RawOp, Writer};
 use crate::merge::{self, MergeProgress, MergeStats};
 use crate::options::{Options, SyncPolicy};
 use crate::shared::Core;
 use crate::stats::{FileStats, Stats};
+use crate::value_ref::ValueRef;
 use crate::vfs::{StdVfs, Vfs};
 
 /// A handle to an open database.
@@ -252,6 +253,25 @@ impl Db {
         Ok(self.get_with_expiry(key)?.map(|(value, _)| value))
     }
 
+    /// Locates the value stored under `key` without holding it: a record of at most `inline`
+    /// bytes is read now (and checked, as by [`Db::get`]); of a larger one only the header and
+    /// key are read and checked, and the value is left in its file, to be read later through
+    /// the returned [`ValueRef`] as it is at this instant, whatever is written meanwhile (its
+    /// CRC is checked then).
+    ///
+    /// # Errors
+    /// As [`Db::get`].
+    pub fn get_ref(&self, key: impl AsRef<[u8]>, inline: usize) -> Result<Option<ValueRef>> {
+        let key = key.as_ref();
+        self.inner.core.check_open()?;
+        if key.is_empty() {
+            return Err(Error::KeyIsEmpty);
+        }
+        Ok(self
+            .read_live_with(key, |f, loc| ValueRef::locate(f, loc, key, inline))?
+            .map(|(_, v)| v))
+    }
+
     /// Removes `key`. Returns whether it existed; a missing key is `Ok(false)` and writes nothing.
     ///
     /// # Errors
@@ -475,6 +495,15 @@ impl Db {
     /// between the index lookup and the file lookup; by then the index points at the key's new
     /// place, so look again.
     pub(crate) fn read_live(&self, key: &[u8]) -> Result<Option<(Loc, Bytes)>> {
+        self.read_live_with(key, |f, loc| f.read_value(loc, key))
+    }
+
+    /// [`Db::read_live`] reading the record with `read`, given the file it lies in.
+    pub(crate) fn read_live_with<T>(
+        &self,
+        key: &[u8],
+        read: impl Fn(&Arc<DataFile>, Loc) -> Result<T>,
+    ) -> Result<Option<(Loc, T)>> {
         let core = &self.inner.core;
         let mut missing = None;
         for _ in 0..8 {
@@ -484,7 +513,7 @@ impl Db {
             if loc.expired(core.now()) {
                 return Ok(None);
             }
-            match core.log.files.with(loc.file_id, |f| f.read_value(loc, key)) {
+            match core.log.files.with(loc.file_id, |f| read(f, loc)) {
                 Some(read) => return read.map(|v| Some((loc, v))),
                 None if missing == Some(loc) => break,
                 None => missing = Some(loc),

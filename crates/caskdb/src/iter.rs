@@ -17,12 +17,15 @@
 
 use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::db::Db;
 use crate::error::Result;
 use crate::keydir::{KeyBuf, Loc};
+use crate::log::file::DataFile;
+use crate::value_ref::ValueRef;
 
 /// Most keys fetched from the index per step.
 pub(crate) const BATCH: usize = 256;
@@ -114,6 +117,15 @@ impl Cursor {
 
     /// The next live entry: the key and its current value, skipping keys gone meanwhile.
     fn next_entry(&mut self, rev: bool) -> Option<Result<(Bytes, Bytes)>> {
+        self.next_read(rev, |f, loc, key| f.read_value(loc, key))
+    }
+
+    /// [`Cursor::next_entry`] reading the value with `read`, given its file and place.
+    fn next_read<T>(
+        &mut self,
+        rev: bool,
+        read: impl Fn(&Arc<DataFile>, Loc, &[u8]) -> Result<T>,
+    ) -> Option<Result<(Bytes, T)>> {
         loop {
             let (key, loc, epoch) = match self.next_key(rev)? {
                 Ok(k) => k,
@@ -125,17 +137,13 @@ impl Cursor {
                 if loc.expired(core.now()) {
                     continue;
                 }
-                match core
-                    .log
-                    .files
-                    .with(loc.file_id, |f| f.read_value(loc, &key))
-                {
+                match core.log.files.with(loc.file_id, |f| read(f, loc, &key)) {
                     Some(Ok(value)) => return Some(Ok((Bytes::copy_from_slice(&key), value))),
                     Some(Err(e)) => return Some(Err(e)),
                     None => {} // its file went away meanwhile: look the key up
                 }
             }
-            match self.db.read_live(&key) {
+            match self.db.read_live_with(&key, |f, loc| read(f, loc, &key)) {
                 Ok(Some((_, value))) => return Some(Ok((Bytes::copy_from_slice(&key), value))),
                 Ok(None) => continue, // deleted or expired since it was fetched
                 Err(e) => return Some(Err(e)),
@@ -182,6 +190,32 @@ impl Iterator for Iter {
 impl DoubleEndedIterator for Iter {
     fn next_back(&mut self) -> Option<Self::Item> {
         self.cursor.next_entry(true)
+    }
+}
+
+/// An iterator over `(key, value)` pairs like [`Iter`], whose values are located rather than
+/// read (see [`Db::get_ref`]), from [`Db::range_refs`].
+#[derive(Debug)]
+pub struct RefIter {
+    cursor: Cursor,
+    inline: usize,
+}
+
+impl Iterator for RefIter {
+    type Item = Result<(Bytes, ValueRef)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let inline = self.inline;
+        self.cursor
+            .next_read(false, |f, loc, key| ValueRef::locate(f, loc, key, inline))
+    }
+}
+
+impl DoubleEndedIterator for RefIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let inline = self.inline;
+        self.cursor
+            .next_read(true, |f, loc, key| ValueRef::locate(f, loc, key, inline))
     }
 }
 
@@ -247,6 +281,21 @@ impl Db {
         let hi = owned(range.end_bound().map(|k| k.as_ref()));
         Iter {
             cursor: Cursor::new(self.clone(), lo, hi),
+        }
+    }
+
+    /// [`Db::range`] with values located, not read: records of at most `inline` bytes are read,
+    /// larger ones are checked and left in their files (see [`Db::get_ref`]).
+    pub fn range_refs<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        range: R,
+        inline: usize,
+    ) -> RefIter {
+        let lo = owned(range.start_bound().map(|k| k.as_ref()));
+        let hi = owned(range.end_bound().map(|k| k.as_ref()));
+        RefIter {
+            cursor: Cursor::new(self.clone(), lo, hi),
+            inline,
         }
     }
 

@@ -54,6 +54,7 @@ mod stats;
 pub mod testing;
 mod transaction;
 mod tx_iter;
+mod value_ref;
 mod vfs;
 
 pub use batch::WriteBatch;
@@ -64,7 +65,7 @@ pub use db::Db;
 pub use error::{Error, Result};
 #[cfg(feature = "testing")]
 pub use hook::MergeStep;
-pub use iter::{Iter, Keys};
+pub use iter::{Iter, Keys, RefIter};
 pub use merge::{MergeProgress, MergeStats};
 pub use options::{
     DEFAULT_DATA_FILE_SIZE, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_KEY_SIZE, DEFAULT_MAX_VALUE_SIZE,
@@ -73,5 +74,6 @@ pub use options::{
 pub use overlay::Overlay;
 pub use stats::{FileStats, Stats};
 pub use transaction::{Savepoint, StagedWrite, SyncToken, Transaction};
-pub use tx_iter::{TxIter, TxKeys};
+pub use tx_iter::{TxIter, TxKeys, TxRefIter};
+pub use value_ref::{Chunks, ValueRef};
 pub use vfs::{LogFile, OpenMode, StdVfs, Vfs, check_append, check_read};

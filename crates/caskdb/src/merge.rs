@@ -159,6 +159,9 @@ pub(crate) fn run(core: &Core, progress: &mut dyn FnMut(MergeProgress)) -> Resul
         vfs.remove_file(&data)
             .map_err(|e| io_context(e, "remove merged file", &data))?;
         core.log.lock().remove_file(id);
+        if let Some(f) = core.log.files.get(id) {
+            f.retired.store(true, std::sync::atomic::Ordering::Release);
+        }
         core.log.files.remove(id);
         let hint = dir.join(hint_file_name(id));
         if let Err(e) = vfs.remove_file(&hint)
@@ -362,11 +365,9 @@ impl Output<'_> {
                     dead: len - FILE_HEADER_LEN as u64,
                 },
             );
-            core.log.files.insert(Arc::new(DataFile {
-                id: c.id,
-                path,
-                file,
-            }));
+            core.log
+                .files
+                .insert(Arc::new(DataFile::new(c.id, path, file)));
         }
         self.write_hint(c.id, c.hint.finish(len));
         vfs.sync_dir(dir)

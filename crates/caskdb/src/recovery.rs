@@ -148,7 +148,7 @@ fn replay(
     let file = vfs
         .open(&path, mode)
         .map_err(|e| io_context(e, "open data file", &path))?;
-    let df = DataFile { id, path, file };
+    let df = DataFile::new(id, path, file);
     let mut ops = FileOps::for_file(df.file.len());
     if !check_header(&df, is_last)? {
         let stat = FileStat::new(FILE_HEADER_LEN as u64);

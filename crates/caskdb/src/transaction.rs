@@ -14,7 +14,8 @@ use crate::log::record::MAX_RECORD_HEADER_LEN;
 use crate::log::writer::RawOp;
 use crate::overlay::Overlay;
 use crate::shared::Core;
-use crate::tx_iter::{Pending, PendingRange, TxIter, TxKeys, is_empty_range};
+use crate::tx_iter::{Pending, PendingRange, TxIter, TxKeys, TxRefIter, is_empty_range};
+use crate::value_ref::ValueRef;
 
 /// A write that is in the log but may not be on stable storage yet, returned by
 /// [`Db::transaction_deferred`]. Pass it to [`Db::sync_through`] to wait for it; tokens compare
@@ -122,6 +123,26 @@ impl Transaction<'_> {
                 .map(|(v, at)| (v.clone(), (*at != 0).then_some(*at))));
         }
         Ok(self.db.read_live(key)?.map(|(loc, v)| (v, loc.expiry())))
+    }
+
+    /// [`Db::get_ref`] as this transaction sees the store: a value it wrote is returned from
+    /// memory.
+    ///
+    /// # Errors
+    /// As [`Transaction::get`].
+    pub fn get_ref(&self, key: impl AsRef<[u8]>, inline: usize) -> Result<Option<ValueRef>> {
+        let key = key.as_ref();
+        if key.is_empty() {
+            return Err(Error::KeyIsEmpty);
+        }
+        if let Some(pending) = self.writes.get(key) {
+            let now = self.core.now();
+            return Ok(pending
+                .as_ref()
+                .filter(|(_, at)| *at == 0 || *at > now)
+                .map(|(v, _)| ValueRef::from(v.clone())));
+        }
+        self.db.get_ref(key, inline)
     }
 
     /// Whether `key` has a live value, including this transaction's own writes. Reads no value.
@@ -274,6 +295,17 @@ impl Transaction<'_> {
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> TxIter<'_> {
         let pending = self.pending_in(&range);
         TxIter::new(self.db.range(range), pending, self.core.now())
+    }
+
+    /// [`Transaction::range`] with values located, not read (see [`Db::get_ref`]): records of
+    /// at most `inline` bytes are read, larger ones are checked and left in their files.
+    pub fn range_refs<K: AsRef<[u8]>, R: RangeBounds<K>>(
+        &self,
+        range: R,
+        inline: usize,
+    ) -> TxRefIter<'_> {
+        let pending = self.pending_in(&range);
+        TxRefIter::new(self.db.range_refs(range, inline), pending, self.core.now())
     }
 
     /// The live `(key, value)` pairs whose keys start with `prefix`, including this

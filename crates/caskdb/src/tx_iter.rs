@@ -8,7 +8,8 @@ use std::ops::Bound;
 use bytes::Bytes;
 
 use crate::error::Result;
-use crate::iter::{Iter, Keys};
+use crate::iter::{Iter, Keys, RefIter};
+use crate::value_ref::ValueRef;
 
 /// A pending write: `Some((value, expire_at))` (0 = never) or `None` for a deletion.
 pub(crate) type Pending = Option<(Bytes, u64)>;
@@ -145,6 +146,40 @@ impl DoubleEndedIterator for TxIter<'_> {
 impl std::fmt::Debug for TxIter<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TxIter")
+    }
+}
+
+/// The live `(key, value)` pairs of a range as a transaction sees them, with values located
+/// rather than read, from [`Transaction::range_refs`](crate::Transaction::range_refs).
+pub struct TxRefIter<'t> {
+    merge: Merge<'t, RefIter, ValueRef>,
+}
+
+impl<'t> TxRefIter<'t> {
+    pub(crate) fn new(stored: RefIter, pending: PendingRange<'t>, now: u64) -> Self {
+        TxRefIter {
+            merge: Merge::new(stored, pending, now, |v| ValueRef::from(v.clone())),
+        }
+    }
+}
+
+impl Iterator for TxRefIter<'_> {
+    type Item = Result<(Bytes, ValueRef)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.merge.step(false)
+    }
+}
+
+impl DoubleEndedIterator for TxRefIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.merge.step(true)
+    }
+}
+
+impl std::fmt::Debug for TxRefIter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TxRefIter")
     }
 }
 

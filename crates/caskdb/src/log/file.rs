@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -75,9 +76,14 @@ pub(crate) struct FileTable {
 }
 
 impl FileTable {
+    /// File `id`, if open.
+    pub fn get(&self, id: u32) -> Option<Arc<DataFile>> {
+        self.map.load().get(&id).cloned()
+    }
+
     /// Runs `f` on file `id`.
-    pub fn with<R>(&self, id: u32, f: impl FnOnce(&DataFile) -> R) -> Option<R> {
-        self.map.load().get(&id).map(|df| f(df))
+    pub fn with<R>(&self, id: u32, f: impl FnOnce(&Arc<DataFile>) -> R) -> Option<R> {
+        self.map.load().get(&id).map(f)
     }
 
     fn update(&self, f: impl FnOnce(&mut BTreeMap<u32, Arc<DataFile>>)) {
@@ -109,9 +115,22 @@ pub(crate) struct DataFile {
     pub id: u32,
     pub path: PathBuf,
     pub file: Box<dyn LogFile>,
+    /// Set once a merge removed the file from the directory (shared by every handle on the
+    /// same file): a [`ValueRef`](crate::ValueRef) still reading it holds its disk space.
+    pub retired: Arc<AtomicBool>,
 }
 
 impl DataFile {
+    /// A handle on data file `id`, open as `file`.
+    pub fn new(id: u32, path: PathBuf, file: Box<dyn LogFile>) -> DataFile {
+        DataFile {
+            id,
+            path,
+            file,
+            retired: Arc::default(),
+        }
+    }
+
     /// Creates data file `id` in `dir` with its header, durably (file and directory synced),
     /// able to grow to `capacity` bytes.
     pub fn create(vfs: &dyn Vfs, dir: &Path, id: u32, capacity: u64) -> Result<DataFile> {
@@ -120,11 +139,7 @@ impl DataFile {
             .create(&path, capacity)
             .map_err(|e| io_context(e, "create data file", &path))
             .and_then(|file| {
-                let df = DataFile {
-                    id,
-                    path: path.clone(),
-                    file,
-                };
+                let df = DataFile::new(id, path.clone(), file);
                 df.write_header()?;
                 vfs.sync_dir(dir)
                     .map_err(|e| io_context(e, "sync directory", dir))?;

@@ -362,6 +362,7 @@ impl Log {
                     id: old.id,
                     path: old.path.clone(),
                     file,
+                    retired: Arc::clone(&old.retired),
                 };
                 self.files.insert(Arc::new(sealed));
             }
