@@ -516,6 +516,12 @@ fn a_data_file_cut_short_underneath_the_server_gives_errors_not_a_crash() {
             "+OK"
         );
     }
+    // Two values large enough to be sent from the file as the client takes them; after the
+    // merge, in key order, the first starts before the cut and ends after it.
+    let large = "L".repeat(100_000);
+    for key in ["a-large", "b-large"] {
+        assert_eq!(call(&mut s, &mut r, &["SET", key, &large]).unwrap(), "+OK");
+    }
     shutdown(server);
     // A merge moves the values into a sealed file of their own.
     assert_eq!(cask(dir.path(), &["merge"]).0, 0);
@@ -549,6 +555,22 @@ fn a_data_file_cut_short_underneath_the_server_gives_errors_not_a_crash() {
         }
     }
     assert!(errors > n / 2, "only {errors} records past the cut");
+    // A large value whose record starts past the cut: an error naming the file.
+    let reply = call(&mut s, &mut r, &["GET", "b-large"]).unwrap();
+    assert!(
+        reply.starts_with("-ERR storage:") && reply.contains(&name),
+        "{reply}"
+    );
+    // One cut in its middle: the value is read as the reply is sent, so the failure comes
+    // after the reply began; the connection is closed before its end (never a whole reply of
+    // wrong bytes), and the server goes on.
+    {
+        let (mut s, mut r) = connect(server.port);
+        s.write_all(&request(&["GET", "a-large"])).unwrap();
+        let mut got = Vec::new();
+        let _ = r.read_to_end(&mut got);
+        assert!(got.len() < 100_000, "{} bytes", got.len());
+    }
     // The server is up and takes writes (into another file).
     assert_eq!(call(&mut s, &mut r, &["PING"]).unwrap(), "+PONG");
     assert_eq!(

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 use serde::Deserialize;
@@ -98,6 +98,11 @@ pub struct Config {
     /// Entries applied between two snapshots of a group's node (`cluster-snapshot-every`;
     /// default 100000). The log keeps at most 1000 entries behind a snapshot.
     pub cluster_snapshot_every: u64,
+    /// How long a reply being sent may keep a data file that a merge has since removed
+    /// (`reply-hold-seconds`, caskdb's own; default 60): large values are read from their
+    /// files as the client takes them, and past this the client is closed, as one over its
+    /// output buffer limit, so that a client that stops reading cannot hold disk space.
+    pub reply_hold_seconds: u64,
     /// The secret a group's nodes prove to each other on every Raft connection
     /// (`cluster-secret`; default none). Without it `masterauth`, then `requirepass`, is used.
     pub cluster_secret: Option<String>,
@@ -161,6 +166,22 @@ pub(crate) struct OutputLimit {
     pub hard: u64,
     pub soft: u64,
     pub soft_seconds: u64,
+}
+
+impl OutputLimit {
+    /// Whether `pending` bytes break this limit: over `hard`, or over `soft` for more than
+    /// `soft_seconds`. As Redis: the first time over the soft limit starts the clock
+    /// (`over_soft_since`), and falling back under it stops it.
+    pub fn broken(&self, pending: u64, over_soft_since: &mut Option<std::time::Instant>) -> bool {
+        let over_hard = self.hard > 0 && pending > self.hard;
+        let over_soft = self.soft > 0 && pending > self.soft;
+        if !over_soft {
+            *over_soft_since = None;
+            return over_hard;
+        }
+        let start = *over_soft_since.get_or_insert_with(std::time::Instant::now);
+        over_hard || start.elapsed().as_secs() > self.soft_seconds
+    }
 }
 
 /// The limits of the three client classes (normal, replica, pubsub), changed by a
@@ -230,6 +251,7 @@ impl Default for Config {
             cluster_timeout_ms: 2000,
             cluster_election_timeout_ms: 150,
             cluster_snapshot_every: 100_000,
+            reply_hold_seconds: 60,
             cluster_secret: None,
             masterauth: None,
         }
@@ -324,7 +346,7 @@ impl Config {
     /// Reads a TOML file with redis.conf names (`bind`, `port`, `dir`, `appendfsync`,
     /// `requirepass`, `maxclients`, `timeout`, `proto-max-bulk-len`, `protected-mode`; a
     /// group's `node-id`, `cluster`, `cluster-timeout`, `cluster-election-timeout`, `cluster-snapshot-every`,
-    /// `cluster-secret`, `masterauth`) over the defaults.
+    /// `cluster-secret`, `masterauth`; caskdb's `reply-hold-seconds`) over the defaults.
     ///
     /// # Errors
     /// If the file cannot be read, is not TOML, or has an unknown key or a bad value.
@@ -398,6 +420,13 @@ impl Config {
                     .ok()
                     .filter(|&ms| ms > 0)
                     .ok_or_else(|| bad("expected milliseconds"))?
+            }
+            "reply-hold-seconds" => {
+                self.reply_hold_seconds = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| bad("expected seconds, at least 1"))?
             }
             "cluster-snapshot-every" => {
                 self.cluster_snapshot_every = value
@@ -481,6 +510,8 @@ pub(crate) struct Runtime {
     proto_max_bulk_len: AtomicU64,
     notify_flags: AtomicU32,
     output_limits: RwLock<[OutputLimit; 3]>,
+    /// Whether the `normal` class has a limit (read on every reply, without the lock).
+    normal_limited: AtomicBool,
     /// The compact encodings' limits OBJECT ENCODING follows: hash entries and value bytes,
     /// sorted-set entries and member bytes, intset entries.
     compact: [AtomicU64; 5],
@@ -578,6 +609,7 @@ impl Runtime {
                 )
                 .unwrap_or_default(),
             ),
+            normal_limited: AtomicBool::new(false),
             knobs: RwLock::new(
                 redis_params()
                     .map(|(k, v, _)| (k.to_string(), v.to_string()))
@@ -592,6 +624,10 @@ impl Runtime {
             maxmemory: AtomicU64::new(0),
             start,
         };
+        let normal = runtime.output_limits.read()[0];
+        runtime
+            .normal_limited
+            .store(normal != OutputLimit::default(), Ordering::Relaxed);
         // The config file's Redis parameters (checked when it was read), immutable ones too.
         for (k, v) in std::mem::take(&mut runtime.start.redis) {
             runtime.store_knob(&k, &v);
@@ -676,6 +712,19 @@ impl Runtime {
     /// The keyspace notification flags (`notify.rs`).
     pub fn notify_flags(&self) -> u32 {
         self.notify_flags.load(Ordering::Relaxed)
+    }
+
+    /// `reply-hold-seconds`: how long a reply may keep a merged-away file.
+    pub fn reply_hold(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.start.reply_hold_seconds)
+    }
+
+    /// The output limit of other clients (`normal`), if it has one.
+    pub fn normal_limit(&self) -> Option<OutputLimit> {
+        if !self.normal_limited.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(self.output_limits.read()[0])
     }
 
     /// The output limit of pub/sub clients.
@@ -1002,6 +1051,8 @@ impl Runtime {
             "client-output-buffer-limit" => {
                 let mut limits = self.output_limits.write();
                 *limits = parse_output_limits(*limits, &value).map_err(failed)?;
+                self.normal_limited
+                    .store(limits[0] != OutputLimit::default(), Ordering::Relaxed);
             }
             // Fixed once the server listens: accepted only unchanged.
             "bind" | "port" | "protected-mode" | "appendonly" => {

@@ -3,6 +3,7 @@
 //! write all replies at once. In a replicated group, `route.rs` takes the requests that are
 //! not this node's to answer at once (writes, reads, forwarding).
 
+mod outbox;
 mod route;
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use bytes::{Bytes, BytesMut};
 use caskdb::SyncToken;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use self::outbox::{Outbox, StreamOut};
 use crate::blocking::Served;
 use crate::cmd::dispatch;
 use crate::config::AppendFsync;
@@ -55,6 +57,12 @@ pub(crate) struct Connection {
     read_ok: bool,
     /// A follower's link to the leader for this client (`cluster/forward.rs`).
     link: Option<crate::cluster::forward::Link>,
+    /// The rest of a reply too large for `wbuf`, sent before anything else.
+    outbox: Outbox,
+    /// Since when the replies waiting passed `client-output-buffer-limit normal`'s soft limit.
+    over_soft_since: Option<std::time::Instant>,
+    /// The replies waiting broke `client-output-buffer-limit normal`: close.
+    over_limit: bool,
 }
 
 impl Connection {
@@ -81,6 +89,9 @@ impl Connection {
             routed: None,
             read_ok: false,
             link: None,
+            outbox: Outbox::default(),
+            over_soft_since: None,
+            over_limit: false,
         }
     }
 
@@ -146,6 +157,9 @@ impl Connection {
             if info.is_killed() {
                 return Ok(());
             }
+            if self.over_limit {
+                return self.overflowed("normal");
+            }
             if let Some(t) = token
                 && self.shared.config.appendfsync() == AppendFsync::Always
                 && let Err(e) = self.shared.pump.wait(t).await
@@ -159,7 +173,12 @@ impl Connection {
                 );
                 return Ok(());
             }
-            if !self.wbuf.is_empty() {
+            if !self.outbox.is_empty() {
+                // A streamed reply (what is in `wbuf` goes first, in the same writes).
+                if !self.drain_outbox(&mut stop).await? {
+                    return Ok(());
+                }
+            } else if !self.wbuf.is_empty() {
                 // A client that never reads must not hold up a shutdown, nor stay once over its
                 // output limit; one that reads still gets the replies already made (the write
                 // is polled first).
@@ -173,7 +192,7 @@ impl Connection {
                     } => r?,
                     _ = stop.wait() => return Ok(()),
                     _ = info.killed() => return Ok(()),
-                    _ = closed(sub.as_deref()) => return self.overflowed(),
+                    _ = closed(sub.as_deref()) => return self.overflowed("pubsub"),
                 }
                 self.shared.stats.net_output.add(self.wbuf.len() as u64);
                 self.shared.stats.writes.add(1);
@@ -211,7 +230,7 @@ impl Connection {
                 biased;
                 _ = stop.wait() => return Ok(()),
                 _ = info.killed() => return Ok(()),
-                _ = closed(sub.as_deref()) => return self.overflowed(),
+                _ = closed(sub.as_deref()) => return self.overflowed("pubsub"),
                 // Requests first: a stream of messages must not starve them (nor hide a
                 // hang-up).
                 r = async {
@@ -351,7 +370,8 @@ impl Connection {
     /// Encodes one pub/sub message into the write buffer. From here its bytes count against
     /// the write buffer, not the subscriber's queue.
     fn queue_message(&mut self, m: &Message) {
-        m.frame().encode(&mut self.wbuf, self.state.resp3);
+        let resp3 = self.state.resp3;
+        m.frame().encode(&mut self.out(), resp3);
         if let Some(subs) = &self.state.subs {
             subs.handle.written(m.cost());
         }
@@ -390,14 +410,110 @@ impl Connection {
         }
     }
 
-    /// A subscriber over its output limit: closed, as Redis does, and counted.
-    fn overflowed(&self) -> std::io::Result<()> {
+    /// A client over its output limit (of `class`): closed, as Redis does, and counted.
+    fn overflowed(&self, class: &str) -> std::io::Result<()> {
         self.shared.stats.output_limit_closes.add(1);
         tracing::warn!(
             client = self.state.id,
-            "closing a pub/sub client over its output buffer limit (client-output-buffer-limit pubsub)"
+            addr = %self.state.info.addr,
+            "closing a client over its output buffer limit (client-output-buffer-limit {class})"
         );
         Ok(())
+    }
+
+    /// Where replies are encoded: the write buffer, or behind a reply still being streamed.
+    fn out(&mut self) -> StreamOut<'_> {
+        StreamOut {
+            wbuf: &mut self.wbuf,
+            outbox: &mut self.outbox,
+        }
+    }
+
+    /// Whether the replies waiting break `client-output-buffer-limit normal` (pub/sub clients
+    /// have theirs, counted on their message queue). Counts a streamed reply's bytes not yet
+    /// read, as Redis counts the whole reply it holds; but not the first 16 KiB, which Redis
+    /// keeps in a client's fixed buffer, outside what it counts.
+    fn over_normal_limit(&mut self) -> bool {
+        const UNCOUNTED: u64 = 16 * 1024;
+        let limit = match self.shared.config.normal_limit() {
+            Some(l) if !self.state.subscribed() => l,
+            _ => {
+                self.over_soft_since = None;
+                return false;
+            }
+        };
+        let pending = (self.wbuf.len() as u64 + self.outbox.unsent()).saturating_sub(UNCOUNTED);
+        limit.broken(pending, &mut self.over_soft_since)
+    }
+
+    /// Sends the rest of a streamed reply, reading its values as the client takes them.
+    /// Returns `false` if the connection must close: shut down, killed, over its output
+    /// limit, a value that can no longer be read, or past `reply-hold-seconds` while holding
+    /// a file a merge removed.
+    async fn drain_outbox(
+        &mut self,
+        stop: &mut crate::shutdown::Listener,
+    ) -> std::io::Result<bool> {
+        let info = self.state.info.clone();
+        let hold = self.shared.config.reply_hold();
+        let mut next_check = self.outbox.since().map(|s| s + hold);
+        while !self.outbox.is_empty() {
+            if let Err(e) = self.outbox.fill(&mut self.wbuf) {
+                tracing::error!(
+                    client = self.state.id,
+                    "cannot finish a reply, closing the connection: {e}"
+                );
+                return Ok(false);
+            }
+            if self.over_normal_limit() {
+                self.overflowed("normal")?;
+                return Ok(false);
+            }
+            while !self.wbuf.is_empty() {
+                let check = next_check;
+                let wake = async move {
+                    match check {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                // One write at a time (a write not completed writes nothing), so that the
+                // check below can interrupt a client that does not read.
+                tokio::select! {
+                    biased;
+                    r = self.socket.write(&self.wbuf) => {
+                        let n = r?;
+                        if n == 0 {
+                            return Err(std::io::ErrorKind::WriteZero.into());
+                        }
+                        self.shared.stats.net_output.add(n as u64);
+                        bytes::Buf::advance(&mut self.wbuf, n);
+                    }
+                    _ = stop.wait() => return Ok(false),
+                    _ = info.killed() => return Ok(false),
+                    _ = wake => {
+                        if self.outbox.holds_retired() {
+                            self.shared.stats.output_limit_closes.add(1);
+                            tracing::warn!(
+                                client = self.state.id,
+                                addr = %self.state.info.addr,
+                                "closing a client whose reply held a merged-away data file for longer than reply-hold-seconds ({}s)",
+                                hold.as_secs()
+                            );
+                            return Ok(false);
+                        }
+                        next_check = Some(std::time::Instant::now() + std::time::Duration::from_secs(1));
+                    }
+                }
+            }
+            self.shared.stats.writes.add(1);
+            self.socket.flush().await?;
+            if next_check.is_none() {
+                next_check = self.outbox.since().map(|s| s + hold);
+            }
+        }
+        self.wbuf.clear();
+        Ok(true)
     }
 
     /// Runs every complete request in the read buffer, encoding replies into the write buffer.
@@ -508,15 +624,20 @@ impl Connection {
         // the reply of a read would let the client cache what the read saw, stale for good.
         let invalidations = self.drain_before_reply();
         if self.state.reply_wanted() {
-            reply.encode(&mut self.wbuf, self.state.resp3);
+            let resp3 = self.state.resp3;
+            reply.encode(&mut self.out(), resp3);
         }
         for m in &invalidations {
             self.queue_message(m);
         }
+        if self.over_normal_limit() {
+            self.over_limit = true;
+            return Next::Wait;
+        }
         if self.state.close_after_reply {
             return Next::Wait;
         }
-        if self.wbuf.len() >= FLUSH_AT {
+        if self.wbuf.len() >= FLUSH_AT || !self.outbox.is_empty() {
             return Next::Flush;
         }
         Next::Request

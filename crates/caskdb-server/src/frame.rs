@@ -42,6 +42,51 @@ pub enum Frame {
     /// Several replies to one request, sent one after the other (SUBSCRIBE with several
     /// channels answers once per channel).
     Sequence(Vec<Frame>),
+    /// A bulk string still in the store, located when the command ran: a connection reads it
+    /// as the client takes the reply (`connection/outbox.rs`); elsewhere it is read whole.
+    Stored(Stored),
+}
+
+/// A value located in the store, to be sent as a bulk string.
+#[derive(Debug, Clone)]
+pub struct Stored(pub caskdb::ValueRef);
+
+impl PartialEq for Stored {
+    /// Equal if both read back the same bytes (used by tests and comparisons only).
+    fn eq(&self, other: &Stored) -> bool {
+        matches!((self.0.read(), other.0.read()), (Ok(a), Ok(b)) if a == b)
+    }
+}
+
+/// Where a frame's encoding goes: a buffer, or a connection's outbox that leaves stored
+/// values to be read as the client takes them.
+pub(crate) trait Out {
+    /// Appends bytes.
+    fn raw(&mut self, b: &[u8]);
+    /// Appends one byte.
+    fn byte(&mut self, b: u8) {
+        self.raw(&[b]);
+    }
+    /// Appends a stored value as a bulk string.
+    fn stored(&mut self, v: &caskdb::ValueRef);
+}
+
+impl Out for BytesMut {
+    fn raw(&mut self, b: &[u8]) {
+        self.put_slice(b);
+    }
+
+    fn byte(&mut self, b: u8) {
+        self.put_u8(b);
+    }
+
+    /// Reads the value whole; a value that fails its check becomes an error in its place.
+    fn stored(&mut self, v: &caskdb::ValueRef) {
+        match v.read() {
+            Ok(b) => put_bulk(self, &b),
+            Err(e) => Frame::err(e).encode(self, false),
+        }
+    }
 }
 
 impl Frame {
@@ -53,44 +98,54 @@ impl Frame {
         Frame::Error(format!("ERR {msg}"))
     }
 
+    /// A stored value as a reply: a bulk string if it is in memory, else [`Frame::Stored`].
+    pub fn value(v: caskdb::ValueRef) -> Frame {
+        if v.is_in_memory()
+            && let Ok(b) = v.read()
+        {
+            return Frame::Bulk(b);
+        }
+        Frame::Stored(Stored(v))
+    }
+
     /// A bulk string copied from `s`.
     pub fn bulk(s: impl AsRef<[u8]>) -> Frame {
         Frame::Bulk(Bytes::copy_from_slice(s.as_ref()))
     }
 
     /// Appends the encoding of this frame to `out`.
-    pub fn encode(&self, out: &mut BytesMut, resp3: bool) {
+    pub(crate) fn encode<O: Out>(&self, out: &mut O, resp3: bool) {
         match self {
             Frame::Simple(s) => {
-                out.put_u8(b'+');
-                out.put_slice(s.as_bytes());
-                out.put_slice(b"\r\n");
+                out.byte(b'+');
+                out.raw(s.as_bytes());
+                out.raw(b"\r\n");
             }
             Frame::Status(s) => {
-                out.put_u8(b'+');
+                out.byte(b'+');
                 for &b in s.as_bytes() {
-                    out.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
+                    out.byte(if b == b'\r' || b == b'\n' { b' ' } else { b });
                 }
-                out.put_slice(b"\r\n");
+                out.raw(b"\r\n");
             }
             Frame::Error(s) => {
-                out.put_u8(b'-');
+                out.byte(b'-');
                 // An error must be one line: replace line breaks rather than break the stream.
                 for &b in s.as_bytes() {
-                    out.put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
+                    out.byte(if b == b'\r' || b == b'\n' { b' ' } else { b });
                 }
-                out.put_slice(b"\r\n");
+                out.raw(b"\r\n");
             }
             Frame::Integer(n) => {
-                out.put_u8(b':');
+                out.byte(b':');
                 put_int(out, *n);
-                out.put_slice(b"\r\n");
+                out.raw(b"\r\n");
             }
             Frame::Bulk(b) => put_bulk(out, b),
-            Frame::Null if resp3 => out.put_slice(b"_\r\n"),
-            Frame::Null => out.put_slice(b"$-1\r\n"),
-            Frame::NullArray if resp3 => out.put_slice(b"_\r\n"),
-            Frame::NullArray => out.put_slice(b"*-1\r\n"),
+            Frame::Null if resp3 => out.raw(b"_\r\n"),
+            Frame::Null => out.raw(b"$-1\r\n"),
+            Frame::NullArray if resp3 => out.raw(b"_\r\n"),
+            Frame::NullArray => out.raw(b"*-1\r\n"),
             Frame::Array(items) => {
                 put_len(out, b'*', items.len());
                 for item in items {
@@ -110,19 +165,19 @@ impl Frame {
             }
             Frame::Verbatim(text) if resp3 => {
                 put_len(out, b'=', text.len() + 4);
-                out.put_slice(b"txt:");
-                out.put_slice(text.as_bytes());
-                out.put_slice(b"\r\n");
+                out.raw(b"txt:");
+                out.raw(text.as_bytes());
+                out.raw(b"\r\n");
             }
             Frame::Verbatim(text) => put_bulk(out, text.as_bytes()),
             Frame::Double(v) if resp3 => {
-                out.put_u8(b',');
-                out.put_slice(format_double(*v).as_bytes());
-                out.put_slice(b"\r\n");
+                out.byte(b',');
+                out.raw(format_double(*v).as_bytes());
+                out.raw(b"\r\n");
             }
             Frame::Double(v) => put_bulk(out, format_double(*v).as_bytes()),
-            Frame::Boolean(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
-            Frame::Boolean(b) => out.put_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
+            Frame::Boolean(b) if resp3 => out.raw(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+            Frame::Boolean(b) => out.raw(if *b { b":1\r\n" } else { b":0\r\n" }),
             Frame::Set(items) | Frame::Push(items) => {
                 let tag = match (self, resp3) {
                     (Frame::Set(_), true) => b'~',
@@ -135,9 +190,9 @@ impl Frame {
                 }
             }
             Frame::BigNumber(n) if resp3 => {
-                out.put_u8(b'(');
-                out.put_slice(n.as_bytes());
-                out.put_slice(b"\r\n");
+                out.byte(b'(');
+                out.raw(n.as_bytes());
+                out.raw(b"\r\n");
             }
             Frame::BigNumber(n) => put_bulk(out, n.as_bytes()),
             Frame::Pairs(pairs) => {
@@ -148,7 +203,7 @@ impl Frame {
                 }
                 for (a, b) in pairs {
                     if resp3 {
-                        out.put_slice(b"*2\r\n");
+                        out.raw(b"*2\r\n");
                     }
                     a.encode(out, resp3);
                     b.encode(out, resp3);
@@ -159,6 +214,7 @@ impl Frame {
                     f.encode(out, resp3);
                 }
             }
+            Frame::Stored(v) => out.stored(&v.0),
         }
     }
 }
@@ -193,21 +249,22 @@ pub(crate) fn format_double(v: f64) -> String {
     }
 }
 
-fn put_int(out: &mut BytesMut, n: i64) {
+fn put_int<O: Out>(out: &mut O, n: i64) {
     let mut buf = itoa_buf(n);
-    out.put_slice(buf.as_bytes_mut());
+    out.raw(buf.as_bytes_mut());
 }
 
-fn put_len(out: &mut BytesMut, tag: u8, n: usize) {
-    out.put_u8(tag);
+/// A length line: `tag`, the number, CRLF.
+pub(crate) fn put_len<O: Out>(out: &mut O, tag: u8, n: usize) {
+    out.byte(tag);
     put_int(out, n as i64);
-    out.put_slice(b"\r\n");
+    out.raw(b"\r\n");
 }
 
-fn put_bulk(out: &mut BytesMut, b: &[u8]) {
+fn put_bulk<O: Out>(out: &mut O, b: &[u8]) {
     put_len(out, b'$', b.len());
-    out.put_slice(b);
-    out.put_slice(b"\r\n");
+    out.raw(b);
+    out.raw(b"\r\n");
 }
 
 /// Decimal digits of `n` without allocating.

@@ -173,24 +173,7 @@ impl Subscriber {
         }
         let cost = msg.cost();
         let pending = self.pending.fetch_add(cost, Ordering::AcqRel) + cost;
-        let pending = pending as u64;
-        let over_hard = limit.hard > 0 && pending > limit.hard;
-        // As Redis: the first time over the soft limit starts the clock; closed once over it
-        // for more than its seconds.
-        let over_soft = limit.soft > 0 && pending > limit.soft && {
-            let mut since = self.over_soft_since.lock();
-            match *since {
-                None => {
-                    *since = Some(Instant::now());
-                    false
-                }
-                Some(start) => start.elapsed().as_secs() > limit.soft_seconds,
-            }
-        };
-        if limit.soft > 0 && pending <= limit.soft {
-            *self.over_soft_since.lock() = None;
-        }
-        if over_hard || over_soft {
+        if limit.broken(pending as u64, &mut self.over_soft_since.lock()) {
             self.pending.fetch_sub(cost, Ordering::AcqRel);
             self.closed.store(true, Ordering::Release);
             self.close_signal.notify_one();

@@ -34,6 +34,7 @@ use common::{Raw, Reply, encode, encode_bytes};
 
 const CHILD_DIR_ENV: &str = "CASKDB_ABUSE_CHILD_DIR";
 const CHILD_BULK_ENV: &str = "CASKDB_ABUSE_CHILD_PROTO_MAX_BULK_LEN";
+const CHILD_HOLD_ENV: &str = "CASKDB_ABUSE_CHILD_REPLY_HOLD_SECONDS";
 /// Address space the server process may use: a server that ran away with memory aborts
 /// instead of taking the machine's (it starts at about 0.75 GiB of mostly reserved space).
 const CHILD_ADDRESS_SPACE: u64 = 4 << 30;
@@ -62,6 +63,9 @@ fn server_child_process() {
     if let Ok(n) = std::env::var(CHILD_BULK_ENV) {
         config.proto_max_bulk_len = n.parse().expect("a number");
     }
+    if let Ok(n) = std::env::var(CHILD_HOLD_ENV) {
+        config.reply_hold_seconds = n.parse().expect("a number");
+    }
     common::child::serve(config);
 }
 
@@ -78,12 +82,20 @@ impl ChildServer {
     }
 
     fn start_with(proto_max_bulk_len: Option<u64>) -> ChildServer {
+        Self::start_env(&[(CHILD_BULK_ENV, proto_max_bulk_len)])
+    }
+
+    /// With these numeric settings (those `None` left out).
+    fn start_env(settings: &[(&str, Option<u64>)]) -> ChildServer {
         raise_nofile_limit();
         let dir = tempfile::tempdir().unwrap();
-        let bulk = proto_max_bulk_len.map(|n| n.to_string());
+        let values: Vec<(&str, String)> = settings
+            .iter()
+            .filter_map(|(k, v)| Some((*k, v.as_ref()?.to_string())))
+            .collect();
         let mut envs: Vec<(&str, &OsStr)> = vec![(CHILD_DIR_ENV, dir.path().as_os_str())];
-        if let Some(n) = &bulk {
-            envs.push((CHILD_BULK_ENV, OsStr::new(n)));
+        for (k, v) in &values {
+            envs.push((k, OsStr::new(v)));
         }
         let process = ServerProcess::spawn("server_child_process", &envs, Duration::from_secs(60));
         ChildServer {
@@ -1543,6 +1555,190 @@ fn clients_that_never_read_cannot_grow_server_memory() {
         hwm - base_rss
     );
     drop(healthy);
+    srv.stop();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Small requests for huge replies.
+
+const HUGE_REPLY_CLIENTS: usize = 100;
+const MGET_KEYS: usize = 256;
+
+/// Waits until every one of `clients` has replies queued that it does not take, unchanged
+/// between two looks (serving `healthy` in between).
+fn until_stalled(srv: SocketAddr, clients: &[TcpStream], healthy: &mut Raw, n: &mut u64) {
+    let mut previous = None;
+    poll_until("the clients to stall", Duration::from_secs(120), || {
+        *n += 1;
+        round_trip(healthy, "huge", *n);
+        let table = TcpTable::read();
+        let now = clients
+            .iter()
+            .map(|c| table.both(srv, c))
+            .collect::<Result<Vec<_>, String>>()?;
+        let stuck = now.iter().all(|(server_side, _)| server_side.tx > 0);
+        if stuck && previous.as_ref() == Some(&now) {
+            Ok(())
+        } else {
+            let waiting = now.iter().filter(|(s, _)| s.tx == 0).count();
+            previous = Some(now);
+            Err(format!("{waiting} clients without queued replies"))
+        }
+    });
+}
+
+#[test]
+fn small_requests_for_huge_replies_hold_little_server_memory() {
+    let srv = ChildServer::start();
+    let value = big_value();
+    let mut healthy = srv.raw();
+    assert_eq!(healthy.cmd(&["SET", "big", &value]), ok());
+    assert_eq!(text(healthy.cmd(&["GET", "big"])), value);
+    let base_rss = srv.rss_kib();
+    let base_hwm = srv.hwm_kib();
+
+    // 100 clients each ask for 256 MiB (an MGET of one 1 MiB key 256 times: a 2.3 KB
+    // request), and read nothing: 25 GiB of replies.
+    let mut keys = vec!["MGET"];
+    keys.extend(std::iter::repeat_n("big", MGET_KEYS));
+    let request = encode(&keys);
+    let clients: Vec<TcpStream> = (0..HUGE_REPLY_CLIENTS)
+        .map(|_| {
+            let mut c = TcpStream::connect(srv.addr).unwrap();
+            c.write_all(&request).unwrap();
+            c
+        })
+        .collect();
+    let mut n = 0;
+    until_stalled(srv.addr, &clients, &mut healthy, &mut n);
+    // Others are served meanwhile, the big value included.
+    for _ in 0..20 {
+        n += 1;
+        round_trip(&mut healthy, "huge", n);
+    }
+    assert_eq!(text(healthy.cmd(&["GET", "big"])), value);
+    let stalled_rss = srv.rss_kib();
+    let stalled_hwm = srv.hwm_kib();
+
+    // One of them reads its reply: all of it, right.
+    let mut reader = BufReader::with_capacity(1 << 20, clients[0].try_clone().unwrap());
+    clients[0]
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    match common::read_reply(&mut reader) {
+        Some(Reply::Array(items)) => {
+            assert_eq!(items.len(), MGET_KEYS);
+            for (i, item) in items.iter().enumerate() {
+                assert!(
+                    matches!(item, Reply::Bulk(b) if b == value.as_bytes()),
+                    "element {i} of the MGET reply"
+                );
+            }
+        }
+        other => panic!("MGET reply: {other:?}"),
+    }
+    drop(reader);
+    drop(clients);
+    until_only_client(&mut healthy, "the stalled clients to be gone");
+    eprintln!(
+        "huge replies: {HUGE_REPLY_CLIENTS} clients asking {MGET_KEYS} MiB each; server VmRSS {base_rss} KiB before, {stalled_rss} KiB stalled; VmHWM {base_hwm} KiB before, {stalled_hwm} KiB stalled"
+    );
+    // Bound: 200 MiB over the start for all of them (without streaming each held about twice
+    // its reply: 50 GiB).
+    assert!(
+        stalled_hwm.saturating_sub(base_rss) < 200 * 1024,
+        "server memory grew by {} KiB for {HUGE_REPLY_CLIENTS} stalled replies",
+        stalled_hwm - base_rss
+    );
+    srv.stop();
+}
+
+/// Whether the server process still holds a deleted data file open or mapped.
+fn holds_deleted_data_file(pid: u32) -> bool {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
+    let open = fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok());
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    open.map(|p| p.display().to_string())
+        .chain(maps.lines().map(str::to_string))
+        .any(|l| l.contains(".data (deleted)"))
+}
+
+#[test]
+fn a_stalled_reply_keeps_a_merged_file_for_reply_hold_seconds_only() {
+    let srv = ChildServer::start_env(&[(CHILD_HOLD_ENV, Some(1))]);
+    let value = big_value();
+    let mut healthy = srv.raw();
+    assert_eq!(healthy.cmd(&["SET", "big", &value]), ok());
+    // A client asks for 64 MiB of it and reads nothing.
+    let mut keys = vec!["MGET"];
+    keys.extend(std::iter::repeat_n("big", 64));
+    let mut stalled = TcpStream::connect(srv.addr).unwrap();
+    stalled.write_all(&encode(&keys)).unwrap();
+    let mut n = 0;
+    until_stalled(
+        srv.addr,
+        std::slice::from_ref(&stalled),
+        &mut healthy,
+        &mut n,
+    );
+    // Fill the first data file (256 MiB) so that it is sealed, and make all of it dead.
+    let filler = "f".repeat(4 << 20);
+    for i in 0..70 {
+        assert_eq!(healthy.cmd(&["SET", &format!("fill:{i}"), &filler]), ok());
+    }
+    for i in 0..70 {
+        healthy.cmd(&["DEL", &format!("fill:{i}")]);
+    }
+    assert_eq!(healthy.cmd(&["SET", "big", "small now"]), ok());
+    assert_eq!(
+        client_list(&mut healthy).len(),
+        2,
+        "the stalled client is served"
+    );
+    assert_eq!(
+        info_field(
+            &mut healthy,
+            "stats",
+            "client_output_buffer_limit_disconnections"
+        ),
+        0
+    );
+    // The merge removes the file the stalled reply reads: the client is closed a second later,
+    // counted, and the file's space is given back.
+    healthy.cmd(&["BGREWRITEAOF"]);
+    poll_until(
+        "the stalled client to be closed",
+        Duration::from_secs(60),
+        || match info_field(
+            &mut healthy,
+            "stats",
+            "client_output_buffer_limit_disconnections",
+        ) {
+            1 => Ok(()),
+            k => Err(format!("{k} closed")),
+        },
+    );
+    until_only_client(&mut healthy, "the stalled client to be gone");
+    let pid = srv.process.pid;
+    poll_until(
+        "the deleted file to be let go",
+        Duration::from_secs(30),
+        || {
+            if holds_deleted_data_file(pid) {
+                Err("a deleted data file is still open".into())
+            } else {
+                Ok(())
+            }
+        },
+    );
+    // It got part of its reply, never all of it.
+    let mut got = Vec::new();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = stalled.read_to_end(&mut got);
+    assert!(got.len() < 64 * BIG, "{} bytes", got.len());
+    assert_eq!(text(healthy.cmd(&["GET", "big"])), "small now");
     srv.stop();
 }
 

@@ -8,8 +8,9 @@
 use std::ops::Bound;
 
 use bytes::Bytes;
+use caskdb::ValueRef;
 
-use super::ctx::Ctx;
+use super::ctx::{Ctx, STREAM_ABOVE};
 use super::reply::{CmdError, CmdResult, key_too_large, wrongtype};
 use crate::frame::Frame;
 use crate::keyspace::{self, Meta, Type, kind};
@@ -145,6 +146,16 @@ impl Ctx<'_, '_> {
         Ok(self.tx()?.get(&k)?)
     }
 
+    /// The value of member `rest` of `kind` in `m` as a reply (a large one left in its file,
+    /// [`Frame::Stored`]), or nil.
+    pub fn member_reply(&mut self, m: &Meta, kind: u8, rest: &[u8]) -> CmdResult {
+        let k = keyspace::member_key(m.id, kind, rest);
+        Ok(self
+            .tx()?
+            .get_ref(&k, STREAM_ABOVE)?
+            .map_or(Frame::Null, Frame::value))
+    }
+
     /// Whether member `rest` of `kind` exists in `m`. Reads no value.
     pub fn has_member(&mut self, m: &Meta, kind: u8, rest: &[u8]) -> Result<bool, CmdError> {
         let k = keyspace::member_key(m.id, kind, rest);
@@ -203,6 +214,26 @@ impl Ctx<'_, '_> {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
+        let refs = self.member_refs(m, kind, lo, hi, limit, reverse, usize::MAX)?;
+        let mut out = Vec::with_capacity(refs.len());
+        for (k, v) in refs {
+            out.push((k, v.read()?));
+        }
+        Ok(out)
+    }
+
+    /// [`Ctx::members`] with values in records over `inline` bytes left in their files.
+    #[allow(clippy::too_many_arguments)] // members' arguments, and how to read values
+    pub fn member_refs(
+        &mut self,
+        m: &Meta,
+        kind: u8,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        limit: usize,
+        reverse: bool,
+        inline: usize,
+    ) -> Result<Vec<(Bytes, ValueRef)>, CmdError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -228,7 +259,7 @@ impl Ctx<'_, '_> {
             b => full(b),
         };
         let tx = self.tx()?;
-        let range = tx.range((lo, hi));
+        let range = tx.range_refs((lo, hi), inline);
         let pairs: Box<dyn Iterator<Item = _>> = if reverse {
             Box::new(range.rev())
         } else {

@@ -16,6 +16,11 @@ use crate::notify;
 use crate::session::ConnState;
 use crate::state::Shared;
 
+/// Records of more than this many bytes are not read when a command runs: their values are
+/// replied as [`Frame::Stored`], read from the data file as the client takes the reply
+/// (`connection/outbox.rs`), so a reply's size does not become the server's memory.
+pub const STREAM_ABOVE: usize = 16 * 1024;
+
 /// The store a command sees: lock-free reads, or a transaction.
 pub(crate) enum Store<'a, 'db> {
     Read(&'a Db),
@@ -79,6 +84,36 @@ impl<'db> Ctx<'_, 'db> {
                 }
             },
         }
+    }
+
+    /// The string under `key` in the selected database, as a reply: a bulk string, or a
+    /// large one left in its file ([`Frame::Stored`]); `Ok(None)` if absent, `Err(ty)` for
+    /// another type.
+    pub fn string_reply(&mut self, key: &[u8]) -> Result<Option<Result<Frame, Type>>, CmdError> {
+        let ek = keyspace::engine_key(self.stored(self.conn.db), key);
+        let raw = match &self.store {
+            Store::Read(d) => d.get_ref(&ek, STREAM_ABOVE),
+            Store::Write(tx) => tx.get_ref(&ek, STREAM_ABOVE),
+        }?;
+        if self.counts_lookups {
+            let stats = &self.shared.stats;
+            if raw.is_some() {
+                &stats.hits
+            } else {
+                &stats.misses
+            }
+            .add(1);
+        }
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let Some(ty) = raw.head().first().and_then(|&b| Type::from_byte(b)) else {
+            return Err(Frame::err("value of unknown type (written by a newer version?)").into());
+        };
+        if ty != Type::String {
+            return Ok(Some(Err(ty)));
+        }
+        Ok(Some(Ok(Frame::value(raw.skip(1)))))
     }
 
     /// The value of `key` in the selected database, of any type.

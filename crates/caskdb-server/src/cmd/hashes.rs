@@ -1,9 +1,11 @@
 //! Hash commands. A hash is a metadata record plus one engine record per field (`keyspace.rs`).
 
+use std::ops::Bound;
+
 use bytes::Bytes;
 
 use super::args::{check_picks, int_arg, is, parse_float, random_count, signed_count};
-use super::ctx::Ctx;
+use super::ctx::{Ctx, STREAM_ABOVE};
 use super::reply::{CmdError, CmdResult, syntax_error, wrong_arity};
 use super::scan;
 use super::spec::flags::{FAST, READ_TX, WRITE};
@@ -100,9 +102,7 @@ fn hget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let Some(m) = ctx.coll(&args[1], Type::Hash)? else {
         return Ok(Frame::Null);
     };
-    Ok(ctx
-        .member(&m, kind::MEMBER, &args[2])?
-        .map_or(Frame::Null, Frame::Bulk))
+    ctx.member_reply(&m, kind::MEMBER, &args[2])
 }
 
 fn hmget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
@@ -110,9 +110,7 @@ fn hmget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let mut out = Vec::with_capacity(args.len() - 2);
     for field in &args[2..] {
         out.push(match &m {
-            Some(m) => ctx
-                .member(m, kind::MEMBER, field)?
-                .map_or(Frame::Null, Frame::Bulk),
+            Some(m) => ctx.member_reply(m, kind::MEMBER, field)?,
             None => Frame::Null,
         });
     }
@@ -127,22 +125,39 @@ fn pairs(ctx: &mut Ctx<'_, '_>, key: &[u8]) -> Result<Vec<(Bytes, Bytes)>, CmdEr
     }
 }
 
+/// Every field of hash `key` with its value as a reply (large ones left in their files).
+fn pair_replies(ctx: &mut Ctx<'_, '_>, key: &[u8]) -> Result<Vec<(Bytes, Frame)>, CmdError> {
+    let Some(m) = ctx.coll(key, Type::Hash)? else {
+        return Ok(Vec::new());
+    };
+    let all = ctx.member_refs(
+        &m,
+        kind::MEMBER,
+        Bound::Unbounded,
+        Bound::Unbounded,
+        usize::MAX,
+        false,
+        STREAM_ABOVE,
+    )?;
+    Ok(all.into_iter().map(|(f, v)| (f, Frame::value(v))).collect())
+}
+
 fn hgetall(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let all = pairs(ctx, &args[1])?;
+    let all = pair_replies(ctx, &args[1])?;
     Ok(Frame::Map(
-        all.into_iter()
-            .map(|(f, v)| (Frame::Bulk(f), Frame::Bulk(v)))
-            .collect(),
+        all.into_iter().map(|(f, v)| (Frame::Bulk(f), v)).collect(),
     ))
 }
 
 /// HKEYS, and HVALS (`values`).
 fn keys_or_values(ctx: &mut Ctx<'_, '_>, args: &[Bytes], values: bool) -> CmdResult {
+    if values {
+        let all = pair_replies(ctx, &args[1])?;
+        return Ok(Frame::Array(all.into_iter().map(|(_, v)| v).collect()));
+    }
     let all = pairs(ctx, &args[1])?;
     Ok(Frame::Array(
-        all.into_iter()
-            .map(|(f, v)| Frame::Bulk(if values { v } else { f }))
-            .collect(),
+        all.into_iter().map(|(f, _)| Frame::Bulk(f)).collect(),
     ))
 }
 

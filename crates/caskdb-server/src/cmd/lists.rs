@@ -5,9 +5,10 @@
 use std::ops::Bound;
 
 use bytes::Bytes;
+use caskdb::ValueRef;
 
 use super::args::{int_arg, is, positive_count};
-use super::ctx::Ctx;
+use super::ctx::{Ctx, STREAM_ABOVE};
 use super::reply::{CmdError, CmdResult, syntax_error, wrong_arity};
 use super::spec::flags::{FAST, READ_TX, WRITE};
 use super::spec::{Spec, commands};
@@ -152,9 +153,7 @@ fn lindex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let Some(p) = position(&m, i) else {
         return Ok(Frame::Null);
     };
-    Ok(ctx
-        .member(&m, kind::MEMBER, &at(&m, p))?
-        .map_or(Frame::Null, Frame::Bulk))
+    ctx.member_reply(&m, kind::MEMBER, &at(&m, p))
 }
 
 /// Redis's start/stop normalisation: the positions `start..=stop` inside a list of `len`, or
@@ -180,14 +179,31 @@ pub(super) fn elements(
     first: u64,
     last: u64,
 ) -> Result<Vec<Bytes>, CmdError> {
+    let refs = element_refs(ctx, m, first, last, usize::MAX)?;
+    let mut out = Vec::with_capacity(refs.len());
+    for r in refs {
+        out.push(r.read()?);
+    }
+    Ok(out)
+}
+
+/// [`elements`] with values in records over `inline` bytes left in their files.
+fn element_refs(
+    ctx: &mut Ctx<'_, '_>,
+    m: &Meta,
+    first: u64,
+    last: u64,
+    inline: usize,
+) -> Result<Vec<ValueRef>, CmdError> {
     let (lo, hi) = (at(m, first), at(m, last));
-    let items = ctx.members(
+    let items = ctx.member_refs(
         m,
         kind::MEMBER,
         Bound::Included(&lo),
         Bound::Included(&hi),
         (last - first + 1) as usize,
         false,
+        inline,
     )?;
     if items.len() as u64 != last - first + 1 {
         return Err(Frame::err("corrupt list: an element is missing").into());
@@ -203,8 +219,8 @@ fn lrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let Some((first, last)) = clamp_range(start, stop, m.len) else {
         return Ok(Frame::Array(Vec::new()));
     };
-    let items = elements(ctx, &m, first, last)?;
-    Ok(Frame::Array(items.into_iter().map(Frame::Bulk).collect()))
+    let items = element_refs(ctx, &m, first, last, STREAM_ABOVE)?;
+    Ok(Frame::Array(items.into_iter().map(Frame::value).collect()))
 }
 
 fn lset(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {

@@ -71,7 +71,11 @@ fn bulk_or_null(v: Option<Bytes>) -> Frame {
 }
 
 fn get(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    Ok(bulk_or_null(ctx.get_string(&args[1])?.map(|(v, _)| v)))
+    match ctx.string_reply(&args[1])? {
+        None => Ok(Frame::Null),
+        Some(Ok(v)) => Ok(v),
+        Some(Err(_)) => Err(wrongtype()),
+    }
 }
 
 fn set(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
@@ -146,8 +150,8 @@ fn mget(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let mut out = Vec::with_capacity(args.len() - 1);
     for key in &args[1..] {
         // Keys of other types read as nil, as in Redis.
-        out.push(match ctx.lookup(key)? {
-            Some(e) if e.ty == Type::String => Frame::Bulk(e.payload),
+        out.push(match ctx.string_reply(key)? {
+            Some(Ok(v)) => v,
             _ => Frame::Null,
         });
     }

@@ -60,6 +60,9 @@ fn to_lua(lua: &Lua, frame: &Frame, resp3: bool, depth: usize) -> mlua::Result<V
         Frame::Error(e) => Value::Table(error_table(lua, &reply_error_text(e))?),
         Frame::Integer(n) => Value::Number(*n as f64),
         Frame::Bulk(b) => Value::String(lua.create_string(b)?),
+        Frame::Stored(v) => {
+            Value::String(lua.create_string(v.0.read().map_err(mlua::Error::external)?)?)
+        }
         Frame::Null | Frame::NullArray => {
             if resp3 {
                 Value::Nil
