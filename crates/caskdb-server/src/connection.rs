@@ -433,7 +433,7 @@ impl Connection {
     /// have theirs, counted on their message queue). Counts a streamed reply's bytes not yet
     /// read, as Redis counts the whole reply it holds; but not the first 16 KiB, which Redis
     /// keeps in a client's fixed buffer, outside what it counts.
-    fn over_normal_limit(&mut self) -> bool {
+    fn over_normal_limit(&mut self, buffered: u64) -> bool {
         const UNCOUNTED: u64 = 16 * 1024;
         let limit = match self.shared.config.normal_limit() {
             Some(l) if !self.state.subscribed() => l,
@@ -442,7 +442,7 @@ impl Connection {
                 return false;
             }
         };
-        let pending = (self.wbuf.len() as u64 + self.outbox.unsent()).saturating_sub(UNCOUNTED);
+        let pending = (buffered + self.outbox.unsent()).saturating_sub(UNCOUNTED);
         limit.broken(pending, &mut self.over_soft_since)
     }
 
@@ -456,7 +456,7 @@ impl Connection {
     ) -> std::io::Result<bool> {
         let info = self.state.info.clone();
         let hold = self.shared.config.reply_hold();
-        let mut next_check = self.outbox.since().map(|s| s + hold);
+        let mut next_check = self.outbox.since().and_then(|s| s.checked_add(hold));
         while !self.outbox.is_empty() {
             if let Err(e) = self.outbox.fill(&mut self.wbuf) {
                 tracing::error!(
@@ -465,11 +465,15 @@ impl Connection {
                 );
                 return Ok(false);
             }
-            if self.over_normal_limit() {
+            if self.over_normal_limit(self.wbuf.len() as u64) {
                 self.overflowed("normal")?;
                 return Ok(false);
             }
-            while !self.wbuf.is_empty() {
+            // Write it all, then flush (TLS holds records back until flushed): one step at a
+            // time (a write not completed writes nothing), so that the checks below can
+            // interrupt a client that does not read.
+            let mut flushed = false;
+            while !flushed {
                 let check = next_check;
                 let wake = async move {
                     match check {
@@ -477,18 +481,23 @@ impl Connection {
                         None => std::future::pending().await,
                     }
                 };
-                // One write at a time (a write not completed writes nothing), so that the
-                // check below can interrupt a client that does not read.
+                let step = async {
+                    if self.wbuf.is_empty() {
+                        self.socket.flush().await.map(|()| None)
+                    } else {
+                        self.socket.write(&self.wbuf).await.map(Some)
+                    }
+                };
                 tokio::select! {
                     biased;
-                    r = self.socket.write(&self.wbuf) => {
-                        let n = r?;
-                        if n == 0 {
-                            return Err(std::io::ErrorKind::WriteZero.into());
+                    r = step => match r? {
+                        None => flushed = true,
+                        Some(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                        Some(n) => {
+                            self.shared.stats.net_output.add(n as u64);
+                            bytes::Buf::advance(&mut self.wbuf, n);
                         }
-                        self.shared.stats.net_output.add(n as u64);
-                        bytes::Buf::advance(&mut self.wbuf, n);
-                    }
+                    },
                     _ = stop.wait() => return Ok(false),
                     _ = info.killed() => return Ok(false),
                     _ = wake => {
@@ -507,9 +516,8 @@ impl Connection {
                 }
             }
             self.shared.stats.writes.add(1);
-            self.socket.flush().await?;
             if next_check.is_none() {
-                next_check = self.outbox.since().map(|s| s + hold);
+                next_check = self.outbox.since().and_then(|s| s.checked_add(hold));
             }
         }
         self.wbuf.clear();
@@ -623,6 +631,7 @@ impl Connection {
         // bounded by the subscriber's limit). Invalidations come after it: one sent before
         // the reply of a read would let the client cache what the read saw, stale for good.
         let invalidations = self.drain_before_reply();
+        let before = self.wbuf.len();
         if self.state.reply_wanted() {
             let resp3 = self.state.resp3;
             reply.encode(&mut self.out(), resp3);
@@ -630,7 +639,9 @@ impl Connection {
         for m in &invalidations {
             self.queue_message(m);
         }
-        if self.over_normal_limit() {
+        // This reply's bytes: the earlier replies batched in `wbuf` are on their way (a
+        // client that does not take them holds up its own requests, not memory).
+        if self.over_normal_limit((self.wbuf.len() - before) as u64) {
             self.over_limit = true;
             return Next::Wait;
         }

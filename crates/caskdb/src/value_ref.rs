@@ -157,7 +157,7 @@ impl ValueRef {
     #[must_use]
     pub fn skip(&self, from: u64) -> ValueRef {
         let mut r = self.clone();
-        r.start = (self.start + from).min(self.end);
+        r.start = self.start.saturating_add(from).min(self.end);
         r
     }
 

@@ -107,7 +107,13 @@ impl<'db> Ctx<'_, 'db> {
         let Some(raw) = raw else {
             return Ok(None);
         };
-        let Some(ty) = raw.head().first().and_then(|&b| Type::from_byte(b)) else {
+        let ty = raw.head().first().and_then(|&b| Type::from_byte(b));
+        if ty != Some(Type::String) && !raw.is_in_memory() {
+            // Only strings are this large: read it whole, so that a damaged record is
+            // reported as such rather than by its type byte.
+            raw.read()?;
+        }
+        let Some(ty) = ty else {
             return Err(Frame::err("value of unknown type (written by a newer version?)").into());
         };
         if ty != Type::String {
