@@ -875,13 +875,19 @@ impl Runtime {
             self.compact[i].store(n, Ordering::Relaxed);
             return true;
         }
-        // Read where they are used (DEBUG; INFO shows them).
+        // Read where they are used (DEBUG; INFO shows them; CONFIG SET of the TLS files
+        // makes the TLS port's acceptor again).
         matches!(
             name,
             "enable-debug-command"
                 | "hz"
                 | "latency-tracking"
                 | "latency-tracking-info-percentiles"
+                | "tls-cert-file"
+                | "tls-key-file"
+                | "tls-ca-cert-file"
+                | "tls-auth-clients"
+                | "tls-protocols"
         )
     }
 

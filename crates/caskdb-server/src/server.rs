@@ -64,8 +64,8 @@ pub enum ServeError {
 /// port 0).
 pub struct Server {
     shared: Arc<Shared>,
-    /// Each listener, with the TLS acceptor of those on `tls-port`.
-    listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
+    /// Each listener, and whether it is on `tls-port` (its acceptor is `Shared::tls`).
+    listeners: Vec<(TcpListener, bool)>,
     sweeper: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -140,18 +140,19 @@ impl Server {
             let l = TcpListener::bind(addr)
                 .await
                 .map_err(|source| ServeError::Listen { addr, source })?;
-            listeners.push((l, None));
+            listeners.push((l, false));
         }
         // TLS, on a port of its own beside the plain one, as Redis.
         let tls = TlsSettings::from_params(|name| config.redis_param(name));
+        let mut acceptor = None;
         if tls.port != 0 {
-            let acceptor = tls.acceptor().map_err(ServeError::Config)?;
+            acceptor = Some(tls.acceptor().map_err(ServeError::Config)?);
             for ip in &config.bind {
                 let addr = SocketAddr::new(*ip, tls.port);
                 let l = TcpListener::bind(addr)
                     .await
                     .map_err(|source| ServeError::Listen { addr, source })?;
-                listeners.push((l, Some(acceptor.clone())));
+                listeners.push((l, true));
             }
         }
         // Messages from the group's other nodes (their PUBLISHes) reach this node's
@@ -207,6 +208,7 @@ impl Server {
             scripts: crate::script::Scripts::new(crate::state::REDIS_VERSION),
             tracking: Default::default(),
             handshakes: AtomicU64::new(0),
+            tls: acceptor.map(parking_lot::RwLock::new),
             cluster,
         });
         let _ = inbox.set(Arc::downgrade(&shared));
@@ -228,7 +230,7 @@ impl Server {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter(|(_, tls)| tls.is_none())
+            .filter(|(_, tls)| !tls)
             .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
     }
@@ -237,7 +239,7 @@ impl Server {
     pub fn tls_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter(|(_, tls)| tls.is_some())
+            .filter(|(_, tls)| *tls)
             .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
     }
@@ -430,7 +432,7 @@ fn install_signal_handlers(shared: Arc<Shared>) -> std::io::Result<tokio::task::
 }
 
 /// Accepts until shutdown; then waits for this listener's connections to finish.
-async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, tls: bool, shared: Arc<Shared>) {
     let mut conns = tokio::task::JoinSet::new();
     let mut stop = shared.shutdown.subscribe();
     loop {
@@ -455,7 +457,12 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
                 }
                 let _ = socket.set_nodelay(true);
                 let laddr = socket.local_addr().unwrap_or(addr);
-                match &tls {
+                let acceptor = if tls {
+                    shared.tls.as_ref().map(|a| a.read().clone())
+                } else {
+                    None
+                };
+                match acceptor {
                     None => {
                         // Registered before the next accept, so maxclients is exact.
                         let conn = Connection::new(Socket::Plain(socket), addr, laddr, shared.clone());
@@ -463,7 +470,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
                     }
                     Some(acceptor) => {
                         shared.handshakes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        conns.spawn(handshake(acceptor.clone(), socket, addr, laddr, shared.clone()));
+                        conns.spawn(handshake(acceptor, socket, addr, laddr, shared.clone()));
                     }
                 }
                 // Reap finished connections so the set does not grow.

@@ -426,6 +426,9 @@ pub(crate) struct Shared {
     pub tracking: crate::tracking::Tracking,
     /// TLS clients still in their handshake: they count toward `maxclients`.
     pub handshakes: AtomicU64,
+    /// The acceptor of the TLS port, if there is one: replaced by CONFIG SET of a `tls-*`
+    /// parameter (new connections use the new one).
+    pub tls: Option<parking_lot::RwLock<tokio_rustls::TlsAcceptor>>,
     /// This node's replicated group, if it is in one (`--node-id`, `--cluster`).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }

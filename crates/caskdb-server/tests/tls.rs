@@ -290,3 +290,118 @@ fn redis_cli_and_redis_py_speak_tls_to_it() {
         Err(e) => eprintln!("python3 is not available ({e}): skipped"),
     }
 }
+
+#[test]
+fn config_set_of_the_tls_files_renews_the_certificate_for_new_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(pki_dir.path());
+    let (srv, tls) = start(dir.path(), &pki, "no");
+    let trust_first = client_config(&pki.path("ca.crt"), None);
+    assert_eq!(tls_ping(tls, trust_first.clone()), Ok("+PONG".into()));
+    // A connection made before the change.
+    let conn = rustls::ClientConnection::new(
+        trust_first.clone(),
+        ServerName::try_from("127.0.0.1").unwrap(),
+    )
+    .unwrap();
+    let tcp = TcpStream::connect(tls).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut early = rustls::StreamOwned::new(conn, tcp);
+    let mut ping_early = || {
+        early.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+        let mut buf = [0u8; 7];
+        early.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"+PONG\r\n");
+    };
+    ping_early();
+
+    // A certificate from another CA, under new names.
+    let ca2 = make_ca("second CA");
+    let (cert2, key2) = signed(&["127.0.0.1"], &ca2);
+    let write = |name: &str, text: String| std::fs::write(pki_dir.path().join(name), text).unwrap();
+    write("ca2.crt", ca2.0.pem());
+    write("renewed.crt", cert2.pem());
+    write("renewed.key", key2.serialize_pem());
+    let mut admin = srv.raw();
+    let (renewed_crt, renewed_key) = (pki.path("renewed.crt"), pki.path("renewed.key"));
+    assert_eq!(
+        admin.cmd(&[
+            "CONFIG",
+            "SET",
+            "tls-cert-file",
+            &renewed_crt,
+            "tls-key-file",
+            &renewed_key,
+        ]),
+        common::Reply::Simple("OK".into())
+    );
+    let err = tls_ping(tls, trust_first.clone()).unwrap_err();
+    assert!(err.contains("UnknownIssuer"), "{err}");
+    let trust_second = client_config(&pki.path("ca2.crt"), None);
+    assert_eq!(tls_ping(tls, trust_second.clone()), Ok("+PONG".into()));
+    ping_early();
+
+    // Renewed in place (same names): CONFIG SET reads the files again.
+    let ca3 = make_ca("third CA");
+    let (cert3, key3) = signed(&["127.0.0.1"], &ca3);
+    write("ca3.crt", ca3.0.pem());
+    write("renewed.crt", cert3.pem());
+    write("renewed.key", key3.serialize_pem());
+    assert_eq!(
+        admin.cmd(&[
+            "CONFIG",
+            "SET",
+            "tls-cert-file",
+            &renewed_crt,
+            "tls-key-file",
+            &renewed_key
+        ]),
+        common::Reply::Simple("OK".into())
+    );
+    assert!(tls_ping(tls, trust_second.clone()).is_err());
+    let trust_third = client_config(&pki.path("ca3.crt"), None);
+    assert_eq!(tls_ping(tls, trust_third.clone()), Ok("+PONG".into()));
+
+    // Files that do not make a configuration: refused with Redis's error, nothing changes.
+    let refused = |param: &str| {
+        common::Reply::Error(format!(
+            "ERR CONFIG SET failed (possibly related to argument '{param}') - Unable to update TLS configuration. Check server logs."
+        ))
+    };
+    let missing = pki.path("missing.crt");
+    assert_eq!(
+        admin.cmd(&["CONFIG", "SET", "tls-cert-file", &missing]),
+        refused("tls-cert-file")
+    );
+    // A key that is not the certificate's.
+    assert_eq!(
+        admin.cmd(&["CONFIG", "SET", "tls-key-file", &pki.path("rogue.key")]),
+        refused("tls-key-file")
+    );
+    for (param, value) in [
+        ("tls-cert-file", &renewed_crt),
+        ("tls-key-file", &renewed_key),
+    ] {
+        assert_eq!(
+            admin.cmd(&["CONFIG", "GET", param]),
+            common::Reply::Array(vec![common::Reply::bulk(param), common::Reply::bulk(value)]),
+            "the value before the refused CONFIG SET"
+        );
+    }
+    assert_eq!(tls_ping(tls, trust_third.clone()), Ok("+PONG".into()));
+
+    // Client certificates required from now on.
+    assert_eq!(
+        admin.cmd(&["CONFIG", "SET", "tls-auth-clients", "yes"]),
+        common::Reply::Simple("OK".into())
+    );
+    assert!(tls_ping(tls, trust_third).is_err());
+    let with_identity = client_config(
+        &pki.path("ca3.crt"),
+        Some((&pki.path("client.crt"), &pki.path("client.key"))),
+    );
+    assert_eq!(tls_ping(tls, with_identity), Ok("+PONG".into()));
+    ping_early();
+    plain_ping(&srv);
+}

@@ -48,6 +48,30 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     "shutdown", -1, ADMIN | NO_QUEUE, 0, 0, 0 => shutdown;
 };
 
+/// The parameters the TLS port's acceptor is made from: CONFIG SET of any of them makes a new
+/// one (reading the files again, even if the names did not change: how certificates are
+/// renewed), used by the connections accepted after it.
+const TLS_RELOADED: [&str; 5] = [
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-ca-cert-file",
+    "tls-auth-clients",
+    "tls-protocols",
+];
+
+/// Makes the TLS port's acceptor again from the parameters' current values (nothing to do
+/// without a TLS port). Returns why it cannot, the acceptor then unchanged.
+fn reload_tls(shared: &crate::state::Shared) -> Result<(), String> {
+    let Some(current) = &shared.tls else {
+        return Ok(());
+    };
+    let settings = crate::tls::TlsSettings::from_params(|name| shared.config.knob(name));
+    let acceptor = settings.acceptor()?;
+    *current.write() = acceptor;
+    tracing::info!("TLS configuration reloaded (CONFIG SET)");
+    Ok(())
+}
+
 fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let sub = &args[1];
     if is(sub, "get") {
@@ -69,7 +93,16 @@ fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         if args.len() < 4 || !args.len().is_multiple_of(2) {
             return Ok(wrong_arity("config|set"));
         }
+        // The TLS parameters set, with their values before, in case the new ones do not make
+        // a working TLS configuration.
+        let mut tls_before = Vec::new();
         for pair in args[2..].chunks(2) {
+            let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+            if TLS_RELOADED.contains(&name.as_str()) && !tls_before.iter().any(|(n, _)| *n == name)
+            {
+                let old = ctx.shared.config.knob(&name).unwrap_or_default();
+                tls_before.push((name, old));
+            }
             if let Err(msg) = ctx.shared.config.set(&pair[0], &pair[1]) {
                 return Ok(Frame::err(msg));
             }
@@ -78,6 +111,17 @@ fn config(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                 let pass = ctx.shared.config.requirepass();
                 ctx.shared.acl.set_default_password(pass.as_deref());
             }
+        }
+        if let Some((first, _)) = tls_before.first()
+            && let Err(why) = reload_tls(ctx.shared)
+        {
+            tracing::warn!("CONFIG SET {first}: the TLS configuration is kept as it was: {why}");
+            for (name, old) in &tls_before {
+                let _ = ctx.shared.config.set(name.as_bytes(), old.as_bytes());
+            }
+            return Ok(Frame::err(format!(
+                "CONFIG SET failed (possibly related to argument '{first}') - Unable to update TLS configuration. Check server logs."
+            )));
         }
         return Ok(Frame::OK);
     }
