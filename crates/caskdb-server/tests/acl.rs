@@ -429,3 +429,48 @@ fn a_subscriber_whose_channels_are_taken_away_is_closed() {
     assert_eq!(admin.cmd(&["PUBLISH", "other", "still"]), Reply::Int(1));
     server.stop();
 }
+
+#[test]
+fn a_password_guessed_at_thousands_of_times_a_second_stays_refused_and_others_are_served() {
+    const GUESSES: usize = 5_000;
+    common::diff::on_both(|addr| {
+        let mut seen = Vec::new();
+        let mut admin = common::Raw::connect(addr);
+        seen.push(format!(
+            "{:?}",
+            admin.cmd(&["ACL", "SETUSER", "alice", "on", ">right", "+@all", "~*"])
+        ));
+        // One client pipelines thousands of wrong passwords from a thread, reading the replies
+        // only at the end; a healthy client is served meanwhile.
+        let guesser = std::thread::spawn(move || {
+            let mut c = common::Raw::connect(addr);
+            let mut bytes = Vec::new();
+            for i in 0..GUESSES {
+                bytes.extend(common::encode(&["AUTH", "alice", &format!("guess{i}")]));
+            }
+            c.send_bytes(&bytes);
+            let mut refused = 0;
+            for _ in 0..GUESSES {
+                match c.read() {
+                    common::Reply::Error(e) if e.starts_with("WRONGPASS") => refused += 1,
+                    other => panic!("a wrong password answered {other:?}"),
+                }
+            }
+            refused
+        });
+        let mut healthy = common::Raw::connect(addr);
+        for i in 0..200 {
+            let key = format!("k{i}");
+            assert_eq!(healthy.cmd(&["SET", &key, "v"]), common::Reply::Simple("OK".into()));
+        }
+        seen.push(format!("refused: {}", guesser.join().unwrap()));
+        seen.push(format!("{:?}", healthy.cmd(&["DBSIZE"])));
+        // One ACL LOG entry, counting them all; then the right password still works.
+        seen.push(format!(
+            "{:?}",
+            without_age_and_client(admin.cmd(&["ACL", "LOG"]))
+        ));
+        seen.push(format!("{:?}", healthy.cmd(&["AUTH", "alice", "right"])));
+        seen
+    });
+}
