@@ -461,7 +461,10 @@ fn a_password_guessed_at_thousands_of_times_a_second_stays_refused_and_others_ar
         let mut healthy = common::Raw::connect(addr);
         for i in 0..200 {
             let key = format!("k{i}");
-            assert_eq!(healthy.cmd(&["SET", &key, "v"]), common::Reply::Simple("OK".into()));
+            assert_eq!(
+                healthy.cmd(&["SET", &key, "v"]),
+                common::Reply::Simple("OK".into())
+            );
         }
         seen.push(format!("refused: {}", guesser.join().unwrap()));
         seen.push(format!("{:?}", healthy.cmd(&["DBSIZE"])));

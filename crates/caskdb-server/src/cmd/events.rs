@@ -91,6 +91,7 @@ pub(crate) fn derive(name: &str, args: &[Bytes], touched: &[Touched], out: &mut 
         "setrange" => (STRING, "setrange", false),
         "setbit" => (STRING, "setbit", false),
         "bitop" => (STRING, "set", false),
+        "pfadd" | "pfmerge" => (STRING, "pfadd", false),
         "incr" | "decr" | "incrby" | "decrby" => (STRING, "incrby", false),
         "incrbyfloat" => (STRING, "incrbyfloat", false),
         "del" | "unlink" | "getdel" => (GENERIC, "del", false),

@@ -34,6 +34,7 @@ mod dump;
 mod events;
 mod functions;
 mod hashes;
+mod hyperloglog;
 mod info;
 mod keys;
 mod keyspec;
