@@ -230,3 +230,130 @@ fn random_bit_operations_match_redis() {
         d.run(&script);
     });
 }
+
+#[test]
+fn bitfield_cases_and_errors() {
+    differential(|d| {
+        d.script("bitfield");
+        d.run(
+            r"
+            BITFIELD bf SET u8 0 255
+            GET bf
+            BITFIELD bf GET u8 0 GET i8 0 GET u4 4 GET i4 4 GET u1 7 GET i64 0 GET u63 1
+            BITFIELD bf INCRBY u8 0 1 INCRBY i8 8 -1 GET u16 0
+            BITFIELD bf OVERFLOW SAT INCRBY u8 0 1000 INCRBY i8 8 -1000 OVERFLOW FAIL INCRBY u8 0 1 OVERFLOW WRAP INCRBY u8 0 1
+            BITFIELD bf SET i8 #2 -128 GET i8 #2 GET u8 #2 SET u8 #3 -1 GET u8 #3
+            BITFIELD bf OVERFLOW FAIL SET u8 #4 256 SET i8 #4 128 SET i8 #4 -129 GET u8 #4
+            BITFIELD bf OVERFLOW SAT SET u8 #5 300 SET i8 #6 -300 SET u8 #7 -5 GET u8 #5 GET i8 #6 GET u8 #7
+            BITFIELD bf SET i64 100 -1 GET i64 100 INCRBY i64 100 1 INCRBY i64 100 9223372036854775807 INCRBY i64 100 1
+            BITFIELD bf OVERFLOW SAT INCRBY i64 100 9223372036854775807 INCRBY i64 100 9223372036854775807
+            BITFIELD bf OVERFLOW FAIL INCRBY i64 100 -9223372036854775808 INCRBY i64 100 -9223372036854775808
+            BITFIELD bf SET u63 200 9223372036854775807 INCRBY u63 200 1 GET u63 200
+            BITFIELD bf SET u3 5 7 INCRBY u3 5 1 SET i5 13 15 INCRBY i5 13 1 GET i5 13
+            BITFIELD bf GET u8 100000
+            STRLEN bf
+            GET bf
+            BITFIELD_RO bf GET u8 0 GET i16 3
+            BITFIELD_RO bf SET u8 0 1
+            BITFIELD_RO missing GET u8 0
+            BITFIELD_RO bf
+            BITFIELD bf
+            BITFIELD missing GET u8 0
+            EXISTS missing
+            BITFIELD fresh OVERFLOW FAIL INCRBY u2 0 10
+            EXISTS fresh
+            GET fresh
+            BITFIELD bf GET u64 0
+            BITFIELD bf GET i65 0
+            BITFIELD bf GET u0 0
+            BITFIELD bf GET x8 0
+            BITFIELD bf GET u8
+            BITFIELD bf GET u8 -1
+            BITFIELD bf GET u8 #-1
+            BITFIELD bf GET u8 x
+            BITFIELD bf GET u8 4294967296
+            BITFIELD bf SET u8 0 x
+            BITFIELD bf SET u8 0
+            BITFIELD bf OVERFLOW nope GET u8 0
+            BITFIELD bf OVERFLOW
+            BITFIELD bf FOO u8 0
+            BITFIELD bf GET u8 0 SET u8 0 x
+            BITFIELD bf GET i8 0 GET u64 0
+            LPUSH list a
+            BITFIELD list GET u8 0
+            BITFIELD list SET u8 0 1
+            BITFIELD_RO list GET u8 0
+            BITFIELD_RO list SET u8 0 1
+            SET num 12345
+            BITFIELD num GET u8 0 INCRBY u8 0 1
+            GET num
+            EXPIRE bf 1000
+            BITFIELD bf SET u8 0 0
+            TTL bf
+            ",
+        );
+    });
+}
+
+#[test]
+fn keyspace_events_of_bitfield() {
+    differential(|d| {
+        d.script("bitfield events");
+        d.run(
+            r"
+            CONFIG SET notify-keyspace-events KEA
+            @1 PSUBSCRIBE __key*__:*
+            BITFIELD k SET u8 0 1
+            @1 read: 4
+            BITFIELD k SET u8 0 1
+            BITFIELD k SET u8 0 2
+            @1 read: 2
+            BITFIELD k GET u8 0
+            BITFIELD_RO k GET u8 0
+            BITFIELD k INCRBY u8 0 1
+            @1 read: 2
+            CONFIG SET notify-keyspace-events ''
+            ",
+        );
+    });
+}
+
+#[test]
+fn random_bitfield_operations_match_redis() {
+    let seed = caskdb_testkit::rng::seed("CASKDB_BITFIELD_SEED");
+    differential(|d| {
+        let mut rng = Rng::new(seed);
+        d.script(&format!("random bitfield (seed {seed}, CASKDB_BITFIELD_SEED to replay)"));
+        for _ in 0..300 {
+            let mut args: Vec<String> = vec!["BITFIELD".into(), "r".into()];
+            for _ in 0..1 + rng.index(4) {
+                if rng.chance(1, 5) {
+                    args.push("OVERFLOW".into());
+                    args.push((*rng.pick(&["WRAP", "SAT", "FAIL"])).into());
+                }
+                let signed = rng.chance(1, 2);
+                let bits = 1 + rng.index(if signed { 64 } else { 63 });
+                let ty = format!("{}{bits}", if signed { "i" } else { "u" });
+                let offset = if rng.chance(1, 4) {
+                    format!("#{}", rng.below(8))
+                } else {
+                    rng.below(200).to_string()
+                };
+                let value = match rng.below(4) {
+                    0 => (rng.next_u64() as i64).to_string(),
+                    1 => (rng.below(600) as i64 - 300).to_string(),
+                    2 => i64::MAX.to_string(),
+                    _ => i64::MIN.to_string(),
+                };
+                match rng.below(3) {
+                    0 => args.extend(["GET".into(), ty, offset]),
+                    1 => args.extend(["SET".into(), ty, offset, value]),
+                    _ => args.extend(["INCRBY".into(), ty, offset, value]),
+                }
+            }
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            d.eq(&refs);
+        }
+        d.eq(&["GET", "r"]);
+    });
+}

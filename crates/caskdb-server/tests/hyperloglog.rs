@@ -79,15 +79,20 @@ fn small_cases_and_errors() {
 fn random_additions_give_the_same_counts_and_bytes() {
     let seed = seed("CASKDB_HLL_SEED");
     differential(|d| {
-        d.script(&format!("random pfadd (seed {seed}, CASKDB_HLL_SEED to replay)"));
+        d.script(&format!(
+            "random pfadd (seed {seed}, CASKDB_HLL_SEED to replay)"
+        ));
         let mut rng = Rng::new(seed);
         for (key, max_bytes, batches) in [("a", "3000", 60), ("b", "300", 40), ("c", "3000", 8)] {
             d.eq(&["CONFIG", "SET", "hll-sparse-max-bytes", max_bytes]);
             for batch in 0..batches {
-                let n = if key == "c" { 1500 } else { 1 + rng.index(40 + batch * 10) };
-                let elems: Vec<String> = (0..n)
-                    .map(|_| format!("e{}", rng.below(50_000)))
-                    .collect();
+                let n = if key == "c" {
+                    1500
+                } else {
+                    1 + rng.index(40 + batch * 10)
+                };
+                let elems: Vec<String> =
+                    (0..n).map(|_| format!("e{}", rng.below(50_000))).collect();
                 let mut args = vec!["PFADD", key];
                 args.extend(elems.iter().map(String::as_str));
                 d.eq(&args);

@@ -89,7 +89,7 @@ pub(crate) fn derive(name: &str, args: &[Bytes], touched: &[Touched], out: &mut 
         }
         "append" => (STRING, "append", false),
         "setrange" => (STRING, "setrange", false),
-        "setbit" => (STRING, "setbit", false),
+        "setbit" | "bitfield" => (STRING, "setbit", false),
         "bitop" => (STRING, "set", false),
         "pfadd" | "pfmerge" => (STRING, "pfadd", false),
         "incr" | "decr" | "incrby" | "decrby" => (STRING, "incrby", false),

@@ -22,6 +22,7 @@
 
 mod acl;
 mod args;
+mod bitfield;
 mod bits;
 mod blocking;
 mod client;

@@ -14,8 +14,8 @@ use super::reply::{CmdResult, help, syntax_error, unknown_subcommand, wrong_arit
 use super::spec::flags::CONTAINER;
 use super::spec::{Spec, commands};
 use super::{
-    acl, bits, blocking, client, connection, debug, dump, functions, hashes, hyperloglog, info,
-    keys, lists, memory, object, pubsub, scripting, server, sets, slowlog, sort, strings,
+    acl, bitfield, bits, blocking, client, connection, debug, dump, functions, hashes, hyperloglog,
+    info, keys, lists, memory, object, pubsub, scripting, server, sets, slowlog, sort, strings,
     transactions, zset_algebra, zset_ranges, zsets,
 };
 use crate::command_info::{self, Begin, CommandInfo, Find, KeySpec};
@@ -43,6 +43,7 @@ pub(crate) fn table() -> &'static [&'static Spec] {
             memory::COMMANDS,
             strings::COMMANDS,
             bits::COMMANDS,
+            bitfield::COMMANDS,
             hyperloglog::COMMANDS,
             keys::COMMANDS,
             hashes::COMMANDS,
