@@ -323,7 +323,9 @@ fn random_bitfield_operations_match_redis() {
     let seed = caskdb_testkit::rng::seed("CASKDB_BITFIELD_SEED");
     differential(|d| {
         let mut rng = Rng::new(seed);
-        d.script(&format!("random bitfield (seed {seed}, CASKDB_BITFIELD_SEED to replay)"));
+        d.script(&format!(
+            "random bitfield (seed {seed}, CASKDB_BITFIELD_SEED to replay)"
+        ));
         for _ in 0..300 {
             let mut args: Vec<String> = vec!["BITFIELD".into(), "r".into()];
             for _ in 0..1 + rng.index(4) {
