@@ -27,6 +27,9 @@ pub enum Frame {
     Verbatim(String),
     /// `,1.5` in RESP3; a bulk string in RESP2. Both print it as Redis 7.0 does (`%.17g`).
     Double(f64),
+    /// A double already formatted (GEOPOS's `%.17Lf` coordinates): `,text` in RESP3, a bulk
+    /// string in RESP2.
+    DoubleText(String),
     /// `#t` / `#f` in RESP3; `:1` / `:0` in RESP2.
     Boolean(bool),
     /// `~N` in RESP3 (SMEMBERS and the other unordered replies); an array in RESP2.
@@ -176,6 +179,12 @@ impl Frame {
                 out.raw(b"\r\n");
             }
             Frame::Double(v) => put_bulk(out, format_double(*v).as_bytes()),
+            Frame::DoubleText(t) if resp3 => {
+                out.byte(b',');
+                out.raw(t.as_bytes());
+                out.raw(b"\r\n");
+            }
+            Frame::DoubleText(t) => put_bulk(out, t.as_bytes()),
             Frame::Boolean(b) if resp3 => out.raw(if *b { b"#t\r\n" } else { b"#f\r\n" }),
             Frame::Boolean(b) => out.raw(if *b { b":1\r\n" } else { b":0\r\n" }),
             Frame::Set(items) | Frame::Push(items) => {

@@ -92,6 +92,7 @@ pub(crate) fn derive(name: &str, args: &[Bytes], touched: &[Touched], out: &mut 
         "setbit" | "bitfield" => (STRING, "setbit", false),
         "bitop" => (STRING, "set", false),
         "pfadd" | "pfmerge" => (STRING, "pfadd", false),
+        "geoadd" => (ZSET, "zadd", false),
         "incr" | "decr" | "incrby" | "decrby" => (STRING, "incrby", false),
         "incrbyfloat" => (STRING, "incrbyfloat", false),
         "del" | "unlink" | "getdel" => (GENERIC, "del", false),

@@ -34,6 +34,7 @@ pub(crate) mod dispatch;
 mod dump;
 mod events;
 mod functions;
+mod geo;
 mod hashes;
 mod hyperloglog;
 mod info;

@@ -14,9 +14,9 @@ use super::reply::{CmdResult, help, syntax_error, unknown_subcommand, wrong_arit
 use super::spec::flags::CONTAINER;
 use super::spec::{Spec, commands};
 use super::{
-    acl, bitfield, bits, blocking, client, connection, debug, dump, functions, hashes, hyperloglog,
-    info, keys, lists, memory, object, pubsub, scripting, server, sets, slowlog, sort, strings,
-    transactions, zset_algebra, zset_ranges, zsets,
+    acl, bitfield, bits, blocking, client, connection, debug, dump, functions, geo, hashes,
+    hyperloglog, info, keys, lists, memory, object, pubsub, scripting, server, sets, slowlog, sort,
+    strings, transactions, zset_algebra, zset_ranges, zsets,
 };
 use crate::command_info::{self, Begin, CommandInfo, Find, KeySpec};
 use crate::frame::Frame;
@@ -45,6 +45,7 @@ pub(crate) fn table() -> &'static [&'static Spec] {
             bits::COMMANDS,
             bitfield::COMMANDS,
             hyperloglog::COMMANDS,
+            geo::COMMANDS,
             keys::COMMANDS,
             hashes::COMMANDS,
             sets::COMMANDS,

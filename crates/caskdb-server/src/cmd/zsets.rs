@@ -182,7 +182,7 @@ fn has_nonzero_digit(mantissa: &str) -> bool {
     m.bytes().any(|b| b.is_ascii_alphanumeric() && b != b'0')
 }
 
-fn zadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
+pub(super) fn zadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let ([nx, xx, gt, lt, ch, incr], n) =
         option_flags(&args[2..], ["nx", "xx", "gt", "lt", "ch", "incr"]);
     let pairs = &args[2 + n..];

@@ -107,6 +107,8 @@ fn to_lua(lua: &Lua, frame: &Frame, resp3: bool, depth: usize) -> mlua::Result<V
         }
         Frame::Verbatim(s) => Value::String(lua.create_string(s)?),
         Frame::Double(d) if resp3 => single(lua, "double", *d)?,
+        Frame::DoubleText(t) if resp3 => single(lua, "double", t.parse::<f64>().unwrap_or(0.0))?,
+        Frame::DoubleText(t) => Value::String(lua.create_string(t)?),
         Frame::Double(d) => Value::String(lua.create_string(crate::frame::format_double(*d))?),
         Frame::Boolean(b) if resp3 => Value::Boolean(*b),
         Frame::Boolean(b) => Value::Number(if *b { 1.0 } else { 0.0 }),
