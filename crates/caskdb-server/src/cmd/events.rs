@@ -93,6 +93,8 @@ pub(crate) fn derive(name: &str, args: &[Bytes], touched: &[Touched], out: &mut 
         "bitop" => (STRING, "set", false),
         "pfadd" | "pfmerge" => (STRING, "pfadd", false),
         "geoadd" => (ZSET, "zadd", false),
+        "geosearchstore" => (ZSET, "geosearchstore", false),
+        "georadius" | "georadiusbymember" => (ZSET, "georadiusstore", false),
         "incr" | "decr" | "incrby" | "decrby" => (STRING, "incrby", false),
         "incrbyfloat" => (STRING, "incrbyfloat", false),
         "del" | "unlink" | "getdel" => (GENERIC, "del", false),
