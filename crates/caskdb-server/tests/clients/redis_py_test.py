@@ -715,6 +715,45 @@ def test_scripts_and_functions():
         r.close()
 
 
+def test_geo_hyperloglog_bitfield():
+    r = client()
+    try:
+        g = K("sicily")
+        eq(r.geoadd(g, [13.361389, 38.115556, "Palermo", 15.087269, 37.502669, "Catania"]), 2, "geoadd")
+        pos = r.geopos(g, "Palermo", "nowhere")
+        ok(abs(pos[0][0] - 13.361389) < 1e-5 and abs(pos[0][1] - 38.115556) < 1e-5, f"geopos: {pos}")
+        eq(pos[1], None, "geopos of a missing member")
+        eq(r.geodist(g, "Palermo", "Catania", unit="km"), 166.2742, "geodist km")
+        # (redis-py decodes it under RESP2 only, whatever the server.)
+        hashes = [h.decode() if isinstance(h, bytes) else h for h in r.geohash(g, "Palermo")]
+        eq(hashes, ["sqc8b49rny0"], "geohash")
+        found = r.geosearch(g, longitude=15, latitude=37, radius=200, unit="km", withdist=True, sort="ASC")
+        eq(found, [[b"Catania", 56.4413], [b"Palermo", 190.4424]], "geosearch withdist")
+        box = r.geosearch(g, member="Palermo", width=400, height=400, unit="km", sort="DESC")
+        eq(box, [b"Catania", b"Palermo"], "geosearch bybox")
+        eq(r.geosearchstore(K("near"), g, longitude=15, latitude=37, radius=100, unit="km"), 1, "geosearchstore")
+        eq(r.zrange(K("near"), 0, -1), [b"Catania"], "stored")
+
+        h = K("visitors")
+        eq(r.pfadd(h, *[f"user{i}" for i in range(1000)]), 1, "pfadd")
+        eq(r.pfadd(h, "user1"), 0, "pfadd of a known element")
+        n = r.pfcount(h)
+        ok(abs(n - 1000) < 20, f"pfcount: {n}")
+        r.pfadd(K("more"), *[f"user{i}" for i in range(500, 1500)])
+        eq(r.pfmerge(K("all"), h, K("more")), True, "pfmerge")
+        n = r.pfcount(K("all"))
+        ok(abs(n - 1500) < 30, f"pfcount after pfmerge: {n}")
+        eq(r.pfcount(h, K("more")), n, "pfcount of several keys")
+
+        bf = r.bitfield(K("bf"))
+        eq(bf.set("u8", 0, 255).incrby("u8", 0, 1).get("u8", 0).execute(), [0, 0, 0], "bitfield wraps")
+        sat = r.bitfield(K("bf"), default_overflow="SAT")
+        eq(sat.incrby("i8", 8, 200).incrby("i8", 8, -300).execute(), [127, -128], "bitfield saturates")
+        eq(r.bitfield_ro(K("bf"), "u8", 0, items=[("i8", 8)]), [0, -128], "bitfield_ro")
+    finally:
+        r.close()
+
+
 # ---------------------------------------------------------------------------------------------
 
 TESTS = [
@@ -729,6 +768,7 @@ TESTS = [
     test_keyspace_notifications,
     test_lock,
     test_scripts_and_functions,
+    test_geo_hyperloglog_bitfield,
 ]
 
 
