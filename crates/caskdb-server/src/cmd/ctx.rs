@@ -59,6 +59,14 @@ impl<'db> Ctx<'_, 'db> {
         self.shared.dbs.physical(db)
     }
 
+    /// A read command's lookup counts as INFO's `keyspace_hits` or `keyspace_misses`.
+    fn count_lookup(&self, found: bool) {
+        if self.counts_lookups {
+            let stats = &self.shared.stats;
+            if found { &stats.hits } else { &stats.misses }.add(1);
+        }
+    }
+
     /// The value of `key` in database `db`, of any type.
     pub fn lookup_in(&mut self, db: u8, key: &[u8]) -> Result<Option<Entry>, CmdError> {
         let ek = keyspace::engine_key(self.stored(db), key);
@@ -66,15 +74,7 @@ impl<'db> Ctx<'_, 'db> {
             Store::Read(d) => d.get_with_expiry(&ek),
             Store::Write(tx) => tx.get_with_expiry(&ek),
         }?;
-        if self.counts_lookups {
-            let stats = &self.shared.stats;
-            if raw.is_some() {
-                &stats.hits
-            } else {
-                &stats.misses
-            }
-            .add(1);
-        }
+        self.count_lookup(raw.is_some());
         match raw {
             None => Ok(None),
             Some((v, exp)) => match Entry::decode(v, exp) {
@@ -95,15 +95,7 @@ impl<'db> Ctx<'_, 'db> {
             Store::Read(d) => d.get_ref(&ek, STREAM_ABOVE),
             Store::Write(tx) => tx.get_ref(&ek, STREAM_ABOVE),
         }?;
-        if self.counts_lookups {
-            let stats = &self.shared.stats;
-            if raw.is_some() {
-                &stats.hits
-            } else {
-                &stats.misses
-            }
-            .add(1);
-        }
+        self.count_lookup(raw.is_some());
         let Some(raw) = raw else {
             return Ok(None);
         };
@@ -143,10 +135,7 @@ impl<'db> Ctx<'_, 'db> {
             Store::Read(d) => d.contains_key(&ek),
             Store::Write(tx) => tx.contains_key(&ek),
         }?;
-        if self.counts_lookups {
-            let stats = &self.shared.stats;
-            if found { &stats.hits } else { &stats.misses }.add(1);
-        }
+        self.count_lookup(found);
         Ok(found)
     }
 
