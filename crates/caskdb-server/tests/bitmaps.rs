@@ -312,6 +312,10 @@ fn keyspace_events_of_bitfield() {
             BITFIELD_RO k GET u8 0
             BITFIELD k INCRBY u8 0 1
             @1 read: 2
+            BITFIELD fresh OVERFLOW FAIL INCRBY u2 0 10
+            EXISTS fresh
+            BITFIELD k SET u8 0 2
+            @1 read: 2
             CONFIG SET notify-keyspace-events ''
             ",
         );
