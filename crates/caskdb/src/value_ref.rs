@@ -6,10 +6,10 @@ use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::error::{Result, io_context};
+use crate::error::Result;
 use crate::keydir::Loc;
 use crate::log::file::DataFile;
-use crate::log::record::{self, MAX_RECORD_HEADER_LEN, RecordType};
+use crate::log::record::MAX_RECORD_HEADER_LEN;
 
 /// Bytes read per step when a stored value is checked or read in pieces.
 const STEP: usize = 64 * 1024;
@@ -200,42 +200,15 @@ impl ValueRef {
     }
 }
 
-fn read(file: &DataFile, offset: u64, buf: &mut [u8]) -> Result<()> {
-    file.file.read_at(offset, buf).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            file.corrupted(offset, format!("cannot read record: {e}"))
-        } else {
-            io_context(e, &format!("read at offset {offset} of"), &file.path)
-        }
-    })
-}
-
 /// Reads the start of the value record at `loc` and checks its header (length, type) and key.
 /// Returns where the value starts in the record and its first bytes.
 fn check_head(file: &DataFile, loc: Loc, key: &[u8]) -> Result<(u64, Bytes)> {
-    let total = u64::from(loc.len);
     let first_len = (MAX_RECORD_HEADER_LEN + key.len() + HEAD).min(loc.len as usize);
     let mut first = vec![0u8; first_len];
-    read(file, loc.offset, &mut first)?;
-    let header = record::decode_header(&first)
-        .map_err(|e| file.corrupted(loc.offset, format!("bad record header: {e:?}")))?;
-    if header.total_len() != total {
-        return Err(file.corrupted(
-            loc.offset,
-            format!(
-                "record length {} does not match the index ({total})",
-                header.total_len()
-            ),
-        ));
-    }
-    if !matches!(header.kind, RecordType::Value | RecordType::ValueWithExpiry) {
-        return Err(file.corrupted(loc.offset, "index points at a record without a value"));
-    }
-    let key_start = header.header_len;
-    let value_start = key_start + header.key_len as usize;
-    if first.get(key_start..value_start) != Some(key) {
-        return Err(file.corrupted(loc.offset, "record holds another key than the index"));
-    }
+    file.read_part(loc.offset, loc.offset, &mut first)?;
+    let header = file.check_length(loc, &first)?;
+    file.check_value(loc, key, &header, &first)?;
+    let value_start = header.header_len + header.key_len as usize;
     let head = Bytes::copy_from_slice(&first[value_start..(value_start + HEAD).min(first_len)]);
     Ok((value_start as u64, head))
 }
@@ -278,6 +251,11 @@ impl Iterator for Chunks {
 }
 
 impl Chunks {
+    /// The value these are the pieces of.
+    pub fn value(&self) -> &ValueRef {
+        &self.value
+    }
+
     /// Appends the next piece of the value, at most `max` bytes (at least one), to `out`.
     /// Returns `Ok(false)` once the value was all handed out. For a stored value, the rest of
     /// the record is checked before its last piece is appended: on a CRC mismatch nothing is
@@ -321,7 +299,7 @@ impl Chunks {
         if self.hash.is_none() {
             // The record up to the view: hashed, not handed out.
             let mut crc = [0u8; 4];
-            read(&s.file, s.loc.offset, &mut crc)?;
+            s.file.read_part(s.loc.offset, s.loc.offset, &mut crc)?;
             let mut hasher = crc32fast::Hasher::new();
             hash_range(s, 4, lo, &mut hasher)?;
             self.hash = Some((hasher, u32::from_le_bytes(crc)));
@@ -334,7 +312,10 @@ impl Chunks {
         if self.pos < hi {
             let n = (hi - self.pos).min(max) as usize;
             out.resize(at + n, 0);
-            if let Err(e) = read(&s.file, s.loc.offset + self.pos, &mut out[at..]) {
+            if let Err(e) = s
+                .file
+                .read_part(s.loc.offset, s.loc.offset + self.pos, &mut out[at..])
+            {
                 out.truncate(at);
                 return Err(e);
             }
@@ -374,7 +355,8 @@ fn hash_range(s: &Stored, from: u64, to: u64, hasher: &mut crc32fast::Hasher) ->
     while at < to {
         let n = (to - at).min(STEP as u64) as usize;
         buf.resize(n, 0);
-        read(&s.file, s.loc.offset + at, &mut buf)?;
+        s.file
+            .read_part(s.loc.offset, s.loc.offset + at, &mut buf)?;
         hasher.update(&buf);
         at += n as u64;
     }

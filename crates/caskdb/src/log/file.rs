@@ -183,20 +183,36 @@ impl DataFile {
     /// Reads the whole value record at `loc` and checks it: length as indexed, CRC, type, key.
     pub fn read_checked(&self, loc: Loc, key: &[u8]) -> Result<(RecordHeader, Vec<u8>)> {
         let mut buf = vec![0u8; loc.len as usize];
-        self.file.read_at(loc.offset, &mut buf).map_err(|e| {
-            // Past the file's end, the index and the file disagree; otherwise the read itself
-            // failed (the disk, a file cut underneath): not corruption, and maybe passing.
+        self.read_part(loc.offset, loc.offset, &mut buf)?;
+        let header = self.check_length(loc, &buf)?;
+        if !record::crc_matches(&header, &buf) {
+            return Err(self.corrupted(loc.offset, "CRC mismatch"));
+        }
+        self.check_value(loc, key, &header, &buf)?;
+        Ok((header, buf))
+    }
+
+    /// Fills `buf` from offset `at`, inside the record at offset `record` (which errors name).
+    /// Past the file's end, the index and the file disagree: corruption; otherwise the read
+    /// itself failed (the disk, a file cut underneath): not corruption, and maybe passing.
+    pub fn read_part(&self, record: u64, at: u64, buf: &mut [u8]) -> Result<()> {
+        self.file.read_at(at, buf).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                self.corrupted(loc.offset, format!("cannot read record: {e}"))
+                self.corrupted(record, format!("cannot read record: {e}"))
             } else {
                 io_context(
                     e,
-                    &format!("read the record at offset {} of", loc.offset),
+                    &format!("read the record at offset {record} of"),
                     &self.path,
                 )
             }
-        })?;
-        let header = record::decode_header(&buf)
+        })
+    }
+
+    /// Decodes the header at the start of `buf` (the record at `loc`) and checks the record's
+    /// length against the index.
+    pub fn check_length(&self, loc: Loc, buf: &[u8]) -> Result<RecordHeader> {
+        let header = record::decode_header(buf)
             .map_err(|e| self.corrupted(loc.offset, format!("bad record header: {e:?}")))?;
         if header.total_len() != u64::from(loc.len) {
             return Err(self.corrupted(
@@ -208,17 +224,26 @@ impl DataFile {
                 ),
             ));
         }
-        if !record::crc_matches(&header, &buf) {
-            return Err(self.corrupted(loc.offset, "CRC mismatch"));
-        }
+        Ok(header)
+    }
+
+    /// Checks that the record at `loc`, whose start (header and key at least) is in `buf`,
+    /// holds a value for `key`.
+    pub fn check_value(
+        &self,
+        loc: Loc,
+        key: &[u8],
+        header: &RecordHeader,
+        buf: &[u8],
+    ) -> Result<()> {
         if !matches!(header.kind, RecordType::Value | RecordType::ValueWithExpiry) {
             return Err(self.corrupted(loc.offset, "index points at a record without a value"));
         }
         let key_start = header.header_len;
-        if &buf[key_start..key_start + header.key_len as usize] != key {
+        if buf.get(key_start..key_start + header.key_len as usize) != Some(key) {
             return Err(self.corrupted(loc.offset, "record holds another key than the index"));
         }
-        Ok((header, buf))
+        Ok(())
     }
 }
 
