@@ -270,7 +270,8 @@ pub(crate) fn put_len<O: Out>(out: &mut O, tag: u8, n: usize) {
     out.raw(b"\r\n");
 }
 
-fn put_bulk<O: Out>(out: &mut O, b: &[u8]) {
+/// A bulk string: its length line, its bytes, CRLF.
+pub(crate) fn put_bulk<O: Out>(out: &mut O, b: &[u8]) {
     put_len(out, b'$', b.len());
     out.raw(b);
     out.raw(b"\r\n");

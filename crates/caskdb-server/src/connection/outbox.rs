@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::{BufMut, Bytes, BytesMut};
 use caskdb::{Chunks, ValueRef};
 
-use crate::frame::{Out, put_len};
+use crate::frame::{Out, put_bulk, put_len};
 
 /// While a reply is streamed, the write buffer is filled to this many bytes per write.
 pub(crate) const STREAM_AT: usize = 256 * 1024;
@@ -28,7 +28,7 @@ pub(crate) struct Outbox {
 
 enum Piece {
     Encoded(Bytes),
-    Value { value: ValueRef, chunks: Chunks },
+    Value(Chunks),
 }
 
 impl Outbox {
@@ -50,7 +50,7 @@ impl Outbox {
     /// Whether a queued value lies in a file a merge has removed.
     pub fn holds_retired(&self) -> bool {
         self.queue.iter().any(|p| match p {
-            Piece::Value { value, .. } => value.is_retired(),
+            Piece::Value(chunks) => chunks.value().is_retired(),
             Piece::Encoded(_) => false,
         })
     }
@@ -74,7 +74,7 @@ impl Outbox {
                     wbuf.put_slice(b);
                     self.queue.pop_front();
                 }
-                Piece::Value { chunks, .. } => {
+                Piece::Value(chunks) => {
                     // Straight from the file into the write buffer.
                     let before = wbuf.len();
                     let more = chunks.read_into(wbuf, STREAM_AT - before)?;
@@ -110,9 +110,7 @@ impl Out for StreamOut<'_> {
         if v.is_in_memory() {
             // In memory: read() cannot fail.
             if let Ok(b) = v.read() {
-                put_len(self, b'$', b.len());
-                self.raw(&b);
-                self.raw(b"\r\n");
+                put_bulk(self, &b);
             }
             return;
         }
@@ -121,10 +119,7 @@ impl Out for StreamOut<'_> {
         if !o.tail.is_empty() {
             o.queue.push_back(Piece::Encoded(o.tail.split().freeze()));
         }
-        o.queue.push_back(Piece::Value {
-            value: v.clone(),
-            chunks: v.chunks(STREAM_AT),
-        });
+        o.queue.push_back(Piece::Value(v.chunks(STREAM_AT)));
         o.unsent += v.len();
         o.since.get_or_insert_with(Instant::now);
         self.raw(b"\r\n");
