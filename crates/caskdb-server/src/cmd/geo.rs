@@ -152,12 +152,17 @@ fn decode(score: f64) -> (f64, f64) {
     (lon, lat)
 }
 
+/// Distance in meters along a meridian between two latitudes.
+fn lat_distance(lat1: f64, lat2: f64) -> f64 {
+    EARTH_RADIUS_IN_METERS * (lat2 * D_R - lat1 * D_R).abs()
+}
+
 /// Haversine distance in meters, as Redis computes it.
 fn distance(lon1: f64, lat1: f64, lon2: f64, lat2: f64) -> f64 {
     let (lon1r, lon2r) = (lon1 * D_R, lon2 * D_R);
     let v = ((lon2r - lon1r) / 2.0).sin();
     if v == 0.0 {
-        return EARTH_RADIUS_IN_METERS * (lat2 * D_R - lat1 * D_R).abs();
+        return lat_distance(lat1, lat2);
     }
     let (lat1r, lat2r) = (lat1 * D_R, lat2 * D_R);
     let u = ((lat2r - lat1r) / 2.0).sin();
@@ -216,9 +221,7 @@ fn geoadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let mut zadd: Vec<Bytes> = vec![Bytes::from_static(b"zadd")];
     zadd.extend(args[1..first].iter().cloned());
     for triple in args[first..].chunks(3) {
-        let lon = zsets::parse_double(&triple[0], "value is not a valid float")?;
-        let lat = zsets::parse_double(&triple[1], "value is not a valid float")?;
-        check_pair(lon, lat)?;
+        let (lon, lat) = lon_lat(&triple[0], &triple[1])?;
         let bits = encode(lon, lat, (LONG_MIN, LONG_MAX), (LAT_MIN, LAT_MAX));
         zadd.push(Bytes::from(bits.to_string()));
         zadd.push(triple[2].clone());
@@ -226,25 +229,8 @@ fn geoadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     zsets::zadd(ctx, &zadd)
 }
 
-/// The score of each member of zset `key` (`None` for a missing member or key).
-fn scores(
-    ctx: &mut Ctx<'_, '_>,
-    key: &[u8],
-    members: &[Bytes],
-) -> Result<Vec<Option<f64>>, super::reply::CmdError> {
-    let m = ctx.coll(key, Type::ZSet)?;
-    let mut out = Vec::with_capacity(members.len());
-    for member in members {
-        out.push(match &m {
-            Some(m) => zsets::score_of(ctx, m, member)?,
-            None => None,
-        });
-    }
-    Ok(out)
-}
-
 fn geopos(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let found = scores(ctx, &args[1], &args[2..])?;
+    let found = zsets::scores(ctx, &args[1], &args[2..])?;
     Ok(Frame::Array(
         found
             .into_iter()
@@ -259,24 +245,26 @@ fn geopos(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     ))
 }
 
-fn unit(arg: &[u8]) -> Option<f64> {
-    match arg.to_ascii_lowercase().as_slice() {
-        b"m" => Some(1.0),
-        b"km" => Some(1000.0),
-        b"ft" => Some(0.3048),
-        b"mi" => Some(1609.34),
-        _ => None,
-    }
+/// Meters per `arg` unit (m, km, ft, mi).
+fn unit(arg: &[u8]) -> Result<f64, CmdError> {
+    Ok(match arg.to_ascii_lowercase().as_slice() {
+        b"m" => 1.0,
+        b"km" => 1000.0,
+        b"ft" => 0.3048,
+        b"mi" => 1609.34,
+        _ => {
+            return Err(Frame::err("unsupported unit provided. please use M, KM, FT, MI").into());
+        }
+    })
 }
 
 fn geodist(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let to_meter = match args.len() {
-        5 => unit(&args[4])
-            .ok_or_else(|| Frame::err("unsupported unit provided. please use M, KM, FT, MI"))?,
+        5 => unit(&args[4])?,
         4 => 1.0,
         _ => return Err(syntax_error()),
     };
-    let found = scores(ctx, &args[1], &args[2..4])?;
+    let found = zsets::scores(ctx, &args[1], &args[2..4])?;
     let (Some(a), Some(b)) = (found[0], found[1]) else {
         return Ok(Frame::Null);
     };
@@ -288,7 +276,7 @@ fn geodist(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 fn geohash(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     const ALPHABET: &[u8; 32] = b"0123456789bcdefghjkmnpqrstuvwxyz";
-    let found = scores(ctx, &args[1], &args[2..])?;
+    let found = zsets::scores(ctx, &args[1], &args[2..])?;
     Ok(Frame::Array(
         found
             .into_iter()
@@ -371,7 +359,7 @@ fn within(shape: &Shape, score: f64) -> Option<(f64, f64, f64)> {
         shape.width * shape.conversion,
         shape.height * shape.conversion,
     );
-    if EARTH_RADIUS_IN_METERS * (shape.lat * D_R - lat * D_R).abs() > h / 2.0 {
+    if lat_distance(lat, shape.lat) > h / 2.0 {
         return None;
     }
     if distance(lon, lat, shape.lon, lat) > w / 2.0 {
@@ -540,9 +528,7 @@ fn distance_arg(value: &[u8], unit_arg: &[u8]) -> Result<(f64, f64), CmdError> {
     if d < 0.0 {
         return Err(Frame::err("radius cannot be negative").into());
     }
-    let u = unit(unit_arg)
-        .ok_or_else(|| Frame::err("unsupported unit provided. please use M, KM, FT, MI"))?;
-    Ok((d, u))
+    Ok((d, unit(unit_arg)?))
 }
 
 /// The position of `member` in `m`.
@@ -553,13 +539,16 @@ fn member_position(ctx: &mut Ctx<'_, '_>, m: &Meta, member: &[u8]) -> Result<(f6
     }
 }
 
-fn check_pair(lon: f64, lat: f64) -> Result<(), CmdError> {
+/// A longitude and a latitude argument, within the ranges a geohash covers.
+fn lon_lat(lon: &[u8], lat: &[u8]) -> Result<(f64, f64), CmdError> {
+    let lon = zsets::parse_double(lon, "value is not a valid float")?;
+    let lat = zsets::parse_double(lat, "value is not a valid float")?;
     if !(LONG_MIN..=LONG_MAX).contains(&lon) || !(LAT_MIN..=LAT_MAX).contains(&lat) {
         return Err(
             Frame::err(format!("invalid longitude,latitude pair {lon:.6},{lat:.6}")).into(),
         );
     }
-    Ok(())
+    Ok((lon, lat))
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -626,10 +615,7 @@ fn radius_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], form: Form, no_store: b
     let mut shape = Shape::default();
     let base = match form {
         Form::RadiusCoords => {
-            let lon = zsets::parse_double(&args[2], "value is not a valid float")?;
-            let lat = zsets::parse_double(&args[3], "value is not a valid float")?;
-            check_pair(lon, lat)?;
-            (shape.lon, shape.lat) = (lon, lat);
+            (shape.lon, shape.lat) = lon_lat(&args[2], &args[3])?;
             (shape.radius, shape.conversion) = distance_arg(&args[4], &args[5])?;
             shape.circle = true;
             6
@@ -687,10 +673,7 @@ fn radius_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], form: Form, no_store: b
             frommember = true;
             i += 1;
         } else if is(a, "fromlonlat") && left >= 2 && search_form && !frommember {
-            let lon = zsets::parse_double(&rest[i + 1], "value is not a valid float")?;
-            let lat = zsets::parse_double(&rest[i + 2], "value is not a valid float")?;
-            check_pair(lon, lat)?;
-            (shape.lon, shape.lat) = (lon, lat);
+            (shape.lon, shape.lat) = lon_lat(&rest[i + 1], &rest[i + 2])?;
             fromloc = true;
             i += 2;
         } else if is(a, "byradius") && left >= 2 && search_form && !bybox {
@@ -704,8 +687,7 @@ fn radius_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], form: Form, no_store: b
             if h < 0.0 || w < 0.0 {
                 return Err(Frame::err("height or width cannot be negative").into());
             }
-            let u = unit(&rest[i + 3])
-                .ok_or_else(|| Frame::err("unsupported unit provided. please use M, KM, FT, MI"))?;
+            let u = unit(&rest[i + 3])?;
             (shape.width, shape.height, shape.conversion) = (w, h, u);
             shape.circle = false;
             bybox = true;

@@ -297,15 +297,31 @@ fn zscore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn zmscore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let m = ctx.coll(&args[1], Type::ZSet)?;
-    let mut out = Vec::new();
-    for member in &args[2..] {
+    let found = scores(ctx, &args[1], &args[2..])?;
+    Ok(Frame::Array(
+        found
+            .into_iter()
+            .map(|s| s.map_or(Frame::Null, score_frame))
+            .collect(),
+    ))
+}
+
+/// The score of each of `members` in zset `key` (`None` for a missing member, or all of
+/// them for a missing key).
+pub(super) fn scores(
+    ctx: &mut Ctx<'_, '_>,
+    key: &[u8],
+    members: &[Bytes],
+) -> Result<Vec<Option<f64>>, CmdError> {
+    let m = ctx.coll(key, Type::ZSet)?;
+    let mut out = Vec::with_capacity(members.len());
+    for member in members {
         out.push(match &m {
-            Some(m) => score_of(ctx, m, member)?.map_or(Frame::Null, score_frame),
-            None => Frame::Null,
+            Some(m) => score_of(ctx, m, member)?,
+            None => None,
         });
     }
-    Ok(Frame::Array(out))
+    Ok(out)
 }
 
 /// The reply of a range or pop: members, with their scores as (member, score) pairs if
