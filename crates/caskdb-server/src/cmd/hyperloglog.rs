@@ -244,13 +244,8 @@ fn sparse_set(v: &mut Vec<u8>, index: usize, count: u8, max_bytes: usize) -> Res
     }
     let b = v[p];
     let (zero, xzero) = (is_zero(b), is_xzero(b));
-    let runlen = if zero {
-        zero_len(b)
-    } else if xzero {
-        xzero_len(b, v.get(p + 1).copied().unwrap_or(0))
-    } else {
-        val_len(b)
-    };
+    // The run the loop stopped at is the register's.
+    let runlen = span;
     let trivial = if !zero && !xzero {
         if val_value(b) >= count {
             return Ok(false);
@@ -400,22 +395,30 @@ fn estimate(histo: &[u32; 64]) -> u64 {
     (ALPHA_INF * m * m / z).round() as u64
 }
 
+/// The estimate from each register's value.
+fn estimate_registers(registers: impl Iterator<Item = u8>) -> u64 {
+    let mut histo = [0u32; 64];
+    for r in registers {
+        histo[usize::from(r)] += 1;
+    }
+    estimate(&histo)
+}
+
 /// The count of a value, from its registers; `Err` for a sparse value that does not add up.
 fn count(v: &[u8]) -> Result<u64, Invalid> {
-    let mut histo = [0u32; 64];
     if v[4] == DENSE {
-        for i in 0..REGISTERS {
-            histo[usize::from(dense_get(&v[HDR..], i))] += 1;
-        }
-    } else {
-        let mut idx = 0;
-        for (value, len) in sparse_runs(v) {
-            idx += len;
-            histo[usize::from(value)] += len as u32;
-        }
-        if idx != REGISTERS {
-            return Err(Invalid);
-        }
+        return Ok(estimate_registers(
+            (0..REGISTERS).map(|i| dense_get(&v[HDR..], i)),
+        ));
+    }
+    let mut histo = [0u32; 64];
+    let mut idx = 0;
+    for (value, len) in sparse_runs(v) {
+        idx += len;
+        histo[usize::from(value)] += len as u32;
+    }
+    if idx != REGISTERS {
+        return Err(Invalid);
     }
     Ok(estimate(&histo))
 }
@@ -482,11 +485,9 @@ fn pfcount(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                 merge_into(&mut max, &v).map_err(|Invalid| corrupt())?;
             }
         }
-        let mut histo = [0u32; 64];
-        for &r in max.iter() {
-            histo[usize::from(r)] += 1;
-        }
-        return Ok(Frame::Integer(estimate(&histo) as i64));
+        return Ok(Frame::Integer(
+            estimate_registers(max.iter().copied()) as i64
+        ));
     }
     let Some((mut v, at)) = load(ctx, &args[1])? else {
         return Ok(Frame::Integer(0));
