@@ -316,26 +316,30 @@ fn config_set_of_the_tls_files_renews_the_certificate_for_new_connections() {
     };
     ping_early();
 
-    // A certificate from another CA, under new names.
-    let ca2 = make_ca("second CA");
-    let (cert2, key2) = signed(&["127.0.0.1"], &ca2);
+    // A certificate from another CA, under new names (`renewed.*`), then renewed in place.
     let write = |name: &str, text: String| std::fs::write(pki_dir.path().join(name), text).unwrap();
-    write("ca2.crt", ca2.0.pem());
-    write("renewed.crt", cert2.pem());
-    write("renewed.key", key2.serialize_pem());
     let mut admin = srv.raw();
     let (renewed_crt, renewed_key) = (pki.path("renewed.crt"), pki.path("renewed.key"));
-    assert_eq!(
-        admin.cmd(&[
-            "CONFIG",
-            "SET",
-            "tls-cert-file",
-            &renewed_crt,
-            "tls-key-file",
-            &renewed_key,
-        ]),
-        common::Reply::Simple("OK".into())
-    );
+    // Writes `ca_file` and `renewed.*` signed by a new CA, then CONFIG SETs the two files.
+    let mut renew = |ca_name: &str, ca_file: &str| {
+        let ca = make_ca(ca_name);
+        let (cert, key) = signed(&["127.0.0.1"], &ca);
+        write(ca_file, ca.0.pem());
+        write("renewed.crt", cert.pem());
+        write("renewed.key", key.serialize_pem());
+        assert_eq!(
+            admin.cmd(&[
+                "CONFIG",
+                "SET",
+                "tls-cert-file",
+                &renewed_crt,
+                "tls-key-file",
+                &renewed_key,
+            ]),
+            common::Reply::Simple("OK".into())
+        );
+    };
+    renew("second CA", "ca2.crt");
     let err = tls_ping(tls, trust_first.clone()).unwrap_err();
     assert!(err.contains("UnknownIssuer"), "{err}");
     let trust_second = client_config(&pki.path("ca2.crt"), None);
@@ -343,22 +347,7 @@ fn config_set_of_the_tls_files_renews_the_certificate_for_new_connections() {
     ping_early();
 
     // Renewed in place (same names): CONFIG SET reads the files again.
-    let ca3 = make_ca("third CA");
-    let (cert3, key3) = signed(&["127.0.0.1"], &ca3);
-    write("ca3.crt", ca3.0.pem());
-    write("renewed.crt", cert3.pem());
-    write("renewed.key", key3.serialize_pem());
-    assert_eq!(
-        admin.cmd(&[
-            "CONFIG",
-            "SET",
-            "tls-cert-file",
-            &renewed_crt,
-            "tls-key-file",
-            &renewed_key
-        ]),
-        common::Reply::Simple("OK".into())
-    );
+    renew("third CA", "ca3.crt");
     assert!(tls_ping(tls, trust_second.clone()).is_err());
     let trust_third = client_config(&pki.path("ca3.crt"), None);
     assert_eq!(tls_ping(tls, trust_third.clone()), Ok("+PONG".into()));
