@@ -155,6 +155,14 @@ impl Blocking {
             .and_then(|q| q.iter().find(|w| w.ty == ty).cloned())
     }
 
+    /// Every client waiting on `ek` for a value of type `ty`, in arrival order, left
+    /// registered (a stream's new entries serve them all).
+    pub fn all_of(&self, ek: &[u8], ty: Type) -> Vec<Arc<Waiter>> {
+        self.map.lock().get(ek).map_or_else(Vec::new, |q| {
+            q.iter().filter(|w| w.ty == ty).cloned().collect()
+        })
+    }
+
     /// The waiter of client `id`, if it is blocked.
     pub fn of_client(&self, id: u64) -> Option<Arc<Waiter>> {
         let map = self.map.lock();

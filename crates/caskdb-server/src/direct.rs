@@ -450,6 +450,7 @@ fn read_in(
                 })
                 .collect::<Result<_, Error>>()?,
         ),
+        Type::Stream => return Err(corrupt("streams cannot be exported yet".into())),
         Type::String => return Err(corrupt("a string with collection metadata".into())),
     };
     Ok(Some((contents, ttl)))

@@ -165,6 +165,8 @@ pub enum Type {
     Set = 3,
     /// A sorted set: member → score, ordered by (score, member).
     ZSet = 4,
+    /// A stream: entries by id, with consumer groups (`cmd/stream_store.rs`).
+    Stream = 6,
 }
 
 impl Type {
@@ -176,6 +178,7 @@ impl Type {
             2 => Type::List,
             3 => Type::Set,
             4 => Type::ZSet,
+            6 => Type::Stream,
             _ => return None,
         })
     }
@@ -188,6 +191,7 @@ impl Type {
             Type::List => "list",
             Type::Set => "set",
             Type::ZSet => "zset",
+            Type::Stream => "stream",
         }
     }
 }
@@ -258,6 +262,16 @@ pub mod kind {
     pub const MEMBER: u8 = 1;
     /// A sorted set's score index: `[score as order-preserving u64 BE][member]`, empty value.
     pub const SCORE: u8 = 2;
+    /// A stream's consumer group: `[group]` → its state (`cmd/stream_store.rs`).
+    pub const GROUP: u8 = 3;
+    /// A consumer: `[group length: u32 BE][group][consumer]` → its seen time.
+    pub const CONSUMER: u8 = 4;
+    /// A group's pending entry: `[group length: u32 BE][group][entry id]` → delivery time,
+    /// count and consumer.
+    pub const PENDING: u8 = 5;
+    /// A consumer's pending entry (the index of [`PENDING`] by consumer):
+    /// `[group length: u32 BE][group][consumer length: u32 BE][consumer][entry id]`, empty.
+    pub const CONSUMER_PENDING: u8 = 6;
 }
 
 /// Length of the `[tag][id][kind]` prefix of a member key.
@@ -309,14 +323,17 @@ pub const LIST_START: u64 = 1 << 63;
 
 /// A collection's metadata, the payload of its namespace-0 record:
 /// `[id: u64 BE][len: u64 BE]`, and for lists `[head: u64 BE]` (the index of the first
-/// element; element `i` is at `head + i`).
+/// element; element `i` is at `head + i`); for streams the stream's own state follows
+/// ([`STREAM_STATE_LEN`] bytes, read and written by `cmd/stream_store.rs` only: a stream's
+/// metadata is never re-encoded from a `Meta`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
     /// The collection's type.
     pub ty: Type,
     /// The id its members are keyed by; never reused while any of its records remains.
     pub id: u64,
-    /// Number of members (never 0 on disk: an empty collection is deleted).
+    /// Number of members (never 0 on disk: an empty collection is deleted; but a stream,
+    /// as in Redis, stays when its last entry goes).
     pub len: u64,
     /// Lists: the index of the first element.
     pub head: u64,
@@ -333,7 +350,12 @@ impl Meta {
     /// Decodes the metadata of a collection entry; `None` if it is malformed.
     pub fn decode(e: &Entry) -> Option<Meta> {
         let p = &e.payload;
-        let want = if e.ty == Type::List { 24 } else { 16 };
+        let want = match e.ty {
+            Type::List => 24,
+            Type::Stream if p.len() == 16 + STREAM_STATE_LEN => p.len(),
+            Type::Stream => return None,
+            _ => 16,
+        };
         // An optional flags byte follows (bit 0: converted).
         if e.ty == Type::String || (p.len() != want && p.len() != want + 1) {
             return None;
@@ -365,6 +387,11 @@ impl Meta {
         Bytes::from(v)
     }
 }
+
+/// Bytes of a stream's state after its `[id][len]`: last id, first id, largest deleted id
+/// (each `[ms: u64 BE][seq: u64 BE]`), entries added, last node, entries put in the last node
+/// (each u64 BE).
+pub const STREAM_STATE_LEN: usize = 72;
 
 /// A score as a u64 whose byte order is the numeric order (-inf first, +inf last; -0 is 0).
 pub fn score_bits(score: f64) -> u64 {

@@ -73,6 +73,11 @@ pub(crate) struct ConnState {
     /// The request running is a group leader's write (`connection/route.rs`): it is staged
     /// over the writes in flight.
     pub write_routed: bool,
+    /// Commands run for a script (`redis.call`): XREAD's BLOCK is refused there.
+    pub in_script: bool,
+    /// The command runs again for a blocked client a write served (XREADGROUP then names a
+    /// group that went away as Redis does).
+    pub serving_blocked: bool,
 }
 
 /// What a request on a group's leader waits for before its reply: its writes agreed on and
@@ -168,6 +173,8 @@ impl ConnState {
             executed: false,
             proposal: None,
             write_routed: false,
+            in_script: false,
+            serving_blocked: false,
             readonly: false,
             is_link: false,
         }

@@ -2,7 +2,7 @@
 //! Real client libraries of other languages against the server, as their users drive it:
 //! redis-py (RESP2 and RESP3) and ioredis (RESP2, RESP3, RESP3 with its "resp3" reply mapping)
 //! run the scripts in `tests/clients/` — pub/sub, blocking commands, sorted set and hash reply
-//! shapes, pipelines, transactions and keyspace notifications. The scripts pass against
+//! shapes, pipelines, transactions, keyspace notifications and streams with consumer groups. The scripts pass against
 //! `redis-server` itself (`python3 tests/clients/redis_py_test.py --port P --protocol 3`,
 //! `node tests/clients/ioredis_test.js --port P --protocol 3`), which is how they were checked.
 //!

@@ -84,12 +84,13 @@ fn block(
     if !ctx.may_block {
         return Ok(timeout_reply);
     }
-    Err(CmdError::Block(BlockOn {
+    Err(CmdError::Block(Box::new(BlockOn {
         keys: keys.to_vec(),
         timeout,
         ty,
         timeout_reply,
-    }))
+        args: None,
+    })))
 }
 
 fn bpop(ctx: &mut Ctx<'_, '_>, args: &[Bytes], left: bool) -> CmdResult {

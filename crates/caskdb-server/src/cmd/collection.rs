@@ -300,12 +300,26 @@ impl Ctx<'_, '_> {
         Ok(())
     }
 
-    /// COPY of a collection: every member record under a new id, then its metadata (with the
-    /// same expiry) under `key` in `db`.
-    pub fn copy_collection(&mut self, m: &Meta, db: u8, key: &[u8]) -> Result<(), CmdError> {
+    /// COPY of a collection (`entry`, whose metadata is `m`): every record under a new id
+    /// (a stream's groups, consumers and pending entries too), then its metadata, with the
+    /// same expiry, under `key` in `db`.
+    pub fn copy_collection(
+        &mut self,
+        m: &Meta,
+        entry: &keyspace::Entry,
+        db: u8,
+        key: &[u8],
+    ) -> Result<(), CmdError> {
         let mut copy = self.new_coll(m.ty);
         let before = copy.clone();
-        for k in [kind::MEMBER, kind::SCORE] {
+        for k in [
+            kind::MEMBER,
+            kind::SCORE,
+            kind::GROUP,
+            kind::CONSUMER,
+            kind::PENDING,
+            kind::CONSUMER_PENDING,
+        ] {
             for (rest, value) in self.all_members(m, k)? {
                 self.put_member(&copy, k, &rest, value)?;
             }
@@ -313,6 +327,15 @@ impl Ctx<'_, '_> {
         copy.len = m.len;
         copy.head = m.head;
         copy.expire_at = m.expire_at;
+        if m.ty == Type::Stream {
+            // The stream's own state follows its id: the stored form with the new id.
+            let mut raw = entry.raw.to_vec();
+            raw[1..9].copy_from_slice(&copy.id.to_be_bytes());
+            let owner = keyspace::member_key(copy.id, kind::OWNER, b"");
+            let value = keyspace::owner_value(self.stored(db), key);
+            self.tx()?.put(&owner, value)?;
+            return self.put_raw(db, key, Bytes::from(raw), m.expire_at);
+        }
         self.save_in(db, key, &copy, &before)
     }
 }

@@ -559,6 +559,7 @@ fn script_in_tx(
 ) -> Result<Frame, ScriptTxError> {
     // (Its calls are checked against the caller's ACL user.)
     let mut sconn = ConnState::new(conn.info.clone(), true, conn.user.clone());
+    sconn.in_script = true;
     sconn.db = conn.db;
     // Its reads are the caller's, for CLIENT TRACKING.
     sconn.caching = conn.caching;
@@ -867,6 +868,10 @@ fn serve_ready(
         // waiting for the other type stay where they are.
         // (`ready` holds keys as the registry does, by logical database.)
         let stored = shared.dbs.to_physical(&ek);
+        if key_type(tx, &stored) == Some(Type::Stream) {
+            serve_stream_readers(shared, tx, conn, &ek, served);
+            continue;
+        }
         while let Some(w) = key_type(tx, &stored).and_then(|ty| shared.blocking.first_of(&ek, ty)) {
             if !shared.blocking.remove(&w) {
                 continue; // timed out meanwhile: the next one
@@ -899,6 +904,42 @@ fn serve_ready(
     conn.ready.clear();
 }
 
+/// Serves the clients blocked reading stream `ek` (XREAD, XREADGROUP), in arrival order: each
+/// whose read now finds entries gets them; the others keep waiting, as in Redis.
+fn serve_stream_readers(
+    shared: &Shared,
+    tx: &mut caskdb::Transaction<'_>,
+    conn: &mut ConnState,
+    ek: &[u8],
+    served: &mut Vec<(Arc<Waiter>, Frame)>,
+) {
+    for w in shared.blocking.all_of(ek, Type::Stream) {
+        let mut wconn = ConnState::new(w.info.clone(), true, crate::acl::unrestricted());
+        wconn.db = w.db;
+        wconn.resp3 = w.resp3;
+        wconn.serving_blocked = true;
+        let args = single_key_args(&w.args, &ek[2..]);
+        let Some(
+            spec @ Spec {
+                run: Run::Store(h), ..
+            },
+        ) = lookup(&args[0])
+        else {
+            continue;
+        };
+        let sp = tx.savepoint();
+        let frame = execute(shared, &mut wconn, Store::Write(tx), spec, *h, &args, false);
+        if frame == Frame::NullArray || !shared.blocking.remove(&w) {
+            // Nothing for it yet (or it timed out meanwhile): as if it had not run.
+            tx.rollback_to(sp);
+            continue;
+        }
+        conn.events.append(&mut wconn.events);
+        conn.invalidated.append(&mut wconn.invalidated);
+        served.push((w, frame));
+    }
+}
+
 /// The type of the value under engine key `ek`, if any (a list or sorted set that exists is not
 /// empty).
 fn key_type(tx: &caskdb::Transaction<'_>, ek: &[u8]) -> Option<Type> {
@@ -917,6 +958,23 @@ fn single_key_args(args: &[Bytes], key: &[u8]) -> Vec<Bytes> {
     match name.as_slice() {
         b"blpop" | b"brpop" | b"bzpopmin" | b"bzpopmax" => {
             vec![args[0].clone(), key, args[args.len() - 1].clone()]
+        }
+        // XREAD and XREADGROUP, as blocked: `… STREAMS key… id…`.
+        b"xread" | b"xreadgroup" => {
+            let Some(at) = args.iter().position(|a| a.eq_ignore_ascii_case(b"streams")) else {
+                return args.to_vec();
+            };
+            let n = (args.len() - at - 1) / 2;
+            let Some(i) = args[at + 1..at + 1 + n]
+                .iter()
+                .position(|k| k[..] == key[..])
+            else {
+                return args.to_vec();
+            };
+            let mut out = args[..=at].to_vec();
+            out.push(key);
+            out.push(args[at + 1 + n + i].clone());
+            out
         }
         b"blmpop" | b"bzmpop" => {
             let numkeys = crate::parse::parse_i64(&args[2])
@@ -973,7 +1031,7 @@ fn park(shared: &Shared, conn: &mut ConnState, args: &[Bytes], on: BlockOn) {
         conn.info.clone(),
         conn.db,
         conn.resp3,
-        args.to_vec(),
+        on.args.unwrap_or_else(|| args.to_vec()),
         on.keys,
         on.ty,
         on.timeout_reply,
@@ -1113,7 +1171,7 @@ fn execute(
             f
         }
         Err(CmdError::Block(on)) => {
-            park(shared, ctx.conn, args, on);
+            park(shared, ctx.conn, args, *on);
             // Not sent: the connection waits for the real reply.
             Frame::Null
         }

@@ -54,6 +54,7 @@ fn dump(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         ),
         Type::Hash => Value::Hash(ctx.all_members(&m, kind::MEMBER)?),
         Type::ZSet => Value::ZSet(zsets::all_scored(ctx, &m)?),
+        Type::Stream => return Err(Frame::err("DUMP of a stream is not supported yet").into()),
         Type::String => return Err(corrupt()),
     };
     Ok(Frame::Bulk(rdb::dump(&value).into()))

@@ -11,7 +11,7 @@
 use bytes::Bytes;
 
 use super::args::is;
-use crate::notify::{Event, GENERIC, HASH, LIST, SET, STRING, Touched, ZSET};
+use crate::notify::{Event, GENERIC, HASH, LIST, SET, STREAM, STRING, Touched, ZSET};
 
 /// The events of command `name` (lower case) run with `args`, which changed `touched`.
 pub(crate) fn derive(name: &str, args: &[Bytes], touched: &[Touched], out: &mut Vec<Event>) {
@@ -158,6 +158,10 @@ pub(crate) fn derive(name: &str, args: &[Bytes], touched: &[Touched], out: &mut 
         "zunionstore" => (ZSET, "zunionstore", false),
         "zinterstore" => (ZSET, "zinterstore", false),
         "zdiffstore" => (ZSET, "zdiffstore", false),
+        "xadd" => (STREAM, "xadd", false),
+        "xdel" => (STREAM, "xdel", false),
+        "xtrim" => (STREAM, "xtrim", false),
+        "xsetid" => (STREAM, "xsetid", false),
         // SORT … STORE (SORT without STORE changes no key).
         "sort" => (LIST, "sortstore", false),
         // FLUSHDB, FLUSHALL, SWAPDB… emit no per-key events.

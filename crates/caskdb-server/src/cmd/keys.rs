@@ -239,7 +239,7 @@ fn copy(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     ctx.remove_counting_in(target, dst)?;
     match Meta::decode(&entry) {
         // A collection gets a copy of every member under a new id.
-        Some(m) => ctx.copy_collection(&m, target, dst)?,
+        Some(m) => ctx.copy_collection(&m, &entry, target, dst)?,
         None => ctx.put_raw(target, dst, entry.raw.clone(), entry.expire_at)?,
     }
     Ok(Frame::Integer(1))

@@ -8,11 +8,12 @@
 //!
 //! The modules, from the bottom up (each imports only modules listed before it):
 //! - `reply`: the result type and the error replies; `args`: argument parsers.
-//! - `ctx`: the store layer (`Ctx`); `collection`: its collection half; `scan`: SCAN cursors.
+//! - `ctx`: the store layer (`Ctx`); `collection`: its collection half; `stream_store`: streams'
+//!   records (over `collection`); `scan`: SCAN cursors.
 //! - `spec`: a row of the command table, and `commands!`, which writes a group's rows.
 //! - the command groups: `connection`, `client` (over `connection`), `strings`, `keys`, `server`, `hashes`, `lists`, `sets`,
 //!   `zsets`, `zset_ranges`, `zset_algebra`, `transactions`, `pubsub`, `info`, `blocking` (over `lists` and
-//!   `zsets`), `sort` (over `lists` and `zsets`), `debug`, `memory`, `object`, `slowlog`, `scripting`, `functions` (over `scripting`), `dump` (DUMP/RESTORE, over `lists`,
+//!   `zsets`), `sort` (over `lists` and `zsets`), `debug`, `memory`, `object`, `slowlog`, `scripting`, `functions` (over `scripting`), `streams`, `stream_groups` (over `streams`), `dump` (DUMP/RESTORE, over `lists`,
 //!   `zsets` and the payload format in `rdb`); each holds its rows (`COMMANDS`) and handlers.
 //! - `table`: every group's rows and the lookup by name; COMMAND.
 //! - `dispatch`: a request → its reply (checks, MULTI, EXEC); the one module the connection
@@ -52,6 +53,9 @@ mod sets;
 mod slowlog;
 mod sort;
 mod spec;
+mod stream_groups;
+mod stream_store;
+mod streams;
 mod strings;
 mod table;
 mod transactions;

@@ -39,6 +39,7 @@ pub(super) fn encoding(ctx: &Ctx<'_, '_>, e: &Entry) -> &'static str {
         .is_some_and(|m| !m.converted && m.len <= ctx.shared.config.compact_max_len(m.ty));
     match (e.ty, compact) {
         (Type::List, _) => "quicklist",
+        (Type::Stream, _) => "stream",
         (Type::Set, true) => "intset",
         (Type::Hash | Type::ZSet, true) => "listpack",
         (Type::ZSet, false) => "skiplist",

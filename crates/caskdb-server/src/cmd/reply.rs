@@ -20,7 +20,7 @@ pub(crate) enum CmdError {
     /// The engine failed: reply with an error naming the failure.
     Engine(caskdb::Error),
     /// A blocking command found nothing to pop: the client waits (see `blocking.rs`).
-    Block(BlockOn),
+    Block(Box<BlockOn>),
 }
 
 /// What a blocked command waits for.
@@ -34,6 +34,9 @@ pub(crate) struct BlockOn {
     pub ty: crate::keyspace::Type,
     /// The reply when the time is up.
     pub timeout_reply: Frame,
+    /// The command to run when a key is ready, if not the one that blocked (XREAD's, with
+    /// `$` resolved).
+    pub args: Option<Vec<Bytes>>,
 }
 
 impl From<caskdb::Error> for CmdError {

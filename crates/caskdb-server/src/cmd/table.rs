@@ -16,7 +16,7 @@ use super::spec::{Spec, commands};
 use super::{
     acl, bitfield, bits, blocking, client, connection, debug, dump, functions, geo, hashes,
     hyperloglog, info, keys, lists, memory, object, pubsub, scripting, server, sets, slowlog, sort,
-    strings, transactions, zset_algebra, zset_ranges, zsets,
+    stream_groups, streams, strings, transactions, zset_algebra, zset_ranges, zsets,
 };
 use crate::command_info::{self, Begin, CommandInfo, Find, KeySpec};
 use crate::frame::Frame;
@@ -62,6 +62,8 @@ pub(crate) fn table() -> &'static [&'static Spec] {
             dump::COMMANDS,
             scripting::COMMANDS,
             functions::COMMANDS,
+            streams::COMMANDS,
+            stream_groups::COMMANDS,
         ];
         let mut t: Vec<&'static Spec> = groups.into_iter().flatten().collect();
         t.sort_by_key(|s| s.name);

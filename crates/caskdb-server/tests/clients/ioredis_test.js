@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // ioredis (pinned in package.json) against a Redis-compatible server: pub/sub, blocking list
-// and sorted set commands, sorted set and hash reply shapes, pipelines and transactions, and
-// keyspace notifications, each as ioredis's users meet them.
+// and sorted set commands, sorted set and hash reply shapes, pipelines and transactions,
+// keyspace notifications, scripts, and streams with consumer groups, each as ioredis's users
+// meet them.
 //
 //   node ioredis_test.js [--host H] [--port P] [--protocol 2|3|3r]
 //
@@ -518,6 +519,80 @@ async function testKeyspaceNotifications() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// (g) Streams: XADD, XRANGE, consumer groups with XREADGROUP and XACK.
+
+async function testStreams() {
+  const r = client();
+  const [s, none] = [K("stream"), K("nostream")];
+  await r.del(s, none);
+  // An XREAD/XREADGROUP reply on one stream: [[key, entries]], or {key: entries} under "resp3".
+  const readReply = (key, entries) => (R3 ? { [key]: entries } : [[key, entries]]);
+  const e1 = ["1-1", ["f", "1"]];
+  const e2 = ["2-0", ["f", "2", "g", "x"]];
+
+  eq(await r.xadd(s, "1-1", "f", "1"), "1-1", "XADD with an explicit id");
+  eq(await r.xadd(s, "2-*", "f", "2", "g", "x"), "2-0", "XADD with an explicit time");
+  const auto = await r.xadd(s, "*", "f", "3");
+  const m = /^(\d+)-(\d+)$/.exec(auto);
+  ok(m && Number(m[1]) > 2, `XADD *: a generated id after 2-0: ${show(auto)}`);
+  const e3 = [auto, ["f", "3"]];
+  let threw = null;
+  await r.xadd(s, "2-0", "f", "old").catch((e) => (threw = e));
+  ok(threw && /equal or smaller than the target stream top item/.test(threw.message), `XADD error: ${threw && threw.message}`);
+  eq(await r.xlen(s), 3, "XLEN");
+  eq(await r.xrange(s, "-", "+"), [e1, e2, e3], "XRANGE - +");
+  eq(await r.xrange(s, "(1-1", "+", "COUNT", 1), [e2], "XRANGE exclusive start, COUNT 1");
+  eq(await r.xrevrange(s, "+", "-", "COUNT", 1), [e3], "XREVRANGE COUNT 1");
+  eq(await r.xrange(none, "-", "+"), [], "XRANGE of a missing key");
+
+  eq(await r.xgroup("CREATE", s, "g", "0"), "OK", "XGROUP CREATE");
+  eq(
+    await r.xreadgroup("GROUP", "g", "c1", "COUNT", 2, "STREAMS", s, ">"),
+    readReply(s, [e1, e2]),
+    "XREADGROUP > COUNT 2",
+  );
+  eq(await r.xreadgroup("GROUP", "g", "c2", "STREAMS", s, ">"), readReply(s, [e3]), "XREADGROUP > by another consumer");
+  eq(await r.xreadgroup("GROUP", "g", "c2", "STREAMS", s, ">"), null, "XREADGROUP > with nothing new");
+  eq(await r.xack(s, "g", "1-1", "1-1", "9-9"), 1, "XACK: one entry was pending");
+  eq(await r.xack(s, "g", "1-1"), 0, "XACK of an entry acknowledged already");
+  eq(await r.xreadgroup("GROUP", "g", "c1", "STREAMS", s, "0"), readReply(s, [e2]), "XREADGROUP 0: c1's pending");
+  eq(await r.xpending(s, "g"), [2, "2-0", auto, [["c1", "1"], ["c2", "1"]]], "XPENDING summary");
+  const range = await r.xpending(s, "g", "-", "+", 10);
+  eq(
+    range.map(([id, consumer, , count]) => [id, consumer, count]),
+    [["2-0", "c1", 2], [auto, "c2", 1]],
+    "XPENDING - + 10: ids, consumers, delivery counts",
+  );
+  ok(range.every(([, , idle]) => Number.isInteger(idle) && idle >= 0), `XPENDING idle times: ${show(range)}`);
+  eq(await r.xack(s, "g", "2-0", auto), 2, "XACK of both pending entries");
+  eq(await r.xpending(s, "g"), [0, null, null, null], "XPENDING summary with nothing pending");
+
+  // Another stream: XADDs in a pipeline, then a blocked XREADGROUP woken by another client's XADD.
+  const t = K("stream2");
+  await r.del(t);
+  eq(await r.xgroup("CREATE", t, "g", "$", "MKSTREAM"), "OK", "XGROUP CREATE MKSTREAM");
+  const added = await r.pipeline().xadd(t, "10-1", "n", "a").xadd(t, "10-2", "n", "b").xlen(t).exec();
+  eq(added, [[null, "10-1"], [null, "10-2"], [null, 2]], "XADD in a pipeline");
+  eq(
+    await r.xreadgroup("GROUP", "g", "c1", "COUNT", 10, "STREAMS", t, ">"),
+    readReply(t, [["10-1", ["n", "a"]], ["10-2", ["n", "b"]]]),
+    "XREADGROUP > after the pipeline",
+  );
+  eq(await r.xack(t, "g", "10-1", "10-2"), 2, "XACK of the pipeline's entries");
+  eq(await r.xreadgroup("GROUP", "g", "c1", "BLOCK", 100, "STREAMS", t, ">"), null, "XREADGROUP BLOCK 100 times out");
+  const b = client();
+  const pending = b.xreadgroup("GROUP", "g", "c2", "BLOCK", 5000, "STREAMS", t, ">");
+  await likelyBlocked(r);
+  eq(await r.xadd(t, "11-0", "n", "c"), "11-0", "XADD for the blocked client");
+  eq(await pending, readReply(t, [["11-0", ["n", "c"]]]), "XREADGROUP BLOCK woken by XADD");
+  eq(await r.xack(t, "g", "11-0"), 1, "XACK of the woken read's entry");
+  const group = { name: "g", consumers: 2, pending: 0, "last-delivered-id": "11-0", "entries-read": 3, lag: 0 };
+  eq(await r.xinfo("GROUPS", t), R3 ? [group] : [Object.entries(group).flat()], "XINFO GROUPS");
+  eq(await r.xrange(t, "-", "+"), [["10-1", ["n", "a"]], ["10-2", ["n", "b"]], ["11-0", ["n", "c"]]], "XRANGE");
+  await r.del(s, t);
+}
+
+// ---------------------------------------------------------------------------------------------
 
 const TESTS = [
   testPubsubChannels,
@@ -529,6 +604,7 @@ const TESTS = [
   testPipelinesAndTransactions,
   testKeyspaceNotifications,
   testScripts,
+  testStreams,
 ];
 
 // (f) Scripts: defineCommand (EVALSHA, falling back to EVAL on NOSCRIPT), eval, errors.

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """redis-py (pinned 8.2.0) against a Redis-compatible server: pub/sub, blocking list and sorted
 set commands, sorted set and hash reply shapes, pipelines and transactions, keyspace
-notifications, its Lock and scripts, each as redis-py's users meet them.
+notifications, its Lock and scripts, streams and consumer groups, each as redis-py's users meet
+them.
 
     python3 redis_py_test.py [--host H] [--port P] [--protocol 2|3]
 
@@ -755,6 +756,167 @@ def test_geo_hyperloglog_bitfield():
 
 
 # ---------------------------------------------------------------------------------------------
+# (g) Streams: entries, consumer groups, pending entries and claims, XINFO, blocking reads.
+
+
+def test_streams():
+    r = client()
+    s, m, none = K("stream"), K("mkstream"), K("nostream")
+    r.delete(s, m, none)
+
+    def read_reply(key, entries):
+        """An XREAD/XREADGROUP reply on one stream: [[key, entries]] in RESP2, {key: [entries]}
+        in RESP3."""
+        return [[key, entries]] if PROTO == 2 else {key: [entries]}
+
+    nothing = [] if PROTO == 2 else {}
+    e1, e2 = (b"1-1", {b"f": b"1"}), (b"2-0", {b"f": b"2", b"g": b"x"})
+
+    # XADD, XLEN, XRANGE, XREVRANGE.
+    eq(r.xadd(s, {"f": "1"}, id="1-1"), b"1-1", "XADD with an explicit id")
+    eq(r.xadd(s, {"f": "2", "g": "x"}, id="2-*"), b"2-0", "XADD with an explicit time")
+    auto = r.xadd(s, {"f": "3"})
+    ms, _, seq = auto.partition(b"-")
+    ok(ms.isdigit() and seq.isdigit() and int(ms) > 2, f"XADD *: a generated id after 2-0: {auto!r}")
+    e3 = (auto, {b"f": b"3"})
+    try:
+        r.xadd(s, {"f": "old"}, id="2-0")
+        raise CheckFailed("XADD of an id not above the top one: error expected")
+    except redis.ResponseError as e:
+        ok("equal or smaller than the target stream top item" in str(e), f"XADD error: {e}")
+    eq(r.xlen(s), 3, "XLEN")
+    eq(r.xlen(none), 0, "XLEN of a missing key")
+    eq(r.xrange(s), [e1, e2, e3], "XRANGE - +: (id, fields dict) tuples")
+    eq(r.xrange(s, min="2", max="+", count=1), [e2], "XRANGE from a time, COUNT 1")
+    eq(r.xrange(s, min="(1-1", max="2-0"), [e2], "XRANGE with an exclusive start")
+    eq(r.xrevrange(s, count=2), [e3, e2], "XREVRANGE COUNT 2")
+    eq(r.xrange(none), [], "XRANGE of a missing key")
+    eq(r.xread({s: "1-1"}, count=1), read_reply(s, [e2]), "XREAD after an id, COUNT 1")
+
+    # Groups: XGROUP CREATE, XREADGROUP, XACK.
+    eq(r.xgroup_create(s, "g", id="0"), True, "XGROUP CREATE")
+    try:
+        r.xgroup_create(s, "g", id="0")
+        raise CheckFailed("XGROUP CREATE of an existing group: error expected")
+    except redis.ResponseError as e:
+        ok(str(e).startswith("BUSYGROUP"), f"XGROUP CREATE twice: {e}")
+    eq(r.xgroup_create(m, "g", id="$", mkstream=True), True, "XGROUP CREATE MKSTREAM")
+    eq(r.xlen(m), 0, "MKSTREAM made an empty stream")
+    eq(r.xreadgroup("g", "c1", {s: ">"}, count=2), read_reply(s, [e1, e2]), "XREADGROUP > COUNT 2")
+    eq(r.xreadgroup("g", "c2", {s: ">"}), read_reply(s, [e3]), "XREADGROUP > by another consumer")
+    eq(r.xreadgroup("g", "c2", {s: ">"}), nothing, "XREADGROUP > with nothing new")
+    eq(r.xreadgroup("g", "c1", {s: "0"}), read_reply(s, [e1, e2]), "XREADGROUP 0: c1's pending entries")
+    eq(r.xack(s, "g", "1-1", "1-1", "9-9"), 1, "XACK: one entry was pending")
+    eq(r.xack(s, "g", "1-1"), 0, "XACK of an entry acknowledged already")
+    eq(r.xreadgroup("g", "c1", {s: "0"}), read_reply(s, [e2]), "XREADGROUP 0 after the XACK")
+
+    # XPENDING, summary and range.
+    eq(
+        r.xpending(s, "g"),
+        {
+            "pending": 2,
+            "min": b"2-0",
+            "max": auto,
+            "consumers": [{"name": b"c1", "pending": 1}, {"name": b"c2", "pending": 1}],
+        },
+        "XPENDING summary",
+    )
+
+    def pending(**kw):
+        got = r.xpending_range(s, "g", "-", "+", 10, **kw)
+        for p in got:
+            ok(isinstance(p["time_since_delivered"], int) and p["time_since_delivered"] >= 0, f"idle time: {p!r}")
+        return [(p["message_id"], p["consumer"], p["times_delivered"]) for p in got]
+
+    # XREADGROUP 0 delivered c1's entry again: its count went up.
+    eq(pending(), [(b"2-0", b"c1", 3), (auto, b"c2", 1)], "XPENDING - + 10")
+    eq(pending(consumername="c2"), [(auto, b"c2", 1)], "XPENDING of one consumer")
+    eq(r.xpending_range(s, "g", "-", "+", 0), [], "XPENDING COUNT 0")
+    try:
+        r.xpending(s, "nogroup")
+        raise CheckFailed("XPENDING of a missing group: error expected")
+    except redis.ResponseError as e:
+        ok(str(e).startswith("NOGROUP"), f"XPENDING of a missing group: {e}")
+
+    # XCLAIM and XAUTOCLAIM.
+    eq(r.xclaim(s, "g", "c3", 0, ["2-0", "9-9"]), [e2], "XCLAIM: the entries claimed")
+    eq(r.xclaim(s, "g", "c3", 3_600_000, [auto]), [], "XCLAIM of an entry not idle long enough")
+    eq(r.xclaim(s, "g", "c3", 0, [auto], justid=True), [auto], "XCLAIM JUSTID")
+    eq(pending(), [(b"2-0", b"c3", 4), (auto, b"c3", 1)], "XPENDING after XCLAIM (JUSTID counts nothing)")
+    eq(r.xautoclaim(s, "g", "c1", 0, "0-0", count=1), [auto, [e2], []], "XAUTOCLAIM COUNT 1: cursor, entries, deleted")
+    eq(r.xautoclaim(s, "g", "c1", 0, auto, justid=True), [auto], "XAUTOCLAIM JUSTID from the cursor")
+    eq(r.xdel(s, "2-0"), 1, "XDEL of a pending entry")
+    eq(r.xautoclaim(s, "g", "c2", 0, "0-0"), [b"0-0", [e3], [b"2-0"]], "XAUTOCLAIM reports the deleted entry")
+    eq(pending(), [(auto, b"c2", 2)], "XPENDING after XAUTOCLAIM dropped the deleted entry")
+
+    # XINFO.
+    eq(
+        r.xinfo_stream(s),
+        {
+            "length": 2,
+            "radix-tree-keys": 1,
+            "radix-tree-nodes": 2,
+            "last-generated-id": auto,
+            "max-deleted-entry-id": b"2-0",
+            "entries-added": 3,
+            "recorded-first-entry-id": b"1-1",
+            "groups": 1,
+            "first-entry": e1,
+            "last-entry": e3,
+        },
+        "XINFO STREAM",
+    )
+    eq(
+        r.xinfo_groups(s),
+        [{"name": b"g", "consumers": 3, "pending": 1, "last-delivered-id": auto, "entries-read": 3, "lag": 0}],
+        "XINFO GROUPS",
+    )
+    consumers = r.xinfo_consumers(s, "g")
+    eq(
+        [(c["name"], c["pending"]) for c in consumers],
+        [(b"c1", 0), (b"c2", 1), (b"c3", 0)],
+        "XINFO CONSUMERS: names and pending counts",
+    )
+    eq(
+        r.xinfo_groups(m),
+        [{"name": b"g", "consumers": 0, "pending": 0, "last-delivered-id": b"0-0", "entries-read": None, "lag": 0}],
+        "XINFO GROUPS of the empty stream",
+    )
+
+    # Blocking reads that time out give nothing, after about the timeout.
+    for what, read in [
+        ("XREAD BLOCK 100 $", lambda: r.xread({s: "$"}, block=100)),
+        ("XREADGROUP BLOCK 100 >", lambda: r.xreadgroup("g", "c1", {s: ">"}, block=100)),
+    ]:
+        start = time.monotonic()
+        eq(read(), nothing, f"{what} with nothing new")
+        took = time.monotonic() - start
+        ok(0.09 <= took < 5, f"{what} took {took:.3f} s")
+
+    # A blocked XREAD is woken by another client's XADD.
+    results = queue.Queue()
+
+    def blocked():
+        c = client()
+        try:
+            results.put(c.xread({m: "$"}, block=5000))
+        except Exception as e:  # noqa: BLE001 - reported through the queue
+            results.put(f"{type(e).__name__}: {e}")
+        finally:
+            c.close()
+
+    t = threading.Thread(target=blocked, daemon=True)
+    t.start()
+    likely_blocked(r)
+    eq(r.xadd(m, {"k": "v"}, id="5-5"), b"5-5", "XADD for the blocked client")
+    t.join(timeout=10)
+    ok(not t.is_alive(), "the blocked XREAD returned within 10 s of the XADD")
+    eq(results.get(timeout=1), read_reply(m, [(b"5-5", {b"k": b"v"})]), "XREAD BLOCK woken by XADD")
+    r.delete(s, m)
+    r.close()
+
+
+# ---------------------------------------------------------------------------------------------
 
 TESTS = [
     test_pubsub_subscribe_get_message,
@@ -769,6 +931,7 @@ TESTS = [
     test_lock,
     test_scripts_and_functions,
     test_geo_hyperloglog_bitfield,
+    test_streams,
 ]
 
 

@@ -233,6 +233,11 @@ pub enum Check {
     /// ACL rules (GETUSER, LIST): the single-command rules after the last category rule as a
     /// set. Redis emits them in its command hash table's order, seeded at random per process.
     AclRules,
+    /// Stream replies with their clock readings zeroed (see [`timeless`]): idle times and
+    /// delivery or seen times depend on when each server ran the command. (XINFO STREAM's
+    /// `radix-tree-nodes`, the inner nodes of Redis's radix tree, which caskdb estimates, is
+    /// zeroed too.)
+    Timeless,
 }
 
 impl Check {
@@ -244,6 +249,7 @@ impl Check {
             Check::Pairs => sort_units(r, 2),
             Check::Sorted => sorted(r),
             Check::AclRules => acl_rules(r),
+            Check::Timeless => timeless(r),
             _ => r,
         }
     }
@@ -269,6 +275,60 @@ impl Check {
             (Check::Unchecked, _, _) => true,
             _ => r == c,
         }
+    }
+}
+
+/// Whether `r` is a stream id (`ms-seq`).
+fn is_stream_id(r: &Reply) -> bool {
+    let Reply::Bulk(b) = r else { return false };
+    let s = String::from_utf8_lossy(b);
+    s.split_once('-').is_some_and(|(a, b)| {
+        !a.is_empty() && !b.is_empty() && (a.to_owned() + b).bytes().all(|c| c.is_ascii_digit())
+    })
+}
+
+/// `r` with the clock readings of stream replies zeroed: the value after an `idle` or
+/// `seen-time` key (XINFO, flat in RESP2), and the time in pending-entry rows —
+/// `[id, consumer, time, count]` (XPENDING, XINFO FULL) and `[id, time, count]` (a consumer's
+/// rows in XINFO FULL).
+pub fn timeless(r: Reply) -> Reply {
+    let zero_after = |k: &Reply| matches!(k, Reply::Bulk(b) if b == b"idle" || b == b"seen-time" || b == b"radix-tree-nodes");
+    match r {
+        Reply::Map(pairs) => Reply::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = if zero_after(&k) {
+                        Reply::Int(0)
+                    } else {
+                        timeless(v)
+                    };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Reply::Array(items) => {
+            let row4 = items.len() == 4
+                && is_stream_id(&items[0])
+                && matches!(items[1], Reply::Bulk(_))
+                && matches!((&items[2], &items[3]), (Reply::Int(_), Reply::Int(_)));
+            let row3 = items.len() == 3
+                && is_stream_id(&items[0])
+                && matches!((&items[1], &items[2]), (Reply::Int(_), Reply::Int(_)));
+            let mut out = Vec::with_capacity(items.len());
+            let mut zero_next = false;
+            for (i, item) in items.into_iter().enumerate() {
+                if zero_next || (row4 && i == 2) || (row3 && i == 1) {
+                    out.push(Reply::Int(0));
+                    zero_next = false;
+                    continue;
+                }
+                zero_next = zero_after(&item);
+                out.push(timeless(item));
+            }
+            Reply::Array(out)
+        }
+        other => other,
     }
 }
 
@@ -352,6 +412,7 @@ pub fn steps(script: &str) -> Vec<Step> {
             "sorted:" => (How::Check(Check::Sorted), tail),
             "float:" => (How::Check(Check::Float), tail),
             "acl:" => (How::Check(Check::AclRules), tail),
+            "timeless:" => (How::Check(Check::Timeless), tail),
             "shape:" => (How::Check(Check::Shape), tail),
             "unchecked:" => (How::Check(Check::Unchecked), tail),
             "random:" => (How::Random, tail),
