@@ -6,13 +6,20 @@
 //! {"db":0,"key":"queue","type":"list","value":["a","b","a"]}
 //! {"db":3,"key":"tags","type":"set","value":["red","blue"]}
 //! {"db":0,"key":"scores","type":"zset","value":[["low","-inf"],["ada",1.5],["top","inf"]]}
+//! {"db":0,"key":"events","type":"stream","value":{"entries":[["1-0",["f","v"]]],"last_id":"1-0","first_id":"1-0","max_deleted_id":"0-0","entries_added":1,"groups":[{"name":"g","last_delivered_id":"1-0","entries_read":1,"consumers":[["alice",1765000000000]],"pending":[["1-0","alice",1765000000000,1]]}]}}
 //! ```
 //!
 //! - `db` is the database (SELECT's number), `type` what TYPE answers; `ttl_ms` is there only
 //!   for keys that expire (milliseconds left at export time).
 //! - `value`: a string's bytes; a hash's fields and values as an object; a set's members, a
 //!   list's elements (in order) as an array; a sorted set's `[member, score]` pairs in score
-//!   order, scores as JSON numbers, infinities as the strings `"inf"` and `"-inf"`.
+//!   order, scores as JSON numbers, infinities as the strings `"inf"` and `"-inf"`; a
+//!   stream's entries (`[id, [field, value, …]]`, ids as `"ms-seq"`), its last, first and
+//!   largest deleted ids, the count of entries ever added, and its groups: last delivered id,
+//!   entries read (`null`: unknown), consumers as `[name, seen time]` and pending entries as
+//!   `[id, consumer, delivery time, deliveries]` (times in ms since the epoch). Import puts
+//!   the entries in nodes of 100 (`stream-node-max-entries`'s default, which approximate
+//!   trimming follows).
 //! - Binary-safe: bytes that are not UTF-8 are base64 (standard alphabet, padded). A key or a
 //!   string value then goes under `key_base64` / `value_base64` instead of `key` / `value`; a
 //!   member, field, element or hash value becomes `{"base64":"..."}` in place of its string;
@@ -125,6 +132,7 @@ fn write_item(out: &mut Vec<u8>, item: &Item) -> anyhow::Result<()> {
             }
             out.push(b']');
         }
+        Contents::Stream(st) => write_stream(out, st)?,
         other => bail!(
             "key \"{}\" of database {}: a {} this version cannot export",
             item.key.escape_ascii(),
@@ -153,6 +161,75 @@ fn write_named(out: &mut Vec<u8>, name: &str, bytes: &[u8]) -> anyhow::Result<()
 }
 
 /// A member, field, element or hash value: a string, or `{"base64":"..."}`.
+fn write_id(out: &mut Vec<u8>, (ms, seq): direct::StreamId) -> anyhow::Result<()> {
+    write!(out, "\"{ms}-{seq}\"")?;
+    Ok(())
+}
+
+/// A stream's `value`: its entries, state and groups (see the module's documentation).
+fn write_stream(out: &mut Vec<u8>, st: &direct::Stream) -> anyhow::Result<()> {
+    out.extend_from_slice(b"\"value\":{\"entries\":[");
+    for (i, (id, pairs)) in st.nodes.iter().flatten().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        write_id(out, *id)?;
+        out.extend_from_slice(b",[");
+        for (j, p) in pairs.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            write_element(out, p)?;
+        }
+        out.extend_from_slice(b"]]");
+    }
+    out.extend_from_slice(b"],\"last_id\":");
+    write_id(out, st.last_id)?;
+    out.extend_from_slice(b",\"first_id\":");
+    write_id(out, st.first_id)?;
+    out.extend_from_slice(b",\"max_deleted_id\":");
+    write_id(out, st.max_deleted)?;
+    write!(out, ",\"entries_added\":{},\"groups\":[", st.entries_added)?;
+    for (i, g) in st.groups.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"name\":");
+        write_element(out, &g.name)?;
+        out.extend_from_slice(b",\"last_delivered_id\":");
+        write_id(out, g.last_id)?;
+        if g.entries_read >= 0 {
+            write!(out, ",\"entries_read\":{}", g.entries_read)?;
+        } else {
+            out.extend_from_slice(b",\"entries_read\":null");
+        }
+        out.extend_from_slice(b",\"consumers\":[");
+        for (j, (name, seen)) in g.consumers.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            write_element(out, name)?;
+            write!(out, ",{seen}]")?;
+        }
+        out.extend_from_slice(b"],\"pending\":[");
+        for (j, (id, at, count, owner)) in g.pending.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            write_id(out, *id)?;
+            out.push(b',');
+            write_element(out, owner)?;
+            write!(out, ",{at},{count}]")?;
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.extend_from_slice(b"]}");
+    Ok(())
+}
+
 fn write_element(out: &mut Vec<u8>, bytes: &[u8]) -> anyhow::Result<()> {
     match std::str::from_utf8(bytes) {
         Ok(s) => serde_json::to_writer(&mut *out, s)?,
@@ -314,6 +391,33 @@ fn weight(item: &Item) -> usize {
         Contents::Hash(p) => p.iter().map(|(f, v)| member(f) + v.len()).sum(),
         // Two records a member: the member with its score, the score index entry.
         Contents::ZSet(p) => p.iter().map(|(m, _)| 2 * (member(m) + 8)).sum(),
+        // An entry record each; a group, consumer and two records per pending entry.
+        Contents::Stream(st) => {
+            let entries: usize = st
+                .nodes
+                .iter()
+                .flatten()
+                .map(|(_, pairs)| {
+                    16 + RECORD_OVERHEAD + pairs.iter().map(|p| p.len() + 4).sum::<usize>()
+                })
+                .sum();
+            let groups: usize = st
+                .groups
+                .iter()
+                .map(|g| {
+                    member(&g.name)
+                        + g.consumers
+                            .iter()
+                            .map(|(c, _)| member(c) + g.name.len())
+                            .sum::<usize>()
+                        + g.pending
+                            .iter()
+                            .map(|p| 2 * (member(&p.3) + g.name.len() + 32))
+                            .sum::<usize>()
+                })
+                .sum();
+            entries + groups
+        }
         _ => 0,
     };
     // The key record and the owner record.
@@ -432,7 +536,13 @@ fn parse_line(line: &str) -> anyhow::Result<Option<(Item, Option<u8>)>> {
                     .collect::<anyhow::Result<_>>()?,
             )
         }
-        other => bail!("unknown type \"{other}\" (string, hash, list, set or zset)"),
+        "stream" => {
+            let Value::Object(v) = collection("an object")? else {
+                bail!("a stream's value must be an object");
+            };
+            Contents::Stream(Box::new(read_stream(v)?))
+        }
+        other => bail!("unknown type \"{other}\" (string, hash, list, set, zset or stream)"),
     };
     Ok(Some((
         Item {
@@ -457,6 +567,127 @@ fn get_bytes(obj: &Map<String, Value>, name: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 /// A member, field, element or hash value: a string, or `{"base64":"..."}`.
+/// A stream id written `ms-seq`.
+fn stream_id(v: &Value) -> anyhow::Result<direct::StreamId> {
+    let text = v
+        .as_str()
+        .context("a stream id must be a string \"ms-seq\"")?;
+    let (ms, seq) = text
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .with_context(|| format!("\"{text}\" is not a stream id (ms-seq)"))?;
+    Ok((ms, seq))
+}
+
+/// Entries per node when an import rebuilds a stream's nodes (Redis's default
+/// `stream-node-max-entries`).
+const STREAM_NODE: usize = 100;
+
+/// A stream's `value` object.
+fn read_stream(v: &Map<String, Value>) -> anyhow::Result<direct::Stream> {
+    let field = |name: &str| v.get(name).with_context(|| format!("no \"{name}\""));
+    let count = |name: &str| -> anyhow::Result<u64> {
+        field(name)?
+            .as_u64()
+            .with_context(|| format!("\"{name}\" must be a whole number"))
+    };
+    let Value::Array(rows) = field("entries")? else {
+        bail!("\"entries\" must be an array of [id, [field, value, …]]");
+    };
+    let mut entries = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let entry = (|| match row.as_array().map(Vec::as_slice) {
+            Some([id, Value::Array(pairs)]) if !pairs.is_empty() && pairs.len() % 2 == 0 => {
+                let pairs = pairs
+                    .iter()
+                    .map(element)
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                Ok((stream_id(id)?, pairs))
+            }
+            _ => bail!("not [id, [field, value, …]]"),
+        })();
+        entries.push(entry.with_context(|| format!("entry {i}"))?);
+    }
+    if entries.windows(2).any(|w| w[0].0 >= w[1].0) {
+        bail!("the entries' ids must increase");
+    }
+    let last_id = stream_id(field("last_id")?)?;
+    if entries.last().is_some_and(|(id, _)| *id > last_id) {
+        bail!("\"last_id\" is below the last entry's id");
+    }
+    let Value::Array(group_rows) = field("groups")? else {
+        bail!("\"groups\" must be an array");
+    };
+    let mut groups = Vec::with_capacity(group_rows.len());
+    for (i, g) in group_rows.iter().enumerate() {
+        let group = (|| -> anyhow::Result<direct::StreamGroup> {
+            let g = g.as_object().context("not an object")?;
+            let get = |name: &str| g.get(name).with_context(|| format!("no \"{name}\""));
+            let entries_read = match get("entries_read")? {
+                Value::Null => -1,
+                n => n
+                    .as_i64()
+                    .filter(|n| *n >= 0)
+                    .context("\"entries_read\" must be a whole number or null")?,
+            };
+            let consumers = get("consumers")?
+                .as_array()
+                .context("\"consumers\" must be an array")?
+                .iter()
+                .map(|c| match c.as_array().map(Vec::as_slice) {
+                    Some([name, seen]) => Ok((
+                        element(name)?,
+                        seen.as_u64()
+                            .context("a seen time must be a whole number")?,
+                    )),
+                    _ => bail!("a consumer must be [name, seen time]"),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let pending = get("pending")?
+                .as_array()
+                .context("\"pending\" must be an array")?
+                .iter()
+                .map(|p| match p.as_array().map(Vec::as_slice) {
+                    Some([id, owner, at, n]) => {
+                        let owner = element(owner)?;
+                        if !consumers.iter().any(|(c, _)| *c == owner) {
+                            bail!("a pending entry's consumer is not among the group's");
+                        }
+                        Ok((
+                            stream_id(id)?,
+                            at.as_u64()
+                                .context("a delivery time must be a whole number")?,
+                            n.as_u64()
+                                .context("a delivery count must be a whole number")?,
+                            owner,
+                        ))
+                    }
+                    _ => bail!("a pending entry must be [id, consumer, time, count]"),
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok(direct::StreamGroup {
+                name: element(get("name")?)?,
+                last_id: stream_id(get("last_delivered_id")?)?,
+                entries_read,
+                consumers,
+                pending,
+            })
+        })();
+        groups.push(group.with_context(|| format!("group {i}"))?);
+    }
+    let nodes: Vec<Vec<_>> = entries.chunks(STREAM_NODE).map(<[_]>::to_vec).collect();
+    let last_node_fill = nodes.last().map_or(0, |n| n.len() as u64);
+    Ok(direct::Stream {
+        nodes,
+        last_node_fill,
+        last_id,
+        first_id: stream_id(field("first_id")?)?,
+        max_deleted: stream_id(field("max_deleted_id")?)?,
+        entries_added: count("entries_added")?,
+        groups,
+    })
+}
+
 fn element(v: &Value) -> anyhow::Result<Bytes> {
     match v {
         Value::String(s) => Ok(Bytes::copy_from_slice(s.as_bytes())),
@@ -586,7 +817,27 @@ mod tests {
         let db = direct::options().open(dir.path()).unwrap();
         for (line, why) in [
             (r#"{"key":"a","value":"1","colour":"red"}"#, "unknown field"),
-            (r#"{"key":"a","type":"stream","value":[]}"#, "unknown type"),
+            (r#"{"key":"a","type":"geo","value":[]}"#, "unknown type"),
+            (
+                r#"{"key":"a","type":"stream","value":[]}"#,
+                "must be an object",
+            ),
+            (
+                r#"{"key":"a","type":"stream","value":{"entries":[["2-0",["f","v"]],["1-0",["f","v"]]],"last_id":"2-0","first_id":"1-0","max_deleted_id":"0-0","entries_added":2,"groups":[]}}"#,
+                "must increase",
+            ),
+            (
+                r#"{"key":"a","type":"stream","value":{"entries":[["1-0",["f"]]],"last_id":"1-0","first_id":"1-0","max_deleted_id":"0-0","entries_added":1,"groups":[]}}"#,
+                "entry 0",
+            ),
+            (
+                r#"{"key":"a","type":"stream","value":{"entries":[],"last_id":"x","first_id":"0-0","max_deleted_id":"0-0","entries_added":0,"groups":[]}}"#,
+                "not a stream id",
+            ),
+            (
+                r#"{"key":"a","type":"stream","value":{"entries":[["1-0",["f","v"]]],"last_id":"1-0","first_id":"1-0","max_deleted_id":"0-0","entries_added":1,"groups":[{"name":"g","last_delivered_id":"1-0","entries_read":1,"consumers":[],"pending":[["1-0","ghost",1,1]]}]}}"#,
+                "not among the group's",
+            ),
             (r#"{"key":"a","type":"set","value":[]}"#, "empty set"),
             (r#"{"key":"a","type":"set","value":["x","x"]}"#, "twice"),
             (

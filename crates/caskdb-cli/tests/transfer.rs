@@ -149,6 +149,10 @@ fn snapshot(con: &mut Connection) -> BTreeMap<(u8, Vec<u8>), Seen> {
                 "list" => bytes_list(run(con, &[b"LRANGE", &key, b"0", b"-1"])),
                 "set" => bytes_list(run(con, &[b"SMEMBERS", &key])),
                 "zset" => bytes_list(run(con, &[b"ZRANGE", &key, b"0", b"-1", b"WITHSCORES"])),
+                // Entries, state, groups, consumers and pending entries, times included.
+                "stream" => vec![
+                    format!("{:?}", run(con, &[b"XINFO", b"STREAM", &key, b"FULL"])).into_bytes(),
+                ],
                 other => panic!("type {other}"),
             };
             match ty.as_str() {
@@ -221,6 +225,38 @@ fn fill(con: &mut Connection) {
             b"\x81bin",
         ],
         &[b"EXPIRE", b"scores", b"2000"],
+        &[b"XADD", b"events", b"1-0", b"f", b"v", b"\xffbin", b"\x00"],
+        &[b"XADD", b"events", b"2-0", b"f", b"w"],
+        &[b"XADD", b"events", b"3-5", b"other", b"x"],
+        &[b"XADD", b"events", b"4-0", b"f", b"y"],
+        &[b"XDEL", b"events", b"2-0"],
+        &[b"XGROUP", b"CREATE", b"events", b"g", b"0"],
+        &[b"XGROUP", b"CREATE", b"events", b"\xc0late", b"$"],
+        &[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            b"alice",
+            b"COUNT",
+            b"2",
+            b"STREAMS",
+            b"events",
+            b">",
+        ],
+        &[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            b"bob",
+            b"STREAMS",
+            b"events",
+            b">",
+        ],
+        &[b"XACK", b"events", b"g", b"3-5"],
+        &[b"XGROUP", b"CREATECONSUMER", b"events", b"g", b"idle"],
+        &[b"XADD", b"emptied", b"7-0", b"a", b"b"],
+        &[b"XDEL", b"emptied", b"7-0"],
+        &[b"XGROUP", b"CREATE", b"emptied", b"g", b"$"],
         &[b"SELECT", b"3"],
         &[b"SET", b"greeting", b"in database 3"],
         &[b"RPUSH", b"l3", b"x", b"y"],
@@ -254,7 +290,7 @@ fn what_a_server_wrote_exports_and_imports_into_a_server_that_reads_it_the_same(
     let mut con = server.client();
     fill(&mut con);
     let before = snapshot(&mut con);
-    assert_eq!(before.len(), 17, "{:?}", before.keys());
+    assert_eq!(before.len(), 19, "{:?}", before.keys());
     assert!(before.contains_key(&(5, b"l3".to_vec())), "swapped");
     // While the server holds the directory, export says so.
     caskdb(a.path())
@@ -274,12 +310,13 @@ fn what_a_server_wrote_exports_and_imports_into_a_server_that_reads_it_the_same(
         .stdout
         .clone();
     let text = String::from_utf8(exported.clone()).unwrap();
-    assert_eq!(text.lines().count(), 17);
+    assert_eq!(text.lines().count(), 19);
     for line in [
         r#"{"db":0,"key":"greeting","type":"string","value":"hello world"}"#,
         r#"{"db":0,"key":"queue","type":"list","value":["first","a","b","a",{"base64":"gA=="},""]}"#,
         r#"{"db":0,"key":"ints","type":"set","value":["-7","1","2"]}"#,
         r#"{"db":5,"key":"z3","type":"zset","value":[["c",-1.0],["a",1.0],["b",1.0]]}"#,
+        r#"{"db":0,"key":"emptied","type":"stream","value":{"entries":[],"last_id":"7-0","first_id":"0-0","max_deleted_id":"7-0","entries_added":1,"groups":[{"name":"g","last_delivered_id":"7-0","entries_read":null,"consumers":[],"pending":[]}]}}"#,
         r#"{"db":0,"key_base64":"wGhhc2g=","type":"hash","value":[["plain","\u0000"],[{"base64":"wWZpZWxk"},"v"]]}"#,
     ] {
         assert!(
@@ -299,9 +336,9 @@ fn what_a_server_wrote_exports_and_imports_into_a_server_that_reads_it_the_same(
         "{scores}"
     );
     caskdb(a.path()).arg("stats").assert().success().stdout(
-        contains("keys          17\n")
+        contains("keys          19\n")
             .and(contains("databases     2 of 16 hold keys\n"))
-            .and(contains("  db0         14\n"))
+            .and(contains("  db0         16\n"))
             .and(contains("  db5         3\n")),
     );
     // Only one database with --db.
@@ -325,7 +362,7 @@ fn what_a_server_wrote_exports_and_imports_into_a_server_that_reads_it_the_same(
         .write_stdin(exported.clone())
         .assert()
         .success()
-        .stdout("imported 17 keys\n");
+        .stdout("imported 19 keys\n");
     let server = start(b.path());
     let mut con = server.client();
     let after = snapshot(&mut con);

@@ -29,6 +29,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use caskdb::{Db, Transaction};
 
+pub use crate::rdb::{Stream, StreamGroup, StreamId};
+use crate::stream_records;
+
 use crate::config::{CompactLimits, DEFAULT_PROTO_MAX_BULK_LEN};
 use crate::keyspace::{
     self, DATABASES, DbMap, Entry, LIST_START, MAX_KEY_LEN, MEMBER_PREFIX_LEN, MEMBER_TAG_BASE,
@@ -234,10 +237,13 @@ pub enum Contents {
     /// A sorted set's (member, score) pairs, members distinct, no NaN (read in Redis's order:
     /// by score, then member).
     ZSet(Vec<(Bytes, f64)>),
+    /// A stream: its entries, state and consumer groups (possibly empty, as Redis keeps an
+    /// empty stream).
+    Stream(Box<Stream>),
 }
 
 impl Contents {
-    /// The name TYPE replies with: `string`, `hash`, `list`, `set`, `zset`.
+    /// The name TYPE replies with: `string`, `hash`, `list`, `set`, `zset`, `stream`.
     pub fn type_name(&self) -> &'static str {
         self.ty().name()
     }
@@ -249,6 +255,7 @@ impl Contents {
             Contents::List(_) => Type::List,
             Contents::Set(_) => Type::Set,
             Contents::ZSet(_) => Type::ZSet,
+            Contents::Stream(_) => Type::Stream,
         }
     }
 
@@ -259,10 +266,12 @@ impl Contents {
             Contents::Hash(p) => p.len(),
             Contents::List(v) | Contents::Set(v) => v.len(),
             Contents::ZSet(p) => p.len(),
+            Contents::Stream(st) => st.nodes.iter().map(Vec::len).sum(),
         }
     }
 
-    /// Whether [`Contents::len`] is 0 (an empty collection is no key: [`put`] refuses it).
+    /// Whether [`Contents::len`] is 0 (an empty collection is no key: [`put`] refuses it; an
+    /// empty stream is one).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -398,6 +407,15 @@ fn read_in(
     }
     let m = Meta::decode(&entry)
         .ok_or_else(|| corrupt("its collection metadata has the wrong length".into()))?;
+    if m.ty == Type::Stream {
+        let state = stream_records::decode_state(&entry.payload)
+            .ok_or_else(|| corrupt("its stream metadata has the wrong length".into()))?;
+        let stream = stream_records::read(tx, m.id, &state).map_err(|e| match e {
+            stream_records::ReadError::Engine(e) => Error::Engine(e),
+            stream_records::ReadError::Corrupt(what) => corrupt(format!("{what} does not decode")),
+        })?;
+        return Ok(Some((Contents::Stream(Box::new(stream)), ttl)));
+    }
     let (k, lo) = match m.ty {
         // A list's elements are at indexes head, head + 1, …
         Type::List => (
@@ -450,7 +468,8 @@ fn read_in(
                 })
                 .collect::<Result<_, Error>>()?,
         ),
-        Type::Stream => return Err(corrupt("streams cannot be exported yet".into())),
+        // (Read whole above.)
+        Type::Stream => return Err(corrupt("a stream read as a collection".into())),
         Type::String => return Err(corrupt("a string with collection metadata".into())),
     };
     Ok(Some((contents, ttl)))
@@ -545,6 +564,16 @@ fn put_in(
     }
     let value = match contents {
         Contents::String(s) => Entry::encode(Type::String, s),
+        Contents::Stream(st) => {
+            let id = *next;
+            *next += 1;
+            let meta = stream_records::write(tx, id, st)?;
+            tx.put(
+                keyspace::member_key(id, kind::OWNER, b""),
+                keyspace::owner_value(physical, key),
+            )?;
+            meta
+        }
         _ => {
             let id = *next;
             let meta = put_members(tx, id, contents).map_err(|e| match e {
@@ -614,7 +643,8 @@ fn put_members(
         Ok(())
     };
     match contents {
-        Contents::String(_) => {}
+        // (Written by `put_in` whole.)
+        Contents::String(_) | Contents::Stream(_) => {}
         Contents::List(items) => {
             for (i, item) in (0u64..).zip(items) {
                 let at = LIST_START.wrapping_add(i).to_be_bytes();

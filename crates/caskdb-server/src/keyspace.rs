@@ -352,7 +352,11 @@ impl Meta {
         let p = &e.payload;
         let want = match e.ty {
             Type::List => 24,
-            Type::Stream if p.len() == 16 + STREAM_STATE_LEN => p.len(),
+            Type::Stream
+                if p.len() == 16 + STREAM_STATE_LEN || p.len() == 16 + STREAM_STATE_LEN_V1 =>
+            {
+                p.len()
+            }
             Type::Stream => return None,
             _ => 16,
         };
@@ -389,9 +393,13 @@ impl Meta {
 }
 
 /// Bytes of a stream's state after its `[id][len]`: last id, first id, largest deleted id
-/// (each `[ms: u64 BE][seq: u64 BE]`), entries added, last node, entries put in the last node
-/// (each u64 BE).
-pub const STREAM_STATE_LEN: usize = 72;
+/// (each `[ms: u64 BE][seq: u64 BE]`), entries added, last node, entries put in the last node,
+/// first node (0: not known) and its entries (each u64 BE). (Written by versions of
+/// 2026-12-07 without the last two: [`STREAM_STATE_LEN_V1`] bytes.)
+pub const STREAM_STATE_LEN: usize = 88;
+
+/// A stream's state without the first node's number and size.
+pub const STREAM_STATE_LEN_V1: usize = 72;
 
 /// A score as a u64 whose byte order is the numeric order (-inf first, +inf last; -0 is 0).
 pub fn score_bits(score: f64) -> u64 {

@@ -46,6 +46,7 @@ mod server;
 mod session;
 mod shutdown;
 mod state;
+mod stream_records;
 mod strtod;
 mod sweep;
 mod tls;

@@ -54,7 +54,10 @@ fn dump(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         ),
         Type::Hash => Value::Hash(ctx.all_members(&m, kind::MEMBER)?),
         Type::ZSet => Value::ZSet(zsets::all_scored(ctx, &m)?),
-        Type::Stream => return Err(Frame::err("DUMP of a stream is not supported yet").into()),
+        Type::Stream => {
+            let s = ctx.stream(&args[1])?.ok_or_else(corrupt)?;
+            Value::Stream(Box::new(ctx.stream_payload(&s)?))
+        }
         Type::String => return Err(corrupt()),
     };
     Ok(Frame::Bulk(rdb::dump(&value).into()))
@@ -101,7 +104,6 @@ fn restore(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         Frame::err(match e {
             rdb::Error::Checksum => "DUMP payload version or checksum are wrong",
             rdb::Error::Format => "Bad data format",
-            rdb::Error::Stream => "Bad data format (streams are not supported)",
         })
     })?;
     // A TTL of 0 is no expiry. Redis adds a relative one to the time in a signed 64-bit
@@ -136,11 +138,15 @@ fn store(
         Value::Set(items) => (Type::Set, items.len()),
         Value::Hash(pairs) => (Type::Hash, pairs.len()),
         Value::ZSet(items) => (Type::ZSet, items.len()),
+        Value::Stream(_) => (Type::Stream, 0),
     };
+    if let Value::Stream(s) = value {
+        return ctx.restore_stream(key, *s, expire_at);
+    }
     let mut m = ctx.new_coll(ty);
     let before = m.clone();
     match value {
-        Value::String(_) => {}
+        Value::String(_) | Value::Stream(_) => {}
         Value::List(items) => {
             for (i, item) in items.into_iter().enumerate() {
                 ctx.put_member(&m, kind::MEMBER, &lists::at(&m, i as u64), item)?;

@@ -1,21 +1,14 @@
-//! Streams on the engine: entry ids, the stream's state, its entries, consumer groups,
-//! consumers and pending entries, each a record under the stream's collection id (the kinds
-//! of `keyspace::kind`), so that an XADD appends one entry record and rewrites the small
-//! metadata record, and a range read touches only the entries it returns.
+//! Streams on the engine, as the commands use them: entry ids and their parsing, the stream's
+//! metadata ([`Stream`]), its entries, consumer groups, consumers and pending entries, read
+//! and written through the command's transaction. The records' layout is `stream_records.rs`'s:
+//! an XADD appends one entry record and rewrites the small metadata record, and a range read
+//! touches only the entries it returns.
 //!
-//! - metadata (namespace 0): `[id][len]` then [`keyspace::STREAM_STATE_LEN`] bytes of state
-//!   ([`Stream`]);
-//! - entry: `MEMBER [ms][seq]` → `[node: u64 BE][fields: u32 BE]([len: u32 BE][bytes])*`
-//!   (field, value…). `node` numbers the blocks of `stream-node-max-entries` entries Redis
-//!   stores a stream in (its radix tree's listpacks): approximate trimming (`~`) removes whole
-//!   blocks only, so numbering them as Redis fills its nodes gives the lengths Redis gives
-//!   (Redis also closes a node at `stream-node-max-bytes`, which is not modelled: with
-//!   entries of more than about 40 bytes, Redis's nodes are shorter);
-//! - group: `GROUP [name]` → `[last ms][last seq][entries read: i64 BE]` (−1: unknown);
-//! - consumer: `CONSUMER [group len][group][name]` → `[seen time ms]`;
-//! - pending entry: `PENDING [group len][group][ms][seq]` →
-//!   `[delivery time ms][delivery count][consumer]`, and its index by consumer,
-//!   `CONSUMER_PENDING [group len][group][consumer len][consumer][ms][seq]` (empty).
+//! Each entry records the number of its node: the blocks of `stream-node-max-entries` entries
+//! Redis stores a stream in (its radix tree's listpacks). Approximate trimming (`~`) removes
+//! whole blocks only, so numbering them as Redis fills its nodes gives the lengths Redis gives
+//! (Redis also closes a node at `stream-node-max-bytes`, which is not modelled: with entries of
+//! more than about 40 bytes, Redis's nodes are shorter).
 
 use std::ops::Bound;
 
@@ -24,7 +17,9 @@ use bytes::Bytes;
 use super::ctx::Ctx;
 use super::reply::{CmdError, wrongtype};
 use crate::frame::Frame;
-use crate::keyspace::{self, Entry, Meta, STREAM_STATE_LEN, Type, kind};
+use crate::keyspace::{self, Entry, Meta, Type, kind};
+use crate::rdb;
+use crate::stream_records::{self as records, State};
 
 /// A stream entry id: milliseconds and a sequence number, ordered as a pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -232,38 +227,48 @@ pub(crate) struct Stream {
     /// Entries appended to that node, deleted ones included (0: there is none; the next
     /// entry starts one).
     pub tail_fill: u64,
+    /// The first node and how many entries it holds, if known (`head_node` 0: not known).
+    pub head_node: u64,
+    pub head_count: u64,
 }
 
 impl Stream {
     /// The stream stored in `e`; `None` if malformed.
     fn decode(e: &Entry) -> Option<Stream> {
         let meta = Meta::decode(e)?;
-        let state = e.payload.get(16..16 + STREAM_STATE_LEN)?;
-        let id = |i: usize| StreamId::from_bytes(&state[i * 16..]);
+        let st = records::decode_state(&e.payload)?;
+        let id = |(ms, seq)| StreamId { ms, seq };
         Some(Stream {
             meta,
-            last: id(0)?,
-            first: id(1)?,
-            max_deleted: id(2)?,
-            entries_added: u64::from_be_bytes(state[48..56].try_into().ok()?),
-            tail_node: u64::from_be_bytes(state[56..64].try_into().ok()?),
-            tail_fill: u64::from_be_bytes(state[64..72].try_into().ok()?),
+            last: id(st.last),
+            first: id(st.first),
+            max_deleted: id(st.max_deleted),
+            entries_added: st.entries_added,
+            tail_node: st.tail_node,
+            tail_fill: st.tail_fill,
+            head_node: st.head_node,
+            head_count: st.head_count,
         })
+    }
+
+    /// The state after `[id][len]` in the metadata record.
+    fn state(&self) -> State {
+        let pair = |id: StreamId| (id.ms, id.seq);
+        State {
+            last: pair(self.last),
+            first: pair(self.first),
+            max_deleted: pair(self.max_deleted),
+            entries_added: self.entries_added,
+            tail_node: self.tail_node,
+            tail_fill: self.tail_fill,
+            head_node: self.head_node,
+            head_count: self.head_count,
+        }
     }
 
     /// The stored form: type byte, `[id][len]`, the state.
     fn encode(&self) -> Bytes {
-        let mut v = Vec::with_capacity(1 + 16 + STREAM_STATE_LEN);
-        v.push(Type::Stream as u8);
-        v.extend_from_slice(&self.meta.id.to_be_bytes());
-        v.extend_from_slice(&self.meta.len.to_be_bytes());
-        for id in [self.last, self.first, self.max_deleted] {
-            v.extend_from_slice(&id.to_bytes());
-        }
-        for n in [self.entries_added, self.tail_node, self.tail_fill] {
-            v.extend_from_slice(&n.to_be_bytes());
-        }
-        Bytes::from(v)
+        records::encode_meta(self.meta.id, self.meta.len, &self.state())
     }
 
     /// How many entries a group whose last delivered id is `id` has read, when that can be
@@ -325,15 +330,14 @@ pub(crate) struct Group {
 
 impl Group {
     fn encode(&self) -> Vec<u8> {
-        let mut v = self.last.to_bytes().to_vec();
-        v.extend_from_slice(&self.entries_read.to_be_bytes());
-        v
+        records::encode_group((self.last.ms, self.last.seq), self.entries_read)
     }
 
     fn decode(b: &[u8]) -> Option<Group> {
+        let ((ms, seq), entries_read) = records::decode_group(b)?;
         Some(Group {
-            last: StreamId::from_bytes(b)?,
-            entries_read: i64::from_be_bytes(b.get(16..24)?.try_into().ok()?),
+            last: StreamId { ms, seq },
+            entries_read,
         })
     }
 
@@ -360,18 +364,15 @@ pub(crate) struct Pending {
 
 impl Pending {
     fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(16 + self.consumer.len());
-        v.extend_from_slice(&self.delivered_at.to_be_bytes());
-        v.extend_from_slice(&self.deliveries.to_be_bytes());
-        v.extend_from_slice(&self.consumer);
-        v
+        records::encode_pending(self.delivered_at, self.deliveries, &self.consumer)
     }
 
     fn decode(b: &Bytes) -> Option<Pending> {
+        let (delivered_at, deliveries, consumer) = records::decode_pending(b)?;
         Some(Pending {
-            delivered_at: u64::from_be_bytes(b.get(..8)?.try_into().ok()?),
-            deliveries: u64::from_be_bytes(b.get(8..16)?.try_into().ok()?),
-            consumer: b.slice(16..),
+            delivered_at,
+            deliveries,
+            consumer,
         })
     }
 }
@@ -380,51 +381,21 @@ fn corrupt() -> CmdError {
     Frame::err("corrupt stream record").into()
 }
 
-/// An entry's record: its node, then its fields and values.
-fn encode_entry(node: u64, pairs: &[Bytes]) -> Vec<u8> {
-    let len: usize = pairs.iter().map(|p| p.len() + 4).sum();
-    let mut v = Vec::with_capacity(12 + len);
-    v.extend_from_slice(&node.to_be_bytes());
-    v.extend_from_slice(&(pairs.len() as u32).to_be_bytes());
-    for p in pairs {
-        v.extend_from_slice(&(p.len() as u32).to_be_bytes());
-        v.extend_from_slice(p);
-    }
-    v
-}
-
 /// The node of an entry's record.
 pub(crate) fn entry_node(v: &[u8]) -> Result<u64, CmdError> {
-    v.get(..8)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
-        .ok_or_else(corrupt)
+    records::entry_node(v).ok_or_else(corrupt)
+}
+
+/// An entry's fields and values (field, value, field, value…).
+pub(crate) fn entry_fields(v: &Bytes) -> Result<Vec<Bytes>, CmdError> {
+    records::entry_fields(v).ok_or_else(corrupt)
 }
 
 /// An entry's fields and values as a reply (a flat array).
 pub(crate) fn fields_frame(v: &Bytes) -> Result<Frame, CmdError> {
-    let v = &v.slice(8.min(v.len())..);
-    let n = v
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_be_bytes)
-        .ok_or_else(corrupt)?;
-    let mut out = Vec::with_capacity(n as usize);
-    let mut at = 4;
-    for _ in 0..n {
-        let len = v
-            .get(at..at + 4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_be_bytes)
-            .ok_or_else(corrupt)? as usize;
-        at += 4;
-        if at + len > v.len() {
-            return Err(corrupt());
-        }
-        out.push(Frame::Bulk(v.slice(at..at + len)));
-        at += len;
-    }
-    Ok(Frame::Array(out))
+    Ok(Frame::Array(
+        entry_fields(v)?.into_iter().map(Frame::Bulk).collect(),
+    ))
 }
 
 /// An entry as a reply: `[id, [field, value, …]]`.
@@ -432,20 +403,7 @@ pub(crate) fn entry_frame(id: StreamId, fields: &Bytes) -> Result<Frame, CmdErro
     Ok(Frame::Array(vec![id.frame(), fields_frame(fields)?]))
 }
 
-/// `[len: u32 BE][name]`: how a group's records begin.
-fn group_prefix(group: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(4 + group.len());
-    v.extend_from_slice(&(group.len() as u32).to_be_bytes());
-    v.extend_from_slice(group);
-    v
-}
-
-fn consumer_prefix(group: &[u8], consumer: &[u8]) -> Vec<u8> {
-    let mut v = group_prefix(group);
-    v.extend_from_slice(&(consumer.len() as u32).to_be_bytes());
-    v.extend_from_slice(consumer);
-    v
-}
+use records::{consumer_prefix, group_prefix};
 
 fn with_id(mut prefix: Vec<u8>, id: StreamId) -> Vec<u8> {
     prefix.extend_from_slice(&id.to_bytes());
@@ -488,6 +446,8 @@ impl Ctx<'_, '_> {
             entries_added: 0,
             tail_node: 0,
             tail_fill: 0,
+            head_node: 0,
+            head_count: 0,
         }
     }
 
@@ -556,7 +516,13 @@ impl Ctx<'_, '_> {
             s.tail_fill = 0;
         }
         s.tail_fill += 1;
-        let value = encode_entry(s.tail_node, pairs);
+        if s.meta.len == 0 {
+            (s.head_node, s.head_count) = (s.tail_node, 0);
+        }
+        if s.head_node == s.tail_node {
+            s.head_count += 1;
+        }
+        let value = records::encode_entry(s.tail_node, pairs);
         self.check_string_len(value.len() as u64)?;
         let k = keyspace::member_key(s.meta.id, kind::MEMBER, &id.to_bytes());
         self.tx()?.put(&k, value)?;
@@ -578,6 +544,12 @@ impl Ctx<'_, '_> {
         };
         let node = entry_node(&v)?;
         self.remove_entry(s, id)?;
+        if node == s.head_node {
+            s.head_count -= 1;
+            if s.head_count == 0 {
+                s.head_node = 0;
+            }
+        }
         if node == s.tail_node && s.tail_fill > 0 {
             let before = match id.prev() {
                 Some(p) => self.stream_entries(s, StreamId::MIN, p, 1, true)?,
@@ -692,10 +664,58 @@ impl Ctx<'_, '_> {
         group: &[u8],
         consumer: &[u8],
     ) -> Result<(), CmdError> {
+        let now = self.now_ms();
+        self.put_consumer(s, group, consumer, now)
+    }
+
+    /// Stores consumer `consumer` of `group`, last seen at `seen`.
+    fn put_consumer(
+        &mut self,
+        s: &Stream,
+        group: &[u8],
+        consumer: &[u8],
+        seen: u64,
+    ) -> Result<(), CmdError> {
         let mut k = group_prefix(group);
         k.extend_from_slice(consumer);
-        let now = self.now_ms();
-        self.put_member(&s.meta, kind::CONSUMER, &k, now.to_be_bytes().to_vec())
+        self.put_member(&s.meta, kind::CONSUMER, &k, seen.to_be_bytes().to_vec())
+    }
+
+    /// The whole stream as a DUMP payload carries it: entries by node, state, groups with
+    /// their consumers and pending entries.
+    pub fn stream_payload(&mut self, s: &Stream) -> Result<rdb::Stream, CmdError> {
+        let state = s.state();
+        records::read(self.tx()?, s.meta.id, &state).map_err(|e| match e {
+            records::ReadError::Engine(e) => e.into(),
+            records::ReadError::Corrupt(_) => corrupt(),
+        })
+    }
+
+    /// Creates stream `key` (which does not exist) from a payload's `v`, expiring at
+    /// `expire_at`.
+    pub fn restore_stream(
+        &mut self,
+        key: &[u8],
+        v: rdb::Stream,
+        expire_at: Option<u64>,
+    ) -> Result<(), CmdError> {
+        for (_, pairs) in v.nodes.iter().flatten() {
+            let len: usize = pairs.iter().map(|p| p.len() + 4).sum();
+            self.check_string_len(len as u64 + 12)?;
+        }
+        let mut s = self.new_stream();
+        let raw = records::write(self.tx()?, s.meta.id, &v)?;
+        let e = Entry::decode(raw, expire_at).ok_or_else(corrupt)?;
+        let restored = Stream::decode(&e).ok_or_else(corrupt)?;
+        s = Stream {
+            meta: Meta {
+                fresh: true,
+                expire_at,
+                ..restored.meta
+            },
+            ..restored
+        };
+        self.save_stream(key, &mut s)
     }
 
     /// The consumers of `group`, by name, with their seen times.

@@ -193,29 +193,50 @@ fn trim(ctx: &mut Ctx<'_, '_>, s: &mut Stream, t: &TrimArgs) -> Result<u64, CmdE
             {
                 break;
             }
-            let node = head_node(ctx, s)?;
-            let Some(&(last, _)) = node.last() else {
-                break;
+            // The first node's size is kept in the metadata once known: a trim that cannot
+            // remove it (most XADD … MAXLEN ~) reads no entry.
+            let mut node = None;
+            let n = match strategy {
+                Strategy::MaxLen(_) if s.head_node != 0 => s.head_count,
+                _ => {
+                    let entries = head_node(ctx, s)?;
+                    (s.head_node, s.head_count) = match entries.first() {
+                        Some(&(_, number)) => (number, entries.len() as u64),
+                        None => (0, 0),
+                    };
+                    node.insert(entries).len() as u64
+                }
             };
-            let n = node.len() as u64;
-            if t.limit > 0 && deleted + n > t.limit {
+            if n == 0 || (t.limit > 0 && deleted + n > t.limit) {
                 break;
             }
             let whole = match strategy {
                 Strategy::MaxLen(max) => s.meta.len - n >= max,
-                Strategy::MinId(min) => last < min,
+                Strategy::MinId(min) => node
+                    .as_ref()
+                    .and_then(|v| v.last())
+                    .is_some_and(|&(last, _)| last < min),
                 Strategy::None => false,
             };
             if !whole {
                 break;
             }
-            for (id, _) in node {
+            let entries = match node {
+                Some(v) => v,
+                None => head_node(ctx, s)?,
+            };
+            for (id, _) in entries {
                 ctx.remove_entry(s, id)?;
             }
+            s.head_node = 0;
             deleted += n;
         },
     }
     if deleted > 0 {
+        if !t.approx {
+            // Entries of the first node went: its size is no longer known.
+            s.head_node = 0;
+        }
         ctx.refresh_first(s)?;
     }
     Ok(deleted)

@@ -2,9 +2,11 @@
 //! 7.0 loads: a string as its bytes (no integer or LZF form), a list as `RDB_TYPE_LIST` (a
 //! count, then each element), a set as `RDB_TYPE_SET`, a hash as `RDB_TYPE_HASH`, a sorted set
 //! as `RDB_TYPE_ZSET_2` (binary scores). Redis converts each to its compact encoding as its
-//! size knobs say, as it does for its own payloads.
+//! size knobs say, as it does for its own payloads. A stream has one encoding,
+//! `RDB_TYPE_STREAM_LISTPACKS_2`: its nodes as listpacks, its state, its groups.
 
-use super::{Value, ty};
+use super::packed::{Item, write_listpack};
+use super::{Stream, Value, ty};
 
 /// A length: 6 bits, 14 bits, or a marker byte and 32 or 64 bits big endian.
 fn len(out: &mut Vec<u8>, n: u64) {
@@ -58,6 +60,92 @@ pub(super) fn value(value: &Value, out: &mut Vec<u8>) {
             for (member, score) in items {
                 string(out, member);
                 out.extend_from_slice(&score.to_le_bytes());
+            }
+        }
+        Value::Stream(s) => stream(s, out),
+    }
+}
+
+/// A 128-bit id as the radix tree keys it: ms then seq, big endian.
+fn raw_id(out: &mut Vec<u8>, (ms, seq): (u64, u64)) {
+    out.extend_from_slice(&ms.to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
+}
+
+/// One node's listpack, as Redis lays it out: the master entry (count, deleted, the first
+/// entry's fields, 0), then each entry as flags, the id's distance from the node's key, its
+/// values alone if its fields are the master's (flag 2) or its fields and values, and the
+/// number of listpack elements the entry took.
+fn node_listpack(node: &[((u64, u64), Vec<bytes::Bytes>)]) -> Vec<u8> {
+    const SAMEFIELDS: i64 = 2;
+    let Some((master, first)) = node.first() else {
+        return write_listpack(&[]);
+    };
+    let master_fields: Vec<&[u8]> = first.iter().step_by(2).map(|f| &f[..]).collect();
+    let mut items = vec![
+        Item::Int(node.len() as i64),
+        Item::Int(0),
+        Item::Int(master_fields.len() as i64),
+    ];
+    items.extend(master_fields.iter().map(|f| Item::Str(f)));
+    items.push(Item::Int(0));
+    for ((ms, seq), pairs) in node {
+        let fields: Vec<&[u8]> = pairs.iter().step_by(2).map(|f| &f[..]).collect();
+        let same = fields == master_fields;
+        items.push(Item::Int(if same { SAMEFIELDS } else { 0 }));
+        items.push(Item::Int(ms.wrapping_sub(master.0) as i64));
+        items.push(Item::Int(seq.wrapping_sub(master.1) as i64));
+        let n = pairs.len() / 2;
+        if same {
+            items.extend(pairs.iter().skip(1).step_by(2).map(|v| Item::Str(v)));
+            items.push(Item::Int(n as i64 + 3));
+        } else {
+            items.push(Item::Int(n as i64));
+            items.extend(pairs.iter().map(|p| Item::Str(p)));
+            items.push(Item::Int(2 * n as i64 + 4));
+        }
+    }
+    write_listpack(&items)
+}
+
+fn stream(s: &Stream, out: &mut Vec<u8>) {
+    out.push(ty::STREAM_LISTPACKS_2);
+    len(out, s.nodes.len() as u64);
+    let mut length = 0;
+    for node in &s.nodes {
+        let mut key = Vec::with_capacity(16);
+        raw_id(&mut key, node.first().map_or((0, 0), |(id, _)| *id));
+        string(out, &key);
+        string(out, &node_listpack(node));
+        length += node.len() as u64;
+    }
+    len(out, length);
+    for (ms, seq) in [s.last_id, s.first_id, s.max_deleted] {
+        len(out, ms);
+        len(out, seq);
+    }
+    len(out, s.entries_added);
+    len(out, s.groups.len() as u64);
+    for g in &s.groups {
+        string(out, &g.name);
+        len(out, g.last_id.0);
+        len(out, g.last_id.1);
+        // (−1, unknown, as the 64-bit length Redis writes for it.)
+        len(out, g.entries_read as u64);
+        len(out, g.pending.len() as u64);
+        for (id, time, count, _) in &g.pending {
+            raw_id(out, *id);
+            out.extend_from_slice(&time.to_le_bytes());
+            len(out, *count);
+        }
+        len(out, g.consumers.len() as u64);
+        for (name, seen) in &g.consumers {
+            string(out, name);
+            out.extend_from_slice(&seen.to_le_bytes());
+            let mine: Vec<_> = g.pending.iter().filter(|p| p.3 == name).collect();
+            len(out, mine.len() as u64);
+            for (id, ..) in mine {
+                raw_id(out, *id);
             }
         }
     }

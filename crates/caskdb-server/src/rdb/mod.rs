@@ -57,6 +57,53 @@ pub enum Value {
     Hash(Vec<(Bytes, Bytes)>),
     /// A sorted set's (member, score) pairs (distinct members, no NaN).
     ZSet(Vec<(Bytes, f64)>),
+    /// A stream (possibly empty), with its consumer groups.
+    Stream(Box<Stream>),
+}
+
+/// A stream id: (milliseconds, sequence).
+pub type StreamId = (u64, u64);
+
+/// A stream entry: its id, and its fields and values (field, value, field, value…).
+pub type StreamEntry = (StreamId, Vec<Bytes>);
+
+/// A pending entry: its id, delivery time (ms since the epoch), delivery count, consumer.
+pub type StreamPending = (StreamId, u64, u64, Bytes);
+
+/// A stream as a payload carries it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Stream {
+    /// The entries, node by node (Redis's listpacks, in id order): each `(id, [field, value,
+    /// field, value…])`. Entries Redis had marked deleted are left out; no node is empty.
+    pub nodes: Vec<Vec<StreamEntry>>,
+    /// Entries put in the last node, the deleted ones included (the next entry goes there
+    /// while it holds fewer than `stream-node-max-entries`).
+    pub last_node_fill: u64,
+    /// The largest id added (or set by XSETID).
+    pub last_id: StreamId,
+    /// The first entry's id (0-0 when empty).
+    pub first_id: StreamId,
+    /// The largest id XDEL removed.
+    pub max_deleted: StreamId,
+    /// Entries ever added.
+    pub entries_added: u64,
+    /// The consumer groups, by name.
+    pub groups: Vec<StreamGroup>,
+}
+
+/// A consumer group of a [`Stream`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamGroup {
+    /// Its name.
+    pub name: Bytes,
+    /// The last id delivered to it.
+    pub last_id: StreamId,
+    /// Entries read (−1: unknown).
+    pub entries_read: i64,
+    /// Its consumers: name and seen time (ms since the epoch).
+    pub consumers: Vec<(Bytes, u64)>,
+    /// Its pending entries, by id.
+    pub pending: Vec<StreamPending>,
 }
 
 /// Why a payload was refused.
@@ -67,8 +114,6 @@ pub enum Error {
     /// The value is malformed: truncated, trailing bytes, an unknown type or encoding, an empty
     /// or duplicated collection, a module value.
     Format,
-    /// A stream, which this server has no type for.
-    Stream,
 }
 
 /// Redis's `RDB_OPCODE_FUNCTION2`: a function library in a FUNCTION DUMP payload.

@@ -92,6 +92,54 @@ pub(super) fn listpack(lp: &[u8]) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
+/// An element to write into a listpack.
+pub(super) enum Item<'a> {
+    Int(i64),
+    Str(&'a [u8]),
+}
+
+/// A listpack of `items` (the format [`listpack`] reads): integers from 0 to 127 in one
+/// byte, others in 9; strings with a 6-, 12- or 32-bit length.
+pub(super) fn write_listpack(items: &[Item<'_>]) -> Vec<u8> {
+    let mut out = vec![0u8; 6];
+    for item in items {
+        let start = out.len();
+        match item {
+            Item::Int(v @ 0..=127) => out.push(*v as u8),
+            Item::Int(v) => {
+                out.push(0xf4);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Item::Str(s) if s.len() < 64 => {
+                out.push(0x80 | s.len() as u8);
+                out.extend_from_slice(s);
+            }
+            Item::Str(s) if s.len() < 4096 => {
+                out.extend_from_slice(&[0xe0 | (s.len() >> 8) as u8, s.len() as u8]);
+                out.extend_from_slice(s);
+            }
+            Item::Str(s) => {
+                out.push(0xf0);
+                out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                out.extend_from_slice(s);
+            }
+        }
+        // The entry's size, backwards: its high 7-bit group first, each later byte marked.
+        let size = (out.len() - start) as u64;
+        let n = backlen_size(size as usize);
+        for i in (0..n).rev() {
+            let group = ((size >> (7 * i)) & 0x7f) as u8;
+            out.push(if i == n - 1 { group } else { group | 0x80 });
+        }
+    }
+    out.push(0xff);
+    let total = out.len() as u32;
+    out[..4].copy_from_slice(&total.to_le_bytes());
+    let count = u16::try_from(items.len()).unwrap_or(u16::MAX);
+    out[4..6].copy_from_slice(&count.to_le_bytes());
+    out
+}
+
 /// Bytes of the backwards varint of an entry of `len` bytes.
 fn backlen_size(len: usize) -> usize {
     match len {

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Streams (and BITCOUNT, SETBIT on a 16 MB bitmap) against redis-server, both with appendonly
+yes / appendfsync everysec, `redis-benchmark -c 50`, 3 alternating rounds, medians. Each round
+starts both servers on fresh directories and stops them (by PID) before the next. Run from the
+repository:
+
+    cargo build --release -p caskdb-cli && python3 scripts/bench-streams.py
+
+The consumer-group lines read and acknowledge a stream filled beforehand with entries 1-0 …
+200000-0: XREADGROUP … COUNT 1 > delivers the next entry to the group (adding it to the
+pending list); XACK acknowledges a random one (the first time it is pending, later not).
+"""
+import csv
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CASKDB = os.environ.get("CASKDB", "target/release/caskdb")
+N = 200_000
+
+
+def start(name, port):
+    d = tempfile.mkdtemp()
+    if name == "redis":
+        cmd = ["redis-server", "--port", str(port), "--dir", d, "--appendonly", "yes", "--save", ""]
+    else:
+        cmd = [CASKDB, "serve", "--dir", d, "--port", str(port)]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        ping = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True)
+        if ping.stdout.strip() == b"PONG":
+            return p, d
+        time.sleep(0.1)
+    p.terminate()
+    p.wait()
+    sys.exit(f"{name} did not start on port {port}")
+
+
+def cli(port, *args):
+    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, check=True)
+
+
+def fill(port):
+    """Stream `g` with entries 1-0 … N-0 and group `grp` at 0; a 16 MB bitmap `big`."""
+    lines = "".join(f"XADD g {i}-0 f v\r\n" for i in range(1, N + 1))
+    lines += "XGROUP CREATE g grp 0\r\nSETBIT big 134217727 1\r\n"
+    subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input=lines.encode(),
+                   capture_output=True, check=True)
+
+
+def bench(port, args):
+    run = subprocess.run(["redis-benchmark", "-p", str(port), "--csv"] + args,
+                         capture_output=True, text=True)
+    rows = list(csv.reader(io.StringIO(run.stdout)))
+    if len(rows) < 2:
+        sys.exit(f"redis-benchmark {' '.join(args)} on port {port} gave no figure: "
+                 f"{run.stdout} {run.stderr}")
+    return float(rows[1][1])
+
+
+cases = [
+    ("XADD s * (one stream)", ["-n", "200000", "-c", "50", "xadd", "s", "*", "f", "v"]),
+    ("XADD s MAXLEN ~ 1000 *", ["-n", "200000", "-c", "50", "xadd", "t", "maxlen", "~", "1000", "*", "f", "v"]),
+    ("XADD, -P 16", ["-n", "400000", "-c", "50", "-P", "16", "xadd", "u", "*", "f", "v"]),
+    ("XREADGROUP GROUP grp c COUNT 1 STREAMS g >", ["-n", str(N), "-c", "50", "xreadgroup", "group", "grp", "c", "count", "1", "streams", "g", ">"]),
+    ("XACK g grp <random id>", ["-n", str(N), "-c", "50", "-r", str(N), "xack", "g", "grp", "__rand_int__-0"]),
+    ("XRANGE g - + COUNT 10", ["-n", "100000", "-c", "50", "xrange", "g", "-", "+", "count", "10"]),
+    ("BITCOUNT of the 16 MB bitmap, bytes 0-1023", ["-n", "200000", "-c", "50", "bitcount", "big", "0", "1023"]),
+    ("SETBIT in the 16 MB bitmap (bit 1000)", ["-n", "200", "-c", "10", "setbit", "big", "1000", "1"]),
+]
+
+res = {}
+for r in range(3):
+    for name, port in [("caskdb", 7421), ("redis", 7422)]:
+        p, d = start(name, port)
+        try:
+            fill(port)
+            for label, args in cases:
+                res.setdefault((name, label), []).append(bench(port, args))
+        finally:
+            p.terminate()
+            p.wait()
+            shutil.rmtree(d)
+print("| command | caskdb | redis-server | ratio |\n|---|---:|---:|---:|")
+for label, _ in cases:
+    c = statistics.median(res[("caskdb", label)])
+    rd = statistics.median(res[("redis", label)])
+    print(f"| {label} | {c:,.0f} | {rd:,.0f} | {c / rd:.2f} |")
