@@ -565,6 +565,8 @@ fn put_in(
     let value = match contents {
         Contents::String(s) => Entry::encode(Type::String, s),
         Contents::Stream(st) => {
+            st.check()
+                .map_err(|what| invalid(format!("a stream with {what}")))?;
             let id = *next;
             *next += 1;
             let meta = stream_records::write(tx, id, st)?;

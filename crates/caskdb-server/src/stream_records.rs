@@ -255,26 +255,20 @@ pub(crate) fn read(tx: &Transaction<'_>, id: u64, state: &State) -> Result<rdb::
             _ => consumers_of.push((group, vec![(name, seen)])),
         }
     }
+    let mut pending_of: std::collections::HashMap<Bytes, _> = pending_of.into_iter().collect();
+    let mut consumers_of: std::collections::HashMap<Bytes, _> = consumers_of.into_iter().collect();
     for r in records(tx, id, kind::GROUP) {
         let (name, v) = r?;
         let (last_id, entries_read) = decode_group(&v).ok_or(ReadError::Corrupt("a group"))?;
         out.groups.push(rdb::StreamGroup {
-            consumers: take_group(&mut consumers_of, &name),
-            pending: take_group(&mut pending_of, &name),
+            consumers: consumers_of.remove(&name).unwrap_or_default(),
+            pending: pending_of.remove(&name).unwrap_or_default(),
             name,
             last_id,
             entries_read,
         });
     }
     Ok(out)
-}
-
-/// The list of group `name` in `lists` (emptied), or none.
-fn take_group<T>(lists: &mut Vec<(Bytes, Vec<T>)>, name: &[u8]) -> Vec<T> {
-    match lists.iter().position(|(g, _)| g == name) {
-        Some(i) => lists.remove(i).1,
-        None => Vec::new(),
-    }
 }
 
 /// Writes stream `v` as the records of collection `id` (entries numbered by node from 1,

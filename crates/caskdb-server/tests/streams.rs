@@ -80,6 +80,9 @@ fn xadd_ranges_deletes_and_errors() {
             XADD s NOMKSTREAM 7-0 a 1
             XADD nostream NOMKSTREAM * a 1
             EXISTS nostream
+            XADD z 5-18446744073709551615 a 1
+            XADD z 5-* a 1
+            XADD z 6-* a 1
             XADD s 18446744073709551615-18446744073709551615 last one
             shape: XADD s * a 1
             XADD s 18446744073709551615-* a 1
@@ -271,6 +274,9 @@ fn consumer_groups() {
             XREADGROUP GROUP g alice STREAMS s 0
             XREADGROUP GROUP g alice COUNT 1 STREAMS s 1-0
             XREADGROUP GROUP g alice STREAMS s 18446744073709551615-18446744073709551615
+            XADD s 4-1 e 5
+            XREADGROUP GROUP g dup STREAMS s s > >
+            XREADGROUP GROUP g dup STREAMS s s 0 0
             XREADGROUP GROUP g nobody STREAMS s 0
             timeless: XPENDING s g
             timeless: XPENDING s g - + 10
@@ -415,6 +421,20 @@ fn blocked_reads_are_served_by_writes() {
             @2 send: XREADGROUP GROUP g c1 BLOCK 0 NOACK STREAMS s >
             blocked 1:
             XGROUP DESTROY s g
+            @2 read:
+            // XSETID, XDEL and XTRIM add nothing: the reader waits for the next XADD.
+            @1 send: XREAD BLOCK 0 STREAMS s $
+            blocked 1:
+            XSETID s 900-0
+            XDEL s 1-0
+            XTRIM s MAXLEN 3
+            XADD s 901-0 after setid
+            @1 read:
+            // A consumer named like the keyword.
+            XGROUP CREATE s g2 $
+            @2 send: XREADGROUP GROUP g2 streams BLOCK 0 STREAMS s >
+            blocked 1:
+            XADD s 902-0 x y
             @2 read:
             @1 send: XREAD BLOCK 0 STREAMS other $
             blocked 1:

@@ -959,21 +959,29 @@ fn single_key_args(args: &[Bytes], key: &[u8]) -> Vec<Bytes> {
         b"blpop" | b"brpop" | b"bzpopmin" | b"bzpopmax" => {
             vec![args[0].clone(), key, args[args.len() - 1].clone()]
         }
-        // XREAD and XREADGROUP, as blocked: `… STREAMS key… id…`.
+        // XREAD and XREADGROUP as blocked (the arguments their handlers wrote):
+        // `XREAD COUNT n STREAMS key… id…`, `XREADGROUP GROUP g c COUNT n [NOACK] STREAMS …`.
         b"xread" | b"xreadgroup" => {
-            let Some(at) = args.iter().position(|a| a.eq_ignore_ascii_case(b"streams")) else {
+            let at = match name.as_slice() {
+                b"xread" => 3,
+                _ if args
+                    .get(6)
+                    .is_some_and(|a| a.eq_ignore_ascii_case(b"noack")) =>
+                {
+                    7
+                }
+                _ => 6,
+            };
+            let Some(keys) = args.get(at + 1..) else {
                 return args.to_vec();
             };
-            let n = (args.len() - at - 1) / 2;
-            let Some(i) = args[at + 1..at + 1 + n]
-                .iter()
-                .position(|k| k[..] == key[..])
-            else {
+            let n = keys.len() / 2;
+            let Some(i) = keys[..n].iter().position(|k| k[..] == key[..]) else {
                 return args.to_vec();
             };
             let mut out = args[..=at].to_vec();
             out.push(key);
-            out.push(args[at + 1 + n + i].clone());
+            out.push(keys[n + i].clone());
             out
         }
         b"blmpop" | b"bzmpop" => {

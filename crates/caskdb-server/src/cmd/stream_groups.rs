@@ -298,7 +298,11 @@ pub(super) fn xreadgroup(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     };
     let now = ctx.now_ms();
     let mut parts = Vec::new();
-    for (key, s, mut group, want) in plan {
+    for (key, s, _, want) in plan {
+        // Read again: the same stream named twice sees what the first delivery did.
+        let Some(mut group) = ctx.group(&s, &group_name)? else {
+            continue;
+        };
         // Served at once: history always; new entries if the group has not had the last one.
         let from = match want {
             Want::History(id) => id.next(),
@@ -491,7 +495,12 @@ fn xpending(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             if ctx.consumer(&s, name, c)?.is_none() {
                 return Ok(Frame::Array(Vec::new()));
             }
-            let ids = ctx.consumer_pending(&s, name, c, lo, hi, usize::MAX)?;
+            let limit = if min_idle == 0 {
+                usize::try_from(count).unwrap_or(usize::MAX)
+            } else {
+                usize::MAX
+            };
+            let ids = ctx.consumer_pending(&s, name, c, lo, hi, limit)?;
             let mut rows = Vec::with_capacity(ids.len());
             for id in ids {
                 if min_idle == 0 && rows.len() as i64 >= count {
@@ -516,7 +525,7 @@ fn xpending(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         if left == 0 {
             break;
         }
-        let idle = now - p.delivered_at as i64;
+        let idle = now.saturating_sub(p.delivered_at as i64);
         if min_idle != 0 && idle < min_idle {
             continue;
         }
@@ -597,7 +606,7 @@ fn xclaim(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             justid = true;
         } else if is(opt, "idle") && more > 0 {
             j += 1;
-            delivery = Some(now - number(&args[j], "IDLE")?);
+            delivery = Some(now.saturating_sub(number(&args[j], "IDLE")?));
         } else if is(opt, "time") && more > 0 {
             j += 1;
             delivery = Some(number(&args[j], "TIME")?);
@@ -633,7 +642,7 @@ fn xclaim(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         };
         let p = match pending {
             Some(p) => {
-                if min_idle > 0 && now - (p.delivered_at as i64) < min_idle {
+                if min_idle > 0 && now.saturating_sub(p.delivered_at as i64) < min_idle {
                     continue;
                 }
                 let owner = p.consumer.clone();
@@ -727,7 +736,7 @@ fn xautoclaim(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             count -= 1;
             continue;
         };
-        if min_idle > 0 && (now as i64) - (p.delivered_at as i64) < min_idle {
+        if min_idle > 0 && (now as i64).saturating_sub(p.delivered_at as i64) < min_idle {
             continue;
         }
         if !consumer_used {
@@ -806,7 +815,10 @@ fn xinfo(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             out.push(Frame::Map(vec![
                 field("name", Frame::Bulk(c)),
                 field("pending", Frame::Integer(pending as i64)),
-                field("idle", Frame::Integer((now - seen as i64).max(0))),
+                field(
+                    "idle",
+                    Frame::Integer(now.saturating_sub(seen as i64).max(0)),
+                ),
             ]));
         }
         return Ok(Frame::Array(out));

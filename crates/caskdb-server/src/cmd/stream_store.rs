@@ -453,8 +453,24 @@ impl Ctx<'_, '_> {
 
     /// Writes the stream's metadata under `key` (and, for a new one, its owner record). An
     /// empty stream stays, as in Redis.
+    ///
+    /// Clients blocked reading the stream are served (XREAD, XREADGROUP) when entries were
+    /// added or the key was made, as Redis signals them: after XDEL, XTRIM or XSETID, use
+    /// [`Ctx::update_stream`].
     pub fn save_stream(&mut self, key: &[u8], s: &mut Stream) -> Result<(), CmdError> {
+        self.write_stream(key, s, true)
+    }
+
+    /// [`Ctx::save_stream`] without waking blocked readers (a change that adds no entry).
+    pub fn update_stream(&mut self, key: &[u8], s: &mut Stream) -> Result<(), CmdError> {
+        self.write_stream(key, s, false)
+    }
+
+    fn write_stream(&mut self, key: &[u8], s: &mut Stream, wake: bool) -> Result<(), CmdError> {
         let db = self.conn.db;
+        let wake = wake || s.meta.fresh;
+        let ek = keyspace::engine_key(db, key);
+        let was_ready = self.conn.ready.contains(&ek);
         if s.meta.fresh {
             if key.len() > keyspace::MAX_KEY_LEN {
                 return Err(super::reply::key_too_large(key.len()).into());
@@ -464,7 +480,11 @@ impl Ctx<'_, '_> {
             self.tx()?.put(&owner, value)?;
             s.meta.fresh = false;
         }
-        self.put_raw(db, key, s.encode(), s.meta.expire_at)
+        self.put_raw(db, key, s.encode(), s.meta.expire_at)?;
+        if !wake && !was_ready {
+            self.conn.ready.retain(|k| *k != ek);
+        }
+        Ok(())
     }
 
     /// Up to `limit` entries with ids in `lo..=hi`, ascending or descending.
@@ -699,6 +719,7 @@ impl Ctx<'_, '_> {
         v: rdb::Stream,
         expire_at: Option<u64>,
     ) -> Result<(), CmdError> {
+        v.check().map_err(|_| Frame::err("Bad data format"))?;
         for (_, pairs) in v.nodes.iter().flatten() {
             let len: usize = pairs.iter().map(|p| p.len() + 4).sum();
             self.check_string_len(len as u64 + 12)?;

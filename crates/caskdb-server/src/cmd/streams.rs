@@ -169,7 +169,12 @@ fn trim(ctx: &mut Ctx<'_, '_>, s: &mut Stream, t: &TrimArgs) -> Result<u64, CmdE
                 let n = usize::try_from(s.meta.len - max)
                     .unwrap_or(usize::MAX)
                     .min(1024);
-                for (id, _) in ctx.stream_entries(s, StreamId::MIN, StreamId::MAX, n, false)? {
+                let batch = ctx.stream_entries(s, StreamId::MIN, StreamId::MAX, n, false)?;
+                if batch.is_empty() {
+                    // (The length says more than the records hold: a damaged stream.)
+                    return Err(Frame::err("corrupt stream: fewer entries than its length").into());
+                }
+                for (id, _) in batch {
                     ctx.remove_entry(s, id)?;
                     deleted += 1;
                 }
@@ -292,7 +297,15 @@ fn xadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     };
     let id = match t.id {
         Some((id, true)) => id,
-        Some((id, false)) if id.ms == s.last.ms => s.last.next().ok_or_else(too_small)?,
+        // The sequence of the last id's millisecond, incremented. With none left Redis 7.0
+        // fails without saying why, and replies its other XADD error.
+        Some((id, false)) if id.ms == s.last.ms => match s.last.seq {
+            u64::MAX => return Err(Frame::err("Elements are too large to be stored").into()),
+            seq => StreamId {
+                ms: id.ms,
+                seq: seq + 1,
+            },
+        },
         Some((id, false)) => id,
         None => {
             let now = ctx.now_ms();
@@ -369,7 +382,7 @@ fn xdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         if s.meta.len == 0 || first_gone {
             ctx.refresh_first(&mut s)?;
         }
-        ctx.save_stream(&args[1], &mut s)?;
+        ctx.update_stream(&args[1], &mut s)?;
     }
     Ok(Frame::Integer(deleted))
 }
@@ -381,7 +394,7 @@ fn xtrim(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     };
     let deleted = trim(ctx, &mut s, &t)?;
     if deleted > 0 {
-        ctx.save_stream(&args[1], &mut s)?;
+        ctx.update_stream(&args[1], &mut s)?;
     }
     Ok(Frame::Integer(deleted as i64))
 }
@@ -440,7 +453,7 @@ fn xsetid(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if !max_deleted.is_zero() {
         s.max_deleted = max_deleted;
     }
-    ctx.save_stream(&args[1], &mut s)?;
+    ctx.update_stream(&args[1], &mut s)?;
     Ok(Frame::Simple("OK"))
 }
 

@@ -370,12 +370,6 @@ fn stream(r: &mut Reader<'_>, v2: bool) -> Result<Stream> {
         let key = r.string()?;
         let lp = r.string()?;
         let (entries, fill) = stream_node(&key, &lp)?;
-        if s.nodes.last().and_then(|n| n.last()).map(|(id, _)| *id)
-            >= entries.first().map(|(id, _)| *id)
-            && !entries.is_empty()
-        {
-            return Err(Error::Format);
-        }
         s.last_node_fill = fill;
         if !entries.is_empty() {
             s.nodes.push(entries);
@@ -408,9 +402,13 @@ fn stream(r: &mut Reader<'_>, v2: bool) -> Result<Stream> {
         let last_id = (r.len()?, r.len()?);
         // Before 7.0 the count is estimated on load, as Redis does (−1 when it cannot be).
         let entries_read = if v2 {
-            r.len()? as i64
+            // −1 (unknown) is written as the largest 64-bit length.
+            match r.len()? {
+                u64::MAX => -1,
+                n => i64::try_from(n).map_err(|_| Error::Format)?,
+            }
         } else if length == 0 {
-            if last_id <= s.last_id { 0 } else { -1 }
+            0
         } else if last_id == s.last_id {
             length as i64
         } else if last_id < first {
@@ -446,9 +444,6 @@ fn stream(r: &mut Reader<'_>, v2: bool) -> Result<Stream> {
                 }
                 pending[at].3 = cname.clone();
             }
-            if consumers.iter().any(|(c, _)| *c == cname) {
-                return Err(Error::Format);
-            }
             consumers.push((cname, seen));
         }
         // Every pending entry belongs to a consumer (Redis's deep check).
@@ -456,9 +451,6 @@ fn stream(r: &mut Reader<'_>, v2: bool) -> Result<Stream> {
             return Err(Error::Format);
         }
         consumers.sort_by(|a, b| a.0.cmp(&b.0));
-        if s.groups.iter().any(|g: &StreamGroup| g.name == name) {
-            return Err(Error::Format);
-        }
         s.groups.push(StreamGroup {
             name,
             last_id,
@@ -468,6 +460,7 @@ fn stream(r: &mut Reader<'_>, v2: bool) -> Result<Stream> {
         });
     }
     s.groups.sort_by(|a, b| a.name.cmp(&b.name));
+    s.check().map_err(|_| Error::Format)?;
     Ok(s)
 }
 

@@ -138,14 +138,19 @@ fn stream(s: &Stream, out: &mut Vec<u8>) {
             out.extend_from_slice(&time.to_le_bytes());
             len(out, *count);
         }
+        let mut by_owner: std::collections::HashMap<&[u8], Vec<(u64, u64)>> =
+            std::collections::HashMap::new();
+        for (id, _, _, owner) in &g.pending {
+            by_owner.entry(owner).or_default().push(*id);
+        }
         len(out, g.consumers.len() as u64);
         for (name, seen) in &g.consumers {
             string(out, name);
             out.extend_from_slice(&seen.to_le_bytes());
-            let mine: Vec<_> = g.pending.iter().filter(|p| p.3 == name).collect();
+            let mine = by_owner.remove(&name[..]).unwrap_or_default();
             len(out, mine.len() as u64);
-            for (id, ..) in mine {
-                raw_id(out, *id);
+            for id in mine {
+                raw_id(out, id);
             }
         }
     }

@@ -91,6 +91,54 @@ pub struct Stream {
     pub groups: Vec<StreamGroup>,
 }
 
+impl Stream {
+    /// What makes a stream malformed, if anything: entry ids that do not increase, a last id
+    /// below the last entry's, an empty entry or node, a group, consumer or pending entry
+    /// named twice, a pending entry whose consumer is not one of its group's. (Streams are
+    /// only ever loaded whole, so this keeps every loaded one consistent.)
+    pub fn check(&self) -> Result<(), &'static str> {
+        use std::collections::HashSet;
+        let mut previous: Option<StreamId> = None;
+        for node in &self.nodes {
+            if node.is_empty() {
+                return Err("an empty node");
+            }
+            for (id, pairs) in node {
+                if previous.is_some_and(|p| p >= *id) {
+                    return Err("entry ids that do not increase");
+                }
+                if pairs.is_empty() || pairs.len() % 2 != 0 {
+                    return Err("an entry without field-value pairs");
+                }
+                previous = Some(*id);
+            }
+        }
+        if previous.is_some_and(|top| top > self.last_id) {
+            return Err("a last id below the last entry's");
+        }
+        let mut names = HashSet::new();
+        for g in &self.groups {
+            if !names.insert(&g.name) {
+                return Err("a group named twice");
+            }
+            let consumers: HashSet<&Bytes> = g.consumers.iter().map(|(c, _)| c).collect();
+            if consumers.len() != g.consumers.len() {
+                return Err("a consumer named twice");
+            }
+            let mut ids = HashSet::with_capacity(g.pending.len());
+            for (id, _, _, owner) in &g.pending {
+                if !ids.insert(id) {
+                    return Err("a pending entry listed twice");
+                }
+                if !consumers.contains(owner) {
+                    return Err("a pending entry of no consumer of its group");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A consumer group of a [`Stream`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamGroup {
@@ -184,6 +232,59 @@ pub fn restore(payload: &[u8], max_string: u64) -> Result<Value, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stream of two nodes with a group, as entries and state.
+    fn stream() -> Stream {
+        let e = |ms: u64, v: &'static str| ((ms, 0), vec![Bytes::from("f"), Bytes::from(v)]);
+        Stream {
+            nodes: vec![vec![e(1, "a"), e(2, "b")], vec![e(3, "c")]],
+            last_node_fill: 1,
+            last_id: (3, 0),
+            first_id: (1, 0),
+            max_deleted: (0, 0),
+            entries_added: 3,
+            groups: vec![StreamGroup {
+                name: Bytes::from("g"),
+                last_id: (2, 0),
+                entries_read: 2,
+                consumers: vec![(Bytes::from("c"), 7)],
+                pending: vec![((2, 0), 5, 1, Bytes::from("c"))],
+            }],
+        }
+    }
+
+    #[test]
+    fn streams_round_trip_and_inconsistent_ones_are_refused() {
+        let s = stream();
+        assert_eq!(
+            restore(&dump(&Value::Stream(Box::new(s.clone()))), 1 << 20),
+            Ok(Value::Stream(Box::new(s.clone())))
+        );
+        // Each would leave the stream's length or its pending index wrong once stored.
+        let mut bad = Vec::new();
+        let mut t = s.clone();
+        t.nodes[1][0].0 = (2, 0); // an id again
+        bad.push(t);
+        let mut t = s.clone();
+        t.nodes[0].swap(0, 1); // ids going down
+        bad.push(t);
+        let mut t = s.clone();
+        t.last_id = (2, 5); // below the last entry
+        bad.push(t);
+        let mut t = s.clone();
+        t.groups[0].pending[0].3 = Bytes::from("nobody");
+        bad.push(t);
+        let mut t = s.clone();
+        t.groups.push(t.groups[0].clone()); // a group twice
+        bad.push(t);
+        for t in bad {
+            assert!(t.check().is_err(), "{t:?}");
+            assert_eq!(
+                restore(&dump(&Value::Stream(Box::new(t))), 1 << 20),
+                Err(Error::Format)
+            );
+        }
+    }
 
     #[test]
     fn crc_is_redis_crc64() {
