@@ -298,11 +298,18 @@ pub(super) fn xreadgroup(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     };
     let now = ctx.now_ms();
     let mut parts = Vec::new();
-    for (key, s, _, want) in plan {
-        // Read again: the same stream named twice sees what the first delivery did.
-        let Some(mut group) = ctx.group(&s, &group_name)? else {
-            continue;
+    let mut served: Vec<&Bytes> = Vec::new();
+    for (key, s, group, want) in plan {
+        // The same stream named twice sees what the first delivery did: read again.
+        let mut group = if served.contains(&key) {
+            match ctx.group(&s, &group_name)? {
+                Some(g) => g,
+                None => continue,
+            }
+        } else {
+            group
         };
+        served.push(key);
         // Served at once: history always; new entries if the group has not had the last one.
         let from = match want {
             Want::History(id) => id.next(),
@@ -313,6 +320,9 @@ pub(super) fn xreadgroup(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
                     s.last
                 } else if s.meta.len == 0 {
                     continue;
+                } else if ctx.stream_entry_exists(&s, s.last)? {
+                    // (The last id is the last entry's unless XDEL removed it: one lookup.)
+                    s.last
                 } else {
                     ctx.stream_entries(&s, StreamId::MIN, StreamId::MAX, 1, true)?
                         .first()

@@ -513,6 +513,11 @@ impl Ctx<'_, '_> {
             .collect()
     }
 
+    /// Whether entry `id` exists. Reads no value.
+    pub fn stream_entry_exists(&mut self, s: &Stream, id: StreamId) -> Result<bool, CmdError> {
+        self.has_member(&s.meta, kind::MEMBER, &id.to_bytes())
+    }
+
     /// The entry `id`'s fields, if it exists.
     pub fn stream_entry(&mut self, s: &Stream, id: StreamId) -> Result<Option<Bytes>, CmdError> {
         self.member(&s.meta, kind::MEMBER, &id.to_bytes())
