@@ -314,7 +314,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use caskdb_server::{AppendFsync, Config};
 use common::Reply;
 use common::child::ServerProcess;
 
@@ -387,15 +386,7 @@ fn client_unblock_client_list_and_a_client_gone_mid_wait() {
 #[test]
 #[ignore = "not a test on its own: the server process that the crash test starts and kills"]
 fn blocking_child_server() {
-    let Some(dir) = std::env::var_os("CASKDB_BLOCKING_CHILD_DIR") else {
-        return;
-    };
-    common::child::serve(Config {
-        port: 0,
-        dir: dir.into(),
-        appendfsync: AppendFsync::Always,
-        ..Config::default()
-    });
+    common::child::serve_always_in("CASKDB_BLOCKING_CHILD_DIR");
 }
 
 #[derive(Default)]

@@ -29,7 +29,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use caskdb_server::{AppendFsync, Config};
 use caskdb_testkit::rng::Rng;
 use common::child::ServerProcess;
 use common::{Raw, Reply, start, start_fresh};
@@ -2177,15 +2176,7 @@ const CHILD_DIR_ENV: &str = "CASKDB_COLLECTIONS_CHILD_DIR";
 #[test]
 #[ignore = "not a test on its own: the server process that the crash test starts and kills"]
 fn crash_child_server() {
-    let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
-        return;
-    };
-    common::child::serve(Config {
-        port: 0,
-        dir: dir.into(),
-        appendfsync: AppendFsync::Always,
-        ..Config::default()
-    });
+    common::child::serve_always_in(CHILD_DIR_ENV);
 }
 
 /// The writes of the crash test, on four keys.

@@ -7,7 +7,6 @@ mod common;
 
 use std::time::Duration;
 
-use caskdb_server::{AppendFsync, Config};
 use common::child::ServerProcess;
 use common::diff::start_redis;
 use common::{Raw, Reply, wait_for};
@@ -86,15 +85,7 @@ fn function_payloads_move_both_ways() {
 #[test]
 #[ignore = "not a test on its own: the server process that the crash tests start and kill"]
 fn scripting_child_server() {
-    let Some(dir) = std::env::var_os("CASKDB_SCRIPTING_CHILD_DIR") else {
-        return;
-    };
-    common::child::serve(Config {
-        port: 0,
-        dir: dir.into(),
-        appendfsync: AppendFsync::Always,
-        ..Config::default()
-    });
+    common::child::serve_always_in("CASKDB_SCRIPTING_CHILD_DIR");
 }
 
 const DEADLINE: Duration = Duration::from_secs(30);

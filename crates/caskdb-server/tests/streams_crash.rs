@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use caskdb_server::{AppendFsync, Config};
 use common::child::ServerProcess;
 use common::{Raw, Reply};
 
@@ -145,15 +144,7 @@ const CHILD_DIR_ENV: &str = "CASKDB_STREAMS_CHILD_DIR";
 #[test]
 #[ignore = "not a test on its own: the server process that the crash test starts and kills"]
 fn streams_child_server() {
-    let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
-        return;
-    };
-    common::child::serve(Config {
-        port: 0,
-        dir: dir.into(),
-        appendfsync: AppendFsync::Always,
-        ..Config::default()
-    });
+    common::child::serve_always_in(CHILD_DIR_ENV);
 }
 
 /// What a producer saw.

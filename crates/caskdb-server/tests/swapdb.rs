@@ -8,7 +8,6 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use caskdb_server::Config;
 use common::child::ServerProcess;
 use common::diff::differential;
 use common::{Raw, Reply};
@@ -96,15 +95,7 @@ fn swapdb_like_redis() {
 #[test]
 #[ignore = "not a test on its own: the server process that the crash test starts and kills"]
 fn swapdb_child_server() {
-    let Some(dir) = std::env::var_os("CASKDB_SWAPDB_CHILD_DIR") else {
-        return;
-    };
-    common::child::serve(Config {
-        port: 0,
-        dir: dir.into(),
-        appendfsync: caskdb_server::AppendFsync::Always,
-        ..Config::default()
-    });
+    common::child::serve_always_in("CASKDB_SWAPDB_CHILD_DIR");
 }
 
 #[test]

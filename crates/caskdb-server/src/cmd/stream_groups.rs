@@ -14,7 +14,7 @@ use super::stream_store::{
     Group, Pending, Stream, StreamId, entry_frame, parse_id, parse_interval, parse_range,
     parse_strict_id,
 };
-use super::streams::{block_read, read_args, read_reply, stream_reply};
+use super::streams::{block_read, blocked_count, finish_read, read_args, stream_reply};
 use crate::frame::Frame;
 use crate::keyspace;
 use crate::notify;
@@ -180,16 +180,7 @@ fn xgroup(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         if ctx.group(&s, name)?.is_some() {
             return Err(Frame::Error("BUSYGROUP Consumer Group name already exists".into()).into());
         }
-        ctx.put_group(
-            &s,
-            name,
-            &Group {
-                last: id,
-                entries_read,
-            },
-        )?;
-        ctx.stream_event("xgroup-create", key);
-        return Ok(Frame::Simple("OK"));
+        return set_group(ctx, &s, key, name, (id, entries_read), "xgroup-create");
     }
     let (Some(s), true) = (stream, !mkstream) else {
         return bad();
@@ -200,16 +191,7 @@ fn xgroup(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         } else {
             parse_id(&args[4])?
         };
-        ctx.put_group(
-            &s,
-            name,
-            &Group {
-                last: id,
-                entries_read,
-            },
-        )?;
-        ctx.stream_event("xgroup-setid", key);
-        return Ok(Frame::Simple("OK"));
+        return set_group(ctx, &s, key, name, (id, entries_read), "xgroup-setid");
     }
     if is(sub, "destroy") && args.len() == 4 {
         if group.is_none() {
@@ -237,6 +219,21 @@ fn xgroup(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         return Ok(Frame::Integer(pending as i64));
     }
     bad()
+}
+
+/// XGROUP CREATE and SETID: group `name` of stream `key` delivered up to `last`, having read
+/// `entries_read`; the keyspace event `event`.
+fn set_group(
+    ctx: &mut Ctx<'_, '_>,
+    s: &Stream,
+    key: &[u8],
+    name: &[u8],
+    (last, entries_read): (StreamId, i64),
+    event: &'static str,
+) -> CmdResult {
+    ctx.put_group(s, name, &Group { last, entries_read })?;
+    ctx.stream_event(event, key);
+    Ok(Frame::Simple("OK"))
 }
 
 /// Which entries XREADGROUP asks for on one stream.
@@ -375,20 +372,18 @@ pub(super) fn xreadgroup(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         }
         parts.push(stream_reply(key, out));
     }
-    if !parts.is_empty() {
-        return Ok(read_reply(ctx, parts));
-    }
-    let Some(timeout) = r.block else {
-        return Ok(Frame::NullArray);
+    let timeout = match finish_read(ctx, parts, r.block) {
+        Ok(timeout) => timeout,
+        Err(reply) => return Ok(reply),
     };
-    // Run again when served: the same command without BLOCK, COUNT defaulting to 1000.
+    // Run again when served: the same command without BLOCK.
     let mut again = vec![
         Bytes::from_static(b"XREADGROUP"),
         Bytes::from_static(b"GROUP"),
         group_name,
         consumer,
         Bytes::from_static(b"COUNT"),
-        Bytes::from((if r.count == 0 { 1000 } else { r.count }).to_string()),
+        blocked_count(r.count),
     ];
     if r.noack {
         again.push(Bytes::from_static(b"NOACK"));

@@ -556,7 +556,7 @@ pub(super) fn stream_reply(key: &Bytes, entries: Vec<Frame>) -> (Frame, Frame) {
 }
 
 /// XREAD's reply of several streams: a map in RESP3, an array of pairs in RESP2.
-pub(super) fn read_reply(ctx: &Ctx<'_, '_>, parts: Vec<(Frame, Frame)>) -> Frame {
+fn read_reply(ctx: &Ctx<'_, '_>, parts: Vec<(Frame, Frame)>) -> Frame {
     if ctx.conn.resp3 {
         Frame::Map(parts)
     } else {
@@ -589,8 +589,24 @@ pub(super) fn block_read(
     })))
 }
 
-/// The default COUNT of a blocked read, so that an old id does not make one huge reply.
-const BLOCKED_COUNT: u64 = 1000;
+/// The COUNT a blocked read runs with: its own, or 1000 so that an old id does not make one
+/// huge reply (Redis's default for a blocked read).
+pub(super) fn blocked_count(count: u64) -> Bytes {
+    Bytes::from((if count == 0 { 1000 } else { count }).to_string())
+}
+
+/// The end of XREAD and XREADGROUP: the reply if some stream had entries (`Err`), the null
+/// reply without BLOCK (`Err`), else how long to block (`Ok`).
+pub(super) fn finish_read(
+    ctx: &Ctx<'_, '_>,
+    parts: Vec<(Frame, Frame)>,
+    block: Option<Option<std::time::Duration>>,
+) -> Result<Option<std::time::Duration>, Frame> {
+    if !parts.is_empty() {
+        return Err(read_reply(ctx, parts));
+    }
+    block.ok_or(Frame::NullArray)
+}
 
 fn xread(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let r = read_args(args, false, ctx.conn.in_script)?;
@@ -636,17 +652,15 @@ fn xread(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         }
         parts.push(stream_reply(key, out));
     }
-    if !parts.is_empty() {
-        return Ok(read_reply(ctx, parts));
-    }
-    let Some(timeout) = r.block else {
-        return Ok(Frame::NullArray);
+    let timeout = match finish_read(ctx, parts, r.block) {
+        Ok(timeout) => timeout,
+        Err(reply) => return Ok(reply),
     };
     // Run again when served: one stream, its id resolved, no BLOCK.
     let mut again = vec![
         Bytes::from_static(b"XREAD"),
         Bytes::from_static(b"COUNT"),
-        Bytes::from((if r.count == 0 { BLOCKED_COUNT } else { r.count }).to_string()),
+        blocked_count(r.count),
         Bytes::from_static(b"STREAMS"),
     ];
     again.extend(keys.iter().cloned());

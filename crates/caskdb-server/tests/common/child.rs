@@ -31,6 +31,21 @@ pub fn serve(config: Config) {
     });
 }
 
+/// In the child of a crash test: serves the directory named by environment variable `var`
+/// under `appendfsync always`. Without the variable (the ignored test run on its own) it
+/// returns at once.
+pub fn serve_always_in(var: &str) {
+    let Some(dir) = std::env::var_os(var) else {
+        return;
+    };
+    serve(Config {
+        port: 0,
+        dir: dir.into(),
+        appendfsync: caskdb_server::AppendFsync::Always,
+        ..Config::default()
+    });
+}
+
 /// A server process: stopped with SHUTDOWN (and then it must exit successfully), killed with
 /// SIGKILL, or killed when dropped.
 pub struct ServerProcess {
