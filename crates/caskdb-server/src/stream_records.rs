@@ -12,6 +12,8 @@
 //!
 //! Integers are big-endian.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use caskdb::Transaction;
 
@@ -38,7 +40,8 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-fn id_at(b: &[u8], at: usize) -> Option<rdb::StreamId> {
+/// The id in the 16 bytes of `b` from `at` (ms, then seq).
+pub(crate) fn id_at(b: &[u8], at: usize) -> Option<rdb::StreamId> {
     Some((u64_at(b, at)?, u64_at(b, at + 8)?))
 }
 
@@ -156,6 +159,25 @@ pub(crate) fn group_prefix(group: &[u8]) -> Vec<u8> {
     v
 }
 
+/// A consumer's key (kind `CONSUMER`): its group's prefix, then its name.
+pub(crate) fn consumer_key(group: &[u8], consumer: &[u8]) -> Vec<u8> {
+    let mut v = group_prefix(group);
+    v.extend_from_slice(consumer);
+    v
+}
+
+/// A consumer's seen time (ms since the epoch), from its record.
+pub(crate) fn decode_seen(v: &[u8]) -> Option<u64> {
+    u64_at(v, 0)
+}
+
+/// The group and what follows it in a key that starts with [`group_prefix`].
+fn split_group(k: &Bytes) -> Option<(Bytes, Bytes)> {
+    let glen = u32::from_be_bytes(k.get(..4)?.try_into().ok()?) as usize;
+    let end = 4usize.checked_add(glen).filter(|&e| e <= k.len())?;
+    Some((k.slice(4..end), k.slice(end..)))
+}
+
 /// How the pending entries of `consumer` in `group` begin (kind `CONSUMER_PENDING`).
 pub(crate) fn consumer_prefix(group: &[u8], consumer: &[u8]) -> Vec<u8> {
     let mut v = group_prefix(group);
@@ -219,44 +241,25 @@ pub(crate) fn read(tx: &Transaction<'_>, id: u64, state: &State) -> Result<rdb::
     if current == Some(state.tail_node) {
         out.last_node_fill = state.tail_fill;
     }
-    let mut pending_of: Vec<(Bytes, Vec<rdb::StreamPending>)> = Vec::new();
+    let mut pending_of: HashMap<Bytes, Vec<rdb::StreamPending>> = HashMap::new();
     for r in records(tx, id, kind::PENDING) {
         let (k, v) = r?;
-        let glen = u32::from_be_bytes(
-            k.get(..4)
-                .and_then(|b| b.try_into().ok())
-                .ok_or(ReadError::Corrupt("a pending entry key"))?,
-        ) as usize;
-        let group = k.slice(4.min(k.len())..(4 + glen).min(k.len()));
-        let entry = id_at(&k, 4 + glen).ok_or(ReadError::Corrupt("a pending entry key"))?;
+        let (group, rest) = split_group(&k).ok_or(ReadError::Corrupt("a pending entry key"))?;
+        let entry = id_at(&rest, 0).ok_or(ReadError::Corrupt("a pending entry key"))?;
         let (at, count, consumer) =
             decode_pending(&v).ok_or(ReadError::Corrupt("a pending entry"))?;
-        match pending_of.last_mut() {
-            Some((g, list)) if *g == group => list.push((entry, at, count, consumer)),
-            _ => pending_of.push((group, vec![(entry, at, count, consumer)])),
-        }
+        pending_of
+            .entry(group)
+            .or_default()
+            .push((entry, at, count, consumer));
     }
-    let mut consumers_of: Vec<(Bytes, Vec<(Bytes, u64)>)> = Vec::new();
+    let mut consumers_of: HashMap<Bytes, Vec<(Bytes, u64)>> = HashMap::new();
     for r in records(tx, id, kind::CONSUMER) {
         let (k, v) = r?;
-        let glen = u32::from_be_bytes(
-            k.get(..4)
-                .and_then(|b| b.try_into().ok())
-                .ok_or(ReadError::Corrupt("a consumer key"))?,
-        ) as usize;
-        if k.len() < 4 + glen {
-            return Err(ReadError::Corrupt("a consumer key"));
-        }
-        let group = k.slice(4..4 + glen);
-        let name = k.slice(4 + glen..);
-        let seen = u64_at(&v, 0).ok_or(ReadError::Corrupt("a consumer"))?;
-        match consumers_of.last_mut() {
-            Some((g, list)) if *g == group => list.push((name, seen)),
-            _ => consumers_of.push((group, vec![(name, seen)])),
-        }
+        let (group, name) = split_group(&k).ok_or(ReadError::Corrupt("a consumer key"))?;
+        let seen = decode_seen(&v).ok_or(ReadError::Corrupt("a consumer"))?;
+        consumers_of.entry(group).or_default().push((name, seen));
     }
-    let mut pending_of: std::collections::HashMap<Bytes, _> = pending_of.into_iter().collect();
-    let mut consumers_of: std::collections::HashMap<Bytes, _> = consumers_of.into_iter().collect();
     for r in records(tx, id, kind::GROUP) {
         let (name, v) = r?;
         let (last_id, entries_read) = decode_group(&v).ok_or(ReadError::Corrupt("a group"))?;
@@ -293,10 +296,8 @@ pub(crate) fn write(tx: &mut Transaction<'_>, id: u64, v: &rdb::Stream) -> caskd
             encode_group(g.last_id, g.entries_read),
         )?;
         for (c, seen) in &g.consumers {
-            let mut k = group_prefix(&g.name);
-            k.extend_from_slice(c);
             tx.put(
-                keyspace::member_key(id, kind::CONSUMER, &k),
+                keyspace::member_key(id, kind::CONSUMER, &consumer_key(&g.name, c)),
                 seen.to_be_bytes(),
             )?;
         }

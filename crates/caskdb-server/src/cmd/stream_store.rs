@@ -19,7 +19,7 @@ use super::reply::{CmdError, wrongtype};
 use crate::frame::Frame;
 use crate::keyspace::{self, Entry, Meta, Type, kind};
 use crate::rdb;
-use crate::stream_records::{self as records, State};
+use crate::stream_records::{self as records, State, consumer_key, consumer_prefix, group_prefix};
 
 /// A stream entry id: milliseconds and a sequence number, ordered as a pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -86,10 +86,8 @@ impl StreamId {
 
     /// The id of the first 16 bytes of `b`.
     pub fn from_bytes(b: &[u8]) -> Option<StreamId> {
-        Some(StreamId {
-            ms: u64::from_be_bytes(b.get(..8)?.try_into().ok()?),
-            seq: u64::from_be_bytes(b.get(8..16)?.try_into().ok()?),
-        })
+        let (ms, seq) = records::id_at(b, 0)?;
+        Some(StreamId { ms, seq })
     }
 
     /// The id as a reply: `ms-seq`.
@@ -403,23 +401,9 @@ pub(crate) fn entry_frame(id: StreamId, fields: &Bytes) -> Result<Frame, CmdErro
     Ok(Frame::Array(vec![id.frame(), fields_frame(fields)?]))
 }
 
-use records::{consumer_prefix, group_prefix};
-
 fn with_id(mut prefix: Vec<u8>, id: StreamId) -> Vec<u8> {
     prefix.extend_from_slice(&id.to_bytes());
     prefix
-}
-
-/// Just past every key starting with `prefix`, or unbounded.
-fn after_prefix(prefix: &[u8]) -> Bound<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Bound::Excluded(end);
-        }
-    }
-    Bound::Unbounded
 }
 
 impl Ctx<'_, '_> {
@@ -650,16 +634,49 @@ impl Ctx<'_, '_> {
     }
 
     fn delete_prefixed(&mut self, s: &Stream, k: u8, prefix: &[u8]) -> Result<u64, CmdError> {
-        let hi = after_prefix(prefix);
-        let hi = match &hi {
-            Bound::Excluded(v) => Bound::Excluded(&v[..]),
-            _ => Bound::Unbounded,
-        };
-        let rows = self.members(&s.meta, k, Bound::Included(prefix), hi, usize::MAX, false)?;
+        let rows = self.prefixed(s, k, prefix)?;
         for (rest, _) in &rows {
             self.del_member(&s.meta, k, rest)?;
         }
         Ok(rows.len() as u64)
+    }
+
+    /// The records of kind `k` whose key (after the stream's prefix) starts with `prefix`:
+    /// `(rest of the key, value)`, in key order.
+    fn prefixed(
+        &mut self,
+        s: &Stream,
+        k: u8,
+        prefix: &[u8],
+    ) -> Result<Vec<(Bytes, Bytes)>, CmdError> {
+        let start = keyspace::member_key(s.meta.id, k, prefix);
+        let rows: caskdb::Result<Vec<(Bytes, Bytes)>> = self
+            .tx()?
+            .prefix(&start)
+            .map(|r| r.map(|(key, v)| (key.slice(keyspace::MEMBER_PREFIX_LEN..), v)))
+            .collect();
+        Ok(rows?)
+    }
+
+    /// How many records of kind `k` start with `prefix` (as [`Ctx::prefixed`]), reading no
+    /// value.
+    fn count_prefixed(&mut self, s: &Stream, k: u8, prefix: &[u8]) -> Result<u64, CmdError> {
+        let start = keyspace::member_key(s.meta.id, k, prefix).to_vec();
+        // Just past every key with this start: its last byte below 0xff, plus one (the
+        // first byte, a member tag, is always below 0xff).
+        let mut end = start.clone();
+        while end.last() == Some(&u8::MAX) {
+            end.pop();
+        }
+        if let Some(last) = end.last_mut() {
+            *last += 1;
+        }
+        let mut n = 0;
+        for key in self.tx()?.range_keys(start..end) {
+            key?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Consumer `consumer` of `group`: its seen time, if it exists.
@@ -669,16 +686,9 @@ impl Ctx<'_, '_> {
         group: &[u8],
         consumer: &[u8],
     ) -> Result<Option<u64>, CmdError> {
-        let mut k = group_prefix(group);
-        k.extend_from_slice(consumer);
-        match self.member(&s.meta, kind::CONSUMER, &k)? {
+        match self.member(&s.meta, kind::CONSUMER, &consumer_key(group, consumer))? {
             None => Ok(None),
-            Some(v) => Ok(Some(
-                v.get(..8)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_be_bytes)
-                    .ok_or_else(corrupt)?,
-            )),
+            Some(v) => Ok(Some(records::decode_seen(&v).ok_or_else(corrupt)?)),
         }
     }
 
@@ -701,8 +711,7 @@ impl Ctx<'_, '_> {
         consumer: &[u8],
         seen: u64,
     ) -> Result<(), CmdError> {
-        let mut k = group_prefix(group);
-        k.extend_from_slice(consumer);
+        let k = consumer_key(group, consumer);
         self.put_member(&s.meta, kind::CONSUMER, &k, seen.to_be_bytes().to_vec())
     }
 
@@ -747,29 +756,13 @@ impl Ctx<'_, '_> {
     /// The consumers of `group`, by name, with their seen times.
     pub fn consumers(&mut self, s: &Stream, group: &[u8]) -> Result<Vec<(Bytes, u64)>, CmdError> {
         let prefix = group_prefix(group);
-        let hi = after_prefix(&prefix);
-        let hi = match &hi {
-            Bound::Excluded(v) => Bound::Excluded(&v[..]),
-            _ => Bound::Unbounded,
-        };
-        self.members(
-            &s.meta,
-            kind::CONSUMER,
-            Bound::Included(&prefix),
-            hi,
-            usize::MAX,
-            false,
-        )?
-        .into_iter()
-        .map(|(k, v)| {
-            let seen = v
-                .get(..8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_be_bytes)
-                .ok_or_else(corrupt)?;
-            Ok((k.slice(prefix.len()..), seen))
-        })
-        .collect()
+        self.prefixed(s, kind::CONSUMER, &prefix)?
+            .into_iter()
+            .map(|(k, v)| {
+                let seen = records::decode_seen(&v).ok_or_else(corrupt)?;
+                Ok((k.slice(prefix.len()..), seen))
+            })
+            .collect()
     }
 
     /// Deletes consumer `consumer` of `group` with its pending entries; how many it had.
@@ -787,9 +780,7 @@ impl Ctx<'_, '_> {
             let k = with_id(consumer_prefix(group, consumer), *id);
             self.del_member(&s.meta, kind::CONSUMER_PENDING, &k)?;
         }
-        let mut k = group_prefix(group);
-        k.extend_from_slice(consumer);
-        self.del_member(&s.meta, kind::CONSUMER, &k)?;
+        self.del_member(&s.meta, kind::CONSUMER, &consumer_key(group, consumer))?;
         Ok(ids.len() as u64)
     }
 
@@ -912,55 +903,11 @@ impl Ctx<'_, '_> {
         consumer: &[u8],
     ) -> Result<u64, CmdError> {
         let prefix = consumer_prefix(group, consumer);
-        let hi = after_prefix(&prefix);
-        let hi = match &hi {
-            Bound::Excluded(v) => Bound::Excluded(&v[..]),
-            _ => Bound::Unbounded,
-        };
-        let tx = self.tx_or_read_count(&s.meta, kind::CONSUMER_PENDING, &prefix, hi)?;
-        Ok(tx)
+        self.count_prefixed(s, kind::CONSUMER_PENDING, &prefix)
     }
 
     /// How many entries are pending in `group`.
     pub fn group_pending_count(&mut self, s: &Stream, group: &[u8]) -> Result<u64, CmdError> {
-        let prefix = group_prefix(group);
-        let hi = after_prefix(&prefix);
-        let hi = match &hi {
-            Bound::Excluded(v) => Bound::Excluded(&v[..]),
-            _ => Bound::Unbounded,
-        };
-        self.tx_or_read_count(&s.meta, kind::PENDING, &prefix, hi)
-    }
-
-    /// Counts the records of kind `k` from `lo` to `hi` without reading their values.
-    fn tx_or_read_count(
-        &mut self,
-        m: &Meta,
-        k: u8,
-        lo: &[u8],
-        hi: Bound<&[u8]>,
-    ) -> Result<u64, CmdError> {
-        let prefix = keyspace::member_prefix(m.id, k);
-        let mut lo_key = prefix.to_vec();
-        lo_key.extend_from_slice(lo);
-        let hi_key = match hi {
-            Bound::Excluded(h) => {
-                let mut v = prefix.to_vec();
-                v.extend_from_slice(h);
-                Bound::Excluded(v)
-            }
-            _ => {
-                let mut end = prefix.to_vec();
-                end[keyspace::MEMBER_PREFIX_LEN - 1] += 1;
-                Bound::Excluded(end)
-            }
-        };
-        let tx = self.tx()?;
-        let mut n = 0;
-        for k in tx.range_keys((Bound::Included(lo_key), hi_key)) {
-            k?;
-            n += 1;
-        }
-        Ok(n)
+        self.count_prefixed(s, kind::PENDING, &group_prefix(group))
     }
 }
