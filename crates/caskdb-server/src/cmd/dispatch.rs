@@ -876,19 +876,7 @@ fn serve_ready(
             if !shared.blocking.remove(&w) {
                 continue; // timed out meanwhile: the next one
             }
-            let mut wconn = ConnState::new(w.info.clone(), true, crate::acl::unrestricted());
-            wconn.db = w.db;
-            wconn.resp3 = w.resp3;
-            // Served from this key, as Redis does, whatever its other keys hold.
-            let args = single_key_args(&w.args, &ek[2..]);
-            let frame = match lookup(&args[0]) {
-                Some(
-                    spec @ Spec {
-                        run: Run::Store(h), ..
-                    },
-                ) => execute(shared, &mut wconn, Store::Write(tx), spec, *h, &args, false),
-                _ => unknown_command(&args),
-            };
+            let (frame, mut wconn) = run_for_waiter(shared, tx, &w, &ek);
             conn.events.append(&mut wconn.events);
             conn.invalidated.append(&mut wconn.invalidated);
             // Keys the served command filled (BLMOVE's destination) join the queue, also one
@@ -914,21 +902,8 @@ fn serve_stream_readers(
     served: &mut Vec<(Arc<Waiter>, Frame)>,
 ) {
     for w in shared.blocking.all_of(ek, Type::Stream) {
-        let mut wconn = ConnState::new(w.info.clone(), true, crate::acl::unrestricted());
-        wconn.db = w.db;
-        wconn.resp3 = w.resp3;
-        wconn.serving_blocked = true;
-        let args = single_key_args(&w.args, &ek[2..]);
-        let Some(
-            spec @ Spec {
-                run: Run::Store(h), ..
-            },
-        ) = lookup(&args[0])
-        else {
-            continue;
-        };
         let sp = tx.savepoint();
-        let frame = execute(shared, &mut wconn, Store::Write(tx), spec, *h, &args, false);
+        let (frame, mut wconn) = run_for_waiter(shared, tx, &w, ek);
         if frame == Frame::NullArray || !shared.blocking.remove(&w) {
             // Nothing for it yet (or it timed out meanwhile): as if it had not run.
             tx.rollback_to(sp);
@@ -938,6 +913,31 @@ fn serve_stream_readers(
         conn.invalidated.append(&mut wconn.invalidated);
         served.push((w, frame));
     }
+}
+
+/// Runs blocked client `w`'s command again, served from key `ek` only (as Redis serves it,
+/// whatever its other keys hold), in `tx`: its reply, and the state it ran in (its events,
+/// the keys it filled).
+fn run_for_waiter(
+    shared: &Shared,
+    tx: &mut caskdb::Transaction<'_>,
+    w: &Waiter,
+    ek: &[u8],
+) -> (Frame, ConnState) {
+    let mut wconn = ConnState::new(w.info.clone(), true, crate::acl::unrestricted());
+    wconn.db = w.db;
+    wconn.resp3 = w.resp3;
+    wconn.serving_blocked = true;
+    let args = single_key_args(&w.args, &ek[2..]);
+    let frame = match lookup(&args[0]) {
+        Some(
+            spec @ Spec {
+                run: Run::Store(h), ..
+            },
+        ) => execute(shared, &mut wconn, Store::Write(tx), spec, *h, &args, false),
+        _ => unknown_command(&args),
+    };
+    (frame, wconn)
 }
 
 /// The type of the value under engine key `ek`, if any (a list or sorted set that exists is not
