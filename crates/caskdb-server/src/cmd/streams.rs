@@ -614,10 +614,11 @@ fn xread(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let id_args = &args[r.keys_at + r.streams..];
     // Resolve every id first (`$` is the stream's last id now), as Redis does.
     let mut ids = Vec::with_capacity(r.streams);
+    let mut streams = Vec::with_capacity(r.streams);
     for (key, arg) in keys.iter().zip(id_args) {
         let s = ctx.stream(key)?;
         ids.push(match &arg[..] {
-            b"$" => s.map_or(StreamId::MIN, |s| s.last),
+            b"$" => s.as_ref().map_or(StreamId::MIN, |s| s.last),
             b">" => {
                 return Err(Frame::err(
                     "The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",
@@ -626,6 +627,7 @@ fn xread(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             }
             _ => parse_strict_id(arg)?,
         });
+        streams.push(s);
     }
     let limit = if r.count == 0 {
         usize::MAX
@@ -633,8 +635,8 @@ fn xread(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         usize::try_from(r.count).unwrap_or(usize::MAX)
     };
     let mut parts = Vec::new();
-    for (key, &after) in keys.iter().zip(&ids) {
-        let Some(s) = ctx.stream(key)? else {
+    for ((key, &after), s) in keys.iter().zip(&ids).zip(streams) {
+        let Some(s) = s else {
             continue;
         };
         let Some(from) = after.next() else {
