@@ -507,19 +507,24 @@ impl Ctx<'_, '_> {
         self.member(&s.meta, kind::MEMBER, &id.to_bytes())
     }
 
-    /// Appends entry `id` (larger than every id in the stream) with `pairs`.
+    /// `stream-node-max-entries`: the entries of a node (0: no limit).
+    pub fn stream_node_entries(&self) -> u64 {
+        self.shared
+            .config
+            .knob("stream-node-max-entries")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100)
+    }
+
+    /// Appends entry `id` (larger than every id in the stream) with `pairs`; a node holds
+    /// `per_node` entries ([`Ctx::stream_node_entries`]).
     pub fn append_entry(
         &mut self,
         s: &mut Stream,
         id: StreamId,
         pairs: &[Bytes],
+        per_node: u64,
     ) -> Result<(), CmdError> {
-        let per_node = self
-            .shared
-            .config
-            .knob("stream-node-max-entries")
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(100);
         if s.tail_fill == 0 || (per_node > 0 && s.tail_fill >= per_node) {
             s.tail_node += 1;
             s.tail_fill = 0;

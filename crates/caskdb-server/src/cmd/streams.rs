@@ -149,14 +149,6 @@ fn trim_args(args: &[Bytes], xadd: bool, per_node: u64) -> Result<TrimArgs, CmdE
     Ok(t)
 }
 
-fn per_node(ctx: &Ctx<'_, '_>) -> u64 {
-    ctx.shared
-        .config
-        .knob("stream-node-max-entries")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100)
-}
-
 /// Trims `s` as `t` says; returns how many entries went. Whole nodes go from the head; with
 /// `~` only whole nodes (as Redis's listpacks), else entries of the next node too.
 fn trim(ctx: &mut Ctx<'_, '_>, s: &mut Stream, t: &TrimArgs) -> Result<u64, CmdError> {
@@ -269,7 +261,8 @@ fn head_node(ctx: &mut Ctx<'_, '_>, s: &Stream) -> Result<Vec<(StreamId, u64)>, 
 }
 
 fn xadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let t = trim_args(args, true, per_node(ctx))?;
+    let per_node = ctx.stream_node_entries();
+    let t = trim_args(args, true, per_node)?;
     let first_field = t.next;
     let fields = args.len().saturating_sub(first_field);
     if fields < 2 || !fields.is_multiple_of(2) {
@@ -319,7 +312,7 @@ fn xadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if id <= s.last {
         return Err(too_small().into());
     }
-    ctx.append_entry(&mut s, id, &args[first_field..])?;
+    ctx.append_entry(&mut s, id, &args[first_field..], per_node)?;
     trim(ctx, &mut s, &t)?;
     ctx.save_stream(key, &mut s)?;
     Ok(id.frame())
@@ -388,7 +381,7 @@ fn xdel(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 }
 
 fn xtrim(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let t = trim_args(args, false, per_node(ctx))?;
+    let t = trim_args(args, false, ctx.stream_node_entries())?;
     let Some(mut s) = ctx.stream(&args[1])? else {
         return Ok(Frame::Integer(0));
     };
