@@ -8,50 +8,24 @@ shows what that costs against the build before and against Redis. Medians of ROU
     cargo build --release -p caskdb-cli
     python3 scripts/bench-large-values.py /tmp/base/target/release/caskdb target/release/caskdb
 """
-import csv
-import io
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
+
+from benchlib import bench, bench_rows, server
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 
 
-def start(binary, port):
-    work = tempfile.mkdtemp(prefix="caskdb-large-")
-    if binary is None:
-        cmd = ["redis-server", "--port", str(port), "--dir", work, "--appendonly", "yes", "--save", ""]
-    else:
-        cmd = [binary, "serve", "--dir", work, "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        ping = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True)
-        if ping.stdout.strip() == b"PONG":
-            break
-        time.sleep(0.1)
-    return proc, work
-
-
-def bench(port, args):
-    out = subprocess.run(
-        ["redis-benchmark", "-p", str(port), "--csv"] + args, capture_output=True, text=True
-    ).stdout
-    rows = list(csv.reader(io.StringIO(out)))
-    return {r[0]: float(r[1]) for r in rows[1:]}
-
-
 def figures(port):
-    f = bench(port, ["-t", "get,lrange_100", "-n", "200000", "-c", "50", "-r", "1000000", "-d", "100"])
+    f = bench_rows(port, ["-t", "get,lrange_100", "-n", "200000", "-c", "50", "-r", "1000000", "-d", "100"])
     subprocess.run(["redis-cli", "-p", str(port), "set", "big", "x" * 40000], capture_output=True)
     for name, args in [
         ("GET of 40 KB", ["-n", "50000", "-c", "50", "get", "big"]),
         ("MGET of 4 × 40 KB", ["-n", "20000", "-c", "50", "mget", "big", "big", "big", "big"]),
     ]:
-        f.update({name: v for v in bench(port, args).values()})
+        f[name] = bench(port, args)
     return f
 
 
@@ -60,14 +34,9 @@ def main():
     results = {}
     for _ in range(ROUNDS):
         for name, binary, port in [("base", base, 7401), ("new", new, 7402), ("redis", None, 7403)]:
-            proc, work = start(binary, port)
-            try:
+            with server(binary, port):
                 for k, v in figures(port).items():
                     results.setdefault((name, k), []).append(v)
-            finally:
-                proc.terminate()
-                proc.wait()
-                shutil.rmtree(work)
     print("| figure, requests/s | base | new | redis-server | new/base | new/redis |")
     print("|---|---:|---:|---:|---:|---:|")
     for k in sorted({k for _, k in results}):

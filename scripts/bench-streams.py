@@ -10,39 +10,14 @@ The consumer-group lines read and acknowledge a stream filled beforehand with en
 200000-0: XREADGROUP … COUNT 1 > delivers the next entry to the group (adding it to the
 pending list); XACK acknowledges a random one (the first time it is pending, later not).
 """
-import csv
-import io
 import os
-import shutil
 import statistics
 import subprocess
-import sys
-import tempfile
-import time
+
+from benchlib import bench, server
 
 CASKDB = os.environ.get("CASKDB", "target/release/caskdb")
 N = 200_000
-
-
-def start(name, port):
-    d = tempfile.mkdtemp()
-    if name == "redis":
-        cmd = ["redis-server", "--port", str(port), "--dir", d, "--appendonly", "yes", "--save", ""]
-    else:
-        cmd = [CASKDB, "serve", "--dir", d, "--port", str(port)]
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        ping = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True)
-        if ping.stdout.strip() == b"PONG":
-            return p, d
-        time.sleep(0.1)
-    p.terminate()
-    p.wait()
-    sys.exit(f"{name} did not start on port {port}")
-
-
-def cli(port, *args):
-    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, check=True)
 
 
 def fill(port):
@@ -51,16 +26,6 @@ def fill(port):
     lines += "XGROUP CREATE g grp 0\r\nSETBIT big 134217727 1\r\n"
     subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input=lines.encode(),
                    capture_output=True, check=True)
-
-
-def bench(port, args):
-    run = subprocess.run(["redis-benchmark", "-p", str(port), "--csv"] + args,
-                         capture_output=True, text=True)
-    rows = list(csv.reader(io.StringIO(run.stdout)))
-    if len(rows) < 2:
-        sys.exit(f"redis-benchmark {' '.join(args)} on port {port} gave no figure: "
-                 f"{run.stdout} {run.stderr}")
-    return float(rows[1][1])
 
 
 cases = [
@@ -77,15 +42,10 @@ cases = [
 res = {}
 for r in range(3):
     for name, port in [("caskdb", 7421), ("redis", 7422)]:
-        p, d = start(name, port)
-        try:
+        with server(CASKDB if name == "caskdb" else None, port):
             fill(port)
             for label, args in cases:
                 res.setdefault((name, label), []).append(bench(port, args))
-        finally:
-            p.terminate()
-            p.wait()
-            shutil.rmtree(d)
 print("| command | caskdb | redis-server | ratio |\n|---|---:|---:|---:|")
 for label, _ in cases:
     c = statistics.median(res[("caskdb", label)])
