@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Streams (and BITCOUNT, SETBIT on a 16 MB bitmap) against redis-server, both with appendonly
-yes / appendfsync everysec, `redis-benchmark -c 50`, 3 alternating rounds, medians. Each round
-starts both servers on fresh directories and stops them (by PID) before the next. Run from the
-repository:
+"""Streams, and long strings changed in place (a 16 MB bitmap, a dense HyperLogLog), against
+redis-server, both with appendonly yes / appendfsync everysec, `redis-benchmark -c 50`, 3
+alternating rounds, medians. Each round starts both servers on fresh directories and stops them
+(by PID) before the next. Run from the repository:
 
     cargo build --release -p caskdb-cli && python3 scripts/bench-streams.py
+
+`ONLY=SETBIT` (any part of a line's label) runs only the matching lines.
 
 The consumer-group lines read and acknowledge a stream filled beforehand with entries 1-0 …
 200000-0: XREADGROUP … COUNT 1 > delivers the next entry to the group (adding it to the
@@ -21,9 +23,11 @@ N = 200_000
 
 
 def fill(port):
-    """Stream `g` with entries 1-0 … N-0 and group `grp` at 0; a 16 MB bitmap `big`."""
+    """Stream `g` with entries 1-0 … N-0 and group `grp` at 0; a 16 MB bitmap `big`; a dense
+    HyperLogLog `hll` (20,000 elements)."""
     lines = "".join(f"XADD g {i}-0 f v\r\n" for i in range(1, N + 1))
     lines += "XGROUP CREATE g grp 0\r\nSETBIT big 134217727 1\r\n"
+    lines += "".join(f"PFADD hll {i}\r\n" for i in range(20_000))
     subprocess.run(["redis-cli", "-p", str(port), "--pipe"], input=lines.encode(),
                    capture_output=True, check=True)
 
@@ -36,8 +40,13 @@ cases = [
     ("XACK g grp <random id>", ["-n", str(N), "-c", "50", "-r", str(N), "xack", "g", "grp", "__rand_int__-0"]),
     ("XRANGE g - + COUNT 10", ["-n", "100000", "-c", "50", "xrange", "g", "-", "+", "count", "10"]),
     ("BITCOUNT of the 16 MB bitmap, bytes 0-1023", ["-n", "200000", "-c", "50", "bitcount", "big", "0", "1023"]),
-    ("SETBIT in the 16 MB bitmap (bit 1000)", ["-n", "200", "-c", "10", "setbit", "big", "1000", "1"]),
+    ("SETBIT in the 16 MB bitmap (bit 1000)", ["-n", "20000", "-c", "10", "setbit", "big", "1000", "1"]),
+    ("SETBIT of a random bit of the 16 MB bitmap", ["-n", "200000", "-c", "50", "-r", "134217728", "setbit", "big", "__rand_int__", "1"]),
+    ("PFADD to the dense HyperLogLog", ["-n", "200000", "-c", "50", "-r", "100000000", "pfadd", "hll", "__rand_int__"]),
 ]
+only = os.environ.get("ONLY")
+if only:
+    cases = [c for c in cases if only in c[0]]
 
 res = {}
 for r in range(3):

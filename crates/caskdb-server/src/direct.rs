@@ -31,6 +31,7 @@ use caskdb::{Db, Transaction};
 
 pub use crate::rdb::{Stream, StreamGroup, StreamId};
 use crate::stream_records;
+use crate::string_chunks::{self, Chunked};
 
 use crate::config::{CompactLimits, DEFAULT_PROTO_MAX_BULK_LEN};
 use crate::keyspace::{
@@ -53,6 +54,40 @@ pub enum Value {
     },
     /// A value of a type this version does not know (written by a newer one).
     Unknown,
+}
+
+/// What `raw`, the record under engine key `ek`, holds: a string kept in chunks is read whole
+/// (its key record again and its chunks, in one view).
+fn value_at(
+    db: &Db,
+    ek: &[u8],
+    raw: Bytes,
+    expire_at: Option<u64>,
+) -> Result<Value, caskdb::Error> {
+    if Chunked::decode(&raw).is_none() {
+        return Ok(decode(raw, expire_at));
+    }
+    let (value, _) = db.transaction_deferred(|tx| {
+        let Some((raw, at)) = tx.get_with_expiry(ek)? else {
+            return Ok(Value::Unknown);
+        };
+        let Some(c) = Chunked::decode(&raw) else {
+            return Ok(decode(raw, at));
+        };
+        chunked_bytes(tx, &c).map(Value::String)
+    })?;
+    Ok(value)
+}
+
+/// The bytes of chunked string `c`; a chunk that does not fit it is invalid data.
+fn chunked_bytes(tx: &Transaction<'_>, c: &Chunked) -> Result<Bytes, caskdb::Error> {
+    match string_chunks::read(tx, c, 0, c.len) {
+        Ok(v) => Ok(Bytes::from(v)),
+        Err(string_chunks::ReadError::Engine(e)) => Err(e),
+        Err(string_chunks::ReadError::Corrupt(what)) => Err(caskdb::Error::Io(
+            std::io::Error::new(std::io::ErrorKind::InvalidData, what),
+        )),
+    }
 }
 
 fn decode(raw: Bytes, expire_at: Option<u64>) -> Value {
@@ -103,9 +138,11 @@ pub fn db_map(db: &Db) -> Result<DbMap, caskdb::Error> {
 /// The engine's read errors; [`caskdb::Error::InvalidOptions`] for a database past 15.
 pub fn get(db: &Db, db_index: u8, key: &[u8]) -> Result<Option<Value>, caskdb::Error> {
     let db_index = check_db(db, db_index)?;
-    Ok(db
-        .get_with_expiry(keyspace::engine_key(db_index, key))?
-        .map(|(raw, exp)| decode(raw, exp)))
+    let ek = keyspace::engine_key(db_index, key);
+    match db.get_with_expiry(&ek)? {
+        None => Ok(None),
+        Some((raw, exp)) => value_at(db, &ek, raw, exp).map(Some),
+    }
 }
 
 /// Stores the string `value` under `key` (replacing whatever it held), expiring after `ttl`.
@@ -180,7 +217,11 @@ pub fn scan<'a>(
         Box::new(iter)
     };
     // The iterator does not give expiries; only the type and payload are needed here.
-    Ok(iter.map(|item| item.map(|(k, raw)| (k.slice(2..), decode(raw, None)))))
+    Ok(iter.map(move |item| {
+        let (k, raw) = item?;
+        let value = value_at(db, &k, raw, None)?;
+        Ok((k.slice(2..), value))
+    }))
 }
 
 /// The number of keys in each database, by SELECT's number (collections' member records are
@@ -402,6 +443,13 @@ fn read_in(
             byte,
         });
     };
+    if let Some(c) = Chunked::of(&entry) {
+        let bytes = string_chunks::read(tx, &c, 0, c.len).map_err(|e| match e {
+            string_chunks::ReadError::Engine(e) => Error::Engine(e),
+            string_chunks::ReadError::Corrupt(what) => corrupt(what),
+        })?;
+        return Ok(Some((Contents::String(Bytes::from(bytes)), ttl)));
+    }
     if entry.ty == Type::String {
         return Ok(Some((Contents::String(entry.payload), ttl)));
     }
@@ -886,6 +934,41 @@ mod tests {
         }
         assert!(put(&db, 16, b"k", &Contents::String(b(b"v")), None).is_err());
         assert_eq!(db.len(), 0);
+    }
+
+    /// A string the server keeps in chunks (written here as it writes one: key record, two of
+    /// its three chunks, the last one short) reads whole through `get`, `scan`, `read` and
+    /// `entries`; a chunk longer than its part of the string is an error, not bytes.
+    #[test]
+    fn strings_in_chunks_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = options().open(dir.path()).unwrap();
+        let c = Chunked {
+            id: 77,
+            len: 10_000,
+        };
+        db.put(keyspace::engine_key(0, b"c"), c.encode()).unwrap();
+        db.put(c.key(0), b"abc").unwrap();
+        db.put(c.key(2), [1u8; 16]).unwrap();
+        let mut want = vec![0u8; 10_000];
+        want[..3].copy_from_slice(b"abc");
+        want[8192..8208].fill(1);
+        assert_eq!(get(&db, 0, b"c").unwrap(), Some(Value::String(b(&want))));
+        let listed: Vec<_> = scan(&db, 0, None, None, false)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(listed, vec![(b(b"c"), Value::String(b(&want)))]);
+        assert_eq!(
+            read(&db, 0, b"c").unwrap(),
+            Some((Contents::String(b(&want)), None))
+        );
+        let items: Vec<_> = entries(&db, 0).unwrap().map(Result::unwrap).collect();
+        assert_eq!(items[0].contents, Contents::String(b(&want)));
+        // Chunk 2 holds bytes 8192..10000: 1809 bytes cannot be its.
+        db.put(c.key(2), vec![1u8; 1809]).unwrap();
+        assert!(get(&db, 0, b"c").is_err());
+        assert!(matches!(read(&db, 0, b"c"), Err(Error::Corrupt { .. })));
     }
 
     #[test]

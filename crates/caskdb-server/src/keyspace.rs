@@ -173,7 +173,7 @@ impl Type {
     /// The type stored in `byte`, if known.
     pub fn from_byte(byte: u8) -> Option<Type> {
         Some(match byte {
-            0 | STRING_RAW => Type::String,
+            0 | STRING_RAW | STRING_CHUNKED => Type::String,
             1 => Type::Hash,
             2 => Type::List,
             3 => Type::Set,
@@ -199,6 +199,11 @@ impl Type {
 /// The type byte of a string last written by APPEND or SETRANGE, which Redis keeps in its `raw`
 /// encoding whatever its length (OBJECT ENCODING); otherwise a string like type 0.
 pub const STRING_RAW: u8 = 5;
+
+/// The type byte of a string kept in chunks (`string_chunks.rs`): its record holds the
+/// string's collection id and length, its bytes are member records. A string becomes one when
+/// SETBIT, SETRANGE, APPEND, BITFIELD or PFADD leave it long; it is in Redis's `raw` encoding.
+pub const STRING_CHUNKED: u8 = 7;
 
 /// A stored value: its type, payload, and expiry (ms since the epoch).
 #[derive(Debug, Clone)]
@@ -226,9 +231,10 @@ impl Entry {
         })
     }
 
-    /// Whether this is a string written by APPEND or SETRANGE ([`STRING_RAW`]).
+    /// Whether this is a string written by APPEND or SETRANGE ([`STRING_RAW`]), or kept in
+    /// chunks ([`STRING_CHUNKED`]).
     pub fn is_raw_string(&self) -> bool {
-        self.raw.first() == Some(&STRING_RAW)
+        matches!(self.raw.first(), Some(&(STRING_RAW | STRING_CHUNKED)))
     }
 
     /// The stored form of a string APPEND or SETRANGE wrote ([`STRING_RAW`]).

@@ -47,6 +47,7 @@ mod session;
 mod shutdown;
 mod state;
 mod stream_records;
+mod string_chunks;
 mod strtod;
 mod sweep;
 mod tls;

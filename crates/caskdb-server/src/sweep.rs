@@ -19,6 +19,7 @@ use caskdb::{Db, Transaction};
 use parking_lot::{Condvar, Mutex};
 
 use crate::keyspace::{self, Entry, MEMBER_TAG_BASE, MEMBER_TAGS, Meta, kind};
+use crate::string_chunks::Chunked;
 
 /// Orphaned members that start a sweep without waiting.
 const ORPHANS_NOW: u64 = 100_000;
@@ -271,14 +272,17 @@ fn owner_key(tx: &Transaction<'_>, id: u64) -> caskdb::Result<Option<keyspace::E
     })
 }
 
-/// Whether engine key `k` holds a live collection with id `id`.
+/// Whether engine key `k` holds a live collection (or chunked string) with id `id`.
 fn holds(tx: &Transaction<'_>, k: &[u8], id: u64) -> caskdb::Result<bool> {
     let Some((raw, at)) = tx.get_with_expiry(k)? else {
         return Ok(false);
     };
-    Ok(Entry::decode(raw, at)
-        .and_then(|e| Meta::decode(&e))
-        .is_some_and(|m| m.id == id))
+    Ok(Entry::decode(raw, at).is_some_and(|e| {
+        Meta::decode(&e)
+            .map(|m| m.id)
+            .or_else(|| Chunked::of(&e).map(|c| c.id))
+            == Some(id)
+    }))
 }
 
 #[cfg(test)]

@@ -7,11 +7,10 @@
 use bytes::Bytes;
 
 use super::ctx::Ctx;
-use super::reply::{CmdError, CmdResult, syntax_error, wrongtype};
-use super::spec::flags::{READONLY, WRITE};
+use super::reply::{CmdError, CmdResult, syntax_error};
+use super::spec::flags::{READ_TX, WRITE};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
-use crate::keyspace::Type;
 use crate::parse::parse_i64;
 
 pub(super) static COMMANDS: &[Spec] = commands! {
@@ -19,7 +18,7 @@ pub(super) static COMMANDS: &[Spec] = commands! {
     /// Performs arbitrary bitfield integer operations on strings.
     "bitfield", -2, WRITE, 1, 1, 1 => bitfield;
     /// Performs arbitrary read-only bitfield integer operations on strings.
-    "bitfield_ro", -2, READONLY, 1, 1, 1 => bitfield_ro;
+    "bitfield_ro", -2, READ_TX, 1, 1, 1 => bitfield_ro;
 };
 
 #[derive(Clone, Copy, PartialEq)]
@@ -224,11 +223,7 @@ fn run(ctx: &mut Ctx<'_, '_>, args: &[Bytes], read_only: bool) -> CmdResult {
     if writes && read_only {
         return Err(Frame::err("BITFIELD_RO only supports the GET subcommand").into());
     }
-    let (mut value, at, existed) = match ctx.lookup(&args[1])? {
-        None => (Vec::new(), None, false),
-        Some(e) if e.ty == Type::String => (e.payload.to_vec(), e.expire_at, true),
-        Some(_) => return Err(wrongtype()),
-    };
+    let mut edit = ctx.string_edit(&args[1])?;
     // A write makes room up to the farthest bit written, before anything runs.
     let mut grown = false;
     if writes {
@@ -238,25 +233,30 @@ fn run(ctx: &mut Ctx<'_, '_>, args: &[Bytes], read_only: bool) -> CmdResult {
             .map(|o| o.offset + u64::from(o.bits) - 1)
             .max()
             .unwrap_or(0);
-        let need = (highest >> 3) as usize + 1;
-        if !existed || value.len() < need {
-            value.resize(need.max(value.len()), 0);
+        let need = (highest >> 3) + 1;
+        if !edit.existed() || edit.len() < need {
+            edit.grow(ctx, need.max(edit.len()))?;
             grown = true;
         }
     }
     let mut changes = 0;
     let mut out = Vec::with_capacity(ops.len());
     for o in &ops {
+        // The bytes the field lies in (at most 9), and its offset in them.
+        let first = o.offset >> 3;
+        let n = (((o.offset + u64::from(o.bits) - 1) >> 3) - first + 1) as usize;
+        let mut window = edit.read(ctx, first, n)?;
+        let at = o.offset & 7;
         if o.op == Op::Get {
             out.push(Frame::Integer(if o.signed {
-                get_signed(&value, o.offset, o.bits)
+                get_signed(&window, at, o.bits)
             } else {
-                get_unsigned(&value, o.offset, o.bits) as i64
+                get_unsigned(&window, at, o.bits) as i64
             }));
             continue;
         }
         let (overflowed, new, reply, old_bits) = if o.signed {
-            let old = get_signed(&value, o.offset, o.bits);
+            let old = get_signed(&window, at, o.bits);
             let (ov, new, reply) = if o.op == Op::IncrBy {
                 let (ov, new) = signed_overflow(old, o.value, o.bits, o.overflow);
                 (ov, new, new)
@@ -266,7 +266,7 @@ fn run(ctx: &mut Ctx<'_, '_>, args: &[Bytes], read_only: bool) -> CmdResult {
             };
             (ov, new as u64, reply, old as u64)
         } else {
-            let old = get_unsigned(&value, o.offset, o.bits);
+            let old = get_unsigned(&window, at, o.bits);
             let (ov, new, reply) = if o.op == Op::IncrBy {
                 let (ov, new) = unsigned_overflow(old, o.value, o.bits, o.overflow);
                 (ov, new, new as i64)
@@ -282,18 +282,19 @@ fn run(ctx: &mut Ctx<'_, '_>, args: &[Bytes], read_only: bool) -> CmdResult {
             continue;
         }
         out.push(Frame::Integer(reply));
-        set_bits(&mut value, o.offset, o.bits, new);
         let mask = if o.bits == 64 {
             u64::MAX
         } else {
             (1u64 << o.bits) - 1
         };
-        if grown || (old_bits & mask) != (new & mask) {
+        if (old_bits & mask) != (new & mask) {
+            set_bits(&mut window, at, o.bits, new);
+            edit.write(ctx, first, &window)?;
             changes += 1;
         }
     }
     if grown || changes > 0 {
-        ctx.set_raw_string(&args[1], &value, at)?;
+        edit.save(ctx, &args[1])?;
     }
     Ok(Frame::Array(out))
 }

@@ -2,18 +2,17 @@
 //! is the most significant bit of the first byte): SETBIT, GETBIT, BITCOUNT (BYTE|BIT ranges),
 //! BITPOS, BITOP AND|OR|XOR|NOT, with Redis 7.0's argument checks in Redis's order.
 //!
-//! A SETBIT rewrites the whole string (the engine stores values whole); large bitmaps changed
-//! bit by bit cost their size per change.
+//! Reads fetch only the bytes their range covers, and SETBIT writes back one chunk of a long
+//! bitmap (`string_store.rs`), so a bit costs the same in a 16 MB bitmap as in a short one.
 
 use bytes::Bytes;
 
 use super::args::{int_arg, is};
 use super::ctx::Ctx;
-use super::reply::{CmdError, CmdResult, syntax_error, wrongtype};
+use super::reply::{CmdError, CmdResult, syntax_error};
 use super::spec::flags::{READONLY, WRITE};
 use super::spec::{Spec, commands};
 use crate::frame::Frame;
-use crate::keyspace::Type;
 use crate::parse::parse_i64;
 
 pub(super) static COMMANDS: &[Spec] = commands! {
@@ -53,40 +52,30 @@ fn setbit(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         Some(v @ (0 | 1)) => v == 1,
         _ => return Err(Frame::err("bit is not an integer or out of range").into()),
     };
-    let (mut value, at, existed, raw) = match ctx.lookup(&args[1])? {
-        None => (Vec::new(), None, false, false),
-        Some(e) if e.ty == Type::String => {
-            (e.payload.to_vec(), e.expire_at, true, e.is_raw_string())
-        }
-        Some(_) => return Err(wrongtype()),
-    };
-    let byte = (offset >> 3) as usize;
+    let mut edit = ctx.string_edit(&args[1])?;
+    let byte = offset >> 3;
     let mask = 0x80u8 >> (offset & 7);
-    let grows = !existed || value.len() <= byte;
-    if value.len() <= byte {
-        value.resize(byte + 1, 0);
-    }
-    let was = value[byte] & mask != 0;
+    let grows = !edit.existed() || edit.len() <= byte;
+    let old = edit.read(ctx, byte, 1)?[0];
+    let was = old & mask != 0;
     // Nothing changes (same bit, same length): nothing is written, as in Redis.
     if grows || was != on {
-        if on {
-            value[byte] |= mask;
-        } else {
-            value[byte] &= !mask;
-        }
-        ctx.set_raw_string(&args[1], &value, at)?;
-    } else if !raw {
+        let new = if on { old | mask } else { old & !mask };
+        edit.write(ctx, byte, &[new])?;
+        edit.save(ctx, &args[1])?;
+    } else {
         // Redis makes the string `raw` all the same (OBJECT ENCODING shows it).
-        ctx.reencode_raw_string(&args[1], &value, at)?;
+        edit.save_as_raw(ctx, &args[1])?;
     }
     Ok(Frame::Integer(i64::from(was)))
 }
 
 fn getbit(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let offset = bit_offset(ctx, &args[2])?;
-    let value = ctx.get_string(&args[1])?;
+    let byte = offset >> 3;
+    let value = ctx.string_range(&args[1], |_| Some((byte, byte + 1)))?;
     Ok(Frame::Integer(i64::from(
-        value.is_some_and(|(v, _)| bit_at(&v, offset)),
+        value.is_some_and(|(_, v)| bit_at(&v, offset & 7)),
     )))
 }
 
@@ -133,26 +122,44 @@ fn count_ones(bytes: &[u8], lo: u64, hi: u64) -> u64 {
     n
 }
 
+/// The bytes a bit range `[lo, hi]` lies in, as a `from..to` byte range.
+fn bytes_of(range: Option<(u64, u64)>) -> Option<(u64, u64)> {
+    range.map(|(lo, hi)| (lo >> 3, (hi >> 3) + 1))
+}
+
 fn bitcount(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    // The key first: a missing one counts 0 whatever the arguments (as in Redis).
-    let Some((value, _)) = ctx.get_string(&args[1])? else {
+    // The range is worked out once the length is known; a missing key counts 0 whatever the
+    // arguments (as in Redis).
+    let range_of = |len: u64| -> Result<Option<(u64, u64)>, CmdError> {
+        match args.len() {
+            2 => Ok(bit_range(len, 0, -1, false)),
+            4 | 5 => {
+                let start = int_arg(&args[2])?;
+                let end = int_arg(&args[3])?;
+                if start < 0 && end < 0 && start > end {
+                    return Ok(None);
+                }
+                let bits = unit(args.get(4))?;
+                Ok(bit_range(len, start, end, bits))
+            }
+            _ => Err(syntax_error()),
+        }
+    };
+    let mut range = Ok(None);
+    let found = ctx.string_range(&args[1], |len| {
+        range = range_of(len);
+        bytes_of(range.as_ref().ok().copied().flatten())
+    })?;
+    if found.is_none() {
+        return Ok(Frame::Integer(0));
+    }
+    let (Some((lo, hi)), Some((_, bytes))) = (range?, found) else {
         return Ok(Frame::Integer(0));
     };
-    let range = match args.len() {
-        2 => bit_range(value.len() as u64, 0, -1, false),
-        4 | 5 => {
-            let start = int_arg(&args[2])?;
-            let end = int_arg(&args[3])?;
-            if start < 0 && end < 0 && start > end {
-                return Ok(Frame::Integer(0));
-            }
-            let bits = unit(args.get(4))?;
-            bit_range(value.len() as u64, start, end, bits)
-        }
-        _ => return Err(syntax_error()),
-    };
+    // `bytes` starts at the byte of bit `lo`.
+    let base = lo & !7;
     Ok(Frame::Integer(
-        range.map_or(0, |(lo, hi)| count_ones(&value, lo, hi)) as i64,
+        count_ones(&bytes, lo - base, hi - base) as i64
     ))
 }
 
@@ -162,36 +169,45 @@ fn bitpos(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         1 => true,
         _ => return Err(Frame::err("The bit argument must be 1 or 0.").into()),
     };
+    let range_of = |len: u64| -> Result<(Option<(u64, u64)>, bool), CmdError> {
+        match args.len() {
+            3 => Ok((bit_range(len, 0, -1, false), false)),
+            4..=6 => {
+                let start = int_arg(&args[3])?;
+                let bits = unit(args.get(5))?;
+                let end = match args.get(4) {
+                    Some(e) => int_arg(e)?,
+                    None => -1,
+                };
+                Ok((bit_range(len, start, end, bits), args.len() >= 5))
+            }
+            _ => Err(syntax_error()),
+        }
+    };
+    let mut range = Ok((None, false));
+    let found = ctx.string_range(&args[1], |len| {
+        range = range_of(len);
+        bytes_of(range.as_ref().ok().and_then(|r| r.0))
+    })?;
     // A missing key is an endless run of zeros.
-    let Some((value, _)) = ctx.get_string(&args[1])? else {
+    let Some((_, value)) = found else {
         return Ok(Frame::Integer(if target { -1 } else { 0 }));
     };
-    let len = value.len() as u64;
-    let (range, end_given) = match args.len() {
-        3 => (bit_range(len, 0, -1, false), false),
-        4..=6 => {
-            let start = int_arg(&args[3])?;
-            let bits = unit(args.get(5))?;
-            let end = match args.get(4) {
-                Some(e) => int_arg(e)?,
-                None => -1,
-            };
-            (bit_range(len, start, end, bits), args.len() >= 5)
-        }
-        _ => return Err(syntax_error()),
-    };
+    let (range, end_given) = range?;
     let Some((lo, hi)) = range else {
         return Ok(Frame::Integer(-1));
     };
-    // Whole bytes with no bit of interest are skipped at once.
+    // `value` starts at the byte of bit `lo`; whole bytes with no bit of interest are
+    // skipped at once.
+    let base = lo & !7;
     let skip = if target { 0x00 } else { 0xff };
     let mut b = lo;
     while b <= hi {
-        if b & 7 == 0 && b + 7 <= hi && value[(b >> 3) as usize] == skip {
+        if b & 7 == 0 && b + 7 <= hi && value[((b - base) >> 3) as usize] == skip {
             b += 8;
             continue;
         }
-        if bit_at(&value, b) == target {
+        if bit_at(&value, b - base) == target {
             return Ok(Frame::Integer(b as i64));
         }
         b += 1;

@@ -14,12 +14,13 @@ use super::ctx::{Ctx, STREAM_ABOVE};
 use super::reply::{CmdError, CmdResult, key_too_large, wrongtype};
 use crate::frame::Frame;
 use crate::keyspace::{self, Meta, Type, kind};
+use crate::string_chunks::Chunked;
 
 impl Ctx<'_, '_> {
     /// The collection of type `ty` under `key`: `None` if there is none, WRONGTYPE if the key
     /// holds another type.
     pub fn coll(&mut self, key: &[u8], ty: Type) -> Result<Option<Meta>, CmdError> {
-        let Some(entry) = self.lookup(key)? else {
+        let Some(entry) = self.lookup_stored(key)? else {
             return Ok(None);
         };
         if entry.ty != ty {
@@ -292,10 +293,46 @@ impl Ctx<'_, '_> {
         db: u8,
         key: &[u8],
     ) -> Result<(), CmdError> {
-        if let Some(m) = Meta::decode(entry) {
-            let owner = keyspace::member_key(m.id, kind::OWNER, b"");
+        let id = Meta::decode(entry)
+            .map(|m| m.id)
+            .or_else(|| Chunked::of(entry).map(|c| c.id));
+        if let Some(id) = id {
+            let owner = keyspace::member_key(id, kind::OWNER, b"");
             let value = keyspace::owner_value(self.stored(db), key);
             self.tx()?.put(&owner, value)?;
+        }
+        Ok(())
+    }
+
+    /// COPY of a string kept in chunks (`entry`, holding `c`): its chunks under a new id,
+    /// then its key record, with the same expiry, under `key` in `db`.
+    pub fn copy_chunked(
+        &mut self,
+        c: Chunked,
+        entry: &keyspace::Entry,
+        db: u8,
+        key: &[u8],
+    ) -> Result<(), CmdError> {
+        let copy = Chunked {
+            id: self.shared.collections.next_id(),
+            len: c.len,
+        };
+        let lo = keyspace::member_prefix(c.id, kind::MEMBER);
+        let mut hi = lo;
+        hi[keyspace::MEMBER_PREFIX_LEN - 1] += 1;
+        let chunks = self
+            .tx()?
+            .range(lo.to_vec()..hi.to_vec())
+            .collect::<caskdb::Result<Vec<_>>>()?;
+        self.put_raw(db, key, copy.encode(), entry.expire_at)?;
+        let owner = keyspace::owner_value(self.stored(db), key);
+        let tx = self.tx()?;
+        tx.put(keyspace::member_key(copy.id, kind::OWNER, b""), owner)?;
+        for (k, v) in chunks {
+            let mut k = k.to_vec();
+            k[..keyspace::MEMBER_PREFIX_LEN]
+                .copy_from_slice(&keyspace::member_prefix(copy.id, kind::MEMBER));
+            tx.put(k, v)?;
         }
         Ok(())
     }

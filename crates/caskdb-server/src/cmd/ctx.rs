@@ -15,6 +15,7 @@ use crate::keyspace::{self, Entry, Type};
 use crate::notify;
 use crate::session::ConnState;
 use crate::state::Shared;
+use crate::string_chunks::{self, Chunked};
 
 /// Records of more than this many bytes are not read when a command runs: their values are
 /// replied as [`Frame::Stored`], read from the data file as the client takes the reply
@@ -67,8 +68,20 @@ impl<'db> Ctx<'_, 'db> {
         }
     }
 
-    /// The value of `key` in database `db`, of any type.
+    /// The value of `key` in database `db`, of any type (a string kept in chunks read whole).
     pub fn lookup_in(&mut self, db: u8, key: &[u8]) -> Result<Option<Entry>, CmdError> {
+        match self.lookup_stored_in(db, key)? {
+            Some(e) if e.raw.first() == Some(&keyspace::STRING_CHUNKED) => {
+                self.chunked_entry(db, key)
+            }
+            found => Ok(found),
+        }
+    }
+
+    /// The value of `key` in database `db` as stored: for a string kept in chunks, the
+    /// payload is its key record (id and length), not its bytes. For what needs only the
+    /// type, the expiry or the stored form (TYPE, EXPIRE, RENAME…), which it reads in O(1).
+    pub fn lookup_stored_in(&mut self, db: u8, key: &[u8]) -> Result<Option<Entry>, CmdError> {
         let ek = keyspace::engine_key(self.stored(db), key);
         let raw = match &self.store {
             Store::Read(d) => d.get_with_expiry(&ek),
@@ -84,6 +97,45 @@ impl<'db> Ctx<'_, 'db> {
                 }
             },
         }
+    }
+
+    /// [`Ctx::lookup_stored_in`] in the selected database.
+    pub fn lookup_stored(&mut self, key: &[u8]) -> Result<Option<Entry>, CmdError> {
+        self.lookup_stored_in(self.conn.db, key)
+    }
+
+    /// Runs `f` on a view of the store no write changes while it runs: the command's
+    /// transaction, or, for a command that runs without one, a transaction of its own (which
+    /// writes nothing). For reads of several records that must agree, such as a chunked
+    /// string's key record and its chunks.
+    pub fn consistent<T>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, CmdError>,
+    ) -> Result<T, CmdError> {
+        match &mut self.store {
+            Store::Write(tx) => f(tx),
+            Store::Read(d) => Ok(d.transaction_deferred(|tx| f(tx))?.0),
+        }
+    }
+
+    /// The entry under `key` in `db` with a chunked string's bytes read whole (key record and
+    /// chunks read in one view); not counted as a lookup.
+    fn chunked_entry(&mut self, db: u8, key: &[u8]) -> Result<Option<Entry>, CmdError> {
+        let ek = keyspace::engine_key(self.stored(db), key);
+        self.consistent(|tx| {
+            let Some((raw, exp)) = tx.get_with_expiry(&ek)? else {
+                return Ok(None);
+            };
+            let Some(mut e) = Entry::decode(raw, exp) else {
+                return Err(
+                    Frame::err("value of unknown type (written by a newer version?)").into(),
+                );
+            };
+            if let Some(c) = Chunked::of(&e) {
+                e.payload = Bytes::from(chunk_read(tx, &c, 0, c.len)?);
+            }
+            Ok(Some(e))
+        })
     }
 
     /// The string under `key` in the selected database, as a reply: a bulk string, or a
@@ -110,6 +162,12 @@ impl<'db> Ctx<'_, 'db> {
         };
         if ty != Type::String {
             return Ok(Some(Err(ty)));
+        }
+        if raw.head().first() == Some(&keyspace::STRING_CHUNKED) {
+            let db = self.conn.db;
+            return Ok(self
+                .chunked_entry(db, key)?
+                .map(|e| Ok(Frame::Bulk(e.payload))));
         }
         Ok(Some(Ok(Frame::value(raw.skip(1)))))
     }
@@ -289,12 +347,26 @@ impl<'db> Ctx<'_, 'db> {
     /// behind for the sweeper.
     pub fn remove_counting_in(&mut self, db: u8, key: &[u8]) -> Result<bool, CmdError> {
         // A value this version cannot decode is still deleted (only not counted).
-        if let Ok(Some(e)) = self.lookup_in(db, key)
-            && let Some(m) = keyspace::Meta::decode(&e)
-        {
-            self.shared.collections.orphaned(m.len);
-        }
+        let _ = self.overwriting_in(db, key);
         self.remove_in(db, key)
+    }
+
+    /// Before `key` in `db` is replaced or deleted: counts the records its value leaves to
+    /// the sweeper (a collection's members, a string's chunks).
+    pub fn overwriting_in(&mut self, db: u8, key: &[u8]) -> Result<(), CmdError> {
+        if let Some(e) = self.lookup_stored_in(db, key)? {
+            if let Some(m) = keyspace::Meta::decode(&e) {
+                self.shared.collections.orphaned(m.len);
+            } else if let Some(c) = Chunked::of(&e) {
+                self.shared.collections.orphaned(c.chunks());
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Ctx::overwriting_in`] in the selected database.
+    pub fn overwriting(&mut self, key: &[u8]) -> Result<(), CmdError> {
+        self.overwriting_in(self.conn.db, key)
     }
 
     /// [`Ctx::remove_counting_in`] in the selected database.
@@ -362,4 +434,19 @@ impl<'db> Ctx<'_, 'db> {
         let keys = keys?;
         Ok(keys.into_iter().map(|k| k.slice(2..)).collect())
     }
+}
+
+/// Bytes `from..to` of chunked string `c`, as a command's result.
+pub(crate) fn chunk_read(
+    tx: &Transaction<'_>,
+    c: &Chunked,
+    from: u64,
+    to: u64,
+) -> Result<Vec<u8>, CmdError> {
+    string_chunks::read(tx, c, from, to).map_err(|e| match e {
+        string_chunks::ReadError::Engine(e) => e.into(),
+        string_chunks::ReadError::Corrupt(what) => {
+            Frame::err(format!("corrupt string: {what}")).into()
+        }
+    })
 }

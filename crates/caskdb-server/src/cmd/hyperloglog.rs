@@ -19,6 +19,7 @@ use super::ctx::Ctx;
 use super::reply::{CmdError, CmdResult, wrongtype};
 use super::spec::flags::{FAST, WRITE};
 use super::spec::{Spec, commands};
+use super::string_store::StringEdit;
 use crate::frame::Frame;
 use crate::keyspace::Type;
 
@@ -461,18 +462,35 @@ fn add(v: &mut Vec<u8>, ele: &[u8], max_bytes: usize) -> Result<bool, CmdError> 
     }
 }
 
+/// The HyperLogLog under `key` as an edit of its string and its bytes (`None` if absent);
+/// errors for another type or a string that is not one.
+fn edit(ctx: &mut Ctx<'_, '_>, key: &[u8]) -> Result<(StringEdit, Option<Vec<u8>>), CmdError> {
+    let mut edit = ctx.string_edit(key)?;
+    if !edit.existed() {
+        return Ok((edit, None));
+    }
+    let v = edit.all(ctx)?;
+    if !valid(&v) {
+        return Err(Frame::Error(NOT_HLL.into()).into());
+    }
+    Ok((edit, Some(v)))
+}
+
 fn pfadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let max_bytes = sparse_max_bytes(ctx);
-    let (mut v, at, mut updated) = match load(ctx, &args[1])? {
-        Some((v, at)) => (v, at, false),
-        None => (empty(), None, true),
+    let (mut edit, v) = edit(ctx, &args[1])?;
+    let (mut v, mut updated) = match v {
+        Some(v) => (v, false),
+        None => (empty(), true),
     };
     for ele in &args[2..] {
         updated |= add(&mut v, ele, max_bytes)?;
     }
     if updated {
         v[CACHE_FLAG] |= 0x80;
-        ctx.set_raw_string(&args[1], &v, at)?;
+        // A dense one (12 KB, in chunks) gets back the chunks whose registers changed.
+        edit.replace(ctx, &v)?;
+        edit.save(ctx, &args[1])?;
     }
     Ok(Frame::Integer(i64::from(updated)))
 }
@@ -489,7 +507,7 @@ fn pfcount(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             estimate_registers(max.iter().copied()) as i64
         ));
     }
-    let Some((mut v, at)) = load(ctx, &args[1])? else {
+    let (mut edit, Some(mut v)) = edit(ctx, &args[1])? else {
         return Ok(Frame::Integer(0));
     };
     if v[CACHE_FLAG] & 0x80 == 0 {
@@ -500,7 +518,8 @@ fn pfcount(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     let n = count(&v).map_err(|Invalid| corrupt())?;
     // The count is cached in the value, as Redis does (GET shows it).
     v[8..16].copy_from_slice(&n.to_le_bytes());
-    ctx.set_raw_string(&args[1], &v, at)?;
+    edit.replace(ctx, &v)?;
+    edit.save(ctx, &args[1])?;
     Ok(Frame::Integer(n as i64))
 }
 
@@ -515,10 +534,8 @@ fn pfmerge(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         }
     }
     // The destination keeps its registers (it was merged above if it existed) and expiry.
-    let (mut v, at) = match ctx.lookup(&args[1])? {
-        Some(e) if e.ty == Type::String => (e.payload.to_vec(), e.expire_at),
-        _ => (empty(), None),
-    };
+    let (mut edit, v) = edit(ctx, &args[1])?;
+    let mut v = v.unwrap_or_else(empty);
     if dense && v[4] == SPARSE {
         v = to_dense(&v).map_err(|Invalid| corrupt())?;
     }
@@ -533,7 +550,11 @@ fn pfmerge(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         }
     }
     v[CACHE_FLAG] |= 0x80;
-    ctx.set_raw_string(&args[1], &v, at)?;
+    edit.replace(ctx, &v)?;
+    // Written even if unchanged: WATCH and keyspace events hear of every PFMERGE, as from
+    // Redis.
+    edit.mark_changed();
+    edit.save(ctx, &args[1])?;
     Ok(Frame::OK)
 }
 

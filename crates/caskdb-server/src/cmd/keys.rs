@@ -12,6 +12,7 @@ use crate::frame::Frame;
 use crate::glob;
 use crate::keyspace::Meta;
 use crate::state::random_u64;
+use crate::string_chunks::Chunked;
 
 /// The generic key commands.
 pub(super) static COMMANDS: &[Spec] = commands! {
@@ -105,7 +106,7 @@ fn wait(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
 
 fn type_(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     Ok(Frame::Simple(
-        ctx.lookup(&args[1])?.map_or("none", |e| e.ty.name()),
+        ctx.lookup_stored(&args[1])?.map_or("none", |e| e.ty.name()),
     ))
 }
 
@@ -154,7 +155,7 @@ fn scan(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
             continue;
         }
         if let Some(t) = scan.ty {
-            match ctx.lookup(&k)? {
+            match ctx.lookup_stored(&k)? {
                 Some(e) if is(t, e.ty.name()) => {}
                 _ => continue,
             }
@@ -192,7 +193,7 @@ fn randomkey(ctx: &mut Ctx<'_, '_>, _args: &[Bytes]) -> CmdResult {
 
 fn rename_with(ctx: &mut Ctx<'_, '_>, args: &[Bytes], nx: bool) -> CmdResult {
     let (src, dst) = (&args[1], &args[2]);
-    let Some(entry) = ctx.lookup(src)? else {
+    let Some(entry) = ctx.lookup_stored(src)? else {
         return Err(Frame::err("no such key").into());
     };
     if src == dst {
@@ -230,7 +231,7 @@ fn copy(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if src == dst && target == ctx.conn.db {
         return Err(Frame::err("source and destination objects are the same").into());
     }
-    let Some(entry) = ctx.lookup(src)? else {
+    let Some(entry) = ctx.lookup_stored(src)? else {
         return Ok(Frame::Integer(0));
     };
     if !replace && ctx.exists_in(target, dst)? {
@@ -238,9 +239,13 @@ fn copy(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     ctx.remove_counting_in(target, dst)?;
     match Meta::decode(&entry) {
-        // A collection gets a copy of every member under a new id.
+        // A collection gets a copy of every member under a new id; so does a string kept in
+        // chunks (its chunks).
         Some(m) => ctx.copy_collection(&m, &entry, target, dst)?,
-        None => ctx.put_raw(target, dst, entry.raw.clone(), entry.expire_at)?,
+        None => match Chunked::of(&entry) {
+            Some(c) => ctx.copy_chunked(c, &entry, target, dst)?,
+            None => ctx.put_raw(target, dst, entry.raw.clone(), entry.expire_at)?,
+        },
     }
     Ok(Frame::Integer(1))
 }
@@ -251,7 +256,7 @@ fn move_(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if target == ctx.conn.db {
         return Err(Frame::err("source and destination objects are the same").into());
     }
-    let Some(entry) = ctx.lookup(key)? else {
+    let Some(entry) = ctx.lookup_stored(key)? else {
         return Ok(Frame::Integer(0));
     };
     if ctx.exists_in(target, key)? {
@@ -292,7 +297,7 @@ fn expire_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: ExpireKind, cmd: 
     if gt && lt {
         return Err(Frame::err("GT and LT options at the same time are not compatible").into());
     }
-    let Some(entry) = ctx.lookup(key)? else {
+    let Some(entry) = ctx.lookup_stored(key)? else {
         return Ok(Frame::Integer(0));
     };
     let current = entry.expire_at.map(|at| at as i64);
@@ -313,7 +318,7 @@ fn expire_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], kind: ExpireKind, cmd: 
 
 /// TTL, PTTL, EXPIRETIME, PEXPIRETIME: -2 for a missing key, -1 for no expiry.
 fn ttl_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], ms: bool, absolute: bool) -> CmdResult {
-    let Some(entry) = ctx.lookup(&args[1])? else {
+    let Some(entry) = ctx.lookup_stored(&args[1])? else {
         return Ok(Frame::Integer(-2));
     };
     let Some(at) = entry.expire_at else {
@@ -328,7 +333,7 @@ fn ttl_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], ms: bool, absolute: bool) 
 }
 
 fn persist(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    match ctx.lookup(&args[1])? {
+    match ctx.lookup_stored(&args[1])? {
         Some(entry) if entry.expire_at.is_some() => {
             let db = ctx.conn.db;
             ctx.put_raw(db, &args[1], entry.raw.clone(), None)?;

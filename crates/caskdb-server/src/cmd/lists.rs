@@ -249,11 +249,7 @@ pub(super) fn store_list(
         return Ok(0);
     }
     // The collection overwritten (if any) leaves its members to the sweeper.
-    if let Some(old) = ctx.lookup(key)?
-        && let Some(m) = Meta::decode(&old)
-    {
-        ctx.shared.collections.orphaned(m.len);
-    }
+    ctx.overwriting(key)?;
     let mut m = ctx.new_coll(Type::List);
     let before = m.clone();
     for v in items {

@@ -13,6 +13,7 @@ use super::spec::{Spec, commands};
 use crate::frame::Frame;
 use crate::keyspace::{Meta, kind};
 use crate::parse::parse_i64;
+use crate::string_chunks::Chunked;
 
 /// MEMORY.
 pub(super) static COMMANDS: &[Spec] = commands! {
@@ -90,10 +91,14 @@ fn usage(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         }
     }
     let key = &args[2];
-    let Some(e) = ctx.lookup(key)? else {
+    let Some(e) = ctx.lookup_stored(key)? else {
         return Ok(Frame::Null);
     };
     let base = key.len() as u64 + ENTRY_OVERHEAD;
+    if let Some(c) = Chunked::of(&e) {
+        let total = base + c.len + c.chunks() * ENTRY_OVERHEAD;
+        return Ok(Frame::Integer(i64::try_from(total).unwrap_or(i64::MAX)));
+    }
     let Some(m) = Meta::decode(&e) else {
         return Ok(Frame::Integer((base + e.payload.len() as u64) as i64));
     };

@@ -56,6 +56,7 @@ mod spec;
 mod stream_groups;
 mod stream_store;
 mod streams;
+mod string_store;
 mod strings;
 mod table;
 mod transactions;

@@ -82,7 +82,8 @@ fn object(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     if args.len() != 3 {
         return Ok(wrong_arity(&format!("object|{name}")));
     }
-    let Some(e) = ctx.lookup(&args[2])? else {
+    // As stored: a string kept in chunks is `raw`, and its bytes need not be read.
+    let Some(e) = ctx.lookup_stored(&args[2])? else {
         return Ok(Frame::Null);
     };
     Ok(match name {

@@ -270,11 +270,7 @@ pub(crate) fn store_set(
         return Ok(0);
     }
     // The collection overwritten (if any) leaves its members to the sweeper.
-    if let Some(old) = ctx.lookup(key)?
-        && let Some(m) = Meta::decode(&old)
-    {
-        ctx.shared.collections.orphaned(m.len);
-    }
+    ctx.overwriting(key)?;
     let mut m = ctx.new_coll(Type::Set);
     let before = m.clone();
     for member in members {

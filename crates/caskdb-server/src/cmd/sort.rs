@@ -396,7 +396,7 @@ fn zset_range(
 fn sort_generic(ctx: &mut Ctx<'_, '_>, args: &[Bytes], readonly: bool) -> CmdResult {
     let mut o = parse(args, readonly)?;
     let key = &args[1];
-    let meta = match ctx.lookup(key)? {
+    let meta = match ctx.lookup_stored(key)? {
         None => None,
         Some(e) if matches!(e.ty, Type::List | Type::Set | Type::ZSet) => {
             Some(Meta::decode(&e).ok_or_else(|| Frame::err("corrupt collection metadata"))?)

@@ -409,7 +409,7 @@ fn with_id(mut prefix: Vec<u8>, id: StreamId) -> Vec<u8> {
 impl Ctx<'_, '_> {
     /// The stream under `key`: `None` if there is none, WRONGTYPE for another type.
     pub fn stream(&mut self, key: &[u8]) -> Result<Option<Stream>, CmdError> {
-        let Some(e) = self.lookup(key)? else {
+        let Some(e) = self.lookup_stored(key)? else {
             return Ok(None);
         };
         if e.ty != Type::Stream {

@@ -231,69 +231,68 @@ fn getex(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         None if persist => Change::Persist,
         None => Change::Keep,
     };
-    let Some((value, old_at)) = ctx.get_string(key)? else {
-        return Ok(Frame::Null);
+    let e = match ctx.lookup(key)? {
+        None => return Ok(Frame::Null),
+        Some(e) if e.ty == Type::String => e,
+        Some(_) => return Err(wrongtype()),
     };
+    // The value is stored again as it is stored (encoding, chunks), with the new expiry.
+    let db = ctx.conn.db;
     match change {
         Change::Keep => {}
-        Change::Persist if old_at.is_none() => {}
-        Change::Persist => ctx.set_string(key, &value, None)?,
-        Change::At(at) => ctx.set_string(key, &value, Some(at))?,
+        Change::Persist if e.expire_at.is_none() => {}
+        Change::Persist => ctx.put_raw(db, key, e.raw.clone(), None)?,
+        Change::At(at) => ctx.put_raw(db, key, e.raw.clone(), Some(at))?,
     }
-    Ok(Frame::Bulk(value))
+    Ok(Frame::Bulk(e.payload))
 }
 
 fn append(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let (value, at) = match ctx.get_string(&args[1])? {
-        Some((old, at)) => {
-            ctx.check_string_len((old.len() + args[2].len()) as u64)?;
-            let mut v = Vec::with_capacity(old.len() + args[2].len());
-            v.extend_from_slice(&old);
-            v.extend_from_slice(&args[2]);
-            (v, at)
-        }
-        None => {
-            // A new key is stored as SET would store it (Redis encodes it afresh).
-            ctx.set_string(&args[1], &args[2], None)?;
-            return Ok(Frame::Integer(args[2].len() as i64));
-        }
-    };
-    ctx.set_raw_string(&args[1], &value, at)?;
-    Ok(Frame::Integer(value.len() as i64))
+    let mut edit = ctx.string_edit(&args[1])?;
+    if !edit.existed() {
+        // A new key is stored as SET would store it (Redis encodes it afresh).
+        ctx.set_string(&args[1], &args[2], None)?;
+        return Ok(Frame::Integer(args[2].len() as i64));
+    }
+    ctx.check_string_len(edit.len() + args[2].len() as u64)?;
+    let end = edit.len();
+    edit.write(ctx, end, &args[2])?;
+    let len = edit.len();
+    edit.save(ctx, &args[1])?;
+    Ok(Frame::Integer(len as i64))
 }
 
 fn strlen(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    Ok(Frame::Integer(
-        ctx.get_string(&args[1])?.map_or(0, |(v, _)| v.len() as i64),
-    ))
+    let len = ctx.string_range(&args[1], |_| None)?;
+    Ok(Frame::Integer(len.map_or(0, |(len, _)| len as i64)))
 }
 
 fn getrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
-    let mut start = int_arg(&args[2])?;
-    let mut end = int_arg(&args[3])?;
-    let value = ctx
-        .get_string(&args[1])?
-        .map(|(v, _)| v)
-        .unwrap_or_default();
-    let len = value.len() as i64;
+    let start = int_arg(&args[2])?;
+    let end = int_arg(&args[3])?;
     if start < 0 && end < 0 && start > end {
+        // Checked before the key is read, as Redis does.
+        ctx.string_range(&args[1], |_| None)?;
         return Ok(Frame::bulk(""));
     }
-    if start < 0 {
-        start += len;
-    }
-    if end < 0 {
-        end += len;
-    }
-    start = start.max(0);
-    end = end.max(0);
-    if end >= len {
-        end = len - 1;
-    }
-    if start > end || len == 0 {
-        return Ok(Frame::bulk(""));
-    }
-    Ok(Frame::Bulk(value.slice(start as usize..=end as usize)))
+    let pick = |len: u64| {
+        let len = len as i64;
+        let (mut start, mut end) = (start, end);
+        if start < 0 {
+            start += len;
+        }
+        if end < 0 {
+            end += len;
+        }
+        start = start.max(0);
+        end = end.max(0);
+        if end >= len {
+            end = len - 1;
+        }
+        (start <= end && len > 0).then(|| (start as u64, end as u64 + 1))
+    };
+    let value = ctx.string_range(&args[1], pick)?;
+    Ok(Frame::Bulk(value.map(|(_, v)| v).unwrap_or_default()))
 }
 
 fn setrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
@@ -302,20 +301,16 @@ fn setrange(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         return Err(Frame::err("offset is out of range").into());
     }
     let patch = &args[3];
-    let old = ctx.get_string(&args[1])?;
+    let mut edit = ctx.string_edit(&args[1])?;
     if patch.is_empty() {
-        return Ok(Frame::Integer(old.map_or(0, |(v, _)| v.len() as i64)));
+        return Ok(Frame::Integer(edit.len() as i64));
     }
     let offset = offset as u64;
     ctx.check_string_len(offset + patch.len() as u64)?;
-    let offset = offset as usize;
-    let (mut value, at) = old.map_or((Vec::new(), None), |(v, at)| (v.to_vec(), at));
-    if value.len() < offset + patch.len() {
-        value.resize(offset + patch.len(), 0);
-    }
-    value[offset..offset + patch.len()].copy_from_slice(patch);
-    ctx.set_raw_string(&args[1], &value, at)?;
-    Ok(Frame::Integer(value.len() as i64))
+    edit.write(ctx, offset, patch)?;
+    let len = edit.len();
+    edit.save(ctx, &args[1])?;
+    Ok(Frame::Integer(len as i64))
 }
 
 /// INCR and DECR (by `sign`: 1 or -1), INCRBY and DECRBY (by `sign` times `args[2]`).

@@ -149,7 +149,7 @@ fn parse(
     let numkeys = numkeys as usize;
     let mut sources = Vec::with_capacity(numkeys);
     for key in &args[first..first + numkeys] {
-        let meta = match ctx.lookup(key)? {
+        let meta = match ctx.lookup_stored(key)? {
             None => None,
             Some(e) if matches!(e.ty, Type::ZSet | Type::Set) => {
                 Some(Meta::decode(&e).ok_or_else(|| Frame::err("corrupt collection metadata"))?)

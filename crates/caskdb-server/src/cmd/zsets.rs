@@ -125,11 +125,7 @@ pub(super) fn store_zset(
         return Ok(0);
     }
     // The collection overwritten (if any) leaves its members to the sweeper.
-    if let Some(old) = ctx.lookup(key)?
-        && let Some(m) = Meta::decode(&old)
-    {
-        ctx.shared.collections.orphaned(m.len);
-    }
+    ctx.overwriting(key)?;
     let mut m = ctx.new_coll(Type::ZSet);
     let before = m.clone();
     for (member, score) in &items {
