@@ -220,9 +220,14 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// Decodes a stored value; `None` if its type byte is unknown (written by a newer version).
+    /// Decodes a stored value; `None` if its type byte is unknown (written by a newer version),
+    /// or it is the record of a string in chunks of the wrong length (never taken for a
+    /// string's bytes).
     pub fn decode(raw: Bytes, expire_at: Option<u64>) -> Option<Entry> {
         let ty = Type::from_byte(*raw.first()?)?;
+        if raw[0] == STRING_CHUNKED && raw.len() != 17 {
+            return None;
+        }
         Some(Entry {
             ty,
             payload: raw.slice(1..),
@@ -476,6 +481,8 @@ mod tests {
             (e.ty, e.is_raw_string(), &e.payload[..]),
             (Type::String, true, &b"ab"[..])
         );
+        // A string in chunks' record of the wrong length is not taken for anything.
+        assert!(Entry::decode(Bytes::from_static(&[STRING_CHUNKED, 1, 2, 3]), None).is_none());
         let k = member_key(65, kind::SCORE, b"x");
         assert_eq!(k[0], MEMBER_TAG_BASE + 1);
         assert_eq!(parse_member_key(&k), Some((65, kind::SCORE)));

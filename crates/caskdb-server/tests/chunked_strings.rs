@@ -250,8 +250,12 @@ fn generic_commands_on_long_strings() {
                 ("SETRANGE w 20000 abc", "STRLEN w"),
                 ("APPEND w z", "STRLEN w"),
                 ("BITFIELD w SET u8 #7 9", "GET w"),
+                ("APPEND w \"\"", "STRLEN w"),
+                ("SETRANGE w 3 \"\"", "STRLEN w"),
             ],
         );
+        // Appending nothing still makes the string `raw`.
+        d.run("SET i 123\nAPPEND i \"\"\nOBJECT ENCODING i\nGET i");
         // DUMP of each server restored on both, then changed in place.
         d.run(&format!(
             "SETRANGE dumped 10000 end\nSETBIT dumped {} 1",

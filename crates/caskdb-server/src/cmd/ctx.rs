@@ -164,10 +164,15 @@ impl<'db> Ctx<'_, 'db> {
             return Ok(Some(Err(ty)));
         }
         if raw.head().first() == Some(&keyspace::STRING_CHUNKED) {
+            // Read again with its chunks: it may have become another type meanwhile.
             let db = self.conn.db;
-            return Ok(self
-                .chunked_entry(db, key)?
-                .map(|e| Ok(Frame::Bulk(e.payload))));
+            return Ok(self.chunked_entry(db, key)?.map(|e| {
+                if e.ty == Type::String {
+                    Ok(Frame::Bulk(e.payload))
+                } else {
+                    Err(e.ty)
+                }
+            }));
         }
         Ok(Some(Ok(Frame::value(raw.skip(1)))))
     }

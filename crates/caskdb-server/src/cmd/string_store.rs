@@ -19,16 +19,18 @@ use crate::string_chunks::{CHUNK, CHUNKED_ABOVE, Chunked, stored_form};
 
 impl Ctx<'_, '_> {
     /// The string under `key`: its length and the bytes `pick` asks for given that length
-    /// (`from..to`, clamped to it; `None`: none), reading only the chunks they are in.
-    /// `Ok(None)` if the key is absent; WRONGTYPE for another type.
+    /// (`from..to`, clamped to it; `None`: none), reading only the chunks they are in. `pick`
+    /// may be called twice, the last call's length being the one returned (a write came
+    /// between the first read of a string in chunks and the consistent one). `Ok(None)` if
+    /// the key is absent; WRONGTYPE for another type.
     pub fn string_range(
         &mut self,
         key: &[u8],
-        pick: impl FnOnce(u64) -> Option<(u64, u64)>,
+        mut pick: impl FnMut(u64) -> Option<(u64, u64)>,
     ) -> Result<Option<(u64, Bytes)>, CmdError> {
-        fn slice(whole: &Bytes, pick: impl FnOnce(u64) -> Option<(u64, u64)>) -> (u64, Bytes) {
+        fn slice(whole: &Bytes, range: Option<(u64, u64)>) -> (u64, Bytes) {
             let len = whole.len() as u64;
-            let (from, to) = pick(len).unwrap_or((0, 0));
+            let (from, to) = range.unwrap_or((0, 0));
             let to = to.min(len);
             let from = from.min(to);
             (len, whole.slice(from as usize..to as usize))
@@ -39,9 +41,14 @@ impl Ctx<'_, '_> {
         if e.ty != Type::String {
             return Err(wrongtype());
         }
-        if Chunked::of(&e).is_none() {
-            return Ok(Some(slice(&e.payload, pick)));
-        }
+        let Some(seen) = Chunked::of(&e) else {
+            let range = pick(e.payload.len() as u64);
+            return Ok(Some(slice(&e.payload, range)));
+        };
+        // No bytes wanted (STRLEN): the key record says all.
+        let Some(range) = pick(seen.len) else {
+            return Ok(Some((seen.len, Bytes::new())));
+        };
         let ek = keyspace::engine_key(self.stored(self.conn.db), key);
         self.consistent(|tx| {
             // Read again in this view: a write may have come between.
@@ -52,9 +59,15 @@ impl Ctx<'_, '_> {
                 return Err(wrongtype());
             }
             let Some(c) = Chunked::of(&e) else {
-                return Ok(Some(slice(&e.payload, pick)));
+                let range = pick(e.payload.len() as u64);
+                return Ok(Some(slice(&e.payload, range)));
             };
-            let Some((from, to)) = pick(c.len) else {
+            let range = if c.len == seen.len {
+                Some(range)
+            } else {
+                pick(c.len)
+            };
+            let Some((from, to)) = range else {
                 return Ok(Some((c.len, Bytes::new())));
             };
             Ok(Some((c.len, Bytes::from(chunk_read(tx, &c, from, to)?))))

@@ -115,7 +115,12 @@ fn set(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         ctx.set_string(key, value, at)?;
         return Ok(Frame::OK);
     }
-    let old = ctx.lookup(key)?;
+    // The old value itself only for GET (a string in chunks is not read otherwise).
+    let old = if get {
+        ctx.lookup(key)?
+    } else {
+        ctx.lookup_stored(key)?
+    };
     if get && old.as_ref().is_some_and(|e| e.ty != Type::String) {
         return Err(wrongtype());
     }
@@ -257,6 +262,8 @@ fn append(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     ctx.check_string_len(edit.len() + args[2].len() as u64)?;
     let end = edit.len();
     edit.write(ctx, end, &args[2])?;
+    // Even appending nothing is a change for Redis (stored `raw`; WATCH and events hear of it).
+    edit.mark_changed();
     let len = edit.len();
     edit.save(ctx, &args[1])?;
     Ok(Frame::Integer(len as i64))
