@@ -57,6 +57,9 @@ pub(crate) struct ConnState {
     pub touched: Vec<Touched>,
     /// Keyspace events of this request, published once it is committed.
     pub events: Vec<Event>,
+    /// Events the running command emits after those its name implies (XADD's `xtrim`): put
+    /// after them once it succeeds.
+    pub late_events: Vec<Event>,
     /// Keys this request changed, while clients track keys (CLIENT TRACKING); and whether it
     /// flushed a database. Their invalidations go out once it is committed.
     pub invalidated: Vec<Bytes>,
@@ -168,6 +171,7 @@ impl ConnState {
             ready: Vec::new(),
             touched: Vec::new(),
             events: Vec::new(),
+            late_events: Vec::new(),
             invalidated: Vec::new(),
             invalidated_all: false,
             executed: false,

@@ -479,6 +479,16 @@ fn stream_keyspace_events() {
             @1 read:
             XGROUP DESTROY s g
             @1 read:
+            XADD s 6-0 a 1
+            @1 read:
+            XADD s MAXLEN 1 7-0 a 1
+            @1 read:
+            @1 read:
+            XADD s MAXLEN 5 8-0 a 1
+            @1 read:
+            XADD s MAXLEN 0 9-0 a 1
+            @1 read:
+            @1 read:
             ",
         );
     });

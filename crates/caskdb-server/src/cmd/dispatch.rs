@@ -1171,11 +1171,13 @@ fn execute(
     };
     let result = handler(&mut ctx, args);
     let touched = std::mem::take(&mut ctx.conn.touched);
+    let mut late = std::mem::take(&mut ctx.conn.late_events);
     match result {
         Ok(f) => {
             if !touched.is_empty() {
                 events::derive(spec.name, args, &touched, &mut ctx.conn.events);
             }
+            ctx.conn.events.append(&mut late);
             f
         }
         Err(CmdError::Block(on)) => {

@@ -72,6 +72,19 @@ impl Ctx<'_, '_> {
         }
     }
 
+    /// A stream keyspace event for `key` that comes after the command's own (XADD's
+    /// `xtrim`), when they are on.
+    pub(super) fn late_stream_event(&mut self, name: &'static str, key: &[u8]) {
+        if notify::wanted(self.shared.config.notify_flags(), notify::STREAM) {
+            self.conn.late_events.push(notify::Event {
+                class: notify::STREAM,
+                name,
+                db: self.conn.db,
+                key: Bytes::copy_from_slice(key),
+            });
+        }
+    }
+
     /// Wakes the clients blocked on `key` (XGROUP DESTROY tells XREADGROUP's).
     fn signal_ready(&mut self, key: &[u8]) {
         let ek = keyspace::engine_key(self.conn.db, key);

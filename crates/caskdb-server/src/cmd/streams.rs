@@ -313,7 +313,10 @@ fn xadd(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
         return Err(too_small().into());
     }
     ctx.append_entry(&mut s, id, &args[first_field..], per_node)?;
-    trim(ctx, &mut s, &t)?;
+    if trim(ctx, &mut s, &t)? > 0 {
+        // After the command's own `xadd`, as Redis announces them.
+        ctx.late_stream_event("xtrim", key);
+    }
     ctx.save_stream(key, &mut s)?;
     Ok(id.frame())
 }
