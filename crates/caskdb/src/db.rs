@@ -529,6 +529,10 @@ impl Db {
         // The log itself refuses appends after a failed fsync; closing is the handle's business.
         core.check_open()?;
         let placed = core.log.append_ops(w, ops)?;
+        // Odd while the index changes (only this writer changes it: the writer lock is held).
+        let seq = core.write_seq.load(Ordering::Relaxed);
+        core.write_seq.store(seq + 1, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Release);
         if let [(key, loc)] = placed[..] {
             // One key: one shard lock, no bookkeeping.
             let old = match loc {
@@ -541,6 +545,8 @@ impl Db {
         } else {
             core.keydir.apply(&placed, |old| w.mark_dead(old));
         }
+        // (Left odd if indexing panicked: unlocked reads then always defer to the lock.)
+        core.write_seq.store(seq + 2, Ordering::Release);
         Ok(())
     }
 

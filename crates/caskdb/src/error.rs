@@ -98,6 +98,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// A write in a read-only view of the store ([`Db::read_unlocked`](crate::Db::read_unlocked)).
+    #[error("a read-only view of the store cannot write")]
+    ReadOnlyView,
+
     /// An operating-system I/O error. The message names the file or directory involved.
     #[error(transparent)]
     Io(#[from] io::Error),

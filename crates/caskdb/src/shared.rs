@@ -29,6 +29,10 @@ pub(crate) struct Core {
     pub closed: AtomicBool,
     /// The directory lock, released at close.
     pub dir_lock: Mutex<Option<Box<dyn Any + Send + Sync>>>,
+    /// Odd while a write changes the index, bumped again when it is done: a reader without
+    /// the writer lock that sees the same even value before and after its reads saw one state
+    /// ([`Db::read_unlocked`](crate::Db::read_unlocked)).
+    pub write_seq: AtomicU64,
 }
 
 /// A flag and a condition variable: how the database wakes or stops a background thread.
@@ -61,6 +65,7 @@ impl Core {
             stopping: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             dir_lock: Mutex::new(Some(dir_lock)),
+            write_seq: AtomicU64::new(0),
         }
     }
 

@@ -68,6 +68,9 @@ pub struct Transaction<'db> {
     encoded: usize,
     /// While a savepoint is held: each staged key's previous pending state, oldest first.
     undo: Option<Vec<(Vec<u8>, Option<Pending>)>>,
+    /// A view without the writer lock ([`Db::read_unlocked`]): it refuses writes, and
+    /// remembers that it did.
+    view: Option<bool>,
 }
 
 /// One write a transaction staged ([`Transaction::staged`]): the key, and `Some((value,
@@ -346,6 +349,10 @@ impl Transaction<'_> {
     }
 
     fn stage(&mut self, key: &[u8], write: Option<(Bytes, u64)>) -> Result<()> {
+        if let Some(refused) = &mut self.view {
+            *refused = true;
+            return Err(Error::ReadOnlyView);
+        }
         self.core.opts.check_key(key)?;
         let vlen = write.as_ref().map_or(0, |(v, _)| v.len());
         if let Some((v, _)) = &write {
@@ -488,6 +495,50 @@ impl Db {
         Ok(out)
     }
 
+    /// Runs `f` on a view of the store without taking the writer lock, and returns what it
+    /// returned if no write changed the store while it ran: then every read it made saw one
+    /// state of the store, as in a transaction. `None` if a write landed meanwhile (run it
+    /// again, or in [`Db::transaction`]), or if `f` tried to write: the view refuses writes
+    /// ([`Error::ReadOnlyView`]). For readers of several keys that must agree, so that they
+    /// neither wait for writers nor make them wait.
+    ///
+    /// ```
+    /// # fn main() -> caskdb::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// let db = caskdb::Db::open(dir.path())?;
+    /// db.transaction(|tx| {
+    ///     tx.put("from", [10u8])?;
+    ///     tx.put("to", [0u8])
+    /// })?;
+    /// let total = db.read_unlocked(|tx| -> caskdb::Result<u8> {
+    ///     Ok(tx.get("from")?.map_or(0, |v| v[0]) + tx.get("to")?.map_or(0, |v| v[0]))
+    /// });
+    /// // Nothing wrote meanwhile here; were it `None`, the caller would run it again.
+    /// assert_eq!(total.transpose()?, Some(10));
+    /// assert!(db.read_unlocked(|tx| tx.put("x", "y")).is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn read_unlocked<T>(&self, f: impl FnOnce(&mut Transaction<'_>) -> T) -> Option<T> {
+        use std::sync::atomic::{Ordering, fence};
+        let core = &self.inner.core;
+        let before = core.write_seq.load(Ordering::Acquire);
+        if before & 1 == 1 || core.check_open().is_err() {
+            return None;
+        }
+        let mut tx = Transaction {
+            db: self,
+            core,
+            writes: BTreeMap::new(),
+            encoded: 0,
+            undo: None,
+            view: Some(false),
+        };
+        let out = f(&mut tx);
+        fence(Ordering::Acquire);
+        let unchanged = core.write_seq.load(Ordering::Relaxed) == before;
+        (unchanged && tx.view == Some(false)).then_some(out)
+    }
+
     /// Like [`Db::transaction`], but returns without waiting for the disk whatever the sync
     /// policy: the writes are visible to readers, and [`Db::sync_through`] with the returned
     /// token waits until they are durable. A server uses it to answer a pipeline of requests
@@ -510,6 +561,7 @@ impl Db {
             writes: BTreeMap::new(),
             encoded: 0,
             undo: None,
+            view: None,
         };
         let out = f(&mut tx)?;
         if tx.writes.is_empty() {
@@ -603,6 +655,7 @@ impl Db {
             // Every write keeps what it replaced: the keys this stage wrote, and what to put
             // back should it fail.
             undo: Some(Vec::new()),
+            view: None,
         };
         let result = f(&mut tx);
         let undo = tx.undo.take().unwrap_or_default();

@@ -688,6 +688,20 @@ fn run_one(
             false,
         );
     }
+    // (Not XREAD: one that blocks must register under the lock, or an XADD could slip in
+    // between its read and its registration.)
+    if shared.cluster.is_none() && !spec.has(flags::WRITE) && spec.name != "xread" {
+        // A read of several records (a collection's members…): first without the writer
+        // lock, kept if no write landed while it ran; twice, then in a transaction.
+        for _ in 0..2 {
+            let ran = shared.db.read_unlocked(|tx| {
+                execute(shared, conn, Store::Write(tx), spec, handler, args, true)
+            });
+            if let Some(frame) = ran {
+                return frame;
+            }
+        }
+    }
     let mut served = Vec::new();
     let result = commit(shared, conn.write_routed, |tx| {
         let frame = execute(
