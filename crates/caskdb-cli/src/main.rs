@@ -1,5 +1,11 @@
 //! `caskdb`: the command line over a caskdb data directory.
 
+/// mimalloc rather than glibc's malloc: the server's threads allocate and free small buffers
+/// per request, and glibc's arenas make them wait on each other (futex wake-ups in a profile
+/// of LRANGE).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod admin;
 mod cluster;
 mod serve;
