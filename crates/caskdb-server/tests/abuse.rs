@@ -186,20 +186,11 @@ fn text(r: Reply) -> String {
     }
 }
 
-/// A numeric field of INFO.
-fn info_field(c: &mut Raw, section: &str, field: &str) -> u64 {
-    let info = text(c.cmd(&["INFO", section]));
-    info.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{field} in INFO {section}: {info}"))
-}
-
 /// The lines of CLIENT LIST.
 /// Polls until the client `c` is the server's only one.
 fn until_only_client(c: &mut Raw, what: &str) {
     poll_until(what, Duration::from_secs(30), || {
-        let n = info_field(c, "clients", "connected_clients");
+        let n = common::info_field(c, "clients", "connected_clients");
         if n == 1 {
             Ok(())
         } else {
@@ -1164,7 +1155,7 @@ fn random_and_malformed_resp_gets_answers_or_a_close_and_others_are_served() {
     round_trip(&mut c, "after-fuzz", 0);
     until_only_client(&mut c, "only this client to remain");
     assert!(
-        info_field(&mut c, "stats", "total_connections_received") > total.streams,
+        common::info_field(&mut c, "stats", "total_connections_received") > total.streams,
         "every stream was its own connection"
     );
     drop(c);
@@ -1235,7 +1226,7 @@ fn huge_declared_lengths_held_open_cost_no_memory() {
                     return Err(format!("{server_side:?} {client_side:?}"));
                 }
             }
-            let n = info_field(&mut healthy, "clients", "connected_clients");
+            let n = common::info_field(&mut healthy, "clients", "connected_clients");
             if n != HUGE_CONNS as u64 + 1 {
                 return Err(format!("{n} clients"));
             }
@@ -1308,7 +1299,7 @@ fn thousands_of_dropped_connections_leave_no_clients_or_descriptors_behind() {
         other => panic!("CLIENT ID: {other:?}"),
     };
     let base_fds = srv.fd_count();
-    let base_conns = info_field(&mut healthy, "stats", "total_connections_received");
+    let base_conns = common::info_field(&mut healthy, "stats", "total_connections_received");
     let mut max_fds = base_fds;
     let mut max_clients = 1;
 
@@ -1351,7 +1342,7 @@ fn thousands_of_dropped_connections_leave_no_clients_or_descriptors_behind() {
             "the server to accept the whole wave",
             Duration::from_secs(60),
             || {
-                let n = info_field(&mut healthy, "stats", "total_connections_received");
+                let n = common::info_field(&mut healthy, "stats", "total_connections_received");
                 if n == accepted {
                     Ok(())
                 } else {
@@ -1365,7 +1356,7 @@ fn thousands_of_dropped_connections_leave_no_clients_or_descriptors_behind() {
                 "the held connections to show up as clients and descriptors",
                 Duration::from_secs(60),
                 || {
-                    let clients = info_field(&mut healthy, "clients", "connected_clients");
+                    let clients = common::info_field(&mut healthy, "clients", "connected_clients");
                     let fds = srv.fd_count();
                     max_fds = max_fds.max(fds);
                     max_clients = max_clients.max(clients);
@@ -1391,7 +1382,7 @@ fn thousands_of_dropped_connections_leave_no_clients_or_descriptors_behind() {
         "clients and descriptors back to the start",
         Duration::from_secs(60),
         || {
-            let clients = info_field(&mut healthy, "clients", "connected_clients");
+            let clients = common::info_field(&mut healthy, "clients", "connected_clients");
             let fds = srv.fd_count();
             if clients == 1 && fds <= base_fds {
                 Ok((clients, fds))
@@ -1405,7 +1396,8 @@ fn thousands_of_dropped_connections_leave_no_clients_or_descriptors_behind() {
     let list = client_list(&mut healthy);
     assert_eq!(list.len(), 1, "{list:?}");
     assert!(list[0].starts_with(&format!("id={my_id} ")), "{list:?}");
-    let total = info_field(&mut healthy, "stats", "total_connections_received") - base_conns;
+    let total =
+        common::info_field(&mut healthy, "stats", "total_connections_received") - base_conns;
     assert_eq!(total, (WAVES * PER_WAVE) as u64);
     // The half-closed clients' requests were all carried out; the half-sent ones never were.
     let Reply::Array(keys) = healthy.cmd(&["KEYS", "churn:*"]) else {
@@ -1696,7 +1688,7 @@ fn a_stalled_reply_keeps_a_merged_file_for_reply_hold_seconds_only() {
         "the stalled client is served"
     );
     assert_eq!(
-        info_field(
+        common::info_field(
             &mut healthy,
             "stats",
             "client_output_buffer_limit_disconnections"
@@ -1709,7 +1701,7 @@ fn a_stalled_reply_keeps_a_merged_file_for_reply_hold_seconds_only() {
     poll_until(
         "the stalled client to be closed",
         Duration::from_secs(60),
-        || match info_field(
+        || match common::info_field(
             &mut healthy,
             "stats",
             "client_output_buffer_limit_disconnections",

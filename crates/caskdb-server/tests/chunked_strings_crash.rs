@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -36,26 +35,6 @@ fn bytes(r: Reply) -> Vec<u8> {
         Reply::Nil => Vec::new(),
         other => panic!("expected a string, got {other:?}"),
     }
-}
-
-fn info(c: &mut Raw, field: &str) -> u64 {
-    let Reply::Bulk(body) = run(c, &["INFO", "persistence"]) else {
-        panic!("INFO is a bulk string");
-    };
-    let body = String::from_utf8(body).unwrap();
-    body.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .unwrap_or_else(|| panic!("{field} in INFO persistence:\n{body}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// Sends a command and reads its reply; `None` once the server is gone.
-fn request(c: &mut Raw, args: &[&str]) -> Option<Reply> {
-    use std::io::Write;
-    c.stream.write_all(&common::encode(args)).ok()?;
-    catch_unwind(AssertUnwindSafe(|| c.try_read())).ok()?
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -170,7 +149,7 @@ fn writer(addr: std::net::SocketAddr, n: usize, done: Arc<AtomicUsize>) -> Writt
         let args = change.args(&key);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         log.in_flight = Some(change.clone());
-        let Some(reply) = request(&mut c, &args) else {
+        let Some(reply) = c.request(&args) else {
             return log;
         };
         assert!(!matches!(reply, Reply::Error(_)), "{args:?}: {reply:?}");
@@ -271,13 +250,14 @@ fn a_setbit_in_a_16_mb_bitmap_writes_one_chunk() {
         c.send_bytes(&common::encode_bytes(&args));
         assert_eq!(c.read(), Reply::Int(16 << 20));
     }
-    let before = info(&mut c, "caskdb_disk_bytes");
+    let before = common::info_field(&mut c, "persistence", "caskdb_disk_bytes");
     let mut rng = Rng::new(7);
     for _ in 0..200 {
         let bit = rng.below(top).to_string();
         assert_eq!(run(&mut c, &["SETBIT", "bm", &bit, "0"]), Reply::Int(1));
     }
-    let grew = info(&mut c, "caskdb_disk_bytes").saturating_sub(before);
+    let grew =
+        common::info_field(&mut c, "persistence", "caskdb_disk_bytes").saturating_sub(before);
     assert!(grew < 2 << 20, "200 SETBITs added {grew} bytes");
     assert_eq!(
         run(&mut c, &["BITCOUNT", "bm"]),
@@ -326,10 +306,10 @@ fn sweep_merge_and_restart_keep_live_strings_and_reclaim_dead_ones() {
     assert!(before.iter().all(|v| v.len() > 8192 || v == b"short"));
     assert!(matches!(run(&mut c, &["BGREWRITEAOF"]), Reply::Simple(_)));
     common::wait_for("caskdb_rewrites >= 1", DEADLINE, || {
-        (info(&mut c, "caskdb_rewrites") >= 1).then_some(())
+        (common::info_field(&mut c, "persistence", "caskdb_rewrites") >= 1).then_some(())
     });
     // The three dead strings' chunks (each some of its up to 25 chunks, and its owner).
-    let reclaimed = info(&mut c, "caskdb_members_reclaimed");
+    let reclaimed = common::info_field(&mut c, "persistence", "caskdb_members_reclaimed");
     assert!(reclaimed >= 30, "reclaimed {reclaimed}");
     assert_eq!(snapshot(&mut c), before, "after the sweep and merge");
     drop(c);

@@ -82,18 +82,6 @@ fn int(r: &Reply) -> i64 {
     }
 }
 
-/// A field of `INFO persistence`.
-fn info(c: &mut Raw, field: &str) -> u64 {
-    let r = run(c, &["INFO", "persistence"]);
-    let body = text(&r).unwrap();
-    body.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .unwrap_or_else(|| panic!("{field} in INFO persistence:\n{body}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Polls `f` until it returns `Some`, for at most a minute.
@@ -106,7 +94,7 @@ fn rewrite_and_wait(c: &mut Raw) {
     let r = run(c, &["BGREWRITEAOF"]);
     assert!(matches!(r, Reply::Simple(_)), "{r:?}");
     wait_for("caskdb_rewrites >= 1", || {
-        (info(c, "caskdb_rewrites") >= 1).then_some(())
+        (common::info_field(c, "persistence", "caskdb_rewrites") >= 1).then_some(())
     });
 }
 
@@ -542,7 +530,7 @@ fn run_model<T: Model + 'static>(ops: BoxedStrategy<T::Op>) {
         std::thread::spawn(move || {
             let mut done = 0;
             while !stop.load(Ordering::Relaxed) {
-                if info(&mut c, "aof_rewrite_in_progress") == 0 {
+                if common::info_field(&mut c, "persistence", "aof_rewrite_in_progress") == 0 {
                     run(&mut c, &["BGREWRITEAOF"]);
                     done += 1;
                 } else {
@@ -1780,7 +1768,7 @@ fn restart_and_merge_keep_every_collection() {
         "after BGREWRITEAOF's sweep and merge"
     );
     // The sweep reclaimed the dead collections (hash:4, list:4, set:4, zset:5 and zset:0).
-    assert!(info(&mut c, "caskdb_members_reclaimed") > 0);
+    assert!(common::info_field(&mut c, "persistence", "caskdb_members_reclaimed") > 0);
     drop(c);
     srv.stop();
 
@@ -1850,7 +1838,10 @@ fn sweeper_reclaims_orphans_and_only_orphans() {
     });
     rewrite_and_wait(&mut c);
     // hash: 2000 fields + owner; set: 500 + owner; list: 100 elements + owner.
-    assert_eq!(info(&mut c, "caskdb_members_reclaimed"), 2001 + 501 + 101);
+    assert_eq!(
+        common::info_field(&mut c, "persistence", "caskdb_members_reclaimed"),
+        2001 + 501 + 101
+    );
     assert_eq!(
         run(&mut c, &["ZRANGE", "live-zset", "0", "-1", "WITHSCORES"]),
         live
@@ -1947,7 +1938,7 @@ fn new_collections_after_a_restart_never_see_old_members() {
     // The sweep then reclaims the old ids' records, not the new collections'.
     rewrite_and_wait(&mut c);
     assert_eq!(
-        info(&mut c, "caskdb_members_reclaimed"),
+        common::info_field(&mut c, "persistence", "caskdb_members_reclaimed"),
         51 + 4 + 4 + 5,
         "the four dead collections' records"
     );
@@ -1973,9 +1964,9 @@ fn bgrewriteaof_during_an_automatic_sweep_is_not_lost() {
     // 100 000 orphans start a sweep at once.
     assert_eq!(int(&run(&mut c, &["DEL", "big"])), 1);
     let running = wait_for("the automatic sweep to start or end", || {
-        if info(&mut c, "aof_rewrite_in_progress") == 1 {
+        if common::info_field(&mut c, "persistence", "aof_rewrite_in_progress") == 1 {
             Some(true)
-        } else if info(&mut c, "caskdb_members_reclaimed") > 0 {
+        } else if common::info_field(&mut c, "persistence", "caskdb_members_reclaimed") > 0 {
             Some(false)
         } else {
             None
@@ -1985,15 +1976,18 @@ fn bgrewriteaof_during_an_automatic_sweep_is_not_lost() {
     // While a requested rewrite is pending or running, INFO shows it in progress; once it
     // reads 0, the requested sweep and merge must have completed.
     wait_for("aof_rewrite_in_progress:0", || {
-        (info(&mut c, "aof_rewrite_in_progress") == 0).then_some(())
+        (common::info_field(&mut c, "persistence", "aof_rewrite_in_progress") == 0).then_some(())
     });
     assert!(
-        info(&mut c, "caskdb_rewrites") >= 1,
+        common::info_field(&mut c, "persistence", "caskdb_rewrites") >= 1,
         "BGREWRITEAOF answered {reply:?} (an automatic sweep was {}running when it was sent) \
          but no sweep and merge followed",
         if running { "" } else { "not " }
     );
-    assert_eq!(info(&mut c, "caskdb_members_reclaimed"), 100_001);
+    assert_eq!(
+        common::info_field(&mut c, "persistence", "caskdb_members_reclaimed"),
+        100_001
+    );
     assert_eq!(run(&mut c, &["SMEMBERS", "small"]), bulks(["kept"]));
 }
 
@@ -2013,7 +2007,7 @@ fn bgrewriteaof_during_a_rewrite_covers_later_deletes() {
     run_in_chunks(&mut c, &["SADD", "big"], members, 1000);
     run(&mut c, &["SADD", "kept", "k"]);
     assert_eq!(int(&run(&mut c, &["DEL", "big"])), 1);
-    let dead = info(&mut c, "caskdb_dead_bytes");
+    let dead = common::info_field(&mut c, "persistence", "caskdb_dead_bytes");
     assert_eq!(
         run(&mut c, &["BGREWRITEAOF"]),
         Reply::Simple("Background append only file rewriting started".into())
@@ -2021,7 +2015,8 @@ fn bgrewriteaof_during_a_rewrite_covers_later_deletes() {
     // Once the sweep deletes records (only the big set's are garbage), it has walked past the
     // small sets, which are live so far.
     wait_for("the sweep to delete records or finish", || {
-        (info(&mut c, "caskdb_dead_bytes") > dead || info(&mut c, "caskdb_rewrites") >= 1)
+        (common::info_field(&mut c, "persistence", "caskdb_dead_bytes") > dead
+            || common::info_field(&mut c, "persistence", "caskdb_rewrites") >= 1)
             .then_some(())
     });
     let small = (0..64).map(|i| format!("small:{i}"));
@@ -2033,10 +2028,10 @@ fn bgrewriteaof_during_a_rewrite_covers_later_deletes() {
     }
     assert!(matches!(reply, Reply::Simple(_)), "{reply:?}");
     wait_for("aof_rewrite_in_progress:0", || {
-        (info(&mut c, "aof_rewrite_in_progress") == 0).then_some(())
+        (common::info_field(&mut c, "persistence", "aof_rewrite_in_progress") == 0).then_some(())
     });
     assert_eq!(
-        info(&mut c, "caskdb_members_reclaimed"),
+        common::info_field(&mut c, "persistence", "caskdb_members_reclaimed"),
         60_001 + 64 * 2,
         "after the second BGREWRITEAOF (answered {reply:?}) no rewrite is in progress, but the \
          small sets deleted after the first one began are not all reclaimed"

@@ -13,7 +13,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -127,14 +126,6 @@ fn run(c: &mut Raw, args: &[&str]) -> Reply {
     r
 }
 
-/// Sends a command and reads its reply; `None` once the server is gone (whether the request
-/// could not be written or the reply was cut short).
-fn request(c: &mut Raw, args: &[&str]) -> Option<Reply> {
-    use std::io::Write;
-    c.stream.write_all(&common::encode(args)).ok()?;
-    catch_unwind(AssertUnwindSafe(|| c.try_read())).ok()?
-}
-
 // ---------------------------------------------------------------------------------------------
 // kill -9.
 
@@ -179,7 +170,7 @@ fn producer(addr: std::net::SocketAddr, n: usize, added: Arc<AtomicUsize>) -> Pr
     for i in 0.. {
         let payload = format!("{n}-{i}");
         log.in_flight = Some(payload.clone());
-        let Some(reply) = request(&mut c, &["XADD", "s", "*", "p", &payload]) else {
+        let Some(reply) = c.request(&["XADD", "s", "*", "p", &payload]) else {
             return log;
         };
         let Reply::Bulk(id) = &reply else {
@@ -210,7 +201,7 @@ fn consumer(addr: std::net::SocketAddr, n: usize, acked: Arc<AtomicUsize>) -> Co
             "s",
             ">",
         ];
-        let Some(reply) = request(&mut c, &read) else {
+        let Some(reply) = c.request(&read) else {
             return log;
         };
         let got = read_group_entries(&reply);
@@ -219,7 +210,7 @@ fn consumer(addr: std::net::SocketAddr, n: usize, acked: Arc<AtomicUsize>) -> Co
         log.in_flight = None;
         for (id, _) in got {
             log.in_flight = Some(InFlight::Ack(id));
-            let Some(reply) = request(&mut c, &["XACK", "s", "g", &id.to_string()]) else {
+            let Some(reply) = c.request(&["XACK", "s", "g", &id.to_string()]) else {
                 return log;
             };
             assert_eq!(reply, Reply::Int(1), "XACK s g {id} by {name}");
@@ -492,17 +483,6 @@ fn kill_9_with_producers_and_a_consumer_group_loses_and_repeats_nothing() {
 // ---------------------------------------------------------------------------------------------
 // Restarts and merges.
 
-/// A field of `INFO persistence`.
-fn info(c: &mut Raw, field: &str) -> u64 {
-    let body = text(&run(c, &["INFO", "persistence"]));
-    body.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .unwrap_or_else(|| panic!("{field} in INFO persistence:\n{body}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// Streams of every shape: many entries over many nodes, deleted and trimmed entries, an
 /// explicit XSETID, groups with consumers and pending entries (some claimed, so delivered more
 /// than once), a group read with NOACK and moved with XGROUP SETID, a deleted consumer, an empty
@@ -710,11 +690,11 @@ fn restart_and_merge_keep_every_stream() {
     let r = run(&mut c, &["BGREWRITEAOF"]);
     assert!(matches!(r, Reply::Simple(_)), "{r:?}");
     wait_for("caskdb_rewrites >= 1", || {
-        (info(&mut c, "caskdb_rewrites") >= 1).then_some(())
+        (common::info_field(&mut c, "persistence", "caskdb_rewrites") >= 1).then_some(())
     });
     check_snapshot(&mut c, &before, "after BGREWRITEAOF's sweep and merge");
     // The deleted stream's entries, groups and pending entries were reclaimed.
-    assert!(info(&mut c, "caskdb_members_reclaimed") >= 300);
+    assert!(common::info_field(&mut c, "persistence", "caskdb_members_reclaimed") >= 300);
     drop(c);
     srv.stop();
 

@@ -227,6 +227,14 @@ impl Raw {
         read_reply(&mut self.reader)
     }
 
+    /// Sends a command and reads its reply; `None` once the server is gone (whether the
+    /// request could not be written or the reply was cut short): for crash tests, whose
+    /// server may die at any moment.
+    pub fn request(&mut self, args: &[&str]) -> Option<Reply> {
+        self.stream.write_all(&encode(args)).ok()?;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.try_read())).ok()?
+    }
+
     /// Everything until the server closes the connection.
     pub fn read_to_end(&mut self) -> Vec<u8> {
         let mut rest = Vec::new();
@@ -320,4 +328,16 @@ pub fn wait_blocked(c: &mut Raw, n: u64, limit: Duration) {
         };
         String::from_utf8_lossy(&info).contains(&want).then_some(())
     });
+}
+
+/// A numeric field of INFO `section`.
+pub fn info_field(c: &mut Raw, section: &str, field: &str) -> u64 {
+    let info = match c.cmd(&["INFO", section]) {
+        Reply::Bulk(b) => String::from_utf8(b).expect("INFO is text"),
+        other => panic!("INFO {section} answered {other:?}"),
+    };
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in INFO {section}: {info}"))
 }
