@@ -348,6 +348,18 @@ impl Transaction<'_> {
         (!is_empty_range(lo, hi)).then(|| self.writes.range::<[u8], _>((lo, hi)))
     }
 
+    /// A transaction with nothing staged (`view`: a read-only view, see [`Db::read_unlocked`]).
+    fn empty<'db>(db: &'db Db, view: Option<bool>) -> Transaction<'db> {
+        Transaction {
+            db,
+            core: &db.inner.core,
+            writes: BTreeMap::new(),
+            encoded: 0,
+            undo: None,
+            view,
+        }
+    }
+
     fn stage(&mut self, key: &[u8], write: Option<(Bytes, u64)>) -> Result<()> {
         if let Some(refused) = &mut self.view {
             *refused = true;
@@ -525,14 +537,7 @@ impl Db {
         if before & 1 == 1 || core.check_open().is_err() {
             return None;
         }
-        let mut tx = Transaction {
-            db: self,
-            core,
-            writes: BTreeMap::new(),
-            encoded: 0,
-            undo: None,
-            view: Some(false),
-        };
+        let mut tx = Transaction::empty(self, Some(false));
         let out = f(&mut tx);
         fence(Ordering::Acquire);
         let unchanged = core.write_seq.load(Ordering::Relaxed) == before;
@@ -555,14 +560,7 @@ impl Db {
         // Writability is checked when there is something to append: reads still work on a
         // store that refuses writes.
         core.check_open()?;
-        let mut tx = Transaction {
-            db: self,
-            core,
-            writes: BTreeMap::new(),
-            encoded: 0,
-            undo: None,
-            view: None,
-        };
+        let mut tx = Transaction::empty(self, None);
         let out = f(&mut tx)?;
         if tx.writes.is_empty() {
             return Ok((out, SyncToken(w.lsn)));
