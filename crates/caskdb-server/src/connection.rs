@@ -26,6 +26,9 @@ use crate::session::{ConnState, Parked};
 use crate::state::Shared;
 use crate::tls::Socket;
 
+/// Most pipelined writes run as one group (`Connection::process`).
+const GROUP_MAX: usize = 128;
+
 /// Replies are written out once this many bytes are waiting, even mid-pipeline.
 const FLUSH_AT: usize = 1 << 20;
 /// A blocked client's unprocessed input beyond which the server stops reading from it.
@@ -526,7 +529,46 @@ impl Connection {
 
     /// Runs every complete request in the read buffer, encoding replies into the write buffer.
     /// Returns whether complete requests may remain (replies were flushed early).
+    ///
+    /// Consecutive pipelined writes (`dispatch::groupable`) run as one group, in one engine
+    /// transaction: one lock and one log record for all of them, their replies after it.
     fn process(&mut self, token: &mut Option<SyncToken>) -> bool {
+        let mut group = Vec::new();
+        let more = self.process_requests(token, &mut group);
+        if group.is_empty() || self.state.info.is_killed() {
+            // (A client killed meanwhile: as if it had been killed before they came.)
+            return more;
+        }
+        // The loop stopped after the group's requests (waiting for more bytes, a paused or
+        // routed request, a killed client): the group runs now, before anything after it.
+        match self.run_group(group, token) {
+            Next::Flush => true,
+            Next::Request | Next::Wait => more,
+        }
+    }
+
+    /// Runs a group of pipelined writes and encodes their replies.
+    fn run_group(&mut self, group: Vec<Vec<Bytes>>, token: &mut Option<SyncToken>) -> Next {
+        self.drain_messages(usize::MAX);
+        let replies = dispatch::request_group(&self.shared, &mut self.state, group, token);
+        let mut next = Next::Request;
+        for reply in replies {
+            match self.finish(reply) {
+                Next::Wait => next = Next::Wait,
+                Next::Flush if !matches!(next, Next::Wait) => next = Next::Flush,
+                _ => {}
+            }
+        }
+        next
+    }
+
+    /// [`Connection::process`]'s loop; writes that may run as a group are gathered in `group`
+    /// (run here before any other request, or once it is full).
+    fn process_requests(
+        &mut self,
+        token: &mut Option<SyncToken>,
+        group: &mut Vec<Vec<Bytes>>,
+    ) -> bool {
         // The scripts' gate, kept over a run of pipelined scripts (up to GATE_BATCH): passing
         // it to another thread costs more than a short script.
         let mut gate: Option<tokio::sync::OwnedMutexGuard<()>> = None;
@@ -575,6 +617,24 @@ impl Connection {
                         gate = None;
                         batch = 0;
                     }
+                    if dispatch::groupable(&self.shared, &self.state, &args) {
+                        group.push(args);
+                        if group.len() < GROUP_MAX {
+                            continue;
+                        }
+                        match self.run_group(std::mem::take(group), token) {
+                            Next::Request => continue,
+                            Next::Flush => return true,
+                            Next::Wait => return false,
+                        }
+                    }
+                    if !group.is_empty()
+                        && let Next::Wait = self.run_group(std::mem::take(group), token)
+                    {
+                        // (A reply of the group stopped the connection: this request waits.)
+                        self.postponed = Some(args);
+                        return false;
+                    }
                     let next = self.handle(args, token);
                     match next {
                         Next::Request => {}
@@ -594,6 +654,10 @@ impl Connection {
                     return false;
                 }
                 Err(e) => {
+                    // The writes before the bad request get their replies first.
+                    if !group.is_empty() {
+                        self.run_group(std::mem::take(group), token);
+                    }
                     tracing::debug!(client = self.state.id, "protocol error: {}", e.0);
                     Frame::err(format!("Protocol error: {}", e.0))
                         .encode(&mut self.wbuf, self.state.resp3);

@@ -90,11 +90,136 @@ pub(crate) fn request(
     args: Vec<Bytes>,
     token: &mut Option<SyncToken>,
 ) -> Frame {
+    request_in(shared, conn, args, token, None)
+}
+
+/// Writes a client pipelined, run together in one engine transaction ([`request_group`]):
+/// the transaction, and the blocked clients its commands served so far.
+struct Group<'a, 'db> {
+    tx: &'a mut caskdb::Transaction<'db>,
+    served: Vec<(Arc<Waiter>, Frame)>,
+}
+
+/// The commands a connection runs together when a client pipelines them: writes of one key or
+/// a few that never block, whose replies are short. (Others run alone, in order.)
+const GROUPABLE: &[&str] = &[
+    "set",
+    "setnx",
+    "setex",
+    "psetex",
+    "mset",
+    "msetnx",
+    "append",
+    "setrange",
+    "setbit",
+    "incr",
+    "decr",
+    "incrby",
+    "decrby",
+    "incrbyfloat",
+    "del",
+    "unlink",
+    "expire",
+    "pexpire",
+    "persist",
+    "lpush",
+    "rpush",
+    "lpushx",
+    "rpushx",
+    "lpop",
+    "rpop",
+    "lset",
+    "sadd",
+    "srem",
+    "hset",
+    "hmset",
+    "hsetnx",
+    "hdel",
+    "hincrby",
+    "hincrbyfloat",
+    "zadd",
+    "zrem",
+    "zincrby",
+    "zpopmin",
+    "zpopmax",
+    "pfadd",
+    "xadd",
+    "xack",
+];
+
+/// Whether `args`, the next request of a pipeline on `conn`, may join a group of writes
+/// committed together ([`request_group`]). Not in a replicated group, inside MULTI, while
+/// subscribed, or while keyspace notifications or client tracking are on (their messages
+/// follow each command's reply).
+pub(crate) fn groupable(shared: &Shared, conn: &ConnState, args: &[Bytes]) -> bool {
+    if shared.cluster.is_some()
+        || conn.multi.is_some()
+        || conn.subscribed()
+        || shared.tracking.active()
+        || shared.config.notify_flags() != 0
+    {
+        return false;
+    }
+    lookup(&args[0]).is_some_and(|spec| {
+        matches!(spec.run, Run::Store(_))
+            && spec.has(flags::WRITE)
+            && spec.arity_ok(args.len())
+            && GROUPABLE.contains(&spec.name)
+    })
+}
+
+/// Runs `requests`, writes a client pipelined ([`groupable`]), as [`request`] runs each, but in
+/// one engine transaction: one lock, one log record and (under `appendfsync always`) one wait
+/// for the disk for all of them. Each keeps its own reply, errors and effects (a command that
+/// fails changes nothing; blocked clients are served after the command that fed them, in the
+/// same transaction). Replies are only for after the transaction is committed; if it cannot
+/// be, every reply is the error.
+pub(crate) fn request_group(
+    shared: &Shared,
+    conn: &mut ConnState,
+    requests: Vec<Vec<Bytes>>,
+    token: &mut Option<SyncToken>,
+) -> Vec<Frame> {
+    let mut replies = Vec::with_capacity(requests.len());
+    let mut served = Vec::new();
+    let result = shared.db.transaction_deferred(|tx| {
+        let mut group = Group {
+            tx,
+            served: Vec::new(),
+        };
+        for args in requests {
+            replies.push(request_in(shared, conn, args, &mut None, Some(&mut group)));
+        }
+        served = group.served;
+        Ok::<_, caskdb::Error>(())
+    });
+    match result {
+        Ok(((), t)) => {
+            *token = (*token).max(Some(t));
+            deliver(served, Ok(t));
+            publish_events(shared, conn);
+            replies
+        }
+        Err(e) => {
+            let error = failed(shared, conn, served, &e);
+            replies.iter().map(|_| error.clone()).collect()
+        }
+    }
+}
+
+/// [`request`], in a group's transaction if `group` is given.
+fn request_in(
+    shared: &Shared,
+    conn: &mut ConnState,
+    args: Vec<Bytes>,
+    token: &mut Option<SyncToken>,
+    group: Option<&mut Group<'_, '_>>,
+) -> Frame {
     let started = std::time::Instant::now();
     conn.executed = false;
     let mut found = None;
     let mut args = args;
-    let reply = run_request(shared, conn, &mut args, token, &mut found);
+    let reply = run_request(shared, conn, &mut args, token, &mut found, group);
     // Read after the command, so a CONFIG SET of the threshold applies to itself (as Redis).
     let (slow_threshold, slow_max) = shared.config.slowlog();
     // INFO commandstats and errorstats, as Redis counts them: a refused command (unknown,
@@ -149,6 +274,7 @@ fn run_request(
     args: &mut Vec<Bytes>,
     token: &mut Option<SyncToken>,
     found: &mut Option<(usize, &'static Spec)>,
+    group: Option<&mut Group<'_, '_>>,
 ) -> Frame {
     shared.stats.commands.add(1);
     let Some((i, spec)) = lookup_numbered(&args[0]) else {
@@ -242,11 +368,42 @@ fn run_request(
         return Frame::Simple("QUEUED");
     }
     conn.executed = true;
-    match spec.run {
-        Run::Store(handler) => run_one(shared, conn, spec, handler, args, token),
-        Run::Exec => exec(shared, conn, token),
-        Run::Script(call) => run_script(shared, conn, args, call, token),
+    match (spec.run, group) {
+        (Run::Store(handler), Some(group)) => run_grouped(shared, conn, spec, handler, args, group),
+        (Run::Store(handler), None) => run_one(shared, conn, spec, handler, args, token),
+        (Run::Exec, None) => exec(shared, conn, token),
+        (Run::Script(call), None) => run_script(shared, conn, args, call, token),
+        // (`groupable` admits neither: their transaction would wait for the group's lock.)
+        (Run::Exec | Run::Script(_), Some(_)) => {
+            Frame::err("internal error: EXEC or a script in a group of writes")
+        }
     }
+}
+
+/// Runs one command of a group of pipelined writes in the group's transaction, then serves
+/// the clients blocked on the keys it made ready, as [`run_one`] does alone.
+fn run_grouped(
+    shared: &Shared,
+    conn: &mut ConnState,
+    spec: &Spec,
+    handler: Handler,
+    args: &[Bytes],
+    group: &mut Group<'_, '_>,
+) -> Frame {
+    let frame = execute(
+        shared,
+        conn,
+        Store::Write(&mut *group.tx),
+        spec,
+        handler,
+        args,
+        false,
+    );
+    serve_ready(shared, group.tx, conn, &mut group.served);
+    if !matches!(frame, Frame::Error(_)) {
+        shared.stats.dirty.add(1);
+    }
+    frame
 }
 
 /// The NOPERM error if the connection's ACL user may not run `args` (`acl.rs`), logged.
