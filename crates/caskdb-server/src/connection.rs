@@ -573,6 +573,7 @@ impl Connection {
         // it to another thread costs more than a short script.
         let mut gate: Option<tokio::sync::OwnedMutexGuard<()>> = None;
         let mut batch = 0;
+        let mut group_bytes = 0;
         loop {
             if self.state.info.is_killed() {
                 return false;
@@ -618,16 +619,19 @@ impl Connection {
                         batch = 0;
                     }
                     if dispatch::groupable(&self.shared, &self.state, &args) {
+                        group_bytes += args.iter().map(Bytes::len).sum::<usize>();
                         group.push(args);
-                        if group.len() < GROUP_MAX {
+                        if group.len() < GROUP_MAX && group_bytes < dispatch::GROUP_BYTES {
                             continue;
                         }
+                        group_bytes = 0;
                         match self.run_group(std::mem::take(group), token) {
                             Next::Request => continue,
                             Next::Flush => return true,
                             Next::Wait => return false,
                         }
                     }
+                    group_bytes = 0;
                     if !group.is_empty()
                         && let Next::Wait = self.run_group(std::mem::take(group), token)
                     {

@@ -51,13 +51,19 @@ pub fn functions_range() -> ([u8; 2], [u8; 2]) {
 /// map as one record ([`DB_MAP_KEY`]: 16 bytes, entry `i` the stored database of database
 /// `i`). Only the layer that builds engine keys for the store translates; the registries
 /// (WATCH, blocked clients) and keyspace events speak logical databases.
-pub struct DbMap([std::sync::atomic::AtomicU8; DATABASES as usize]);
+pub struct DbMap(
+    [std::sync::atomic::AtomicU8; DATABASES as usize],
+    /// Bumped by every change of the map: a read without the writer lock that sees it
+    /// unchanged used one map throughout (`dispatch::run_one`).
+    std::sync::atomic::AtomicU64,
+);
 
 impl Default for DbMap {
     fn default() -> DbMap {
-        DbMap(std::array::from_fn(|i| {
-            std::sync::atomic::AtomicU8::new(i as u8)
-        }))
+        DbMap(
+            std::array::from_fn(|i| std::sync::atomic::AtomicU8::new(i as u8)),
+            std::sync::atomic::AtomicU64::new(0),
+        )
     }
 }
 
@@ -105,21 +111,30 @@ impl DbMap {
             .map_or(physical, |i| i as u8)
     }
 
+    /// How many times the map changed (see the field).
+    pub fn generation(&self) -> u64 {
+        self.1.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Takes the map `other` holds (a group's node, after applying a SWAPDB).
     pub fn assign(&self, other: &DbMap) {
-        use std::sync::atomic::Ordering::Relaxed;
+        use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+        self.1.fetch_add(1, AcqRel);
         for (mine, theirs) in self.0.iter().zip(&other.0) {
             mine.store(theirs.load(Relaxed), Relaxed);
         }
+        self.1.fetch_add(1, AcqRel);
     }
 
     /// SWAPDB: databases `a` and `b` trade their contents. (Callers hold the engine's writer
     /// lock, so two swaps never interleave.)
     pub fn swap(&self, a: usize, b: usize) {
-        use std::sync::atomic::Ordering::Relaxed;
+        use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+        self.1.fetch_add(1, AcqRel);
         let (pa, pb) = (self.0[a].load(Relaxed), self.0[b].load(Relaxed));
         self.0[a].store(pb, Relaxed);
         self.0[b].store(pa, Relaxed);
+        self.1.fetch_add(1, AcqRel);
     }
 
     /// `ek`, a logical engine key, with its database made the stored one.

@@ -147,12 +147,23 @@ const GROUPABLE: &[&str] = &[
     "xack",
 ];
 
+/// The largest request that joins a group, and the most request bytes a group holds: a
+/// group's staged writes stay far below the engine's batch limit (`max_batch_size`, 1 GiB),
+/// which one transaction's writes share.
+pub(crate) const GROUPABLE_BYTES: usize = 64 * 1024;
+/// (See [`GROUPABLE_BYTES`].)
+pub(crate) const GROUP_BYTES: usize = 4 << 20;
+
 /// Whether `args`, the next request of a pipeline on `conn`, may join a group of writes
 /// committed together ([`request_group`]). Not in a replicated group, inside MULTI, while
-/// subscribed, or while keyspace notifications or client tracking are on (their messages
-/// follow each command's reply).
+/// subscribed, while keyspace notifications or client tracking are on (their messages follow
+/// each command's reply), or while CLIENT PAUSE holds anything. (A pause that starts while a
+/// pipeline is being read does not hold back the writes read before it, which run as a group
+/// once the paused request is found.)
 pub(crate) fn groupable(shared: &Shared, conn: &ConnState, args: &[Bytes]) -> bool {
-    if shared.cluster.is_some()
+    if args.iter().map(Bytes::len).sum::<usize>() > GROUPABLE_BYTES
+        || shared.cluster.is_some()
+        || shared.pause.holds(true).is_some()
         || conn.multi.is_some()
         || conn.subscribed()
         || shared.tracking.active()
@@ -188,6 +199,11 @@ pub(crate) fn request_group(
             served: Vec::new(),
         };
         for args in requests {
+            // A connection to close (its ACL user deleted, a CLIENT KILL) runs nothing more,
+            // as alone.
+            if conn.close_after_reply || conn.info.is_killed() {
+                break;
+            }
             replies.push(request_in(shared, conn, args, &mut None, Some(&mut group)));
         }
         served = group.served;
@@ -851,10 +867,15 @@ fn run_one(
         // A read of several records (a collection's members…): first without the writer
         // lock, kept if no write landed while it ran; twice, then in a transaction.
         for _ in 0..2 {
+            // (SWAPDB changes which stored database a number means outside the index: the
+            // read is kept only if the map did not change either.)
+            let map = shared.dbs.generation();
             let ran = shared.db.read_unlocked(|tx| {
                 execute(shared, conn, Store::Write(tx), spec, handler, args, true)
             });
-            if let Some(frame) = ran {
+            if let Some(frame) = ran
+                && shared.dbs.generation() == map
+            {
                 return frame;
             }
         }
