@@ -122,16 +122,22 @@ pub(crate) fn read(
                 c.len
             )));
         }
-        // The part of [start, start + v.len()) inside [from, to).
-        let start = index * CHUNK;
-        let lo = start.max(from);
-        let hi = (start + v.len() as u64).min(to);
-        if lo < hi {
-            out[(lo - from) as usize..(hi - from) as usize]
-                .copy_from_slice(&v[(lo - start) as usize..(hi - start) as usize]);
-        }
+        overlay(&mut out, from, &v, index * CHUNK);
     }
     Ok(out)
+}
+
+/// Copies into `out`, which holds the string's bytes from `out_at` on, the part of `bytes`
+/// (the string's bytes from `at` on) that falls inside it; returns where that part ends in
+/// the string (at least `at` and `out_at`).
+pub(crate) fn overlay(out: &mut [u8], out_at: u64, bytes: &[u8], at: u64) -> u64 {
+    let lo = at.max(out_at);
+    let hi = (at + bytes.len() as u64).min(out_at + out.len() as u64);
+    if lo < hi {
+        out[(lo - out_at) as usize..(hi - out_at) as usize]
+            .copy_from_slice(&bytes[(lo - at) as usize..(hi - at) as usize]);
+    }
+    hi.max(lo)
 }
 
 /// What a chunk record stores for `bytes` (chunk content): without its trailing zeros, which

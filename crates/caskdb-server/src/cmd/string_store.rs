@@ -15,7 +15,7 @@ use super::ctx::{Ctx, chunk_read};
 use super::reply::{CmdError, wrongtype};
 use crate::frame::Frame;
 use crate::keyspace::{self, Entry, Type, kind};
-use crate::string_chunks::{CHUNK, CHUNKED_ABOVE, Chunked, stored_form};
+use crate::string_chunks::{CHUNK, CHUNKED_ABOVE, Chunked, overlay, stored_form};
 
 impl Ctx<'_, '_> {
     /// The string under `key`: its length and the bytes `pick` asks for given that length
@@ -196,18 +196,14 @@ impl StringEdit {
                     out[..part.len()].copy_from_slice(&part);
                 }
                 // …under what this edit read or changed.
+                let window = &mut out[..(hi - at) as usize];
                 for (&i, chunk) in loaded.range(at / CHUNK..=(hi - 1) / CHUNK) {
                     let start = i * CHUNK;
-                    let lo = start.max(at);
-                    let top = (start + chunk.len() as u64).min(hi);
-                    if lo < top {
-                        out[(lo - at) as usize..(top - at) as usize]
-                            .copy_from_slice(&chunk[(lo - start) as usize..(top - start) as usize]);
-                    }
+                    let end = overlay(window, at, chunk, start);
                     // A loaded chunk shorter than its span reads as zeros after its end.
                     let zeros_to = (start + CHUNK).min(hi);
-                    if top.max(lo) < zeros_to {
-                        out[(top.max(lo) - at) as usize..(zeros_to - at) as usize].fill(0);
+                    if end < zeros_to {
+                        window[(end - at) as usize..(zeros_to - at) as usize].fill(0);
                     }
                 }
             }
