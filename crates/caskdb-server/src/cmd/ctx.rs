@@ -105,16 +105,24 @@ impl<'db> Ctx<'_, 'db> {
     }
 
     /// Runs `f` on a view of the store no write changes while it runs: the command's
-    /// transaction, or, for a command that runs without one, a transaction of its own (which
-    /// writes nothing). For reads of several records that must agree, such as a chunked
-    /// string's key record and its chunks.
+    /// transaction; for a command that runs without one, a view without the writer lock kept
+    /// if no write landed meanwhile (`Db::read_unlocked`, so `f` may run more than once), and
+    /// after two tries a transaction of its own (which writes nothing). For reads of several
+    /// records that must agree, such as a chunked string's key record and its chunks.
     pub fn consistent<T>(
         &mut self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, CmdError>,
+        mut f: impl FnMut(&Transaction<'_>) -> Result<T, CmdError>,
     ) -> Result<T, CmdError> {
         match &mut self.store {
             Store::Write(tx) => f(tx),
-            Store::Read(d) => Ok(d.transaction_deferred(|tx| f(tx))?.0),
+            Store::Read(d) => {
+                for _ in 0..2 {
+                    if let Some(out) = d.read_unlocked(|tx| f(tx)) {
+                        return out;
+                    }
+                }
+                Ok(d.transaction_deferred(|tx| f(tx))?.0)
+            }
         }
     }
 
