@@ -62,26 +62,28 @@ fn no_group(key: &[u8], group: &[u8], tail: &str) -> CmdError {
 impl Ctx<'_, '_> {
     /// A stream keyspace event (`xgroup-create`…) for `key`, when they are on.
     fn stream_event(&mut self, name: &'static str, key: &[u8]) {
-        if notify::wanted(self.shared.config.notify_flags(), notify::STREAM) {
-            self.conn.events.push(notify::Event {
-                class: notify::STREAM,
-                name,
-                db: self.conn.db,
-                key: Bytes::copy_from_slice(key),
-            });
-        }
+        self.push_stream_event(false, name, key);
     }
 
     /// A stream keyspace event for `key` that comes after the command's own (XADD's
     /// `xtrim`), when they are on.
     pub(super) fn late_stream_event(&mut self, name: &'static str, key: &[u8]) {
+        self.push_stream_event(true, name, key);
+    }
+
+    fn push_stream_event(&mut self, late: bool, name: &'static str, key: &[u8]) {
         if notify::wanted(self.shared.config.notify_flags(), notify::STREAM) {
-            self.conn.late_events.push(notify::Event {
+            let event = notify::Event {
                 class: notify::STREAM,
                 name,
                 db: self.conn.db,
                 key: Bytes::copy_from_slice(key),
-            });
+            };
+            if late {
+                self.conn.late_events.push(event);
+            } else {
+                self.conn.events.push(event);
+            }
         }
     }
 
