@@ -87,12 +87,7 @@ fn write_item(out: &mut Vec<u8>, item: &Item) -> anyhow::Result<()> {
         Contents::String(s) => write_named(out, "value", s)?,
         Contents::List(items) | Contents::Set(items) => {
             out.extend_from_slice(b"\"value\":[");
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_element(out, item)?;
-            }
+            write_joined(out, items, |out, item| write_element(out, item))?;
             out.push(b']');
         }
         Contents::Hash(pairs) => {
@@ -100,36 +95,32 @@ fn write_item(out: &mut Vec<u8>, item: &Item) -> anyhow::Result<()> {
             // Object names are strings: a field that is not UTF-8 needs the array of pairs.
             let object = pairs.iter().all(|(f, _)| std::str::from_utf8(f).is_ok());
             out.push(if object { b'{' } else { b'[' });
-            for (i, (field, value)) in pairs.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
+            write_joined(out, pairs, |out, (field, value)| {
                 if object {
                     write_element(out, field)?;
                     out.push(b':');
-                    write_element(out, value)?;
+                    write_element(out, value)
                 } else {
                     out.push(b'[');
                     write_element(out, field)?;
                     out.push(b',');
                     write_element(out, value)?;
                     out.push(b']');
+                    Ok(())
                 }
-            }
+            })?;
             out.push(if object { b'}' } else { b']' });
         }
         Contents::ZSet(pairs) => {
             out.extend_from_slice(b"\"value\":[");
-            for (i, (member, score)) in pairs.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
+            write_joined(out, pairs, |out, (member, score)| {
                 out.push(b'[');
                 write_element(out, member)?;
                 out.push(b',');
                 write_score(out, *score)?;
                 out.push(b']');
-            }
+                Ok(())
+            })?;
             out.push(b']');
         }
         Contents::Stream(st) => write_stream(out, st)?,
@@ -169,21 +160,14 @@ fn write_id(out: &mut Vec<u8>, (ms, seq): direct::StreamId) -> anyhow::Result<()
 /// A stream's `value`: its entries, state and groups (see the module's documentation).
 fn write_stream(out: &mut Vec<u8>, st: &direct::Stream) -> anyhow::Result<()> {
     out.extend_from_slice(b"\"value\":{\"entries\":[");
-    for (i, (id, pairs)) in st.nodes.iter().flatten().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+    write_joined(out, st.nodes.iter().flatten(), |out, (id, pairs)| {
         out.push(b'[');
         write_id(out, *id)?;
         out.extend_from_slice(b",[");
-        for (j, p) in pairs.iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
-            }
-            write_element(out, p)?;
-        }
+        write_joined(out, pairs, |out, p| write_element(out, p))?;
         out.extend_from_slice(b"]]");
-    }
+        Ok(())
+    })?;
     out.extend_from_slice(b"],\"last_id\":");
     write_id(out, st.last_id)?;
     out.extend_from_slice(b",\"first_id\":");
@@ -191,10 +175,7 @@ fn write_stream(out: &mut Vec<u8>, st: &direct::Stream) -> anyhow::Result<()> {
     out.extend_from_slice(b",\"max_deleted_id\":");
     write_id(out, st.max_deleted)?;
     write!(out, ",\"entries_added\":{},\"groups\":[", st.entries_added)?;
-    for (i, g) in st.groups.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
+    write_joined(out, &st.groups, |out, g| {
         out.extend_from_slice(b"{\"name\":");
         write_element(out, &g.name)?;
         out.extend_from_slice(b",\"last_delivered_id\":");
@@ -205,28 +186,40 @@ fn write_stream(out: &mut Vec<u8>, st: &direct::Stream) -> anyhow::Result<()> {
             out.extend_from_slice(b",\"entries_read\":null");
         }
         out.extend_from_slice(b",\"consumers\":[");
-        for (j, (name, seen)) in g.consumers.iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
-            }
+        write_joined(out, &g.consumers, |out, (name, seen)| {
             out.push(b'[');
             write_element(out, name)?;
             write!(out, ",{seen}]")?;
-        }
+            Ok(())
+        })?;
         out.extend_from_slice(b"],\"pending\":[");
-        for (j, (id, at, count, owner)) in g.pending.iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
-            }
+        write_joined(out, &g.pending, |out, (id, at, count, owner)| {
             out.push(b'[');
             write_id(out, *id)?;
             out.push(b',');
             write_element(out, owner)?;
             write!(out, ",{at},{count}]")?;
-        }
+            Ok(())
+        })?;
         out.extend_from_slice(b"]}");
-    }
+        Ok(())
+    })?;
     out.extend_from_slice(b"]}");
+    Ok(())
+}
+
+/// Writes each of `items` with `each`, commas between them.
+fn write_joined<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut each: impl FnMut(&mut Vec<u8>, T) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        each(out, item)?;
+    }
     Ok(())
 }
 
