@@ -145,8 +145,6 @@ pub struct Vm {
     bridge: Table,
     loading: Loading,
     slot: Arc<Slot>,
-    /// The strings "KEYS" and "ARGV", made once.
-    names: (mlua::String, mlua::String),
 }
 
 impl Vm {
@@ -250,7 +248,6 @@ impl Vm {
                 Ok(VmState::Continue)
             },
         )?;
-        let names = (lua.create_string("KEYS")?, lua.create_string("ARGV")?);
         Ok(Vm {
             lua,
             run,
@@ -260,7 +257,6 @@ impl Vm {
             bridge,
             loading,
             slot,
-            names,
         })
     }
 
@@ -357,15 +353,7 @@ impl Vm {
             };
         };
         // (The kill switch was reset by the caller, before the script showed as running.)
-        // The arguments are set up before the memory cap is: without a cap, mlua makes
-        // strings and tables without a protected call each.
-        let result = self.arguments(keys, args, as_eval).and_then(|arguments| {
-            let limit = self.lua.used_memory().saturating_add(SCRIPT_MEMORY);
-            let _ = self.lua.set_memory_limit(limit);
-            let result = self.run_lent(&f, funcname, arguments, call);
-            let _ = self.lua.set_memory_limit(0);
-            result
-        });
+        let result = self.run_lent(&f, funcname, keys, args, as_eval, call);
         let killed = self.kill.swap(false, Ordering::Relaxed);
         let reply = match result {
             Ok(reply) => reply,
@@ -377,39 +365,21 @@ impl Vm {
         Outcome { reply, killed }
     }
 
-    /// The keys and arguments as Lua arrays: as EVAL's globals KEYS and ARGV (`None`
-    /// returned), or for a function's two arguments.
-    fn arguments(
-        &self,
-        keys: &[bytes::Bytes],
-        args: &[bytes::Bytes],
-        as_eval: bool,
-    ) -> mlua::Result<Option<(Table, Table)>> {
-        let lua = &self.lua;
-        let array = |items: &[bytes::Bytes]| -> mlua::Result<Table> {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, a) in items.iter().enumerate() {
-                t.raw_set(i + 1, lua.create_string(a)?)?;
-            }
-            Ok(t)
-        };
-        let (keys, args) = (array(keys)?, array(args)?);
-        if !as_eval {
-            return Ok(Some((keys, args)));
-        }
-        let globals = lua.globals();
-        globals.raw_set(&self.names.0, keys)?;
-        globals.raw_set(&self.names.1, args)?;
-        Ok(None)
-    }
-
-    /// Runs `f` (with a function's arguments, or as EVAL), `call` lent to `redis.call` for
-    /// the time of the run.
+    /// Runs `f` as EVAL (`keys` and `args` as the globals KEYS and ARGV) or as a function
+    /// (as its two arguments), `call` lent to `redis.call` for the time of the run.
+    ///
+    /// The arguments are made and the script is called in one protected call through Lua's C
+    /// API: through mlua's tables, each string and each `raw_set` takes its lock and a registry
+    /// reference, and each protected call pushes two C closures (allocated, in Lua 5.1); under
+    /// EVAL of a one-line script that was a tenth of the server's time. The arguments are made
+    /// before the memory cap is set, so a large argument is not counted against the script.
     fn run_lent(
         &self,
         f: &Function,
         funcname: &str,
-        arguments: Option<(Table, Table)>,
+        keys: &[bytes::Bytes],
+        args: &[bytes::Bytes],
+        as_eval: bool,
         call: &mut Call<'_>,
     ) -> mlua::Result<Frame> {
         self.slot.resp3.store(false, Ordering::Relaxed);
@@ -419,11 +389,54 @@ impl Vm {
             .call
             .store((&raw mut call).cast::<()>(), Ordering::Release);
         let lent = Lent(&self.slot);
-        let (ok, value): (bool, Value) = match arguments {
-            None => self.run.call((f.clone(),))?,
-            Some((keys, args)) => self.run_function.call((f.clone(), keys, args))?,
+        let lua = &self.lua;
+        let runner = if as_eval {
+            &self.run
+        } else {
+            &self.run_function
         };
+        let limit = lua.used_memory().saturating_add(SCRIPT_MEMORY);
+        // On the stack when this runs: `runner`, `f`. Nothing in it needs dropping, so an
+        // error thrown through it (memory, or one escaping `runner`'s xpcall) is safe.
+        let body = |state: *mut mlua::lua_State| {
+            // SAFETY: `state` is the Lua state mlua hands to `exec_raw`'s closure, with
+            // `runner` and `f` on its stack; the stack is grown before the pushes, and every
+            // pointer and length comes from a live slice.
+            unsafe {
+                use mlua::ffi;
+                let array = |items: &[bytes::Bytes]| {
+                    let n = std::os::raw::c_int::try_from(items.len()).unwrap_or(0);
+                    ffi::lua_createtable(state, n, 0);
+                    for (i, a) in items.iter().enumerate() {
+                        ffi::lua_pushlstring(state, a.as_ptr().cast(), a.len());
+                        ffi::lua_rawseti(state, -2, i as ffi::lua_Integer + 1);
+                    }
+                };
+                // (Raises a Lua error if the stack cannot grow.)
+                ffi::luaL_checkstack(state, 4, c"too many arguments".as_ptr());
+                let nargs = if as_eval {
+                    // Raw sets: the globals table is read-only to scripts.
+                    ffi::lua_pushlstring(state, c"KEYS".as_ptr(), 4);
+                    array(keys);
+                    ffi::lua_rawset(state, ffi::LUA_GLOBALSINDEX);
+                    ffi::lua_pushlstring(state, c"ARGV".as_ptr(), 4);
+                    array(args);
+                    ffi::lua_rawset(state, ffi::LUA_GLOBALSINDEX);
+                    1
+                } else {
+                    array(keys);
+                    array(args);
+                    3
+                };
+                let _ = lua.set_memory_limit(limit);
+                ffi::lua_call(state, nargs, 2);
+            }
+        };
+        // SAFETY: see `body`.
+        let ran = unsafe { lua.exec_raw::<(bool, Value)>((runner, f), body) };
+        let _ = lua.set_memory_limit(0);
         drop(lent);
+        let (ok, value) = ran?;
         let resp3 = self.slot.resp3.load(Ordering::Relaxed);
         Ok(if ok {
             convert::lua_to_reply(&value, resp3)
