@@ -213,6 +213,13 @@ fn eval_basics_and_conversions() {
             SCRIPT FLUSH SYNC
             SCRIPT FLUSH NOW
             SCRIPT FLUSH SYNC x
+            EVAL "return 'x'" 0
+            SCRIPT FLUSH
+            EVALSHA 573cd020e2fc941d149285df8b681959190edd09 0
+            SCRIPT EXISTS 573cd020e2fc941d149285df8b681959190edd09
+            EVAL "return 'x'" 0
+            EVALSHA 573cd020e2fc941d149285df8b681959190edd09 0
+            SCRIPT EXISTS 573cd020e2fc941d149285df8b681959190edd09
             SCRIPT KILL
             SCRIPT KILL x
             SCRIPT EXISTS
