@@ -744,15 +744,15 @@ fn script_in_tx(
         if !spec.arity_ok(argv.len()) {
             return Err("Wrong number of args calling Redis command from script".into());
         }
-        let name = match argv.get(1).filter(|_| spec.has(flags::CONTAINER)) {
-            Some(sub) => format!(
+        let info = match argv.get(1).filter(|_| spec.has(flags::CONTAINER)) {
+            Some(sub) => crate::command_info::get(&format!(
                 "{}|{}",
                 spec.name,
                 String::from_utf8_lossy(sub).to_ascii_lowercase()
-            ),
-            None => spec.name.to_string(),
+            ))
+            .or_else(|| crate::command_info::get(spec.name)),
+            None => crate::command_info::get(spec.name),
         };
-        let info = crate::command_info::get(&name).or_else(|| crate::command_info::get(spec.name));
         let flagged = |f: &str| info.is_some_and(|i| i.flags.contains(&f));
         let Run::Store(handler) = spec.run else {
             return Err("This Redis command is not allowed from script".into());
