@@ -119,6 +119,20 @@ impl Connection {
     async fn serve(&mut self) -> std::io::Result<()> {
         let mut stop = self.shared.shutdown.subscribe();
         let info = self.state.info.clone();
+        // A shutdown or CLIENT KILL, as one future made once for the reads and writes below:
+        // made anew for each wait, its two waiter registrations (and their removal) were a
+        // cost every request paid.
+        let ended = {
+            let mut stop = self.shared.shutdown.subscribe();
+            let info = info.clone();
+            async move {
+                tokio::select! {
+                    _ = stop.wait() => {}
+                    _ = info.killed() => {}
+                }
+            }
+        };
+        tokio::pin!(ended);
         loop {
             let mut token: Option<SyncToken> = None;
             let more_buffered = if let Some(args) = self.routed.take() {
@@ -193,8 +207,7 @@ impl Connection {
                         self.socket.write_all(&self.wbuf).await?;
                         self.socket.flush().await
                     } => r?,
-                    _ = stop.wait() => return Ok(()),
-                    _ = info.killed() => return Ok(()),
+                    _ = &mut ended => return Ok(()),
                     _ = closed(sub.as_deref()) => return self.overflowed("pubsub"),
                 }
                 self.shared.stats.net_output.add(self.wbuf.len() as u64);
@@ -231,8 +244,7 @@ impl Connection {
             let read = self.socket.read_buf(&mut self.rbuf);
             let n = tokio::select! {
                 biased;
-                _ = stop.wait() => return Ok(()),
-                _ = info.killed() => return Ok(()),
+                _ = &mut ended => return Ok(()),
                 _ = closed(sub.as_deref()) => return self.overflowed("pubsub"),
                 // Requests first: a stream of messages must not starve them (nor hide a
                 // hang-up).
