@@ -395,7 +395,6 @@ impl Vm {
         } else {
             &self.run_function
         };
-        let limit = lua.used_memory().saturating_add(SCRIPT_MEMORY);
         // On the stack when this runs: `runner`, `f`. Nothing in it needs dropping, so an
         // error thrown through it (memory, or one escaping `runner`'s xpcall) is safe.
         let body = |state: *mut mlua::lua_State| {
@@ -428,6 +427,8 @@ impl Vm {
                     array(args);
                     3
                 };
+                // The cap counts from what the VM holds with the arguments made.
+                let limit = lua.used_memory().saturating_add(SCRIPT_MEMORY);
                 let _ = lua.set_memory_limit(limit);
                 ffi::lua_call(state, nargs, 2);
             }
