@@ -104,7 +104,8 @@ struct Cached {
 
 /// EVAL's cache: the compiled scripts by SHA1, and the SHA1s by body, so that EVAL finds its
 /// script without hashing the body again (SHA1 in software was a tenth of a short script's
-/// time). Both change under one lock: a body found is always a script cached.
+/// time). Both change under one lock, and only under the VM's: a body found is always a script
+/// cached and compiled.
 #[derive(Default)]
 struct ScriptCache {
     by_sha: HashMap<String, Cached>,
@@ -309,14 +310,17 @@ impl Scripts {
         }
         let sha = vm::sha1_hex(body);
         let (flags, skip) = ScriptFlags::parse(body)?;
-        if !self.cache.lock().by_sha.contains_key(&sha) {
-            self.with_vm(|vm| vm.compile(&sha, &body[skip..]))??;
-        }
-        let mut cache = self.cache.lock();
-        cache.by_sha.insert(sha.clone(), Cached { flags });
-        cache
-            .by_body
-            .insert(Bytes::copy_from_slice(body), sha.clone());
+        // Compiled and cached under the VM's lock, as SCRIPT FLUSH empties both: a script in
+        // the cache is always one the VM holds.
+        self.with_vm(|vm| {
+            vm.compile(&sha, &body[skip..])?;
+            let mut cache = self.cache.lock();
+            cache.by_sha.insert(sha.clone(), Cached { flags });
+            cache
+                .by_body
+                .insert(Bytes::copy_from_slice(body), sha.clone());
+            Ok::<_, String>(())
+        })??;
         Ok(sha)
     }
 
@@ -332,8 +336,10 @@ impl Scripts {
 
     /// SCRIPT FLUSH.
     pub fn flush(&self) {
-        *self.cache.lock() = ScriptCache::default();
-        let _ = self.with_vm(Vm::flush);
+        let _ = self.with_vm(|vm| {
+            *self.cache.lock() = ScriptCache::default();
+            vm.flush();
+        });
     }
 
     /// Runs cached script `sha` for client `client`, its commands through `call`.
@@ -416,6 +422,16 @@ impl Scripts {
             .as_ref()
             .filter(|r| r.client != client)
             .map(|r| (r.started, r.eval))
+    }
+
+    /// Whether a script runs and has run for longer than `d`.
+    pub fn running_longer_than(&self, d: std::time::Duration) -> bool {
+        self.busy.load(Ordering::Acquire)
+            && self
+                .running
+                .lock()
+                .as_ref()
+                .is_some_and(|r| r.started.elapsed() > d)
     }
 
     /// Resolves when the running script ends. Create and `enable` it before looking at
