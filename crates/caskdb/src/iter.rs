@@ -201,6 +201,17 @@ pub struct RefIter {
     inline: usize,
 }
 
+impl RefIter {
+    /// Sets how many keys the first step fetches from the index (default 16, at most 256),
+    /// for a caller that knows how many it will take: a pop of one member fetches one key, a
+    /// read of 100 fetches 100 in one step. Only the first step, so call it before iterating.
+    #[must_use]
+    pub fn first_batch(mut self, n: usize) -> Self {
+        self.cursor.batch = n.clamp(1, BATCH);
+        self
+    }
+}
+
 impl Iterator for RefIter {
     type Item = Result<(Bytes, ValueRef)>;
 

@@ -161,6 +161,14 @@ impl<'t> TxRefIter<'t> {
             merge: Merge::new(stored, pending, now, |v| ValueRef::from(v.clone())),
         }
     }
+
+    /// How many keys the first step fetches from the index: see
+    /// [`RefIter::first_batch`](crate::RefIter::first_batch).
+    #[must_use]
+    pub fn first_batch(mut self, n: usize) -> Self {
+        self.merge.stored = self.merge.stored.first_batch(n);
+        self
+    }
 }
 
 impl Iterator for TxRefIter<'_> {

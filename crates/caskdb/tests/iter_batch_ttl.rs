@@ -118,6 +118,75 @@ fn front_and_back_meet_in_the_middle_without_repeats_or_gaps() {
 }
 
 #[test]
+fn a_chosen_first_batch_changes_nothing_but_how_much_is_fetched() {
+    let (_dir, db, model) = filled(1000);
+    let all: Vec<_> = model.clone().into_iter().collect();
+    fn read(
+        it: impl Iterator<Item = caskdb::Result<(bytes::Bytes, caskdb::ValueRef)>>,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        it.map(|r| {
+            let (k, v) = r.unwrap();
+            (k.to_vec(), v.read().unwrap().to_vec())
+        })
+        .collect()
+    }
+    for n in [0, 1, 3, 16, 255, 256, 10_000] {
+        let fwd = read(db.range_refs::<&[u8], _>(.., 64).first_batch(n));
+        assert_eq!(fwd, all, "first batch {n}");
+        let mut back = read(db.range_refs::<&[u8], _>(.., 64).first_batch(n).rev());
+        back.reverse();
+        assert_eq!(back, all, "first batch {n}, from the back");
+        // From one end only a few: what a pop of `n` members does.
+        let few: Vec<_> = db
+            .range_refs::<&[u8], _>(.., 64)
+            .first_batch(n)
+            .take(n.min(5))
+            .map(|r| r.unwrap().0.to_vec())
+            .collect();
+        assert_eq!(
+            few,
+            model.keys().take(n.min(5)).cloned().collect::<Vec<_>>()
+        );
+    }
+    // Writes made after the first (one-key) batch follow the documented rules: a key deleted
+    // ahead is skipped, one inserted ahead is returned.
+    let mut it = db.range_refs::<&[u8], _>(.., 64).first_batch(1);
+    assert_eq!(it.next().unwrap().unwrap().0.to_vec(), key(0));
+    db.delete(key(1)).unwrap();
+    db.put(b"caskdb-key-000000001a", "inserted ahead").unwrap();
+    let rest: Vec<Vec<u8>> = it.map(|r| r.unwrap().0.to_vec()).collect();
+    assert_eq!(rest[0], b"caskdb-key-000000001a".to_vec());
+    assert!(!rest.contains(&key(1)));
+    assert_eq!(rest.len(), 1000 - 1 - 1 + 1);
+    // And through a transaction, its own writes merged in.
+    db.transaction(|tx| -> Result<(), Error> {
+        tx.put(key(2), "staged")?;
+        tx.delete(key(0))?;
+        let firsts: Vec<(Vec<u8>, Vec<u8>)> = tx
+            .range_refs::<&[u8], _>(.., 64)
+            .first_batch(1)
+            .take(2)
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                (k.to_vec(), v.read().unwrap().to_vec())
+            })
+            .collect();
+        assert_eq!(
+            firsts,
+            vec![
+                (
+                    b"caskdb-key-000000001a".to_vec(),
+                    b"inserted ahead".to_vec()
+                ),
+                (key(2), b"staged".to_vec()),
+            ]
+        );
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
 fn an_open_iterator_sees_writes_as_documented() {
     let (dir, db, _) = filled(1000);
     let mut it = db.iter();

@@ -260,7 +260,8 @@ impl Ctx<'_, '_> {
             b => full(b),
         };
         let tx = self.tx()?;
-        let range = tx.range_refs((lo, hi), inline);
+        // (A pop of one member needs one key, not the default first batch of 16.)
+        let range = tx.range_refs((lo, hi), inline).first_batch(limit);
         let pairs: Box<dyn Iterator<Item = _>> = if reverse {
             Box::new(range.rev())
         } else {
