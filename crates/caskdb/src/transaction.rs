@@ -257,6 +257,39 @@ impl Transaction<'_> {
         Ok(existed)
     }
 
+    /// Deletes `key`, which the caller knows is live: it read it in this transaction, or it
+    /// belongs with a key it read (an index entry beside its record). Unlike
+    /// [`Transaction::delete`] it does not look the key up, a search of the index that can
+    /// cost as much as the rest of a small command in a large collection; if the key was
+    /// absent after all, the cost is one needless tombstone record.
+    ///
+    /// # Errors
+    /// As [`Transaction::put`].
+    ///
+    /// # Example
+    /// ```
+    /// # fn main() -> caskdb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = caskdb::Db::open(dir.path())?;
+    /// db.put("member", "1")?;
+    /// db.transaction(|tx| {
+    ///     if tx.get("member")?.is_some() {
+    ///         tx.delete_live("member")?;
+    ///     }
+    ///     Ok::<_, caskdb::Error>(())
+    /// })?;
+    /// assert_eq!(db.get("member")?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn delete_live(&mut self, key: impl AsRef<[u8]>) -> Result<()> {
+        let key = key.as_ref();
+        if key.is_empty() {
+            return Err(Error::KeyIsEmpty);
+        }
+        self.stage(key, None)
+    }
+
     /// Sets `key` to expire after `ttl` (replacing any expiry it had). Returns whether the key
     /// exists.
     ///

@@ -112,6 +112,34 @@ fn range_merges_pending_writes_in_both_directions() {
 }
 
 #[test]
+fn delete_live_deletes_without_a_lookup_and_is_harmless_on_an_absent_key() {
+    let (dir, db) = temp_db_with(unsynced(), &[("a", "1"), ("b", "2"), ("c", "3")]);
+    db.transaction(|tx| -> Result<(), Error> {
+        assert_eq!(tx.get("a")?.as_deref(), Some(&b"1"[..]));
+        tx.delete_live("a")?;
+        assert_eq!(tx.get("a")?, None, "its own delete is seen");
+        tx.delete_live("nosuch")?; // a tombstone for nothing
+        assert!(matches!(tx.delete_live(""), Err(Error::KeyIsEmpty)));
+        // Staged, then put again: the put wins, as with `delete`.
+        tx.delete_live("b")?;
+        tx.put("b", "again")?;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(db.get("a").unwrap(), None);
+    assert_eq!(db.get("nosuch").unwrap(), None);
+    assert_eq!(db.get("b").unwrap().as_deref(), Some(&b"again"[..]));
+    assert_eq!(db.len(), 2);
+    // The same after a restart: the tombstones are on disk.
+    drop(db);
+    let db = open(dir.path());
+    assert_eq!(db.get("a").unwrap(), None);
+    assert_eq!(db.get("b").unwrap().as_deref(), Some(&b"again"[..]));
+    assert_eq!(db.get("c").unwrap().as_deref(), Some(&b"3"[..]));
+    assert_eq!(db.len(), 2);
+}
+
+#[test]
 fn rollback_to_a_savepoint_undoes_only_later_writes() {
     let stored = [("kept", "old"), ("deleted-then-restored", "v")];
     let (_dir, db) = temp_db_with(unsynced(), &stored);

@@ -204,6 +204,15 @@ impl Ctx<'_, '_> {
         Ok(existed)
     }
 
+    /// Deletes member `rest` of `kind` from `m`, known to exist (its own record or its index
+    /// entry was read in this transaction): no lookup (see `Transaction::delete_live`).
+    pub fn del_live_member(&mut self, m: &Meta, kind: u8, rest: &[u8]) -> Result<(), CmdError> {
+        let k = keyspace::member_key(m.id, kind, rest);
+        self.tx()?.delete_live(&k)?;
+        self.member_writes += 1;
+        Ok(())
+    }
+
     /// Up to `limit` members of `kind` in `m` between `lo` and `hi` (bounds on the part after
     /// the prefix), ascending or descending: `(rest, value)` pairs.
     pub fn members(

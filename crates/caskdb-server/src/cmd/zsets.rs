@@ -86,7 +86,8 @@ pub(super) fn set_score(
     score: f64,
 ) -> Result<(), CmdError> {
     if let Some(o) = old {
-        ctx.del_member(m, kind::SCORE, &index_key(o, member))?;
+        // (The entry of the score just read.)
+        ctx.del_live_member(m, kind::SCORE, &index_key(o, member))?;
     }
     // -0 is stored as 0, as Redis does.
     let score = if score == 0.0 { 0.0 } else { score };
@@ -106,8 +107,9 @@ pub(super) fn remove(
     member: &[u8],
     score: f64,
 ) -> Result<(), CmdError> {
-    ctx.del_member(m, kind::MEMBER, member)?;
-    ctx.del_member(m, kind::SCORE, &index_key(score, member))?;
+    // (Every caller read the member's score first: both records are there.)
+    ctx.del_live_member(m, kind::MEMBER, member)?;
+    ctx.del_live_member(m, kind::SCORE, &index_key(score, member))?;
     m.len -= 1;
     Ok(())
 }
