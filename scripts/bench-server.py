@@ -16,12 +16,13 @@ import csv
 import io
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+from benchlib import free_port, wait_ready
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASKDB = os.path.join(ROOT, "target", "release", "caskdb")
@@ -34,26 +35,6 @@ SCRIPTS = os.environ.get("SCRIPTS") == "1"
 TLS = os.environ.get("TLS") == "1"
 CERTS = None
 SCRIPT = "return redis.call('incr',KEYS[1])"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(port, proc):
-    for _ in range(500):
-        if proc.poll() is not None:
-            sys.exit(f"server on {port} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return
-        except OSError:
-            time.sleep(0.02)
-    sys.exit(f"server on {port} never answered")
 
 
 def make_certs(d):

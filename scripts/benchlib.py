@@ -1,25 +1,49 @@
-"""What the comparison scripts share: a server started on a fresh directory and stopped by
-PID whatever happens, and a redis-benchmark run read back from its CSV."""
+"""What the comparison scripts share: a free port, a server started on a fresh directory and
+stopped by PID whatever happens, and a redis-benchmark run read back from its CSV."""
 import contextlib
 import csv
 import io
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 
+def free_port():
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port, proc):
+    """Returns once the server `proc` on `port` answers PING; exits if it died or never does."""
+    for _ in range(500):
+        if proc.poll() is not None:
+            sys.exit(f"server on {port} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            time.sleep(0.02)
+    sys.exit(f"server on {port} never answered")
+
+
 @contextlib.contextmanager
-def server(binary, port):
+def server(binary, port, env=None):
     """redis-server (`binary` None; `appendonly yes`, no snapshots) or `binary serve` on
-    `port`, on a directory of its own; stopped and its directory removed on leaving."""
+    `port` (under environment `env` if given), on a directory of its own; stopped and its
+    directory removed on leaving."""
     work = tempfile.mkdtemp(prefix="caskdb-bench-")
     if binary is None:
         cmd = ["redis-server", "--port", str(port), "--dir", work, "--appendonly", "yes", "--save", ""]
     else:
         cmd = [binary, "serve", "--dir", work, "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         for _ in range(100):
             ping = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True)
