@@ -124,6 +124,52 @@ fn sections_and_fields_are_redis_s() {
 }
 
 #[test]
+fn script_and_function_counts_are_redis_s() {
+    let Some(redis) = start_redis() else {
+        return;
+    };
+    let cask = common::start_fresh();
+    let mut r = Raw::connect(redis.addr);
+    let mut c = Raw::connect(cask.addr);
+    let counts = |c: &mut Raw| {
+        let v = values(&info(c, &["memory"]));
+        [
+            "number_of_cached_scripts",
+            "number_of_functions",
+            "number_of_libraries",
+        ]
+        .map(|k| v[k].clone())
+    };
+    let lib = "#!lua name=mylib\nredis.register_function('f1', function() return 1 end)\nredis.register_function('f2', function() return 2 end)";
+    let steps: &[&[&str]] = &[
+        &["EVAL", "return 1", "0"],
+        &["EVAL", "return 1", "0"],
+        &["EVAL", "return 2", "0"],
+        &["SCRIPT", "LOAD", "return 3"],
+        &["EVAL", "return +", "0"],
+        &["FUNCTION", "LOAD", lib],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=other\nredis.register_function('g', function() return 3 end)",
+        ],
+        &["FUNCTION", "DELETE", "other"],
+        &["SCRIPT", "FLUSH"],
+        &["FUNCTION", "FLUSH"],
+    ];
+    assert_eq!(counts(&mut r), counts(&mut c), "at the start");
+    for step in steps {
+        let (a, b) = (r.cmd(step), c.cmd(step));
+        assert_eq!(
+            std::mem::discriminant(&a),
+            std::mem::discriminant(&b),
+            "{step:?}: {a:?} / {b:?}"
+        );
+        assert_eq!(counts(&mut r), counts(&mut c), "after {step:?}");
+    }
+}
+
+#[test]
 fn counters_move() {
     let srv = common::start_fresh();
     let mut c = Raw::connect(srv.addr);

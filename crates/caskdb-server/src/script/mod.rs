@@ -159,6 +159,15 @@ pub(crate) struct Scripts {
     version: String,
 }
 
+/// INFO's figures of scripts ([`Scripts::counts`]).
+pub struct ScriptCounts {
+    pub cached_scripts: usize,
+    pub cached_bytes: usize,
+    pub libraries: usize,
+    pub functions: usize,
+    pub library_bytes: usize,
+}
+
 /// What one run gave.
 pub struct Ran {
     pub reply: Frame,
@@ -322,6 +331,20 @@ impl Scripts {
             Ok::<_, String>(())
         })??;
         Ok(sha)
+    }
+
+    /// INFO's figures of scripts: EVAL's cached scripts and the bytes of their bodies; the
+    /// libraries, their functions and the bytes of their code.
+    pub fn counts(&self) -> ScriptCounts {
+        let cache = self.cache.lock();
+        let registry = self.registry.lock();
+        ScriptCounts {
+            cached_scripts: cache.by_sha.len(),
+            cached_bytes: cache.by_body.keys().map(Bytes::len).sum(),
+            libraries: registry.libraries.len(),
+            functions: registry.libraries.values().map(|l| l.functions.len()).sum(),
+            library_bytes: registry.libraries.values().map(|l| l.code.len()).sum(),
+        }
     }
 
     /// The flags of cached script `sha` (lowercase), if cached.
