@@ -1,8 +1,9 @@
 //! Ordered iteration over a live database.
 //!
 //! An iterator holds no lock and no snapshot. It walks the index in key order, fetching keys
-//! in batches (16 at first, doubling up to [`BATCH`], so a short range scan fetches little;
-//! from either end: iterators are double-ended), and reads each value when it returns that key.
+//! in batches (16 at first, or what `RefIter::first_batch` asks, doubling up to [`BATCH`], so a
+//! short range scan fetches little; from either end: iterators are double-ended), and reads
+//! each value when it returns that key.
 //! If nothing in the index changed since the batch was fetched, it reads the value where the
 //! batch said it was; otherwise it looks the key up again. So, for changes made while an
 //! iterator is open:
