@@ -220,6 +220,9 @@ pub const STRING_RAW: u8 = 5;
 /// SETBIT, SETRANGE, APPEND, BITFIELD or PFADD leave it long; it is in Redis's `raw` encoding.
 pub const STRING_CHUNKED: u8 = 7;
 
+/// The length of a [`STRING_CHUNKED`] record: the type byte, the id and the length (u64 each).
+pub const CHUNKED_RECORD_LEN: usize = 17;
+
 /// A stored value: its type, payload, and expiry (ms since the epoch).
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -240,7 +243,7 @@ impl Entry {
     /// string's bytes).
     pub fn decode(raw: Bytes, expire_at: Option<u64>) -> Option<Entry> {
         let ty = Type::from_byte(*raw.first()?)?;
-        if raw[0] == STRING_CHUNKED && raw.len() != 17 {
+        if raw[0] == STRING_CHUNKED && raw.len() != CHUNKED_RECORD_LEN {
             return None;
         }
         Some(Entry {

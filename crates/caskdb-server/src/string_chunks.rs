@@ -15,7 +15,9 @@
 use bytes::Bytes;
 use caskdb::Transaction;
 
-use crate::keyspace::{self, EngineKey, Entry, MEMBER_PREFIX_LEN, STRING_CHUNKED, kind};
+use crate::keyspace::{
+    self, CHUNKED_RECORD_LEN, EngineKey, Entry, MEMBER_PREFIX_LEN, STRING_CHUNKED, kind,
+};
 
 /// Bytes per chunk: a change in place writes at most this many (per chunk it touches).
 pub(crate) const CHUNK: u64 = 4096;
@@ -41,10 +43,10 @@ impl Chunked {
 
     /// Decodes a key record (type byte included).
     pub fn decode(raw: &[u8]) -> Option<Chunked> {
-        let (&ty, rest) = raw.split_first()?;
-        if ty != STRING_CHUNKED || rest.len() != 16 {
+        if raw.len() != CHUNKED_RECORD_LEN || raw[0] != STRING_CHUNKED {
             return None;
         }
+        let rest = &raw[1..];
         let word = |i: usize| u64::from_be_bytes(rest[i..i + 8].try_into().unwrap_or([0; 8]));
         Some(Chunked {
             id: word(0),
@@ -54,7 +56,7 @@ impl Chunked {
 
     /// The key record: type byte, id, length.
     pub fn encode(&self) -> Bytes {
-        let mut v = Vec::with_capacity(17);
+        let mut v = Vec::with_capacity(CHUNKED_RECORD_LEN);
         v.push(STRING_CHUNKED);
         v.extend_from_slice(&self.id.to_be_bytes());
         v.extend_from_slice(&self.len.to_be_bytes());
