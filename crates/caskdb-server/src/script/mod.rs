@@ -97,7 +97,7 @@ impl ScriptFlags {
     }
 }
 
-/// A script in the cache: its body and flags.
+/// A script in the cache: its flags (its body is the key of `ScriptCache::by_body`).
 struct Cached {
     flags: ScriptFlags,
 }
