@@ -116,10 +116,8 @@ impl<'db> Ctx<'_, 'db> {
         match &mut self.store {
             Store::Write(tx) => f(tx),
             Store::Read(d) => {
-                for _ in 0..2 {
-                    if let Some(out) = d.read_unlocked(|tx| f(tx)) {
-                        return out;
-                    }
+                if let Some(out) = read_unlocked_tries(d, |tx| Some(f(tx))) {
+                    return out;
                 }
                 Ok(d.transaction_deferred(|tx| f(tx))?.0)
             }
@@ -450,6 +448,16 @@ impl<'db> Ctx<'_, 'db> {
 }
 
 /// Bytes `from..to` of chunked string `c`, as a command's result.
+/// Runs `f` in a view of `db` without the writer lock (`Db::read_unlocked`), up to twice: the
+/// result of the first run no write disturbed and `f` kept (`Some`), if any. A caller that gets
+/// `None` reads in a transaction instead, so that writes landing all the time cannot starve it.
+pub(super) fn read_unlocked_tries<T>(
+    db: &Db,
+    mut f: impl FnMut(&mut Transaction<'_>) -> Option<T>,
+) -> Option<T> {
+    (0..2).find_map(|_| db.read_unlocked(&mut f).flatten())
+}
+
 pub(crate) fn chunk_read(
     tx: &Transaction<'_>,
     c: &Chunked,

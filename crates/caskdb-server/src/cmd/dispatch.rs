@@ -20,7 +20,7 @@
 use bytes::Bytes;
 use caskdb::SyncToken;
 
-use super::ctx::{Ctx, Store};
+use super::ctx::{Ctx, Store, read_unlocked_tries};
 use super::events;
 use std::sync::Arc;
 
@@ -866,18 +866,15 @@ fn run_one(
     if shared.cluster.is_none() && !spec.has(flags::WRITE) && spec.name != "xread" {
         // A read of several records (a collection's members…): first without the writer
         // lock, kept if no write landed while it ran; twice, then in a transaction.
-        for _ in 0..2 {
+        let ran = read_unlocked_tries(&shared.db, |tx| {
             // (SWAPDB changes which stored database a number means outside the index: the
             // read is kept only if the map did not change either.)
             let map = shared.dbs.generation();
-            let ran = shared.db.read_unlocked(|tx| {
-                execute(shared, conn, Store::Write(tx), spec, handler, args, true)
-            });
-            if let Some(frame) = ran
-                && shared.dbs.generation() == map
-            {
-                return frame;
-            }
+            let frame = execute(shared, conn, Store::Write(tx), spec, handler, args, true);
+            (shared.dbs.generation() == map).then_some(frame)
+        });
+        if let Some(frame) = ran {
+            return frame;
         }
     }
     let mut served = Vec::new();
