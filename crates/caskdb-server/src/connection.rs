@@ -635,8 +635,11 @@ impl Connection {
                         gate = None;
                         batch = 0;
                     }
-                    if dispatch::groupable(&self.shared, &self.state, &args) {
-                        group_bytes += args.iter().map(Bytes::len).sum::<usize>();
+                    let bytes = args.iter().map(Bytes::len).sum::<usize>();
+                    if bytes <= dispatch::GROUPABLE_BYTES
+                        && dispatch::groupable(&self.shared, &self.state, &args)
+                    {
+                        group_bytes += bytes;
                         group.push(args);
                         if group.len() < GROUP_MAX && group_bytes < dispatch::GROUP_BYTES {
                             continue;

@@ -154,15 +154,15 @@ pub(crate) const GROUPABLE_BYTES: usize = 64 * 1024;
 /// (See [`GROUPABLE_BYTES`].)
 pub(crate) const GROUP_BYTES: usize = 4 << 20;
 
-/// Whether `args`, the next request of a pipeline on `conn`, may join a group of writes
-/// committed together ([`request_group`]). Not in a replicated group, inside MULTI, while
+/// Whether `args`, the next request of a pipeline on `conn` (of at most [`GROUPABLE_BYTES`]:
+/// the caller, which counts a group's bytes, checks), may join a group of writes committed
+/// together ([`request_group`]). Not in a replicated group, inside MULTI, while
 /// subscribed, while keyspace notifications or client tracking are on (their messages follow
 /// each command's reply), or while CLIENT PAUSE holds anything. (A pause that starts while a
 /// pipeline is being read does not hold back the writes read before it, which run as a group
 /// once the paused request is found.)
 pub(crate) fn groupable(shared: &Shared, conn: &ConnState, args: &[Bytes]) -> bool {
-    if args.iter().map(Bytes::len).sum::<usize>() > GROUPABLE_BYTES
-        || shared.cluster.is_some()
+    if shared.cluster.is_some()
         || shared.pause.holds(true).is_some()
         || conn.multi.is_some()
         || conn.subscribed()
