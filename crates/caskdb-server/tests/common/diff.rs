@@ -36,6 +36,20 @@ pub fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// The `process_id` that the server on `addr` gives in `INFO server`.
+fn pid_on(addr: SocketAddr) -> Option<u32> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    s.write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n").ok()?;
+    let Reply::Bulk(info) = super::read_reply(&mut std::io::BufReader::new(s))? else {
+        return None;
+    };
+    String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Whether something on `addr` answers PING with PONG.
 pub fn answers_ping(addr: SocketAddr) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
@@ -111,7 +125,10 @@ pub fn start_redis_with(extra: &[&str]) -> Option<RedisServer> {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if answers_ping(server.addr) {
+            // Whatever answers must be this child: another test's server (caskdb binds port
+            // 0 and may be given the port we probed) would answer PING too, and every
+            // comparison would then run against the wrong server.
+            if answers_ping(server.addr) && pid_on(server.addr) == Some(server.child.id()) {
                 return Some(server);
             }
             if server
