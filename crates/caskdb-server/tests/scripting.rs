@@ -111,6 +111,19 @@ fn eval_basics_and_conversions() {
             EVAL "local ok, e = pcall(redis.call, 'nosuch'); return e" 0
             EVAL "local ok, e = pcall(error, {err='X y'}); return e" 0
             EVAL "local ok, e = pcall(error, 'plain'); return e" 0
+            EVAL "return redis.call('get', true)" 0
+            EVAL "return redis.call('get', nil)" 0
+            EVAL "return redis.pcall('get', 'k', function() end)" 0
+            EVAL "redis.call('set', 'num', 1e20); return redis.call('get', 'num')" 0
+            EVAL "redis.call('set', 'num', 1/3); return redis.call('get', 'num')" 0
+            EVAL "redis.call('set', 'num', -7); return redis.call('get', 'num')" 0
+            EVAL "redis.call('set', 'num', 2^63); return redis.call('get', 'num')" 0
+            EVAL "redis.call('set', 'num', -2^63); return redis.call('get', 'num')" 0
+            EVAL "return redis.pcall('hget', 'l', 'x')" 0
+            EVAL "local r = redis.pcall('hget', 'l', 'x'); return type(r) .. r.err" 0
+            XADD st 1-1 f v g w
+            EVAL "return redis.call('xrange', 'st', '-', '+')" 0
+            EVAL "return redis.call('xrange', 'st', '-', '+')[1][2][3]" 0
             "##,
         );
         d.script("errors and the sandbox");
@@ -192,6 +205,11 @@ fn eval_basics_and_conversions() {
             EVAL "redis.setresp(3); return true" 0
             EVAL "redis.setresp(3); return false" 0
             EVAL "redis.setresp(2); return redis.call('get', 'nosuch')" 0
+            EVAL "redis.setresp(3); local r = redis.call('zrange', 'z', 0, -1, 'withscores'); return r[1][1] .. ':' .. r[1][2].double" 0
+            EVAL "redis.setresp(3); local r = redis.call('smembers', 's'); return tostring(r.set.m)" 0
+            EVAL "redis.setresp(3); local r = redis.call('info', 'server'); return {r.verbatim_string.format, type(r.verbatim_string.string)}" 0
+            EVAL "redis.setresp(3); local r = redis.call('hgetall', 'nosuch'); return type(r.map) .. tostring(next(r.map))" 0
+            EVAL "redis.setresp(3); return redis.pcall('hget', 's', 'x')" 0
             "##,
         );
         d.script("script commands");

@@ -3,7 +3,9 @@
 //! result to a reply, in the caller's.
 
 use bytes::Bytes;
-use mlua::{Lua, Table, Value};
+use std::os::raw::c_int;
+
+use mlua::{Table, Value, ffi};
 
 use crate::frame::Frame;
 
@@ -25,102 +27,180 @@ pub fn message_error_text(msg: &str) -> String {
     format!("ERR {}", msg.trim_matches(['\r', '\n']))
 }
 
-/// `{err = text}`.
-pub fn error_table(lua: &Lua, text: &str) -> mlua::Result<Table> {
-    let t = lua.create_table()?;
-    t.raw_set("err", text)?;
-    Ok(t)
-}
-
-fn single(lua: &Lua, field: &str, value: impl mlua::IntoLua) -> mlua::Result<Value> {
-    let t = lua.create_table()?;
-    t.raw_set(field, value)?;
-    Ok(Value::Table(t))
-}
-
-/// A command's reply as the script sees it (`resp3`: the script said `redis.setresp(3)`).
-pub fn reply_to_lua(lua: &Lua, frame: &Frame, resp3: bool) -> mlua::Result<Value> {
-    to_lua(lua, frame, resp3, 0)
-}
-
-fn to_lua(lua: &Lua, frame: &Frame, resp3: bool, depth: usize) -> mlua::Result<Value> {
+/// Makes a command's reply ready for [`push_reply`], which must not allocate on the Rust side:
+/// stored values read, error texts in the `err` form, RESP2 doubles formatted, several replies
+/// down to the last. `Err`: a stored value could not be read.
+pub fn settle(frame: &mut Frame, resp3: bool, depth: usize) -> Result<(), String> {
     if depth > MAX_DEPTH {
-        return Err(mlua::Error::runtime("reached lua stack limit"));
+        return Ok(()); // (`push_reply` raises there.)
     }
-    let array = |items: &mut dyn Iterator<Item = &Frame>| -> mlua::Result<Value> {
-        let t = lua.create_table()?;
-        for (i, f) in items.enumerate() {
-            t.raw_set(i + 1, to_lua(lua, f, resp3, depth + 1)?)?;
+    match frame {
+        Frame::Stored(v) => *frame = Frame::Bulk(v.0.read().map_err(|e| e.to_string())?),
+        Frame::Error(e) => *e = reply_error_text(e),
+        Frame::Double(d) if !resp3 => {
+            *frame = Frame::Bulk(Bytes::from(crate::frame::format_double(*d)));
         }
-        Ok(Value::Table(t))
-    };
-    Ok(match frame {
-        Frame::Simple(s) => single(lua, "ok", *s)?,
-        Frame::Status(s) => single(lua, "ok", s.as_str())?,
-        Frame::Error(e) => Value::Table(error_table(lua, &reply_error_text(e))?),
-        Frame::Integer(n) => Value::Number(*n as f64),
-        Frame::Bulk(b) => Value::String(lua.create_string(b)?),
-        Frame::Stored(v) => {
-            Value::String(lua.create_string(v.0.read().map_err(mlua::Error::external)?)?)
-        }
-        Frame::Null | Frame::NullArray => {
-            if resp3 {
-                Value::Nil
-            } else {
-                Value::Boolean(false)
-            }
-        }
-        Frame::Array(items) | Frame::Push(items) => array(&mut items.iter())?,
-        Frame::Set(items) if resp3 => {
-            let set = lua.create_table()?;
-            for f in items {
-                set.raw_set(to_lua(lua, f, resp3, depth + 1)?, true)?;
-            }
-            single(lua, "set", set)?
-        }
-        Frame::Set(items) => array(&mut items.iter())?,
-        Frame::Map(pairs) if resp3 => {
-            let map = lua.create_table()?;
-            for (k, v) in pairs {
-                map.raw_set(
-                    to_lua(lua, k, resp3, depth + 1)?,
-                    to_lua(lua, v, resp3, depth + 1)?,
-                )?;
-            }
-            single(lua, "map", map)?
-        }
-        Frame::Map(pairs) => array(&mut pairs.iter().flat_map(|(k, v)| [k, v]))?,
-        Frame::Pairs(pairs) if resp3 => {
-            let t = lua.create_table()?;
-            for (i, (k, v)) in pairs.iter().enumerate() {
-                let pair = Frame::Array(vec![k.clone(), v.clone()]);
-                t.raw_set(i + 1, to_lua(lua, &pair, resp3, depth + 1)?)?;
-            }
-            Value::Table(t)
-        }
-        Frame::Pairs(pairs) => array(&mut pairs.iter().flat_map(|(k, v)| [k, v]))?,
-        Frame::Verbatim(s) if resp3 => {
-            let v = lua.create_table()?;
-            v.raw_set("format", "txt")?;
-            v.raw_set("string", lua.create_string(s)?)?;
-            single(lua, "verbatim_string", v)?
-        }
-        Frame::Verbatim(s) => Value::String(lua.create_string(s)?),
-        Frame::Double(d) if resp3 => single(lua, "double", *d)?,
-        Frame::DoubleText(t) if resp3 => single(lua, "double", t.parse::<f64>().unwrap_or(0.0))?,
-        Frame::DoubleText(t) => Value::String(lua.create_string(t)?),
-        Frame::Double(d) => Value::String(lua.create_string(crate::frame::format_double(*d))?),
-        Frame::Boolean(b) if resp3 => Value::Boolean(*b),
-        Frame::Boolean(b) => Value::Number(if *b { 1.0 } else { 0.0 }),
-        Frame::BigNumber(n) if resp3 => single(lua, "big_number", n.as_str())?,
-        Frame::BigNumber(n) => Value::String(lua.create_string(n)?),
         // Several replies (only pub/sub commands give them, and scripts may not call those):
         // the last one.
-        Frame::Sequence(frames) => match frames.last() {
-            Some(f) => to_lua(lua, f, resp3, depth + 1)?,
-            None => Value::Nil,
-        },
-    })
+        Frame::Sequence(frames) => {
+            // (None: no value, `push_reply` pushes nil.)
+            if let Some(last) = frames.pop() {
+                *frame = last;
+                return settle(frame, resp3, depth + 1);
+            }
+        }
+        Frame::Array(items) | Frame::Push(items) | Frame::Set(items) => {
+            for f in items {
+                settle(f, resp3, depth + 1)?;
+            }
+        }
+        Frame::Map(pairs) | Frame::Pairs(pairs) => {
+            for (k, v) in pairs {
+                settle(k, resp3, depth + 1)?;
+                settle(v, resp3, depth + 1)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Pushes a settled reply ([`settle`]) as the Lua value a script sees (`resp3`: the script
+/// said `redis.setresp(3)`).
+///
+/// # Safety
+/// Runs in a protected call (`lua_cpcall`): it raises Lua errors (memory, nesting too deep).
+/// Allocates nothing on the Rust side, so such an error skips nothing to drop.
+pub unsafe fn push_reply(state: *mut ffi::lua_State, frame: &Frame, resp3: bool, depth: usize) {
+    // SAFETY: the stack is grown before each level's pushes; every pointer and length comes
+    // from a live borrow of `frame`.
+    unsafe {
+        if depth > MAX_DEPTH {
+            raise(state, "reached lua stack limit");
+        }
+        ffi::luaL_checkstack(state, 4, c"reached lua stack limit".as_ptr());
+        let text = |s: &[u8]| {
+            ffi::lua_pushlstring(state, s.as_ptr().cast(), s.len());
+        };
+        // `{field = <the value on top>}`.
+        let wrap = |field: &str| {
+            ffi::lua_createtable(state, 0, 1);
+            text(field.as_bytes());
+            ffi::lua_pushvalue(state, -3);
+            ffi::lua_rawset(state, -3);
+            ffi::lua_remove(state, -2);
+        };
+        // (Slice iterators only: nothing with a destructor lives in these frames.)
+        let array = |items: &[Frame]| {
+            ffi::lua_createtable(state, c_int::try_from(items.len()).unwrap_or(0), 0);
+            for (i, f) in items.iter().enumerate() {
+                push_reply(state, f, resp3, depth + 1);
+                ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
+            }
+        };
+        match frame {
+            Frame::Simple(s) => {
+                text(s.as_bytes());
+                wrap("ok");
+            }
+            Frame::Status(s) => {
+                text(s.as_bytes());
+                wrap("ok");
+            }
+            Frame::Error(e) => {
+                text(e.as_bytes());
+                wrap("err");
+            }
+            Frame::Integer(n) => ffi::lua_pushnumber(state, *n as f64),
+            Frame::Bulk(b) => text(b),
+            Frame::Null | Frame::NullArray if resp3 => ffi::lua_pushnil(state),
+            Frame::Null | Frame::NullArray => ffi::lua_pushboolean(state, 0),
+            Frame::Array(items) | Frame::Push(items) => array(items),
+            Frame::Set(items) if resp3 => {
+                ffi::lua_createtable(state, 0, c_int::try_from(items.len()).unwrap_or(0));
+                for f in items {
+                    push_reply(state, f, resp3, depth + 1);
+                    ffi::lua_pushboolean(state, 1);
+                    ffi::lua_rawset(state, -3);
+                }
+                wrap("set");
+            }
+            Frame::Set(items) => array(items),
+            Frame::Map(pairs) if resp3 => {
+                ffi::lua_createtable(state, 0, c_int::try_from(pairs.len()).unwrap_or(0));
+                for (k, v) in pairs {
+                    push_reply(state, k, resp3, depth + 1);
+                    push_reply(state, v, resp3, depth + 1);
+                    ffi::lua_rawset(state, -3);
+                }
+                wrap("map");
+            }
+            Frame::Pairs(pairs) if resp3 => {
+                ffi::lua_createtable(state, c_int::try_from(pairs.len()).unwrap_or(0), 0);
+                for (i, (k, v)) in pairs.iter().enumerate() {
+                    ffi::luaL_checkstack(state, 4, c"reached lua stack limit".as_ptr());
+                    ffi::lua_createtable(state, 2, 0);
+                    push_reply(state, k, resp3, depth + 2);
+                    ffi::lua_rawseti(state, -2, 1);
+                    push_reply(state, v, resp3, depth + 2);
+                    ffi::lua_rawseti(state, -2, 2);
+                    ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
+                }
+            }
+            Frame::Map(pairs) | Frame::Pairs(pairs) => {
+                // Flat: key, value, key, value…
+                let n = c_int::try_from(pairs.len() * 2).unwrap_or(0);
+                ffi::lua_createtable(state, n, 0);
+                for (i, (k, v)) in pairs.iter().enumerate() {
+                    push_reply(state, k, resp3, depth + 1);
+                    ffi::lua_rawseti(state, -2, (2 * i + 1) as ffi::lua_Integer);
+                    push_reply(state, v, resp3, depth + 1);
+                    ffi::lua_rawseti(state, -2, (2 * i + 2) as ffi::lua_Integer);
+                }
+            }
+            Frame::Verbatim(s) if resp3 => {
+                ffi::lua_createtable(state, 0, 2);
+                text(b"format");
+                text(b"txt");
+                ffi::lua_rawset(state, -3);
+                text(b"string");
+                text(s.as_bytes());
+                ffi::lua_rawset(state, -3);
+                wrap("verbatim_string");
+            }
+            Frame::Verbatim(s) => text(s.as_bytes()),
+            Frame::Double(d) if resp3 => {
+                ffi::lua_pushnumber(state, *d);
+                wrap("double");
+            }
+            Frame::DoubleText(t) if resp3 => {
+                ffi::lua_pushnumber(state, t.parse::<f64>().unwrap_or(0.0));
+                wrap("double");
+            }
+            Frame::DoubleText(t) => text(t.as_bytes()),
+            Frame::Boolean(b) if resp3 => ffi::lua_pushboolean(state, c_int::from(*b)),
+            Frame::Boolean(b) => ffi::lua_pushnumber(state, if *b { 1.0 } else { 0.0 }),
+            Frame::BigNumber(n) if resp3 => {
+                text(n.as_bytes());
+                wrap("big_number");
+            }
+            Frame::BigNumber(n) => text(n.as_bytes()),
+            // Settled away (`settle`): a RESP2 double, a stored value, several replies.
+            Frame::Double(_) | Frame::Stored(_) | Frame::Sequence(_) => ffi::lua_pushnil(state),
+        }
+    }
+}
+
+/// Raises `msg` as a Lua error.
+///
+/// # Safety
+/// As [`push_reply`]'s.
+unsafe fn raise(state: *mut ffi::lua_State, msg: &str) -> ! {
+    // SAFETY: a protected call catches the error; `msg` is a live borrow.
+    unsafe {
+        ffi::lua_pushlstring(state, msg.as_ptr().cast(), msg.len());
+        ffi::lua_error(state)
+    }
 }
 
 /// A script's result as the reply to the caller (`resp3`: the script's protocol, which

@@ -8,6 +8,7 @@
 
 pub(crate) mod libs;
 
+mod call;
 mod convert;
 mod functions;
 mod vm;
@@ -22,7 +23,7 @@ use parking_lot::Mutex;
 
 use functions::Registry;
 pub use functions::{FunctionInfo, Library, metadata as library_name};
-pub use vm::Call;
+pub use call::Call;
 use vm::Vm;
 
 use crate::frame::Frame;

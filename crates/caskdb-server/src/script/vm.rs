@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, StdLib, Table, Value, Variadic, VmState};
 use parking_lot::Mutex;
 
-use super::convert::{self, message_error_text, reply_error_text};
+use super::call::{Call, Lent, Slot};
+use super::convert::{self, reply_error_text};
 use crate::frame::Frame;
 
 /// Instructions between two looks at the kill flag (Redis: 100,000).
@@ -66,51 +67,6 @@ impl Rand48 {
         self.0 = (Self::A.wrapping_mul(self.0).wrapping_add(Self::C)) & Self::MASK;
         // The top 31 bits, as lrand48 returns them.
         (self.0 >> 17) as i32
-    }
-}
-
-/// What a command run from a script answers: its reply, or a refusal of the script layer
-/// (`Unknown Redis command called from script`…).
-pub type Call<'a> = dyn FnMut(Vec<bytes::Bytes>, bool) -> Result<Frame, String> + 'a;
-
-/// What the VM's `redis.call`, `redis.pcall` and `redis.setresp` work with during a run: they
-/// are made once with the VM (making them per run cost a closure allocation each and garbage
-/// for Lua's collector), so the run's command runner is lent to them through this slot.
-#[derive(Default)]
-struct Slot {
-    /// A `*mut &mut Call<'_>` while a run is on (null otherwise, and while a command it
-    /// called runs: a nested call finds it empty).
-    call: AtomicPtr<()>,
-    /// `redis.setresp(3)` was called in this run.
-    resp3: AtomicBool,
-    /// Hooks (every HOOK_EVERY instructions) reached in this run.
-    hooks: AtomicU32,
-}
-
-impl Slot {
-    /// Runs `f` with the running script's command runner; `None` outside a run.
-    fn with_call<R>(&self, f: impl FnOnce(&mut Call<'_>) -> R) -> Option<R> {
-        let p = self.call.swap(std::ptr::null_mut(), Ordering::Acquire);
-        if p.is_null() {
-            return None;
-        }
-        // SAFETY: `p` was stored by `Vm::run_scoped` from a `&mut &mut Call` that outlives the
-        // run, and is cleared (by `Lent`'s drop) before that borrow ends. It is taken out of
-        // the slot for the duration of `f`, so no second `&mut` to it can exist; the VM is used
-        // by one thread at a time (its owner holds the VM's mutex for the whole run).
-        let call = unsafe { &mut *(p as *mut &mut Call<'_>) };
-        let r = f(&mut **call);
-        self.call.store(p, Ordering::Release);
-        Some(r)
-    }
-}
-
-/// The command runner lent to the slot for one run: taken back when dropped, also on unwind.
-struct Lent<'s>(&'s Slot);
-
-impl Drop for Lent<'_> {
-    fn drop(&mut self) {
-        self.0.call.store(std::ptr::null_mut(), Ordering::Release);
     }
 }
 
@@ -437,6 +393,9 @@ impl Vm {
         let ran = unsafe { lua.exec_raw::<(bool, Value)>((runner, f), body) };
         let _ = lua.set_memory_limit(0);
         drop(lent);
+        if let Some(panic) = self.slot.panic.lock().take() {
+            std::panic::resume_unwind(panic);
+        }
         let (ok, value) = ran?;
         let resp3 = self.slot.resp3.load(Ordering::Relaxed);
         Ok(if ok {
@@ -444,40 +403,6 @@ impl Vm {
         } else {
             script_error(&value, funcname)
         })
-    }
-}
-
-/// `redis.call`'s work: the arguments as a command, run, its reply as a Lua value (an error
-/// table for an error).
-fn command(lua: &Lua, argv: &[Value], resp3: bool, call: &mut Call<'_>) -> mlua::Result<Value> {
-    if argv.is_empty() {
-        return Ok(Value::Table(convert::error_table(
-            lua,
-            &message_error_text("Please specify at least one argument for this redis lib call"),
-        )?));
-    }
-    let mut args = Vec::with_capacity(argv.len());
-    for v in argv {
-        match v {
-            Value::String(s) => args.push(bytes::Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Number(n) => args.push(bytes::Bytes::from(crate::frame::format_double(*n))),
-            Value::Integer(n) => args.push(bytes::Bytes::from(n.to_string())),
-            _ => {
-                return Ok(Value::Table(convert::error_table(
-                    lua,
-                    &message_error_text(
-                        "Lua redis lib command arguments must be strings or integers",
-                    ),
-                )?));
-            }
-        }
-    }
-    match call(args, resp3) {
-        Ok(frame) => convert::reply_to_lua(lua, &frame, resp3),
-        Err(msg) => Ok(Value::Table(convert::error_table(
-            lua,
-            &message_error_text(&msg),
-        )?)),
     }
 }
 
@@ -608,21 +533,6 @@ fn registration(argv: &[Value]) -> Result<Registered, &'static str> {
     }
 }
 
-/// `redis.call`: an error reply becomes a raised error.
-fn raise_error_reply(reply: Value) -> mlua::Result<Value> {
-    if let Value::Table(t) = &reply
-        && let Ok(Value::String(e)) = t.raw_get::<Value>("err")
-    {
-        return Err(raise(String::from_utf8_lossy(&e.as_bytes()).into_owned()));
-    }
-    Ok(reply)
-}
-
-/// `redis.call` and `redis.pcall`, outside a run: Redis's error.
-fn outside_a_run() -> mlua::Error {
-    raise("ERR redis.call/pcall can only be called inside a script invocation")
-}
-
 fn setresp_arg(argv: &[Value]) -> mlua::Result<i64> {
     if argv.len() != 1 {
         return Err(raise("ERR redis.setresp() requires one argument."));
@@ -719,26 +629,8 @@ fn random(lua: &Lua, r: &mut Rand48, args: &[Value]) -> mlua::Result<f64> {
 /// The `redis` table; `call`, `pcall` and `setresp` work on the run `slot` lends them.
 fn redis_table(lua: &Lua, version: &str, slot: &Arc<Slot>) -> mlua::Result<Table> {
     let redis = lua.create_table()?;
-    let sl = slot.clone();
-    redis.raw_set(
-        "call",
-        lua.create_function(move |lua, argv: Variadic<Value>| {
-            let resp3 = sl.resp3.load(Ordering::Relaxed);
-            let reply = sl
-                .with_call(|call| command(lua, &argv, resp3, call))
-                .ok_or_else(outside_a_run)??;
-            raise_error_reply(reply)
-        })?,
-    )?;
-    let sl = slot.clone();
-    redis.raw_set(
-        "pcall",
-        lua.create_function(move |lua, argv: Variadic<Value>| {
-            let resp3 = sl.resp3.load(Ordering::Relaxed);
-            sl.with_call(|call| command(lua, &argv, resp3, call))
-                .ok_or_else(outside_a_run)?
-        })?,
-    )?;
+    redis.raw_set("call", super::call::make(lua, slot, true)?)?;
+    redis.raw_set("pcall", super::call::make(lua, slot, false)?)?;
     let sl = slot.clone();
     redis.raw_set(
         "setresp",
