@@ -320,3 +320,30 @@ fn the_sandbox_refuses_the_system_and_bounds_memory() {
     );
     assert_eq!(c.cmd(&["PING"]), Reply::Simple("PONG".into()));
 }
+
+/// A script stopped by the memory cap leaves its garbage behind; the VM collects it before the
+/// next run, whose cap counts from what the VM holds (it used to climb with the garbage, run
+/// after run, a cap's worth each time).
+#[test]
+fn scripts_stopped_by_the_memory_cap_leave_no_memory_behind() {
+    let srv = common::start_fresh();
+    let mut c = Raw::connect(srv.addr);
+    let lua = |c: &mut Raw| common::info_field(c, "memory", "used_memory_lua");
+    assert_eq!(c.cmd(&["EVAL", "return 1", "0"]), Reply::Int(1));
+    let start = lua(&mut c);
+    assert!(start > 0, "used_memory_lua is the VM's memory");
+    let fill = "local ok, e = pcall(function() local t = {} for j = 1, 1e8 do t[j] = string.rep(j, 100) end end) return e";
+    for run in 0..2 {
+        assert_eq!(
+            c.cmd(&["EVAL", fill, "0"]),
+            Reply::bulk("not enough memory"),
+            "run {run}"
+        );
+        let after = lua(&mut c);
+        assert!(
+            after < start + (64 << 20),
+            "run {run}: the VM holds {after} bytes, {start} at the start"
+        );
+    }
+    assert_eq!(c.cmd(&["EVAL", "return 2", "0"]), Reply::Int(2));
+}

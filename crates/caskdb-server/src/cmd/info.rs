@@ -272,14 +272,16 @@ fn memory(sh: &Shared, f: &mut Fields<'_>) {
     f.put("allocator_resident", used);
     f.put("total_system_memory", system);
     f.put("total_system_memory_human", human(system));
-    // The Lua VMs' own memory is not read: that needs a VM's lock, which a running script
-    // holds. The scripts' memory is their source: EVAL's cached bodies, the libraries' code.
+    // The Lua VMs' memory as they held it when last used (reading it now would need a VM's
+    // lock, which a running script holds). The scripts' memory is their source: EVAL's cached
+    // bodies, the libraries' code.
     let scripts = sh.scripts.counts();
     let script_bytes = scripts.cached_bytes + scripts.library_bytes;
+    let vm_total = scripts.vm_eval + scripts.vm_functions;
     for (k, v) in [
-        ("used_memory_lua", "0".to_string()),
-        ("used_memory_vm_eval", "0".to_string()),
-        ("used_memory_lua_human", "0B".to_string()),
+        ("used_memory_lua", scripts.vm_eval.to_string()),
+        ("used_memory_vm_eval", scripts.vm_eval.to_string()),
+        ("used_memory_lua_human", human(scripts.vm_eval as u64)),
         ("used_memory_scripts_eval", scripts.cached_bytes.to_string()),
         (
             "number_of_cached_scripts",
@@ -287,9 +289,9 @@ fn memory(sh: &Shared, f: &mut Fields<'_>) {
         ),
         ("number_of_functions", scripts.functions.to_string()),
         ("number_of_libraries", scripts.libraries.to_string()),
-        ("used_memory_vm_functions", "0".to_string()),
-        ("used_memory_vm_total", "0".to_string()),
-        ("used_memory_vm_total_human", "0B".to_string()),
+        ("used_memory_vm_functions", scripts.vm_functions.to_string()),
+        ("used_memory_vm_total", vm_total.to_string()),
+        ("used_memory_vm_total_human", human(vm_total as u64)),
         ("used_memory_functions", scripts.library_bytes.to_string()),
         ("used_memory_scripts", script_bytes.to_string()),
         ("used_memory_scripts_human", human(script_bytes as u64)),

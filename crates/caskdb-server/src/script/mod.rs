@@ -21,9 +21,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+pub use call::Call;
 use functions::Registry;
 pub use functions::{FunctionInfo, Library, metadata as library_name};
-pub use call::Call;
 use vm::Vm;
 
 use crate::frame::Frame;
@@ -157,6 +157,9 @@ pub(crate) struct Scripts {
     pub gate: Arc<tokio::sync::Mutex<()>>,
     /// Connections waiting for the gate asynchronously (the gate goes to them first).
     pub gate_waiters: AtomicUsize,
+    /// What each VM (EVAL's, FUNCTION's) held when last used: INFO reads it without the VM's
+    /// lock, which a running script holds.
+    vm_bytes: [AtomicUsize; 2],
     version: String,
 }
 
@@ -167,6 +170,10 @@ pub struct ScriptCounts {
     pub libraries: usize,
     pub functions: usize,
     pub library_bytes: usize,
+    /// What EVAL's VM held when last used.
+    pub vm_eval: usize,
+    /// What FUNCTION's VM held when last used.
+    pub vm_functions: usize,
 }
 
 /// What one run gave.
@@ -190,6 +197,7 @@ impl Scripts {
             ended: tokio::sync::Notify::new(),
             gate: Arc::new(tokio::sync::Mutex::new(())),
             gate_waiters: AtomicUsize::new(0),
+            vm_bytes: [AtomicUsize::new(0), AtomicUsize::new(0)],
             version: version.to_string(),
         }
     }
@@ -211,7 +219,11 @@ impl Scripts {
             *guard = Some(vm);
         }
         match guard.as_mut() {
-            Some(vm) => Ok(f(vm)),
+            Some(vm) => {
+                let r = f(vm);
+                self.vm_bytes[usize::from(functions)].store(vm.used_memory(), Ordering::Relaxed);
+                Ok(r)
+            }
             None => Err("cannot start the Lua VM".into()),
         }
     }
@@ -345,6 +357,8 @@ impl Scripts {
             libraries: registry.libraries.len(),
             functions: registry.libraries.values().map(|l| l.functions.len()).sum(),
             library_bytes: registry.libraries.values().map(|l| l.code.len()).sum(),
+            vm_eval: self.vm_bytes[0].load(Ordering::Relaxed),
+            vm_functions: self.vm_bytes[1].load(Ordering::Relaxed),
         }
     }
 
@@ -419,6 +433,7 @@ impl Scripts {
             self.kill.store(true, Ordering::Relaxed);
         }
         let outcome = vm.run(name, funcname, keys, args, eval, call);
+        self.vm_bytes[usize::from(!eval)].store(vm.used_memory(), Ordering::Relaxed);
         drop(guard);
         *self.running.lock() = None;
         self.busy.store(false, Ordering::Release);

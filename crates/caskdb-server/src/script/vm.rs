@@ -34,6 +34,8 @@ fn hand_off_worker() {
 
 /// Memory a script may allocate beyond what the VM holds when it starts.
 pub const SCRIPT_MEMORY: usize = 256 << 20;
+/// Garbage a run may leave to Lua's incremental collector; past it, a full collection.
+const GARBAGE_MAX: usize = 32 << 20;
 
 /// The error a killed script is stopped with.
 #[derive(Debug)]
@@ -101,6 +103,8 @@ pub struct Vm {
     bridge: Table,
     loading: Loading,
     slot: Arc<Slot>,
+    /// What the VM held after its last full collection.
+    collected_at: usize,
 }
 
 impl Vm {
@@ -213,6 +217,7 @@ impl Vm {
             bridge,
             loading,
             slot,
+            collected_at: 0,
         })
     }
 
@@ -284,10 +289,16 @@ impl Vm {
         Ok(())
     }
 
+    /// What the VM holds, garbage included.
+    pub fn used_memory(&self) -> usize {
+        self.lua.used_memory()
+    }
+
     /// Forgets every compiled script.
     pub fn flush(&mut self) {
         self.functions.clear();
         self.lua.gc_collect().ok();
+        self.collected_at = self.lua.used_memory();
     }
 
     /// Runs compiled script `name`: as EVAL (KEYS and ARGV as globals) or as a function
@@ -310,6 +321,13 @@ impl Vm {
         };
         // (The kill switch was reset by the caller, before the script showed as running.)
         let result = self.run_lent(&f, funcname, keys, args, as_eval, call);
+        // A run that left much garbage (one stopped by the memory cap leaves up to
+        // SCRIPT_MEMORY) is collected now: the next run's cap counts from what the VM holds,
+        // and would otherwise climb with the garbage, run after run.
+        if self.lua.used_memory() > self.collected_at.saturating_add(GARBAGE_MAX) {
+            let _ = self.lua.gc_collect();
+            self.collected_at = self.lua.used_memory();
+        }
         let killed = self.kill.swap(false, Ordering::Relaxed);
         let reply = match result {
             Ok(reply) => reply,
