@@ -45,16 +45,14 @@ local function handler(err)
   return err
 end
 
--- Runs f() for the server (a script, a library's code): true and its result, or false and
--- the error table.
+-- Runs f() for the server (a library's code): true and its result, or false and the error
+-- table.
 bridge.run = function(f)
   return real.xpcall(f, handler)
 end
 
--- Runs function f(keys, args) for FCALL, likewise.
-bridge.run_function = function(f, keys, args)
-  return real.xpcall(function() return f(keys, args) end, handler)
-end
+-- Scripts and functions are called with it straight from the server (vm.rs), likewise.
+bridge.handler = handler
 
 -- Redis replaces pcall: an error table caught by it comes back as its text.
 -- (Errors the server's functions raise arrive as userdata: they come back as their text.)

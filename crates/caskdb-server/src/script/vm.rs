@@ -94,10 +94,10 @@ type Loading = Arc<Mutex<Option<Vec<Registered>>>>;
 /// The VM, and the compiled scripts by name.
 pub struct Vm {
     lua: Lua,
-    /// `bridge.run`: a script or a library's code, protected.
+    /// `bridge.run`: a library's code, protected.
     run: Function,
-    /// `bridge.run_function`: an FCALL'd function, protected.
-    run_function: Function,
+    /// `bridge.handler`: the error handler scripts and functions are called with.
+    handler: Function,
     functions: HashMap<String, Function>,
     kill: Arc<AtomicBool>,
     bridge: Table,
@@ -191,7 +191,7 @@ impl Vm {
             .set_name("@caskdb")
             .call::<()>((bridge.clone(), mode))?;
         let run: Function = bridge.raw_get("run")?;
-        let run_function: Function = bridge.raw_get("run_function")?;
+        let handler: Function = bridge.raw_get("handler")?;
         let flag = kill.clone();
         let sl = slot.clone();
         lua.set_hook(
@@ -211,7 +211,7 @@ impl Vm {
         Ok(Vm {
             lua,
             run,
-            run_function,
+            handler,
             functions: HashMap::new(),
             kill,
             bridge,
@@ -364,16 +364,13 @@ impl Vm {
             .store((&raw mut call).cast::<()>(), Ordering::Release);
         let lent = Lent(&self.slot);
         let lua = &self.lua;
-        let runner = if as_eval {
-            &self.run
-        } else {
-            &self.run_function
-        };
-        // On the stack when this runs: `runner`, `f`. Nothing in it needs dropping, so an
-        // error thrown through it (memory, or one escaping `runner`'s xpcall) is safe.
+        // On the stack when this runs: the prelude's error handler, `f`. Nothing in it needs
+        // dropping, so an error thrown through it (memory, while the arguments are made) is
+        // safe. The script is called as xpcall would call it, without xpcall's Lua and C
+        // frames: true and its result, or false and the handler's error table.
         let body = |state: *mut mlua::lua_State| {
-            // SAFETY: `state` is the Lua state mlua hands to `exec_raw`'s closure, with
-            // `runner` and `f` on its stack; the stack is grown before the pushes, and every
+            // SAFETY: `state` is the Lua state mlua hands to `exec_raw`'s closure, with the
+            // handler and `f` on its stack; the stack is grown before the pushes, and every
             // pointer and length comes from a live slice.
             unsafe {
                 use mlua::ffi;
@@ -395,20 +392,23 @@ impl Vm {
                     ffi::lua_pushlstring(state, c"ARGV".as_ptr(), 4);
                     array(args);
                     ffi::lua_rawset(state, ffi::LUA_GLOBALSINDEX);
-                    1
+                    0
                 } else {
                     array(keys);
                     array(args);
-                    3
+                    2
                 };
                 // The cap counts from what the VM holds with the arguments made.
                 let limit = lua.used_memory().saturating_add(SCRIPT_MEMORY);
                 let _ = lua.set_memory_limit(limit);
-                ffi::lua_call(state, nargs, 2);
+                let status = ffi::lua_pcall(state, nargs, 1, 1);
+                // Handler, value → ok, value.
+                ffi::lua_pushboolean(state, std::os::raw::c_int::from(status == 0));
+                ffi::lua_replace(state, 1);
             }
         };
         // SAFETY: see `body`.
-        let ran = unsafe { lua.exec_raw::<(bool, Value)>((runner, f), body) };
+        let ran = unsafe { lua.exec_raw::<(bool, Value)>((&self.handler, f), body) };
         let _ = lua.set_memory_limit(0);
         drop(lent);
         if let Some(panic) = self.slot.panic.lock().take() {
