@@ -126,6 +126,17 @@ fn eval_basics_and_conversions() {
             EVAL "return redis.call('xrange', 'st', '-', '+')[1][2][3]" 0
             "##,
         );
+        // Table order follows the strings' hashes: Redis's Lua hashes every byte of a string
+        // (stock Lua 5.1 samples a long one, vendor/lua-src/README.md), so pairs() and
+        // cjson.encode order keys longer than 32 bytes as Redis does only with the same hash.
+        d.script("long strings hash as in Redis's Lua");
+        d.run(
+            r##"
+            EVAL "local t = {} for i = 1, 12 do t[string.rep('k', 40) .. i] = i end local out = {} for k, v in pairs(t) do out[#out + 1] = v end return out" 0
+            EVAL "local t = {} for _, c in ipairs({'x', 'y', 'z', 'w'}) do t[string.rep('a', 40) .. c] = c end return cjson.encode(t)" 0
+            EVAL "local t = {} for i = 1, 9 do t[i .. string.rep('b', 70) .. i] = i end return cjson.encode(t)" 0
+            "##,
+        );
         d.script("errors and the sandbox");
         d.run(
             r##"
