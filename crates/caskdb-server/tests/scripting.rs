@@ -221,6 +221,13 @@ fn eval_basics_and_conversions() {
             EVAL "redis.setresp(3); local r = redis.call('info', 'server'); return {r.verbatim_string.format, type(r.verbatim_string.string)}" 0
             EVAL "redis.setresp(3); local r = redis.call('hgetall', 'nosuch'); return type(r.map) .. tostring(next(r.map))" 0
             EVAL "redis.setresp(3); return redis.pcall('hget', 's', 'x')" 0
+            MSET a 1 c 3
+            EVAL "redis.setresp(3); local t = redis.call('mget', 'a', 'missing', 'c'); return {#t, t[3]}" 0
+            EVAL "redis.setresp(3); local r = redis.call('info', 'server'); local out = {} for k in pairs(r.verbatim_string) do out[#out + 1] = k end return out" 0
+            HSET h20 f01 v f02 v f03 v f04 v f05 v f06 v f07 v f08 v f09 v f10 v f11 v f12 v f13 v f14 v f15 v f16 v f17 v f18 v f19 v f20 v
+            EVAL "redis.setresp(3); local r = redis.call('hgetall', 'h20'); local out = {} for k in pairs(r.map) do out[#out + 1] = k end return out" 0
+            EVAL "for i = 1, 100 do redis.call('rpush', 'big', i) end local r = redis.call('lrange', 'big', 0, -1) local out = {} for k in pairs(r) do out[#out + 1] = k end return out" 0
+            EVAL "local out = {} for k in pairs(ARGV) do out[#out + 1] = k end return out" 0 a b c d e f g h i j k l m n o p q r
             "##,
         );
         d.script("script commands");

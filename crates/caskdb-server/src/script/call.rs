@@ -5,12 +5,15 @@
 //! much as the command it ran. Here the arguments are read off the Lua stack and the reply is
 //! pushed onto it directly.
 //!
-//! A Lua error is a `longjmp`: it must never cross a Rust frame that holds something to drop.
-//! So the arguments are gathered and the command run (Rust values, no Lua call that can
-//! raise), the reply is pushed inside `lua_cpcall` (which catches a memory error there) by code
-//! that only borrows it, and only when every Rust value is dropped is the result fetched or an
-//! error raised.
+//! A Lua error is a `longjmp`: it must never skip a Rust frame that holds something to drop.
+//! So the Rust part (arguments, the command, the reply made ready) runs first, under
+//! `catch_unwind` (a panic must not unwind through Lua's C frames either); the reply is then
+//! pushed by a C function called with `lua_pcall` (which catches a memory error there), that
+//! only borrows it, and only once it is dropped is an error raised. The reply is held in a
+//! `ManuallyDrop` meanwhile: were an error to escape the `lua_pcall` all the same (Lua makes
+//! "error in error handling" outside its protection), it would leak rather than skip a drop.
 
+use std::mem::ManuallyDrop;
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
@@ -53,6 +56,11 @@ impl Slot {
         *self.panic.lock() = Some(panic);
     }
 
+    /// Whether a command called in this run panicked.
+    pub(super) fn panicked(&self) -> bool {
+        self.panic.lock().is_some()
+    }
+
     /// Runs `f` with the running script's command runner; `None` outside a run.
     pub(super) fn with_call<R>(&self, f: impl FnOnce(&mut Call<'_>) -> R) -> Option<R> {
         let p = self.call.swap(std::ptr::null_mut(), Ordering::Acquire);
@@ -88,14 +96,11 @@ pub fn make(lua: &Lua, slot: &std::sync::Arc<Slot>, raise: bool) -> mlua::Result
         .cast::<std::ffi::c_void>();
     let body = |state: *mut ffi::lua_State| {
         // SAFETY: `state` is the state `exec_raw` lends; three pushes fit in the stack mlua
-        // guarantees a C function (LUA_MINSTACK), and `luaL_ref` pops the value it anchors.
+        // guarantees a C function (LUA_MINSTACK).
         unsafe {
-            // A registry entry the reply passes through (see `redis_call`).
-            ffi::lua_pushboolean(state, 1);
-            let anchor = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
             ffi::lua_pushlightuserdata(state, slot_ptr);
             ffi::lua_pushboolean(state, c_int::from(raise));
-            ffi::lua_pushinteger(state, ffi::lua_Integer::from(anchor));
+            ffi::lua_pushcfunction(state, push_reply);
             ffi::lua_pushcclosure(state, redis_call, 3);
         }
     };
@@ -103,100 +108,109 @@ pub fn make(lua: &Lua, slot: &std::sync::Arc<Slot>, raise: bool) -> mlua::Result
     unsafe { lua.exec_raw::<Function>((), body) }
 }
 
+/// The error of `redis.call` after a command panicked (the panic is resumed after the run).
+const PANICKED: &str = "ERR a command called by the script panicked";
+
 /// The Lua C function behind `redis.call` / `redis.pcall`. Upvalues: the `Slot`, whether an
-/// error reply is raised, the registry anchor.
+/// error reply is raised, [`push_reply`].
 unsafe extern "C-unwind" fn redis_call(state: *mut ffi::lua_State) -> c_int {
     // SAFETY (whole body): the upvalues are those `make` set, the slot alive as long as the
-    // VM; the stack indexes are checked against `lua_gettop`; Rust values are dropped at the
-    // end of the inner block, before anything here can raise a Lua error.
+    // VM; two pushes fit in LUA_MINSTACK; when `lua_error` runs, nothing here needs dropping.
     unsafe {
         let slot = &*ffi::lua_touserdata(state, ffi::lua_upvalueindex(1))
             .cast_const()
             .cast::<Slot>();
-        let raise = ffi::lua_toboolean(state, ffi::lua_upvalueindex(2)) != 0;
-        let anchor = ffi::lua_tointeger(state, ffi::lua_upvalueindex(3));
-        let (status, raise) = {
-            let (mut reply, resp3, mut always_raise) = run(state, slot);
-            if let Err(text) = convert::settle(&mut reply, resp3, 0) {
-                // (A stored value that could not be read.)
-                reply = Frame::Error(message_error_text(&text));
-                always_raise = true;
-            }
-            let raise = always_raise || (raise && matches!(reply, Frame::Error(_)));
-            let mut job = Job {
-                reply: &reply,
-                resp3,
-                anchor,
-            };
-            let status = ffi::lua_cpcall(state, push_job, (&raw mut job).cast());
-            (status, raise)
+        let raise_errors = ffi::lua_toboolean(state, ffi::lua_upvalueindex(2)) != 0;
+        let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            prepare(state, slot, raise_errors)
+        }));
+        let (reply, resp3, raise) = prepared.unwrap_or_else(|panic| {
+            slot.stash_panic(panic);
+            (Frame::Error(PANICKED.into()), slot.resp3(), true)
+        });
+        let mut reply = ManuallyDrop::new(reply);
+        let mut job = Job {
+            reply: &reply,
+            resp3,
         };
-        if status != 0 {
-            // The message `lua_cpcall` left (memory, or nesting too deep).
-            ffi::lua_error(state);
-        }
-        ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, anchor);
-        // Not kept alive by the anchor past this call.
-        ffi::lua_pushboolean(state, 1);
-        ffi::lua_rawseti(state, ffi::LUA_REGISTRYINDEX, anchor);
-        if raise {
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(3));
+        ffi::lua_pushlightuserdata(state, (&raw mut job).cast());
+        let status = ffi::lua_pcall(state, 1, 1, 0);
+        ManuallyDrop::drop(&mut reply);
+        // On top: the value, or the message of a failed push (memory, nesting too deep).
+        if status != 0 || raise {
             ffi::lua_error(state);
         }
         1
     }
 }
 
-/// The reply and where `push_job` leaves it.
+/// The reply `push_reply` pushes.
 struct Job<'a> {
     reply: &'a Frame,
     resp3: bool,
-    anchor: ffi::lua_Integer,
 }
 
-/// Run by `lua_cpcall`: pushes the job's reply and stores it under the anchor.
-unsafe extern "C-unwind" fn push_job(state: *mut ffi::lua_State) -> c_int {
+/// Called with `lua_pcall` and a `Job`: pushes the job's reply as the script sees it.
+unsafe extern "C-unwind" fn push_reply(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: the light userdata is the `Job` `redis_call` passed, alive for the whole
-    // `lua_cpcall`; the pushes only borrow it, so a Lua error thrown through here (to the
-    // `lua_cpcall`) skips no Rust value to drop.
+    // `lua_pcall`; the pushes only borrow it, so a Lua error thrown through here (to that
+    // `lua_pcall`) skips no Rust value to drop.
     unsafe {
         let job = &*ffi::lua_touserdata(state, 1).cast_const().cast::<Job<'_>>();
         convert::push_reply(state, job.reply, job.resp3, 0);
-        ffi::lua_rawseti(state, ffi::LUA_REGISTRYINDEX, job.anchor);
     }
-    0
+    1
 }
 
-/// The command the script asked for, run: its reply, the script's protocol, and whether the
-/// reply is to be raised even by `pcall` (called outside a run).
+/// The reply to push, the script's protocol, and whether to raise it: the command's reply
+/// made ready ([`convert::settle`]), raised if an error and `raise_errors` (`redis.call`), and
+/// always when `redis.call`/`pcall` cannot run (outside a run, after a command panicked).
 ///
 /// # Safety
-/// `state` is the state of the running call; only reads its stack (nothing that can raise).
-unsafe fn run(state: *mut ffi::lua_State, slot: &Slot) -> (Frame, bool, bool) {
+/// `state` is the state of the running call; only its stack is read (nothing that can raise).
+unsafe fn prepare(
+    state: *mut ffi::lua_State,
+    slot: &Slot,
+    raise_errors: bool,
+) -> (Frame, bool, bool) {
     let resp3 = slot.resp3();
+    if slot.panicked() {
+        // The script does not go on running commands after one panicked.
+        return (Frame::Error(PANICKED.into()), resp3, true);
+    }
+    // SAFETY: see the function's contract.
+    let (mut reply, mut raise) = unsafe { run(state, slot, resp3) };
+    if let Err(text) = convert::settle(&mut reply, resp3, 0) {
+        // (A stored value that could not be read.)
+        reply = Frame::Error(message_error_text(&text));
+        raise = true;
+    }
+    let raise = raise || (raise_errors && matches!(reply, Frame::Error(_)));
+    (reply, resp3, raise)
+}
+
+/// The command the script asked for, run: its reply, and whether it is to be raised even by
+/// `pcall` (called outside a run).
+///
+/// # Safety
+/// `state` is the state of the running call; only its stack is read (nothing that can raise).
+unsafe fn run(state: *mut ffi::lua_State, slot: &Slot, resp3: bool) -> (Frame, bool) {
     // SAFETY: see the function's contract.
     let args = unsafe { arguments(state) };
     let args = match args {
         Ok(args) => args,
-        Err(text) => return (Frame::Error(message_error_text(text)), resp3, false),
+        Err(text) => return (Frame::Error(message_error_text(text)), false),
     };
-    let ran = slot.with_call(|call| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(args, resp3)))
-    });
-    match ran {
+    match slot.with_call(|call| call(args, resp3)) {
         None => (
             Frame::Error(
                 "ERR redis.call/pcall can only be called inside a script invocation".into(),
             ),
-            resp3,
             true,
         ),
-        Some(Ok(Ok(reply))) => (reply, resp3, false),
-        Some(Ok(Err(msg))) => (Frame::Error(message_error_text(&msg)), resp3, false),
-        Some(Err(panic)) => {
-            // Resumed once the run is over (`Vm::run`): a panic must not unwind through Lua.
-            slot.stash_panic(panic);
-            (Frame::Error("ERR the command panicked".into()), resp3, true)
-        }
+        Some(Ok(reply)) => (reply, false),
+        Some(Err(msg)) => (Frame::Error(message_error_text(&msg)), false),
     }
 }
 

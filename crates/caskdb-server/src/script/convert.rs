@@ -66,7 +66,8 @@ pub fn settle(frame: &mut Frame, resp3: bool, depth: usize) -> Result<(), String
 }
 
 /// Pushes a settled reply ([`settle`]) as the Lua value a script sees (`resp3`: the script
-/// said `redis.setresp(3)`).
+/// said `redis.setresp(3)`). Tables are grown as Redis grows them (made empty, filled in the
+/// same order, none presized): `#t` over nils and the order `pairs` takes depend on it.
 ///
 /// # Safety
 /// Runs in a protected call (`lua_cpcall`): it raises Lua errors (memory, nesting too deep).
@@ -84,7 +85,7 @@ pub unsafe fn push_reply(state: *mut ffi::lua_State, frame: &Frame, resp3: bool,
         };
         // `{field = <the value on top>}`.
         let wrap = |field: &str| {
-            ffi::lua_createtable(state, 0, 1);
+            ffi::lua_newtable(state);
             text(field.as_bytes());
             ffi::lua_pushvalue(state, -3);
             ffi::lua_rawset(state, -3);
@@ -92,7 +93,7 @@ pub unsafe fn push_reply(state: *mut ffi::lua_State, frame: &Frame, resp3: bool,
         };
         // (Slice iterators only: nothing with a destructor lives in these frames.)
         let array = |items: &[Frame]| {
-            ffi::lua_createtable(state, c_int::try_from(items.len()).unwrap_or(0), 0);
+            ffi::lua_newtable(state);
             for (i, f) in items.iter().enumerate() {
                 push_reply(state, f, resp3, depth + 1);
                 ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
@@ -117,7 +118,7 @@ pub unsafe fn push_reply(state: *mut ffi::lua_State, frame: &Frame, resp3: bool,
             Frame::Null | Frame::NullArray => ffi::lua_pushboolean(state, 0),
             Frame::Array(items) | Frame::Push(items) => array(items),
             Frame::Set(items) if resp3 => {
-                ffi::lua_createtable(state, 0, c_int::try_from(items.len()).unwrap_or(0));
+                ffi::lua_newtable(state);
                 for f in items {
                     push_reply(state, f, resp3, depth + 1);
                     ffi::lua_pushboolean(state, 1);
@@ -127,7 +128,7 @@ pub unsafe fn push_reply(state: *mut ffi::lua_State, frame: &Frame, resp3: bool,
             }
             Frame::Set(items) => array(items),
             Frame::Map(pairs) if resp3 => {
-                ffi::lua_createtable(state, 0, c_int::try_from(pairs.len()).unwrap_or(0));
+                ffi::lua_newtable(state);
                 for (k, v) in pairs {
                     push_reply(state, k, resp3, depth + 1);
                     push_reply(state, v, resp3, depth + 1);
@@ -136,10 +137,10 @@ pub unsafe fn push_reply(state: *mut ffi::lua_State, frame: &Frame, resp3: bool,
                 wrap("map");
             }
             Frame::Pairs(pairs) if resp3 => {
-                ffi::lua_createtable(state, c_int::try_from(pairs.len()).unwrap_or(0), 0);
+                ffi::lua_newtable(state);
                 for (i, (k, v)) in pairs.iter().enumerate() {
                     ffi::luaL_checkstack(state, 4, c"reached lua stack limit".as_ptr());
-                    ffi::lua_createtable(state, 2, 0);
+                    ffi::lua_newtable(state);
                     push_reply(state, k, resp3, depth + 2);
                     ffi::lua_rawseti(state, -2, 1);
                     push_reply(state, v, resp3, depth + 2);
@@ -149,8 +150,7 @@ pub unsafe fn push_reply(state: *mut ffi::lua_State, frame: &Frame, resp3: bool,
             }
             Frame::Map(pairs) | Frame::Pairs(pairs) => {
                 // Flat: key, value, key, value…
-                let n = c_int::try_from(pairs.len() * 2).unwrap_or(0);
-                ffi::lua_createtable(state, n, 0);
+                ffi::lua_newtable(state);
                 for (i, (k, v)) in pairs.iter().enumerate() {
                     push_reply(state, k, resp3, depth + 1);
                     ffi::lua_rawseti(state, -2, (2 * i + 1) as ffi::lua_Integer);
@@ -159,12 +159,12 @@ pub unsafe fn push_reply(state: *mut ffi::lua_State, frame: &Frame, resp3: bool,
                 }
             }
             Frame::Verbatim(s) if resp3 => {
-                ffi::lua_createtable(state, 0, 2);
-                text(b"format");
-                text(b"txt");
-                ffi::lua_rawset(state, -3);
+                ffi::lua_newtable(state);
                 text(b"string");
                 text(s.as_bytes());
+                ffi::lua_rawset(state, -3);
+                text(b"format");
+                text(b"txt");
                 ffi::lua_rawset(state, -3);
                 wrap("verbatim_string");
             }

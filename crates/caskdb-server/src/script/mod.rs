@@ -176,6 +176,17 @@ pub struct ScriptCounts {
     pub vm_functions: usize,
 }
 
+/// Marks the running script as ended when dropped.
+struct RunEnded<'a>(&'a Scripts);
+
+impl Drop for RunEnded<'_> {
+    fn drop(&mut self) {
+        *self.0.running.lock() = None;
+        self.0.busy.store(false, Ordering::Release);
+        self.0.ended.notify_waiters();
+    }
+}
+
 /// What one run gave.
 pub struct Ran {
     pub reply: Frame,
@@ -432,12 +443,13 @@ impl Scripts {
         if self.aborting.load(Ordering::Relaxed) {
             self.kill.store(true, Ordering::Relaxed);
         }
+        // Ended also if the run unwinds (a command it called panicked): the server must not
+        // stay BUSY.
+        let ended = RunEnded(self);
         let outcome = vm.run(name, funcname, keys, args, eval, call);
         self.vm_bytes[usize::from(!eval)].store(vm.used_memory(), Ordering::Relaxed);
         drop(guard);
-        *self.running.lock() = None;
-        self.busy.store(false, Ordering::Release);
-        self.ended.notify_waiters();
+        drop(ended);
         Ran {
             reply: outcome.reply,
             aborted: outcome.killed && self.aborting.load(Ordering::Relaxed),

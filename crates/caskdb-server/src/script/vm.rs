@@ -358,6 +358,8 @@ impl Vm {
     ) -> mlua::Result<Frame> {
         self.slot.resp3.store(false, Ordering::Relaxed);
         self.slot.hooks.store(0, Ordering::Relaxed);
+        // (Left by a run that unwound before taking it.)
+        self.slot.panic.lock().take();
         let mut call: &mut Call<'_> = call;
         self.slot
             .call
@@ -374,9 +376,9 @@ impl Vm {
             // pointer and length comes from a live slice.
             unsafe {
                 use mlua::ffi;
+                // Not presized, as Redis makes them (`pairs` order depends on it).
                 let array = |items: &[bytes::Bytes]| {
-                    let n = std::os::raw::c_int::try_from(items.len()).unwrap_or(0);
-                    ffi::lua_createtable(state, n, 0);
+                    ffi::lua_newtable(state);
                     for (i, a) in items.iter().enumerate() {
                         ffi::lua_pushlstring(state, a.as_ptr().cast(), a.len());
                         ffi::lua_rawseti(state, -2, i as ffi::lua_Integer + 1);
