@@ -228,6 +228,8 @@ fn eval_basics_and_conversions() {
             EVAL "redis.setresp(3); local r = redis.call('hgetall', 'h20'); local out = {} for k in pairs(r.map) do out[#out + 1] = k end return out" 0
             EVAL "for i = 1, 100 do redis.call('rpush', 'big', i) end local r = redis.call('lrange', 'big', 0, -1) local out = {} for k in pairs(r) do out[#out + 1] = k end return out" 0
             EVAL "local out = {} for k in pairs(ARGV) do out[#out + 1] = k end return out" 0 a b c d e f g h i j k l m n o p q r
+            EVAL "KEYS.x = 1; KEYS[9] = 2; KEYS[7] = 3; local out = {} for k in pairs(KEYS) do out[#out + 1] = tostring(k) end return {out, #KEYS}" 5 a b c d e
+            EVAL "local r = redis.call('lrange', 'big', 0, 4); r.x = 1; r[9] = 2; r[7] = 3; local out = {} for k in pairs(r) do out[#out + 1] = tostring(k) end return {out, #r}" 0
             "##,
         );
         d.script("script commands");

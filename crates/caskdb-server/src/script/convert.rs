@@ -66,8 +66,8 @@ pub fn settle(frame: &mut Frame, resp3: bool, depth: usize) -> Result<(), String
 }
 
 /// Pushes a settled reply ([`settle`]) as the Lua value a script sees (`resp3`: the script
-/// said `redis.setresp(3)`). Tables are grown as Redis grows them (made empty, filled in the
-/// same order, none presized): `#t` over nils and the order `pairs` takes depend on it.
+/// said `redis.setresp(3)`). Tables are laid out as Redis's, which it makes empty and fills in
+/// this order: `#t` over nils and the order `pairs` takes depend on it.
 ///
 /// # Safety
 /// Runs in a protected call (`lua_cpcall`): it raises Lua errors (memory, nesting too deep).
@@ -93,7 +93,17 @@ pub unsafe fn push_reply(state: *mut ffi::lua_State, frame: &Frame, resp3: bool,
         };
         // (Slice iterators only: nothing with a destructor lives in these frames.)
         let array = |items: &[Frame]| {
-            ffi::lua_newtable(state);
+            // A nil (RESP3's null) leaves a hole, which growing places differently.
+            let holes = resp3
+                && items
+                    .iter()
+                    .any(|f| matches!(f, Frame::Null | Frame::NullArray));
+            let size = if holes {
+                0
+            } else {
+                grown_array_size(items.len())
+            };
+            ffi::lua_createtable(state, size, 0);
             for (i, f) in items.iter().enumerate() {
                 push_reply(state, f, resp3, depth + 1);
                 ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
@@ -189,6 +199,17 @@ pub unsafe fn push_reply(state: *mut ffi::lua_State, frame: &Frame, resp3: bool,
             Frame::Double(_) | Frame::Stored(_) | Frame::Sequence(_) => ffi::lua_pushnil(state),
         }
     }
+}
+
+/// The array part Lua 5.1 ends with when `n` values are set at 1..=n of an empty table, one
+/// after the other (the next power of two; no hash part): made at that size at once, the table
+/// is laid out as if grown, as Redis grows its tables, at one allocation instead of one per
+/// doubling.
+pub fn grown_array_size(n: usize) -> c_int {
+    if n == 0 {
+        return 0;
+    }
+    c_int::try_from(n.next_power_of_two()).unwrap_or(0)
 }
 
 /// Raises `msg` as a Lua error.

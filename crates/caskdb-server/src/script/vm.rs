@@ -313,14 +313,14 @@ impl Vm {
         as_eval: bool,
         call: &mut Call<'_>,
     ) -> Outcome {
-        let Some(f) = self.functions.get(name).cloned() else {
+        let Some(f) = self.functions.get(name) else {
             return Outcome {
                 reply: Frame::Error("NOSCRIPT No matching script. Please use EVAL.".into()),
                 killed: false,
             };
         };
         // (The kill switch was reset by the caller, before the script showed as running.)
-        let result = self.run_lent(&f, funcname, keys, args, as_eval, call);
+        let result = self.run_lent(f, funcname, keys, args, as_eval, call);
         // A run that left much garbage (one stopped by the memory cap leaves up to
         // SCRIPT_MEMORY) is collected now: the next run's cap counts from what the VM holds,
         // and would otherwise climb with the garbage, run after run.
@@ -376,9 +376,9 @@ impl Vm {
             // pointer and length comes from a live slice.
             unsafe {
                 use mlua::ffi;
-                // Not presized, as Redis makes them (`pairs` order depends on it).
+                // Sized as Redis's, which grows them (`pairs` order depends on it).
                 let array = |items: &[bytes::Bytes]| {
-                    ffi::lua_newtable(state);
+                    ffi::lua_createtable(state, convert::grown_array_size(items.len()), 0);
                     for (i, a) in items.iter().enumerate() {
                         ffi::lua_pushlstring(state, a.as_ptr().cast(), a.len());
                         ffi::lua_rawseti(state, -2, i as ffi::lua_Integer + 1);
