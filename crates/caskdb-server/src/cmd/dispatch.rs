@@ -790,7 +790,7 @@ fn script_in_tx(
             &argv,
             false,
         );
-        if writes && !matches!(frame, Frame::Error(_)) {
+        if writes && !dirty && !matches!(frame, Frame::Error(_)) {
             shared.scripts.note_write();
             dirty = true;
         }

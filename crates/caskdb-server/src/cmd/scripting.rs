@@ -69,21 +69,21 @@ pub(crate) fn prepare(
     if numkeys < 0 {
         return Err(Frame::err("Number of keys can't be negative"));
     }
-    let (sha, ro) = match call {
+    let (sha, flags, ro) = match call {
         ScriptCall::Eval { ro } => {
-            let sha = shared.scripts.load(&args[1]).map_err(Frame::err)?;
-            (sha, ro)
+            let (sha, flags) = shared.scripts.load(&args[1]).map_err(Frame::err)?;
+            (sha, flags, ro)
         }
         ScriptCall::EvalSha { ro } => {
             let sha = String::from_utf8_lossy(&args[1]).to_lowercase();
-            if args[1].len() != 40 || shared.scripts.flags(&sha).is_none() {
+            let flags = shared.scripts.flags(&sha).filter(|_| args[1].len() == 40);
+            let Some(flags) = flags else {
                 return Err(noscript());
-            }
-            (sha, ro)
+            };
+            (sha, flags, ro)
         }
         ScriptCall::Fcall { .. } => return Err(Frame::err("Function not found")),
     };
-    let flags = shared.scripts.flags(&sha).unwrap_or_default();
     refuse_if_oom(shared, flags)?;
     if !flags.compat && !flags.no_writes && ro {
         return Err(Frame::err(
@@ -186,7 +186,7 @@ fn script(ctx: &mut Ctx<'_, '_>, args: &[Bytes]) -> CmdResult {
     }
     if is(sub, "load") {
         return Ok(match scripts.load(&args[2]) {
-            Ok(sha) => Frame::bulk(sha),
+            Ok((sha, _)) => Frame::bulk(sha),
             Err(e) => Frame::err(e),
         });
     }

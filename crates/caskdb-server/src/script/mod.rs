@@ -110,7 +110,8 @@ struct Cached {
 #[derive(Default)]
 struct ScriptCache {
     by_sha: HashMap<String, Cached>,
-    by_body: HashMap<Bytes, String>,
+    /// A body's SHA1 and flags: EVAL finds both in one lookup.
+    by_body: HashMap<Bytes, (String, ScriptFlags)>,
 }
 
 /// The script running now.
@@ -336,10 +337,10 @@ impl Scripts {
         )
     }
 
-    /// SCRIPT LOAD and EVAL's first step: the body's SHA1, compiled and cached.
-    pub fn load(&self, body: &[u8]) -> Result<String, String> {
-        if let Some(sha) = self.cache.lock().by_body.get(body) {
-            return Ok(sha.clone());
+    /// SCRIPT LOAD and EVAL's first step: the body's SHA1 and flags, compiled and cached.
+    pub fn load(&self, body: &[u8]) -> Result<(String, ScriptFlags), String> {
+        if let Some(found) = self.cache.lock().by_body.get(body) {
+            return Ok(found.clone());
         }
         let sha = vm::sha1_hex(body);
         let (flags, skip) = ScriptFlags::parse(body)?;
@@ -351,10 +352,10 @@ impl Scripts {
             cache.by_sha.insert(sha.clone(), Cached { flags });
             cache
                 .by_body
-                .insert(Bytes::copy_from_slice(body), sha.clone());
+                .insert(Bytes::copy_from_slice(body), (sha.clone(), flags));
             Ok::<_, String>(())
         })??;
-        Ok(sha)
+        Ok((sha, flags))
     }
 
     /// INFO's figures of scripts: EVAL's cached scripts and the bytes of their bodies; the
