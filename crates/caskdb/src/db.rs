@@ -286,7 +286,7 @@ impl Db {
         // A missing key writes nothing, but a store that refuses writes says so all the same.
         self.write_if(&[RawOp::delete(key)], || {
             core.check_writable()?;
-            Ok(core.keydir.get(key).is_some_and(|l| !l.expired(core.now())))
+            Ok(core.keydir.get(key).is_some_and(|l| !core.expired(&l)))
         })
     }
 
@@ -301,7 +301,7 @@ impl Db {
             return Err(Error::KeyIsEmpty);
         }
         let core = &self.inner.core;
-        Ok(core.keydir.get(key).is_some_and(|l| !l.expired(core.now())))
+        Ok(core.keydir.get(key).is_some_and(|l| !core.expired(&l)))
     }
 
     /// Scans up to `scan` index entries in key order from `start` (below `end`) and returns
@@ -510,7 +510,7 @@ impl Db {
             let Some(loc) = core.keydir.get(key) else {
                 return Ok(None);
             };
-            if loc.expired(core.now()) {
+            if core.expired(&loc) {
                 return Ok(None);
             }
             match core.log.files.with(loc.file_id, |f| read(f, loc)) {
@@ -585,7 +585,7 @@ impl Db {
         core.opts.check_value(value)?;
         self.write_if(&[RawOp::put(key, value, expire_at)], || {
             Ok(only_if.is_none_or(|expected| {
-                core.keydir.get(key).filter(|l| !l.expired(core.now())) == Some(expected)
+                core.keydir.get(key).filter(|l| !core.expired(l)) == Some(expected)
             }))
         })
     }

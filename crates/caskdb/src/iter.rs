@@ -135,7 +135,7 @@ impl Cursor {
             let core = &self.db.inner.core;
             if core.keydir.epoch() == epoch {
                 // Nothing changed since the fetch: `loc` is still the key's entry.
-                if loc.expired(core.now()) {
+                if core.expired(&loc) {
                     continue;
                 }
                 match core.log.files.with(loc.file_id, |f| read(f, loc, &key)) {
@@ -165,7 +165,7 @@ impl Cursor {
             } else {
                 core.keydir.get(&key)
             };
-            if current.is_some_and(|l| !l.expired(core.now())) {
+            if current.is_some_and(|l| !core.expired(&l)) {
                 return Some(Ok(Bytes::copy_from_slice(&key)));
             }
         }

@@ -118,11 +118,10 @@ impl Transaction<'_> {
         if key.is_empty() {
             return Err(Error::KeyIsEmpty);
         }
-        let now = self.core.now();
         if let Some(pending) = self.writes.get(key) {
             return Ok(pending
                 .as_ref()
-                .filter(|(_, at)| *at == 0 || *at > now)
+                .filter(|(_, at)| *at == 0 || *at > self.core.now())
                 .map(|(v, at)| (v.clone(), (*at != 0).then_some(*at))));
         }
         Ok(self.db.read_live(key)?.map(|(loc, v)| (v, loc.expiry())))
@@ -162,16 +161,15 @@ impl Transaction<'_> {
         if key.is_empty() {
             return Err(Error::KeyIsEmpty);
         }
-        let now = self.core.now();
         Ok(match self.writes.get(key) {
             Some(pending) => (
                 pending
                     .as_ref()
-                    .is_some_and(|(_, at)| *at == 0 || *at > now),
+                    .is_some_and(|(_, at)| *at == 0 || *at > self.core.now()),
                 true,
             ),
             None => match self.core.keydir.get(key) {
-                Some(loc) => (!loc.expired(now), true),
+                Some(loc) => (!self.core.expired(&loc), true),
                 None => (false, false),
             },
         })
