@@ -484,8 +484,9 @@ fn read_in(
             .unwrap_or(usize::MAX)
             .saturating_add(1),
     ) {
-        let (k, v) = r?;
-        records.push((k.slice(MEMBER_PREFIX_LEN..), v));
+        let (mut k, v) = r?;
+        bytes::Buf::advance(&mut k, MEMBER_PREFIX_LEN);
+        records.push((k, v));
     }
     if records.len() as u64 != m.len {
         return Err(corrupt(format!(

@@ -103,10 +103,12 @@ impl Frame {
 
     /// A stored value as a reply: a bulk string if it is in memory, else [`Frame::Stored`].
     pub fn value(v: caskdb::ValueRef) -> Frame {
-        if v.is_in_memory()
-            && let Ok(b) = v.read()
-        {
-            return Frame::Bulk(b);
+        if v.is_in_memory() {
+            // (Reading a value held in memory does not fail.)
+            return match v.into_bytes() {
+                Ok(b) => Frame::Bulk(b),
+                Err(e) => Frame::err(e.to_string()),
+            };
         }
         Frame::Stored(Stored(v))
     }

@@ -185,6 +185,33 @@ impl ValueRef {
         }
     }
 
+    /// [`ValueRef::read`], consuming the reference: a value held in memory is returned without
+    /// a clone (cloning a `Bytes` made from a `Vec` allocates a shared header).
+    ///
+    /// ```
+    /// # fn main() -> caskdb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = caskdb::Db::open(dir.path())?;
+    /// db.put("k", "small")?;
+    /// let r = db.get_ref("k", 4096)?.expect("present");
+    /// assert_eq!(r.into_bytes()?, "small");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`ValueRef::read`].
+    pub fn into_bytes(self) -> Result<Bytes> {
+        let (start, end) = (self.start as usize, self.end as usize);
+        match self.repr {
+            Repr::Memory(mut b) => {
+                b.truncate(end);
+                bytes::Buf::advance(&mut b, start);
+                Ok(b)
+            }
+            Repr::Stored(s) => Ok(s.file.read_value(s.loc, &s.key)?.slice(start..end)),
+        }
+    }
+
     /// The value in pieces of about `step` bytes (at least one byte), read from the file as
     /// they are asked for and checked again: the last piece is only returned once the whole
     /// record passed its CRC, so a reader never receives all of a damaged value.

@@ -227,7 +227,7 @@ impl Ctx<'_, '_> {
         let refs = self.member_refs(m, kind, lo, hi, limit, reverse, usize::MAX)?;
         let mut out = Vec::with_capacity(refs.len());
         for (k, v) in refs {
-            out.push((k, v.read()?));
+            out.push((k, v.into_bytes()?));
         }
         Ok(out)
     }
@@ -278,8 +278,10 @@ impl Ctx<'_, '_> {
         };
         let mut out = Vec::new();
         for pair in pairs.take(limit) {
-            let (k, v) = pair?;
-            out.push((k.slice(keyspace::MEMBER_PREFIX_LEN..), v));
+            let (mut k, v) = pair?;
+            // (Advanced, not sliced: no shared header allocated for the key.)
+            bytes::Buf::advance(&mut k, keyspace::MEMBER_PREFIX_LEN);
+            out.push((k, v));
         }
         Ok(out)
     }

@@ -177,7 +177,11 @@ impl DataFile {
     pub fn read_value(&self, loc: Loc, key: &[u8]) -> Result<Bytes> {
         let (header, buf) = self.read_checked(loc, key)?;
         let value_start = header.header_len + header.key_len as usize;
-        Ok(Bytes::from(buf).slice(value_start..))
+        // Advanced, not sliced: a slice of a Bytes made from a Vec allocates a shared header
+        // (and the original's drop then releases it again).
+        let mut value = Bytes::from(buf);
+        bytes::Buf::advance(&mut value, value_start);
+        Ok(value)
     }
 
     /// Reads the whole value record at `loc` and checks it: length as indexed, CRC, type, key.
