@@ -120,6 +120,15 @@ pub(crate) struct DataFile {
     pub retired: Arc<AtomicBool>,
 }
 
+impl std::fmt::Debug for DataFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataFile")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
 impl DataFile {
     /// A handle on data file `id`, open as `file`.
     pub fn new(id: u32, path: PathBuf, file: Box<dyn LogFile>) -> DataFile {
