@@ -119,6 +119,8 @@ fn eval_basics_and_conversions() {
             EVAL "redis.call('set', 'num', -7); return redis.call('get', 'num')" 0
             EVAL "redis.call('set', 'num', 2^63); return redis.call('get', 'num')" 0
             EVAL "redis.call('set', 'num', -2^63); return redis.call('get', 'num')" 0
+            EVAL "redis.call('set', 'num', 0/0); return redis.call('get', 'num')" 0
+            EVAL "redis.call('set', 'num', -1/0); return redis.call('get', 'num')" 0
             EVAL "return redis.pcall('hget', 'l', 'x')" 0
             EVAL "local r = redis.pcall('hget', 'l', 'x'); return type(r) .. r.err" 0
             XADD st 1-1 f v g w

@@ -246,9 +246,9 @@ unsafe fn arguments(state: *mut ffi::lua_State) -> Result<Vec<Bytes>, &'static s
 }
 
 /// A number argument's text: Lua's `%.17g`, as Redis's Lua prints it (an integral number
-/// below 1e17 as an integer).
+/// below 1e17 as an integer, `0/0` as `-nan`).
 fn number_text(n: f64) -> Bytes {
-    Bytes::from(crate::frame::format_double(n))
+    Bytes::from(super::libs::fmt_g(n, 17))
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@
 
 mod bit;
 mod capi;
+
+/// C's `%.*g` (glibc), as Lua and Redis's libraries print numbers.
+pub(crate) use capi::fmt_g;
 mod cjson;
 mod cmsgpack;
 mod structs;
