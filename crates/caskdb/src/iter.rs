@@ -51,10 +51,12 @@ struct Cursor {
     batch: usize,
     /// Set after the database reported it is closed: the error is returned once.
     failed: bool,
-    /// The file the last value was read from: the next one is most often in it too, and a
-    /// file-table lookup per value was a tenth of a range read. (Ids are never reused, so while
-    /// the index has not changed a location's file id names this very file.)
-    file: Option<Arc<DataFile>>,
+    /// The file the last value was read from, and the index's epoch when it was looked up:
+    /// the next value is most often in it too, and a file-table lookup per value was a tenth
+    /// of a range read. Kept only while the index does not change (ids are never reused, so
+    /// a location's file id then names this very file), so that the handle does not outlive
+    /// a rotation or a merge by more than the next write.
+    file: Option<(u64, Arc<DataFile>)>,
 }
 
 fn as_slice(b: &Bound<KeyBuf>) -> Bound<&[u8]> {
@@ -143,10 +145,14 @@ impl Cursor {
                 if core.expired(&loc) {
                     continue;
                 }
-                if self.file.as_ref().is_none_or(|f| f.id != loc.file_id) {
-                    self.file = core.log.files.get(loc.file_id);
+                if self
+                    .file
+                    .as_ref()
+                    .is_none_or(|(at, f)| *at != epoch || f.id != loc.file_id)
+                {
+                    self.file = core.log.files.get(loc.file_id).map(|f| (epoch, f));
                 }
-                match self.file.as_ref().map(|f| read(f, loc, &key)) {
+                match self.file.as_ref().map(|(_, f)| read(f, loc, &key)) {
                     Some(Ok(value)) => return Some(Ok((Bytes::copy_from_slice(&key), value))),
                     Some(Err(e)) => return Some(Err(e)),
                     None => {} // its file went away meanwhile: look the key up
