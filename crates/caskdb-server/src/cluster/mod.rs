@@ -163,14 +163,20 @@ async fn submit(pipeline: Arc<Pipeline>, raft: openraft::Raft<caskdb_raft::TypeC
             }
             pipeline.wake.notified().await;
         };
-        // One staged over a proposal that failed since is never submitted.
-        let failed = pipeline.state.lock().failed;
+        // One staged over a proposal that failed since is never submitted; nor one of a run
+        // given up on when this node led again in a new term (`ready_to_write`): that term's
+        // first stage did not see it, and submitted now it could still commit after writes
+        // staged without it (two INCRs answering the same number).
+        let refused: Vec<bool> = {
+            let f = pipeline.state.lock();
+            batch.iter().map(|q| f.is_tainted(q.seq)).collect()
+        };
         let mut ops = Vec::new();
         let mut notes = Vec::new();
         let mut members = Vec::with_capacity(batch.len());
-        for q in batch {
+        for (q, refused) in batch.into_iter().zip(refused) {
             let keys = q.effects.keys();
-            if failed.is_some_and(|f| f < q.seq) {
+            if refused {
                 pipeline.resolve(q.seq, keys, false);
                 let _ = q.reply.send(Err(Refused::NotLeader));
                 continue;
