@@ -202,14 +202,13 @@ impl ValueRef {
     /// As [`ValueRef::read`].
     pub fn into_bytes(self) -> Result<Bytes> {
         let (start, end) = (self.start as usize, self.end as usize);
-        match self.repr {
-            Repr::Memory(mut b) => {
-                b.truncate(end);
-                bytes::Buf::advance(&mut b, start);
-                Ok(b)
-            }
-            Repr::Stored(s) => Ok(s.file.read_value(s.loc, &s.key)?.slice(start..end)),
-        }
+        let mut b = match self.repr {
+            Repr::Memory(b) => b,
+            Repr::Stored(s) => s.file.read_value(s.loc, &s.key)?,
+        };
+        b.truncate(end);
+        bytes::Buf::advance(&mut b, start);
+        Ok(b)
     }
 
     /// The value in pieces of about `step` bytes (at least one byte), read from the file as
