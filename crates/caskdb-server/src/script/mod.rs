@@ -448,7 +448,7 @@ impl Scripts {
         // stay BUSY.
         let ended = RunEnded(self);
         let outcome = vm.run(name, funcname, keys, args, eval, call);
-        self.vm_bytes[usize::from(!eval)].store(vm.used_memory(), Ordering::Relaxed);
+        self.vm_bytes[usize::from(!eval)].store(outcome.memory, Ordering::Relaxed);
         drop(guard);
         drop(ended);
         Ran {

@@ -78,6 +78,8 @@ pub struct Outcome {
     pub reply: Frame,
     /// The run was stopped by SCRIPT KILL or a shutdown.
     pub killed: bool,
+    /// What the VM holds after the run (INFO's `used_memory_lua`).
+    pub memory: usize,
 }
 
 /// A function a library registered while it loaded.
@@ -317,6 +319,7 @@ impl Vm {
             return Outcome {
                 reply: Frame::Error("NOSCRIPT No matching script. Please use EVAL.".into()),
                 killed: false,
+                memory: self.lua.used_memory(),
             };
         };
         // (The kill switch was reset by the caller, before the script showed as running.)
@@ -324,9 +327,11 @@ impl Vm {
         // A run that left much garbage (one stopped by the memory cap leaves up to
         // SCRIPT_MEMORY) is collected now: the next run's cap counts from what the VM holds,
         // and would otherwise climb with the garbage, run after run.
-        if self.lua.used_memory() > self.collected_at.saturating_add(GARBAGE_MAX) {
+        let mut memory = self.lua.used_memory();
+        if memory > self.collected_at.saturating_add(GARBAGE_MAX) {
             let _ = self.lua.gc_collect();
-            self.collected_at = self.lua.used_memory();
+            memory = self.lua.used_memory();
+            self.collected_at = memory;
         }
         let killed = self.kill.swap(false, Ordering::Relaxed);
         let reply = match result {
@@ -336,7 +341,11 @@ impl Vm {
                 error_chain_text(&e)
             )),
         };
-        Outcome { reply, killed }
+        Outcome {
+            reply,
+            killed,
+            memory,
+        }
     }
 
     /// Runs `f` as EVAL (`keys` and `args` as the globals KEYS and ARGV) or as a function
