@@ -67,7 +67,7 @@ impl Slot {
         if p.is_null() {
             return None;
         }
-        // SAFETY: `p` was stored by `Vm::run_scoped` from a `&mut &mut Call` that outlives the
+        // SAFETY: `p` was stored by `Vm::run_lent` from a `&mut &mut Call` that outlives the
         // run, and is cleared (by `Lent`'s drop) before that borrow ends. It is taken out of
         // the slot for the duration of `f`, so no second `&mut` to it can exist; the VM is used
         // by one thread at a time (its owner holds the VM's mutex for the whole run).

@@ -70,7 +70,8 @@ pub fn settle(frame: &mut Frame, resp3: bool, depth: usize) -> Result<(), String
 /// this order: `#t` over nils and the order `pairs` takes depend on it.
 ///
 /// # Safety
-/// Runs in a protected call (`lua_cpcall`): it raises Lua errors (memory, nesting too deep).
+/// Runs in a protected call (`lua_pcall`, `call.rs`): it raises Lua errors (memory, nesting
+/// too deep).
 /// Allocates nothing on the Rust side, so such an error skips nothing to drop.
 pub unsafe fn push_reply(state: *mut ffi::lua_State, frame: &Frame, resp3: bool, depth: usize) {
     // SAFETY: the stack is grown before each level's pushes; every pointer and length comes
